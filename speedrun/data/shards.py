@@ -1,0 +1,116 @@
+"""The speedrun token shard format (same as llm.c / modded-nanogpt FineWeb shards).
+
+A shard is 256 little-endian int32 header values -- [0] magic 20240520, [1] version 1, [2] token count, the
+rest 0 -- followed by that many little-endian uint16 tokens. Everything in speedrun that touches a `.bin`
+file goes through `read_shard` / `write_shard` / `shard_header`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+MAGIC = 20240520
+VERSION = 1
+HEADER_INTS = 256
+HEADER_BYTES = HEADER_INTS * 4
+TOKEN_DTYPE = np.dtype("<u2")
+MAX_TOKEN = np.iinfo(np.uint16).max
+
+
+class ShardError(ValueError):
+    """A shard file is missing, truncated or not in the speedrun format. The message names the file."""
+
+
+def shard_header(path: str | os.PathLike) -> int:
+    """Validate the header and size of the shard at `path`; return its token count."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ShardError(f"{path}: no such shard file") from None
+    if path.is_dir():
+        raise ShardError(f"{path}: is a directory, not a shard file")
+    if size < HEADER_BYTES:
+        raise ShardError(f"{path}: {size} bytes is shorter than the {HEADER_BYTES}-byte shard header")
+    header = np.fromfile(path, dtype="<i4", count=HEADER_INTS)
+    if header[0] != MAGIC:
+        raise ShardError(f"{path}: bad magic {int(header[0])} (expected {MAGIC}); not a speedrun token shard")
+    if header[1] != VERSION:
+        raise ShardError(f"{path}: unsupported shard version {int(header[1])} (expected {VERSION})")
+    count = int(header[2])
+    if count < 0:
+        raise ShardError(f"{path}: negative token count {count} in header")
+    expected = HEADER_BYTES + count * TOKEN_DTYPE.itemsize
+    if size != expected:
+        what = "truncated" if size < expected else "has trailing bytes"
+        raise ShardError(
+            f"{path}: {what}: header declares {count:,} tokens ({expected:,} bytes) but the file has {size:,} bytes"
+        )
+    return count
+
+
+def read_shard(path: str | os.PathLike) -> np.ndarray:
+    """Memory-map the tokens of a validated shard (read-only uint16 array; no copy is made)."""
+    count = shard_header(path)
+    if count == 0:
+        return np.zeros(0, dtype=TOKEN_DTYPE)
+    return np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(count,))
+
+
+def write_shard(path: str | os.PathLike, tokens) -> Path:
+    """Write `tokens` as a shard at `path` atomically: a temp file in the same folder, then a rename.
+
+    A crash or an error leaves either the old file or no file, never a half-written shard.
+    """
+    path = Path(path)
+    arr = np.asarray(tokens)
+    if arr.ndim != 1:
+        raise ValueError(f"tokens must be 1-D, got shape {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() > MAX_TOKEN):
+        raise ValueError(f"token ids must lie in [0, {MAX_TOKEN}] to fit uint16")
+    header = np.zeros(HEADER_INTS, dtype="<i4")
+    header[0], header[1], header[2] = MAGIC, VERSION, arr.size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header.tobytes())
+            f.write(arr.astype(TOKEN_DTYPE, copy=False).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a shard is ordinary data
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve_shards(pattern: str | os.PathLike | list) -> list[Path]:
+    """Expand a file, a folder (its `*.bin`), a glob, or a list of those into sorted shard paths.
+
+    Raises ShardError naming the pattern when nothing matches, so a typo never trains on nothing.
+    """
+    if isinstance(pattern, (list, tuple)):
+        out: list[Path] = []
+        for p in pattern:
+            out.extend(resolve_shards(p))
+        return out
+    p = Path(os.path.expanduser(str(pattern)))
+    if p.is_dir():
+        files = sorted(p.glob("*.bin"))
+    elif any(ch in str(p) for ch in "*?["):
+        anchor = Path(p.anchor) if p.is_absolute() else Path(".")
+        rel = p.relative_to(p.anchor) if p.is_absolute() else p
+        files = sorted(f for f in anchor.glob(str(rel)) if f.is_file())
+    elif p.exists():
+        files = [p]
+    else:
+        raise ShardError(f"{pattern}: no such file or folder")
+    if not files:
+        raise ShardError(f"{pattern}: matches no shard files")
+    return files

@@ -1,0 +1,124 @@
+"""Token batches per rank and accumulation step, read in order from shards.
+
+One optimiser step consumes `batch_tokens` contiguous tokens of the stream. They are cut into
+`world_size x accum` rows of `seq_len` tokens; the row of rank r at micro-step m is row m * world_size + r,
+and it reads `seq_len + 1` tokens (inputs = first seq_len, targets = the same shifted by one). So the same
+recipe trains on the same tokens whatever the number of ranks. When the current shard has fewer than
+`batch_tokens + 1` tokens left, the stream moves to the next shard (sorted by name); a train stream may loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speedrun.data.shards import ShardError, read_shard, resolve_shards, shard_header
+
+
+@dataclass
+class StreamPosition:
+    """Where a stream stands: shard index in its file list, token offset in it, passes completed."""
+
+    shard: int = 0
+    offset: int = 0
+    passes: int = 0
+
+
+def row_index(micro_step: int, rank: int, world_size: int) -> int:
+    """Which row of a step's batch a rank reads at a micro-step."""
+    return micro_step * world_size + rank
+
+
+class BatchStream:
+    def __init__(self, files, batch_tokens: int, seq_len: int, rank: int = 0, world_size: int = 1,
+                 loop: bool = False, device: str | torch.device = "cpu", position: StreamPosition | None = None):
+        self.files: list[Path] = resolve_shards(files)
+        if batch_tokens % (seq_len * world_size):
+            raise ValueError(f"batch of {batch_tokens} tokens is not a whole number of {world_size} x {seq_len}-token rows")
+        self.batch_tokens, self.seq_len, self.rank, self.world_size = batch_tokens, seq_len, rank, world_size
+        self.accum = batch_tokens // (seq_len * world_size)
+        self.loop, self.device = loop, torch.device(device)
+        self.position = position or StreamPosition()
+        self._tokens = None
+        self._tokens_shard = -1
+        usable = [shard_header(f) > batch_tokens for f in self.files]  # validates every header up front
+        if not any(usable):
+            raise ShardError(
+                f"{self.files[0].parent}: no shard holds more than one batch of {batch_tokens:,} tokens "
+                f"(largest: {max(shard_header(f) for f in self.files):,})"
+            )
+
+    def _shard_tokens(self) -> np.ndarray:
+        if self._tokens_shard != self.position.shard:
+            self._tokens = read_shard(self.files[self.position.shard])
+            self._tokens_shard = self.position.shard
+        return self._tokens
+
+    def _advance_to_fit(self) -> np.ndarray:
+        """Move to the next shard (looping if allowed) until the current one has a whole batch + 1 left."""
+        for _ in range(2 * len(self.files) + 1):
+            tokens = self._shard_tokens()
+            if self.position.offset + self.batch_tokens + 1 <= len(tokens):
+                return tokens
+            self.position.shard += 1
+            self.position.offset = 0
+            if self.position.shard == len(self.files):
+                if not self.loop:
+                    raise StopIteration
+                self.position.shard = 0
+                self.position.passes += 1
+        raise ShardError("no shard holds a whole batch")  # pragma: no cover (checked in __init__)
+
+    def next_rows(self) -> list[tuple[int, int]]:
+        """(shard, start offset) of this rank's rows for the next step, in micro-step order; advances the stream."""
+        self._advance_to_fit()
+        base = self.position.offset
+        rows = [(self.position.shard, base + row_index(m, self.rank, self.world_size) * self.seq_len)
+                for m in range(self.accum)]
+        self.position.offset += self.batch_tokens
+        return rows
+
+    def next_step(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's (inputs int32, targets int64) pairs for the next optimiser step, one per micro-step."""
+        rows = self.next_rows()
+        tokens = self._shard_tokens()
+        out = []
+        for _, start in rows:
+            buf = torch.from_numpy(np.array(tokens[start: start + self.seq_len + 1], dtype=np.int32))
+            if self.device.type == "cuda":
+                buf = buf.pin_memory().to(self.device, non_blocking=True)
+            out.append((buf[:-1], buf[1:].long()))
+        return out
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.next_step()
+
+
+def check_val_size(files, val_tokens: int, val_seq_len: int, world_size: int = 1) -> None:
+    """Raise ShardError (one line, naming the files) unless the val files hold `val_tokens` positions."""
+    for _ in val_batches(files, val_tokens, val_seq_len, 0, world_size, read=False):
+        pass
+
+
+def val_batches(files, val_tokens: int, val_seq_len: int, rank: int = 0, world_size: int = 1,
+                device: str | torch.device = "cpu", read: bool = True):
+    """This rank's validation rows, read from the start of the val stream every time it is called."""
+    per_step = world_size * val_seq_len
+    if val_tokens % per_step:
+        raise ValueError(f"val_tokens={val_tokens} is not a multiple of world size x val_seq_len = {per_step}")
+    stream = BatchStream(files, per_step, val_seq_len, rank, world_size, loop=False, device=device)
+    for _ in range(val_tokens // per_step):
+        try:
+            pair = stream.next_step()[0] if read else stream.next_rows()
+        except StopIteration:
+            raise ShardError(
+                f"{stream.files[-1]}: the validation files end before {val_tokens:,} tokens "
+                f"(batches of {per_step:,}); lower val_tokens"
+            ) from None
+        yield pair

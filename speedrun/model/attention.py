@@ -1,0 +1,131 @@
+"""Attention masking: document-causal + block-granular sliding windows, expressed once, two back-ends.
+
+The rule (what a position may see): query q sees key k iff k <= q, both lie in the same document, and
+block(q) - block(k) < w, with blocks of `block_size` tokens and w the window in blocks. It is realised at block
+granularity as FlexAttention does it: for each query block, a list of *full* key blocks (every pair allowed,
+no per-token check) and a list of *partial* key blocks (checked token by token with `document_causal`),
+both ordered nearest first and truncated to the window. `BlockLists` computes those lists once per sequence;
+`flex_block_mask` turns them into a FlexAttention BlockMask (GPU path) and `dense_mask` into a (T, T) boolean
+mask for `scaled_dot_product_attention` (CPU path). `reference_mask` states the rule directly, for tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from speedrun.data.tokenizer import EOT
+
+
+def document_ids(tokens: Tensor) -> Tensor:
+    """Document index of every position: the count of <|endoftext|> up to and including it."""
+    return (tokens == EOT).cumsum(0)
+
+
+def window_blocks_per_layer(pattern: str, long_blocks: int) -> list[int]:
+    """Per-layer window in blocks: 'L' = long, 'S' = half the long window (at least one block)."""
+    return [long_blocks if c == "L" else max(1, long_blocks // 2) for c in pattern]
+
+
+@dataclass
+class BlockLists:
+    """Per query block, the key blocks that are partially / fully visible, nearest first (FlexAttention layout)."""
+
+    partial_num: Tensor  # (nb,) int32
+    partial_idx: Tensor  # (nb, nb) int32, row i: candidate key blocks, highest index first
+    full_num: Tensor
+    full_idx: Tensor
+    docs: Tensor  # (T,) document id per position, for the token-level check in partial blocks
+    block_size: int
+
+    @staticmethod
+    def build(tokens: Tensor, block_size: int) -> "BlockLists":
+        T = tokens.numel()
+        if T % block_size:
+            raise ValueError(f"sequence length {T} is not a multiple of the attention block size {block_size}")
+        docs = document_ids(tokens)
+        nb = T // block_size
+        blk = torch.arange(nb, dtype=torch.int32, device=tokens.device)
+        causal_any = blk[:, None] >= blk  # some pair (q, k) with k <= q
+        causal_all = blk[:, None] > blk  # every pair causal: strictly earlier block
+        docs_low = docs.view(nb, block_size)[:, 0].contiguous()
+        docs_high = docs.view(nb, block_size)[:, -1].contiguous()
+        doc_any = (docs_low[:, None] <= docs_high) & (docs_high[:, None] >= docs_low)  # document ranges overlap
+        doc_all = (docs_low[:, None] == docs_high) & (docs_high[:, None] == docs_low)  # both blocks one document
+        any_ = causal_any & doc_any
+        all_ = causal_all & doc_all
+        p_num, p_idx = _ordered(any_ & ~all_)
+        f_num, f_idx = _ordered(all_)
+        return BlockLists(p_num, p_idx, f_num, f_idx, docs, block_size)
+
+    def truncated(self, window_blocks: int | Tensor) -> tuple[Tensor, Tensor]:
+        """(partial_num, full_num) after keeping only the nearest blocks of a `window_blocks` window.
+
+        At most w-1 full blocks; partial blocks fill the rest of the window, at least one (the diagonal).
+        """
+        full = torch.clamp_max(self.full_num, window_blocks - 1)
+        partial = torch.clamp_max(self.partial_num, torch.clamp_min(window_blocks - self.full_num, 1))
+        return partial, full
+
+    def document_causal(self, b, h, q_idx, kv_idx):
+        """FlexAttention mask_mod: the token-level rule inside partial blocks."""
+        return (q_idx >= kv_idx) & (self.docs[q_idx] == self.docs[kv_idx])
+
+
+def _ordered(dense: Tensor) -> tuple[Tensor, Tensor]:
+    """Dense (nb, nb) block matrix -> (count per row, column indices with the True ones first, highest first)."""
+    num = dense.sum(dim=-1, dtype=torch.int32)
+    idx = dense.argsort(dim=-1, descending=False, stable=True).flip(-1).to(torch.int32)
+    return num.contiguous(), idx.contiguous()
+
+
+def flex_block_mask(lists: BlockLists, window_blocks: int | Tensor):
+    """FlexAttention BlockMask for one window size (GPU back-end)."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    partial, full = lists.truncated(window_blocks)
+    return BlockMask.from_kv_blocks(
+        partial[None, None], lists.partial_idx[None, None], full[None, None], lists.full_idx[None, None],
+        BLOCK_SIZE=lists.block_size, mask_mod=lists.document_causal,
+    )
+
+
+def dense_mask(lists: BlockLists, window_blocks: int) -> Tensor:
+    """(T, T) boolean mask from the same block lists (CPU back-end): full blocks wholly, partial ones per token."""
+    partial, full = lists.truncated(window_blocks)
+    nb = lists.partial_idx.shape[0]
+    rank = torch.arange(nb, device=partial.device)
+    full_sel = _scatter_rows(lists.full_idx, rank[None, :] < full[:, None], nb)
+    partial_sel = _scatter_rows(lists.partial_idx, rank[None, :] < partial[:, None], nb)
+    bs = lists.block_size
+    expand = lambda m: m.repeat_interleave(bs, 0).repeat_interleave(bs, 1)
+    T = nb * bs
+    pos = torch.arange(T, device=partial.device)
+    token_rule = (pos[:, None] >= pos[None, :]) & (lists.docs[:, None] == lists.docs[None, :])
+    return expand(full_sel) | (expand(partial_sel) & token_rule)
+
+
+def _scatter_rows(idx: Tensor, keep: Tensor, nb: int) -> Tensor:
+    out = torch.zeros(nb, nb, dtype=torch.bool, device=idx.device)
+    return out.scatter_(1, idx.long(), keep)
+
+
+def reference_mask(tokens: Tensor, window_blocks: int, block_size: int) -> Tensor:
+    """The rule stated directly (for tests): causal, same document, block distance < window."""
+    T = tokens.numel()
+    docs = document_ids(tokens)
+    pos = torch.arange(T, device=tokens.device)
+    blk = pos // block_size
+    return (
+        (pos[:, None] >= pos[None, :])
+        & (docs[:, None] == docs[None, :])
+        & (blk[:, None] - blk[None, :] < window_blocks)
+    )
+
+
+def dense_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
+    """Reference attention: q, k, v (B, H, T, D); mask (T, T) boolean."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)

@@ -1,0 +1,91 @@
+"""FP8 matmul for the head as a custom op with its own backward (record-21 scaling).
+
+Forward: x * x_s -> e4m3, w * w_s -> e4m3, `_scaled_mm` with inverse scales, bf16 out.
+Backward: grad * grad_s -> e5m2; grad_x = grad @ w (bf16), grad_w = x^T @ grad (fp32).
+Needs a GPU with FP8 tensor cores (compute capability >= 8.9). `fp8_reference` is the same arithmetic in
+plain float32 matmuls (inputs rounded through the FP8 formats), the CPU-checkable reference.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def fp8_supported(device: torch.device | str | None = None) -> bool:
+    if not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability(device) >= (8, 9)
+
+
+@torch.library.custom_op("speedrun::fp8_mm", mutates_args=())
+def fp8_mm(x: Tensor, w: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor, Tensor]:
+    """x (N, K) bf16/fp32 contiguous, w (M, K) -> (x @ w.T in bf16, x_f8, w_f8)."""
+    assert x.is_contiguous() and w.is_contiguous()
+    x_f8 = x.mul(x_s).to(torch.float8_e4m3fn)
+    w_f8 = w.mul(w_s).to(torch.float8_e4m3fn)
+    out = torch._scaled_mm(
+        x_f8, w_f8.T, out_dtype=torch.bfloat16,
+        scale_a=x.new_tensor(1 / x_s, dtype=torch.float32), scale_b=x.new_tensor(1 / w_s, dtype=torch.float32),
+        use_fast_accum=True,
+    )
+    return out, x_f8, w_f8
+
+
+@fp8_mm.register_fake
+def _(x, w, x_s, w_s, grad_s):
+    assert x.ndim == w.ndim == 2 and x.shape[1] == w.shape[1]
+    return (x.new_empty(x.shape[0], w.shape[0], dtype=torch.bfloat16),
+            x.to(torch.float8_e4m3fn), w.to(torch.float8_e4m3fn))
+
+
+@torch.library.custom_op("speedrun::fp8_mm_backward", mutates_args=())
+def fp8_mm_backward(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor]:
+    g = g.contiguous()
+    one = lambda s: g.new_tensor(1 / s, dtype=torch.float32)
+    g_f8 = g.mul(grad_s).to(torch.float8_e5m2)
+    grad_x = torch._scaled_mm(g_f8, w_f8.T.contiguous().T, out_dtype=torch.bfloat16,
+                              scale_a=one(grad_s), scale_b=one(w_s), use_fast_accum=False)
+    # (K, N) @ (N, M) -> (K, M) row-major; its transpose is the (M, K) weight gradient, column-major.
+    grad_w = torch._scaled_mm(x_f8.T.contiguous(), g_f8.T.contiguous().T, out_dtype=torch.float32,
+                              scale_a=one(x_s), scale_b=one(grad_s), use_fast_accum=False).T
+    return grad_x, grad_w
+
+
+@fp8_mm_backward.register_fake
+def _(g, x_f8, w_f8, x_s, w_s, grad_s):
+    # Strides must match the real op: grad_w is the transpose of a row-major (K, M) matrix.
+    return x_f8.to(torch.bfloat16), w_f8.T.contiguous().T.to(torch.float32)
+
+
+def _setup_context(ctx, inputs, output):
+    _, _, x_s, w_s, grad_s = inputs
+    _, x_f8, w_f8 = output
+    ctx.save_for_backward(x_f8, w_f8)
+    ctx.scales = (x_s, w_s, grad_s)
+    ctx.set_materialize_grads(False)
+
+
+def _backward(ctx, grad_out, *_):
+    x_f8, w_f8 = ctx.saved_tensors
+    grad_x, grad_w = torch.ops.speedrun.fp8_mm_backward(grad_out, x_f8, w_f8, *ctx.scales)
+    return grad_x, grad_w, None, None, None
+
+
+fp8_mm.register_autograd(_backward, setup_context=_setup_context)
+
+
+def fp8_linear(x: Tensor, w: Tensor, x_s: float, w_s: float, grad_s: float) -> Tensor:
+    """y = x @ w.T through the FP8 op, for x of any leading shape."""
+    out = torch.ops.speedrun.fp8_mm(x.flatten(0, -2).contiguous(), w, x_s, w_s, grad_s)[0]
+    return out.view(*x.shape[:-1], w.shape[0])
+
+
+def fp8_round(t: Tensor, scale: float, dtype: torch.dtype) -> Tensor:
+    """t rounded through an FP8 format at `scale`, back in float32 (what the FP8 op multiplies)."""
+    return t.float().mul(scale).to(dtype).float().div(scale)
+
+
+def fp8_reference(x: Tensor, w: Tensor, x_s: float, w_s: float) -> Tensor:
+    """Forward of `fp8_mm` in float32 arithmetic on FP8-rounded inputs (runs anywhere)."""
+    return fp8_round(x, x_s, torch.float8_e4m3fn) @ fp8_round(w, w_s, torch.float8_e4m3fn).T

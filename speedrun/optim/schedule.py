@@ -1,0 +1,25 @@
+"""Schedules of a run, as pure functions of the step: lr multiplier, Muon momentum, attention window."""
+
+from __future__ import annotations
+
+import math
+
+
+def lr_multiplier(step: int, steps: int, cooldown_frac: float, min_frac: float) -> float:
+    """1.0 for the first (1 - cooldown_frac) of the steps, then linear down to min_frac at the end."""
+    x = step / steps
+    if x < 1 - cooldown_frac:
+        return 1.0
+    w = (1 - x) / cooldown_frac
+    return w * 1.0 + (1 - w) * min_frac
+
+
+def muon_momentum(step: int, start: float, end: float, warmup_steps: int) -> float:
+    """Linear warm-up of Muon's momentum from `start` to `end` over `warmup_steps` steps."""
+    frac = min(step / warmup_steps, 1.0) if warmup_steps > 0 else 1.0
+    return (1 - frac) * start + frac * end
+
+
+def long_window_blocks(step: int, steps: int, ramp_tokens: int, block_size: int) -> int:
+    """Long attention window at `step` of `steps`, in blocks: ceil(ramp * s / N / block), at least one block."""
+    return max(1, math.ceil(ramp_tokens * step / steps / block_size))

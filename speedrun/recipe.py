@@ -1,0 +1,268 @@
+"""Recipes as data: a flat dataclass of every number a run needs, loaded from TOML by name or path.
+
+`load_recipe("record21", overrides=["steps=200"])` reads `speedrun/recipes/record21.toml` (following its
+`base = "..."` chain), applies `key=value` overrides, type-checks every field and checks the combinations.
+Any problem raises RecipeError with a one-line message naming the file or the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import sys
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+RECIPE_DIR = Path(__file__).parent / "recipes"
+
+
+class RecipeError(ValueError):
+    """A recipe file, name, field or value is wrong. The message is one line and names the culprit."""
+
+
+@dataclass
+class Recipe:
+    """Every field is required: record21.toml states them all; other recipes name it as `base`."""
+
+    # --- data -------------------------------------------------------------------------------------
+    train_files: str  # file, folder, glob, or "demo" (the corpus bundled in the package)
+    val_files: str
+    val_tokens: int  # positions scored at each validation
+    train_loop: bool  # start the train stream again from its first shard when it runs out
+
+    # --- model --------------------------------------------------------------------------------------
+    vocab_size: int
+    vocab_multiple: int  # the head's output is padded to a multiple of this
+    num_layers: int
+    model_dim: int
+    num_heads: int
+    head_dim: int
+    mlp_hidden: int
+    value_embeds: int  # tables used by the first and again by the last `value_embeds` layers
+    no_attn_layers: list[int]
+    window_pattern: str  # per layer: L = long window, S = short (half) window
+    attn_scale: float
+    rotary_base: float  # frequencies (1/base) ** linspace(0, 1, head_dim/4), then head_dim/4 zeros
+    logit_cap: float  # logits = cap * sigmoid(raw / cap_div)
+    logit_cap_div: float
+    fp8_head: bool  # FP8 head matmul in training (GPU with compute capability >= 8.9 only)
+    fp8_x_scale: float
+    fp8_w_scale: float
+    fp8_grad_scale: float
+
+    # --- attention windows -------------------------------------------------------------------------------
+    attn_block_size: int
+    window_ramp_tokens: int  # long window at step s of N: block * ceil(ramp * s / N / block), >= 1 block
+
+    # --- batch ------------------------------------------------------------------------------------------
+    batch_tokens: int  # global tokens per optimiser step (all ranks, all accumulation steps)
+    seq_len: int  # tokens per rank per micro-step (one row)
+    val_seq_len: int  # tokens per rank per validation batch
+
+    # --- optimisation -------------------------------------------------------------------------------------
+    steps: int
+    adam_betas: list[float]
+    adam_eps: float
+    lr_head: float
+    lr_embed: float
+    lr_scalar: float
+    muon_lr: float
+    muon_momentum: float
+    muon_momentum_start: float
+    muon_momentum_warmup_steps: int
+    ns_steps: int
+    ns_coefficients: list[float]
+    cooldown_frac: float
+    min_lr_frac: float
+
+    # --- loop -----------------------------------------------------------------------------------------------
+    val_every: int  # 0: only at the end (step 0 is always validated when > 0)
+    warmup_steps: int  # untimed kernel warm-up steps, then model and optimisers are restored
+    seed: int
+    device: str  # auto | cuda | cpu
+    compile: str  # auto (on for cuda) | on | off
+    gpu_only: bool  # refuse to run on CPU unless --device cpu is forced
+    sample_tokens: int  # after training, print a sample of this many tokens (0: none)
+    sample_prompt: str
+    name: str = ""
+    description: str = ""
+
+    # ---------------------------------------------------------------------------------------------------------
+    @property
+    def padded_vocab(self) -> int:
+        return math.ceil(self.vocab_size / self.vocab_multiple) * self.vocab_multiple
+
+    def value_embed_layer(self, layer: int) -> int | None:
+        """Which value-embedding table `layer` uses: first k layers use 0..k-1, last k layers again 0..k-1."""
+        k = self.value_embeds
+        if layer < k:
+            return layer
+        if layer >= self.num_layers - k:
+            return layer - (self.num_layers - k)
+        return None
+
+    def grad_accum_steps(self, world_size: int) -> int:
+        per_micro = world_size * self.seq_len
+        if self.batch_tokens % per_micro:
+            raise RecipeError(
+                f"batch_tokens={self.batch_tokens} is not divisible by world size {world_size} x seq_len "
+                f"{self.seq_len} = {per_micro}"
+            )
+        return self.batch_tokens // per_micro
+
+    def val_batches(self, world_size: int) -> int:
+        """Validation batches per rank (each of val_seq_len tokens)."""
+        per_step = world_size * self.val_seq_len
+        if self.val_tokens % per_step:
+            raise RecipeError(
+                f"val_tokens={self.val_tokens} is not divisible by world size {world_size} x val_seq_len "
+                f"{self.val_seq_len} = {per_step}"
+            )
+        return self.val_tokens // per_step
+
+    def check(self) -> "Recipe":
+        """Check combinations that no single type can; raise RecipeError naming the field."""
+        def need(cond, msg):
+            if not cond:
+                raise RecipeError(f"recipe {self.name or '?'}: {msg}")
+
+        for f in ("vocab_size", "num_layers", "model_dim", "num_heads", "head_dim", "mlp_hidden", "seq_len",
+                  "val_seq_len", "batch_tokens", "val_tokens", "attn_block_size", "vocab_multiple"):
+            need(getattr(self, f) > 0, f"{f} must be positive")
+        need(self.steps >= 1, "steps must be >= 1")
+        need(self.num_layers % 2 == 0, f"num_layers={self.num_layers} must be even (U-net skips pair layers)")
+        need(len(self.window_pattern) == self.num_layers,
+             f"window_pattern has {len(self.window_pattern)} entries for num_layers={self.num_layers}")
+        need(set(self.window_pattern) <= {"L", "S"}, "window_pattern may hold only 'L' and 'S'")
+        need(2 * self.value_embeds <= self.num_layers, f"value_embeds={self.value_embeds} needs >= 2x as many layers")
+        need(all(0 <= i < self.num_layers for i in self.no_attn_layers), "no_attn_layers must name existing layers")
+        need(self.head_dim % 4 == 0, f"head_dim={self.head_dim} must be a multiple of 4 (half-truncated rotary)")
+        for f in ("seq_len", "val_seq_len"):
+            need(getattr(self, f) % self.attn_block_size == 0,
+                 f"{f}={getattr(self, f)} must be a multiple of attn_block_size={self.attn_block_size}")
+        final_window = math.ceil(self.window_ramp_tokens / self.attn_block_size) * self.attn_block_size
+        need(self.window_ramp_tokens > 0, "window_ramp_tokens must be positive")
+        need(final_window <= self.seq_len,
+             f"window_ramp_tokens={self.window_ramp_tokens} gives a final window of {final_window} tokens, "
+             f"longer than seq_len={self.seq_len}")
+        need(self.batch_tokens % self.seq_len == 0,
+             f"batch_tokens={self.batch_tokens} must be a multiple of seq_len={self.seq_len}")
+        need(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas), "adam_betas must be two values in [0, 1)")
+        need(len(self.ns_coefficients) == 3, "ns_coefficients must be three numbers (a, b, c)")
+        need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
+        need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
+        need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
+        need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
+
+
+def _coerce(key: str, value, source: str):
+    """Convert `value` (from TOML or a --set string) to the field's type, or raise RecipeError."""
+    if key not in FIELDS:
+        close = difflib.get_close_matches(key, FIELDS, n=3)
+        hint = f"did you mean {' or '.join(close)}?" if close else "`speedrun train --dry-run` lists the fields"
+        raise RecipeError(f"{source}: unknown recipe key {key!r} ({hint})")
+    hint = typing.get_type_hints(Recipe)[key]
+    origin = typing.get_origin(hint)
+    if isinstance(value, str) and (hint is not str or value[:1] in "\"'" and value[-1:] == value[:1] and len(value) > 1):
+        try:
+            value = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            raise RecipeError(f"{source}: {key}={value!r} is not a valid {_type_name(hint)}") from None
+    try:
+        if hint is bool:
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if hint is int:
+            if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+                raise TypeError
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError
+            return float(value)
+        if hint is str:
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+        if origin is list:
+            (item,) = typing.get_args(hint)
+            if not isinstance(value, list):
+                raise TypeError
+            return [_coerce_item(item, v) for v in value]
+    except TypeError:
+        raise RecipeError(f"{source}: {key}={value!r} is not a valid {_type_name(hint)}") from None
+    raise RecipeError(f"{source}: field {key} has an unsupported type")  # pragma: no cover
+
+
+def _coerce_item(item_type, v):
+    if item_type is float and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if item_type is int and isinstance(v, int) and not isinstance(v, bool):
+        return v
+    raise TypeError
+
+
+def _type_name(hint) -> str:
+    return getattr(hint, "__name__", str(hint).replace("typing.", ""))
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
+
+
+def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = RECIPE_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise RecipeError(f"unknown recipe {name_or_path!r} (known: {', '.join(recipe_names())}; or give a .toml path)")
+    elif not path.exists():
+        raise RecipeError(f"{path}: no such recipe file")
+    if str(path.resolve()) in seen:
+        raise RecipeError(f"{path}: recipe base chain loops")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{path}: not valid TOML: {e}") from None
+    base = data.pop("base", None)
+    values = {k: _coerce(k, v, str(path)) for k, v in data.items()}
+    if base is not None:
+        merged = _read_toml(base if not base.endswith(".toml") else str(path.parent / base), seen + (str(path.resolve()),))
+        merged.pop("name", None)
+        merged.pop("description", None)
+        merged.update(values)
+        values = merged
+    values.setdefault("name", path.stem)
+    return values
+
+
+def load_recipe(name_or_path: str = "tiny", overrides: list[str] | dict | None = None) -> Recipe:
+    values = _read_toml(name_or_path)
+    if isinstance(overrides, dict):
+        for k, v in overrides.items():
+            values[k] = _coerce(k, v, "override")
+    else:
+        for item in overrides or []:
+            if "=" not in item:
+                raise RecipeError(f"--set {item!r}: expected key=value")
+            k, v = item.split("=", 1)
+            values[k.strip()] = _coerce(k.strip(), v.strip(), f"--set {k.strip()}")
+    missing = [f for f, spec in FIELDS.items() if f not in values and spec.default is dataclasses.MISSING]
+    if missing:
+        raise RecipeError(f"recipe {name_or_path}: missing field(s) {', '.join(missing)} (add them or set base = \"record21\")")
+    return Recipe(**values).check()

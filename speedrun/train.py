@@ -1,0 +1,379 @@
+"""The training loop: device plan, model and optimisers, untimed warm-up + restore, timed steps, validation.
+
+Runs as one process (CPU or one GPU) or as one rank of a torchrun launch (NCCL on GPU, gloo on CPU): ranks
+average gradients before the optimisers step, and only rank 0 prints and writes the run log.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+
+from speedrun.data.demo import data_files
+from speedrun.data.stream import BatchStream, check_val_size, val_batches
+from speedrun.model.fp8 import fp8_supported
+from speedrun.model.gpt import GPT
+from speedrun.optim.muon import Muon
+from speedrun.optim.schedule import long_window_blocks, lr_multiplier, muon_momentum
+from speedrun.recipe import Recipe, RecipeError
+from speedrun.runlog import RunLog
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (non-finite loss, no GPU for a GPU-only recipe, ...). One-line message."""
+
+
+@dataclass
+class Plan:
+    """Where and how a recipe runs; printed by --dry-run and logged."""
+
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    attention: str = "dense"  # flex | dense
+    fp8_head: bool = False
+    compile: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def describe(self, r: Recipe) -> str:
+        accum = r.grad_accum_steps(self.world_size)
+        dtype = "bfloat16 activations and embeddings" if self.device.type == "cuda" else "float32 throughout"
+        lines = [
+            f"device: {self.device.type} x {self.world_size} rank(s)"
+            + (f" ({torch.cuda.get_device_name(self.device)})" if torch.cuda.is_available() and self.device.type == "cuda" else ""),
+            f"batch: {r.batch_tokens:,} tokens/step = {self.world_size} rank(s) x {accum} accumulation step(s) x "
+            f"{r.seq_len:,} tokens",
+            f"attention: {'FlexAttention block masks' if self.attention == 'flex' else 'dense boolean mask + SDPA'}",
+            f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}",
+            f"precision: {dtype}",
+            f"torch.compile: {'on' if self.compile else 'off'}",
+        ]
+        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+
+
+def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False) -> Plan:
+    """Decide device, ranks, attention back-end, FP8 and compile, refusing impossible plans before any work.
+
+    With `dry_run`, a GPU plan is described even where no GPU is visible instead of refusing.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    has_gpu = torch.cuda.is_available()
+    want = force_device or r.device
+    if want == "auto":
+        want = "cuda" if has_gpu or (dry_run and r.gpu_only) else "cpu"
+    notes = []
+    if want == "cuda" and not has_gpu:
+        if not dry_run:
+            why = "is GPU-only" if r.gpu_only else "asks for device cuda"
+            raise TrainingError(f"recipe {r.name} {why} and no CUDA GPU is visible; "
+                                f"use --device cpu to force a (very slow) CPU run")
+        notes.append("no CUDA GPU is visible here: this is the plan on a CUDA GPU (training here would refuse)")
+    if want == "cpu" and r.gpu_only and force_device != "cpu":
+        raise TrainingError(f"recipe {r.name} is GPU-only; use --device cpu to force a (very slow) CPU run")
+    device = torch.device("cuda", local_rank) if want == "cuda" else torch.device("cpu")
+    plan = Plan(device, rank, world_size, local_rank, notes=notes)
+    r.grad_accum_steps(world_size)  # raises RecipeError if the batch does not divide
+    if device.type == "cuda":
+        plan.attention = "flex"
+        plan.compile = r.compile != "off"
+        fp8_ok = fp8_supported(device) if has_gpu else True
+        if r.fp8_head and not fp8_ok:
+            plan.notes.append("this GPU has no FP8 tensor cores (compute capability < 8.9): the head runs in bf16")
+        plan.fp8_head = r.fp8_head and fp8_ok
+    else:
+        plan.compile = r.compile == "on"
+        plan.notes.append("Newton-Schulz runs in float32 on CPU (bfloat16 matmuls are several times slower there)")
+        if r.fp8_head:
+            plan.notes.append("FP8 head needs a GPU: the head runs in float32 on CPU")
+    return plan
+
+
+def keep_large_allocations() -> None:
+    """Keep big freed CPU buffers in the heap instead of returning them to the OS (glibc only).
+
+    A CPU step allocates and frees several (T x vocab) float32 buffers; by default glibc maps each afresh and
+    the kernel zero-fills every page again, which doubled the tiny recipe's step time on a 2-core machine.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: serve allocations up to 1 GiB from the heap
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: keep up to 1 GiB of freed heap
+    except (OSError, AttributeError):
+        pass
+
+
+def build_model(r: Recipe, plan: Plan) -> GPT:
+    torch.manual_seed(r.seed)
+    model = GPT(r, attention=plan.attention)
+    if not plan.fp8_head:
+        model.lm_head.fp8_scales = None
+    model = model.to(plan.device)
+    if plan.device.type == "cuda":
+        for table in [model.embed, *model.value_embeds]:
+            table.bfloat16()  # embeddings are kept in bf16 on the GPU, as in the record
+    return model
+
+
+def build_optimizers(model: GPT, r: Recipe) -> tuple[torch.optim.Adam, Muon]:
+    groups = model.param_groups()
+    adam_groups = [
+        dict(params=groups["head"], lr=r.lr_head),
+        dict(params=groups["embed"], lr=r.lr_embed),
+        dict(params=groups["scalar"], lr=r.lr_scalar),
+    ]
+    fused = next(model.parameters()).is_cuda
+    adam = torch.optim.Adam(adam_groups, betas=tuple(r.adam_betas), eps=r.adam_eps, fused=fused)
+    muon = Muon(groups["muon"], lr=r.muon_lr, momentum=r.muon_momentum, ns_steps=r.ns_steps,
+                ns_coefficients=r.ns_coefficients, ns_dtype=torch.bfloat16 if fused else torch.float32)
+    for opt in (adam, muon):
+        for g in opt.param_groups:
+            g["initial_lr"] = g["lr"]
+    return adam, muon
+
+
+def apply_schedules(step: int, r: Recipe, adam, muon) -> None:
+    mult = lr_multiplier(step, r.steps, r.cooldown_frac, r.min_lr_frac)
+    for opt in (adam, muon):
+        for g in opt.param_groups:
+            g["lr"] = g["initial_lr"] * mult
+    for g in muon.param_groups:
+        g["momentum"] = muon_momentum(step, r.muon_momentum_start, r.muon_momentum, r.muon_momentum_warmup_steps)
+
+
+def optimizer_step(model, optimizers, step: int, r: Recipe, world_size: int) -> None:
+    if world_size > 1:
+        for p in model.parameters():
+            dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)
+    apply_schedules(step, r, *optimizers)
+    for opt in optimizers:
+        opt.step()
+    model.zero_grad(set_to_none=True)
+
+
+def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_size: int) -> torch.Tensor:
+    """One optimiser step over this rank's micro-batches; returns the step's mean train loss (a tensor)."""
+    total = None
+    for inputs, targets in batches:
+        loss = model(inputs, targets, window) / len(batches)
+        loss.backward()
+        total = loss.detach() if total is None else total + loss.detach()
+    optimizer_step(model, optimizers, step, r, world_size)
+    return total
+
+
+def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window) -> None:
+    """Run `warmup_steps` steps on random tokens to compile and warm kernels, then restore every initial state.
+
+    Nothing learned here survives, the data stream is untouched, and the global RNG is left as it was.
+    """
+    if r.warmup_steps == 0:
+        return
+    base = model._orig_mod if hasattr(model, "_orig_mod") else model
+    initial = dict(model=copy.deepcopy(base.state_dict()), opts=[copy.deepcopy(o.state_dict()) for o in optimizers])
+    gen = torch.Generator(device="cpu").manual_seed(12345 + plan.rank)
+    for _ in range(r.warmup_steps):
+        tokens = torch.randint(0, r.vocab_size, (r.seq_len + 1,), generator=gen).to(plan.device)
+        batch = [(tokens[:-1].int(), tokens[1:].long())]
+        train_step(model, batch, optimizers, 0, window, r, plan.world_size)
+    base.load_state_dict(initial["model"])
+    for opt, state in zip(optimizers, initial["opts"]):
+        opt.load_state_dict(state)
+
+
+def evaluate(model, r: Recipe, plan: Plan, window, val_files) -> float:
+    model.eval()
+    total = torch.zeros((), device=plan.device)
+    n = 0
+    with torch.no_grad():
+        for inputs, targets in val_batches(val_files, r.val_tokens, r.val_seq_len, plan.rank, plan.world_size,
+                                           plan.device):
+            total += model(inputs, targets, window).float()
+            n += 1
+    total /= n
+    if plan.world_size > 1:
+        dist.all_reduce(total, op=dist.ReduceOp.AVG)
+    model.train()
+    return total.item()
+
+
+class DeferredScalar:
+    """Reads a GPU scalar one step late, so logging a loss never stalls the queue of GPU work."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.pending = None
+
+    def push(self, tag, value: torch.Tensor):
+        if self.cuda:
+            host = torch.empty((), dtype=torch.float32, pin_memory=True)
+            host.copy_(value.float(), non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            value = (host, event)
+        out = self.pop()
+        self.pending = (tag, value)
+        return out
+
+    def pop(self):
+        if self.pending is None:
+            return None
+        tag, value = self.pending
+        self.pending = None
+        if self.cuda:
+            host, event = value
+            event.synchronize()
+            return tag, host.item()
+        return tag, value.item()
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+@dataclass
+class RunResult:
+    log_path: str | None
+    val_losses: list[tuple[int, float]]
+    train_losses: list[float]
+    training_time_ms: float
+    peak_allocated_mib: int | None = None
+    model: GPT | None = None
+
+
+def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = None, say=print) -> RunResult:
+    """Train `r` under `plan`. Returns the losses and the log path; raises TrainingError on a dead run."""
+    train_files, val_files = data_files(r.train_files, "train"), data_files(r.val_files, "val")
+    check_val_size(val_files, r.val_tokens, r.val_seq_len, plan.world_size)
+    stream = BatchStream(train_files, r.batch_tokens, r.seq_len, plan.rank, plan.world_size, loop=r.train_loop,
+                         device=plan.device)
+    if plan.device.type == "cuda":
+        torch.cuda.set_device(plan.device)
+    else:
+        keep_large_allocations()
+    model = build_model(r, plan)
+    if plan.world_size > 1:
+        for p in model.parameters():
+            dist.broadcast(p.detach(), 0)
+    optimizers = build_optimizers(model, r)
+    runner = torch.compile(model, dynamic=False) if plan.compile else model
+    print_every = print_every or (1 if r.steps <= 200 else 10)
+    log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main)
+    say = say if plan.main else (lambda *a, **k: None)
+    log.section("plan", plan.describe(r))
+    say(f"speedrun: recipe {r.name}, {r.steps} steps of {r.batch_tokens:,} tokens; log {log.path}")
+    for line in plan.describe(r).splitlines():
+        say(f"  {line}")
+
+    def window(step: int):
+        w = long_window_blocks(step, r.steps, r.window_ramp_tokens, r.attn_block_size)
+        return torch.tensor(w, dtype=torch.int32, device=plan.device) if plan.attention == "flex" else w
+
+    t_launch = time.perf_counter()
+    try:
+        warmup_and_restore(runner, optimizers, r, plan, window(0))
+        if plan.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        say(f"warm-up: {r.warmup_steps} untimed steps and state restore in {time.perf_counter() - t_launch:.1f}s")
+        result = _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, say, print_every)
+    except BaseException as e:
+        reason = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
+        log.finish(False, reason)
+        raise
+    log.finish(True)
+    result.log_path = str(log.path) if plan.main else None
+    result.model = model
+    return result
+
+
+def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, say, print_every) -> RunResult:
+    sync = torch.cuda.synchronize if plan.device.type == "cuda" else (lambda: None)
+    losses = DeferredScalar(plan.device)
+    result = RunResult(None, [], [], 0.0)
+    train_ms = 0.0
+    step_times: dict[int, float] = {}
+
+    def report(item):
+        if item is None:
+            return
+        step, loss = item
+        if not math.isfinite(loss):
+            raise TrainingError(f"step {step}: train loss is {loss}; stopping (lower the learning rates or check the data)")
+        result.train_losses.append(loss)
+        t = step_times.pop(step)
+        tok_s = r.batch_tokens * step / (t / 1000) if t > 0 else 0.0
+        log.step(step, r.steps, t, loss, tok_s)
+        if step % print_every == 0 or step == r.steps:
+            eta = (r.steps - step) * t / step / 1000
+            say(f"step {step:>5}/{r.steps} | loss {loss:.4f} | {tok_s:,.0f} tok/s | "
+                f"{t / step:.0f} ms/step | ETA {_fmt_time(eta)}")
+
+    sync()
+    t0 = time.perf_counter()
+    for step in range(r.steps + 1):
+        last = step == r.steps
+        if last or (r.val_every > 0 and step % r.val_every == 0):
+            sync()
+            train_ms += 1000 * (time.perf_counter() - t0)
+            report(losses.pop())
+            val = evaluate(runner, r, plan, window(step), val_files)
+            if not math.isfinite(val):
+                raise TrainingError(f"step {step}: val loss is {val}; stopping")
+            result.val_losses.append((step, val))
+            log.val(step, r.steps, val, train_ms)
+            say(f"step {step:>5}/{r.steps} | val_loss {val:.4f} | train_time {train_ms / 1000:.1f}s")
+            sync()
+            t0 = time.perf_counter()
+        if last:
+            break
+        try:
+            batches = stream.next_step()
+        except StopIteration:
+            raise TrainingError(
+                f"the train files ran out at step {step} of {r.steps}; add shards or set train_loop = true"
+            ) from None
+        loss = train_step(runner, batches, optimizers, step, window(step), r, plan.world_size)
+        step_times[step + 1] = train_ms + 1000 * (time.perf_counter() - t0)
+        report(losses.push(step + 1, loss))
+    result.training_time_ms = train_ms
+    if plan.device.type == "cuda":
+        alloc = torch.cuda.max_memory_allocated(plan.device) // 2**20
+        reserved = torch.cuda.max_memory_reserved(plan.device) // 2**20
+        result.peak_allocated_mib = alloc
+        log.write(f"peak_memory allocated:{alloc} MiB reserved:{reserved} MiB")
+        say(f"peak memory: {alloc:,} MiB allocated, {reserved:,} MiB reserved")
+    log.write(f"training_time_ms:{train_ms:.0f}")
+    return result
+
+
+def init_distributed(plan: Plan) -> None:
+    if plan.world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if plan.device.type == "cuda" else "gloo"
+        if plan.device.type == "cuda":
+            torch.cuda.set_device(plan.device)
+        dist.init_process_group(backend=backend, device_id=plan.device if backend == "nccl" else None)
+
+
+def shutdown_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+__all__ = ["Plan", "make_plan", "build_model", "build_optimizers", "run", "TrainingError", "RecipeError",
+           "warmup_and_restore", "train_step", "evaluate", "init_distributed", "shutdown_distributed"]
