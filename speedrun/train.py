@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
+from speedrun import PROCESS_START
 from speedrun.data.demo import data_files
 from speedrun.data.stream import BatchStream, check_val_size, val_batches
 from speedrun.model.fp8 import fp8_supported
@@ -129,7 +130,7 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
     return model
 
 
-def build_optimizers(model: GPT, r: Recipe) -> tuple[torch.optim.Adam, Muon]:
+def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[torch.optim.Adam, Muon]:
     groups = model.param_groups()
     adam_groups = [
         dict(params=groups["head"], lr=r.lr_head),
@@ -139,7 +140,7 @@ def build_optimizers(model: GPT, r: Recipe) -> tuple[torch.optim.Adam, Muon]:
     fused = next(model.parameters()).is_cuda
     adam = torch.optim.Adam(adam_groups, betas=tuple(r.adam_betas), eps=r.adam_eps, fused=fused)
     muon = Muon(groups["muon"], lr=r.muon_lr, momentum=r.muon_momentum, ns_steps=r.ns_steps,
-                ns_coefficients=r.ns_coefficients, ns_dtype=torch.bfloat16 if fused else torch.float32)
+                ns_coefficients=r.ns_coefficients, ns_dtype=torch.bfloat16 if fused else torch.float32, compile_ns=compile_ns)
     for opt in (adam, muon):
         for g in opt.param_groups:
             g["initial_lr"] = g["lr"]
@@ -270,7 +271,7 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
     if plan.world_size > 1:
         for p in model.parameters():
             dist.broadcast(p.detach(), 0)
-    optimizers = build_optimizers(model, r)
+    optimizers = build_optimizers(model, r, compile_ns=plan.compile)
     runner = torch.compile(model, dynamic=False) if plan.compile else model
     print_every = print_every or (1 if r.steps <= 200 else 10)
     log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main)
@@ -340,6 +341,10 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
             say(f"step {step:>5}/{r.steps} | val_loss {val:.4f} | train_time {train_ms / 1000:.1f}s")
             sync()
             t0 = time.perf_counter()
+        if step == 0:
+            launch_s = time.time() - PROCESS_START
+            log.write(f"launch_to_first_step_s:{launch_s:.1f}")
+            say(f"launch to first timed step: {launch_s:.1f}s (from import; includes compile, warm-up, step-0 val)")
         if last:
             break
         try:

@@ -70,9 +70,14 @@ class BlockLists:
         partial = torch.clamp_max(self.partial_num, torch.clamp_min(window_blocks - self.full_num, 1))
         return partial, full
 
-    def document_causal(self, b, h, q_idx, kv_idx):
-        """FlexAttention mask_mod: the token-level rule inside partial blocks."""
-        return (q_idx >= kv_idx) & (self.docs[q_idx] == self.docs[kv_idx])
+
+def document_causal(docs: Tensor):
+    """FlexAttention mask_mod for the token-level rule inside partial blocks: causal and same document."""
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return (q_idx >= kv_idx) & (docs[q_idx] == docs[kv_idx])
+
+    return mask_mod
 
 
 def _ordered(dense: Tensor) -> tuple[Tensor, Tensor]:
@@ -89,7 +94,7 @@ def flex_block_mask(lists: BlockLists, window_blocks: int | Tensor):
     partial, full = lists.truncated(window_blocks)
     return BlockMask.from_kv_blocks(
         partial[None, None], lists.partial_idx[None, None], full[None, None], lists.full_idx[None, None],
-        BLOCK_SIZE=lists.block_size, mask_mod=lists.document_causal,
+        BLOCK_SIZE=lists.block_size, mask_mod=document_causal(lists.docs),
     )
 
 

@@ -18,10 +18,7 @@ def fp8_supported(device: torch.device | str | None = None) -> bool:
     return torch.cuda.get_device_capability(device) >= (8, 9)
 
 
-@torch.library.custom_op("speedrun::fp8_mm", mutates_args=())
-def fp8_mm(x: Tensor, w: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor, Tensor]:
-    """x (N, K) bf16/fp32 contiguous, w (M, K) -> (x @ w.T in bf16, x_f8, w_f8)."""
-    assert x.is_contiguous() and w.is_contiguous()
+def _forward(x: Tensor, w: Tensor, x_s: float, w_s: float):
     x_f8 = x.mul(x_s).to(torch.float8_e4m3fn)
     w_f8 = w.mul(w_s).to(torch.float8_e4m3fn)
     out = torch._scaled_mm(
@@ -30,6 +27,30 @@ def fp8_mm(x: Tensor, w: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple
         use_fast_accum=True,
     )
     return out, x_f8, w_f8
+
+
+def _backward_impl(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float):
+    one = lambda s: g.new_tensor(1 / s, dtype=torch.float32)
+    g_f8 = g.mul(grad_s).to(torch.float8_e5m2)
+    grad_x = torch._scaled_mm(g_f8, w_f8.T.contiguous().T, out_dtype=torch.bfloat16,
+                              scale_a=one(grad_s), scale_b=one(w_s), use_fast_accum=False)
+    # (K, N) @ (N, M) -> (K, M) row-major; its transpose is the (M, K) weight gradient, column-major.
+    grad_w = torch._scaled_mm(x_f8.T.contiguous(), g_f8.T.contiguous().T, out_dtype=torch.float32,
+                              scale_a=one(x_s), scale_b=one(grad_s), use_fast_accum=False).T
+    return grad_x, grad_w
+
+
+# Compiled inside the ops so that the scaling, FP8 casts and transposed copies fuse into a few kernels instead
+# of several passes over the (tokens x vocab) gradient; compilation happens at the first (GPU) call.
+_forward_compiled = torch.compile(_forward, dynamic=False)
+_backward_compiled = torch.compile(_backward_impl, dynamic=False)
+
+
+@torch.library.custom_op("speedrun::fp8_mm", mutates_args=())
+def fp8_mm(x: Tensor, w: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor, Tensor]:
+    """x (N, K) bf16/fp32 contiguous, w (M, K) -> (x @ w.T in bf16, x_f8, w_f8)."""
+    assert x.is_contiguous() and w.is_contiguous()
+    return _forward_compiled(x, w, x_s, w_s)
 
 
 @fp8_mm.register_fake
@@ -41,15 +62,7 @@ def _(x, w, x_s, w_s, grad_s):
 
 @torch.library.custom_op("speedrun::fp8_mm_backward", mutates_args=())
 def fp8_mm_backward(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor]:
-    g = g.contiguous()
-    one = lambda s: g.new_tensor(1 / s, dtype=torch.float32)
-    g_f8 = g.mul(grad_s).to(torch.float8_e5m2)
-    grad_x = torch._scaled_mm(g_f8, w_f8.T.contiguous().T, out_dtype=torch.bfloat16,
-                              scale_a=one(grad_s), scale_b=one(w_s), use_fast_accum=False)
-    # (K, N) @ (N, M) -> (K, M) row-major; its transpose is the (M, K) weight gradient, column-major.
-    grad_w = torch._scaled_mm(x_f8.T.contiguous(), g_f8.T.contiguous().T, out_dtype=torch.float32,
-                              scale_a=one(x_s), scale_b=one(grad_s), use_fast_accum=False).T
-    return grad_x, grad_w
+    return _backward_compiled(g.contiguous(), x_f8, w_f8, x_s, w_s, grad_s)
 
 
 @fp8_mm_backward.register_fake

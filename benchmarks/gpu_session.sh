@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One GPU-machine session: install, unpack the carried corpus, GPU tests, step-time benchmark (+ profile),
+# and optionally the full 1-GPU-track run. Usage on the device: bash benchmarks/gpu_session.sh [tests|bench|track|all]
+set -uo pipefail
+what=${1:-all}
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || python3 -m pip install -q --no-deps -e . || exit 1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'
+if [ -d .data/corpus ]; then
+  python3 - <<'PY'
+import lzma, shutil, pathlib
+src = pathlib.Path(".data/corpus"); dst = pathlib.Path("/tmp/corpus"); dst.mkdir(exist_ok=True)
+for f in sorted(src.glob("*.bin.xz")):
+    out = dst / f.name[:-3]
+    if not out.exists():
+        with lzma.open(f) as a, open(out, "wb") as b: shutil.copyfileobj(a, b, 1 << 24)
+print("corpus:", sorted(p.name for p in dst.glob("*.bin")))
+PY
+fi
+TRACK="--set train_files=/tmp/corpus/corpus_train_00000[0-4].bin --set val_files=/tmp/corpus/corpus_val_000000.bin --set val_tokens=2097152"
+case $what in tests|all) python3 -m pytest -q tests/gpu -s 2>&1 | tee "$OUT/gpu_tests.txt" ;; esac
+case $what in bench|all) python3 benchmarks/step_time.py --recipe record21_1gpu --steps 40 --profile --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.txt" ;; esac
+case $what in track|all) speedrun train --recipe record21_1gpu $TRACK --log-dir "$OUT/logs" --print-every 125 2>&1 | tee "$OUT/track.txt" ;; esac

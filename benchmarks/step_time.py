@@ -1,0 +1,156 @@
+"""Step-time benchmark: build a recipe, compile, run K training steps, print a table.
+
+    python benchmarks/step_time.py --recipe record21_1gpu --steps 60 [--shards 'data/*.bin'] [--profile]
+
+Tokens are synthetic (random ids, an <|endoftext|> every ~1000 tokens, as the record-21 program's own timing
+used) unless --shards is given. Steps are timed with CUDA events after `--warmup` untimed steps; the table
+gives the median and mean step time, tokens/s, model TFLOP/s and peak memory, at the attention windows of the
+first steps of a run (`--at-step 0`, what the record's early step_avg shows) and of its last step.
+Model FLOPs = 6 x (matmul parameters) per token + 12 x head_dim x heads x (attended key-query pairs) per
+attention layer (forward 4·d per pair, backward 8·d).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speedrun.data.stream import BatchStream
+from speedrun.data.tokenizer import EOT
+from speedrun.model.attention import document_ids
+from speedrun.optim.schedule import long_window_blocks
+from speedrun.recipe import load_recipe
+from speedrun.train import build_model, build_optimizers, make_plan, train_step, warmup_and_restore
+
+
+def synthetic_tokens(n: int, vocab: int, mean_doc: int, seed: int) -> torch.Tensor:
+    g = np.random.default_rng(seed)
+    toks = g.integers(0, EOT, size=n, dtype=np.int64)
+    pos = 0
+    while pos < n:
+        toks[pos] = EOT
+        pos += int(g.integers(mean_doc // 2, mean_doc * 3 // 2))
+    return torch.from_numpy(toks)
+
+
+def attended_pairs(tokens: torch.Tensor, window_blocks: int, block: int) -> int:
+    """Key-query pairs the mask allows: k <= q, same document, block distance < window."""
+    T = tokens.numel()
+    docs = document_ids(tokens)
+    pos = torch.arange(T)
+    # first position of each position's document
+    is_start = torch.ones(T, dtype=torch.bool)
+    is_start[1:] = docs[1:] != docs[:-1]
+    start = torch.cummax(torch.where(is_start, pos, torch.zeros_like(pos)), 0).values
+    lo = torch.maximum(start, (pos // block - window_blocks + 1).clamp_min(0) * block)
+    return int((pos - lo + 1).sum())
+
+
+def model_flops(r, model, tokens_list, window_blocks: int) -> float:
+    groups = model.param_groups()
+    matmul_params = sum(p.numel() for p in groups["muon"]) + sum(p.numel() for p in groups["head"])
+    n_tok = sum(t.numel() for t in tokens_list)
+    flops = 6 * matmul_params * n_tok
+    attn_layers = r.num_layers - len(r.no_attn_layers)
+    d = r.head_dim * r.num_heads
+    for t in tokens_list:
+        long_pairs = attended_pairs(t.cpu(), window_blocks, r.attn_block_size)
+        short_pairs = attended_pairs(t.cpu(), max(1, window_blocks // 2), r.attn_block_size)
+        n_long = sum(1 for i, c in enumerate(r.window_pattern) if c == "L" and i not in r.no_attn_layers)
+        flops += 12 * d * (n_long * long_pairs + (attn_layers - n_long) * short_pairs)
+    return flops
+
+
+def time_steps(runner, optimizers, r, plan, batches_fn, window, steps: int) -> list[float]:
+    times = []
+    for i in range(steps):
+        batches = batches_fn(i)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        train_step(runner, batches, optimizers, 0, window, r, plan.world_size)
+        end.record()
+        times.append((start, end))
+    torch.cuda.synchronize()
+    return [s.elapsed_time(e) for s, e in times]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipe", default="record21_1gpu")
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--shards", default=None, help="train shards instead of synthetic tokens")
+    ap.add_argument("--at-step", type=int, action="append", default=None,
+                    help="schedule step whose attention window to time at (repeatable; default: 0 and the last)")
+    ap.add_argument("--profile", action="store_true", help="print the top CUDA kernels of 5 profiled steps")
+    ap.add_argument("--json", default=None, help="write the results as JSON here")
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("step_time: needs a CUDA GPU", file=sys.stderr)
+        return 2
+    r = load_recipe(args.recipe, args.overrides)
+    plan = make_plan(r)
+    torch.cuda.set_device(plan.device)
+    model = build_model(r, plan)
+    optimizers = build_optimizers(model, r, compile_ns=plan.compile)
+    runner = torch.compile(model, dynamic=False) if plan.compile else model
+    accum = r.grad_accum_steps(1)
+
+    if args.shards:
+        stream = BatchStream(args.shards, r.batch_tokens, r.seq_len, loop=True, device=plan.device)
+        batches_fn = lambda i: stream.next_step()
+    else:
+        pool = [synthetic_tokens(r.seq_len + 1, r.vocab_size, 1000, seed=s).to(plan.device) for s in range(4)]
+        batches_fn = lambda i: [(pool[(i + m) % 4][:-1].int(), pool[(i + m) % 4][1:].clone()) for m in range(accum)]
+
+    t0 = time.time()
+    at_steps = args.at_step or [0, r.steps]
+    windows = {s: long_window_blocks(s, r.steps, r.window_ramp_tokens, r.attn_block_size) for s in at_steps}
+    wt = lambda w: torch.tensor(w, dtype=torch.int32, device=plan.device)
+    warmup_and_restore(runner, optimizers, r, plan, wt(windows[at_steps[0]]))
+    compile_s = time.time() - t0
+    rows = []
+    for s, w in windows.items():
+        time_steps(runner, optimizers, r, plan, batches_fn, wt(w), args.warmup)
+        torch.cuda.reset_peak_memory_stats()
+        ms = time_steps(runner, optimizers, r, plan, batches_fn, wt(w), args.steps)
+        sample = [b[0] for b in batches_fn(0)]
+        flops = model_flops(r, model, sample, w)
+        med = statistics.median(ms)
+        rows.append(dict(at_step=s, window_tokens=w * r.attn_block_size, median_ms=med, mean_ms=statistics.mean(ms),
+                         min_ms=min(ms), max_ms=max(ms), tokens_per_s=r.batch_tokens / med * 1000,
+                         tflops=flops / (med / 1000) / 1e12,
+                         peak_alloc_gib=torch.cuda.max_memory_allocated() / 2**30,
+                         peak_reserved_gib=torch.cuda.max_memory_reserved() / 2**30))
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        w = wt(windows[at_steps[-1]])
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            time_steps(runner, optimizers, r, plan, batches_fn, w, 5)
+        print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70))
+    print(f"\n{torch.cuda.get_device_name()} | recipe {r.name} | {r.batch_tokens:,} tokens/step "
+          f"({accum} x {r.seq_len:,}) | data {'shards' if args.shards else 'synthetic'} | "
+          f"compile + warm-up {compile_s:.0f}s | torch {torch.__version__}")
+    print(f"{'at step':>8} {'window':>7} {'median ms':>10} {'mean ms':>8} {'min ms':>7} {'tok/s':>10} "
+          f"{'TFLOP/s':>8} {'peak alloc GiB':>15} {'reserved GiB':>13}")
+    for row in rows:
+        print(f"{row['at_step']:>8} {row['window_tokens']:>7} {row['median_ms']:>10.2f} {row['mean_ms']:>8.2f} "
+              f"{row['min_ms']:>7.2f} {row['tokens_per_s']:>10,.0f} {row['tflops']:>8.1f} "
+              f"{row['peak_alloc_gib']:>15.2f} {row['peak_reserved_gib']:>13.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(dict(device=torch.cuda.get_device_name(), recipe=r.name, rows=rows),
+                                              indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
