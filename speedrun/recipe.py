@@ -152,6 +152,8 @@ class Recipe:
         need(final_window <= self.seq_len,
              f"window_ramp_tokens={self.window_ramp_tokens} gives a final window of {final_window} tokens, "
              f"longer than seq_len={self.seq_len}")
+        need(self.val_tokens % self.val_seq_len == 0,
+             f"val_tokens={self.val_tokens} must be a multiple of val_seq_len={self.val_seq_len}")
         need(self.batch_tokens % self.seq_len == 0,
              f"batch_tokens={self.batch_tokens} must be a multiple of seq_len={self.seq_len}")
         need(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas), "adam_betas must be two values in [0, 1)")

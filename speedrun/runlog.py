@@ -69,7 +69,8 @@ def code_files() -> list[Path]:
 class RunLog:
     """Appends to logs/<time>_<recipe>_<id>.txt; flushes every line so a crash leaves a readable, incomplete log."""
 
-    def __init__(self, log_dir: str | os.PathLike, recipe_name: str, recipe: dict, enabled: bool = True):
+    def __init__(self, log_dir: str | os.PathLike, recipe_name: str, recipe: dict, enabled: bool = True,
+                 sections: dict[str, str] | None = None):
         self.enabled = enabled
         self.path = Path(log_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}_{recipe_name}_{uuid.uuid4().hex[:8]}.txt"
         self._f = None
@@ -80,6 +81,8 @@ class RunLog:
         self.write(FORMAT_LINE)
         self.section("recipe", json.dumps(recipe, indent=1))
         self.section("environment", environment_report())
+        for title, body in (sections or {}).items():
+            self.section(title, body)
         for p in code_files():
             self.section(f"code: {p.relative_to(PACKAGE_DIR.parent)}", p.read_text())
         self.write("=== steps ===")
@@ -173,7 +176,7 @@ def parse_log(path: str | os.PathLike) -> ParsedLog:
     if "steps" not in recipe:
         raise LogError(f"{path}: the recipe section has no 'steps'")
     log = ParsedLog(path, recipe, int(recipe["steps"]), environment="\n".join(sections.get("environment", [])))
-    for line in lines:
+    for line in sections.get("steps", []):  # only here: the code section may hold look-alike lines
         if m := _STEP.match(line):
             loss = float(m[5]) if m[5] is not None else None
             log.train_steps.append((int(m[1]), float(m[3]), loss))

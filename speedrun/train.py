@@ -74,7 +74,7 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
     has_gpu = torch.cuda.is_available()
     want = force_device or r.device
     if want == "auto":
-        want = "cuda" if has_gpu or (dry_run and r.gpu_only) else "cpu"
+        want = "cuda" if has_gpu or r.gpu_only else "cpu"
     notes = []
     if want == "cuda" and not has_gpu:
         if not dry_run:
@@ -82,11 +82,10 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
             raise TrainingError(f"recipe {r.name} {why} and no CUDA GPU is visible; "
                                 f"use --device cpu to force a (very slow) CPU run")
         notes.append("no CUDA GPU is visible here: this is the plan on a CUDA GPU (training here would refuse)")
-    if want == "cpu" and r.gpu_only and force_device != "cpu":
-        raise TrainingError(f"recipe {r.name} is GPU-only; use --device cpu to force a (very slow) CPU run")
     device = torch.device("cuda", local_rank) if want == "cuda" else torch.device("cpu")
     plan = Plan(device, rank, world_size, local_rank, notes=notes)
-    r.grad_accum_steps(world_size)  # raises RecipeError if the batch does not divide
+    r.grad_accum_steps(world_size)  # these raise RecipeError if the batches do not divide
+    r.val_batches(world_size)
     if device.type == "cuda":
         plan.attention = "flex"
         plan.compile = r.compile != "off"
@@ -274,9 +273,8 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
     optimizers = build_optimizers(model, r, compile_ns=plan.compile)
     runner = torch.compile(model, dynamic=False) if plan.compile else model
     print_every = print_every or (1 if r.steps <= 200 else 10)
-    log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main)
+    log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main, sections={"plan": plan.describe(r)})
     say = say if plan.main else (lambda *a, **k: None)
-    log.section("plan", plan.describe(r))
     say(f"speedrun: recipe {r.name}, {r.steps} steps of {r.batch_tokens:,} tokens; log {log.path}")
     for line in plan.describe(r).splitlines():
         say(f"  {line}")

@@ -70,6 +70,8 @@ def write_shard(path: str | os.PathLike, tokens) -> Path:
     arr = np.asarray(tokens)
     if arr.ndim != 1:
         raise ValueError(f"tokens must be 1-D, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"token ids must be integers, got dtype {arr.dtype}")
     if arr.size and (arr.min() < 0 or arr.max() > MAX_TOKEN):
         raise ValueError(f"token ids must lie in [0, {MAX_TOKEN}] to fit uint16")
     header = np.zeros(HEADER_INTS, dtype="<i4")
@@ -99,6 +101,8 @@ def resolve_shards(pattern: str | os.PathLike | list) -> list[Path]:
         out: list[Path] = []
         for p in pattern:
             out.extend(resolve_shards(p))
+        if not out:
+            raise ShardError("empty list of shard files")
         return out
     p = Path(os.path.expanduser(str(pattern)))
     if p.is_dir():

@@ -59,6 +59,8 @@ class BatchStream:
 
     def _advance_to_fit(self) -> np.ndarray:
         """Move to the next shard (looping if allowed) until the current one has a whole batch + 1 left."""
+        if self.position.shard >= len(self.files):
+            raise StopIteration  # an exhausted stream stays exhausted
         for _ in range(2 * len(self.files) + 1):
             tokens = self._shard_tokens()
             if self.position.offset + self.batch_tokens + 1 <= len(tokens):
@@ -102,23 +104,31 @@ class BatchStream:
 
 def check_val_size(files, val_tokens: int, val_seq_len: int, world_size: int = 1) -> None:
     """Raise ShardError (one line, naming the files) unless the val files hold `val_tokens` positions."""
-    for _ in val_batches(files, val_tokens, val_seq_len, 0, world_size, read=False):
+    for _ in val_batches(files, val_tokens, val_seq_len, 0, 1, read=False):
         pass
 
 
 def val_batches(files, val_tokens: int, val_seq_len: int, rank: int = 0, world_size: int = 1,
                 device: str | torch.device = "cpu", read: bool = True):
-    """This rank's validation rows, read from the start of the val stream every time it is called."""
-    per_step = world_size * val_seq_len
-    if val_tokens % per_step:
-        raise ValueError(f"val_tokens={val_tokens} is not a multiple of world size x val_seq_len = {per_step}")
-    stream = BatchStream(files, per_step, val_seq_len, rank, world_size, loop=False, device=device)
-    for _ in range(val_tokens // per_step):
+    """This rank's validation rows, read from the start of the val stream every time it is called.
+
+    The stream is walked in rows of val_seq_len whatever the world size, and rank r scores rows r, r + W, ...;
+    so the positions scored never depend on the number of ranks, even across several val shards.
+    """
+    rows = val_tokens // val_seq_len
+    if val_tokens % val_seq_len or rows % world_size:
+        raise ValueError(f"val_tokens={val_tokens} is not a multiple of world size x val_seq_len = "
+                         f"{world_size * val_seq_len}")
+    stream = BatchStream(files, val_seq_len, val_seq_len, 0, 1, loop=False, device=device)
+    for row in range(rows):
         try:
+            if row % world_size != rank:
+                stream.next_rows()
+                continue
             pair = stream.next_step()[0] if read else stream.next_rows()
         except StopIteration:
             raise ShardError(
                 f"{stream.files[-1]}: the validation files end before {val_tokens:,} tokens "
-                f"(batches of {per_step:,}); lower val_tokens"
+                f"(rows of {val_seq_len:,}); lower val_tokens"
             ) from None
         yield pair

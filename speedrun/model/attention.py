@@ -3,7 +3,7 @@
 The rule (what a position may see): query q sees key k iff k <= q, both lie in the same document, and
 block(q) - block(k) < w, with blocks of `block_size` tokens and w the window in blocks. It is realised at block
 granularity as FlexAttention does it: for each query block, a list of *full* key blocks (every pair allowed,
-no per-token check) and a list of *partial* key blocks (checked token by token with `document_causal`),
+no per-token check) and a list of *partial* key blocks (checked token by token by the mask_mod),
 both ordered nearest first and truncated to the window. `BlockLists` computes those lists once per sequence;
 `flex_block_mask` turns them into a FlexAttention BlockMask (GPU path) and `dense_mask` into a (T, T) boolean
 mask for `scaled_dot_product_attention` (CPU path). `reference_mask` states the rule directly, for tests.
@@ -71,11 +71,14 @@ class BlockLists:
         return partial, full
 
 
-def document_causal(docs: Tensor):
-    """FlexAttention mask_mod for the token-level rule inside partial blocks: causal and same document."""
+def windowed_document_causal(docs: Tensor, window_blocks, block_size: int):
+    """FlexAttention mask_mod: the whole rule per token pair. The compiled kernels evaluate it only inside
+    partial blocks (the block lists already enforce the window); eager flex_attention evaluates it everywhere,
+    so it must carry the window too."""
 
     def mask_mod(b, h, q_idx, kv_idx):
-        return (q_idx >= kv_idx) & (docs[q_idx] == docs[kv_idx])
+        near = q_idx // block_size - kv_idx // block_size < window_blocks
+        return (q_idx >= kv_idx) & (docs[q_idx] == docs[kv_idx]) & near
 
     return mask_mod
 
@@ -94,7 +97,8 @@ def flex_block_mask(lists: BlockLists, window_blocks: int | Tensor):
     partial, full = lists.truncated(window_blocks)
     return BlockMask.from_kv_blocks(
         partial[None, None], lists.partial_idx[None, None], full[None, None], lists.full_idx[None, None],
-        BLOCK_SIZE=lists.block_size, mask_mod=document_causal(lists.docs),
+        BLOCK_SIZE=lists.block_size,
+        mask_mod=windowed_document_causal(lists.docs, window_blocks, lists.block_size),
     )
 
 

@@ -1,0 +1,47 @@
+"""Shared fixtures for the speedrun tests.
+
+`shared/` (specs, tokenizer cache, corpus) lives beside the repository: tests that need it take the
+`shared_dir` fixture, which skips cleanly when the folder is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speedrun.data.shards import write_shard
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture
+def make_shard(tmp_path):
+    """Factory: make_shard(tokens, name="shard_000000.bin", folder=tmp_path) -> Path of a written shard."""
+
+    def make(tokens, name: str = "shard_000000.bin", folder: str | os.PathLike | None = None) -> Path:
+        folder = tmp_path if folder is None else Path(folder)
+        return write_shard(folder / name, np.asarray(tokens))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared/ folder beside the repository; skips the test when it is missing."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"{SHARED_DIR} is not present")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def spec_text(shared_dir) -> str:
+    """Text of shared/spec/record21.md (skips when absent)."""
+    path = shared_dir / "spec" / "record21.md"
+    if not path.is_file():
+        pytest.skip(f"{path} is not present")
+    return path.read_text(encoding="utf-8")
+

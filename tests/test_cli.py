@@ -1,0 +1,318 @@
+"""`speedrun train` from the command line: dry-run reports, one-line errors with exit code 2, no stray logs.
+
+The subprocess runs (`python -m speedrun ...`) are started together once per module, since each one spends
+most of its time importing torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from speedrun.cli import main
+from speedrun.recipe import load_recipe
+
+HAS_GPU = torch.cuda.is_available()
+
+# Parameter counts of record 21 (dry-run on the meta device).
+R21_COUNTS = {"total": 275_598_388, "muon": 82_575_360, "embed": 154_389_504, "head": 38_633_472, "scalar": 52}
+
+
+def expected_counts(r) -> dict[str, int]:
+    """Parameter counts from the architecture of shared/spec/record21.md, for any recipe."""
+    attn_layers = r.num_layers - len(set(r.no_attn_layers))
+    hdim = r.num_heads * r.head_dim
+    counts = {
+        "embed": r.vocab_size * r.model_dim * (1 + r.value_embeds),  # token + value embeddings
+        "head": r.padded_vocab * r.model_dim,
+        # merged QKV (3 x dim x hdim) + output projection per attention layer; MLP in + out per layer
+        "muon": attn_layers * 4 * r.model_dim * hdim + r.num_layers * 2 * r.model_dim * r.mlp_hidden,
+        # lambdas (2 per block), value mix a, b (2 per attention), one skip weight per U-net pair
+        "scalar": 2 * r.num_layers + 2 * attn_layers + r.num_layers // 2,
+    }
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def parse_report(out: str) -> dict:
+    def grab(pattern):
+        m = re.search(pattern, out, re.M)
+        assert m, f"/{pattern}/ not in dry-run output:\n{out}"
+        return int(m.group(1).replace(",", ""))
+
+    first, rest = out.split("\n", 1)
+    recipe_json = rest[: rest.index("\n}\n") + 2]
+    return {
+        "header": first,
+        "recipe": json.loads(recipe_json),
+        "total": grab(r"^parameters: ([\d,]+) in total"),
+        "muon": grab(r"^  Muon \(block matrices\) +([\d,]+)  \("),
+        "embed": grab(r"^  Adam embeddings \(token \+ value\) +([\d,]+)  \("),
+        "head": grab(r"^  Adam head +([\d,]+)  \("),
+        "scalar": grab(r"^  Adam scalars +([\d,]+)  \("),
+        "tokens_per_step": grab(r"^tokens: ([\d,]+) per step"),
+        "plan": out[out.index("device plan:\n"):],
+    }
+
+
+def assert_one_line_error(stderr: str, *fragments: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected exactly one line on stderr, got:\n{stderr}"
+    assert lines[0].startswith("speedrun: error: "), lines[0]
+    assert "Traceback" not in stderr
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# subprocesses, all launched at once
+
+def _cases():
+    cases = {
+        "dry21": ["train", "--dry-run", "--recipe", "record21"],
+        "nosuch": ["train", "--recipe", "nosuch"],
+        "stepz": ["train", "--recipe", "tiny", "--set", "stepz=1"],
+        "abc": ["train", "--recipe", "tiny", "--set", "steps=abc"],
+    }
+    if not HAS_GPU:  # on a GPU machine this would start a real run
+        cases["nogpu"] = ["train", "--recipe", "record21"]
+    return cases
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory):
+    """{case: (CompletedProcess-like, cwd)} for every case, each run in its own empty folder."""
+    tmp = tmp_path_factory.mktemp("cli")
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    procs = {}
+    for name, args in _cases().items():
+        cwd = tmp / name
+        cwd.mkdir()
+        procs[name] = (subprocess.Popen([sys.executable, "-m", "speedrun", *args], cwd=cwd, env=env, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE), cwd)
+    results = {}
+    try:
+        for name, (p, cwd) in procs.items():
+            out, err = p.communicate(timeout=300)
+            results[name] = (subprocess.CompletedProcess(p.args, p.returncode, out, err), cwd)
+    finally:
+        for p, _ in procs.values():
+            if p.poll() is None:
+                p.kill()
+    return results
+
+
+def test_dry_run_record21(cli):
+    proc, cwd = cli["dry21"]
+    assert proc.returncode == 0, proc.stderr
+    rep = parse_report(proc.stdout)
+    assert rep["header"].startswith("recipe record21: ")
+    assert rep["recipe"] == load_recipe("record21").to_dict()
+    for key, value in R21_COUNTS.items():
+        assert rep[key] == value, key
+    assert "parameters: 275,598,388 in total" in proc.stdout
+    assert re.search(r"Muon \(block matrices\) +82,575,360 ", proc.stdout)
+    assert re.search(r"Adam embeddings \(token \+ value\) +154,389,504 ", proc.stdout)
+    assert re.search(r"Adam head +38,633,472 ", proc.stdout)
+    assert re.search(r"Adam scalars +52 ", proc.stdout)
+    assert rep["tokens_per_step"] == 393_216
+    assert "tokens: 393,216 per step, 695,992,320 over 1770 steps; validation 10,485,760 tokens" in proc.stdout
+    plan = rep["plan"]
+    assert "  device: cuda x 1 rank(s)" in plan
+    assert "  batch: 393,216 tokens/step = 1 rank(s) x 8 accumulation step(s) x 49,152 tokens" in plan
+    assert "  attention: FlexAttention block masks" in plan
+    assert "  precision: bfloat16" in plan
+    assert "  torch.compile: on" in plan
+    if not HAS_GPU:
+        assert "FP8" in plan and "no CUDA GPU is visible here" in plan
+    assert not (cwd / "logs").exists(), "a dry run writes no log"
+
+
+def test_dry_run_tiny(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cwd = tmp_path
+    rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", "tiny"])
+    assert rc == 0, err
+    rep = parse_report(out)
+    r = load_recipe("tiny")
+    assert rep["recipe"] == r.to_dict()
+    counts = expected_counts(r)
+    for key, value in counts.items():
+        assert rep[key] == value, key
+    assert rep["tokens_per_step"] == 1024
+    if not HAS_GPU:
+        assert "  device: cpu x 1 rank(s)" in rep["plan"]
+        assert "  attention: dense boolean mask + SDPA" in rep["plan"]
+        assert "  head matmul: plain (no FP8)" in rep["plan"]
+        assert "  torch.compile: off" in rep["plan"]
+    assert not (cwd / "logs").exists()
+
+
+@pytest.mark.parametrize("case, fragments", [
+    ("nosuch", ["unknown recipe 'nosuch'"]),
+    ("stepz", ["'stepz'", "did you mean steps"]),
+    ("abc", ["steps='abc' is not a valid int"]),
+])
+def test_errors_exit_2_with_one_line(cli, case, fragments):
+    proc, cwd = cli[case]
+    assert proc.returncode == 2, proc.stderr
+    assert_one_line_error(proc.stderr, *fragments)
+    assert proc.stdout == ""
+    assert not (cwd / "logs").exists(), "a run that fails before training must not leave a log"
+
+
+@pytest.mark.skipif(HAS_GPU, reason="needs a machine without a CUDA GPU")
+def test_gpu_only_recipe_refuses_without_gpu(cli):
+    proc, cwd = cli["nogpu"]
+    assert proc.returncode == 2, proc.stderr
+    assert_one_line_error(proc.stderr, "record21", "GPU-only", "--device cpu")
+    assert proc.stdout == ""
+    assert list(cwd.iterdir()) == [], "nothing (no logs folder) is created"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# in process
+
+def _main(capsys, args):
+    rc = main(args)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture(autouse=True)
+def _single_process_env(monkeypatch):
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+
+
+def test_in_process_dry_run_matches_formula(capsys):
+    args = ["--set", "num_layers=8", "--set", "window_pattern=LSSLLSSL", "--set", "no_attn_layers=[]",
+            "--set", "value_embeds=1", "--set", "mlp_hidden=384"]
+    rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", "tiny", *args])
+    assert rc == 0, err
+    rep = parse_report(out)
+    r = load_recipe("tiny", [a for a in args if a != "--set"])
+    assert rep["recipe"] == r.to_dict()
+    for key, value in expected_counts(r).items():
+        assert rep[key] == value, key
+
+
+def test_formula_matches_record21_numbers():
+    assert expected_counts(load_recipe("record21")) == R21_COUNTS
+
+
+def test_in_process_dry_run_toml_path(capsys, tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('base = "tiny"\nsteps = 7\n')
+    rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", str(path)])
+    assert rc == 0, err
+    assert out.startswith("recipe mine: ")
+    assert "tokens: 1,024 per step, 7,168 over 7 steps" in out
+
+
+@pytest.mark.parametrize("world_size, accum", [(2, 4), (4, 2), (8, 1)])
+def test_dry_run_world_size_from_env(capsys, monkeypatch, world_size, accum):
+    monkeypatch.setenv("WORLD_SIZE", str(world_size))
+    rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", "record21"])
+    assert rc == 0, err
+    assert f"device: cuda x {world_size} rank(s)" in out
+    assert f"batch: 393,216 tokens/step = {world_size} rank(s) x {accum} accumulation step(s) x 49,152 tokens" in out
+
+
+def test_dry_run_world_size_that_does_not_divide(capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", "record21"])
+    assert rc == 2
+    assert_one_line_error(err, "world size 3")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--recipe", "nosuch"], ["unknown recipe 'nosuch'"]),
+    (["--recipe", "tiny", "--set", "stepz=1"], ["did you mean steps"]),
+    (["--recipe", "tiny", "--set", "steps=abc"], ["--set steps"]),
+    (["--recipe", "tiny", "--set", "steps"], ["expected key=value"]),
+    (["--recipe", "tiny", "--set", "fp8_head=1"], ["fp8_head=1 is not a valid bool"]),
+    (["--recipe", "tiny", "--set", "seq_len=1000", "--dry-run"], ["seq_len=1000 must be a multiple"]),
+])
+def test_in_process_errors(capsys, tmp_path, args, fragments):
+    rc, out, err = _main(capsys, ["train", *args, "--log-dir", str(tmp_path / "logs")])
+    assert rc == 2
+    assert_one_line_error(err, *fragments)
+    assert out == ""
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.skipif(HAS_GPU, reason="needs a machine without a CUDA GPU")
+def test_in_process_no_gpu(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = _main(capsys, ["train", "--recipe", "record21"])
+    assert rc == 2
+    assert_one_line_error(err, "GPU-only")
+    rc, out, err = _main(capsys, ["train", "--recipe", "tiny", "--device", "cuda"])
+    assert rc == 2
+    assert_one_line_error(err, "no CUDA GPU is visible", "--device cpu")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _data_error(capsys, tmp_path, *sets):
+    args = ["train", "--recipe", "tiny", "--set", "steps=1", "--set", "warmup_steps=0",
+            "--log-dir", str(tmp_path / "logs")]
+    for s in sets:
+        args += ["--set", s]
+    rc, out, err = _main(capsys, args)
+    assert rc == 2, (out, err)
+    assert not (tmp_path / "logs").exists(), "the data checks run before the run log is created"
+    return err
+
+
+def test_missing_train_glob_default_log_dir(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = _main(capsys, ["train", "--recipe", "tiny", "--set", "steps=1", "--set",
+                                  f"train_files={tmp_path / 'nowhere' / 'train_*.bin'}"])
+    assert rc == 2 and out == ""
+    assert_one_line_error(err, "nowhere", "matches no shard files")
+    assert list(tmp_path.iterdir()) == [], "no logs folder for a run that failed its data check"
+
+
+def test_missing_train_files_no_log(capsys, tmp_path):
+    err = _data_error(capsys, tmp_path, f"train_files={tmp_path / 'missing.bin'}")
+    assert_one_line_error(err, str(tmp_path / "missing.bin"), "no such file")
+
+
+def test_corrupt_train_shard_no_log(capsys, tmp_path, make_shard):
+    make_shard(np.arange(5000), name="train_000000.bin", folder=tmp_path / "data")
+    (tmp_path / "data" / "train_000001.bin").write_bytes(b"\x00" * 2000)
+    err = _data_error(capsys, tmp_path, f"train_files={tmp_path / 'data' / 'train_*.bin'}")
+    assert_one_line_error(err, "train_000001.bin", "bad magic")
+
+
+def test_train_shards_smaller_than_a_batch_no_log(capsys, tmp_path, make_shard):
+    path = make_shard(np.arange(1024), name="train_000000.bin")  # tiny's batch is 1024: needs 1025
+    err = _data_error(capsys, tmp_path, f"train_files={path}")
+    assert_one_line_error(err, "no shard holds more than one batch of 1,024 tokens")
+
+
+def test_val_too_small_no_log(capsys, tmp_path, make_shard):
+    path = make_shard(np.arange(5000), name="val_000000.bin")  # tiny wants 8,192 val tokens
+    err = _data_error(capsys, tmp_path, f"val_files={path}")
+    assert_one_line_error(err, "val_000000.bin", "8,192", "val_tokens")
+
+
+def test_val_tokens_not_divisible_is_a_one_line_error(capsys, tmp_path):
+    err = _data_error(capsys, tmp_path, "val_tokens=1000")
+    assert_one_line_error(err, "val_tokens=1000")
+
+
+def test_no_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    assert "usage: speedrun" in capsys.readouterr().err

@@ -1,0 +1,419 @@
+"""Recipes: record21 holds every number of shared/spec/record21.md; loading, inheritance, overrides, errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from speedrun.recipe import FIELDS, RECIPE_DIR, Recipe, RecipeError, load_recipe, recipe_names
+
+WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+
+
+@pytest.fixture(scope="module")
+def r21() -> Recipe:
+    return load_recipe("record21")
+
+
+@pytest.fixture(scope="module")
+def spec(spec_text) -> str:
+    """The spec with whitespace collapsed and typographic minus signs made ASCII."""
+    return re.sub(r"\s+", " ", spec_text.replace("\u2212", "-"))
+
+
+def find(spec: str, pattern: str) -> tuple[str, ...]:
+    m = re.search(pattern, spec)
+    assert m, f"spec text no longer matches /{pattern}/"
+    return m.groups()
+
+
+def num(s: str) -> float:
+    return float(s.replace(",", ""))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# record21 against the spec text
+
+def test_spec_data(r21, spec):
+    (vocab,) = find(spec, r"vocabulary (\d+), `<\|endoftext\|>` = (?:\d+)")
+    assert r21.vocab_size == int(vocab) == 50257
+    (val_tokens,) = find(spec, r"first ([\d,]+) tokens of the FineWeb validation set")
+    assert r21.val_tokens == num(val_tokens) == 10_485_760
+    assert r21.train_loop is False  # the record reads its 7-8 train shards once
+
+
+def test_spec_model_dims(r21, spec):
+    (layers,) = find(spec, r"## Model \(GPT, (\d+) layers\)")
+    dim, heads, head_dim, mlp, emb_rows, emb_cols, padded, multiple = map(int, find(
+        spec, r"dim (\d+); (\d+) heads of head_dim (\d+); MLP hidden (\d+); token embedding (\d+)×(\d+); "
+              r"the head's output is padded to (\d+) \(a multiple of (\d+)\)"))
+    assert r21.num_layers == int(layers) == 12
+    assert r21.model_dim == dim == emb_cols == 768
+    assert r21.num_heads == heads == 6
+    assert r21.head_dim == head_dim == 128
+    assert r21.mlp_hidden == mlp == 3072
+    assert r21.vocab_size == emb_rows
+    assert r21.vocab_multiple == multiple == 128
+    assert r21.padded_vocab == padded == 50304
+    assert r21.num_heads * r21.head_dim == r21.model_dim
+
+
+def test_spec_value_embeddings(r21, spec):
+    (count,) = find(spec, r"(\w+) extra \"value embedding\" tables")
+    assert r21.value_embeds == WORDS[count.lower()] == 3
+    first, first_tables, last, last_tables, none_from, none_to = find(
+        spec, r"Layers ([\d,]+) use tables ([\d,]+); layers ([\d,]+) use tables ([\d,]+) again; "
+              r"layers (\d+)-(\d+) use none")
+    expected = {}
+    for layers, tables in ((first, first_tables), (last, last_tables)):
+        for layer, table in zip(layers.split(","), tables.split(",")):
+            expected[int(layer)] = int(table)
+    for layer in range(int(none_from), int(none_to) + 1):
+        expected[layer] = None
+    assert sorted(expected) == list(range(12))
+    assert expected == {0: 0, 1: 1, 2: 2, **{i: None for i in range(3, 9)}, 9: 0, 10: 1, 11: 2}
+    assert {layer: r21.value_embed_layer(layer) for layer in range(12)} == expected
+
+
+def test_spec_attention(r21, spec):
+    (no_attn,) = find(spec, r"\(layer (\d+) has no attention\)")
+    assert r21.no_attn_layers == [int(no_attn)] == [7]
+    (pattern,) = find(spec, r"Per-layer pattern \[([LS, ]+)\]")
+    assert r21.window_pattern == pattern.replace(",", "").replace(" ", "") == "LSSSLSSLSSSL"
+    (scale,) = find(spec, r"Attention logits scale ([\d.]+)")
+    assert r21.attn_scale == float(scale) == 0.12
+    base, n_freq = find(spec, r"`\(1/(\d+)\) \*\* linspace\(0, 1, (\d+)\)`")
+    assert r21.rotary_base == float(base) == 1024.0
+    assert r21.head_dim // 4 == int(n_freq) == 32
+
+
+def test_spec_softcap_and_fp8(r21, spec):
+    cap, div = find(spec, r"`(\d+) · sigmoid\(logits / ([\d.]+)\)`")
+    assert (r21.logit_cap, r21.logit_cap_div) == (float(cap), float(div)) == (30.0, 7.5)
+    x, w, g = map(int, find(spec, r"input scaled by (\d+) → e4m3, weight scaled by 2\^(\d+) → e4m3, "
+                                  r"output-gradient scaled by 2\^(\d+) → e5m2"))
+    assert r21.fp8_head is True
+    assert r21.fp8_x_scale == x == 2
+    assert r21.fp8_w_scale == 2.0 ** w == 2.0 ** 9
+    assert r21.fp8_grad_scale == 2.0 ** g == 2.0 ** 19
+
+
+def test_spec_windows(r21, spec):
+    (block,) = find(spec, r"at block granularity \(blocks of (\d+) tokens\)")
+    b1, ramp, b2, at_least, final = map(int, find(
+        spec, r"`(\d+) × ceil\(\((\d+) · s / N\) / (\d+)\)` tokens, at least (\d+), growing to (\d+) tokens"))
+    assert r21.attn_block_size == int(block) == b1 == b2 == at_least == 128
+    assert r21.window_ramp_tokens == ramp == 1728
+    assert -(-r21.window_ramp_tokens // r21.attn_block_size) * r21.attn_block_size == final == 1792
+
+
+def test_spec_sequence_and_batch(r21, spec):
+    t1, t2, train, v1, v2, v3, val = find(
+        spec, r"training (\d+)×(\d+) = ([\d,]+) tokens per GPU per step; validation (\d+)×(\d+)×(\d+) = ([\d,]+)")
+    assert r21.seq_len == num(train) == int(t1) * int(t2) == 49152
+    assert r21.val_seq_len == num(val) == int(v1) * int(v2) * int(v3) == 262144
+    steps, gpus, per_gpu, per_step = find(spec, r"(\d+) steps \((\d+) × ([\d,]+) = ([\d,]+) tokens a step")
+    assert r21.steps == int(steps) == 1770
+    assert r21.batch_tokens == num(per_step) == int(gpus) * num(per_gpu) == 8 * 49152
+    assert [r21.grad_accum_steps(ws) for ws in (1, 2, 4, 8)] == [8, 4, 2, 1]
+    assert r21.val_batches(8) == 5 and r21.val_batches(1) == 40
+
+
+def test_spec_adam(r21, spec):
+    b1, b2, eps, head, embed, scalar = find(
+        spec, r"Adam \(β = \(([\d.]+), ([\d.]+)\), ε = ([\d.e-]+), no weight decay\): head lr ([\d.]+); "
+              r"embeddings \(token \+ value\) lr ([\d.]+); scalars \([^)]*\) lr ([\d.]+)\.")
+    assert r21.adam_betas == [float(b1), float(b2)] == [0.8, 0.95]
+    assert r21.adam_eps == float(eps) == 1e-10
+    assert r21.lr_head == float(head) == 0.008
+    assert r21.lr_embed == float(embed) == 0.6
+    assert r21.lr_scalar == float(scalar) == 0.04
+
+
+def test_spec_muon(r21, spec):
+    lr, m0, m1, warm = find(spec, r"lr ([\d.]+), Nesterov, momentum warmed linearly from ([\d.]+) to ([\d.]+) "
+                                  r"over the first (\d+) steps")
+    assert r21.muon_lr == float(lr) == 0.05
+    assert r21.muon_momentum_start == float(m0) == 0.85
+    assert r21.muon_momentum == float(m1) == 0.95
+    assert r21.muon_momentum_warmup_steps == int(warm) == 300
+    n, a, b, c = find(spec, r"with (\d+) quintic Newton-Schulz steps .{0,40}coefficients \(a, b, c\) = "
+                            r"\(([-\d.]+), ([-\d.]+), ([-\d.]+)\)")
+    assert r21.ns_steps == int(n) == 5
+    assert r21.ns_coefficients == [float(a), float(b), float(c)] == [3.4445, -4.7750, 2.0315]
+
+
+def test_spec_schedule_and_loop(r21, spec):
+    flat_pct, min_frac, cooldown = find(
+        spec, r"1\.0 for the first (\d+)% of steps, then linear to ([\d.]+) at the end \(cooldown fraction ([\d.]+)\)")
+    assert r21.cooldown_frac == float(cooldown) == 0.4
+    assert abs(1 - r21.cooldown_frac - int(flat_pct) / 100) < 1e-12
+    assert r21.min_lr_frac == float(min_frac) == 0.1
+    (every,) = find(spec, r"at each validation \(every (\d+) steps and at the end\)")
+    assert r21.val_every == int(every) == 125
+    (warm,) = find(spec, r"an untimed kernel warm-up runs some steps \(the record: (\d+)\)")
+    assert r21.warmup_steps == int(warm) == 10
+
+
+def test_record21_other_fields(r21):
+    assert r21.name == "record21"
+    assert "record 21" in r21.description.lower()
+    assert r21.gpu_only is True
+    assert (r21.device, r21.compile) == ("auto", "auto")
+    assert r21.train_files.endswith(".bin") and "fineweb_train_" in r21.train_files
+    assert "fineweb_val_" in r21.val_files
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the other bundled recipes, inheritance
+
+def test_recipe_names():
+    assert recipe_names() == ["record21", "record21_1gpu", "tiny"]
+
+
+def test_record21_1gpu(r21):
+    r = load_recipe("record21_1gpu")
+    assert r.batch_tokens == 49152 == r.seq_len
+    assert r.grad_accum_steps(1) == 1
+    assert r.train_loop is True
+    assert r.name == "record21_1gpu" and r.description and r.description != r21.description
+    differ = {k for k, v in r.to_dict().items() if v != r21.to_dict()[k]}
+    assert differ == {"batch_tokens", "train_loop", "name", "description"}
+
+
+def test_tiny(r21):
+    r = load_recipe("tiny")
+    assert load_recipe() == r, "tiny is the default recipe"
+    assert (r.num_layers, r.model_dim, r.num_heads, r.head_dim, r.mlp_hidden) == (6, 128, 2, 64, 512)
+    assert r.train_files == r.val_files == "demo"
+    assert r.gpu_only is False and r.fp8_head is False
+    assert r.value_embeds == 2 and [r.value_embed_layer(i) for i in range(6)] == [0, 1, None, None, 0, 1]
+    assert r.grad_accum_steps(1) == 1
+    # everything it does not set comes from record21
+    for k in ("attn_scale", "rotary_base", "logit_cap", "logit_cap_div", "adam_betas", "adam_eps", "lr_head",
+              "lr_embed", "lr_scalar", "muon_lr", "muon_momentum", "muon_momentum_start", "ns_steps",
+              "ns_coefficients", "cooldown_frac", "min_lr_frac", "attn_block_size", "vocab_size", "seed"):
+        assert getattr(r, k) == getattr(r21, k), k
+
+
+def test_to_dict_round_trip(r21):
+    d = r21.to_dict()
+    assert set(d) == set(FIELDS)
+    assert Recipe(**d) == r21
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_toml_file_with_base_name(tmp_path, r21):
+    path = _write(tmp_path / "mine.toml", 'base = "record21"\nsteps = 100\nmuon_lr = 0.04\n')
+    r = load_recipe(str(path))
+    assert r.name == "mine"
+    assert r.description == "", "the description is not inherited"
+    assert (r.steps, r.muon_lr) == (100, 0.04)
+    assert r.to_dict() | {"steps": 1770, "muon_lr": 0.05, "name": "record21", "description": r21.description} \
+        == r21.to_dict()
+
+
+def test_toml_base_chain_relative_to_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    _write(tmp_path / "sub" / "a.toml", 'base = "tiny"\nsteps = 11\nseed = 5\ndescription = "a"\n')
+    _write(tmp_path / "sub" / "b.toml", 'base = "a.toml"\nsteps = 22\n')
+    r = load_recipe(str(tmp_path / "sub" / "b.toml"))
+    assert (r.steps, r.seed, r.num_layers, r.name, r.description) == (22, 5, 6, "b", "")
+
+
+def test_toml_name_can_be_set(tmp_path):
+    r = load_recipe(str(_write(tmp_path / "x.toml", 'base = "tiny"\nname = "custom"\n')))
+    assert r.name == "custom"
+
+
+def test_full_recipe_without_base(tmp_path, r21):
+    text = (RECIPE_DIR / "record21.toml").read_text()
+    r = load_recipe(str(_write(tmp_path / "copy.toml", text)))
+    assert r.to_dict() | {"name": "record21"} == r21.to_dict()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# overrides
+
+@pytest.mark.parametrize("item, field, value", [
+    ("steps=200", "steps", 200),
+    (" steps = 7 ", "steps", 7),
+    ("steps=1.0", "steps", 1),
+    ("muon_lr=0.02", "muon_lr", 0.02),
+    ("muon_lr=1", "muon_lr", 1.0),
+    ("adam_eps=1e-8", "adam_eps", 1e-8),
+    ("train_loop=false", "train_loop", False),
+    ("fp8_head=true", "fp8_head", True),
+    ("no_attn_layers=[1, 2]", "no_attn_layers", [1, 2]),
+    ("no_attn_layers=[]", "no_attn_layers", []),
+    ("adam_betas=[0.9, 0]", "adam_betas", [0.9, 0.0]),
+    ("sample_prompt=Hello", "sample_prompt", "Hello"),
+    ('sample_prompt="Hello world"', "sample_prompt", "Hello world"),
+    ("sample_prompt='a=b'", "sample_prompt", "a=b"),
+    ("train_files=/data/x_*.bin", "train_files", "/data/x_*.bin"),
+    ("window_pattern=LLLLLL", "window_pattern", "LLLLLL"),
+])
+def test_override(item, field, value):
+    r = load_recipe("tiny", [item])
+    got = getattr(r, field)
+    assert got == value and type(got) is type(value)
+    if isinstance(value, list):
+        assert all(type(a) is type(b) for a, b in zip(got, value))
+
+
+def test_overrides_apply_in_order_and_over_base():
+    r = load_recipe("record21_1gpu", ["steps=5", "steps=6", "batch_tokens=98304"])
+    assert (r.steps, r.batch_tokens) == (6, 98304)
+
+
+def test_dict_overrides():
+    r = load_recipe("tiny", {"steps": 5, "muon_lr": 1, "sample_prompt": "Hi", "train_loop": False})
+    assert (r.steps, r.muon_lr, r.sample_prompt, r.train_loop) == (5, 1.0, "Hi", False)
+    assert type(r.muon_lr) is float
+    with pytest.raises(RecipeError, match="steps"):
+        load_recipe("tiny", {"steps": True})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# errors: RecipeError, one line, naming the key or the file
+
+def _error(name, overrides=None) -> str:
+    with pytest.raises(RecipeError) as info:
+        load_recipe(name, overrides)
+    msg = str(info.value)
+    assert "\n" not in msg, msg
+    return msg
+
+
+def test_unknown_key_did_you_mean():
+    msg = _error("tiny", ["stepz=1"])
+    assert "'stepz'" in msg and "did you mean steps" in msg
+
+
+def test_unknown_key_without_close_match():
+    msg = _error("tiny", ["zzzqqq=1"])
+    assert "'zzzqqq'" in msg and "--dry-run" in msg
+
+
+@pytest.mark.parametrize("item, key", [
+    ("steps=abc", "steps"),
+    ("steps=1.5", "steps"),
+    ("steps=true", "steps"),
+    ("steps=[1]", "steps"),
+    ("fp8_head=1", "fp8_head"),
+    ("train_loop=yes", "train_loop"),
+    ("train_loop=\"true\"", "train_loop"),
+    ("muon_lr=fast", "muon_lr"),
+    ("muon_lr=true", "muon_lr"),
+    ("no_attn_layers=[1.5]", "no_attn_layers"),
+    ("no_attn_layers=[true]", "no_attn_layers"),
+    ("no_attn_layers=7", "no_attn_layers"),
+    ('adam_betas=["a", "b"]', "adam_betas"),
+    ("sample_prompt=5", None),  # str fields keep raw text: "5" is fine (checked below)
+])
+def test_bad_values(item, key):
+    if key is None:
+        assert load_recipe("tiny", [item]).sample_prompt == "5"
+        return
+    msg = _error("tiny", [item])
+    assert msg.startswith(f"--set {key}:") and "is not a valid" in msg
+
+
+def test_missing_equals():
+    msg = _error("tiny", ["steps"])
+    assert "'steps'" in msg and "key=value" in msg
+
+
+def test_unknown_recipe_name():
+    msg = _error("nosuch")
+    assert "'nosuch'" in msg and "record21" in msg and "tiny" in msg
+
+
+def test_missing_toml_file(tmp_path):
+    msg = _error(str(tmp_path / "absent.toml"))
+    assert str(tmp_path / "absent.toml") in msg and "no such" in msg
+
+
+def test_toml_unknown_key(tmp_path):
+    path = _write(tmp_path / "bad.toml", 'base = "tiny"\nmuon_lrr = 0.1\n')
+    msg = _error(str(path))
+    assert str(path) in msg and "'muon_lrr'" in msg and "did you mean muon_lr" in msg
+
+
+def test_toml_bad_type(tmp_path):
+    path = _write(tmp_path / "bad.toml", 'base = "tiny"\nsteps = "ten"\n')
+    msg = _error(str(path))
+    assert str(path) in msg and "steps" in msg
+
+
+def test_invalid_toml(tmp_path):
+    path = _write(tmp_path / "broken.toml", 'base = "tiny"\nsteps 10\n')
+    msg = _error(str(path))
+    assert str(path) in msg and "not valid TOML" in msg
+
+
+def test_missing_fields(tmp_path):
+    path = _write(tmp_path / "partial.toml", "steps = 10\n")
+    msg = _error(str(path))
+    assert str(path) in msg and "missing field(s)" in msg
+    missing = re.search(r"missing field\(s\) (.*) \(add them", msg).group(1).split(", ")
+    required = [k for k in FIELDS if k not in ("steps", "name", "description")]
+    assert missing == required
+
+
+def test_base_loop(tmp_path):
+    _write(tmp_path / "a.toml", 'base = "b.toml"\nsteps = 1\n')
+    _write(tmp_path / "b.toml", 'base = "a.toml"\nsteps = 2\n')
+    assert "loops" in _error(str(tmp_path / "a.toml"))
+    _write(tmp_path / "self.toml", 'base = "self.toml"\n')
+    msg = _error(str(tmp_path / "self.toml"))
+    assert "loops" in msg and "self.toml" in msg
+
+
+def test_unknown_base(tmp_path):
+    msg = _error(str(_write(tmp_path / "x.toml", 'base = "nosuch"\n')))
+    assert "'nosuch'" in msg
+
+
+@pytest.mark.parametrize("items, fragment", [
+    (["seq_len=1000", "batch_tokens=1000"], "seq_len=1000 must be a multiple of attn_block_size=128"),
+    (["val_seq_len=1000"], "val_seq_len=1000 must be a multiple of attn_block_size=128"),
+    (["window_ramp_tokens=2000"], "final window of 2048 tokens, longer than seq_len=1024"),
+    (["num_layers=5", "window_pattern=LSSLS"], "num_layers=5 must be even"),
+    (["window_pattern=LSSL"], "window_pattern has 4 entries for num_layers=6"),
+    (["window_pattern=LSSXSL"], "window_pattern may hold only"),
+    (["value_embeds=4"], "value_embeds=4"),
+    (["no_attn_layers=[6]"], "no_attn_layers"),
+    (["head_dim=66"], "head_dim=66"),
+    (["batch_tokens=1536"], "batch_tokens=1536 must be a multiple of seq_len=1024"),
+    (["steps=0"], "steps must be >= 1"),
+    (["model_dim=0"], "model_dim must be positive"),
+    (["adam_betas=[0.9]"], "adam_betas"),
+    (["adam_betas=[0.9, 1.0]"], "adam_betas"),
+    (["ns_coefficients=[1.0, 2.0]"], "ns_coefficients"),
+    (["cooldown_frac=1.5"], "cooldown_frac"),
+    (["device=tpu"], "device='tpu'"),
+    (["compile=maybe"], "compile='maybe'"),
+    (["val_every=-1"], "val_every"),
+])
+def test_impossible_combinations(items, fragment):
+    msg = _error("tiny", items)
+    assert msg.startswith("recipe tiny:") and fragment in msg, msg
+
+
+@pytest.mark.parametrize("world_size", [3, 5, 16])
+def test_batch_not_divisible_by_world_size(r21, world_size):
+    with pytest.raises(RecipeError) as info:
+        r21.grad_accum_steps(world_size)
+    msg = str(info.value)
+    assert "\n" not in msg and f"world size {world_size}" in msg and "batch_tokens=393216" in msg
+
+
+def test_val_not_divisible_by_world_size(r21):
+    with pytest.raises(RecipeError, match="val_tokens=10485760"):
+        r21.val_batches(3)
