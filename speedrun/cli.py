@@ -18,8 +18,44 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
                    help="override a recipe field (repeatable), e.g. --set steps=200")
 
 
+def launch_torchrun(nproc: int, argv: list[str]) -> int:
+    """Start `nproc` ranks of `speedrun train` on this machine through torchrun; returns its exit code.
+
+    The environment is inherited (NCCL_* and the like stay set). torchrun ends every rank when one dies.
+    For several machines run torchrun yourself with its rendezvous flags (README: Multi-GPU and multi-node).
+    """
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "speedrun", *argv]
+    print(f"speedrun: launching {nproc} ranks: {' '.join(cmd[1:])}", flush=True)
+    code = subprocess.call(cmd)
+    if code != 0:
+        print(f"speedrun: error: a rank failed (torchrun exit code {code}); see the messages above", file=sys.stderr)
+    return code
+
+
+def _strip_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
 def cmd_train(args) -> int:
+    import os
+
     import torch
+
+    if args.nproc > 1 and "RANK" not in os.environ:
+        # Check the recipe in this process first: a bad key should not cost N process starts.
+        load_recipe(args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
+        return launch_torchrun(args.nproc, _strip_nproc(args.argv))
 
     from speedrun.train import init_distributed, make_plan, run, shutdown_distributed
 
@@ -82,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the resolved recipe, parameter counts and device plan; do not train")
     p.add_argument("--log-dir", default="logs", help="folder for run logs (default: logs)")
     p.add_argument("--print-every", type=int, default=None, help="console progress every N steps (log: every step)")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="ranks on this machine (one per GPU, or CPU processes with gloo); starts torchrun")
     p.set_defaults(func=cmd_train)
     return parser
 
@@ -90,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     from speedrun.runlog import LogError
     from speedrun.train import TrainingError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (RecipeError, ShardError, TrainingError, LogError) as e:

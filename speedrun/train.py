@@ -155,10 +155,20 @@ def apply_schedules(step: int, r: Recipe, adam, muon) -> None:
         g["momentum"] = muon_momentum(step, r.muon_momentum_start, r.muon_momentum, r.muon_momentum_warmup_steps)
 
 
+def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
+    """In-place mean over ranks (gloo has no AVG: sum, then divide)."""
+    if dist.get_backend() == "nccl":
+        dist.all_reduce(t, op=dist.ReduceOp.AVG)
+    else:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t.div_(dist.get_world_size())
+    return t
+
+
 def optimizer_step(model, optimizers, step: int, r: Recipe, world_size: int) -> None:
     if world_size > 1:
         for p in model.parameters():
-            dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)
+            all_reduce_mean(p.grad)
     apply_schedules(step, r, *optimizers)
     for opt in optimizers:
         opt.step()
@@ -166,14 +176,15 @@ def optimizer_step(model, optimizers, step: int, r: Recipe, world_size: int) -> 
 
 
 def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_size: int) -> torch.Tensor:
-    """One optimiser step over this rank's micro-batches; returns the step's mean train loss (a tensor)."""
+    """One optimiser step over this rank's micro-batches; returns the step's train loss averaged over all
+    micro-batches of all ranks (a tensor; reading it is left to the caller)."""
     total = None
     for inputs, targets in batches:
         loss = model(inputs, targets, window) / len(batches)
         loss.backward()
         total = loss.detach() if total is None else total + loss.detach()
     optimizer_step(model, optimizers, step, r, world_size)
-    return total
+    return all_reduce_mean(total) if world_size > 1 else total
 
 
 def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window) -> None:
@@ -206,7 +217,7 @@ def evaluate(model, r: Recipe, plan: Plan, window, val_files) -> float:
             n += 1
     total /= n
     if plan.world_size > 1:
-        dist.all_reduce(total, op=dist.ReduceOp.AVG)
+        all_reduce_mean(total)
     model.train()
     return total.item()
 

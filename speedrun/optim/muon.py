@@ -41,6 +41,10 @@ def shape_scale(p: Tensor) -> float:
     return max(1.0, p.size(-2) / p.size(-1)) ** 0.5
 
 
+# torch >= 2.13 renames all_gather_into_tensor (deprecated there) to all_gather_single.
+_all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+
+
 def wide_matrices(t: Tensor) -> Tensor:
     """View a parameter-shaped tensor as a batch (k, rows, cols) of matrices in wide orientation (rows <= cols)."""
     m = t.reshape(-1, *t.shape[-2:])
@@ -101,9 +105,10 @@ class Muon(torch.optim.Optimizer):
             share = -(-n // ws)
             if share * ws > n:  # zero matrices orthogonalise to zero: padding is harmless
                 X = torch.cat([X, X.new_zeros(share * ws - n, *X.shape[1:])])
-            mine = ns(X[self.rank * share:(self.rank + 1) * share]).to(torch.bfloat16).contiguous()
-            gathered = torch.empty(share * ws, *X.shape[1:], dtype=torch.bfloat16, device=X.device)
-            handle = dist.all_gather_into_tensor(gathered, mine, async_op=True)
+            # Gathered in the dtype Newton-Schulz returns (bf16 on GPU), so ranks > 1 update exactly as one rank.
+            mine = ns(X[self.rank * share:(self.rank + 1) * share]).contiguous()
+            gathered = torch.empty(share * ws, *X.shape[1:], dtype=mine.dtype, device=X.device)
+            handle = _all_gather(gathered, mine, async_op=True)
             pending.append((handle, params, counts, gathered, group["lr"]))
         for handle, params, counts, gathered, lr in pending:
             handle.wait()
