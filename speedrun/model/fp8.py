@@ -8,6 +8,8 @@ plain float32 matmuls (inputs rounded through the FP8 formats), the CPU-checkabl
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -40,17 +42,18 @@ def _backward_impl(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float
     return grad_x, grad_w
 
 
-# Compiled inside the ops so that the scaling, FP8 casts and transposed copies fuse into a few kernels instead
-# of several passes over the (tokens x vocab) gradient; compilation happens at the first (GPU) call.
-_forward_compiled = torch.compile(_forward, dynamic=False)
-_backward_compiled = torch.compile(_backward_impl, dynamic=False)
+@functools.cache
+def _compiled(fn):
+    """Compiled inside the ops so that the scaling, FP8 casts and transposed copies fuse into a few kernels
+    instead of several passes over the (tokens x vocab) gradient. Built at the first call, not at import."""
+    return torch.compile(fn, dynamic=False)
 
 
 @torch.library.custom_op("speedrun::fp8_mm", mutates_args=())
 def fp8_mm(x: Tensor, w: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor, Tensor]:
     """x (N, K) bf16/fp32 contiguous, w (M, K) -> (x @ w.T in bf16, x_f8, w_f8)."""
     assert x.is_contiguous() and w.is_contiguous()
-    return _forward_compiled(x, w, x_s, w_s)
+    return _compiled(_forward)(x, w, x_s, w_s)
 
 
 @fp8_mm.register_fake
@@ -62,7 +65,7 @@ def _(x, w, x_s, w_s, grad_s):
 
 @torch.library.custom_op("speedrun::fp8_mm_backward", mutates_args=())
 def fp8_mm_backward(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor]:
-    return _backward_compiled(g.contiguous(), x_f8, w_f8, x_s, w_s, grad_s)
+    return _compiled(_backward_impl)(g.contiguous(), x_f8, w_f8, x_s, w_s, grad_s)
 
 
 @fp8_mm_backward.register_fake

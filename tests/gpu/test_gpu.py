@@ -28,7 +28,7 @@ def random_docs(T: int, mean_doc: int, seed: int) -> torch.Tensor:
     return toks.cuda()
 
 
-@pytest.mark.skipif(not fp8_supported(), reason="GPU without FP8 tensor cores")
+@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
 def test_fp8_head_matches_bf16_matmul():
     torch.manual_seed(0)
     N, K, M = 4096, 768, 50304

@@ -1,0 +1,220 @@
+"""FP8 head op without a GPU: fake (meta) kernels, the float32 reference, and the model's eval path.
+
+The GPU check of the real op lives in tests/gpu/. Where this CPU build of torch can run `_scaled_mm` on float8
+tensors (and compile the ops' torch.compile'd bodies), the real op is also compared with its fake here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+import speedrun.model.fp8 as fp8
+import speedrun.model.gpt as gpt_mod
+from speedrun.model.fp8 import fp8_reference, fp8_round, fp8_supported
+from speedrun.model.gpt import GPT
+from speedrun.recipe import load_recipe
+
+X_S, W_S, G_S = 2.0, 512.0, 2.0**19
+E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
+
+
+# --- fake kernels on the meta device ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("N,K,M", [(8, 16, 32), (5, 768, 50304), (64, 64, 64)])
+@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32])
+def test_fp8_mm_fake_shapes_on_meta(N, K, M, x_dtype):
+    x = torch.empty(N, K, device="meta", dtype=x_dtype)
+    w = torch.empty(M, K, device="meta", dtype=torch.float32)
+    out, x_f8, w_f8 = torch.ops.speedrun.fp8_mm(x, w, X_S, W_S, G_S)
+    assert out.shape == (N, M) and out.dtype == torch.bfloat16 and out.is_contiguous()
+    assert x_f8.shape == (N, K) and x_f8.dtype == E4M3
+    assert w_f8.shape == (M, K) and w_f8.dtype == E4M3
+    assert all(t.device.type == "meta" for t in (out, x_f8, w_f8))
+
+
+@pytest.mark.parametrize("N,K,M", [(8, 16, 32), (5, 768, 50304)])
+def test_fp8_mm_backward_fake_shapes_and_strides_on_meta(N, K, M):
+    g = torch.empty(N, M, device="meta", dtype=torch.bfloat16)
+    x_f8 = torch.empty(N, K, device="meta", dtype=E4M3)
+    w_f8 = torch.empty(M, K, device="meta", dtype=E4M3)
+    grad_x, grad_w = torch.ops.speedrun.fp8_mm_backward(g, x_f8, w_f8, X_S, W_S, G_S)
+    assert grad_x.shape == (N, K) and grad_x.dtype == torch.bfloat16
+    assert grad_w.shape == (M, K) and grad_w.dtype == torch.float32
+    # the real op returns the transpose of a row-major (K, M) matrix: column-major (M, K)
+    assert grad_w.stride() == (1, M)
+    assert grad_x.stride() == (K, 1)
+
+
+def test_fp8_mm_rejects_mismatched_shapes_in_fake():
+    with pytest.raises(AssertionError):
+        torch.ops.speedrun.fp8_mm(torch.empty(4, 8, device="meta"), torch.empty(3, 9, device="meta"), X_S, W_S, G_S)
+
+
+def _scaled_mm_runs_on_cpu() -> bool:
+    try:
+        a = torch.ones(16, 16).to(E4M3)
+        torch._scaled_mm(a, a.T, scale_a=torch.tensor(1.0), scale_b=torch.tensor(1.0), out_dtype=torch.bfloat16)
+        return True
+    except Exception:
+        return False
+
+
+needs_cpu_scaled_mm = pytest.mark.skipif(not _scaled_mm_runs_on_cpu(),
+                                         reason=f"torch {torch.__version__} has no float8 _scaled_mm on CPU")
+
+
+def _compile_errors() -> tuple:
+    errors = []
+    try:
+        import torch._dynamo.exc as dynamo_exc
+
+        errors.append(dynamo_exc.TorchDynamoException)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import torch._inductor.exc as inductor_exc
+
+        errors.append(inductor_exc.InductorError)
+    except (ImportError, AttributeError):  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def run_op_or_skip(op, *args):
+    """The ops run through torch.compile (inductor); where that cannot compile on this CPU, skip."""
+    try:
+        return op(*args)
+    except _compile_errors() as e:  # pragma: no cover - depends on the machine's compiler
+        pytest.skip(f"the FP8 op's compiled body does not build on this CPU: {type(e).__name__}")
+
+
+def _inputs(N=32, K=64, M=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(N, K, generator=g)
+    w = torch.randn(M, K, generator=g) * 0.02  # w * 512 ~ N(0, 10): inside e4m3's +-448
+    return x, w
+
+
+@needs_cpu_scaled_mm
+def test_real_op_matches_fake_and_reference_on_cpu():
+    N, K, M = 32, 64, 48
+    x, w = _inputs(N, K, M)
+    out, x_f8, w_f8 = run_op_or_skip(torch.ops.speedrun.fp8_mm, x, w, X_S, W_S, G_S)
+    with FakeTensorMode() as mode:
+        fx, fw = mode.from_tensor(x), mode.from_tensor(w)
+        f_out, f_x8, f_w8 = torch.ops.speedrun.fp8_mm(fx, fw, X_S, W_S, G_S)
+    for real, fake in [(out, f_out), (x_f8, f_x8), (w_f8, f_w8)]:
+        assert (real.shape, real.dtype, real.stride()) == (fake.shape, fake.dtype, fake.stride())
+    torch.testing.assert_close(x_f8.float(), (x * X_S).to(E4M3).float(), atol=0, rtol=0)
+    torch.testing.assert_close(out.float(), fp8_reference(x, w, X_S, W_S), atol=2e-2, rtol=1e-2)
+
+    g = torch.randn(N, M, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16) * 1e-4
+    grad_x, grad_w = run_op_or_skip(torch.ops.speedrun.fp8_mm_backward, g, x_f8, w_f8, X_S, W_S, G_S)
+    with FakeTensorMode() as mode:
+        f_gx, f_gw = torch.ops.speedrun.fp8_mm_backward(mode.from_tensor(g), mode.from_tensor(x_f8),
+                                                         mode.from_tensor(w_f8), X_S, W_S, G_S)
+    for real, fake in [(grad_x, f_gx), (grad_w, f_gw)]:
+        assert (real.shape, real.dtype, real.stride()) == (fake.shape, fake.dtype, fake.stride())
+    assert grad_w.stride() == (1, M)
+    gr = fp8_round(g, G_S, E5M2)
+    xr, wr = fp8_round(x, X_S, E4M3), fp8_round(w, W_S, E4M3)
+    torch.testing.assert_close(grad_w, (xr.T @ gr).T, atol=1e-6, rtol=1e-4)  # (x_f8^T g)^T
+    torch.testing.assert_close(grad_x.float(), gr @ wr, atol=1e-7, rtol=1e-2)
+
+
+@needs_cpu_scaled_mm
+def test_fp8_linear_autograd_on_cpu():
+    x, w = _inputs(N=12, K=32, M=20, seed=2)
+    x = x.reshape(3, 4, 32).requires_grad_()
+    w = w.requires_grad_()
+    y = run_op_or_skip(fp8.fp8_linear, x, w, X_S, W_S, G_S)
+    assert y.shape == (3, 4, 20) and y.dtype == torch.bfloat16
+    g = torch.randn(3, 4, 20).to(torch.bfloat16) * 1e-4
+    run_op_or_skip(y.backward, g)
+    gr = fp8_round(g.reshape(12, 20), G_S, E5M2)
+    xr, wr = fp8_round(x.detach().reshape(12, 32), X_S, E4M3), fp8_round(w.detach(), W_S, E4M3)
+    torch.testing.assert_close(w.grad, gr.T @ xr, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(x.grad.reshape(12, 32).float(), gr @ wr, atol=1e-7, rtol=1e-2)
+
+
+# --- the float32 reference -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fp8_reference_close_to_float32_matmul(seed):
+    x, w = _inputs(N=64, K=256, M=96, seed=seed)
+    exact = x @ w.T
+    approx = fp8_reference(x, w, X_S, W_S)
+    rel = ((approx - exact).norm() / exact.norm()).item()
+    assert rel < 0.06
+    assert rel > 1e-4  # it really is rounded through FP8
+    assert approx.dtype == torch.float32 and approx.shape == (64, 96)
+
+
+def test_fp8_round_is_idempotent_and_on_the_grid():
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(1000, generator=g) * 3
+    for scale, dtype in [(X_S, E4M3), (W_S, E4M3), (G_S, E5M2), (1.0, E5M2)]:
+        r = fp8_round(t * (1.0 if scale != W_S else 0.02), scale, dtype)
+        assert torch.equal(fp8_round(r, scale, dtype), r)
+        assert r.dtype == torch.float32
+    # e4m3: 3 mantissa bits, so the relative rounding error of a normal number is at most 2^-4
+    r = fp8_round(t, X_S, E4M3)
+    normal = (t * X_S).abs() >= 2**-6
+    assert ((r - t).abs()[normal] / t.abs()[normal]).max() <= 2**-4 + 1e-7
+    assert fp8_round(torch.tensor([1.0]), X_S, E4M3).item() == 1.0
+
+
+# --- the model's eval path -----------------------------------------------------------------------------------------
+SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
+             window_ramp_tokens=256, batch_tokens=256)
+
+
+def test_gpt_fp8_head_eval_uses_plain_linear(monkeypatch):
+    r = load_recipe("tiny", {**SMALL, "fp8_head": True})
+    torch.manual_seed(0)
+    model = GPT(r)
+    assert model.lm_head.fp8_scales == (2.0, 512.0, 524288.0)
+    torch.manual_seed(0)
+    plain = GPT(load_recipe("tiny", SMALL))
+    assert plain.lm_head.fp8_scales is None
+    with torch.no_grad():
+        for m in (model, plain):
+            m.lm_head.weight.copy_(torch.randn(m.lm_head.weight.shape, generator=torch.Generator().manual_seed(5)) * 0.1)
+    calls = []
+
+    def fake_fp8_linear(*a, **k):
+        calls.append(1)
+        raise RuntimeError("fp8 path used")
+
+    monkeypatch.setattr(gpt_mod, "fp8_linear", fake_fp8_linear)
+    x = torch.randint(0, 50256, (256,), generator=torch.Generator().manual_seed(1))
+    model.eval()
+    with torch.no_grad():
+        y = model(x, None, 2)
+    assert not calls
+    torch.testing.assert_close(y, plain.eval()(x, None, 2))
+    model.train()
+    with pytest.raises(RuntimeError, match="fp8 path used"):  # in training the head does go through FP8
+        model(x, None, 2)
+    assert calls
+
+
+def test_fp8_supported_false_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert fp8_supported() is False
+    assert fp8_supported("cuda:0") is False
+
+
+def test_trainer_drops_fp8_on_cpu():
+    from speedrun.train import build_model, make_plan
+
+    r = load_recipe("tiny", {**SMALL, "fp8_head": True})
+    plan = make_plan(r, force_device="cpu")
+    assert plan.fp8_head is False
+    assert any("FP8" in n for n in plan.notes)
+    model = build_model(r, plan)
+    assert model.lm_head.fp8_scales is None
+    loss = model(torch.zeros(256, dtype=torch.long), torch.zeros(256, dtype=torch.long), 1)
+    assert math.isclose(loss.item(), math.log(50304), abs_tol=1e-4)
