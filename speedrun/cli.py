@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from speedrun.data.shards import ShardError
-from speedrun.recipe import RecipeError, load_recipe, recipe_names
+from speedrun.errors import SpeedrunError
+from speedrun.recipe import load_recipe, recipe_names
 
 
 def _add_recipe_args(p: argparse.ArgumentParser) -> None:
@@ -109,9 +109,78 @@ def dry_run_report(recipe, plan) -> str:
     return "\n".join(lines)
 
 
+def cmd_data_fineweb(args) -> int:
+    from speedrun.data.fineweb import download_fineweb
+
+    download_fineweb(args.variant, args.train_shards, args.dir)
+    return 0
+
+
+def cmd_data_tokenize(args) -> int:
+    from speedrun.data.tokenize import tokenize_files
+
+    tokenize_files(args.inputs, args.out, val_tokens=args.val_tokens, shard_tokens=args.shard_tokens,
+                   workers=args.workers, name=args.name)
+    return 0
+
+
+def cmd_data_inspect(args) -> int:
+    from speedrun.data.inspect import inspect_shards
+
+    return inspect_shards(args.paths, preview_tokens=args.preview)
+
+
+def cmd_stats(args) -> int:
+    from speedrun.stats import stats_report
+
+    text, ok = stats_report(args.logs, target=args.target)
+    print(text)
+    return 0 if ok else 1
+
+
+def cmd_plot(args) -> int:
+    from speedrun.plot import plot_logs
+
+    plot_logs(args.logs, args.out, target=args.target)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_records(args) -> int:
+    from speedrun.records import rebuild_records_table
+
+    path = rebuild_records_table(args.dir)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from speedrun.evals.sample import sample_from_checkpoint
+
+    for text in sample_from_checkpoint(args.checkpoint, args.prompt, max_tokens=args.tokens,
+                                       temperature=args.temperature, top_k=args.top_k, num_samples=args.num_samples,
+                                       seed=args.seed, device=args.device):
+        print(text)
+        print("-" * 40)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    if args.what == "hellaswag":
+        from speedrun.evals.hellaswag import evaluate_hellaswag
+
+        evaluate_hellaswag(args.checkpoint, data=args.data, limit=args.limit, device=args.device)
+        return 0
+    from speedrun.evals.val_loss import evaluate_checkpoint
+
+    evaluate_checkpoint(args.what, args.val, val_tokens=args.val_tokens, device=args.device)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="speedrun", description="Train GPT-2-class models as fast as the hardware allows.")
     sub = parser.add_subparsers(dest="command", required=True)
+
     p = sub.add_parser("train", help="train a recipe (CPU, one GPU, or a torchrun launch)")
     _add_recipe_args(p)
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="force a device (cpu also runs GPU-only recipes)")
@@ -120,20 +189,73 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-every", type=int, default=None, help="console progress every N steps (log: every step)")
     p.add_argument("--nproc", type=int, default=1,
                    help="ranks on this machine (one per GPU, or CPU processes with gloo); starts torchrun")
+    p.add_argument("--save-every", type=int, default=0, help="write a checkpoint every N steps (and at the end)")
+    p.add_argument("--checkpoint-dir", default="checkpoints", help="folder for checkpoints (default: checkpoints)")
+    p.add_argument("--resume", default=None, metavar="PATH|latest", help="continue a run from a checkpoint")
     p.set_defaults(func=cmd_train)
+
+    data = sub.add_parser("data", help="get tokens in place: download FineWeb shards, tokenize text, inspect shards")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser("fineweb", help="download cached GPT-2 FineWeb shards from the Hugging Face hub")
+    p.add_argument("--variant", choices=["10B", "100B", "edu10B"], default="10B")
+    p.add_argument("--train-shards", type=int, default=8, help="number of train shards (100M tokens each)")
+    p.add_argument("--dir", default=None, help="target folder (default: data/fineweb<variant>)")
+    p.set_defaults(func=cmd_data_fineweb)
+    p = dsub.add_parser("tokenize", help="plain text / JSON lines / Parquet files -> train and val shards")
+    p.add_argument("inputs", nargs="+", help="files (.txt, .jsonl, .parquet) or folders")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--val-tokens", type=int, default=0, help="tokens of whole documents to put in the val shard")
+    p.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per train shard")
+    p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    p.add_argument("--name", default="data", help="shard file prefix: NAME_train_000000.bin, NAME_val_000000.bin")
+    p.set_defaults(func=cmd_data_tokenize)
+    p = dsub.add_parser("inspect", help="check shards and show token / document statistics and a preview")
+    p.add_argument("paths", nargs="+", help="shard files, folders or globs")
+    p.add_argument("--preview", type=int, default=200, help="tokens of the first document to decode")
+    p.set_defaults(func=cmd_data_inspect)
+
+    p = sub.add_parser("stats", help="final val loss, time and a one-sided t-test across run logs")
+    p.add_argument("logs", nargs="+", help="run log files or folders")
+    p.add_argument("--target", type=float, default=3.28, help="val loss target (default 3.28)")
+    p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("plot", help="val loss against training time and steps, one line per run")
+    p.add_argument("logs", nargs="+", help="run log files or folders")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--target", type=float, default=3.28)
+    p.set_defaults(func=cmd_plot)
+    p = sub.add_parser("records", help="rebuild the table in records/README.md from the record folders")
+    p.add_argument("--dir", default="records")
+    p.set_defaults(func=cmd_records)
+
+    p = sub.add_parser("sample", help="generate text from a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--prompt", default="")
+    p.add_argument("--tokens", type=int, default=100)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_sample)
+    p = sub.add_parser("eval", help="val loss of a checkpoint on any shards, or `eval hellaswag CHECKPOINT`")
+    p.add_argument("what", help="a checkpoint path, or 'hellaswag'")
+    p.add_argument("checkpoint", nargs="?", help="(hellaswag) the checkpoint")
+    p.add_argument("--val", nargs="+", default=None, help="(val loss) shard files, folders or globs")
+    p.add_argument("--val-tokens", type=int, default=None, help="(val loss) positions to score (default: the recipe's)")
+    p.add_argument("--data", default=None, help="(hellaswag) local hellaswag_val.jsonl instead of downloading")
+    p.add_argument("--limit", type=int, default=None, help="(hellaswag) first N items only")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from speedrun.runlog import LogError
-    from speedrun.train import TrainingError
-
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
         return args.func(args)
-    except (RecipeError, ShardError, TrainingError, LogError) as e:
+    except SpeedrunError as e:
         print(f"speedrun: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
+from speedrun.errors import SpeedrunError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,7 +24,7 @@ else:  # pragma: no cover
 RECIPE_DIR = Path(__file__).parent / "recipes"
 
 
-class RecipeError(ValueError):
+class RecipeError(SpeedrunError, ValueError):
     """A recipe file, name, field or value is wrong. The message is one line and names the culprit."""
 
 

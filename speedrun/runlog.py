@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from speedrun.errors import SpeedrunError
 
 FORMAT_LINE = "speedrun-log v1"
 PACKAGE_DIR = Path(__file__).parent
@@ -122,7 +123,7 @@ _MEM = re.compile(r"^peak_memory allocated:(\d+) MiB reserved:(\d+) MiB")
 _END = re.compile(r"^=== end: (complete|failed: (.*)) ===$")
 
 
-class LogError(ValueError):
+class LogError(SpeedrunError, ValueError):
     """Not a speedrun run log, or a malformed one. The message names the file."""
 
 

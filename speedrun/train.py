@@ -24,9 +24,10 @@ from speedrun.optim.muon import Muon
 from speedrun.optim.schedule import long_window_blocks, lr_multiplier, muon_momentum
 from speedrun.recipe import Recipe, RecipeError
 from speedrun.runlog import RunLog
+from speedrun.errors import SpeedrunError
 
 
-class TrainingError(RuntimeError):
+class TrainingError(SpeedrunError, RuntimeError):
     """The run cannot go on (non-finite loss, no GPU for a GPU-only recipe, ...). One-line message."""
 
 

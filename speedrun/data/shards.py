@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from speedrun.errors import SpeedrunError
 
 MAGIC = 20240520
 VERSION = 1
@@ -21,7 +22,7 @@ TOKEN_DTYPE = np.dtype("<u2")
 MAX_TOKEN = np.iinfo(np.uint16).max
 
 
-class ShardError(ValueError):
+class ShardError(SpeedrunError, ValueError):
     """A shard file is missing, truncated or not in the speedrun format. The message names the file."""
 
 
