@@ -19,8 +19,8 @@ for f in sorted(src.glob("*.bin.xz")):
 print("corpus:", sorted(p.name for p in dst.glob("*.bin")))
 PY
 fi
-TRACK="--set train_files=/tmp/corpus/corpus_train_00000[0-4].bin --set val_files=/tmp/corpus/corpus_val_000000.bin --set val_tokens=2097152"
+TRACK=(--set "train_files=/tmp/corpus/corpus_train_00000[0-4].bin" --set val_files=/tmp/corpus/corpus_val_000000.bin --set val_tokens=2097152)
 case $what in tests|all) python3 -m pytest -q tests/gpu -s 2>&1 | tee "$OUT/gpu_tests.txt" ;; esac
 case $what in bench|all) python3 benchmarks/step_time.py --recipe record21_1gpu --steps 40 --profile --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.txt" ;; esac
 case $what in accum|all) python3 benchmarks/step_time.py --recipe record21 --steps 8 --warmup 2 --at-step 0 --json "$OUT/bench_accum8.json" 2>&1 | tee "$OUT/bench_accum8.txt" ;; esac
-case $what in track|all) speedrun train --recipe record21_1gpu $TRACK --log-dir "$OUT/logs" --print-every 125 2>&1 | tee "$OUT/track.txt" ;; esac
+case $what in track|all) speedrun train --recipe record21_1gpu "${TRACK[@]}" --log-dir "$OUT/logs" --print-every 125 2>&1 | tee "$OUT/track.txt" ;; esac

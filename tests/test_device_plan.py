@@ -1,0 +1,77 @@
+"""Device plans on other hardware, by forcing the capability checks: FP8 falls back to bf16 below compute
+capability 8.9 with a notice, GPU-only recipes refuse CPUs unless forced, the tiny recipe runs anywhere."""
+
+import pytest
+import torch
+
+from speedrun.recipe import load_recipe
+from speedrun.train import TrainingError, make_plan
+
+
+def fake_gpu(monkeypatch, capability):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"Fake GPU sm{capability[0]}{capability[1]}")
+
+
+@pytest.mark.parametrize("capability", [(7, 0), (8, 0), (8, 6)])
+def test_fp8_head_falls_back_to_bf16_below_sm89(monkeypatch, capability):
+    fake_gpu(monkeypatch, capability)
+    plan = make_plan(load_recipe("record21"))
+    assert plan.device.type == "cuda" and plan.attention == "flex" and plan.compile
+    assert plan.fp8_head is False
+    notes = " ".join(plan.notes)
+    assert "FP8" in notes and "bf16" in notes and "8.9" in notes
+    assert "head matmul: plain (no FP8)" in plan.describe(load_recipe("record21"))
+
+
+@pytest.mark.parametrize("capability", [(8, 9), (9, 0), (10, 0)])
+def test_fp8_head_kept_on_fp8_gpus(monkeypatch, capability):
+    fake_gpu(monkeypatch, capability)
+    plan = make_plan(load_recipe("record21"))
+    assert plan.fp8_head is True and not plan.notes
+
+
+def test_fp8_off_in_recipe_stays_off(monkeypatch):
+    fake_gpu(monkeypatch, (9, 0))
+    plan = make_plan(load_recipe("record21", ["fp8_head=false"]))
+    assert plan.fp8_head is False and not plan.notes
+
+
+def test_model_built_for_a_pre_fp8_plan_has_no_fp8_head(monkeypatch):
+    from speedrun.model.gpt import GPT
+
+    fake_gpu(monkeypatch, (8, 0))
+    r = load_recipe("tiny", ["fp8_head=true"])
+    plan = make_plan(r)
+    assert plan.fp8_head is False
+    model = GPT(r)
+    assert model.lm_head.fp8_scales is not None  # the recipe asks for it ...
+    from speedrun.train import build_model
+
+    plan.device = torch.device("cpu")  # build where we can; the plan decided FP8 off
+    assert build_model(r, plan).lm_head.fp8_scales is None  # ... the built model follows the plan
+
+
+def test_gpu_only_recipe_refuses_cpu_unless_forced(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(TrainingError, match="GPU-only.*no CUDA GPU.*--device cpu"):
+        make_plan(load_recipe("record21"))
+    plan = make_plan(load_recipe("record21"), force_device="cpu")
+    assert plan.device.type == "cpu" and plan.attention == "dense" and not plan.fp8_head
+
+
+def test_cuda_forced_without_gpu_refuses(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(TrainingError, match="no CUDA GPU"):
+        make_plan(load_recipe("tiny"), force_device="cuda")
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_tiny_runs_anywhere(monkeypatch, gpu):
+    if gpu:
+        fake_gpu(monkeypatch, (7, 5))
+    else:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    plan = make_plan(load_recipe("tiny"))
+    assert plan.device.type == ("cuda" if gpu else "cpu")
