@@ -22,7 +22,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from speedrun.errors import SpeedrunError
 
 FORMAT_LINE = "speedrun-log v1"
@@ -30,6 +29,8 @@ PACKAGE_DIR = Path(__file__).parent
 
 
 def environment_report() -> str:
+    import torch  # here, not at module level: stats and plots read logs without loading torch
+
     lines = [
         f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"host: {platform.node()}",

@@ -1,0 +1,149 @@
+"""`speedrun plot`: val loss against training time and against step, one line per run (or per group of runs).
+
+Up to MAX_RUN_LINES runs get a line each (label: the log's file stem); beyond that one line per (recipe, commit)
+group: the mean curve with a min-max band. Unfinished runs are dotted and labelled so they are not read as
+results. Drawn on a bare Figure with the Agg canvas (no pyplot state), written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from speedrun.errors import SpeedrunError
+from speedrun.stats import DEFAULT_TARGET, Run, find_logs, load_run, short_commit
+
+MAX_RUN_LINES = 8
+
+
+def _curve(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, time s, val loss) of one run."""
+    v = np.array(run.log.val, dtype=np.float64).reshape(-1, 3)
+    return v[:, 0], v[:, 2] / 1000, v[:, 1]
+
+
+def _run_label(run: Run) -> str:
+    """File stem and where the run ended: the final loss is what a reader compares, and is hard to read off."""
+    step, loss, _ = run.log.val[-1]
+    if run.status == "complete":
+        return f"{run.path.stem}: final {loss:.4f}"
+    return f"{run.path.stem} ({run.status}): last {loss:.4f} at step {step:.0f}/{run.steps_planned}"
+
+
+def _series(runs: list[Run]) -> list[dict]:
+    """One dict per line to draw: label, style, and x/y for both panels (+ band for groups)."""
+    if len(runs) <= MAX_RUN_LINES:
+        out = []
+        for r in runs:
+            steps, secs, loss = _curve(r)
+            out.append(dict(label=_run_label(r), done=r.status == "complete", planned=r.steps_planned,
+                            steps=steps, secs=secs, loss=loss, band=None))
+        return out
+    groups: dict[tuple, list[Run]] = {}
+    for r in runs:  # unfinished runs get their own group: they must not drag a finished group's mean
+        groups.setdefault((r.recipe, r.commit, r.status == "complete"), []).append(r)
+    out = []
+    # finished groups first, so the dotted unfinished lines are drawn on top and stay visible
+    for (recipe, commit, done), members in sorted(groups.items(), key=lambda kv: (not kv[0][2], kv[0][:2])):
+        by_step: dict[float, list[tuple[float, float]]] = {}
+        for r in members:
+            for s, t, l in zip(*_curve(r)):
+                by_step.setdefault(s, []).append((t, l))
+        steps = np.array(sorted(by_step))
+        secs = np.array([np.mean([t for t, _ in by_step[s]]) for s in steps])
+        losses = [np.array([l for _, l in by_step[s]]) for s in steps]
+        mean = np.array([l.mean() for l in losses])
+        label = f"{recipe} @ {short_commit(commit)}: {len(members)} run{'s' * (len(members) != 1)}" + (
+            f", mean final {mean[-1]:.4f}" if done else " (incomplete/failed)")
+        out.append(dict(label=label, done=done, planned=max(r.steps_planned for r in members),
+                        steps=steps, secs=secs, loss=mean,
+                        band=(np.array([l.min() for l in losses]), np.array([l.max() for l in losses]))))
+    return out
+
+
+def _ylim(series: list[dict], target: float) -> tuple[float, float]:
+    """Clip away the first steps (val loss ~10.8 at step 0) so the end of training, where runs differ, is readable:
+    the top is the highest loss seen from 20% of the planned steps on."""
+    late = []
+    for s in series:
+        if len(s["steps"]):
+            cut = 0.2 * s["planned"]
+            late += list(s["loss"][s["steps"] >= cut]) or [s["loss"][-1]]
+            if s["band"] is not None:
+                late += list(s["band"][1][s["steps"] >= cut])
+    allv = np.concatenate([s["loss"] for s in series] + [s["band"][0] for s in series if s["band"] is not None])
+    lo, hi = min(allv.min(), target), max(max(late), target)
+    span = max(hi - lo, 0.05)
+    return lo - 0.06 * span, hi + 0.06 * span
+
+
+def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Figure:
+    runs = []
+    for p in find_logs(paths):
+        r = load_run(p)
+        if r.status == "malformed":
+            print(f"speedrun: skipped {p}: {r.reason}", file=sys.stderr)
+        elif not r.log.val:
+            print(f"speedrun: skipped {p}: no val loss recorded ({r.status})", file=sys.stderr)
+        else:
+            runs.append(r)
+    if not runs:
+        raise SpeedrunError(f"no val loss points to plot in {', '.join(paths)}")
+    series = _series(runs)
+
+    fig = Figure(figsize=(13, 5.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_t, ax_s = fig.subplots(1, 2, sharey=True)
+    colors = [f"C{i % 10}" for i in range(len(series))]
+    for s, c in zip(series, colors):
+        style = dict(color=c, lw=1.8, ls="-" if s["done"] else ":", marker="o", ms=3.5)
+        for ax, x in ((ax_t, s["secs"]), (ax_s, s["steps"])):
+            ax.plot(x, s["loss"], label=s["label"], **style)
+            if s["band"] is not None:
+                ax.fill_between(x, *s["band"], color=c, alpha=0.2, lw=0)
+    for ax in (ax_t, ax_s):
+        ax.axhline(target, color="0.2", ls="--", lw=1.2, label=f"target {target:g}")
+        # named on the line too, not only in the legend
+        ax.annotate(f"target {target:g}", xy=(0.01, target), xycoords=("axes fraction", "data"),
+                    xytext=(0, 3), textcoords="offset points", fontsize=9, color="0.2", va="bottom")
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=10)
+        ax.set_xlim(left=0)
+    ylo, yhi = _ylim(series, target)
+    ax_t.set_ylim(ylo, yhi)
+    ax_t.set_xlabel("training time (s)", fontsize=11)
+    ax_s.set_xlabel("step", fontsize=11)
+    ax_t.set_ylabel("validation loss", fontsize=11)
+    ax_s.tick_params(labelleft=True)  # sharey hides them; both panels are read on their own
+    ax_t.set_title("val loss vs training time", fontsize=12)
+    ax_s.set_title("val loss vs step", fontsize=12)
+    n_runs = len(runs)
+    what = f"{n_runs} run{'s' * (n_runs != 1)}" + (f" in {len(series)} groups: mean line, min–max band"
+                                                   if n_runs > MAX_RUN_LINES else "")
+    fig.suptitle(f"Validation loss, {what}. Y axis cut above: the early losses (~10.8 at step 0) are off the top.",
+                 fontsize=12)
+    handles, labels = ax_s.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=9, frameon=False)
+
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = out_path.suffix.lstrip(".").lower() or "png"
+    if fmt not in fig.canvas.get_supported_filetypes():
+        raise SpeedrunError(f"{out}: unsupported image type '.{fmt}' (use .png, .svg or .pdf)")
+    # a reader (or a crash mid-write) never sees a half-written image: write beside it, then rename
+    # (a named file, not mkstemp: mkstemp's 0600 mode would survive the rename)
+    tmp = out_path.parent / f".{out_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            fig.savefig(f, format=fmt, dpi=110)
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return fig

@@ -1,0 +1,138 @@
+"""`records/`: runs worth keeping, one folder per record, and the table of them in records/README.md.
+
+Convention: records/<YYYY-MM-DD>_<short-name>/ holds the run logs (*.txt, as written by `speedrun train`) and a
+README.md with the command, the device, the val loss target of the data track and the `speedrun stats` report.
+`new_record` makes such a folder; `rebuild_records_table` (`speedrun records`) regenerates the table from the
+logs themselves, so the table can never disagree with the evidence. Only complete runs count.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from speedrun.errors import SpeedrunError
+from speedrun.runlog import LogError
+from speedrun.stats import DEFAULT_TARGET, compute_stats, find_logs, format_p, load_run, stats_report
+
+RECORD_DIR = re.compile(r"^(\d{4}-\d{2}-\d{2})_([A-Za-z0-9][A-Za-z0-9._-]*)$")
+TARGET_LINE = re.compile(r"^- target: *([0-9.]+)", re.M)  # in a record's README; absent -> DEFAULT_TARGET
+
+INTRO = """# Records
+
+Runs worth keeping. Each record is a folder `records/<YYYY-MM-DD>_<short-name>/` holding the run logs
+(`*.txt`, unedited, exactly as `speedrun train` wrote them) and a `README.md` with the command, the device, the
+val loss target of the data it ran on (`- target: X`; 3.28 for FineWeb) and the `speedrun stats` report.
+A record is a claim that the mean final val loss is below the target: the bar is a one-sided t-test with
+p < 0.01 over n >= 2 complete runs of one recipe and commit. Failed, crashed (incomplete) and malformed logs
+are never counted.
+
+This table is generated: `speedrun records` rebuilds it from the logs in the record folders (do not edit it by
+hand). Add a record with `speedrun.records.new_record(...)`, or by making the folder yourself and running
+`speedrun records`.
+"""
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write beside the target, then rename: a reader or a crash never leaves a half-written file."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def record_target(folder: Path) -> float:
+    readme = folder / "README.md"
+    m = TARGET_LINE.search(readme.read_text(encoding="utf-8")) if readme.is_file() else None
+    return float(m[1]) if m else DEFAULT_TARGET
+
+
+def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], command: str, device: str,
+               target: float = DEFAULT_TARGET, notes: str = "", date: str | None = None) -> Path:
+    """Make records/<date>_<name>/ with copies of `logs` (files or folders) and its README; rebuild the table.
+
+    Refuses an existing record folder and files that are not run logs (a record holds evidence only).
+    """
+    date = date or time.strftime("%Y-%m-%d")
+    folder = Path(records_dir) / f"{date}_{name}"
+    if not RECORD_DIR.match(folder.name):
+        raise SpeedrunError(f"record name '{folder.name}' is not YYYY-MM-DD_short-name (letters, digits, . _ -)")
+    if folder.exists():
+        raise SpeedrunError(f"{folder}: the record already exists")
+    sources = find_logs(logs)
+    for src in sources:
+        run = load_run(src)
+        if run.status == "malformed":
+            raise LogError(f"{src}: {run.reason}")
+    if len({s.name for s in sources}) != len(sources):
+        raise SpeedrunError("two logs have the same file name; a record keeps them side by side")
+    # filled under a hidden name, then renamed: a failed copy leaves no half-made record for the table to list
+    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.mkdir(parents=True)
+    try:
+        for src in sources:
+            shutil.copyfile(src, tmp / src.name)  # contents only: the originals may be read-only
+        report, _ = stats_report([str(tmp)], target=target)
+        lines = [f"# {name}", "", f"- date: {date}", f"- command: `{command}`", f"- device: {device}",
+                 f"- target: {target:g}", f"- logs: {', '.join(f'`{s.name}`' for s in sources)}", ""]
+        if notes:
+            lines += [notes.strip(), ""]
+        lines += ["## Stats", "", f"`speedrun stats records/{folder.name} --target {target:g}`:", "", "```text",
+                  report, "```", ""]
+        (tmp / "README.md").write_text("\n".join(lines), encoding="utf-8")
+        os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    rebuild_records_table(records_dir)
+    return folder
+
+
+def _row(folder: Path, date: str) -> list[str]:
+    target = record_target(folder)
+    try:
+        runs = [load_run(p) for p in find_logs([str(folder)])]
+    except SpeedrunError:  # a record folder without logs: listed, with nothing to show
+        runs = []
+    counted = [r for r in runs if r.counted]
+    shown = counted or [r for r in runs if r.status != "malformed"]
+    recipe = ", ".join(sorted({r.recipe for r in shown})) or "—"
+    device = ", ".join(sorted({r.device for r in shown})) or "—"
+    n = f"{len(counted)}" + (f" (+{len(runs) - len(counted)} not counted)" if len(runs) > len(counted) else "")
+    link = f"[{folder.name[len(date) + 1:]}]({folder.name}/)"
+    if not counted:
+        return [date, link, recipe, device, n, "—", f"{target:g}", "—", "—"]
+    s = compute_stats([r.final_val_loss for r in counted], [r.training_time_s for r in counted], target)
+    return [date, link, recipe, device, n, f"{s.mean:.4f}", f"{target:g}", format_p(s.p_value), f"{s.time_mean_s:.1f}"]
+
+
+def rebuild_records_table(records_dir: str = "records") -> Path:
+    root = Path(records_dir)
+    if not root.is_dir():
+        raise SpeedrunError(f"{root}: no such folder (records live in <dir>/<YYYY-MM-DD>_<short-name>/)")
+    rows, ignored = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        m = RECORD_DIR.match(folder.name)
+        if m:
+            rows.append(_row(folder, m[1]))
+        else:
+            ignored.append(folder.name)
+    head = ["date", "record", "recipe", "device", "runs", "mean final val loss", "target",
+            "p-value (mean < target)", "mean training time (s)"]
+    table = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * 5) + "|"]
+    table += ["| " + " | ".join(r) + " |" for r in rows]
+    text = INTRO + "\n" + "\n".join(table) + "\n"
+    if not rows:
+        text += "\n(no records yet)\n"
+    if ignored:
+        text += f"\nIgnored (not named YYYY-MM-DD_short-name): {', '.join(ignored)}\n"
+    out = root / "README.md"
+    write_text_atomic(out, text)
+    return out

@@ -1,0 +1,58 @@
+"""Run logs for the stats / plot / records tests: written by the real RunLog, or by hand where a test needs a
+chosen commit, GPU line or a broken layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from speedrun.runlog import RunLog
+
+
+def curve(final: float, steps: int = 100, every: int = 25, ms_per_step: float = 10.0) -> list[tuple[int, float, float]]:
+    """(step, val loss, time ms) points from 10.8 at step 0 down to `final` at `steps`."""
+    pts = []
+    for s in list(range(0, steps, every)) + [steps]:
+        frac = s / steps
+        pts.append((s, round(final + (10.8 - final) * (1 - frac) ** 3, 4), s * ms_per_step))
+    return pts
+
+
+def runlog(folder: Path, final: float, steps: int = 100, name: str = "tiny", end: str | None = "complete",
+           stop_at: int | None = None, ms_per_step: float = 10.0) -> Path:
+    """A log written through speedrun.runlog.RunLog. end: 'complete', 'failed: REASON' or None (crashed: no end
+    line); stop_at: last step written (an unfinished run)."""
+    log = RunLog(folder, name, {"name": name, "steps": steps})
+    for s, loss, t in curve(final, steps, ms_per_step=ms_per_step):
+        if stop_at is not None and s > stop_at:
+            break
+        if s:
+            log.step(s, steps, t, loss + 0.1, 1000.0)
+        log.val(s, steps, loss, t)
+    if end == "complete":
+        log.write(f"training_time_ms:{steps * ms_per_step:.0f}")
+        log.finish(True)
+    elif end is not None:
+        log.finish(False, end.removeprefix("failed: "))
+    else:
+        log._f.close()  # a crash: the file just stops
+    return log.path
+
+
+def hand_log(path: Path, final: float, steps: int = 100, name: str = "tiny", commit: str = "unknown",
+             gpu: str | None = None, end: str | None = "complete", ms_per_step: float = 10.0,
+             points: list[tuple[int, float, float]] | None = None, plan_after_steps: bool = False) -> Path:
+    """The same format written as text. plan_after_steps: the section order of early logs (steps, then plan)."""
+    env = ["date: 2026-11-23 12:00:00 UTC", f"git_commit: {commit}"] + ([f"gpu: {gpu}"] if gpu else [])
+    body = []
+    for s, loss, t in points if points is not None else curve(final, steps, ms_per_step=ms_per_step):
+        if s:
+            body.append(f"step:{s}/{steps} train_time:{t:.0f}ms step_avg:{t / s:.2f}ms train_loss:{loss:.4f} tok/s:1")
+        body.append(f"step:{s}/{steps} val_loss:{loss:.4f} train_time:{t:.0f}ms step_avg:{t / max(s, 1):.2f}ms")
+    steps_part = ["=== steps ===", *(["=== plan ===", "device: cpu"] if plan_after_steps else []), *body]
+    lines = ["speedrun-log v1", "=== recipe ===", f'{{"name": "{name}", "steps": {steps}}}',
+             "=== environment ===", *env, *steps_part]
+    if end is not None:
+        lines.append(f"=== end: {end} ===")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,100 @@
+"""`speedrun plot`: a valid PNG with one line per run (or per group) plus the target on both panels."""
+
+from __future__ import annotations
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from logfactory import hand_log, runlog
+from speedrun.errors import SpeedrunError
+from speedrun.plot import MAX_RUN_LINES, plot_logs
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png(path):
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    img = matplotlib.image.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 300 and img.shape[1] > 600
+    assert img.std() > 0.01  # something was drawn
+
+
+def test_one_line_per_run(tmp_path):
+    logs = tmp_path / "logs"
+    done = [runlog(logs, 3.2), runlog(logs, 3.25, ms_per_step=12)]
+    crashed = runlog(logs, 3.3, end=None, stop_at=50)
+    out = tmp_path / "out" / "plot.png"
+    fig = plot_logs([str(logs)], str(out), target=3.28)
+    check_png(out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["plot.png"]  # no temp file left
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        lines = ax.get_lines()
+        assert len(lines) == 3 + 1  # three runs + the target
+        by_label = {l.get_label().split(" ")[0].rstrip(":"): l for l in lines}
+        for p, final in zip(done, (3.2, 3.25)):
+            assert by_label[p.stem].get_linestyle() == "-" and by_label[p.stem].get_ydata()[-1] == final
+        assert by_label[crashed.stem].get_linestyle() == ":" and "(incomplete)" in by_label[crashed.stem].get_label()
+        target = by_label["target"]
+        assert target.get_linestyle() == "--" and list(target.get_ydata()) == [3.28, 3.28]
+        lo, hi = ax.get_ylim()
+        assert lo < 3.2 and 3.3 < hi < 10  # the 10.8 at step 0 is cut off; the end of training is in view
+    ax_t, ax_s = fig.axes
+    assert ax_t.get_xlabel() == "training time (s)" and ax_s.get_xlabel() == "step"
+    t = next(l for l in ax_t.get_lines() if l.get_label().startswith(done[1].stem))
+    s = next(l for l in ax_s.get_lines() if l.get_label().startswith(done[1].stem))
+    assert list(s.get_xdata()) == [0, 25, 50, 75, 100]
+    assert t.get_xdata() == pytest.approx([0, 0.3, 0.6, 0.9, 1.2])  # seconds, 12 ms a step
+    assert s.get_ydata()[-1] == 3.25 and "final 3.2500" in s.get_label()
+
+
+def test_groups_beyond_eight_runs(tmp_path):
+    a, b = "a" * 40, "b" * 40
+    finals_a = [3.20, 3.21, 3.22, 3.23, 3.24]
+    for i, loss in enumerate(finals_a):
+        hand_log(tmp_path / f"a{i}.txt", loss, commit=a)
+    for i in range(4):
+        hand_log(tmp_path / f"b{i}.txt", 3.30 + i / 100, commit=b)
+    hand_log(tmp_path / "crash.txt", 3.0, commit=a, end=None)
+    assert 10 > MAX_RUN_LINES
+    out = tmp_path / "groups.png"
+    fig = plot_logs([str(tmp_path)], str(out))
+    check_png(out)
+    for ax in fig.axes:
+        lines = ax.get_lines()
+        assert len(lines) == 3 + 1  # groups a, b, a-unfinished + target
+        assert len(ax.collections) == 3  # a min-max band per group
+        (ga,) = [l for l in lines if l.get_label().startswith("tiny @ aaaaaaaaaa: 5 runs")]
+        assert ga.get_ydata()[-1] == pytest.approx(np.mean(finals_a))
+        (gu,) = [l for l in lines if "incomplete" in l.get_label()]
+        assert gu.get_linestyle() == ":"
+    band = fig.axes[1].collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(3.20) and band.max() == pytest.approx(10.8)
+
+
+def test_no_val_points_is_an_error(tmp_path):
+    hand_log(tmp_path / "empty.txt", 3.0, points=[], end=None)
+    with pytest.raises(SpeedrunError, match="no val loss points"):
+        plot_logs([str(tmp_path)], str(tmp_path / "x.png"))
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_malformed_logs_are_skipped_with_a_note(tmp_path, capsys):
+    hand_log(tmp_path / "good.txt", 3.2)
+    (tmp_path / "notes.txt").write_text("not a log\n")
+    fig = plot_logs([str(tmp_path)], str(tmp_path / "p.png"))
+    assert len(fig.axes[0].get_lines()) == 2
+    assert "skipped" in capsys.readouterr().err
+
+
+def test_replaces_existing_file_and_rejects_unknown_type(tmp_path):
+    hand_log(tmp_path / "logs" / "good.txt", 3.2)
+    out = tmp_path / "p.png"
+    out.write_bytes(b"old")
+    plot_logs([str(tmp_path / "logs")], str(out))
+    check_png(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "p.png"]
+    with pytest.raises(SpeedrunError, match="unsupported image type"):
+        plot_logs([str(tmp_path / "logs")], str(tmp_path / "p.xyz"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "p.png"]

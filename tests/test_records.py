@@ -1,0 +1,103 @@
+"""`records/`: new_record makes a record folder; rebuild_records_table regenerates records/README.md from the logs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import scipy.stats
+
+from logfactory import hand_log
+from speedrun.errors import SpeedrunError
+from speedrun.records import new_record, rebuild_records_table
+from speedrun.runlog import LogError
+from speedrun.stats import format_p
+
+REPO_RECORDS = Path(__file__).resolve().parents[1] / "records"
+
+
+def table_rows(readme: Path) -> list[list[str]]:
+    rows = [l for l in readme.read_text().splitlines() if l.startswith("| ")][1:]  # without the header
+    return [[c.strip() for c in r.strip("|").split("|")] for r in rows]
+
+
+def no_temp_files(root: Path) -> bool:
+    return not [p for p in root.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+
+
+def test_new_record_and_table(tmp_path):
+    src = tmp_path / "src"
+    finals = [3.2700, 3.2650, 3.2720]
+    for i, loss in enumerate(finals):
+        hand_log(src / f"run{i}.txt", loss, gpu="NVIDIA H100 80GB HBM3 x 8", ms_per_step=100 + i)
+    records = tmp_path / "records"
+    records.mkdir()
+    folder = new_record(records, "fast-thing", [str(src)], command="speedrun train --recipe tiny",
+                        device="8x H100", date="2026-01-02")
+    assert folder == records / "2026-01-02_fast-thing"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "run0.txt", "run1.txt", "run2.txt"]
+    assert (folder / "run1.txt").read_text() == (src / "run1.txt").read_text()
+    readme = (folder / "README.md").read_text()
+    assert "- command: `speedrun train --recipe tiny`" in readme and "- device: 8x H100" in readme
+    assert "- target: 3.28" in readme and "VERDICT: mean 3.2690 < 3.28" in readme
+    p = scipy.stats.ttest_1samp(finals, 3.28, alternative="less").pvalue
+    (row,) = table_rows(records / "README.md")  # new_record rebuilt the table
+    assert row == ["2026-01-02", "[fast-thing](2026-01-02_fast-thing/)", "tiny", "8x NVIDIA H100 80GB HBM3", "3",
+                   "3.2690", "3.28", format_p(p), "10.1"]
+    assert no_temp_files(records)
+
+
+def test_rebuild_lists_every_record(tmp_path):
+    records = tmp_path / "records"
+    hand_log(records / "2026-02-01_one-run" / "a.txt", 3.30)
+    (records / "2026-02-01_one-run" / "README.md").write_text("# one\n\n- target: 3.41\n")
+    for i, loss in enumerate((3.25, 3.26)):
+        hand_log(records / "2026-01-15_two-runs" / f"r{i}.txt", loss, name="record21", gpu="NVIDIA H200 x 1")
+    hand_log(records / "2026-01-15_two-runs" / "crashed.txt", 3.0, name="record21", end=None)
+    hand_log(records / "2026-03-01_all-failed" / "f.txt", 3.0, end="failed: oom")
+    (records / "scratch").mkdir()
+    path = rebuild_records_table(str(records))
+    assert path == records / "README.md"
+    rows = table_rows(path)
+    assert [r[0] for r in rows] == ["2026-01-15", "2026-02-01", "2026-03-01"]  # by date
+    two, one, failed = rows
+    p = scipy.stats.ttest_1samp([3.25, 3.26], 3.28, alternative="less").pvalue
+    assert two == ["2026-01-15", "[two-runs](2026-01-15_two-runs/)", "record21", "1x NVIDIA H200",
+                   "2 (+1 not counted)", "3.2550", "3.28", format_p(p), "1.0"]
+    assert one[2:] == ["tiny", "cpu", "1", "3.3000", "3.41", "—", "1.0"]  # per-record target; n < 2: no p-value
+    assert failed[4:] == ["0 (+1 not counted)", "—", "3.28", "—", "—"]
+    text = path.read_text()
+    assert text.startswith("# Records\n") and "Ignored (not named YYYY-MM-DD_short-name): scratch" in text
+    assert rebuild_records_table(str(records)).read_text() == text  # no dates or clocks: rebuilds are stable
+    assert no_temp_files(records)
+
+
+def test_empty_records_folder(tmp_path):
+    path = rebuild_records_table(str(tmp_path))
+    assert table_rows(path) == [] and "(no records yet)" in path.read_text()
+
+
+def test_refusals(tmp_path):
+    with pytest.raises(SpeedrunError, match="no such folder"):
+        rebuild_records_table(str(tmp_path / "missing"))
+    hand_log(tmp_path / "src" / "a.txt", 3.2)
+    (tmp_path / "junk.txt").write_text("junk\n")
+    records = tmp_path / "records"
+    new_record(records, "x", [str(tmp_path / "src")], "cmd", "cpu", date="2026-01-01")
+    with pytest.raises(SpeedrunError, match="already exists"):
+        new_record(records, "x", [str(tmp_path / "src")], "cmd", "cpu", date="2026-01-01")
+    with pytest.raises(LogError, match="not a speedrun run log"):
+        new_record(records, "y", [str(tmp_path / "junk.txt")], "cmd", "cpu", date="2026-01-01")
+    with pytest.raises(SpeedrunError, match="short-name"):
+        new_record(records, "bad name", [str(tmp_path / "src")], "cmd", "cpu", date="2026-01-01")
+    assert sorted(p.name for p in records.iterdir()) == ["2026-01-01_x", "README.md"]  # nothing half-made
+
+
+def test_repository_records_table_is_current(tmp_path):
+    """records/README.md in the repository is what `speedrun records` builds from its record folders."""
+    if not (REPO_RECORDS / "README.md").is_file():
+        pytest.skip("no records/ folder")
+    copy = shutil.copytree(REPO_RECORDS, tmp_path / "records")
+    assert rebuild_records_table(str(copy)).read_text() == (REPO_RECORDS / "README.md").read_text()
+    assert len(table_rows(copy / "README.md")) == len([p for p in REPO_RECORDS.iterdir() if p.is_dir()])

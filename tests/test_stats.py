@@ -1,0 +1,180 @@
+"""`speedrun stats`: numbers equal scipy's on constructed logs; unfinished and malformed logs never count."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from logfactory import hand_log, runlog
+from speedrun.errors import SpeedrunError
+from speedrun.runlog import LogError
+from speedrun.stats import format_p, stats_report, summarize
+
+LOSSES = [3.2750, 3.2770, 3.2740, 3.2760, 3.2750]
+
+
+@pytest.fixture
+def five_runs(tmp_path):
+    folder = tmp_path / "logs"
+    for i, loss in enumerate(LOSSES):
+        runlog(folder, loss, ms_per_step=10.0 + i)  # training times 1.0 .. 1.4 s
+    return folder
+
+
+def test_numbers_equal_scipy(five_runs):
+    s = summarize([str(five_runs)], target=3.28)
+    o = s.overall
+    losses = [r.final_val_loss for r in s.runs]  # file order (the same values as LOSSES, maybe permuted)
+    assert sorted(losses) == sorted(LOSSES)
+    ref = scipy.stats.ttest_1samp(losses, 3.28, alternative="less")
+    assert o.n == 5 and o.p_value == ref.pvalue and o.t == ref.statistic
+    assert o.mean == pytest.approx(np.mean(LOSSES)) and o.std == pytest.approx(np.std(LOSSES, ddof=1))
+    assert (o.min, o.max) == (min(LOSSES), max(LOSSES))
+    times = np.array([r.training_time_s for r in s.runs])
+    assert sorted(times) == pytest.approx([1.0, 1.1, 1.2, 1.3, 1.4])
+    half = scipy.stats.t.ppf(0.975, 4) * times.std(ddof=1) / np.sqrt(5)
+    assert o.time_mean_s == pytest.approx(1.2)
+    assert o.time_ci_s == pytest.approx((1.2 - half, 1.2 + half))
+    assert all(r.steps_done == r.steps_planned == 100 for r in s.runs)
+
+
+def test_report_text_and_verdict(five_runs):
+    text, ok = stats_report([str(five_runs)], target=3.28)
+    p = summarize([str(five_runs)], target=3.28).overall.p_value
+    assert ok and p < 0.01
+    assert f"VERDICT: mean 3.2754 < 3.28 with p = {format_p(p)} (n = 5): meets the record's p < 0.01 bar" in text
+    assert "std 0.0011" in text and "min 3.2740, max 3.2770" in text and "95% CI [" in text
+    assert sum(line.rstrip().endswith("  complete") for line in text.splitlines()) == 5  # one row per run
+    # the same runs against a lower target: mean above it
+    text, ok = stats_report([str(five_runs)], target=3.27)
+    assert ok and "VERDICT: mean 3.2754 >= 3.27" in text and "does not meet" in text
+
+
+def test_weak_evidence_does_not_meet(tmp_path):
+    for loss in (3.2700, 3.2790):
+        hand_log(tmp_path / f"{loss}.txt", loss)
+    s = summarize([str(tmp_path)], 3.28)
+    assert s.overall.p_value == scipy.stats.ttest_1samp([3.27, 3.279], 3.28, alternative="less").pvalue
+    assert s.overall.p_value > 0.01 and not s.overall.meets_bar
+    assert "does not meet the record's p < 0.01 bar" in stats_report([str(tmp_path)], 3.28)[0]
+
+
+def test_one_run_is_not_enough(tmp_path):
+    hand_log(tmp_path / "a.txt", 3.20)
+    text, ok = stats_report([str(tmp_path / "a.txt")])
+    assert ok and "not enough runs (need n >= 2)" in text
+    assert summarize([str(tmp_path)]).overall.p_value is None
+
+
+def test_identical_losses_are_flagged_not_passed(tmp_path):
+    for i in range(3):
+        hand_log(tmp_path / f"{i}.txt", 3.20)
+    s = summarize([str(tmp_path)])
+    assert s.overall.p_value < 1e-20 and not s.overall.meets_bar  # scipy: p ~ 0 from rounding noise alone
+    assert "t-test is degenerate" in stats_report([str(tmp_path)])[0]
+
+
+def test_incomplete_and_failed_are_listed_and_excluded(tmp_path):
+    good = [runlog(tmp_path, loss) for loss in (3.20, 3.21)]
+    crashed = runlog(tmp_path, 3.00, end=None, stop_at=50)  # would look like a great result if counted
+    failed = runlog(tmp_path, 3.00, end="failed: val loss is nan")
+    s = summarize([str(tmp_path)])
+    status = {r.path: r.status for r in s.runs}
+    assert status == {good[0]: "complete", good[1]: "complete", crashed: "incomplete", failed: "failed"}
+    assert s.overall.n == 2 and s.overall.mean == pytest.approx(3.205)
+    counted = [r.final_val_loss for r in s.counted]
+    assert sorted(counted) == [3.20, 3.21]
+    assert s.overall.p_value == scipy.stats.ttest_1samp(counted, 3.28, alternative="less").pvalue
+    text, _ = stats_report([str(tmp_path)])
+    rows = {line.split()[0]: line for line in text.splitlines()[2:6]}
+    assert "incomplete (not counted)" in rows[crashed.name] and "50/100" in rows[crashed.name]
+    assert "failed: val loss is nan (not counted)" in rows[failed.name]
+
+
+def test_only_unfinished_logs_is_not_ok(tmp_path):
+    runlog(tmp_path, 3.0, end=None, stop_at=25)
+    text, ok = stats_report([str(tmp_path)])
+    assert not ok and "VERDICT: no complete run" in text and "incomplete" in text
+
+
+def test_complete_without_final_val_is_not_counted(tmp_path):
+    hand_log(tmp_path / "short.txt", 3.0, points=[(0, 10.8, 0), (50, 3.0, 500)])  # says complete, val stops at 50
+    hand_log(tmp_path / "ok.txt", 3.1)
+    s = summarize([str(tmp_path)])
+    assert s.overall.n == 1 and s.overall.mean == 3.1
+    assert "no val loss at the last step 100" in stats_report([str(tmp_path)])[0]
+
+
+def test_old_section_order_is_incomplete_with_reason(tmp_path):
+    hand_log(tmp_path / "old.txt", 3.0, plan_after_steps=True)
+    (run,) = summarize([str(tmp_path)]).runs
+    assert run.status == "incomplete" and not run.counted and "older section order" in run.reason
+
+
+def test_malformed_files_are_reported(tmp_path):
+    hand_log(tmp_path / "good.txt", 3.2)
+    hand_log(tmp_path / "good2.txt", 3.25)
+    (tmp_path / "notes.txt").write_text("just some notes\n")
+    (tmp_path / "badjson.txt").write_text("speedrun-log v1\n=== recipe ===\n{not json\n")
+    (tmp_path / "nosteps.txt").write_text('speedrun-log v1\n=== recipe ===\n{"name": "x"}\n')
+    text, ok = stats_report([str(tmp_path)])
+    assert ok and "n = 2" in text
+    assert "malformed: not a speedrun run log (first line is not 'speedrun-log v1')" in text
+    assert "malformed: the recipe section is not valid JSON" in text
+    assert "malformed: the recipe section has no 'steps'" in text
+    assert str(tmp_path) not in text  # reasons without the path: the file name column says which
+
+
+def test_errors_for_bad_inputs(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello\n")
+    with pytest.raises(LogError, match="notes.txt: not a speedrun run log"):
+        stats_report([str(tmp_path / "notes.txt")])
+    with pytest.raises(SpeedrunError, match="no such file or folder"):
+        stats_report([str(tmp_path / "missing.txt")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SpeedrunError, match="folder has no"):
+        stats_report([str(tmp_path / "empty")])
+
+
+def test_folders_recursive_and_each_file_once(tmp_path):
+    a = hand_log(tmp_path / "a.txt", 3.2)
+    hand_log(tmp_path / "sub" / "b.txt", 3.25)
+    s = summarize([str(a), str(tmp_path)])
+    assert [r.path.name for r in s.runs] == ["a.txt", "b.txt"] and s.overall.n == 2
+
+
+def test_groups_by_recipe_and_commit(tmp_path):
+    a, b = "a" * 40, "b" * 40 + " (modified)"
+    for i, loss in enumerate((3.20, 3.21, 3.22)):
+        hand_log(tmp_path / f"a{i}.txt", loss, commit=a)
+    for i, loss in enumerate((3.30, 3.31)):
+        hand_log(tmp_path / f"b{i}.txt", loss, commit=b)
+    hand_log(tmp_path / "c.txt", 3.1, name="other", commit=a)
+    s = summarize([str(tmp_path)])
+    assert set(s.groups) == {("tiny", a), ("tiny", b), ("other", a)}
+    assert s.groups[("tiny", a)].p_value == scipy.stats.ttest_1samp([3.20, 3.21, 3.22], 3.28, alternative="less").pvalue
+    assert s.groups[("other", a)].n == 1 and s.overall.n == 6
+    text = stats_report([str(tmp_path)])[0]
+    assert "by recipe and commit:" in text and "tiny @ aaaaaaaaaa: n = 3" in text and "tiny @ bbbbbbbbbb*: n = 2" in text
+    assert "pool 3 recipe/commit groups" in text
+
+
+def test_cli(tmp_path):
+    good, bad, junk = tmp_path / "good", tmp_path / "bad", tmp_path / "junk.bin"
+    for loss in (3.20, 3.21, 3.22):
+        hand_log(good / f"{loss}.txt", loss)
+    hand_log(bad / "crash.txt", 3.0, end=None)
+    junk.write_bytes(b"\x00\x01binary")
+    cmds = [[str(good)], [str(bad)], [str(junk)]]
+    # started together: each spends its time importing torch
+    procs = [subprocess.Popen([sys.executable, "-m", "speedrun", "stats", *c], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for c in cmds]
+    (out0, err0), (out1, _), (out2, err2) = [p.communicate(timeout=120) for p in procs]
+    assert procs[0].returncode == 0 and "VERDICT: mean 3.2100 < 3.28 with p = " in out0 and not err0
+    assert procs[1].returncode == 1 and "incomplete" in out1 and "VERDICT: no complete run" in out1
+    assert procs[2].returncode == 2 and out2 == ""
+    assert err2.count("\n") == 1 and err2.startswith("speedrun: error: ") and "junk.bin" in err2
