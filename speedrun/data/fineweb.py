@@ -1,0 +1,199 @@
+"""Download the cached GPT-2 FineWeb shards the speedrun trains on from the Hugging Face hub.
+
+Every file is checked with `shard_header` (magic, version, size against the declared token count) before it
+counts as present: a valid file is skipped, a short or corrupt one is deleted and fetched again, and a file
+still invalid after fetching is removed. huggingface_hub writes to `.incomplete` files under
+`<dir>/.cache/huggingface/` and renames at the end (and resumes them on the next run), so a file under its final
+name is either complete or gets caught by the check. Network problems become one-line `HubError`s.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from speedrun.data.shards import ShardError, shard_header
+from speedrun.errors import SpeedrunError
+
+
+@dataclass(frozen=True)
+class Variant:
+    repo_id: str
+    prefix: str  # files are {prefix}_val_000000.bin and {prefix}_train_000001.bin ...
+    max_train_shards: int
+    default_dir: str
+
+
+VARIANTS = {
+    "10B": Variant("kjj0/fineweb10B-gpt2", "fineweb", 103, "data/fineweb10B"),
+    "100B": Variant("kjj0/fineweb100B-gpt2", "fineweb", 1028, "data/fineweb100B"),
+    "edu10B": Variant("kjj0/finewebedu10B-gpt2", "finewebedu", 99, "data/finewebedu10B"),
+}
+
+# Seconds to wait for the hub's first answer. huggingface_hub's own default path retries an unreachable hub with
+# back-off (about 25 s here, minutes where packets are dropped); one probe without retries fails within this.
+DEFAULT_PROBE_TIMEOUT = 10.0
+
+
+class HubError(SpeedrunError, ConnectionError):
+    """The Hugging Face hub could not be reached or refused a download. One line, naming the file."""
+
+
+def shard_filenames(variant: str, train_shards: int) -> tuple[Variant, list[str]]:
+    """The hub file names for `variant`: the val shard first, then train shards 1..train_shards."""
+    if variant not in VARIANTS:
+        raise SpeedrunError(f"unknown FineWeb variant {variant!r} (choose from {', '.join(VARIANTS)})")
+    v = VARIANTS[variant]
+    if not 0 <= train_shards <= v.max_train_shards:
+        raise SpeedrunError(f"--train-shards {train_shards}: {v.repo_id} has train shards 1..{v.max_train_shards} "
+                            f"(100M tokens each); choose 0..{v.max_train_shards}")
+    names = [f"{v.prefix}_val_000000.bin"] + [f"{v.prefix}_train_{i:06d}.bin" for i in range(1, train_shards + 1)]
+    return v, names
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    # hub errors (LocalEntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled, ...) are OSErrors
+    errors: list[type[BaseException]] = [OSError]
+    try:  # huggingface_hub's HTTP client; its connect/timeout errors are not OSErrors
+        import httpx2
+
+        errors.append(httpx2.HTTPError)
+    except ImportError:
+        pass
+    try:
+        import httpx
+
+        errors.append(httpx.HTTPError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _one_line(e: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(e).split()) or "no details"
+    text = text.split(" For more information check:")[0]  # huggingface_hub appends a docs link to HTTP errors
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(e).__name__}: {text}"
+
+
+def _describe_failure(e: BaseException, where: str, target: Path) -> str:
+    """One line for a failed fetch: unreachable hub, an HTTP refusal, or a local write problem."""
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    if isinstance(e, OSError) and not isinstance(e, ConnectionError) and status is None and (
+            isinstance(e, PermissionError) or e.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES)):
+        return f"cannot write {target} while downloading {where} ({_one_line(e)})"
+    if type(e).__name__ == "OfflineModeIsEnabled":
+        return f"cannot download {where}: HF_HUB_OFFLINE is set (unset it to download)"
+    if status is not None:
+        return f"the Hugging Face hub refused {where} (HTTP {status}; {_one_line(e)}): check the repo and file name"
+    return f"cannot reach the Hugging Face hub to download {where} ({_one_line(e)}): check the network or HF_ENDPOINT"
+
+
+def hub_fetch(repo_id: str, filename: str, out_dir: str | os.PathLike) -> Path:
+    """The default fetch: probe the hub once without retries, then `hf_hub_download` into `out_dir`.
+
+    The probe bounds the time an unreachable network costs; the download keeps huggingface_hub's resume,
+    progress bars and local-dir metadata.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+
+    try:
+        timeout = float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or DEFAULT_PROBE_TIMEOUT)
+    except ValueError:
+        value = os.environ["HF_HUB_ETAG_TIMEOUT"]
+        raise SpeedrunError(f"HF_HUB_ETAG_TIMEOUT={value!r}: not a number of seconds") from None
+    get_hf_file_metadata(hf_hub_url(repo_id, filename, repo_type="dataset"), timeout=timeout)
+    return Path(hf_hub_download(repo_id, filename, repo_type="dataset", local_dir=str(out_dir), etag_timeout=timeout))
+
+
+def _valid(path: Path) -> tuple[int | None, str]:
+    """(token count, "") for a valid shard, (None, reason) otherwise."""
+    try:
+        return shard_header(path), ""
+    except ShardError as e:
+        return None, str(e)
+
+
+def _place(got: Path, target: Path) -> None:
+    """Move a fetched file that landed elsewhere (an injected fetch) to `target`, atomically."""
+    if got.resolve() == target.resolve():
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(got, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _download_all(v: Variant, names: list[str], out: Path, fetch) -> list[Path]:
+    """Fetch and check each file in turn; the first failure raises (a one-line SpeedrunError)."""
+    net_errors = _network_errors()
+    paths: list[Path] = []
+    for i, name in enumerate(names, 1):
+        target = out / name
+        where = f"{v.repo_id}/{name}"
+        tag = f"[{i}/{len(names)}] {name}"
+        status = "downloaded"
+        if target.exists():
+            count, reason = _valid(target)
+            if count is not None:
+                print(f"{tag}: {_size(target.stat().st_size)} ok (cached)", flush=True)
+                paths.append(target)
+                continue
+            # A short file (an interrupted copy) or a corrupt one: never keep it under the final name.
+            print(f"{tag}: invalid local file ({reason}); fetching it again", flush=True)
+            target.unlink()
+            status = "refetched"
+        try:
+            got = Path(fetch(v.repo_id, name, str(out)))
+            _place(got, target)
+        except net_errors as e:
+            if target.exists() and _valid(target)[0] is None:
+                target.unlink()
+            raise HubError(_describe_failure(e, where, target)) from None
+        count, reason = _valid(target)
+        if count is None:
+            target.unlink(missing_ok=True)
+            raise ShardError(f"{where}: the downloaded file is not a valid shard ({reason}); removed it, run again")
+        print(f"{tag}: {_size(target.stat().st_size)} ({count:,} tokens) {status}", flush=True)
+        paths.append(target)
+    return paths
+
+
+def download_fineweb(variant: str, train_shards: int, out_dir: str | None, fetch=None) -> list[Path]:
+    """Fetch the val shard and train shards 1..train_shards of `variant` into `out_dir`; return their paths.
+
+    `fetch(repo_id, filename, out_dir) -> path` does one download (default: `hub_fetch`); tests inject their own.
+    Prints one line per file: name, size, and ok (cached) / downloaded / refetched.
+    """
+    v, names = shard_filenames(variant, train_shards)
+    fetch = hub_fetch if fetch is None else fetch
+    out = Path(out_dir if out_dir is not None else v.default_dir)
+    if out.exists() and not out.is_dir():
+        raise SpeedrunError(f"--dir {out}: exists and is not a folder")
+    print(f"FineWeb {variant}: {len(names)} files ({train_shards} train + val) from {v.repo_id} into {out}/",
+          flush=True)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        paths = _download_all(v, names, out, fetch)
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # made by this call and still empty: leave no trace
+        raise
+    print(f"done: {len(paths)} files in {out}/ ({time.perf_counter() - start:.1f}s)", flush=True)
+    return paths

@@ -1,0 +1,92 @@
+"""`speedrun data inspect`: check token shards and show what is in them.
+
+Per file: header and size check, token count, documents (count of `<|endoftext|>`) and their length
+statistics, token-id range, and a decoded preview of the first document. Every file is checked, bad ones
+included; the return value is 1 if any was bad.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from speedrun.data.shards import HEADER_BYTES, ShardError, read_shard, resolve_shards
+from speedrun.data.tokenizer import EOT, VOCAB_SIZE, decode
+
+
+def shard_stats(path) -> dict:
+    """Statistics of one shard; raises ShardError (one line) for a bad header, size or token id."""
+    tokens = read_shard(path)
+    n = len(tokens)
+    stats = {"path": str(path), "tokens": n, "bytes": HEADER_BYTES + 2 * n}
+    if n == 0:
+        stats.update(documents=0, lead=0, lengths=np.zeros(0, np.int64), max_id=None, preview_ids=np.zeros(0))
+        return stats
+    max_id = int(tokens.max())
+    if max_id >= VOCAB_SIZE:
+        pos = int(np.argmax(tokens >= VOCAB_SIZE))
+        raise ShardError(f"{path}: token id {int(tokens[pos])} at position {pos:,} is outside the GPT-2 vocabulary "
+                         f"(ids 0..{VOCAB_SIZE - 1}); not a GPT-2 shard or corrupt")
+    starts = np.flatnonzero(tokens == EOT)
+    # A document runs from its <|endoftext|> to the next one; its length excludes the marker. Tokens before the
+    # first marker continue a document from the previous shard (FineWeb train shards cut mid-document).
+    bounds = np.append(starts, n)
+    lengths = np.diff(bounds) - 1 if len(starts) else np.zeros(0, np.int64)
+    first = int(starts[0]) if len(starts) else 0
+    end = int(bounds[1]) if len(starts) else n
+    stats.update(documents=len(starts), lead=first if len(starts) else n, lengths=lengths, max_id=max_id,
+                 min_id=int(tokens.min()), preview_ids=np.asarray(tokens[first + (1 if len(starts) else 0):end]))
+    return stats
+
+
+def _block(stats: dict, preview_tokens: int) -> list[str]:
+    n, docs, lengths = stats["tokens"], stats["documents"], stats["lengths"]
+    lines = [f"{stats['path']}", f"  ok: {n:,} tokens ({stats['bytes']:,} bytes)"]
+    if n == 0:
+        lines.append("  empty shard (no tokens)")
+        return lines
+    if docs:
+        lines.append(f"  documents: {docs:,} (<|endoftext|> markers); tokens per document: min {int(lengths.min()):,}, "
+                     f"median {float(np.median(lengths)):,.0f}, mean {float(lengths.mean()):,.1f}, "
+                     f"max {int(lengths.max()):,}")
+        if stats["lead"]:
+            lines.append(f"  {stats['lead']:,} tokens before the first <|endoftext|> (a document continued from "
+                         f"the previous shard)")
+    else:
+        lines.append("  documents: no <|endoftext|> token (one document continued from/into other shards?)")
+    lines.append(f"  token ids: {stats['min_id']}..{stats['max_id']} (GPT-2 vocabulary: 0..{VOCAB_SIZE - 1})")
+    if preview_tokens > 0:
+        ids = stats["preview_ids"]
+        shown = ids[:preview_tokens]
+        more = f", {len(ids) - len(shown):,} more" if len(ids) > len(shown) else ""
+        label = "first document" if docs else "first tokens"
+        # repr: newlines, control characters and odd Unicode stay visible and on one line
+        lines.append(f"  {label} ({len(shown):,} tokens{more}): {decode(shown)!r}")
+    return lines
+
+
+def inspect_shards(paths: list[str], preview_tokens: int = 200) -> int:
+    """Print a block per shard; a line naming the problem for each bad one. 0 if all are fine, else 1."""
+    files, bad = [], []
+    for p in paths:
+        try:
+            files.extend(resolve_shards(p))
+        except ShardError as e:
+            bad.append(str(e))
+            print(f"BAD {e}", flush=True)
+    total_tokens = total_docs = bad_files = 0
+    for f in files:
+        try:
+            stats = shard_stats(f)
+        except ShardError as e:
+            bad.append(str(e))
+            print(f"BAD {e}", flush=True)
+            bad_files += 1
+            continue
+        total_tokens += stats["tokens"]
+        total_docs += stats["documents"]
+        print("\n".join(_block(stats, preview_tokens)), flush=True)
+    summary = f"{len(files) - bad_files} of {len(files)} files ok: {total_tokens:,} tokens, {total_docs:,} documents"
+    if bad:
+        summary += f"; {len(bad)} problem{'s' if len(bad) != 1 else ''}"
+    print(summary)
+    return 1 if bad else 0

@@ -1,0 +1,297 @@
+"""`speedrun data tokenize`: text / JSON lines / Parquet -> shards equal to GPT-2 BPE of each document,
+deterministic across worker counts, val split and shard cutting, and clear errors that write nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speedrun.data import tokenize as tk
+from speedrun.data.shards import read_shard
+from speedrun.data.tokenize import TokenizeError, tokenize_files
+from speedrun.data.tokenizer import EOT, decode, encode_document
+from speedrun.errors import SpeedrunError
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+
+TXT_DOCS = [
+    "The quick brown fox jumps over the lazy dog.\r\nWindows line ends, tabs\tand   spaces.\n",
+    "Unicode: café, Zürich, Ελληνικά, русский, 日本語, emoji 🚀👍🏽 — dashes – and “quotes”.",
+]
+JSONL_DOCS = [
+    "First JSON document. It's 3:45pm; pi ~ 3.14159.",
+    "",  # an empty text is still a document: a lone <|endoftext|>
+    "<|endoftext|> written as text is ordinary text, not a document boundary.",
+    "Line one\nline two\n\n   indented line three " * 40,
+]
+PARQUET_DOCS = [f"Parquet row {i}: {'some words here and there, ' * (i + 1)}end." for i in range(5)]
+
+
+def _write_parquet(path: Path, texts, column: str = "text", row_group_size: int = 2) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({column: pa.array(texts, pa.string()), "id": pa.array(range(len(texts)), pa.int64())})
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """(inputs, documents in reading order): a folder of .txt files, a .jsonl file and a .parquet file."""
+    src = tmp_path / "src"
+    (src / "texts" / "sub").mkdir(parents=True)
+    # folder order is sorted by path: a.txt, then sub/b.txt
+    (src / "texts" / "a.txt").write_bytes(TXT_DOCS[0].encode())
+    (src / "texts" / "sub" / "b.txt").write_bytes(TXT_DOCS[1].encode())
+    (src / "texts" / "notes.md").write_text("not an input type; skipped inside folders")
+    lines = [json.dumps({"id": i, "text": t}) for i, t in enumerate(JSONL_DOCS)]
+    (src / "docs.jsonl").write_text("\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:]) + "\n")  # blank line skipped
+    _write_parquet(src / "rows.parquet", PARQUET_DOCS)
+    inputs = [str(src / "texts"), str(src / "docs.jsonl"), str(src / "rows.parquet")]
+    return inputs, TXT_DOCS + JSONL_DOCS + PARQUET_DOCS
+
+
+def _expected(docs) -> np.ndarray:
+    return np.array([t for d in docs for t in encode_document(d)], dtype=np.uint16)
+
+
+def _stream(out: Path, name: str = "data") -> np.ndarray:
+    files = sorted(out.glob(f"{name}_val_*.bin")) + sorted(out.glob(f"{name}_train_*.bin"))
+    return np.concatenate([np.asarray(read_shard(f)) for f in files])
+
+
+def _split_docs(tokens) -> list[str]:
+    tokens = [int(t) for t in tokens]
+    starts = [i for i, t in enumerate(tokens) if t == EOT] + [len(tokens)]
+    assert starts[0] == 0, "a stream starts with <|endoftext|>"
+    return [decode(tokens[a + 1:b]) for a, b in zip(starts, starts[1:])]
+
+
+def test_tokens_equal_bpe_of_each_document(corpus, tmp_path):
+    inputs, docs = corpus
+    out = tmp_path / "out"
+    summary = tokenize_files(inputs, str(out), workers=1)
+    assert sorted(p.name for p in out.iterdir()) == ["data_train_000000.bin"]
+    tokens = read_shard(out / "data_train_000000.bin")
+    expected = _expected(docs)
+    np.testing.assert_array_equal(tokens, expected)
+    assert summary["documents"] == len(docs) == int((tokens == EOT).sum())
+    assert summary["tokens"] == len(expected)
+    assert summary["bytes"] == sum(len(d.encode()) for d in docs)
+    assert summary["files"] == [str(out / "data_train_000000.bin")]
+    assert summary["seconds"] > 0
+
+
+def test_round_trip_decode(corpus, tmp_path):
+    inputs, docs = corpus
+    tokenize_files(inputs, str(tmp_path / "out"), workers=1, shard_tokens=50, val_tokens=30)
+    assert _split_docs(_stream(tmp_path / "out")) == docs
+
+
+_TIKTOKEN_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import tiktoken
+    enc = tiktoken.get_encoding("gpt2")
+    docs = json.load(open(sys.argv[1], encoding="utf-8"))
+    print(json.dumps([[enc.eot_token] + enc.encode_ordinary(d) for d in docs]))
+""")
+
+
+def test_tokens_equal_tiktoken_registry_gpt2(corpus, tmp_path, shared_dir):
+    """tiktoken.get_encoding("gpt2") itself (from the shared offline cache), in a clean subprocess."""
+    cache_src = shared_dir / "tokenizer" / "tiktoken_cache"
+    if not cache_src.is_dir():
+        pytest.skip(f"{cache_src} is not present")
+    cache = tmp_path / "tiktoken_cache"
+    shutil.copytree(cache_src, cache)  # tiktoken may delete cache files it dislikes: never point it at shared/
+    inputs, docs = corpus
+    tokenize_files(inputs, str(tmp_path / "out"), workers=2)
+    (tmp_path / "docs.json").write_text(json.dumps(docs), encoding="utf-8")
+    (tmp_path / "ref.py").write_text(_TIKTOKEN_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIKTOKEN")}
+    env["TIKTOKEN_CACHE_DIR"] = str(cache)
+    proc = subprocess.run([sys.executable, str(tmp_path / "ref.py"), str(tmp_path / "docs.json")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    ref = [t for doc in json.loads(proc.stdout) for t in doc]
+    assert read_shard(tmp_path / "out" / "data_train_000000.bin").tolist() == ref
+
+
+def test_same_bytes_for_one_and_two_workers(corpus, tmp_path, monkeypatch):
+    # small batches so that two workers really split the work (and results could arrive out of order)
+    monkeypatch.setattr(tk, "BATCH_CHARS", 100)
+    inputs, _ = corpus
+    runs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        s = tokenize_files(inputs, str(out), workers=workers, val_tokens=40, shard_tokens=300)
+        assert s["workers"] == workers
+        runs[workers] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert len(runs[1]) >= 4
+    assert runs[1] == runs[2]
+
+
+def test_val_split_and_shard_cutting(corpus, tmp_path):
+    inputs, docs = corpus
+    lengths = [len(encode_document(d)) for d in docs]
+    val_target, shard = lengths[0] + 3, 200  # more than the first document: val takes two whole documents
+    out = tmp_path / "out"
+    s = tokenize_files(inputs, str(out), val_tokens=val_target, shard_tokens=shard, workers=1, name="mine")
+    val = read_shard(out / "mine_val_000000.bin")
+    assert len(val) == lengths[0] + lengths[1] >= val_target
+    assert s["val_documents"] == 2 and s["val_tokens"] == len(val)
+    train_files = sorted(out.glob("mine_train_*.bin"))
+    assert [p.name for p in train_files] == [f"mine_train_{i:06d}.bin" for i in range(len(train_files))]
+    sizes = [len(read_shard(p)) for p in train_files]
+    assert all(n == shard for n in sizes[:-1]) and 0 < sizes[-1] <= shard
+    assert sum(sizes) == sum(lengths[2:]) == s["train_tokens"]
+    assert read_shard(train_files[0])[0] == EOT  # train starts at a document boundary
+    assert any(read_shard(p)[0] != EOT for p in train_files[1:]), "documents continue across shard cuts"
+    np.testing.assert_array_equal(_stream(out, "mine"), _expected(docs))
+    assert s["files"] == [str(out / "mine_val_000000.bin")] + [str(p) for p in train_files]
+
+
+def test_one_document_larger_than_val_tokens(tmp_path):
+    (tmp_path / "a.txt").write_text("one long first document " * 20)
+    (tmp_path / "b.txt").write_text("second")
+    s = tokenize_files([str(tmp_path / "a.txt"), str(tmp_path / "b.txt")], str(tmp_path / "out"), val_tokens=5,
+                       workers=1)
+    assert s["val_documents"] == 1 and s["val_tokens"] > 5  # whole documents only, never a cut one
+    assert _split_docs(read_shard(tmp_path / "out" / "data_train_000000.bin")) == ["second"]
+
+
+def test_everything_in_val_is_an_error(tmp_path):
+    (tmp_path / "a.txt").write_text("tiny")
+    with pytest.raises(TokenizeError, match="nothing left to train on"):
+        tokenize_files([str(tmp_path / "a.txt")], str(tmp_path / "out"), val_tokens=1000, workers=1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_rerun_replaces_earlier_shards_of_that_name(corpus, tmp_path):
+    inputs, docs = corpus
+    out = tmp_path / "out"
+    tokenize_files(inputs, str(out), shard_tokens=100, val_tokens=10, workers=1)
+    (out / "other.bin").write_bytes(b"kept")
+    s = tokenize_files(inputs, str(out), shard_tokens=10_000, workers=1)
+    assert sorted(p.name for p in out.iterdir()) == ["data_train_000000.bin", "other.bin"]
+    assert s["replaced"] and (out / "other.bin").read_bytes() == b"kept"
+    np.testing.assert_array_equal(read_shard(out / "data_train_000000.bin"), _expected(docs))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bad inputs: a one-line error naming the file (and line/row) and nothing written
+
+
+def _bad_inputs(d: Path) -> dict:
+    d.mkdir()
+    cases = {}
+
+    def case(key, filename, content, *fragments):
+        path = d / filename
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content is not None:
+            content(path)
+        cases[key] = (path, fragments)
+
+    rng = np.random.default_rng(0)
+    garbage = b"\xff\xfe\x00\x81" + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    case("garbage_txt", "garbage.txt", garbage, "not UTF-8", "line 1")
+    case("nul_txt", "nul.txt", b"text\nmore\x00\x00\x00", "NUL byte", "line 2")
+    case("empty_txt", "empty.txt", b"", "empty file")
+    case("blank_txt", "blank.txt", b" \n\n\t", "empty file")
+    case("empty_jsonl", "empty.jsonl", b"\n\n", "no documents")
+    case("garbage_jsonl", "garbage.jsonl", b'{"text": "ok"}\n' + garbage, "line 2", "not UTF-8")
+    case("bad_json", "bad.jsonl", b'{"text": "ok"}\n{"text": "unterminated\n', "line 2", "not valid JSON")
+    case("no_text", "notext.jsonl", b'{"text": "a"}\n{"text": "b"}\n{"body": "c", "id": 1}\n',
+         "line 3", 'no "text" field', "body, id")
+    case("text_not_str", "num.json", b'{"text": 42}\n', "line 1", "a number, not a string")
+    case("not_object", "list.jsonl", b'["text"]\n', "line 1", "expected a JSON object")
+    case("json_array", "array.json", b'[\n  {"text": "a"}\n]\n', "line 1", "not a JSON array")
+    case("parquet_no_column", "nocol.parquet", lambda p: _write_parquet(p, ["a", "b"], column="content"),
+         'no "text" column', "content")
+    case("parquet_int_column", "ints.parquet",
+         lambda p: __import__("pyarrow.parquet").parquet.write_table(
+             __import__("pyarrow").table({"text": [1, 2]}), p), "not string")
+    case("parquet_null", "null.parquet", lambda p: _write_parquet(p, ["a", "b", None]), "row 3", "null")
+    case("parquet_garbage", "garbage.parquet", garbage, "not a readable Parquet file")
+    case("parquet_empty", "norows.parquet", lambda p: _write_parquet(p, []), "no documents")
+    case("unsupported", "notes.md", b"# hello", "unsupported file type '.md'")
+    case("missing", "missing.txt", None, "no such file or folder")
+    return cases
+
+
+BAD_KEYS = ["garbage_txt", "nul_txt", "empty_txt", "blank_txt", "empty_jsonl", "garbage_jsonl", "bad_json", "no_text",
+            "text_not_str", "not_object", "json_array", "parquet_no_column", "parquet_int_column", "parquet_null",
+            "parquet_garbage", "parquet_empty", "unsupported", "missing"]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_bad_input_gives_one_line_error_and_writes_nothing(key, tmp_path, monkeypatch):
+    monkeypatch.setattr(tk, "BATCH_CHARS", 100)  # so shards of the good file are written before the bad one is read
+    path, fragments = _bad_inputs(tmp_path / "in")[key]
+    good = tmp_path / "good.txt"
+    good.write_text("a good document first, so that tokenizing has started when the bad file is read " * 50)
+    out = tmp_path / "out"
+    with pytest.raises(TokenizeError) as info:
+        tokenize_files([str(good), str(path)], str(out), shard_tokens=64, workers=1)
+    msg = str(info.value)
+    assert isinstance(info.value, SpeedrunError)
+    assert "\n" not in msg and len(msg) < 300
+    assert msg.startswith(str(path)), msg
+    for frag in fragments:
+        assert frag in msg, (frag, msg)
+    assert not out.exists(), "an error must leave no output folder behind"
+
+
+def test_error_leaves_an_existing_output_folder_as_it_was(corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(tk, "BATCH_CHARS", 100)
+    inputs, _ = corpus
+    out = tmp_path / "out"
+    tokenize_files(inputs, str(out), shard_tokens=100, workers=1)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"txt": "oops"}\n')
+    with pytest.raises(TokenizeError, match="line 2"):
+        tokenize_files(inputs + [str(bad)], str(out), shard_tokens=50, workers=2)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp folder, no new or changed shards
+
+
+def test_folder_without_inputs_and_bad_arguments(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.md").write_text("x")
+    with pytest.raises(TokenizeError, match="folder holds no"):
+        tokenize_files([str(tmp_path / "d")], str(tmp_path / "out"))
+    (tmp_path / "a.txt").write_text("a")
+    for kwargs, frag in [({"shard_tokens": 0}, "--shard-tokens"), ({"val_tokens": -1}, "--val-tokens"),
+                         ({"workers": -2}, "--workers"), ({"name": "a/b"}, "--name")]:
+        with pytest.raises(TokenizeError, match=frag):
+            tokenize_files([str(tmp_path / "a.txt")], str(tmp_path / "out"), **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_tokenize_then_error(corpus, tmp_path):
+    inputs, docs = corpus
+    env = dict(os.environ, PYTHONPATH=str(REPO_DIR))  # this checkout, whatever the editable install points at
+    ok = subprocess.run([sys.executable, "-m", "speedrun", "data", "tokenize", *inputs, "--out", str(tmp_path / "o"),
+                         "--val-tokens", "10", "--workers", "2"], capture_output=True, text=True, env=env, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "tokenized 4 files" in ok.stdout and "data_val_000000.bin" in ok.stdout
+    np.testing.assert_array_equal(_stream(tmp_path / "o"), _expected(docs))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "x"}\nnot json\n')
+    err = subprocess.run([sys.executable, "-m", "speedrun", "data", "tokenize", str(bad), "--out",
+                          str(tmp_path / "o2")], capture_output=True, text=True, env=env, timeout=120)
+    assert err.returncode == 2
+    assert err.stderr.strip().splitlines() == [f"speedrun: error: {bad}: line 2: not valid JSON "
+                                               f"(Expecting value at column 1)"]
+    assert not (tmp_path / "o2").exists()
