@@ -52,22 +52,49 @@ def cmd_train(args) -> int:
 
     import torch
 
+    resume = None
+    if args.resume:
+        # A resumed run continues the checkpoint's recipe (checked here, once, before any rank starts).
+        from speedrun.checkpoint import load_for_resume
+
+        resume = load_for_resume(args.resume, args.checkpoint_dir, args.recipe, args.overrides)
     if args.nproc > 1 and "RANK" not in os.environ:
         # Check the recipe in this process first: a bad key should not cost N process starts.
-        load_recipe(args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
-        return launch_torchrun(args.nproc, _strip_nproc(args.argv))
+        if resume is None:
+            load_recipe(args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
+        # Ctrl-C reaches torchrun and every rank; the ranks finish the step, checkpoint and exit. Wait for them
+        # (subprocess.call would kill torchrun on KeyboardInterrupt), then exit 130 as a single process does.
+        import signal
 
-    from speedrun.train import init_distributed, make_plan, run, shutdown_distributed
+        got = []
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+        try:
+            code = launch_torchrun(args.nproc, _strip_nproc(args.argv))
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return 130 if got and code != 0 else code
 
-    name = args.recipe or ("record21" if torch.cuda.is_available() else "tiny")
-    recipe = load_recipe(name, args.overrides)
+    from speedrun.train import Interrupted, init_distributed, make_plan, run, shutdown_distributed
+
+    if resume is not None:
+        recipe = resume.recipe
+    else:
+        name = args.recipe or ("record21" if torch.cuda.is_available() else "tiny")
+        recipe = load_recipe(name, args.overrides)
     plan = make_plan(recipe, force_device=args.device, dry_run=args.dry_run)
     if args.dry_run:
         print(dry_run_report(recipe, plan))
         return 0
     init_distributed(plan)
     try:
-        result = run(recipe, plan, log_dir=args.log_dir, print_every=args.print_every)
+        try:
+            # --save-every 0 (the default) on resume keeps the checkpoint's own setting
+            result = run(recipe, plan, log_dir=args.log_dir, print_every=args.print_every,
+                         save_every=args.save_every or None, checkpoint_dir=args.checkpoint_dir, resume=resume)
+        except Interrupted as e:
+            if plan.main:
+                print(f"speedrun: error: {e}", file=sys.stderr)
+            return e.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
         if plan.main and recipe.sample_tokens > 0:
             from speedrun.evals.sample import generate
 

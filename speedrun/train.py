@@ -2,6 +2,12 @@
 
 Runs as one process (CPU or one GPU) or as one rank of a torchrun launch (NCCL on GPU, gloo on CPU): ranks
 average gradients before the optimisers step, and only rank 0 prints and writes the run log.
+
+Checkpoints (speedrun/checkpoint.py): every `save_every` steps and at the end when save_every > 0, and when
+SIGINT / SIGTERM arrives during the timed loop (the current step finishes first; then Interrupted is raised).
+`resume=` continues a checkpoint's run exactly: warm-up + restore still runs (it compiles the kernels), then the
+model, optimisers, stream position, RNG, step, clock and loss history are loaded and the loop goes on from that
+step, so the losses and parameters match an uninterrupted run bit for bit on CPU.
 """
 
 from __future__ import annotations
@@ -9,15 +15,19 @@ from __future__ import annotations
 import copy
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from speedrun import PROCESS_START
 from speedrun.data.demo import data_files
-from speedrun.data.stream import BatchStream, check_val_size, val_batches
+from speedrun.data.shards import shard_header
+from speedrun.data.stream import BatchStream, StreamPosition, check_val_size, val_batches
 from speedrun.model.fp8 import fp8_supported
 from speedrun.model.gpt import GPT
 from speedrun.optim.muon import Muon
@@ -29,6 +39,49 @@ from speedrun.errors import SpeedrunError
 
 class TrainingError(SpeedrunError, RuntimeError):
     """The run cannot go on (non-finite loss, no GPU for a GPU-only recipe, ...). One-line message."""
+
+
+class Interrupted(SpeedrunError):
+    """SIGINT / SIGTERM stopped the run after a finished step and a checkpoint. The CLI exits with 128 + signal
+    number (130 for Ctrl-C, 143 for SIGTERM), the shell convention for a process ended by a signal."""
+
+    def __init__(self, step: int, path, signum: int):
+        self.step, self.path, self.signum = step, str(path), signum
+        self.exit_code = 128 + signum
+        self.log_reason = f"interrupted at step {step}; checkpoint {path}"
+        super().__init__(f"{signal.Signals(signum).name}: {self.log_reason} (continue with --resume {path})")
+
+
+class StopRequest:
+    """SIGINT / SIGTERM handlers for the timed loop: the first signal asks the loop to stop after the current
+    step (and checkpoint); a SIGINT more than `grace_s` later raises KeyboardInterrupt at once. (Within the grace
+    time it is the same Ctrl-C arriving twice: from the terminal and forwarded by torchrun.) The previous
+    handlers come back on exit. Only the main thread can own signal handlers: elsewhere this does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, grace_s: float = 2.0):
+        self.signum: int | None = None
+        self.grace_s = grace_s
+        self._first = 0.0
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is None:
+            self.signum, self._first = signum, time.monotonic()
+        elif signum == signal.SIGINT and time.monotonic() - self._first > self.grace_s:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
 
 @dataclass
@@ -268,12 +321,52 @@ class RunResult:
     model: GPT | None = None
 
 
-def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = None, say=print) -> RunResult:
-    """Train `r` under `plan`. Returns the losses and the log path; raises TrainingError on a dead run."""
+@dataclass
+class _Start:
+    """Where the loop starts: a fresh run, or a checkpoint's state."""
+
+    step: int = 0
+    train_ms: float = 0.0
+    train_losses: list[float] = field(default_factory=list)
+    val_losses: list[tuple[int, float]] = field(default_factory=list)
+
+
+def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = None, say=print,
+        save_every: int | None = None, checkpoint_dir: str | None = None, resume=None) -> RunResult:
+    """Train `r` under `plan`. Returns the losses and the log path; raises TrainingError on a dead run.
+
+    save_every: checkpoint every N steps and at the end (0 or None: only on SIGINT / SIGTERM; None when resuming:
+    the checkpoint's own setting). checkpoint_dir: where they go (None: the resumed checkpoint's folder, else
+    `checkpoints`). resume: a checkpoint path or a loaded Checkpoint of this recipe; the run continues from its
+    step, writing a new log that notes the resume. The returned losses cover the whole run.
+    """
+    from speedrun import checkpoint as ckpt_mod
+
+    ckpt = None
+    if resume is not None:
+        ckpt = resume if isinstance(resume, ckpt_mod.Checkpoint) else ckpt_mod.load(resume)
+        diff = ckpt_mod.recipe_differences(ckpt.recipe, r)
+        if diff:
+            raise ckpt_mod.CheckpointError(f"{ckpt.path}: the checkpoint's recipe differs in {', '.join(diff)}")
+        if ckpt.complete:
+            raise ckpt_mod.CheckpointError(f"{ckpt.path}: the run is complete (step {ckpt.step} of {r.steps}); "
+                                           f"nothing to resume")
+        if save_every is None:
+            save_every = ckpt.save_every
+    save_every = save_every or 0
+    checkpoint_dir = checkpoint_dir or (ckpt.path.parent if ckpt is not None else "checkpoints")
     train_files, val_files = data_files(r.train_files, "train"), data_files(r.val_files, "val")
     check_val_size(val_files, r.val_tokens, r.val_seq_len, plan.world_size)
+    file_list = [(f.name, shard_header(f)) for f in train_files]
+    position = None
+    if ckpt is not None:
+        if ckpt.train_files and ckpt.train_files != file_list:
+            raise ckpt_mod.CheckpointError(
+                f"{ckpt.path}: the train files ({len(file_list)}: {file_list[0][0]}, ...) are not the ones the run "
+                f"trained on ({len(ckpt.train_files)}: {ckpt.train_files[0][0]}, ...); the data order would change")
+        position = StreamPosition(**ckpt.stream)
     stream = BatchStream(train_files, r.batch_tokens, r.seq_len, plan.rank, plan.world_size, loop=r.train_loop,
-                         device=plan.device)
+                         device=plan.device, position=position)
     if plan.device.type == "cuda":
         torch.cuda.set_device(plan.device)
     else:
@@ -295,16 +388,45 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
         w = long_window_blocks(step, r.steps, r.window_ramp_tokens, r.attn_block_size)
         return torch.tensor(w, dtype=torch.int32, device=plan.device) if plan.attention == "flex" else w
 
+    def save_checkpoint(step, train_ms, result):
+        """Rank 0 writes; every rank returns the path."""
+        path = Path(checkpoint_dir) / ckpt_mod.checkpoint_name(r.name, step)
+        if plan.main:
+            t = time.perf_counter()
+            ckpt_mod.save(path, model=model, optimizers=optimizers, step=step, stream_position=stream.position,
+                          recipe=r, log_path=str(log.path), train_time_ms=train_ms,
+                          train_losses=result.train_losses, val_losses=result.val_losses, train_files=file_list,
+                          save_every=save_every, world_size=plan.world_size)
+            log.note(f"checkpoint {path} at step {step}")
+            say(f"checkpoint: {path} (step {step}, {time.perf_counter() - t:.1f}s, off the clock)")
+        return path
+
     t_launch = time.perf_counter()
     try:
         warmup_and_restore(runner, optimizers, r, plan, window(0))
+        start = _Start()
+        if ckpt is not None:
+            ckpt_mod.load_weights(model, ckpt)
+            for opt, state in zip(optimizers, ckpt.optimizers):
+                opt.load_state_dict(state)
+            ckpt_mod.restore_rng(ckpt.rng)
+            start = _Start(ckpt.step, ckpt.train_time_ms, list(ckpt.train_losses), list(ckpt.val_losses))
+            log.note(f"resumed from {ckpt.path} at step {ckpt.step}"
+                     + (f" (earlier steps: log {ckpt.log_path})" if ckpt.log_path else ""))
+            say(f"resumed from {ckpt.path} at step {ckpt.step} of {r.steps} "
+                f"({ckpt.train_time_ms / 1000:.1f}s of training so far)")
         if plan.device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         say(f"warm-up: {r.warmup_steps} untimed steps and state restore in {time.perf_counter() - t_launch:.1f}s")
-        result = _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, say, print_every)
+        with StopRequest() as stop:
+            result = _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, say, print_every,
+                           start, save_every, save_checkpoint, stop)
     except BaseException as e:
-        reason = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
+        if isinstance(e, Interrupted):
+            reason = e.log_reason
+        else:
+            reason = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
         log.finish(False, reason)
         raise
     log.finish(True)
@@ -313,12 +435,32 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
     return result
 
 
-def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, say, print_every) -> RunResult:
+class _StopVote:
+    """Whether to stop after this step, the same answer on every rank: with several ranks each rank's flag is
+    max-reduced every step and read one step later (no extra stall on a GPU); alone, the flag is read at once."""
+
+    def __init__(self, stop: StopRequest, plan: Plan):
+        self.stop, self.plan, self.pending = stop, plan, None
+
+    def poll(self) -> int | None:
+        """The signal number to stop for, or None."""
+        if self.plan.world_size == 1:
+            return self.stop.signum
+        flag = torch.tensor([float(self.stop.signum or 0)], device=self.plan.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        previous, self.pending = self.pending, flag
+        signum = int(previous.item()) if previous is not None else 0
+        return signum or None
+
+
+def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, say, print_every,
+          start: _Start, save_every: int, save_checkpoint, stop: StopRequest) -> RunResult:
     sync = torch.cuda.synchronize if plan.device.type == "cuda" else (lambda: None)
     losses = DeferredScalar(plan.device)
-    result = RunResult(None, [], [], 0.0)
-    train_ms = 0.0
+    result = RunResult(None, start.val_losses, start.train_losses, 0.0)
+    train_ms = start.train_ms
     step_times: dict[int, float] = {}
+    vote = _StopVote(stop, plan)
 
     def report(item):
         if item is None:
@@ -337,9 +479,10 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
 
     sync()
     t0 = time.perf_counter()
-    for step in range(r.steps + 1):
+    for step in range(start.step, r.steps + 1):
         last = step == r.steps
-        if last or (r.val_every > 0 and step % r.val_every == 0):
+        validate = last or (r.val_every > 0 and step % r.val_every == 0)
+        if validate:
             sync()
             train_ms += 1000 * (time.perf_counter() - t0)
             report(losses.pop())
@@ -351,10 +494,11 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
             say(f"step {step:>5}/{r.steps} | val_loss {val:.4f} | train_time {train_ms / 1000:.1f}s")
             sync()
             t0 = time.perf_counter()
-        if step == 0:
+        if step == start.step:
             launch_s = time.time() - PROCESS_START
             log.write(f"launch_to_first_step_s:{launch_s:.1f}")
-            say(f"launch to first timed step: {launch_s:.1f}s (from import; includes compile, warm-up, step-0 val)")
+            say(f"launch to first timed step: {launch_s:.1f}s (from import; includes compile, warm-up"
+                + (f", step-{step} val)" if validate else ")"))
         if last:
             break
         try:
@@ -366,6 +510,22 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
         loss = train_step(runner, batches, optimizers, step, window(step), r, plan.world_size)
         step_times[step + 1] = train_ms + 1000 * (time.perf_counter() - t0)
         report(losses.push(step + 1, loss))
+        done = step + 1
+        signum = vote.poll() if done < r.steps else None
+        if signum is not None or (save_every > 0 and done % save_every == 0 and done < r.steps):
+            # Off the clock, and with this step's loss reported first so that the checkpoint holds it.
+            sync()
+            train_ms += 1000 * (time.perf_counter() - t0)
+            report(losses.pop())
+            if signum is not None:
+                say(f"{signal.Signals(signum).name}: stopping after step {done}; writing a checkpoint")
+            path = save_checkpoint(done, train_ms, result)
+            if signum is not None:
+                if plan.world_size > 1:
+                    dist.barrier()  # no rank exits (and gets the others killed) before rank 0 has written
+                raise Interrupted(done, path, signum)
+            sync()
+            t0 = time.perf_counter()
     result.training_time_ms = train_ms
     if plan.device.type == "cuda":
         alloc = torch.cuda.max_memory_allocated(plan.device) // 2**20
@@ -374,6 +534,8 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
         log.write(f"peak_memory allocated:{alloc} MiB reserved:{reserved} MiB")
         say(f"peak memory: {alloc:,} MiB allocated, {reserved:,} MiB reserved")
     log.write(f"training_time_ms:{train_ms:.0f}")
+    if save_every > 0:
+        save_checkpoint(r.steps, train_ms, result)
     return result
 
 
@@ -390,5 +552,5 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
-__all__ = ["Plan", "make_plan", "build_model", "build_optimizers", "run", "TrainingError", "RecipeError",
+__all__ = ["Plan", "make_plan", "build_model", "build_optimizers", "run", "TrainingError", "Interrupted", "RecipeError",
            "warmup_and_restore", "train_step", "evaluate", "init_distributed", "shutdown_distributed"]

@@ -1,45 +1,80 @@
-"""Text generation from a trained model."""
+"""Text generation from a trained model, with a KV cache.
+
+The prompt is one document: <|endoftext|> then its BPE tokens. It is fed once (prefill), then each new token is
+fed alone against the cache (`GPT.forward_cached`), under the training mask rule with the window of the final
+training step; generation stops at <|endoftext|> (the end of the document) or after `max_tokens`. The cache
+keeps only the keys a later query can still see (the window), so long generations cost the same per token.
+"""
 
 from __future__ import annotations
 
 import torch
 
 from speedrun.data.tokenizer import EOT, decode, gpt2
-from speedrun.model.gpt import GPT
+from speedrun.model.gpt import GPT, KVCache
 from speedrun.optim.schedule import long_window_blocks
 
 
+def final_window(model: GPT) -> int:
+    """The long attention window (in blocks) of the last training step: the one the trained model ends with."""
+    r = model.recipe
+    return long_window_blocks(r.steps, r.steps, r.window_ramp_tokens, r.attn_block_size)
+
+
+def pick(logits: torch.Tensor, temperature: float, top_k: int | None, gen: torch.Generator | None) -> int:
+    """Next token from (vocab,) float logits: argmax at temperature <= 0, else a top-k softmax sample."""
+    if temperature <= 0:
+        return int(logits.argmax())
+    logits = logits / temperature
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
+        logits = logits.masked_fill(logits < kth, -float("inf"))
+    return int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen))
+
+
 @torch.no_grad()
-def generate(model: GPT, prompt: str, max_tokens: int, temperature: float = 0.8, top_k: int | None = 50,
-             seed: int = 0) -> str:
-    """Continue `prompt` by `max_tokens` tokens (temperature 0: greedy). Runs the model over the whole context
-    for each token, padded to the attention block size (padding comes after the context, so causality hides it)."""
+def generate_tokens(model: GPT, prompt_tokens: list[int], max_tokens: int, temperature: float = 0.8,
+                    top_k: int | None = 50, seed: int = 0) -> list[int]:
+    """The tokens generated after `prompt_tokens` (which should start with EOT), stopping before an EOT."""
     r = model.recipe
     device = next(model.parameters()).device
-    window = long_window_blocks(r.steps, r.steps, r.window_ramp_tokens, r.attn_block_size)
-    if model.attention == "flex":
-        window = torch.tensor(window, dtype=torch.int32, device=device)
-    tokens = [EOT] + gpt2().encode_ordinary(prompt)
+    window = final_window(model)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     was_training = model.training
     model.eval()
-    block = r.attn_block_size
-    for _ in range(max_tokens):
-        ctx = tokens[-(r.seq_len - block):] if len(tokens) > r.seq_len - block else tokens
-        padded = -(-len(ctx) // block) * block
-        x = torch.zeros(padded, dtype=torch.int32, device=device)
-        x[: len(ctx)] = torch.tensor(ctx, dtype=torch.int32)
-        logits = model(x, None, window)[0, len(ctx) - 1, : r.vocab_size].float().cpu()
-        if temperature <= 0:
-            nxt = int(logits.argmax())
-        else:
-            logits = logits / temperature
-            if top_k:
-                kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
-                logits[logits < kth] = -float("inf")
-            nxt = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen))
-        if nxt == EOT:
-            break
-        tokens.append(nxt)
-    model.train(was_training)
-    return prompt + decode(tokens[1 + len(gpt2().encode_ordinary(prompt)):])
+    try:
+        cache = KVCache()
+        x = torch.tensor(prompt_tokens, dtype=torch.int32, device=device)
+        out: list[int] = []
+        for _ in range(max_tokens):
+            logits = model.forward_cached(x, cache, window, last_only=True)[0, : r.vocab_size].float().cpu()
+            nxt = pick(logits, temperature, top_k, gen)
+            if nxt == EOT:
+                break
+            out.append(nxt)
+            x = torch.tensor([nxt], dtype=torch.int32, device=device)
+        return out
+    finally:
+        model.train(was_training)
+
+
+def generate(model: GPT, prompt: str, max_tokens: int, temperature: float = 0.8, top_k: int | None = 50,
+             seed: int = 0) -> str:
+    """`prompt` continued by up to `max_tokens` tokens (temperature 0: greedy, deterministic)."""
+    tokens = generate_tokens(model, [EOT] + gpt2().encode_ordinary(prompt), max_tokens, temperature, top_k, seed)
+    return prompt + decode(tokens)
+
+
+def sample_from_checkpoint(checkpoint, prompt: str = "", max_tokens: int = 100, temperature: float = 0.8,
+                           top_k: int | None = 50, num_samples: int = 1, seed: int = 0,
+                           device: str | None = None) -> list[str]:
+    """`num_samples` continuations of `prompt` from a checkpoint (sample i uses seed + i, so each one can be
+    reproduced alone). device: cpu, cuda, or None (a GPU when one is visible)."""
+    from speedrun.checkpoint import load_model
+
+    if max_tokens < 0 or num_samples < 1:
+        from speedrun.errors import SpeedrunError
+
+        raise SpeedrunError(f"--tokens must be >= 0 and --num-samples >= 1 (got {max_tokens}, {num_samples})")
+    model, _, _ = load_model(checkpoint, device)
+    return [generate(model, prompt, max_tokens, temperature, top_k, seed + i) for i in range(num_samples)]

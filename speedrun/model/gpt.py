@@ -1,5 +1,10 @@
 """The record-21 GPT: value embeddings, U-net skips, QK-norm, half-truncated rotary, ReLU^2 MLP, soft-capped
-logits, FP8 head. One row of tokens per call (batch 1); documents are separated by masking, not padding."""
+logits, FP8 head. One row of tokens per call (batch 1); documents are separated by masking, not padding.
+
+`GPT.forward_cached` is the incremental path for generation and completion scoring: it feeds new tokens against
+a `KVCache` of earlier keys and values and applies the same mask rule (causal, same document, block-granular
+sliding window) to absolute positions, so it gives the logits of the full forward pass one chunk at a time.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from speedrun.model.attention import BlockLists, dense_attention, dense_mask, flex_block_mask
+from speedrun.model.attention import BlockLists, dense_attention, dense_mask, document_ids, flex_block_mask
 from speedrun.model.fp8 import fp8_linear
-from speedrun.model.rotary import Rotary
+from speedrun.model.rotary import Rotary, rotary_frequencies
 from speedrun.recipe import Recipe
 
 
@@ -62,10 +67,13 @@ class CausalSelfAttention(nn.Module):
         qkv = F.linear(x, self.qkv_w.flatten(end_dim=1).type_as(x))
         q, k, v = qkv.view(B, T, 3 * self.num_heads, self.head_dim).chunk(3, dim=-2)
         q, k = norm(q), norm(k)
-        q, k = self.rotary(q), self.rotary(k)
+        cached = isinstance(mask, CachedWindow)
+        q, k = (mask.rotate(self.rotary, q), mask.rotate(self.rotary, k)) if cached else (self.rotary(q), self.rotary(k))
         v = self.lambdas[0] * v + self.lambdas[1] * ve.view_as(v) if ve is not None else self.lambdas[0] * v
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
-        if isinstance(mask, Tensor):
+        if cached:
+            y = mask.attend(self, q, k, v, self.scale)
+        elif isinstance(mask, Tensor):
             y = dense_attention(q, k, v, mask, self.scale)
         else:
             from torch.nn.attention.flex_attention import flex_attention
@@ -131,6 +139,13 @@ class GPT(nn.Module):
         if inputs.ndim != 1:
             raise ValueError(f"inputs must be one row of tokens (1-D), got shape {tuple(inputs.shape)}")
         long_mask, short_mask = self.masks(inputs, long_blocks)
+        logits = self.head(self.trunk(inputs, long_mask, short_mask))
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    def trunk(self, inputs: Tensor, long_mask, short_mask) -> Tensor:
+        """Embeddings and blocks: (T,) token ids -> (1, T, model_dim) final hidden states."""
         ve = [table(inputs)[None] for table in self.value_embeds]
         x = x0 = norm(self.embed(inputs)[None])
         skips = []
@@ -142,12 +157,34 @@ class GPT(nn.Module):
             x = block(x, ve[t] if t is not None else None, x0, long_mask if self.long_layer[i] else short_mask)
             if i < n:
                 skips.append(x)
+        return x
+
+    def head(self, x: Tensor) -> Tensor:
+        """Hidden states -> soft-capped float32 logits over the padded vocabulary."""
         logits = self.lm_head(norm(x)).float()
         r = self.recipe
-        logits = r.logit_cap * torch.sigmoid(logits / r.logit_cap_div)
-        if targets is None:
-            return logits
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return r.logit_cap * torch.sigmoid(logits / r.logit_cap_div)
+
+    def forward_cached(self, inputs: Tensor, cache: "KVCache", long_blocks: int, last_only: bool = False) -> Tensor:
+        """Feed the next tokens of a sequence whose earlier tokens are in `cache` (which this call extends).
+
+        inputs (T,) token ids at positions cache.length ... cache.length + T - 1 -> capped logits (T, padded_vocab),
+        or (1, padded_vocab) for the last position only. Same rule as the full forward pass with window
+        `long_blocks` (short layers: half of it), so a sequence fed in chunks gets the logits of one full pass.
+        """
+        if inputs.ndim != 1 or inputs.numel() == 0:
+            raise ValueError(f"inputs must be a non-empty row of tokens (1-D), got shape {tuple(inputs.shape)}")
+        T = inputs.numel()
+        positions = torch.arange(cache.length, cache.length + T, device=inputs.device)
+        docs = cache.doc + document_ids(inputs)
+        long_w = int(long_blocks)
+        block = self.recipe.attn_block_size
+        long_mask = CachedWindow(cache, positions, docs, long_w, block, self.recipe.rotary_base)
+        short_mask = CachedWindow(cache, positions, docs, max(1, long_w // 2), block, self.recipe.rotary_base)
+        x = self.trunk(inputs, long_mask, short_mask)
+        cache.length += T
+        cache.doc = int(docs[-1])
+        return self.head(x[:, -1:] if last_only else x)[0]
 
     # --- parameter groups, as the optimisers see them ---------------------------------------------------------
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -159,3 +196,68 @@ class GPT(nn.Module):
             "head": [self.lm_head.weight],
             "scalar": [p for p in self.parameters() if p.ndim < 2],
         }
+
+
+# --- incremental decoding ---------------------------------------------------------------------------------------
+class KVCache:
+    """Keys and values of the positions an attention layer may still see, per layer, for `GPT.forward_cached`.
+
+    Entries are replaced, never written in place, so `copy()` is cheap and a copy can branch off (completion
+    scoring feeds one shared context, then each ending from its own copy).
+    """
+
+    def __init__(self):
+        self.layers: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}  # id(attn) -> (k, v, positions, docs)
+        self.length = 0  # positions fed so far
+        self.doc = 0  # document id of the last position fed
+
+    def copy(self) -> "KVCache":
+        out = KVCache()
+        out.layers, out.length, out.doc = dict(self.layers), self.length, self.doc
+        return out
+
+
+class CachedWindow:
+    """Takes the place of the mask in `CausalSelfAttention.forward` when decoding against a KVCache: rotary at
+    absolute positions, and attention to cached + new keys under the rule key k visible from query q iff
+    k <= q, same document, q // block - k // block < window."""
+
+    def __init__(self, cache: KVCache, positions: Tensor, docs: Tensor, window_blocks: int, block_size: int,
+                 rotary_base: float):
+        self.cache, self.positions, self.docs = cache, positions, docs
+        self.window, self.block, self.base = window_blocks, block_size, rotary_base
+
+    def rotate(self, rotary: Rotary, x: Tensor) -> Tensor:
+        """Rotary.forward at positions self.positions (x: (B, T, H, D)); the same arithmetic, so the same values."""
+        table = rotary.cos.size(0)
+        if int(self.positions[-1]) < table:
+            cos, sin = rotary.cos[self.positions], rotary.sin[self.positions]
+        else:  # past the table (long generations): the same angles, computed here
+            freqs = rotary_frequencies(x.size(-1), self.base).to(x.device)
+            theta = self.positions.to(torch.float32)[:, None] * freqs[None]
+            cos, sin = theta.cos(), theta.sin()
+        cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+        x1, x2 = x.float().chunk(2, dim=-1)
+        y1 = x1 * cos + x2 * sin
+        y2 = x1 * (-sin) + x2 * cos
+        return torch.cat((y1, y2), dim=-1).type_as(x)
+
+    def attend(self, layer: nn.Module, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+        """q, k, v (B, H, T, D) of the new positions; extends the layer's cache and drops keys no later query sees."""
+        key = id(layer)
+        pos, docs = self.positions, self.docs
+        if key in self.cache.layers:
+            k0, v0, p0, d0 = self.cache.layers[key]
+            k, v, pos_all, docs_all = torch.cat([k0, k], 2), torch.cat([v0, v], 2), torch.cat([p0, pos]), torch.cat([d0, docs])
+        else:
+            pos_all, docs_all = pos, docs
+        b = self.block
+        mask = ((pos_all[None, :] <= pos[:, None]) & (docs_all[None, :] == docs[:, None])
+                & (pos[:, None] // b - pos_all[None, :] // b < self.window))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+        # Later queries sit at positions > pos[-1] in documents >= docs[-1]: older blocks and documents are out of reach.
+        nxt = int(pos[-1]) + 1
+        keep = (nxt // b - pos_all // b < self.window) & (docs_all == docs[-1])
+        first = int((~keep).sum())  # keep is False then True (positions and documents only grow)
+        self.cache.layers[key] = (k[:, :, first:], v[:, :, first:], pos_all[first:], docs_all[first:])
+        return y

@@ -1,0 +1,256 @@
+"""Checkpoints: everything a run needs to continue exactly where it stopped, in one file written atomically.
+
+A checkpoint holds the model's state_dict (of the uncompiled module), both optimisers' state_dicts, the number
+of steps completed, the train stream's position, the RNG states (torch CPU and CUDA, numpy, python), the recipe
+as a dict, the run log's path, the training time so far and the train / val losses so far. Files are named
+`ckpt_<recipe>_step<SSSSSS>.pt` in the checkpoint folder; `latest` is the most recently written one there.
+Only rank 0 writes; every rank loads. Problems the user can fix raise CheckpointError with one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speedrun.errors import SpeedrunError
+from speedrun.recipe import FIELDS, Recipe, RecipeError
+
+FORMAT = "speedrun-checkpoint v1"
+NAME = re.compile(r"^ckpt_(.+)_step(\d+)\.pt$")
+
+
+class CheckpointError(SpeedrunError, ValueError):
+    """A checkpoint is missing, unreadable, not a speedrun checkpoint, or does not fit the run. One line."""
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    recipe: Recipe
+    step: int  # optimiser steps completed
+    model: dict
+    optimizers: list[dict]  # [adam, muon]
+    stream: dict  # StreamPosition fields: shard, offset, passes
+    rng: dict
+    train_time_ms: float = 0.0
+    train_losses: list[float] = field(default_factory=list)  # steps 1..step
+    val_losses: list[tuple[int, float]] = field(default_factory=list)
+    log_path: str | None = None
+    train_files: list[tuple[str, int]] = field(default_factory=list)  # (file name, tokens) of the train stream
+    save_every: int = 0
+    world_size: int = 1
+
+    @property
+    def complete(self) -> bool:
+        return self.step >= self.recipe.steps
+
+
+def checkpoint_name(recipe_name: str, step: int) -> str:
+    return f"ckpt_{recipe_name}_step{step:06d}.pt"
+
+
+# --- RNG ---------------------------------------------------------------------------------------------------------
+def capture_rng() -> dict:
+    """Every RNG a run could draw from, in types that torch.load(weights_only=True) accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return dict(
+        torch=torch.get_rng_state(),
+        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        numpy=dict(kind=kind, keys=torch.from_numpy(keys.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss),
+                   gauss=float(gauss)),
+        python=random.getstate(),
+    )
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)  # a different GPU count: CUDA streams start afresh (nothing trains on them)
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+# --- write -------------------------------------------------------------------------------------------------------
+def save(path: str | os.PathLike, *, model, optimizers, step: int, stream_position, recipe: Recipe,
+         log_path: str | None = None, train_time_ms: float = 0.0, train_losses=(), val_losses=(),
+         train_files=(), save_every: int = 0, world_size: int = 1) -> Path:
+    """Write a checkpoint atomically: a temporary file in the same folder, fsync, then rename over `path`.
+
+    A crash mid-write leaves the previous file (or none), never a truncated checkpoint under the final name.
+    `model` is the uncompiled module (a compiled wrapper's keys carry an `_orig_mod.` prefix).
+    """
+    path = Path(path)
+    base = getattr(model, "_orig_mod", model)
+    payload = dict(
+        format=FORMAT,
+        recipe=recipe.to_dict(),
+        step=int(step),
+        model=base.state_dict(),
+        optimizers=[o.state_dict() for o in optimizers],
+        stream=dict(shard=int(stream_position.shard), offset=int(stream_position.offset),
+                    passes=int(stream_position.passes)),
+        rng=capture_rng(),
+        train_time_ms=float(train_time_ms),
+        train_losses=[float(x) for x in train_losses],
+        val_losses=[(int(s), float(v)) for s, v in val_losses],
+        log_path=None if log_path is None else str(log_path),
+        train_files=[(str(n), int(t)) for n, t in train_files],
+        save_every=int(save_every),
+        world_size=int(world_size),
+        torch_version=str(torch.__version__),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return path
+
+
+# --- read --------------------------------------------------------------------------------------------------------
+def load(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
+    """Read and check a checkpoint (tensors on `map_location`); CheckpointError names the file on any problem."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file (use --resume latest with "
+                              f"--checkpoint-dir {path})")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, wrong magic, foreign pickle: all one kind of problem for the user
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()] or [type(e).__name__]
+        why = next((l for l in lines if l.startswith("WeightsUnpickler error")), lines[0])[:200]
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt? {why})") from None
+    if not isinstance(data, dict) or "format" not in data:
+        raise CheckpointError(f"{path}: not a speedrun checkpoint (no format marker)")
+    if data["format"] != FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {data['format']!r} is not {FORMAT!r} (written by another "
+                              f"version of speedrun)")
+    try:
+        recipe = recipe_from_dict(data["recipe"])
+        return Checkpoint(
+            path=path, recipe=recipe, step=int(data["step"]), model=data["model"], optimizers=list(data["optimizers"]),
+            stream=dict(data["stream"]), rng=data["rng"], train_time_ms=float(data["train_time_ms"]),
+            train_losses=list(data["train_losses"]), val_losses=[tuple(x) for x in data["val_losses"]],
+            log_path=data["log_path"], train_files=[tuple(x) for x in data.get("train_files", [])],
+            save_every=int(data.get("save_every", 0)), world_size=int(data.get("world_size", 1)),
+        )
+    except RecipeError as e:
+        raise CheckpointError(f"{path}: its recipe does not fit this version of speedrun: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: incomplete checkpoint ({type(e).__name__}: {e})") from None
+
+
+def recipe_from_dict(d: dict) -> Recipe:
+    unknown = sorted(set(d) - set(FIELDS))
+    if unknown:
+        raise RecipeError(f"unknown field(s) {', '.join(unknown)}")
+    missing = [f for f, spec in FIELDS.items() if f not in d and spec.default is dataclasses.MISSING]
+    if missing:
+        raise RecipeError(f"missing field(s) {', '.join(missing)}")
+    return Recipe(**d).check()
+
+
+def resolve(spec: str | os.PathLike, checkpoint_dir: str | os.PathLike = "checkpoints") -> Path:
+    """`latest` -> the most recently written checkpoint in `checkpoint_dir` (mtime; ties: the higher step);
+    anything else is a path."""
+    if str(spec) != "latest":
+        return Path(spec)
+    folder = Path(checkpoint_dir)
+    found = [(p.stat().st_mtime_ns, int(m[2]), p) for p in (folder.iterdir() if folder.is_dir() else [])
+             if (m := NAME.match(p.name)) and p.is_file()]
+    if not found:
+        raise CheckpointError(f"{folder}: no checkpoints (ckpt_*_step*.pt) to resume from; "
+                              f"pass --checkpoint-dir or a checkpoint path")
+    return max(found, key=lambda t: (t[0], t[1]))[2]
+
+
+def recipe_differences(a: Recipe, b: Recipe) -> list[str]:
+    """`field (checkpoint A, given B)` for every field where recipe b differs from the checkpoint's recipe a."""
+    da, db = a.to_dict(), b.to_dict()
+    return [f"{k} (checkpoint {da[k]!r}, given {db.get(k)!r})" for k in da if da[k] != db.get(k)]
+
+
+def load_for_resume(spec: str, checkpoint_dir: str = "checkpoints", recipe_name: str | None = None,
+                    overrides=None) -> Checkpoint:
+    """The checkpoint `--resume PATH|latest` names, checked for resuming.
+
+    A resumed run continues the checkpoint's recipe. --recipe / --set may be repeated (to rerun the same command
+    line with --resume added) but must then give exactly that recipe: a changed field (even `steps`, which moves
+    the learning-rate cool-down and the window ramp) would no longer be the same run. --set alone applies to the
+    checkpoint's recipe; with --recipe, to that recipe file.
+    """
+    from speedrun.recipe import _coerce, load_recipe
+
+    ckpt = load(resolve(spec, checkpoint_dir))
+    if ckpt.complete:
+        raise CheckpointError(f"{ckpt.path}: the run is complete (step {ckpt.step} of {ckpt.recipe.steps}); nothing "
+                              f"to resume (sample or evaluate it, or start a new run)")
+    if recipe_name is not None:
+        given = load_recipe(recipe_name, overrides)
+    elif overrides:
+        values = ckpt.recipe.to_dict()
+        items = overrides.items() if isinstance(overrides, dict) else [o.split("=", 1) if "=" in o else (o, None)
+                                                                        for o in overrides]
+        for k, v in items:
+            if v is None:
+                raise RecipeError(f"--set {k!r}: expected key=value")
+            values[k.strip()] = _coerce(k.strip(), v.strip() if isinstance(v, str) else v, f"--set {k.strip()}")
+        given = Recipe(**values)
+    else:
+        return ckpt
+    diff = recipe_differences(ckpt.recipe, given)
+    if diff:
+        raise CheckpointError(f"{ckpt.path}: --resume continues the checkpoint's recipe; --recipe/--set change "
+                              f"{', '.join(diff)}; drop them to resume")
+    return ckpt
+
+
+def load_model(checkpoint: str | os.PathLike | Checkpoint, device: str | None = None):
+    """(model in eval mode on `device`, plan, checkpoint) for sampling and evals: the training device plan's
+    model (bf16 embeddings and FlexAttention on a GPU), with the checkpoint's weights."""
+    from speedrun.train import build_model, make_plan
+
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load(checkpoint)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CheckpointError("--device cuda: no CUDA GPU is visible; use --device cpu")
+    plan = make_plan(ckpt.recipe, force_device="cuda" if device.startswith("cuda") else "cpu")
+    plan.world_size, plan.rank = 1, 0  # evals run in one process
+    model = build_model(ckpt.recipe, plan)
+    load_weights(model, ckpt)
+    model.eval()
+    return model, plan, ckpt
+
+
+def load_weights(model, ckpt: Checkpoint) -> None:
+    try:
+        model.load_state_dict(ckpt.model)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise CheckpointError(f"{ckpt.path}: the weights do not fit the checkpoint's recipe ({first})") from None

@@ -1,0 +1,137 @@
+"""HellaSwag accuracy by completion scoring (the "acc_norm"-style method of GPT-2 evals such as llm.c's).
+
+Each item has a context and four endings. Each ending is scored as the mean cross-entropy of its tokens
+given <|endoftext|> + context (the ending tokenised with its leading space, as it follows the context in
+running text); the lowest mean loss is the model's answer. The context is fed once through a KV cache and each
+ending continues from its own copy, so an item costs one context pass plus the ending tokens.
+Data: the official validation JSON-lines file (fields ctx, endings, label), downloaded once into
+~/.cache/speedrun/ (or $XDG_CACHE_HOME/speedrun/), or any local file of that form.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from speedrun.data.tokenizer import EOT, gpt2
+from speedrun.errors import SpeedrunError
+from speedrun.model.gpt import GPT, KVCache
+
+URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
+
+
+class HellaSwagError(SpeedrunError, ValueError):
+    """No data (offline, bad file). One line naming the URL or the file."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "speedrun"
+
+
+def download(url: str = URL, dest: Path | None = None, timeout: float = 60) -> Path:
+    """The official validation file, fetched once (written to a temporary file, then renamed into place)."""
+    dest = dest or cache_dir() / "hellaswag_val.jsonl"
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+        os.replace(tmp, dest)
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        tmp.unlink(missing_ok=True)
+        why = getattr(e, "reason", None) or e
+        raise HellaSwagError(f"cannot download HellaSwag from {url} ({why}); fetch it yourself and pass "
+                             f"--data FILE") from None
+    return dest
+
+
+def read_items(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
+    """Items {ctx, endings (4), label} of a HellaSwag JSON-lines file (the first `limit` only, if given)."""
+    path = Path(path)
+    if not path.is_file():
+        raise HellaSwagError(f"{path}: no such file")
+    items = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if limit is not None and len(items) >= limit:
+                break
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                item = dict(ctx=str(d["ctx"]), endings=[str(e) for e in d["endings"]], label=int(d["label"]))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                raise HellaSwagError(f"{path}:{n}: not a HellaSwag item (need ctx, endings, label; "
+                                     f"{type(e).__name__}: {e})") from None
+            if not item["endings"] or not 0 <= item["label"] < len(item["endings"]):
+                raise HellaSwagError(f"{path}:{n}: label {item['label']} does not index the "
+                                     f"{len(item['endings'])} endings")
+            items.append(item)
+    if not items:
+        raise HellaSwagError(f"{path}: no items")
+    return items
+
+
+def _window(model: GPT) -> int:
+    from speedrun.evals.sample import final_window
+
+    return final_window(model)
+
+
+@torch.no_grad()
+def score_item(model: GPT, ctx: str, endings: list[str], window: int | None = None) -> list[float]:
+    """Mean cross-entropy of each ending's tokens after [EOT] + ctx (lower = more likely)."""
+    enc = gpt2()
+    window = _window(model) if window is None else window
+    device = next(model.parameters()).device
+    prefix = torch.tensor([EOT] + enc.encode_ordinary(ctx), dtype=torch.int32, device=device)
+    cache = KVCache()
+    first = model.forward_cached(prefix, cache, window, last_only=True)  # predicts each ending's first token
+    scores = []
+    for ending in endings:
+        tokens = torch.tensor(enc.encode_ordinary(" " + ending), dtype=torch.int64, device=device)
+        if tokens.numel() == 0:
+            scores.append(float("inf"))
+            continue
+        logits = first
+        if tokens.numel() > 1:
+            rest = model.forward_cached(tokens[:-1].int(), cache.copy(), window)
+            logits = torch.cat([first, rest])
+        # over the padded vocabulary, as the training and validation losses are
+        scores.append(F.cross_entropy(logits.float(), tokens).item())
+    return scores
+
+
+def evaluate_hellaswag(checkpoint, data: str | os.PathLike | None = None, limit: int | None = None,
+                       device: str | None = None, say=print) -> float:
+    """Accuracy of a checkpoint on HellaSwag validation items (the official file unless `data` is given)."""
+    from tqdm import tqdm
+
+    from speedrun.checkpoint import load_model
+
+    if checkpoint is None:
+        raise HellaSwagError("usage: speedrun eval hellaswag CHECKPOINT [--data FILE] [--limit N]")
+    path = Path(data) if data is not None else download()
+    items = read_items(path, limit)
+    model, _, ckpt = load_model(checkpoint, device)
+    window = _window(model)
+    correct = 0
+    bar = tqdm(items, desc="hellaswag", unit="item", disable=None)  # disable=None: no bar when not a terminal
+    for n, item in enumerate(bar, 1):
+        scores = score_item(model, item["ctx"], item["endings"], window)
+        correct += int(min(range(len(scores)), key=scores.__getitem__) == item["label"])
+        bar.set_postfix(acc=f"{correct / n:.4f}", refresh=False)
+    accuracy = correct / len(items)
+    say(f"hellaswag: accuracy {accuracy:.4f} ({correct}/{len(items)} items of {path}; checkpoint {ckpt.path}, "
+        f"step {ckpt.step})")
+    return accuracy

@@ -1,0 +1,279 @@
+"""Checkpoints: atomic writes, contents, `latest`, clear errors, and exact resume (2N straight == N + resume + N)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+import speedrun.checkpoint as ckpt_mod
+from speedrun.checkpoint import CheckpointError, load, load_for_resume, resolve, save
+from speedrun.cli import main
+from speedrun.data.demo import DEMO_DIR
+from speedrun.data.shards import read_shard, write_shard
+from speedrun.data.stream import StreamPosition
+from speedrun.recipe import load_recipe
+from speedrun.runlog import parse_log
+from speedrun.train import build_model, build_optimizers, make_plan, run, train_step
+
+SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
+             window_ramp_tokens=256, batch_tokens=256)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _keep_large_allocations():
+    from speedrun.train import keep_large_allocations
+
+    keep_large_allocations()
+
+
+def quiet(*args, **kwargs):
+    pass
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt_shards")
+    train = write_shard(d / "train_000000.bin", np.array(read_shard(DEMO_DIR / "demo_train_000000.bin")[:20_000]))
+    val = write_shard(d / "val_000000.bin", np.array(read_shard(DEMO_DIR / "demo_val_000000.bin")[:2_000]))
+    return train, val
+
+
+def recipe(shards, **extra):
+    train, val = shards
+    return load_recipe("tiny", {**SMALL, "steps": 6, "val_every": 3, "warmup_steps": 1, "val_tokens": 512,
+                                "train_files": str(train), "val_files": str(val), "train_loop": False,
+                                "sample_tokens": 0, **extra})
+
+
+@pytest.fixture(scope="module")
+def state(shards):
+    """A recipe, model and optimisers with real state (one step taken), as a checkpoint holds them."""
+    r = recipe(shards)
+    model = build_model(r, make_plan(r, force_device="cpu"))
+    opts = build_optimizers(model, r)
+    t = torch.randint(0, 50257, (257,), generator=torch.Generator().manual_seed(0))
+    train_step(model, [(t[:-1].int(), t[1:].long())], opts, 0, 1, r, 1)
+    return r, model, opts
+
+
+def save_small(path, r, model, opts, step=1, **extra):
+    kw = dict(model=model, optimizers=opts, step=step, stream_position=StreamPosition(0, 256 * step, 0), recipe=r,
+              log_path="logs/x.txt", train_time_ms=12.5, train_losses=[10.8] * step, val_losses=[(0, 10.83)])
+    return save(path, **{**kw, **extra})
+
+
+# --- contents and atomic writes -------------------------------------------------------------------------------
+def test_save_and_load_round_trip(state, tmp_path):
+    r, model, opts = state
+    torch.manual_seed(5)
+    np.random.seed(6)
+    random.seed(7)
+    path = save_small(tmp_path / "ckpt_tiny_step000001.pt", r, model, opts, stream_position=StreamPosition(0, 256, 2))
+    want = (torch.rand(3), np.random.rand(3), random.random())
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "no temporary file is left behind"
+
+    c = load(path)
+    assert c.path == path and c.step == 1 and c.recipe == r and not c.complete
+    assert c.stream == dict(shard=0, offset=256, passes=2)
+    assert c.log_path == "logs/x.txt" and c.train_time_ms == 12.5
+    assert c.train_losses == [10.8] and c.val_losses == [(0, 10.83)]
+    assert c.model.keys() == model.state_dict().keys()
+    assert all(torch.equal(c.model[k], v) for k, v in model.state_dict().items())
+    for opt, state in zip(opts, c.optimizers):
+        mine = opt.state_dict()
+        assert len(mine["state"]) == len(state["state"]) > 0
+        for i, s in mine["state"].items():
+            assert all(torch.equal(s[k], state["state"][i][k]) for k in s)
+        assert mine["param_groups"] == state["param_groups"]
+    # every RNG comes back to where it was when saved
+    torch.manual_seed(99)
+    np.random.seed(99)
+    random.seed(99)
+    ckpt_mod.restore_rng(c.rng)
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2] == want[2]
+
+
+def test_failed_write_keeps_the_previous_checkpoint(state, tmp_path, monkeypatch):
+    r, model, opts = state
+    path = save_small(tmp_path / "ckpt_tiny_step000001.pt", r, model, opts)
+    before = path.read_bytes()
+
+    def dies_halfway(obj, f):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", dies_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        save_small(path, r, model, opts, step=2)
+    assert path.read_bytes() == before, "the old checkpoint is untouched"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "the temporary file is removed"
+    monkeypatch.undo()
+    assert load(path).step == 1
+
+
+# --- latest --------------------------------------------------------------------------------------------------
+def test_latest_is_the_newest_file_then_the_highest_step(tmp_path):
+    def touch(name, mtime):
+        p = tmp_path / name
+        p.write_bytes(b"x")
+        os.utime(p, ns=(mtime, mtime))
+        return p
+
+    touch("ckpt_tiny_step000120.pt", 1_000)  # a finished older run of the same recipe
+    newest = touch("ckpt_tiny_step000050.pt", 3_000)  # the run being resumed, interrupted at step 50
+    touch("ckpt_tiny_step000040.pt", 2_000)
+    touch("ckpt_tiny_step000999.pt.tmp", 9_000)  # not a checkpoint name
+    touch("notes.txt", 9_000)
+    assert resolve("latest", tmp_path) == newest
+    tie = touch("ckpt_other_step000060.pt", 3_000)
+    assert resolve("latest", tmp_path) == tie, "same mtime: the higher step"
+    assert resolve(str(newest), tmp_path / "elsewhere") == newest, "a path is taken as it is"
+
+
+def test_latest_in_an_empty_or_missing_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoints"):
+        resolve("latest", tmp_path)
+    with pytest.raises(CheckpointError, match="missing"):
+        resolve("latest", tmp_path / "missing")
+
+
+# --- errors ----------------------------------------------------------------------------------------------------
+def test_missing_corrupt_and_foreign_files(state, tmp_path):
+    r, model, opts = state
+    good = save_small(tmp_path / "good.pt", r, model, opts).read_bytes()
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        load(tmp_path / "absent.pt")
+    with pytest.raises(CheckpointError, match="is a folder"):
+        load(tmp_path)
+    cases = {
+        "truncated.pt": (good[: len(good) // 2], "not a readable checkpoint"),
+        "noise.pt": (bytes(range(256)) * 64, "not a readable checkpoint"),
+        "empty.pt": (b"", "not a readable checkpoint"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(CheckpointError, match=message) as info:
+            load(tmp_path / name)
+        assert name in str(info.value) and "\n" not in str(info.value)
+    torch.save({"model": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a speedrun checkpoint"):
+        load(tmp_path / "foreign.pt")
+    torch.save({"format": "speedrun-checkpoint v0"}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="v0"):
+        load(tmp_path / "old.pt")
+    torch.save({"format": ckpt_mod.FORMAT, "recipe": {**r.to_dict(), "flux": 1}}, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="flux"):
+        load(tmp_path / "future.pt")
+    torch.save(StreamPosition(), tmp_path / "pickle.pt")  # arbitrary classes are refused, not unpickled
+    with pytest.raises(CheckpointError, match="not a readable checkpoint.*StreamPosition"):
+        load(tmp_path / "pickle.pt")
+
+
+# --- exact resume ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def runs(shards, tmp_path_factory):
+    """2N = 6 steps straight; the same run saving every N = 3 steps; a resume from step 3. val_every = 3 puts a
+    validation exactly at the checkpoint's step, the case where a resumed run could skip or repeat one."""
+    r = recipe(shards)
+    tmp = tmp_path_factory.mktemp("resume")
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    straight = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp / "logs_a"), say=quiet)
+    saving = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp / "logs_b"), say=quiet, save_every=3,
+                 checkpoint_dir=str(tmp / "ckpts"))
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers, "handlers restored"
+    half = load(tmp / "ckpts" / "ckpt_tiny_step000003.pt")
+    resumed = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp / "logs_c"), say=quiet, resume=half.path,
+                  checkpoint_dir=str(tmp / "ckpts_c"))
+    return r, straight, saving, half, resumed, tmp
+
+
+def test_resume_is_exact(runs):
+    r, straight, saving, half, resumed, _ = runs
+    assert len(straight.train_losses) == 6
+    assert half.step == 3
+    assert half.train_losses == straight.train_losses[:3], "the checkpoint holds the losses of steps 1-3"
+    assert half.val_losses == straight.val_losses[:1] and half.stream == dict(shard=0, offset=3 * 256, passes=0)
+    for other in (saving, resumed):
+        assert other.train_losses == straight.train_losses  # bitwise: floats compared with ==
+        assert other.val_losses == straight.val_losses
+        assert [s for s, _ in other.val_losses] == [0, 3, 6]
+        want = straight.model.state_dict()
+        got = other.model.state_dict()
+        assert got.keys() == want.keys()
+        different = [k for k in want if not torch.equal(got[k], want[k])]
+        assert different == [], f"parameters differ after resume: {different}"
+    assert resumed.training_time_ms >= half.train_time_ms > 0
+    assert straight.train_losses[-1] < straight.train_losses[0] - 0.5, "it trained"
+
+
+def test_checkpoints_written_and_final(runs):
+    r, _, saving, _, resumed, tmp = runs
+    assert sorted(p.name for p in (tmp / "ckpts").iterdir()) == ["ckpt_tiny_step000003.pt", "ckpt_tiny_step000006.pt"]
+    final = load(tmp / "ckpts" / "ckpt_tiny_step000006.pt")
+    assert final.complete and final.val_losses == saving.val_losses and final.train_losses == saving.train_losses
+    assert final.log_path == saving.log_path
+    # the resumed run kept the checkpoint's save_every (3): it wrote its final checkpoint where it was told
+    assert [p.name for p in (tmp / "ckpts_c").iterdir()] == ["ckpt_tiny_step000006.pt"]
+    log = parse_log(saving.log_path)
+    assert log.complete
+    assert "note: checkpoint" in open(saving.log_path).read()
+
+
+def test_resumed_log_notes_the_resume(runs):
+    r, _, saving, half, resumed, _ = runs
+    text = open(resumed.log_path).read()
+    assert f"note: resumed from {half.path} at step 3 (earlier steps: log {saving.log_path})" in text
+    log = parse_log(resumed.log_path)
+    assert log.complete
+    assert [s for s, _, _ in log.train_steps] == [4, 5, 6]
+    assert [s for s, _, _ in log.val] == [3, 6]
+    assert log.training_time_ms == pytest.approx(resumed.training_time_ms, abs=1)
+
+
+def test_resume_refusals(runs, tmp_path):
+    r, _, _, half, _, tmp = runs
+    final = tmp / "ckpts" / "ckpt_tiny_step000006.pt"
+    with pytest.raises(CheckpointError, match=r"complete \(step 6 of 6\)"):
+        load_for_resume(str(final))
+    with pytest.raises(CheckpointError, match=r"complete"):
+        run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=quiet, resume=final)
+    # --recipe/--set may repeat the checkpoint's recipe, not change it
+    overrides = {k: v for k, v in r.to_dict().items() if k in SMALL or k in ("steps", "train_files", "val_files",
+                 "val_tokens", "val_every", "warmup_steps", "train_loop", "sample_tokens")}
+    assert load_for_resume(str(half.path), recipe_name="tiny", overrides=overrides).step == 3
+    with pytest.raises(CheckpointError, match=r"change steps \(checkpoint 6, given 12\)"):
+        load_for_resume(str(half.path), recipe_name="tiny", overrides={**overrides, "steps": 12})
+    # --set alone applies to the checkpoint's recipe
+    assert load_for_resume(str(half.path), overrides=["steps=6", "seed=0"]).step == 3
+    with pytest.raises(CheckpointError, match=r"change steps \(checkpoint 6, given 12\);"):
+        load_for_resume(str(half.path), overrides=["steps=12"])
+    with pytest.raises(CheckpointError, match="differs in steps"):
+        other = load_recipe("tiny", {**overrides, "steps": 12})
+        run(other, make_plan(other, force_device="cpu"), log_dir=str(tmp_path), say=quiet, resume=half.path)
+    # other train files would change the data order
+    moved = write_shard(tmp_path / "train_000000.bin", np.arange(30_000) % 50_000)
+    other = load_recipe("tiny", {**overrides, "train_files": str(moved)})
+    c = load(half.path)
+    c.recipe = other
+    with pytest.raises(CheckpointError, match="train files"):
+        run(other, make_plan(other, force_device="cpu"), log_dir=str(tmp_path), say=quiet, resume=c)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_cli_resume_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    rc = main(["train", "--resume", "latest", "--checkpoint-dir", str(tmp_path), "--log-dir", str(tmp_path / "l")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("speedrun: error: ") and "no checkpoints" in err
+    (tmp_path / "bad.pt").write_bytes(b"nope")
+    rc = main(["train", "--resume", str(tmp_path / "bad.pt"), "--log-dir", str(tmp_path / "l")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "bad.pt: not a readable checkpoint" in err
+    assert not (tmp_path / "l").exists()

@@ -1,0 +1,92 @@
+"""Ctrl-C during `speedrun train`: the step finishes, a checkpoint is written, the log and the one-line message
+name it, the exit code is 130; `--resume PATH` then runs the same run to its last step."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speedrun.checkpoint import load
+from speedrun.data.demo import DEMO_DIR
+from speedrun.data.shards import read_shard, write_shard
+from speedrun.runlog import parse_log
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = 24
+SETS = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
+            window_ramp_tokens=256, batch_tokens=256, steps=STEPS, val_every=8, warmup_steps=1, val_tokens=512,
+            sample_tokens=0, train_loop=True)
+
+
+def speedrun(args, cwd, **kw):
+    # PYTHONPATH: this checkout's package, whatever `pip install -e` points at
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="2")
+    return subprocess.Popen([sys.executable, "-m", "speedrun", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigint_writes_a_checkpoint_and_resume_finishes(tmp_path):
+    train = write_shard(tmp_path / "train_000000.bin", np.array(read_shard(DEMO_DIR / "demo_train_000000.bin")[:12_000]))
+    val = write_shard(tmp_path / "val_000000.bin", np.array(read_shard(DEMO_DIR / "demo_val_000000.bin")[:1_000]))
+    sets = {**SETS, "train_files": str(train), "val_files": str(val)}
+    args = ["train", "--recipe", "tiny", "--device", "cpu", "--print-every", "1", "--save-every", "1000",
+            "--checkpoint-dir", "ckpts", "--log-dir", "logs"]
+    for k, v in sets.items():
+        args += ["--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
+
+    proc = speedrun(args, tmp_path)
+    seen = []
+    try:
+        deadline = time.time() + 120
+        for line in proc.stdout:  # wait until training is under way, then press Ctrl-C
+            seen.append(line)
+            if re.match(r"step +3/", line):
+                proc.send_signal(signal.SIGINT)
+                break
+            assert time.time() < deadline, "".join(seen)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(seen) + out
+    assert proc.returncode == 130, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    m = re.fullmatch(r"speedrun: error: SIGINT: interrupted at step (\d+); checkpoint (\S+) \(continue with "
+                     r"--resume \2\)", lines[0])
+    assert m, lines[0]
+    step, path = int(m[1]), tmp_path / m[2]
+    assert 3 <= step < STEPS, "the step under way finished; the run did not go on to the end"
+    assert path.is_file() and path.name == f"ckpt_tiny_step{step:06d}.pt"
+    assert f"SIGINT: stopping after step {step}; writing a checkpoint" in out
+    ckpt = load(path)
+    assert ckpt.step == step and len(ckpt.train_losses) == step and ckpt.save_every == 1000
+    (log_path,) = (tmp_path / "logs").iterdir()
+    assert ckpt.log_path == str(Path("logs") / log_path.name)
+    log_lines = log_path.read_text().splitlines()
+    assert log_lines[-1] == f"=== end: failed: interrupted at step {step}; checkpoint {m[2]} ==="
+    first = parse_log(log_path)
+    assert first.status == "failed" and [s for s, _, _ in first.train_steps] == list(range(1, step + 1))
+
+    # resume: the same command line plus --resume (the recipe repeated is allowed: it is the checkpoint's)
+    proc = speedrun(args + ["--resume", m[2]], tmp_path)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, (out, err)
+    assert f"resumed from {m[2]} at step {step} of {STEPS}" in out
+    assert re.search(rf"step +{STEPS}/{STEPS} \| val_loss", out)
+    second = parse_log(next(p for p in (tmp_path / "logs").iterdir() if p != log_path))
+    assert second.complete
+    assert [s for s, _, _ in second.train_steps] == list(range(step + 1, STEPS + 1))
+    assert [s for s, _, _ in first.val + second.val] == [0, 8, 16, 24], "each validation once, on schedule"
+    final = load(tmp_path / "ckpts" / f"ckpt_tiny_step{STEPS:06d}.pt")  # save_every was kept: saved at the end
+    assert final.complete and final.train_losses[:step] == ckpt.train_losses and len(final.train_losses) == STEPS
