@@ -81,22 +81,18 @@ def restore_rng(state: dict) -> None:
 
 
 # --- write -------------------------------------------------------------------------------------------------------
-def save(path: str | os.PathLike, *, model, optimizers, step: int, stream_position, recipe: Recipe,
-         log_path: str | None = None, train_time_ms: float = 0.0, train_losses=(), val_losses=(),
-         train_files=(), save_every: int = 0, world_size: int = 1) -> Path:
-    """Write a checkpoint atomically: a temporary file in the same folder, fsync, then rename over `path`.
-
-    A crash mid-write leaves the previous file (or none), never a truncated checkpoint under the final name.
-    `model` is the uncompiled module (a compiled wrapper's keys carry an `_orig_mod.` prefix).
-    """
-    path = Path(path)
+def payload(*, model, optimizers, step: int, stream_position, recipe: Recipe, log_path: str | None = None,
+            train_time_ms: float = 0.0, train_losses=(), val_losses=(), train_files=(), save_every: int = 0,
+            world_size: int = 1) -> dict:
+    """Everything a checkpoint holds, with every tensor copied to CPU memory (a snapshot that later training
+    steps cannot change). `model` is the uncompiled module (a compiled wrapper's keys carry `_orig_mod.`)."""
     base = getattr(model, "_orig_mod", model)
-    payload = dict(
+    return dict(
         format=FORMAT,
         recipe=recipe.to_dict(),
         step=int(step),
-        model=base.state_dict(),
-        optimizers=[o.state_dict() for o in optimizers],
+        model=_to_cpu(base.state_dict()),
+        optimizers=[_to_cpu(o.state_dict()) for o in optimizers],
         stream=dict(shard=int(stream_position.shard), offset=int(stream_position.offset),
                     passes=int(stream_position.passes)),
         rng=capture_rng(),
@@ -109,11 +105,34 @@ def save(path: str | os.PathLike, *, model, optimizers, step: int, stream_positi
         world_size=int(world_size),
         torch_version=str(torch.__version__),
     )
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def save(path: str | os.PathLike, **state) -> Path:
+    """Snapshot the live training state (see `payload`) and write it atomically to `path`."""
+    return write(path, payload(**state))
+
+
+def write(path: str | os.PathLike, snapshot: dict) -> Path:
+    """Write a checkpoint atomically: a temporary file in the same folder, fsync, then rename over `path`.
+
+    A crash mid-write leaves the previous file (or none), never a truncated checkpoint under the final name.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            torch.save(payload, f)
+            torch.save(snapshot, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

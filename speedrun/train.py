@@ -388,18 +388,7 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
         w = long_window_blocks(step, r.steps, r.window_ramp_tokens, r.attn_block_size)
         return torch.tensor(w, dtype=torch.int32, device=plan.device) if plan.attention == "flex" else w
 
-    def save_checkpoint(step, train_ms, result):
-        """Rank 0 writes; every rank returns the path."""
-        path = Path(checkpoint_dir) / ckpt_mod.checkpoint_name(r.name, step)
-        if plan.main:
-            t = time.perf_counter()
-            ckpt_mod.save(path, model=model, optimizers=optimizers, step=step, stream_position=stream.position,
-                          recipe=r, log_path=str(log.path), train_time_ms=train_ms,
-                          train_losses=result.train_losses, val_losses=result.val_losses, train_files=file_list,
-                          save_every=save_every, world_size=plan.world_size)
-            log.note(f"checkpoint {path} at step {step}")
-            say(f"checkpoint: {path} (step {step}, {time.perf_counter() - t:.1f}s, off the clock)")
-        return path
+    keeper = _Keeper(r, plan, model, optimizers, stream, log, say, Path(checkpoint_dir), file_list, save_every)
 
     t_launch = time.perf_counter()
     try:
@@ -421,7 +410,11 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
         say(f"warm-up: {r.warmup_steps} untimed steps and state restore in {time.perf_counter() - t_launch:.1f}s")
         with StopRequest() as stop:
             result = _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, say, print_every,
-                           start, save_every, save_checkpoint, stop)
+                           start, save_every, keeper, stop)
+    except torch.OutOfMemoryError as e:
+        error = TrainingError(out_of_memory_advice(r, plan))
+        log.finish(False, f"out of memory: {str(e).splitlines()[0] if str(e) else ''}")
+        raise error from None
     except BaseException as e:
         if isinstance(e, Interrupted):
             reason = e.log_reason
@@ -433,6 +426,77 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
     result.log_path = str(log.path) if plan.main else None
     result.model = model
     return result
+
+
+def out_of_memory_advice(r: Recipe, plan: Plan) -> str:
+    """One line naming the settings that bound memory, with values that would fit in less."""
+    accum = r.grad_accum_steps(plan.world_size)
+    final_window = -(-r.window_ramp_tokens // r.attn_block_size) * r.attn_block_size
+    half = r.seq_len // 2
+    can_halve = half % r.attn_block_size == 0 and half >= final_window and r.batch_tokens % (plan.world_size * half) == 0
+    fix = (f"--set seq_len={half} (micro-batches of {half:,} tokens, {2 * accum} accumulation steps, same training)"
+           if can_halve else "a smaller seq_len that divides batch_tokens / ranks (more accumulation steps)")
+    return (f"out of GPU memory with seq_len={r.seq_len:,} tokens per micro-step ({accum} accumulation step(s)) "
+            f"and val_seq_len={r.val_seq_len:,}: try {fix}, or a smaller val_seq_len")
+
+
+class _Keeper:
+    """Writes checkpoints (rank 0) and keeps the last known-good state in CPU memory, taken at each validation
+    (off the clock), so that a run that goes non-finite can still leave a checkpoint of its last good step."""
+
+    def __init__(self, r, plan, model, optimizers, stream, log, say, folder: Path, file_list, save_every: int):
+        self.r, self.plan, self.model, self.optimizers, self.stream = r, plan, model, optimizers, stream
+        self.log, self.say, self.folder, self.file_list, self.save_every = log, say, folder, file_list, save_every
+        self.good: tuple[int, dict] | None = None  # (step, snapshot)
+        self.good_path: Path | None = None  # a checkpoint file already holding `good`
+
+    def _snapshot(self, step, train_ms, result) -> dict:
+        from speedrun import checkpoint as ckpt_mod
+
+        return ckpt_mod.payload(model=self.model, optimizers=self.optimizers, step=step,
+                                stream_position=self.stream.position, recipe=self.r, log_path=str(self.log.path),
+                                train_time_ms=train_ms, train_losses=result.train_losses,
+                                val_losses=result.val_losses, train_files=self.file_list,
+                                save_every=self.save_every, world_size=self.plan.world_size)
+
+    def _path(self, step) -> Path:
+        from speedrun import checkpoint as ckpt_mod
+
+        return self.folder / ckpt_mod.checkpoint_name(self.r.name, step)
+
+    def save(self, step, train_ms, result) -> Path:
+        """Rank 0 writes a checkpoint of the current state; every rank returns its path."""
+        from speedrun import checkpoint as ckpt_mod
+
+        path = self._path(step)
+        if self.plan.main:
+            t = time.perf_counter()
+            snap = self._snapshot(step, train_ms, result)
+            ckpt_mod.write(path, snap)
+            self.good, self.good_path = (step, snap), path
+            self.log.note(f"checkpoint {path} at step {step}")
+            self.say(f"checkpoint: {path} (step {step}, {time.perf_counter() - t:.1f}s, off the clock)")
+        return path
+
+    def remember(self, step, train_ms, result) -> None:
+        if self.plan.main and (self.good is None or self.good[0] != step):
+            self.good, self.good_path = (step, self._snapshot(step, train_ms, result)), None
+
+    def fail(self, what: str):
+        """Stop the run: write the last good state (if any) and raise TrainingError naming it."""
+        from speedrun import checkpoint as ckpt_mod
+
+        if self.good is None:
+            where = "no good state was kept (none before the first validation)"
+        else:
+            step, snap = self.good
+            path = self.good_path or self._path(step)
+            if self.plan.main and self.good_path is None:
+                ckpt_mod.write(path, snap)
+            where = f"last good state (step {step}) in checkpoint {path}"
+        if self.plan.world_size > 1:
+            dist.barrier()  # no rank exits (and gets the others killed) before rank 0 has written
+        raise TrainingError(f"{what}; stopping: {where} (lower the learning rates or check the data)")
 
 
 class _StopVote:
@@ -454,7 +518,7 @@ class _StopVote:
 
 
 def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, say, print_every,
-          start: _Start, save_every: int, save_checkpoint, stop: StopRequest) -> RunResult:
+          start: _Start, save_every: int, keeper: "_Keeper", stop: StopRequest) -> RunResult:
     sync = torch.cuda.synchronize if plan.device.type == "cuda" else (lambda: None)
     losses = DeferredScalar(plan.device)
     result = RunResult(None, start.val_losses, start.train_losses, 0.0)
@@ -467,7 +531,7 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
             return
         step, loss = item
         if not math.isfinite(loss):
-            raise TrainingError(f"step {step}: train loss is {loss}; stopping (lower the learning rates or check the data)")
+            keeper.fail(f"step {step}: train loss is {loss}")
         result.train_losses.append(loss)
         t = step_times.pop(step)
         tok_s = r.batch_tokens * step / (t / 1000) if t > 0 else 0.0
@@ -488,8 +552,10 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
             report(losses.pop())
             val = evaluate(runner, r, plan, window(step), val_files)
             if not math.isfinite(val):
-                raise TrainingError(f"step {step}: val loss is {val}; stopping")
+                keeper.fail(f"step {step}: val loss is {val}")
             result.val_losses.append((step, val))
+            if step < r.steps:
+                keeper.remember(step, train_ms, result)  # every loss so far is finite: a known-good state
             log.val(step, r.steps, val, train_ms)
             say(f"step {step:>5}/{r.steps} | val_loss {val:.4f} | train_time {train_ms / 1000:.1f}s")
             sync()
@@ -519,7 +585,7 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
             report(losses.pop())
             if signum is not None:
                 say(f"{signal.Signals(signum).name}: stopping after step {done}; writing a checkpoint")
-            path = save_checkpoint(done, train_ms, result)
+            path = keeper.save(done, train_ms, result)
             if signum is not None:
                 if plan.world_size > 1:
                     dist.barrier()  # no rank exits (and gets the others killed) before rank 0 has written
@@ -535,7 +601,7 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
         say(f"peak memory: {alloc:,} MiB allocated, {reserved:,} MiB reserved")
     log.write(f"training_time_ms:{train_ms:.0f}")
     if save_every > 0:
-        save_checkpoint(r.steps, train_ms, result)
+        keeper.save(r.steps, train_ms, result)
     return result
 
 

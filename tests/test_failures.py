@@ -1,0 +1,143 @@
+"""Failures during training: NaN/inf stops with the step and a checkpoint of the last good state; running out
+of memory names the setting to change; a dying rank brings the others down instead of hanging."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import speedrun.train as train_mod
+from speedrun import checkpoint as ckpt_mod
+from speedrun.data.demo import DEMO_DIR
+from speedrun.data.shards import read_shard, write_shard
+from speedrun.recipe import load_recipe
+from speedrun.runlog import parse_log
+from speedrun.train import TrainingError, make_plan, out_of_memory_advice, run
+
+SMALL = {"model_dim": 64, "head_dim": 32, "num_heads": 2, "mlp_hidden": 128, "seq_len": 256, "val_seq_len": 256,
+         "window_ramp_tokens": 256, "batch_tokens": 256, "val_tokens": 512, "warmup_steps": 0, "sample_tokens": 0}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fail")
+    train = write_shard(d / "train.bin", np.asarray(read_shard(DEMO_DIR / "demo_train_000000.bin")[:20_000]))
+    val = write_shard(d / "val.bin", np.asarray(read_shard(DEMO_DIR / "demo_val_000000.bin")[:2_000]))
+    return str(train), str(val)
+
+
+def small(data, **extra):
+    return load_recipe("tiny", {**SMALL, "train_files": data[0], "val_files": data[1], **extra})
+
+
+def poison_from(monkeypatch, first_bad_step: int):
+    """Make the train loss NaN from optimiser step `first_bad_step` on (0-based), as a diverging run would."""
+    real = train_mod.train_step
+
+    def step(model, batches, optimizers, step, window, r, world_size):
+        loss = real(model, batches, optimizers, step, window, r, world_size)
+        if step >= first_bad_step:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.fill_(float("nan"))
+            return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(train_mod, "train_step", step)
+
+
+def test_nan_loss_stops_with_step_and_last_good_checkpoint(data, tmp_path, monkeypatch):
+    poison_from(monkeypatch, 7)  # steps 1..7 fine, step 8's loss is NaN; validations at 0, 3, 6
+    r = small(data, steps=12, val_every=3)
+    with pytest.raises(TrainingError) as err:
+        run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=lambda *a: None,
+            checkpoint_dir=str(tmp_path / "ck"))
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("step 8: train loss is nan")
+    assert "last good state (step 6)" in msg
+    path = Path(msg.split("checkpoint ")[1].split(" ")[0])
+    assert path.exists() and path.parent == tmp_path / "ck"
+    ck = ckpt_mod.load(path)
+    assert ck.step == 6 and len(ck.train_losses) == 6 and all(np.isfinite(ck.train_losses))
+    assert all(torch.isfinite(v).all() for v in ck.model.values() if v.is_floating_point())
+    (log,) = (tmp_path / "logs").glob("*.txt")
+    parsed = parse_log(log)
+    assert parsed.status == "failed" and "step 8: train loss is nan" in parsed.failure
+
+
+def test_nan_before_any_validation_says_no_state_was_kept(data, tmp_path, monkeypatch):
+    poison_from(monkeypatch, 0)
+    r = small(data, steps=6, val_every=0)
+    with pytest.raises(TrainingError, match=r"step 1: train loss is nan; stopping: no good state was kept"):
+        run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=lambda *a: None,
+            checkpoint_dir=str(tmp_path / "ck"))
+    assert not (tmp_path / "ck").exists()
+
+
+def test_out_of_memory_names_the_setting_to_change(data, tmp_path, monkeypatch):
+    def oom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.8 GiB")
+
+    monkeypatch.setattr(train_mod, "train_step", oom)
+    r = small(data, steps=4, val_every=0, batch_tokens=512)
+    with pytest.raises(TrainingError) as err:
+        run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=lambda *a: None)
+    msg = str(err.value)
+    assert "\n" not in msg and "out of GPU memory" in msg
+    assert "--set seq_len=128" not in msg  # 128 < the final 256-token window: not a valid suggestion
+    assert "seq_len" in msg and "val_seq_len" in msg
+    (log,) = (tmp_path / "logs").glob("*.txt")
+    assert parse_log(log).failure.startswith("out of memory")
+
+
+def test_out_of_memory_advice_for_record21():
+    r = load_recipe("record21")
+    plan = make_plan(r, dry_run=True)
+    msg = out_of_memory_advice(r, plan)
+    assert "--set seq_len=24576" in msg and "16 accumulation steps" in msg
+
+
+WORKER = '''
+import sys, torch
+import speedrun.train as t
+from speedrun.cli import main
+real = t.train_step
+def dying(model, batches, optimizers, step, *a):
+    if step == 2 and torch.distributed.get_rank() == 1:
+        raise RuntimeError("rank 1 died on purpose")
+    return real(model, batches, optimizers, step, *a)
+t.train_step = dying
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_a_dying_rank_brings_the_others_down(data, tmp_path):
+    worker = tmp_path / "worker.py"
+    worker.write_text(WORKER)
+    args = ["train", "--recipe", "tiny", "--log-dir", str(tmp_path / "logs")]
+    for k, v in {**SMALL, "batch_tokens": 512, "steps": 20, "val_every": 0, "train_files": data[0],
+                 "val_files": data[1]}.items():
+        args += ["--set", f"{k}={v}"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(worker), *args], env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode != 0
+    assert time.time() - t0 < 200  # not a hang until a collective times out
+    assert "rank 1 died on purpose" in proc.stderr
+    (log,) = (tmp_path / "logs").glob("*.txt")  # rank 0's log is not mistaken for a result
+    assert parse_log(log).status in ("incomplete", "failed")
+
+
+def test_launcher_reports_a_failed_rank(monkeypatch, capsys):
+    from speedrun import cli
+
+    monkeypatch.setattr(subprocess, "call", lambda cmd: 1)
+    assert cli.launch_torchrun(2, ["train"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["speedrun: error: a rank failed (torchrun exit code 1); see the messages above"]
