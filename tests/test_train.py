@@ -271,8 +271,10 @@ def test_nan_loss_stops_the_run_and_marks_the_log(shard_files, tmp_path, monkeyp
     monkeypatch.setattr(GPT, "forward", nan_in_training)
     r = run_recipe(shard_files, warmup_steps=0)
     with pytest.raises(TrainingError, match=r"step 1: train loss is nan"):
-        run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=quiet)
-    (path,) = tmp_path.iterdir()
+        run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=quiet,
+            checkpoint_dir=str(tmp_path / "ck"))
+    assert [p.name for p in (tmp_path / "ck").iterdir()] == ["ckpt_tiny_step000000.pt"]  # the last good state
+    (path,) = tmp_path.glob("*.txt")
     lines = path.read_text().splitlines()
     assert lines[-1].startswith("=== end: failed")
     assert "TrainingError" in lines[-1] and "step 1" in lines[-1]
