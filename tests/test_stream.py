@@ -206,7 +206,7 @@ def test_resume_from_position(three_shards):
 def test_all_shards_smaller_than_one_batch(make_shard, tmp_path):
     make_shard(np.arange(BATCH), name="a.bin", folder=tmp_path / "d")
     make_shard(np.arange(100), name="b.bin", folder=tmp_path / "d")
-    with pytest.raises(ShardError, match="no shard holds more than one batch") as info:
+    with pytest.raises(ShardError, match="no shard holds more than one train batch") as info:
         BatchStream(tmp_path / "d", BATCH, SEQ)
     assert "\n" not in str(info.value)
     assert str(tmp_path / "d") in str(info.value)

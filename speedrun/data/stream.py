@@ -34,7 +34,8 @@ def row_index(micro_step: int, rank: int, world_size: int) -> int:
 
 class BatchStream:
     def __init__(self, files, batch_tokens: int, seq_len: int, rank: int = 0, world_size: int = 1,
-                 loop: bool = False, device: str | torch.device = "cpu", position: StreamPosition | None = None):
+                 loop: bool = False, device: str | torch.device = "cpu", position: StreamPosition | None = None,
+                 role: str = "train"):
         self.files: list[Path] = resolve_shards(files)
         if batch_tokens % (seq_len * world_size):
             raise ValueError(f"batch of {batch_tokens} tokens is not a whole number of {world_size} x {seq_len}-token rows")
@@ -46,9 +47,10 @@ class BatchStream:
         self._tokens_shard = -1
         usable = [shard_header(f) > batch_tokens for f in self.files]  # validates every header up front
         if not any(usable):
+            where = self.files[0] if len(self.files) == 1 else f"{self.files[0].parent} ({len(self.files)} shards)"
             raise ShardError(
-                f"{self.files[0].parent}: no shard holds more than one batch of {batch_tokens:,} tokens "
-                f"(largest: {max(shard_header(f) for f in self.files):,})"
+                f"{where}: no shard holds more than one {role} batch of {batch_tokens:,} tokens "
+                f"(largest: {max(shard_header(f) for f in self.files):,} tokens)"
             )
 
     def _shard_tokens(self) -> np.ndarray:
@@ -119,7 +121,7 @@ def val_batches(files, val_tokens: int, val_seq_len: int, rank: int = 0, world_s
     if val_tokens % val_seq_len or rows % world_size:
         raise ValueError(f"val_tokens={val_tokens} is not a multiple of world size x val_seq_len = "
                          f"{world_size * val_seq_len}")
-    stream = BatchStream(files, val_seq_len, val_seq_len, 0, 1, loop=False, device=device)
+    stream = BatchStream(files, val_seq_len, val_seq_len, 0, 1, loop=False, device=device, role="validation")
     for row in range(rows):
         try:
             if row % world_size != rank:
