@@ -14,6 +14,7 @@ import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
+
 from speedrun.errors import SpeedrunError
 
 if sys.version_info >= (3, 11):

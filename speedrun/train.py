@@ -28,13 +28,13 @@ from speedrun import PROCESS_START
 from speedrun.data.demo import data_files
 from speedrun.data.shards import shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size, val_batches
+from speedrun.errors import SpeedrunError
 from speedrun.model.fp8 import fp8_supported
 from speedrun.model.gpt import GPT
 from speedrun.optim.muon import Muon
 from speedrun.optim.schedule import long_window_blocks, lr_multiplier, muon_momentum
 from speedrun.recipe import Recipe, RecipeError
 from speedrun.runlog import RunLog
-from speedrun.errors import SpeedrunError
 
 
 class TrainingError(SpeedrunError, RuntimeError):

@@ -45,3 +45,11 @@ def spec_text(shared_dir) -> str:
         pytest.skip(f"{path} is not present")
     return path.read_text(encoding="utf-8")
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _keep_large_allocations():
+    """What `speedrun.train.run` does on CPU anyway: keep freed (T x vocab) buffers in the heap; without it every
+    step re-faults zeroed pages and the model tests run several times slower on a small VM."""
+    from speedrun.train import keep_large_allocations
+
+    keep_large_allocations()

@@ -140,9 +140,8 @@ def test_corrupt_after_fetch_is_removed_with_an_error(hub, tmp_path):
 
 
 def _offline_errors():
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
     import httpx2
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     return [
         # what hf_hub_download raises when the hub cannot be reached and nothing is cached

@@ -20,15 +20,6 @@ SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256
              window_ramp_tokens=256, batch_tokens=256)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _keep_large_allocations():
-    """What `speedrun.train.run` does on CPU anyway: keep freed (T x vocab) buffers in the heap; without it every
-    step re-faults zeroed pages and these tests run several times slower on a small VM."""
-    from speedrun.train import keep_large_allocations
-
-    keep_large_allocations()
-
-
 def small_recipe(**extra):
     return load_recipe("tiny", {**SMALL, **extra})
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib.image
 import numpy as np
 import pytest
-
 from logfactory import hand_log, runlog
+
 from speedrun.errors import SpeedrunError
 from speedrun.plot import MAX_RUN_LINES, plot_logs
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import scipy.stats
-
 from logfactory import hand_log
+
 from speedrun.errors import SpeedrunError
 from speedrun.records import new_record, rebuild_records_table
 from speedrun.runlog import LogError

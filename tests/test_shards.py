@@ -9,8 +9,17 @@ import numpy as np
 import pytest
 
 from speedrun.data import shards
-from speedrun.data.shards import (HEADER_BYTES, HEADER_INTS, MAGIC, VERSION, ShardError, read_shard, resolve_shards,
-                                  shard_header, write_shard)
+from speedrun.data.shards import (
+    HEADER_BYTES,
+    HEADER_INTS,
+    MAGIC,
+    VERSION,
+    ShardError,
+    read_shard,
+    resolve_shards,
+    shard_header,
+    write_shard,
+)
 
 
 def _raw_shard(path, tokens, magic=MAGIC, version=VERSION, count=None, extra: bytes = b""):

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 import scipy.stats
-
 from logfactory import hand_log, runlog
+
 from speedrun.errors import SpeedrunError
 from speedrun.runlog import LogError
 from speedrun.stats import format_p, stats_report, summarize

@@ -15,7 +15,7 @@ from speedrun.data.demo import DEMO_DIR
 from speedrun.data.shards import read_shard, write_shard
 from speedrun.model.gpt import GPT
 from speedrun.recipe import load_recipe
-from speedrun.runlog import FORMAT_LINE, LogError, PACKAGE_DIR, parse_log
+from speedrun.runlog import FORMAT_LINE, PACKAGE_DIR, LogError, parse_log
 from speedrun.train import (
     TrainingError,
     build_model,
@@ -29,15 +29,6 @@ from speedrun.train import (
 LN_VOCAB = math.log(50304)
 SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
              window_ramp_tokens=256, batch_tokens=256)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _keep_large_allocations():
-    """What `speedrun.train.run` does on CPU anyway: keep freed (T x vocab) buffers in the heap; without it every
-    step re-faults zeroed pages and these tests run several times slower on a small VM."""
-    from speedrun.train import keep_large_allocations
-
-    keep_large_allocations()
 
 
 def quiet(*args, **kwargs):

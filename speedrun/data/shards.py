@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
 from speedrun.errors import SpeedrunError
 
 MAGIC = 20240520
