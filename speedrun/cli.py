@@ -174,8 +174,15 @@ def cmd_plot(args) -> int:
 
 
 def cmd_records(args) -> int:
-    from speedrun.records import rebuild_records_table
+    from speedrun.records import new_record, rebuild_records_table
 
+    if args.new:
+        name, *logs = args.new
+        if not logs:
+            raise SpeedrunError("records --new NAME LOG...: give the run logs (files or folders) after the name")
+        folder = new_record(args.dir, name, logs, command=args.command or "", device=args.device or "",
+                            target=args.target, notes=args.notes or "")
+        print(f"wrote {folder}")
     path = rebuild_records_table(args.dir)
     print(f"wrote {path}")
     return 0
@@ -250,8 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--target", type=float, default=3.28)
     p.set_defaults(func=cmd_plot)
-    p = sub.add_parser("records", help="rebuild the table in records/README.md from the record folders")
+    p = sub.add_parser("records", help="rebuild the table in records/README.md from the record folders; "
+                                       "--new NAME LOG... first makes a record")
     p.add_argument("--dir", default="records")
+    p.add_argument("--new", nargs="+", metavar="NAME LOG", help="make records/<today>_NAME/ from these run logs")
+    p.add_argument("--command", default=None, help="(--new) the command that produced the runs")
+    p.add_argument("--device", default=None, help="(--new) the machine, e.g. '8x H100 80GB'")
+    p.add_argument("--target", type=float, default=3.28, help="(--new) val loss target (default 3.28)")
+    p.add_argument("--notes", default=None, help="(--new) free text for the record's README")
     p.set_defaults(func=cmd_records)
 
     p = sub.add_parser("sample", help="generate text from a checkpoint")

@@ -101,3 +101,24 @@ def test_repository_records_table_is_current(tmp_path):
     copy = shutil.copytree(REPO_RECORDS, tmp_path / "records")
     assert rebuild_records_table(str(copy)).read_text() == (REPO_RECORDS / "README.md").read_text()
     assert len(table_rows(copy / "README.md")) == len([p for p in REPO_RECORDS.iterdir() if p.is_dir()])
+
+
+def test_records_new_from_the_command_line(tmp_path, monkeypatch, capsys):
+    import time as _time
+
+    from speedrun.cli import main
+
+    src = tmp_path / "src"
+    hand_log(src / "a.txt", 3.40, gpu="NVIDIA H100 80GB HBM3 x 1")
+    hand_log(src / "b.txt", 3.39, gpu="NVIDIA H100 80GB HBM3 x 1")
+    records = tmp_path / "records"
+    code = main(["records", "--dir", str(records), "--new", "track-run", str(src), "--command", "speedrun train",
+                 "--device", "1x H100", "--target", "3.41"])
+    assert code == 0
+    folder = records / f"{_time.strftime('%Y-%m-%d')}_track-run"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "a.txt", "b.txt"]
+    assert "- target: 3.41" in (folder / "README.md").read_text()
+    (row,) = table_rows(records / "README.md")
+    assert row[2:7] == ["tiny", "1x NVIDIA H100 80GB HBM3", "2", "3.3950", "3.41"]
+    assert main(["records", "--dir", str(records), "--new", "no-logs"]) == 2
+    assert capsys.readouterr().err.strip().startswith("speedrun: error: records --new NAME LOG...")
