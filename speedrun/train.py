@@ -32,7 +32,7 @@ from speedrun.errors import SpeedrunError
 from speedrun.model.fp8 import fp8_supported
 from speedrun.model.gpt import GPT
 from speedrun.optim.muon import Muon
-from speedrun.optim.schedule import long_window_blocks, lr_multiplier, muon_momentum
+from speedrun.optim.schedule import lr_multiplier, muon_momentum
 from speedrun.recipe import Recipe, RecipeError
 from speedrun.runlog import RunLog
 
@@ -384,9 +384,7 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
     for line in plan.describe(r).splitlines():
         say(f"  {line}")
 
-    def window(step: int):
-        w = long_window_blocks(step, r.steps, r.window_ramp_tokens, r.attn_block_size)
-        return torch.tensor(w, dtype=torch.int32, device=plan.device) if plan.attention == "flex" else w
+    window = model.window
 
     keeper = _Keeper(r, plan, model, optimizers, stream, log, say, Path(checkpoint_dir), file_list, save_every)
 

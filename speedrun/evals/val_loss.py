@@ -25,7 +25,6 @@ def evaluate_checkpoint(checkpoint, val_paths, val_tokens: int | None = None, de
     import torch
 
     from speedrun.checkpoint import load_model
-    from speedrun.optim.schedule import long_window_blocks
     from speedrun.train import evaluate
 
     if not val_paths:
@@ -49,9 +48,7 @@ def evaluate_checkpoint(checkpoint, val_paths, val_tokens: int | None = None, de
         raise ShardError(f"{files[-1]}: the val files hold {have:,} positions in rows of {L:,}, fewer than "
                          f"--val-tokens {val_tokens:,}")
     r = dataclasses.replace(r, val_tokens=val_tokens)
-    window = long_window_blocks(r.steps, r.steps, r.window_ramp_tokens, r.attn_block_size)
-    if plan.attention == "flex":
-        window = torch.tensor(window, dtype=torch.int32, device=plan.device)
+    window = model.window(r.steps)
     runner = torch.compile(model, dynamic=False) if plan.compile else model
     model.train()  # evaluate() switches to eval mode and back, as in training
     loss = evaluate(runner, r, plan, window, files)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from speedrun.model.attention import BlockLists, dense_attention, dense_mask, document_ids, flex_block_mask
 from speedrun.model.fp8 import fp8_linear
 from speedrun.model.rotary import Rotary, rotary_frequencies
+from speedrun.optim.schedule import long_window_blocks
 from speedrun.recipe import Recipe
 
 
@@ -123,6 +124,15 @@ class GPT(nn.Module):
         self.skip_weights = nn.Parameter(torch.ones(r.num_layers // 2))
         self.ve_table = [r.value_embed_layer(i) for i in range(r.num_layers)]
         self.long_layer = [c == "L" for c in r.window_pattern]
+
+    def window(self, step: int) -> int | Tensor:
+        """The long attention window at `step` of the recipe's schedule (in blocks), in the form this back-end
+        takes: an int32 tensor for FlexAttention, so that a growing window never triggers a recompile."""
+        r = self.recipe
+        w = long_window_blocks(step, r.steps, r.window_ramp_tokens, r.attn_block_size)
+        if self.attention == "flex":
+            return torch.tensor(w, dtype=torch.int32, device=self.embed.weight.device)
+        return w
 
     def masks(self, inputs: Tensor, long_blocks: int | Tensor) -> tuple:
         """(long-window mask, short-window mask) for this sequence, in the back-end's form."""
