@@ -105,7 +105,9 @@ class BatchStream:
 
 
 def check_val_size(files, val_tokens: int, val_seq_len: int, world_size: int = 1) -> None:
-    """Raise ShardError (one line, naming the files) unless the val files hold `val_tokens` positions."""
+    """Raise ShardError (one line, naming the files) unless the val files hold `val_tokens` positions.
+
+    The positions scored do not depend on `world_size` (see `val_batches`); it is accepted for symmetry only."""
     for _ in val_batches(files, val_tokens, val_seq_len, 0, 1, read=False):
         pass
 

@@ -25,9 +25,16 @@ def document_ids(tokens: Tensor) -> Tensor:
     return (tokens == EOT).cumsum(0)
 
 
+def short_window_blocks(long_blocks: int | Tensor) -> int | Tensor:
+    """The short window: half the long one, at least one block (an int, or a tensor for compiled code)."""
+    if isinstance(long_blocks, Tensor):
+        return torch.clamp_min(long_blocks // 2, 1)
+    return max(1, long_blocks // 2)
+
+
 def window_blocks_per_layer(pattern: str, long_blocks: int) -> list[int]:
-    """Per-layer window in blocks: 'L' = long, 'S' = half the long window (at least one block)."""
-    return [long_blocks if c == "L" else max(1, long_blocks // 2) for c in pattern]
+    """Per-layer window in blocks: 'L' = long, 'S' = the short window."""
+    return [long_blocks if c == "L" else short_window_blocks(long_blocks) for c in pattern]
 
 
 @dataclass

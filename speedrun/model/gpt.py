@@ -12,7 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from speedrun.model.attention import BlockLists, dense_attention, dense_mask, document_ids, flex_block_mask
+from speedrun.model.attention import (
+    BlockLists,
+    dense_attention,
+    dense_mask,
+    document_ids,
+    flex_block_mask,
+    short_window_blocks,
+)
 from speedrun.model.fp8 import fp8_linear
 from speedrun.model.rotary import Rotary, rotary_frequencies
 from speedrun.optim.schedule import long_window_blocks
@@ -137,12 +144,8 @@ class GPT(nn.Module):
     def masks(self, inputs: Tensor, long_blocks: int | Tensor) -> tuple:
         """(long-window mask, short-window mask) for this sequence, in the back-end's form."""
         lists = BlockLists.build(inputs, self.recipe.attn_block_size)
-        if isinstance(long_blocks, Tensor):
-            short_blocks = torch.clamp_min(long_blocks // 2, 1)
-        else:
-            short_blocks = max(1, long_blocks // 2)
         build = flex_block_mask if self.attention == "flex" else dense_mask
-        return build(lists, long_blocks), build(lists, short_blocks)
+        return build(lists, long_blocks), build(lists, short_window_blocks(long_blocks))
 
     def forward(self, inputs: Tensor, targets: Tensor | None, long_blocks: int | Tensor) -> Tensor:
         """inputs (T,) token ids -> mean cross-entropy against targets, or the capped logits if targets is None."""
@@ -190,7 +193,7 @@ class GPT(nn.Module):
         long_w = int(long_blocks)
         block = self.recipe.attn_block_size
         long_mask = CachedWindow(cache, positions, docs, long_w, block, self.recipe.rotary_base)
-        short_mask = CachedWindow(cache, positions, docs, max(1, long_w // 2), block, self.recipe.rotary_base)
+        short_mask = CachedWindow(cache, positions, docs, short_window_blocks(long_w), block, self.recipe.rotary_base)
         x = self.trunk(inputs, long_mask, short_mask)
         cache.length += T
         cache.doc = int(docs[-1])
