@@ -58,6 +58,10 @@ class Recipe:
     fp8_x_scale: float
     fp8_w_scale: float
     fp8_grad_scale: float
+    no_mlp_layers: list[int]  # layers without an MLP
+    smear: bool  # add a gated share of the previous token's embedding to each token's (within a document)
+    attn_gate: bool  # per-head sigmoid gate on attention outputs, computed from the first gate_dims input dims
+    gate_dims: int  # input dims the smear and attention gates read
 
     # --- attention windows -------------------------------------------------------------------------------
     attn_block_size: int
@@ -81,6 +85,9 @@ class Recipe:
     muon_momentum_warmup_steps: int
     ns_steps: int
     ns_coefficients: list[float]
+    orthogonalizer: str  # newton_schulz (ns_coefficients every iteration) | polar_express (per-iteration coefficients)
+    normuon_beta2: float  # NorMuon: EMA of the update's per-neuron second moment (0: off)
+    muon_weight_decay: float  # cautious decoupled weight decay, times the scheduled lr (0: off)
     cooldown_frac: float
     min_lr_frac: float
 
@@ -160,6 +167,17 @@ class Recipe:
              f"batch_tokens={self.batch_tokens} must be a multiple of seq_len={self.seq_len}")
         need(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas), "adam_betas must be two values in [0, 1)")
         need(len(self.ns_coefficients) == 3, "ns_coefficients must be three numbers (a, b, c)")
+        need(self.orthogonalizer in ("newton_schulz", "polar_express"),
+             f"orthogonalizer={self.orthogonalizer!r} must be newton_schulz or polar_express")
+        if self.orthogonalizer == "polar_express":
+            from speedrun.optim.muon import POLAR_EXPRESS_COEFFICIENTS
+
+            need(1 <= self.ns_steps <= len(POLAR_EXPRESS_COEFFICIENTS),
+                 f"ns_steps={self.ns_steps}: polar_express has coefficients for 1..{len(POLAR_EXPRESS_COEFFICIENTS)} steps")
+        need(0 <= self.normuon_beta2 < 1, "normuon_beta2 must lie in [0, 1) (0: off)")
+        need(self.muon_weight_decay >= 0, "muon_weight_decay must be >= 0")
+        need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
+        need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")

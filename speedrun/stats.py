@@ -144,6 +144,15 @@ def load_run(path: Path) -> Run:
     return run
 
 
+def time_to_target(log: ParsedLog | None, target: float) -> tuple[int, float] | None:
+    """(step, training seconds) of the first validation at or below `target`, or None if no validation got there.
+    This is the speedrun's clock read where the target was first met (validations are off the clock)."""
+    for step, loss, ms in (log.val if log is not None else []):
+        if loss <= target:
+            return step, ms / 1000
+    return None
+
+
 def compute_stats(losses: list[float], times_s: list[float], target: float) -> Stats:
     x = np.asarray(losses, dtype=np.float64)
     n = len(x)
@@ -223,11 +232,11 @@ def _stats_lines(s: Stats, indent: str = "  ") -> list[str]:
 
 
 def format_summary(summary: Summary) -> str:
-    head = ["file", "recipe", "commit", "final val", "steps", "time (s)", "status"]
+    head = ["file", "recipe", "commit", "final val", "steps", "time (s)", f"to {summary.target:g} (s @ step)", "status"]
     rows = [head]
     for r in summary.runs:
         if r.status == "malformed":
-            rows.append([r.path.name, "", "", "", "", "", f"malformed: {r.reason}"])
+            rows.append([r.path.name, "", "", "", "", "", "", f"malformed: {r.reason}"])
             continue
         status = r.status + (f": {r.reason}" if r.reason else "")
         if r.status != "complete":
@@ -235,9 +244,11 @@ def format_summary(summary: Summary) -> str:
         rows.append([r.path.name, r.recipe, short_commit(r.commit),
                      f"{r.final_val_loss:.4f}" if r.final_val_loss is not None else "—",
                      f"{r.steps_done}/{r.steps_planned}",
-                     f"{r.training_time_s:.1f}" if r.training_time_s is not None else "—", status])
+                     f"{r.training_time_s:.1f}" if r.training_time_s is not None else "—",
+                     (lambda hit: f"{hit[1]:.1f} @ {hit[0]}" if hit else "not reached")(time_to_target(r.log, summary.target)),
+                     status])
     s = summary.overall
-    lines = [f"{len(summary.runs)} log(s), target val loss {summary.target:g}", *_table(rows, {3, 4, 5}), ""]
+    lines = [f"{len(summary.runs)} log(s), target val loss {summary.target:g}", *_table(rows, {3, 4, 5, 6}), ""]
     if s is None:
         lines.append("no complete runs: nothing to summarize (incomplete, failed and malformed logs are not results)")
     else:

@@ -1,5 +1,6 @@
 """Run by tests/test_distributed.py under torchrun (or alone): trains a small recipe and saves, from rank 0,
-the per-step train losses, val losses and final parameters. Usage: dist_worker.py OUT.pt TRAIN VAL BATCH"""
+the per-step train losses, val losses and final parameters. Usage: dist_worker.py OUT.pt TRAIN VAL BATCH [fast]
+("fast": with the fast recipe's model and optimiser changes, NorMuon and cautious weight decay included)"""
 
 import sys
 
@@ -9,12 +10,17 @@ from speedrun.recipe import load_recipe
 from speedrun.train import init_distributed, make_plan, run, shutdown_distributed
 
 
-def main(out, train, val, batch_tokens):
+FAST = {"smear": True, "attn_gate": True, "no_mlp_layers": [0], "orthogonalizer": "polar_express",
+        "normuon_beta2": 0.95, "muon_weight_decay": 0.5}
+
+
+def main(out, train, val, batch_tokens, variant=""):
     torch.use_deterministic_algorithms(True)
     r = load_recipe("tiny", {
         "model_dim": 64, "head_dim": 32, "num_heads": 2, "mlp_hidden": 128, "seq_len": 256, "val_seq_len": 256,
         "window_ramp_tokens": 256, "batch_tokens": int(batch_tokens), "steps": 5, "val_every": 0,
         "warmup_steps": 1, "val_tokens": 1024, "train_files": train, "val_files": val, "sample_tokens": 0,
+        **(FAST if variant == "fast" else {}),
     })
     plan = make_plan(r, force_device="cpu")
     init_distributed(plan)

@@ -24,23 +24,25 @@ def shards(tmp_path_factory):
     return str(write_shard(d / "train.bin", train)), str(write_shard(d / "val.bin", val)), d
 
 
-def _run(shards, nproc, batch_tokens, name):
+def _run(shards, nproc, batch_tokens, name, variant=""):
     train, val, d = shards
-    out = str(d / f"{name}.pt")
+    out = str(d / f"{name}{variant}.pt")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     if nproc == 1:
-        cmd = [sys.executable, str(WORKER), out, train, val, str(batch_tokens)]
+        cmd = [sys.executable, str(WORKER), out, train, val, str(batch_tokens), variant]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               str(WORKER), out, train, val, str(batch_tokens)]
+               str(WORKER), out, train, val, str(batch_tokens), variant]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return torch.load(out)
 
 
-def test_two_ranks_equal_one_rank_with_two_accumulation_steps(shards):
-    two_ranks = _run(shards, 2, 2 * SEQ, "ranks2")
-    one_rank = _run(shards, 1, 2 * SEQ, "accum2")
+@pytest.mark.parametrize("variant", ["", "fast"], ids=["record21", "fast"])
+def test_two_ranks_equal_one_rank_with_two_accumulation_steps(shards, variant):
+    """Also with the fast recipe's changes: NorMuon's statistics are taken after the all-gather, on every rank."""
+    two_ranks = _run(shards, 2, 2 * SEQ, "ranks2", variant)
+    one_rank = _run(shards, 1, 2 * SEQ, "accum2", variant)
     assert (two_ranks["world"], two_ranks["accum"]) == (2, 1)
     assert (one_rank["world"], one_rank["accum"]) == (1, 2)
     losses2, losses1 = np.array(two_ranks["train"]), np.array(one_rank["train"])
@@ -54,5 +56,5 @@ def test_two_ranks_equal_one_rank_with_two_accumulation_steps(shards):
     # and it is not trivially equal because nothing trained
     assert losses1[-1] < losses1[0] - 0.5
     # a different token stream gives clearly different losses (the comparison above can fail)
-    single_row = _run(shards, 1, SEQ, "accum1")
+    single_row = _run(shards, 1, SEQ, "accum1", variant)
     assert np.abs(np.array(single_row["train"])[1:] - losses1[1:]).max() > 1e-3

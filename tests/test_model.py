@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from speedrun.data.tokenizer import EOT
 from speedrun.model.attention import BlockLists, dense_mask, reference_mask
-from speedrun.model.gpt import GPT, CastedLinear, init_uniform_, norm
+from speedrun.model.gpt import GATE_SUFFIX, GPT, CastedLinear, init_uniform_, norm
 from speedrun.model.rotary import Rotary, rotary_frequencies
 from speedrun.recipe import load_recipe
 
@@ -40,7 +40,7 @@ def randomize_(model: GPT, seed: int = 1) -> GPT:
                 bound = 3**0.5 * 0.5 / math.sqrt(m.in_features)
                 m.weight.copy_((torch.rand(m.weight.shape, generator=g) * 2 - 1) * bound)
         for name, p in model.named_parameters():
-            if p.ndim < 2:
+            if p.ndim < 2 or name.endswith(GATE_SUFFIX):
                 p.copy_(p + 0.3 * torch.randn(p.shape, generator=g))
     return model
 
@@ -57,6 +57,15 @@ def random_tokens(T, seed, eot_at=()):
 def small_model():
     """Small randomised model with 32-token attention blocks (8 blocks per 256-token row)."""
     return randomize_(build(small_recipe(attn_block_size=32))).eval()
+
+
+FAST = dict(smear=True, attn_gate=True, no_mlp_layers=[0])  # the fast recipe's architecture changes
+
+
+@pytest.fixture(scope="module")
+def fast_model():
+    """small_model with smear, the attention gate and no first MLP, every gate and scalar randomised."""
+    return randomize_(build(small_recipe(attn_block_size=32, **FAST))).eval()
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +137,9 @@ def test_rejects_batched_inputs_and_unknown_backend():
 # --- causality, documents, windows -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("window", [8, 2])
 @pytest.mark.parametrize("p", [0, 31, 32, 100, 254])
-def test_causality_future_tokens_do_not_change_past_logits(small_model, p, window):
+@pytest.mark.parametrize("which", ["small_model", "fast_model"])
+def test_causality_future_tokens_do_not_change_past_logits(which, p, window, request):
+    small_model = request.getfixturevalue(which)
     T = 256
     a = random_tokens(T, 10, eot_at=[0, 150])
     b = a.clone()
@@ -140,8 +151,11 @@ def test_causality_future_tokens_do_not_change_past_logits(small_model, p, windo
 
 
 @pytest.mark.parametrize("e", [100, 128])  # inside a block / exactly at a block start
-def test_document_isolation(small_model, e):
-    """Tokens of an earlier document do not affect a later one, even when the window covers both."""
+@pytest.mark.parametrize("which", ["small_model", "fast_model"])
+def test_document_isolation(which, e, request):
+    """Tokens of an earlier document do not affect a later one, even when the window covers both (with smear too:
+    it never mixes across a document start)."""
+    small_model = request.getfixturevalue(which)
     T = 256
     a = random_tokens(T, 20, eot_at=[0, e, 200])
     b = a.clone()
@@ -314,9 +328,10 @@ def test_record21_parameter_count(record21_meta):
 
 
 # --- parameter groups -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("which", ["small", "record21"])
+@pytest.mark.parametrize("which", ["small", "record21", "fast"])
 def test_param_groups_partition_parameters(which, record21_meta):
-    model = build(small_recipe()) if which == "small" else record21_meta
+    model = {"small": lambda: build(small_recipe()), "record21": lambda: record21_meta,
+             "fast": lambda: build(small_recipe(**FAST))}[which]()
     groups = model.param_groups()
     assert set(groups) == {"muon", "embed", "head", "scalar"}
     seen = [id(p) for ps in groups.values() for p in ps]
@@ -326,18 +341,22 @@ def test_param_groups_partition_parameters(which, record21_meta):
     L = len(model.blocks)
     n_attn = sum(b.attn is not None for b in model.blocks)
     want_muon = []
+    n_mlp = sum(b.mlp is not None for b in model.blocks)
     for b in model.blocks:
         if b.attn is not None:
             want_muon += [b.attn.qkv_w, b.attn.c_proj.weight]
-        want_muon += [b.mlp.c_fc.weight, b.mlp.c_proj.weight]
+        if b.mlp is not None:
+            want_muon += [b.mlp.c_fc.weight, b.mlp.c_proj.weight]
     assert ids(groups["muon"]) == ids(want_muon)
-    assert len(groups["muon"]) == 2 * n_attn + 2 * L
+    assert len(groups["muon"]) == 2 * n_attn + 2 * n_mlp and n_mlp == L - len(model.recipe.no_mlp_layers)
     assert all(p.ndim >= 2 for p in groups["muon"])
     r = model.recipe
     assert sum(p.shape == (3, r.num_heads * r.head_dim, r.model_dim) for p in groups["muon"]) == n_attn
     assert ids(groups["embed"]) == ids([model.embed.weight, *(t.weight for t in model.value_embeds)])
     assert ids(groups["head"]) == {id(model.lm_head.weight)}
     want_scalar = [model.skip_weights] + [b.lambdas for b in model.blocks] + [b.attn.lambdas for b in model.blocks if b.attn]
+    if which == "fast":  # gates go to Adam with the scalars
+        want_scalar += [model.smear_gate_w, model.smear_lambda] + [b.attn.gate_w for b in model.blocks if b.attn]
     assert ids(groups["scalar"]) == ids(want_scalar)
 
 
@@ -463,3 +482,56 @@ def test_norm_is_rms_norm_without_weight():
     torch.testing.assert_close(norm(x), want, atol=1e-6, rtol=1e-6)
     assert torch.allclose(norm(x).pow(2).mean(-1), torch.ones(3, 5), atol=1e-5)
     assert torch.equal(norm(torch.zeros(4, 8)), torch.zeros(4, 8))
+
+
+# --- later records' architecture changes -------------------------------------------------------------------------------
+def test_smear_formula_and_document_starts(fast_model):
+    """x[t] + lambda * sigmoid(w . x[t][:gate_dims]) * x[t-1], except position 0 and document starts (EOT)."""
+    m = fast_model
+    tokens = random_tokens(40, 50, eot_at=[0, 17])
+    x = m.embed(tokens).detach()
+    with torch.no_grad():
+        got = m.smear_embeddings(x, tokens)
+    g = m.recipe.gate_dims
+    gate = m.smear_lambda * torch.sigmoid(x[1:, :g] @ m.smear_gate_w.T)
+    want = torch.cat([x[:1], x[1:] + gate * x[:-1]])
+    want[17] = x[17]
+    torch.testing.assert_close(got, want)
+    assert (got[1:17] - x[1:17]).abs().max() > 1e-3  # it does mix elsewhere
+    # zero lambda (the initial value) makes it the identity
+    fresh = build(small_recipe(**FAST))
+    assert fresh.smear_lambda.item() == 0.0
+    torch.testing.assert_close(fresh.smear_embeddings(x, tokens), x)
+
+
+def test_attention_gate_scales_each_head_by_a_sigmoid():
+    """With a zero gate matrix (its initial value) every head is halved: the output is half the ungated one
+    (c_proj is linear). With gates saturated, head 0 off and head 1 fully on, the output is the ungated layer's
+    with head 0's values zeroed."""
+    r_gate, r_plain = small_recipe(attn_gate=True, attn_block_size=32), small_recipe(attn_block_size=32)
+    plain = randomize_(build(r_plain))
+    gated = build(r_gate)
+    gated.load_state_dict({**plain.state_dict(), **{k: v for k, v in gated.state_dict().items() if "gate_w" in k}})
+    attn_g, attn_p = gated.blocks[0].attn, plain.blocks[0].attn
+    x = norm(torch.randn(1, 64, r_gate.model_dim))
+    x[..., 0] = x[..., 0].abs() + 0.1  # a positive first input dim, so the saturated gates below are exactly 0 / 1
+    mask = dense_mask(BlockLists.build(random_tokens(64, 3, eot_at=[0]), r_gate.attn_block_size), 2)
+    with torch.no_grad():
+        torch.testing.assert_close(attn_g(x, None, mask), 0.5 * attn_p(x, None, mask))
+        attn_g.gate_w.zero_()
+        attn_g.gate_w[0, 0], attn_g.gate_w[1, 0] = -1e4, 1e4
+        y_g = attn_g(x, None, mask)
+        attn_p.qkv_w[2, : r_plain.head_dim] = 0  # head 0's values
+        torch.testing.assert_close(y_g, attn_p(x, None, mask))
+
+
+def test_layers_without_mlp():
+    model = build(small_recipe(no_mlp_layers=[0, 2], attn_block_size=8))
+    assert [b.mlp is None for b in model.blocks] == [True, False, True, False, False, False]
+    x = torch.randn(1, 8, model.recipe.model_dim)
+    b = model.blocks[0]
+    with torch.no_grad():
+        b.lambdas.copy_(torch.tensor([1.0, 0.0]))
+        b.attn.c_proj.weight.zero_()
+        mask = dense_mask(BlockLists.build(random_tokens(8, 4, eot_at=[0]), 8), 1)
+        torch.testing.assert_close(b(x, None, x, mask), x)  # no attention output, no MLP: the identity

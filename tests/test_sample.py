@@ -38,19 +38,20 @@ def random_model(**extra) -> GPT:
         for m in model.modules():
             if isinstance(m, CastedLinear) and m.zero_init:
                 m.weight.normal_(0, 0.5 / math.sqrt(m.in_features), generator=g)
-        for p in model.parameters():
-            if p.ndim < 2:
+        for name, p in model.named_parameters():
+            if p.ndim < 2 or name.endswith("gate_w"):
                 p.add_(torch.randn(p.shape, generator=g) * 0.3)
     return model.eval()
 
 
 # --- the cached path against the full forward pass ---------------------------------------------------------------
+@pytest.mark.parametrize("features", [{}, dict(smear=True, attn_gate=True, no_mlp_layers=[0])], ids=["record21", "fast"])
 @pytest.mark.parametrize("window", [1, 2, 3])
-def test_cached_decoding_matches_the_full_forward(window):
+def test_cached_decoding_matches_the_full_forward(window, features):
     """Two documents in 512 positions (the second starts mid-block), fed in uneven chunks and single tokens:
     every position's logits agree with one full pass (float32, 1e-4), for windows shorter and longer than
-    the sequence's blocks."""
-    model = random_model()
+    the sequence's blocks; with the fast recipe's smear (which needs the previous token) and gates too."""
+    model = random_model(**features)
     T = 512
     x = torch.randint(0, EOT, (T,), generator=torch.Generator().manual_seed(2))
     x[0], x[300] = EOT, EOT

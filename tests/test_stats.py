@@ -178,3 +178,19 @@ def test_cli(tmp_path):
     assert procs[1].returncode == 1 and "incomplete" in out1 and "VERDICT: no complete run" in out1
     assert procs[2].returncode == 2 and out2 == ""
     assert err2.count("\n") == 1 and err2.startswith("speedrun: error: ") and "junk.bin" in err2
+
+
+def test_time_to_target_is_the_first_validation_at_or_below_it(tmp_path):
+    """curve(3.0, 100 steps, val every 25, 10 ms a step): 10.8 @0, 6.29 @25, 3.975 @50, 3.122 @75, 3.0 @100."""
+    from speedrun.runlog import parse_log
+    from speedrun.stats import time_to_target
+
+    path = runlog(tmp_path, 3.0)
+    log = parse_log(path)
+    assert time_to_target(log, 4.0) == (50, 0.5)
+    assert time_to_target(log, 3.122) == (75, 0.75)  # "at or below"
+    assert time_to_target(log, 3.0) == (100, 1.0)
+    assert time_to_target(log, 2.9) is None
+    text, _ = stats_report([str(tmp_path)], target=3.5)
+    assert "to 3.5 (s @ step)" in text and "0.8 @ 75" in text
+    assert "not reached" in stats_report([str(tmp_path)], target=2.9)[0]

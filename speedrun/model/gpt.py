@@ -20,6 +20,7 @@ from speedrun.model.attention import (
     flex_block_mask,
     short_window_blocks,
 )
+from speedrun.data.tokenizer import EOT
 from speedrun.model.fp8 import fp8_linear
 from speedrun.model.rotary import Rotary, rotary_frequencies
 from speedrun.optim.schedule import long_window_blocks
@@ -59,6 +60,14 @@ class CastedLinear(nn.Linear):
         return F.linear(x, self.weight.type_as(x))
 
 
+GATE_SUFFIX = "gate_w"  # parameters named *gate_w are small gate matrices: Adam with the scalars, not Muon
+
+
+def gate_weight(outputs: int, inputs: int) -> nn.Parameter:
+    """A small gate matrix, zero-initialised (sigmoid gates start at 0.5)."""
+    return nn.Parameter(torch.zeros(outputs, inputs))
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, r: Recipe):
         super().__init__()
@@ -69,6 +78,10 @@ class CausalSelfAttention(nn.Module):
         self.lambdas = nn.Parameter(torch.tensor([0.5, 0.5]))  # v = a*v + b*ve
         self.rotary = Rotary(r.head_dim, max(r.seq_len, r.val_seq_len), r.rotary_base)
         self.c_proj = CastedLinear(hdim, r.model_dim, zero_init=True)
+        # Sparse attention gate: each head's output scaled by sigmoid(w_h . x[:gate_dims]), so a head can switch
+        # itself off for a token instead of parking attention on a sink.
+        self.gate_dims = r.gate_dims
+        self.gate_w = gate_weight(r.num_heads, r.gate_dims) if r.attn_gate else None
 
     def forward(self, x: Tensor, ve: Tensor | None, mask) -> Tensor:
         B, T = x.size(0), x.size(1)
@@ -87,7 +100,10 @@ class CausalSelfAttention(nn.Module):
             from torch.nn.attention.flex_attention import flex_attention
 
             y = flex_attention(q, k, v, block_mask=mask, scale=self.scale)
-        y = y.transpose(1, 2).contiguous().view(B, T, self.num_heads * self.head_dim)
+        y = y.transpose(1, 2)
+        if self.gate_w is not None:
+            y = y * torch.sigmoid(F.linear(x[..., : self.gate_dims], self.gate_w.type_as(x)))[..., None]
+        y = y.contiguous().view(B, T, self.num_heads * self.head_dim)
         return self.c_proj(y)
 
 
@@ -105,14 +121,14 @@ class Block(nn.Module):
     def __init__(self, r: Recipe, layer: int):
         super().__init__()
         self.attn = None if layer in r.no_attn_layers else CausalSelfAttention(r)
-        self.mlp = MLP(r)
+        self.mlp = None if layer in r.no_mlp_layers else MLP(r)
         self.lambdas = nn.Parameter(torch.tensor([1.0, 0.0]))  # x = l0*x + l1*x0
 
     def forward(self, x: Tensor, ve: Tensor | None, x0: Tensor, mask) -> Tensor:
         x = self.lambdas[0] * x + self.lambdas[1] * x0
         if self.attn is not None:
             x = x + self.attn(norm(x), ve, mask)
-        return x + self.mlp(norm(x))
+        return x + self.mlp(norm(x)) if self.mlp is not None else x
 
 
 class GPT(nn.Module):
@@ -129,6 +145,9 @@ class GPT(nn.Module):
         fp8 = (r.fp8_x_scale, r.fp8_w_scale, r.fp8_grad_scale) if r.fp8_head else None
         self.lm_head = CastedLinear(r.model_dim, r.padded_vocab, fp8_scales=fp8, zero_init=True)
         self.skip_weights = nn.Parameter(torch.ones(r.num_layers // 2))
+        # Smear: x[t] += lambda * sigmoid(w . x[t][:gate_dims]) * x[t-1] on the token embeddings (lambda starts at 0)
+        self.smear_gate_w = gate_weight(1, r.gate_dims) if r.smear else None
+        self.smear_lambda = nn.Parameter(torch.zeros(1)) if r.smear else None
         self.ve_table = [r.value_embed_layer(i) for i in range(r.num_layers)]
         self.long_layer = [c == "L" for c in r.window_pattern]
 
@@ -157,10 +176,23 @@ class GPT(nn.Module):
             return logits
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
-    def trunk(self, inputs: Tensor, long_mask, short_mask) -> Tensor:
+    def smear_embeddings(self, x: Tensor, inputs: Tensor, previous: Tensor | None = None) -> Tensor:
+        """x (T, dim) token embeddings -> each plus a gated share of the previous position's embedding, except at
+        document starts (<|endoftext|>), so no document sees another. `previous`: the embedding of the position
+        before inputs[0] (incremental decoding), or None at the start of a sequence."""
+        prev = x[:-1] if previous is None else torch.cat([previous.type_as(x)[None], x[:-1]])
+        cur, ids = (x[1:], inputs[1:]) if previous is None else (x, inputs)
+        gate = self.smear_lambda.type_as(x) * torch.sigmoid(F.linear(cur[:, : self.recipe.gate_dims], self.smear_gate_w.type_as(x)))
+        mixed = cur + (gate * (ids != EOT)[:, None].to(x.dtype)) * prev
+        return mixed if previous is not None else torch.cat([x[:1], mixed])
+
+    def trunk(self, inputs: Tensor, long_mask, short_mask, previous_embed: Tensor | None = None) -> Tensor:
         """Embeddings and blocks: (T,) token ids -> (1, T, model_dim) final hidden states."""
         ve = [table(inputs)[None] for table in self.value_embeds]
-        x = x0 = norm(self.embed(inputs)[None])
+        x = self.embed(inputs)
+        if self.smear_gate_w is not None:
+            x = self.smear_embeddings(x, inputs, previous_embed)
+        x = x0 = norm(x[None])
         skips = []
         n = len(self.skip_weights)
         for i, block in enumerate(self.blocks):
@@ -194,20 +226,23 @@ class GPT(nn.Module):
         block = self.recipe.attn_block_size
         long_mask = CachedWindow(cache, positions, docs, long_w, block, self.recipe.rotary_base)
         short_mask = CachedWindow(cache, positions, docs, short_window_blocks(long_w), block, self.recipe.rotary_base)
-        x = self.trunk(inputs, long_mask, short_mask)
+        x = self.trunk(inputs, long_mask, short_mask, cache.last_embed if cache.length else None)
         cache.length += T
         cache.doc = int(docs[-1])
+        if self.smear_gate_w is not None:
+            cache.last_embed = self.embed(inputs[-1:])[0]
         return self.head(x[:, -1:] if last_only else x)[0]
 
     # --- parameter groups, as the optimisers see them ---------------------------------------------------------
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """muon: >=2-D block matrices; embed: token + value embeddings; head; scalar: everything with ndim < 2."""
-        block_params = list(self.blocks.parameters())
+        """muon: >=2-D block matrices; embed: token + value embeddings; head; scalar: everything with ndim < 2 and
+        the small gate matrices."""
+        blocks = list(self.blocks.named_parameters())
         return {
-            "muon": [p for p in block_params if p.ndim >= 2],
+            "muon": [p for n, p in blocks if p.ndim >= 2 and not n.endswith(GATE_SUFFIX)],
             "embed": [self.embed.weight, *(t.weight for t in self.value_embeds)],
             "head": [self.lm_head.weight],
-            "scalar": [p for p in self.parameters() if p.ndim < 2],
+            "scalar": [p for n, p in self.named_parameters() if p.ndim < 2 or n.endswith(GATE_SUFFIX)],
         }
 
 
@@ -223,10 +258,11 @@ class KVCache:
         self.layers: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}  # id(attn) -> (k, v, positions, docs)
         self.length = 0  # positions fed so far
         self.doc = 0  # document id of the last position fed
+        self.last_embed: Tensor | None = None  # token embedding of the last position fed (for smear)
 
     def copy(self) -> "KVCache":
         out = KVCache()
-        out.layers, out.length, out.doc = dict(self.layers), self.length, self.doc
+        out.layers, out.length, out.doc, out.last_embed = dict(self.layers), self.length, self.doc, self.last_embed
         return out
 
 

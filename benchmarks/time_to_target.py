@@ -1,0 +1,119 @@
+"""Time-to-loss experiments: train several recipe variants on the same data and tabulate, for each, the final val
+loss, the training time, the training time at which val first reached the target, ms/step and peak memory.
+
+    python benchmarks/time_to_target.py --target 3.41 --out $OUT/logs \
+        --set train_files=/tmp/corpus/corpus_train_00000[0-4].bin --set val_files=/tmp/corpus/corpus_val_000000.bin \
+        --set val_tokens=2097152 \
+        base:record21_1gpu  fast:fast_1gpu  fast-nonorm:fast_1gpu,normuon_beta2=0  short:fast_1gpu,steps=600
+
+Each variant is LABEL:RECIPE[,key=value...]; the shared --set overrides apply to all, before each variant's own.
+--parallel N runs N variants at once on the same GPU (to compare losses in less wall time: their step times are
+then not comparable and the table says so); the default runs them one after another, each alone on the device.
+A variant that fails is reported as failed and the others go on. The table is printed last and written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from speedrun.runlog import LogError, parse_log
+from speedrun.stats import time_to_target
+
+
+def parse_variant(text: str) -> tuple[str, str, list[str]]:
+    label, _, rest = text.partition(":")
+    if not rest:
+        raise SystemExit(f"variant {text!r}: expected LABEL:RECIPE[,key=value...]")
+    recipe, *sets = rest.split(",")
+    return label, recipe, sets
+
+
+def launch(label: str, recipe: str, sets: list[str], common: list[str], out: Path, print_every: int):
+    folder = out / label
+    folder.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "speedrun", "train", "--recipe", recipe, "--log-dir", str(folder),
+           "--print-every", str(print_every)]
+    for s in common + sets:
+        cmd += ["--set", s]
+    console = open(folder / "console.txt", "w")
+    print(f"[{time.strftime('%H:%M:%S')}] start {label}: {' '.join(cmd[3:])}", flush=True)
+    return subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT), console
+
+
+def summarize(label: str, recipe: str, sets: list[str], folder: Path, rc: int, target: float, concurrent: bool) -> dict:
+    logs = sorted(folder.glob("*.txt"))
+    logs = [p for p in logs if p.name != "console.txt"]
+    row = dict(label=label, recipe=recipe, sets=sets, rc=rc, concurrent=concurrent)
+    if not logs:
+        tail = (folder / "console.txt").read_text(errors="replace").strip().splitlines()[-1:] if (folder / "console.txt").exists() else []
+        return {**row, "status": "no log", "error": tail[0] if tail else ""}
+    try:
+        log = parse_log(logs[-1])
+    except LogError as e:
+        return {**row, "status": "malformed", "error": str(e)}
+    hit = time_to_target(log, target)
+    steps = log.train_steps[-1][0] if log.train_steps else 0
+    train_ms = log.val[-1][2] if log.val else None
+    return {**row, "status": log.status, "error": log.failure, "log": str(logs[-1]), "steps": steps,
+            "planned_steps": log.steps, "final_val": log.final_val_loss, "train_s": train_ms / 1000 if train_ms else None,
+            "ms_per_step": train_ms / steps if train_ms and steps else None,
+            "to_target_s": hit[1] if hit else None, "to_target_step": hit[0] if hit else None,
+            "peak_alloc_mib": log.peak_allocated_mib, "val": [(s, v) for s, v, _ in log.val]}
+
+
+def table(rows: list[dict], target: float) -> str:
+    head = f"| variant | recipe + overrides | steps | final val | train s | ms/step | to {target:g}: s @ step | peak alloc MiB | status |"
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        f = lambda k, fmt: format(r[k], fmt) if r.get(k) is not None else "—"
+        to = f"{r['to_target_s']:.1f} @ {r['to_target_step']}" if r.get("to_target_s") is not None else "not reached"
+        ms = f("ms_per_step", ".1f") + (" (concurrent)" if r["concurrent"] else "")
+        status = r["status"] + (f": {r['error']}" if r.get("error") else "")
+        lines.append(f"| {r['label']} | {' '.join([r['recipe'], *r['sets']])} | {r.get('steps', '—')} | "
+                     f"{f('final_val', '.4f')} | {f('train_s', '.1f')} | {ms} | {to} | {f('peak_alloc_mib', 'd')} | {status} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("variants", nargs="+", help="LABEL:RECIPE[,key=value...]")
+    ap.add_argument("--target", type=float, default=3.41)
+    ap.add_argument("--out", default="logs/time_to_target")
+    ap.add_argument("--set", action="append", default=[], dest="common", metavar="KEY=VALUE")
+    ap.add_argument("--parallel", type=int, default=1)
+    ap.add_argument("--print-every", type=int, default=250)
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    variants = [parse_variant(v) for v in args.variants]
+    concurrent = args.parallel > 1
+    rows, queue, running = [], list(variants), []
+    while queue or running:
+        while queue and len(running) < args.parallel:
+            label, recipe, sets = queue.pop(0)
+            proc, console = launch(label, recipe, sets, args.common, out, args.print_every)
+            running.append((label, recipe, sets, proc, console))
+        time.sleep(2)
+        for item in list(running):
+            label, recipe, sets, proc, console = item
+            if proc.poll() is None:
+                continue
+            console.close()
+            running.remove(item)
+            row = summarize(label, recipe, sets, out / label, proc.returncode, args.target, concurrent)
+            rows.append(row)
+            print(f"[{time.strftime('%H:%M:%S')}] done {label}: rc {proc.returncode}, final val {row.get('final_val')}, "
+                  f"to target {row.get('to_target_s')}", flush=True)
+    order = {v[0]: i for i, v in enumerate(variants)}
+    rows.sort(key=lambda r: order[r["label"]])
+    (out / "results.json").write_text(json.dumps(rows, indent=1))
+    print(table(rows, args.target))
+    return 0 if all(r["status"] == "complete" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
