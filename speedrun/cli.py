@@ -128,7 +128,8 @@ def dry_run_report(recipe, plan) -> str:
         lines.append(f"  {label:<34} {count(groups[key]):>13,}  ({len(groups[key])} tensors)")
     assert sum(count(g) for g in groups.values()) == total, "optimiser groups must cover every parameter once"
     lines += [
-        f"tokens: {recipe.batch_tokens:,} per step, {recipe.batch_tokens * recipe.steps:,} over {recipe.steps} steps; "
+        f"tokens: {recipe.batch_tokens:,} per step" + (f" (stages {recipe.batch_stages})" if recipe.batch_stages else "")
+        + f", {recipe.total_train_tokens():,} over {recipe.steps} steps; "
         f"validation {recipe.val_tokens:,} tokens",
         "device plan:",
         *("  " + l for l in plan.describe(recipe).splitlines()),

@@ -69,6 +69,7 @@ class Recipe:
 
     # --- batch ------------------------------------------------------------------------------------------
     batch_tokens: int  # global tokens per optimiser step (all ranks, all accumulation steps)
+    batch_stages: list[int]  # batch-size schedule: global batch of each of equal-length stages ([]: batch_tokens)
     seq_len: int  # tokens per rank per micro-step (one row)
     val_seq_len: int  # tokens per rank per validation batch
 
@@ -116,6 +117,18 @@ class Recipe:
         if layer >= self.num_layers - k:
             return layer - (self.num_layers - k)
         return None
+
+    def step_batch(self, step: int) -> tuple[int, int]:
+        """(global batch tokens, row length per micro-step) at `step`. With batch_stages, the steps fall into
+        len(batch_stages) equal stages; a stage keeps the accumulation count and scales the row length."""
+        if not self.batch_stages:
+            return self.batch_tokens, self.seq_len
+        stage = min(len(self.batch_stages) * step // self.steps, len(self.batch_stages) - 1)
+        tokens = self.batch_stages[stage]
+        return tokens, self.seq_len * tokens // self.batch_tokens
+
+    def total_train_tokens(self) -> int:
+        return sum(self.step_batch(s)[0] for s in range(self.steps)) if self.batch_stages else self.batch_tokens * self.steps
 
     def grad_accum_steps(self, world_size: int) -> int:
         per_micro = world_size * self.seq_len
@@ -165,6 +178,13 @@ class Recipe:
              f"val_tokens={self.val_tokens} must be a multiple of val_seq_len={self.val_seq_len}")
         need(self.batch_tokens % self.seq_len == 0,
              f"batch_tokens={self.batch_tokens} must be a multiple of seq_len={self.seq_len}")
+        for tokens in self.batch_stages:
+            row = self.seq_len * tokens / self.batch_tokens
+            need(0 < tokens <= self.batch_tokens and row == int(row) and int(row) % self.attn_block_size == 0
+                 and int(row) >= final_window,
+                 f"batch_stages entry {tokens}: each stage's batch must be at most batch_tokens={self.batch_tokens} and "
+                 f"give rows (seq_len x stage / batch_tokens = {row:g} tokens) that are a multiple of "
+                 f"attn_block_size={self.attn_block_size} and at least the final window ({final_window})")
         need(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas), "adam_betas must be two values in [0, 1)")
         need(len(self.ns_coefficients) == 3, "ns_coefficients must be three numbers (a, b, c)")
         need(self.orthogonalizer in ("newton_schulz", "polar_express"),

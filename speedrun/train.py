@@ -108,7 +108,9 @@ class Plan:
             f"device: {self.device.type} x {self.world_size} rank(s)"
             + (f" ({torch.cuda.get_device_name(self.device)})" if torch.cuda.is_available() and self.device.type == "cuda" else ""),
             f"batch: {r.batch_tokens:,} tokens/step = {self.world_size} rank(s) x {accum} accumulation step(s) x "
-            f"{r.seq_len:,} tokens",
+            f"{r.seq_len:,} tokens"
+            + (f"; schedule over {len(r.batch_stages)} equal stages: {' -> '.join(f'{t:,}' for t in r.batch_stages)}"
+               if r.batch_stages else ""),
             f"attention: {'FlexAttention block masks' if self.attention == 'flex' else 'dense boolean mask + SDPA'}",
             f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}",
             f"precision: {dtype}",
@@ -245,15 +247,20 @@ def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_s
 def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window) -> None:
     """Run `warmup_steps` steps on random tokens to compile and warm kernels, then restore every initial state.
 
-    Nothing learned here survives, the data stream is untouched, and the global RNG is left as it was.
+    With a batch-size schedule the steps cycle through every stage's row length (at least two steps each), so
+    that no compile happens on the clock. Nothing learned here survives, the data stream is untouched, and the
+    global RNG is left as it was.
     """
     if r.warmup_steps == 0:
         return
     base = model._orig_mod if hasattr(model, "_orig_mod") else model
     initial = dict(model=copy.deepcopy(base.state_dict()), opts=[copy.deepcopy(o.state_dict()) for o in optimizers])
     gen = torch.Generator(device="cpu").manual_seed(12345 + plan.rank)
-    for _ in range(r.warmup_steps):
-        tokens = torch.randint(0, r.vocab_size, (r.seq_len + 1,), generator=gen).to(plan.device)
+    rows = sorted({r.step_batch(s)[1] for s in range(r.steps)}) if r.batch_stages else [r.seq_len]
+    n = max(r.warmup_steps, 2 * len(rows)) if len(rows) > 1 else r.warmup_steps
+    for i in range(n):
+        row = rows[i % len(rows)]
+        tokens = torch.randint(0, r.vocab_size, (row + 1,), generator=gen).to(plan.device)
         batch = [(tokens[:-1].int(), tokens[1:].long())]
         train_step(model, batch, optimizers, 0, window, r, plan.world_size)
     base.load_state_dict(initial["model"])
@@ -523,6 +530,9 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
     result = RunResult(None, start.val_losses, start.train_losses, 0.0)
     train_ms = start.train_ms
     step_times: dict[int, float] = {}
+    tokens_done = [0]  # tokens trained before each step, for tokens/s
+    for s in range(r.steps):
+        tokens_done.append(tokens_done[-1] + r.step_batch(s)[0])
     vote = _StopVote(stop, plan)
 
     def report(item):
@@ -533,7 +543,7 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
             keeper.fail(f"step {step}: train loss is {loss}")
         result.train_losses.append(loss)
         t = step_times.pop(step)
-        tok_s = r.batch_tokens * step / (t / 1000) if t > 0 else 0.0
+        tok_s = tokens_done[step] / (t / 1000) if t > 0 else 0.0
         log.step(step, r.steps, t, loss, tok_s)
         if step % print_every == 0 or step == r.steps:
             eta = (r.steps - step) * t / step / 1000
@@ -567,6 +577,7 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
         if last:
             break
         try:
+            stream.set_batch(*r.step_batch(step))
             batches = stream.next_step()
         except StopIteration:
             raise TrainingError(

@@ -169,7 +169,7 @@ def test_record21_other_fields(r21):
 # the other bundled recipes, inheritance
 
 def test_recipe_names():
-    assert recipe_names() == ["record21", "record21_1gpu", "tiny"]
+    assert recipe_names() == ["fast", "fast_1gpu", "record21", "record21_1gpu", "tiny"]
 
 
 def test_record21_1gpu(r21):
@@ -417,3 +417,21 @@ def test_batch_not_divisible_by_world_size(r21, world_size):
 def test_val_not_divisible_by_world_size(r21):
     with pytest.raises(RecipeError, match="val_tokens=10485760"):
         r21.val_batches(3)
+
+
+def test_batch_stages_schedule():
+    r = load_recipe("fast_1gpu", {"batch_stages": [16384, 32768, 49152], "steps": 90})
+    assert [r.step_batch(s) for s in (0, 29, 30, 59, 60, 89)] == [
+        (16384, 16384), (16384, 16384), (32768, 32768), (32768, 32768), (49152, 49152), (49152, 49152)]
+    assert r.total_train_tokens() == 30 * (16384 + 32768 + 49152)
+    # on 8 GPUs the record's layout: a stage keeps the rows per step and shortens them
+    r8 = load_recipe("fast", {"batch_stages": [131072, 262144, 393216]})
+    assert r8.step_batch(0) == (131072, 16384) and r8.step_batch(r8.steps - 1) == (393216, 49152)
+    assert load_recipe("fast_1gpu").step_batch(5) == (49152, 49152)  # no stages: the constant batch
+
+
+@pytest.mark.parametrize("stages, why", [([1000], "multiple of attn_block_size"), ([98304], "at most batch_tokens"),
+                                         ([1024], "at least the final window")])
+def test_batch_stages_rejected(stages, why):
+    with pytest.raises(RecipeError, match="batch_stages"):
+        load_recipe("fast_1gpu", {"batch_stages": stages})

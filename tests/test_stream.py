@@ -294,3 +294,20 @@ def test_val_rows_independent_of_world_size_across_val_shards(make_shard, tmp_pa
     ref = sorted(i[0].item() for i, _ in val_batches(folder, val_tokens, seq, 0, 1))
     got = sorted(i[0].item() for r in range(2) for i, _ in val_batches(folder, val_tokens, seq, r, 2))
     assert got == ref
+
+
+def test_set_batch_changes_the_rows_and_keeps_the_stream_contiguous(three_shards):
+    """A batch-size schedule: a smaller batch (shorter rows, same accumulation count), then the full one; the
+    steps read consecutive ranges of the stream."""
+    folder, _, _ = three_shards
+    s = BatchStream(folder, BATCH, SEQ)
+    s.set_batch(BATCH // 2, SEQ // 2)
+    first = s.next_rows()
+    assert first == [(0, i * SEQ // 2) for i in range(8)]
+    s.set_batch(BATCH, SEQ)
+    second = s.next_rows()
+    assert second == [(0, BATCH // 2 + i * SEQ) for i in range(8)]
+    pairs = s.next_step()
+    assert len(pairs) == 8 and all(x.numel() == SEQ for x, _ in pairs)
+    with pytest.raises(ValueError, match="accumulation"):
+        s.set_batch(BATCH // 2, SEQ)  # would halve the accumulation count

@@ -309,3 +309,19 @@ def test_gpu_only_recipe_refused_on_cpu_unless_forced():
     plan = make_plan(r, dry_run=True)
     assert plan.device.type == "cuda" and plan.attention == "flex" and plan.fp8_head
     assert make_plan(r, force_device="cpu").device.type == "cpu"
+
+
+# --- batch-size schedule ----------------------------------------------------------------------------------------------
+def test_batch_stages_train_on_the_scheduled_tokens(shard_files, tmp_path):
+    """Stages [512, 512] train exactly like the constant 512-token batch; stages [256, 512] consume 256 tokens a
+    step in the first half (so the stream, and the losses, differ from step 2 on) and warm up both row lengths."""
+    extra = dict(seq_len=512, batch_tokens=512, window_ramp_tokens=256, val_seq_len=256)
+    results = {}
+    for name, stages in (("constant", []), ("same", [512, 512]), ("ramp", [256, 512])):
+        r = run_recipe(shard_files, **extra, batch_stages=stages)
+        results[name] = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / name), say=quiet)
+    assert results["same"].train_losses == results["constant"].train_losses
+    assert results["ramp"].train_losses[0] == pytest.approx(results["constant"].train_losses[0], abs=0.05)
+    assert results["ramp"].train_losses[1:] != results["constant"].train_losses[1:]
+    log = parse_log(results["ramp"].log_path)
+    assert log.complete and len(log.train_steps) == 6

@@ -53,6 +53,13 @@ class BatchStream:
                 f"(largest: {max(shard_header(f) for f in self.files):,} tokens)"
             )
 
+    def set_batch(self, batch_tokens: int, seq_len: int) -> None:
+        """Change the batch of the following steps (a batch-size schedule): same accumulation count, other rows."""
+        if batch_tokens % (seq_len * self.world_size) or batch_tokens // (seq_len * self.world_size) != self.accum:
+            raise ValueError(f"batch of {batch_tokens} tokens in rows of {seq_len} does not keep {self.accum} "
+                             f"accumulation step(s) on {self.world_size} rank(s)")
+        self.batch_tokens, self.seq_len = batch_tokens, seq_len
+
     def _shard_tokens(self) -> np.ndarray:
         if self._tokens_shard != self.position.shard:
             self._tokens = read_shard(self.files[self.position.shard])
