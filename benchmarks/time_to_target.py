@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ def parse_variant(text: str) -> tuple[str, str, list[str]]:
     label, _, rest = text.partition(":")
     if not rest:
         raise SystemExit(f"variant {text!r}: expected LABEL:RECIPE[,key=value...]")
-    recipe, *sets = rest.split(",")
+    recipe, *sets = re.split(r",(?![^\[]*\])", rest)  # commas inside [...] belong to a list value
     return label, recipe, sets
 
 

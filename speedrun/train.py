@@ -244,7 +244,7 @@ def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_s
     return all_reduce_mean(total) if world_size > 1 else total
 
 
-def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window) -> None:
+def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window, say=None) -> None:
     """Run `warmup_steps` steps on random tokens to compile and warm kernels, then restore every initial state.
 
     With a batch-size schedule the steps cycle through every stage's row length (at least two steps each), so
@@ -258,11 +258,14 @@ def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window) -> None
     gen = torch.Generator(device="cpu").manual_seed(12345 + plan.rank)
     rows = sorted({r.step_batch(s)[1] for s in range(r.steps)}) if r.batch_stages else [r.seq_len]
     n = max(r.warmup_steps, 2 * len(rows)) if len(rows) > 1 else r.warmup_steps
+    t0 = time.perf_counter()
     for i in range(n):
         row = rows[i % len(rows)]
         tokens = torch.randint(0, r.vocab_size, (row + 1,), generator=gen).to(plan.device)
         batch = [(tokens[:-1].int(), tokens[1:].long())]
-        train_step(model, batch, optimizers, 0, window, r, plan.world_size)
+        train_step(model, batch, optimizers, 0, window, r, plan.world_size).item()  # .item(): time each step whole
+        if say is not None and (i < 2 * len(rows) or i == n - 1):  # the compiling steps, and the last
+            say(f"warm-up step {i + 1}/{n} ({row:,}-token rows): {time.perf_counter() - t0:.1f}s")
     base.load_state_dict(initial["model"])
     for opt, state in zip(optimizers, initial["opts"]):
         opt.load_state_dict(state)
@@ -398,7 +401,7 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
 
     t_launch = time.perf_counter()
     try:
-        warmup_and_restore(runner, optimizers, r, plan, window(0))
+        warmup_and_restore(runner, optimizers, r, plan, window(0), say)
         start = _Start()
         if ckpt is not None:
             ckpt_mod.load_weights(model, ckpt)
