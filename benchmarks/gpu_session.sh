@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU-machine session: install, unpack the carried corpus, GPU tests, step-time benchmark (+ profile),
-# and optionally the full 1-GPU-track run. Usage on the device: bash benchmarks/gpu_session.sh [tests|bench|accum|track|all]
+# and optionally the full 1-GPU-track run. Usage on the device: bash benchmarks/gpu_session.sh [setup|tests|bench|accum|track|all]
+# (setup: install and unpack the corpus only)
 set -uo pipefail
 what=${1:-all}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"

@@ -1,6 +1,6 @@
 """`speedrun plot`: val loss against training time and against step, one line per run (or per group of runs).
 
-Up to MAX_RUN_LINES runs get a line each (label: the log's file stem); beyond that one line per (recipe, commit)
+Up to MAX_RUN_LINES runs get a line each (label: recipe, the fields that differ from that recipe, time stamp); beyond that one line per (recipe, commit)
 group: the mean curve with a min-max band. Unfinished runs are dotted and labelled so they are not read as
 results. Drawn on a bare Figure with the Agg canvas (no pyplot state), written atomically.
 """
@@ -28,12 +28,34 @@ def _curve(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return v[:, 0], v[:, 2] / 1000, v[:, 1]
 
 
+WHERE_FIELDS = {"train_files", "val_files", "val_tokens", "name", "description"}  # where the data lay, not what ran
+
+
+def recipe_changes(recipe: dict) -> str:
+    """The fields of a logged recipe that differ from the recipe of that name as this checkout defines it, as
+    `key=value` (what a reader needs to tell runs of one recipe apart); "" when none or the name is unknown."""
+    from speedrun.recipe import RecipeError, load_recipe
+
+    try:
+        current = load_recipe(str(recipe.get("name"))).to_dict()
+    except RecipeError:
+        return ""
+    diffs = [f"{k}={v}" for k, v in recipe.items()
+             if k not in WHERE_FIELDS and k in current and current[k] != v]
+    return " ".join(diffs)
+
+
 def _run_label(run: Run) -> str:
-    """File stem and where the run ended: the final loss is what a reader compares, and is hard to read off."""
+    """Recipe, its changed fields, the file's time stamp, and where the run ended: the final loss is what a reader
+    compares, and is hard to read off."""
     step, loss, _ = run.log.val[-1]
+    changes = recipe_changes(run.log.recipe)
+    parts = run.path.stem.split("_")
+    stamp = f"{parts[0]} {parts[-1]}" if len(parts) > 2 else run.path.stem  # time stamp and the log's own id
+    name = f"{run.recipe}{' ' + changes if changes else ''} ({stamp})"
     if run.status == "complete":
-        return f"{run.path.stem}: final {loss:.4f}"
-    return f"{run.path.stem} ({run.status}): last {loss:.4f} at step {step:.0f}/{run.steps_planned}"
+        return f"{name}: final {loss:.4f}"
+    return f"{name} ({run.status}): last {loss:.4f} at step {step:.0f}/{run.steps_planned}"
 
 
 def _series(runs: list[Run]) -> list[dict]:
@@ -129,7 +151,9 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
     fig.suptitle(f"Validation loss, {what}. Y axis cut above: the early losses (~10.8 at step 0) are off the top.",
                  fontsize=12)
     handles, labels = ax_s.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=9, frameon=False)
+    longest = max(len(l) for l in labels)
+    ncol = max(1, min(3, len(labels), 170 // max(longest, 1)))  # long labels (recipe changes) get fewer columns
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
 
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)

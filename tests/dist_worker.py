@@ -9,7 +9,6 @@ import torch
 from speedrun.recipe import load_recipe
 from speedrun.train import init_distributed, make_plan, run, shutdown_distributed
 
-
 FAST = {"smear": True, "attn_gate": True, "no_mlp_layers": [0], "orthogonalizer": "polar_express",
         "normuon_beta2": 0.95, "muon_weight_decay": 0.5}
 

@@ -32,18 +32,19 @@ def test_one_line_per_run(tmp_path):
     for ax in fig.axes:
         lines = ax.get_lines()
         assert len(lines) == 3 + 1  # three runs + the target
-        by_label = {l.get_label().split(" ")[0].rstrip(":"): l for l in lines}
+        by_id = lambda path: next(l for l in lines if path.stem.split("_")[-1] + ")" in l.get_label())
         for p, final in zip(done, (3.2, 3.25)):
-            assert by_label[p.stem].get_linestyle() == "-" and by_label[p.stem].get_ydata()[-1] == final
-        assert by_label[crashed.stem].get_linestyle() == ":" and "(incomplete)" in by_label[crashed.stem].get_label()
-        target = by_label["target"]
+            assert by_id(p).get_linestyle() == "-" and by_id(p).get_ydata()[-1] == final
+            assert by_id(p).get_label().startswith("tiny steps=100 (")  # the field that differs from recipe tiny
+        assert by_id(crashed).get_linestyle() == ":" and "(incomplete)" in by_id(crashed).get_label()
+        target = next(l for l in lines if l.get_label().startswith("target"))
         assert target.get_linestyle() == "--" and list(target.get_ydata()) == [3.28, 3.28]
         lo, hi = ax.get_ylim()
         assert lo < 3.2 and 3.3 < hi < 10  # the 10.8 at step 0 is cut off; the end of training is in view
     ax_t, ax_s = fig.axes
     assert ax_t.get_xlabel() == "training time (s)" and ax_s.get_xlabel() == "step"
-    t = next(l for l in ax_t.get_lines() if l.get_label().startswith(done[1].stem))
-    s = next(l for l in ax_s.get_lines() if l.get_label().startswith(done[1].stem))
+    t = next(l for l in ax_t.get_lines() if done[1].stem.split("_")[-1] in l.get_label())
+    s = next(l for l in ax_s.get_lines() if done[1].stem.split("_")[-1] in l.get_label())
     assert list(s.get_xdata()) == [0, 25, 50, 75, 100]
     assert t.get_xdata() == pytest.approx([0, 0.3, 0.6, 0.9, 1.2])  # seconds, 12 ms a step
     assert s.get_ydata()[-1] == 3.25 and "final 3.2500" in s.get_label()

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from speedrun.data.tokenizer import EOT
 from speedrun.model.attention import (
     BlockLists,
     dense_attention,
@@ -20,7 +21,6 @@ from speedrun.model.attention import (
     flex_block_mask,
     short_window_blocks,
 )
-from speedrun.data.tokenizer import EOT
 from speedrun.model.fp8 import fp8_linear
 from speedrun.model.rotary import Rotary, rotary_frequencies
 from speedrun.optim.schedule import long_window_blocks

@@ -1,0 +1,35 @@
+"""benchmarks/time_to_target.py: variant parsing, the per-run summary read from a log, and the table."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from logfactory import runlog
+
+SPEC = importlib.util.spec_from_file_location(
+    "time_to_target", Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_target.py")
+ttt = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(ttt)
+
+
+def test_parse_variant_keeps_list_values_whole():
+    assert ttt.parse_variant("bs:fast_1gpu,steps=1300,batch_stages=[16384,32768,49152],seed=1") == (
+        "bs", "fast_1gpu", ["steps=1300", "batch_stages=[16384,32768,49152]", "seed=1"])
+    assert ttt.parse_variant("base:record21_1gpu") == ("base", "record21_1gpu", [])
+
+
+def test_summary_and_table_from_logs(tmp_path):
+    """curve(3.0, 100 steps, val every 25, 10 ms a step): 3.122 @ 75, 3.0 @ 100."""
+    runlog(tmp_path / "a", 3.0)
+    runlog(tmp_path / "b", 3.3, end=None, stop_at=50)
+    a = ttt.summarize("a", "tiny", ["steps=100"], tmp_path / "a", 0, 3.2, concurrent=False)
+    assert a["status"] == "complete" and a["final_val"] == 3.0 and a["steps"] == 100
+    assert (a["to_target_step"], a["to_target_s"]) == (75, 0.75) and a["ms_per_step"] == 10.0
+    b = ttt.summarize("b", "tiny", [], tmp_path / "b", 1, 3.2, concurrent=True)
+    assert b["status"] == "incomplete" and b["to_target_s"] is None
+    missing = ttt.summarize("c", "tiny", [], tmp_path / "c", 2, 3.2, concurrent=False)
+    assert missing["status"] == "no log"
+    text = ttt.table([a, b, missing], 3.2)
+    assert "| a | tiny steps=100 | 100 | 3.0000 | 1.0 | 10.0 | 0.8 @ 75 |" in text
+    assert "(concurrent)" in text and "not reached" in text and "no log" in text
