@@ -182,8 +182,9 @@ class GPT(nn.Module):
         before inputs[0] (incremental decoding), or None at the start of a sequence."""
         prev = x[:-1] if previous is None else torch.cat([previous.type_as(x)[None], x[:-1]])
         cur, ids = (x[1:], inputs[1:]) if previous is None else (x, inputs)
-        gate = self.smear_lambda.type_as(x) * torch.sigmoid(F.linear(cur[:, : self.recipe.gate_dims], self.smear_gate_w.type_as(x)))
-        mixed = cur + (gate * (ids != EOT)[:, None].to(x.dtype)) * prev
+        gate = torch.sigmoid(F.linear(cur[:, : self.recipe.gate_dims], self.smear_gate_w.type_as(x)))
+        gate = self.smear_lambda.type_as(x) * gate * (ids != EOT)[:, None].to(x.dtype)  # 0 at document starts
+        mixed = cur + gate * prev
         return mixed if previous is not None else torch.cat([x[:1], mixed])
 
     def trunk(self, inputs: Tensor, long_mask, short_mask, previous_embed: Tensor | None = None) -> Tensor:
