@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from speedrun.errors import SpeedrunError
-from speedrun.stats import DEFAULT_TARGET, Run, find_logs, load_run, short_commit
+from speedrun.stats import DEFAULT_TARGET, Run, find_logs, load_run
 
 MAX_RUN_LINES = 8
 
@@ -28,28 +28,11 @@ def _curve(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return v[:, 0], v[:, 2] / 1000, v[:, 1]
 
 
-WHERE_FIELDS = {"train_files", "val_files", "val_tokens", "name", "description"}  # where the data lay, not what ran
-
-
-def recipe_changes(recipe: dict) -> str:
-    """The fields of a logged recipe that differ from the recipe of that name as this checkout defines it, as
-    `key=value` (what a reader needs to tell runs of one recipe apart); "" when none or the name is unknown."""
-    from speedrun.recipe import RecipeError, load_recipe
-
-    try:
-        current = load_recipe(str(recipe.get("name"))).to_dict()
-    except RecipeError:
-        return ""
-    diffs = [f"{k}={v}" for k, v in recipe.items()
-             if k not in WHERE_FIELDS and k in current and current[k] != v]
-    return " ".join(diffs)
-
-
 def _run_label(run: Run) -> str:
     """Recipe, its changed fields, the file's time stamp, and where the run ended: the final loss is what a reader
     compares, and is hard to read off."""
     step, loss, _ = run.log.val[-1]
-    changes = recipe_changes(run.log.recipe)
+    changes = run.settings
     parts = run.path.stem.split("_")
     stamp = f"{parts[0]} {parts[-1]}" if len(parts) > 2 else run.path.stem  # time stamp and the log's own id
     name = f"{run.recipe}{' ' + changes if changes else ''} ({stamp})"
@@ -69,10 +52,10 @@ def _series(runs: list[Run]) -> list[dict]:
         return out
     groups: dict[tuple, list[Run]] = {}
     for r in runs:  # unfinished runs get their own group: they must not drag a finished group's mean
-        groups.setdefault((r.recipe, r.commit, r.status == "complete"), []).append(r)
+        groups.setdefault((*r.group, r.status == "complete"), []).append(r)
     out = []
     # finished groups first, so the dotted unfinished lines are drawn on top and stay visible
-    for (recipe, commit, done), members in sorted(groups.items(), key=lambda kv: (not kv[0][2], kv[0][:2])):
+    for (*_, done), members in sorted(groups.items(), key=lambda kv: (not kv[0][-1], kv[0][:-1])):
         by_step: dict[float, list[tuple[float, float]]] = {}
         for r in members:
             for s, t, l in zip(*_curve(r)):
@@ -81,7 +64,7 @@ def _series(runs: list[Run]) -> list[dict]:
         secs = np.array([np.mean([t for t, _ in by_step[s]]) for s in steps])
         losses = [np.array([l for _, l in by_step[s]]) for s in steps]
         mean = np.array([l.mean() for l in losses])
-        label = f"{recipe} @ {short_commit(commit)}: {len(members)} run{'s' * (len(members) != 1)}" + (
+        label = f"{members[0].group_label}: {len(members)} run{'s' * (len(members) != 1)}" + (
             f", mean final {mean[-1]:.4f}" if done else " (incomplete/failed)")
         out.append(dict(label=label, done=done, planned=max(r.steps_planned for r in members),
                         steps=steps, secs=secs, loss=mean,

@@ -7,6 +7,7 @@ numbers (tests and `speedrun.records` use it); `stats_report` formats them.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import warnings
@@ -45,8 +46,35 @@ class Run:
         return self.status == "complete" and not self.reason
 
     @property
-    def group(self) -> tuple[str, str]:
-        return (self.recipe, self.commit)
+    def settings(self) -> str:
+        """The recipe fields this run changed (`key=value ...`, see recipe_changes); "" for none."""
+        return recipe_changes(self.log.recipe) if self.log is not None else ""
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        """(recipe, commit, every recipe value): runs are pooled only when they ran the same recipe values,
+        so runs that differ by a --set are never averaged together."""
+        values = {k: v for k, v in (self.log.recipe if self.log is not None else {}).items() if k != "description"}
+        return (self.recipe, self.commit, json.dumps(values, sort_keys=True))
+
+    @property
+    def group_label(self) -> str:
+        return f"{self.recipe}{' ' + self.settings if self.settings else ''} @ {short_commit(self.commit)}"
+
+
+WHERE_FIELDS = {"train_files", "val_files", "val_tokens", "name", "description"}  # where the data lay, not what ran
+
+
+def recipe_changes(recipe: dict) -> str:
+    """The fields of a logged recipe that differ from the recipe of that name as this checkout defines it, as
+    `key=value` (what a reader needs to tell runs of one recipe apart); "" when none or the name is unknown."""
+    from speedrun.recipe import RecipeError, load_recipe
+
+    try:
+        current = load_recipe(str(recipe.get("name"))).to_dict()
+    except RecipeError:
+        return ""
+    return " ".join(f"{k}={v}" for k, v in recipe.items() if k not in WHERE_FIELDS and k in current and current[k] != v)
 
 
 @dataclass
@@ -74,7 +102,8 @@ class Summary:
     target: float
     runs: list[Run]
     overall: Stats | None  # None when no run counts
-    groups: dict[tuple[str, str], Stats] = field(default_factory=dict)  # (recipe, commit) -> stats
+    groups: dict[tuple[str, str, str], Stats] = field(default_factory=dict)  # Run.group -> stats
+    labels: dict[tuple[str, str, str], str] = field(default_factory=dict)  # Run.group -> Run.group_label
 
     @property
     def counted(self) -> list[Run]:
@@ -180,11 +209,12 @@ def summarize(paths: list[str], target: float = DEFAULT_TARGET) -> Summary:
     def stats_of(rs: list[Run]) -> Stats:
         return compute_stats([r.final_val_loss for r in rs], [r.training_time_s for r in rs], target)
 
-    groups: dict[tuple[str, str], list[Run]] = {}
+    groups: dict[tuple[str, str, str], list[Run]] = {}
     for r in counted:
         groups.setdefault(r.group, []).append(r)
     return Summary(target, runs, stats_of(counted) if counted else None,
-                   {k: stats_of(v) for k, v in sorted(groups.items())})
+                   {k: stats_of(v) for k, v in sorted(groups.items())},
+                   {k: v[0].group_label for k, v in groups.items()})
 
 
 def format_p(p: float | None) -> str:
@@ -254,12 +284,12 @@ def format_summary(summary: Summary) -> str:
     else:
         lines += [f"complete runs: n = {s.n}", *_stats_lines(s)]
         if len(summary.groups) > 1:
-            lines += ["", "by recipe and commit:"]
-            for (recipe, commit), g in summary.groups.items():
-                lines += [f"  {recipe} @ {short_commit(commit)}: n = {g.n}", *_stats_lines(g, "    "),
+            lines += ["", "by recipe, settings and commit:"]
+            for key, g in summary.groups.items():
+                lines += [f"  {summary.labels[key]}: n = {g.n}", *_stats_lines(g, "    "),
                           "    " + verdict(g).replace("VERDICT: ", "verdict: ")]
-            lines += ["", f"note: the overall numbers pool {len(summary.groups)} recipe/commit groups; "
-                          "a record is judged on the runs of one group"]
+            lines += ["", f"note: the overall numbers pool {len(summary.groups)} groups (recipe values or commit "
+                          "differ); a record is judged on the runs of one group"]
     lines += ["", verdict(s)]
     return "\n".join(lines)
 

@@ -66,7 +66,7 @@ def test_groups_beyond_eight_runs(tmp_path):
         lines = ax.get_lines()
         assert len(lines) == 3 + 1  # groups a, b, a-unfinished + target
         assert len(ax.collections) == 3  # a min-max band per group
-        (ga,) = [l for l in lines if l.get_label().startswith("tiny @ aaaaaaaaaa: 5 runs")]
+        (ga,) = [l for l in lines if l.get_label().startswith("tiny steps=100 @ aaaaaaaaaa: 5 runs")]
         assert ga.get_ydata()[-1] == pytest.approx(np.mean(finals_a))
         (gu,) = [l for l in lines if "incomplete" in l.get_label()]
         assert gu.get_linestyle() == ":"

@@ -155,12 +155,26 @@ def test_groups_by_recipe_and_commit(tmp_path):
         hand_log(tmp_path / f"b{i}.txt", loss, commit=b)
     hand_log(tmp_path / "c.txt", 3.1, name="other", commit=a)
     s = summarize([str(tmp_path)])
-    assert set(s.groups) == {("tiny", a), ("tiny", b), ("other", a)}
-    assert s.groups[("tiny", a)].p_value == scipy.stats.ttest_1samp([3.20, 3.21, 3.22], 3.28, alternative="less").pvalue
-    assert s.groups[("other", a)].n == 1 and s.overall.n == 6
+    by_label = {s.labels[k]: g for k, g in s.groups.items()}
+    # hand_log's recipe is {"name": ..., "steps": 100}: steps differs from recipe tiny's 120, "other" is unknown
+    assert set(by_label) == {"tiny steps=100 @ aaaaaaaaaa", "tiny steps=100 @ bbbbbbbbbb*", "other @ aaaaaaaaaa"}
+    assert by_label["tiny steps=100 @ aaaaaaaaaa"].p_value == scipy.stats.ttest_1samp(
+        [3.20, 3.21, 3.22], 3.28, alternative="less").pvalue
+    assert by_label["other @ aaaaaaaaaa"].n == 1 and s.overall.n == 6
     text = stats_report([str(tmp_path)])[0]
-    assert "by recipe and commit:" in text and "tiny @ aaaaaaaaaa: n = 3" in text and "tiny @ bbbbbbbbbb*: n = 2" in text
-    assert "pool 3 recipe/commit groups" in text
+    assert "by recipe, settings and commit:" in text and "tiny steps=100 @ aaaaaaaaaa: n = 3" in text
+    assert "tiny steps=100 @ bbbbbbbbbb*: n = 2" in text and "pool 3 groups" in text
+
+
+def test_runs_with_other_recipe_values_are_not_pooled(tmp_path):
+    """Same recipe name and commit, but one set of runs changed `steps` with --set: two groups, never one t-test."""
+    for i, loss in enumerate((3.20, 3.21)):
+        hand_log(tmp_path / f"short{i}.txt", loss, steps=100)
+    for i, loss in enumerate((3.25, 3.26)):
+        hand_log(tmp_path / f"long{i}.txt", loss, steps=120)
+    s = summarize([str(tmp_path)])
+    assert sorted(s.labels.values()) == ["tiny @ unknown", "tiny steps=100 @ unknown"]
+    assert sorted(g.n for g in s.groups.values()) == [2, 2]
 
 
 def test_cli(tmp_path):
