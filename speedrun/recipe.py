@@ -128,7 +128,7 @@ class Recipe:
         return tokens, self.seq_len * tokens // self.batch_tokens
 
     def total_train_tokens(self) -> int:
-        return sum(self.step_batch(s)[0] for s in range(self.steps)) if self.batch_stages else self.batch_tokens * self.steps
+        return sum(self.step_batch(s)[0] for s in range(self.steps))
 
     def grad_accum_steps(self, world_size: int) -> int:
         per_micro = world_size * self.seq_len

@@ -13,6 +13,7 @@ step, so the losses and parameters match an uninterrupted run bit for bit on CPU
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import os
 import signal
@@ -533,9 +534,8 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
     result = RunResult(None, start.val_losses, start.train_losses, 0.0)
     train_ms = start.train_ms
     step_times: dict[int, float] = {}
-    tokens_done = [0]  # tokens trained before each step, for tokens/s
-    for s in range(r.steps):
-        tokens_done.append(tokens_done[-1] + r.step_batch(s)[0])
+    # tokens trained before each step, for tokens/s
+    tokens_done = list(itertools.accumulate((r.step_batch(s)[0] for s in range(r.steps)), initial=0))
     vote = _StopVote(stop, plan)
 
     def report(item):
