@@ -58,6 +58,7 @@ class Recipe:
     fp8_x_scale: float
     fp8_w_scale: float
     fp8_grad_scale: float
+    fused_head_loss: bool  # FP8 head + soft-capped cross-entropy as one op, gradient written in the forward (Triton)
     no_mlp_layers: list[int]  # layers without an MLP
     smear: bool  # add a gated share of the previous token's embedding to each token's (within a document)
     attn_gate: bool  # per-head sigmoid gate on attention outputs, computed from the first gate_dims input dims
@@ -197,6 +198,7 @@ class Recipe:
         need(0 <= self.normuon_beta2 < 1, "normuon_beta2 must lie in [0, 1) (0: off)")
         need(self.muon_weight_decay >= 0, "muon_weight_decay must be >= 0")
         need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
+        need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")

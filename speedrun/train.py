@@ -150,11 +150,14 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
         if r.fp8_head and not fp8_ok:
             plan.notes.append("this GPU has no FP8 tensor cores (compute capability < 8.9): the head runs in bf16")
         plan.fp8_head = r.fp8_head and fp8_ok
+        if r.fused_head_loss and not plan.fp8_head:
+            plan.notes.append("fused_head_loss fuses the FP8 head: without it the loss runs unfused")
     else:
         plan.compile = r.compile == "on"
         plan.notes.append("Newton-Schulz runs in float32 on CPU (bfloat16 matmuls are several times slower there)")
         if r.fp8_head:
-            plan.notes.append("FP8 head needs a GPU: the head runs in float32 on CPU")
+            plan.notes.append("FP8 head needs a GPU: the head runs in float32 on CPU"
+                              + (" and the loss unfused (fused_head_loss)" if r.fused_head_loss else ""))
     return plan
 
 

@@ -535,3 +535,19 @@ def test_layers_without_mlp():
         b.attn.c_proj.weight.zero_()
         mask = dense_mask(BlockLists.build(random_tokens(8, 4, eot_at=[0]), 8), 1)
         torch.testing.assert_close(b(x, None, x, mask), x)  # no attention output, no MLP: the identity
+
+
+def test_fused_head_loss_is_inactive_without_the_fp8_head():
+    """Where the FP8 head is off (CPU, eval, no gradients) the fused head + loss recipe computes the plain loss."""
+    r = small_recipe(attn_block_size=32, fp8_head=True, fused_head_loss=True)
+    model = randomize_(build(r)).train()  # build() clears fp8_scales, as the trainer does on a CPU
+    x, y = random_tokens(256, 4, eot_at=[0]), random_tokens(256, 5)
+    assert not model.fused_head_loss_active()
+    loss = model(x, y, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(loss, F.cross_entropy(model(x, None, 4)[0], y))
+    model.lm_head.fp8_scales = (2.0, 512.0, 524288.0)
+    assert model.fused_head_loss_active()
+    with torch.no_grad():
+        assert not model.fused_head_loss_active()  # validation and sampling stay unfused
+    assert not model.eval().fused_head_loss_active()

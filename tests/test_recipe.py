@@ -400,6 +400,7 @@ def test_unknown_base(tmp_path):
     (["device=tpu"], "device='tpu'"),
     (["compile=maybe"], "compile='maybe'"),
     (["val_every=-1"], "val_every"),
+    (["fused_head_loss=true"], "fused_head_loss needs fp8_head = true"),
 ])
 def test_impossible_combinations(items, fragment):
     msg = _error("tiny", items)

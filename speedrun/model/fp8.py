@@ -2,6 +2,8 @@
 
 Forward: x * x_s -> e4m3, w * w_s -> e4m3, `_scaled_mm` with inverse scales, bf16 out.
 Backward: grad * grad_s -> e5m2; grad_x = grad @ w (bf16), grad_w = x^T @ grad (fp32).
+`fp8_head_loss` is the head and its soft-capped cross-entropy as one op: the loss kernel writes the logits' gradient
+in e5m2 during the forward pass (speedrun/kernels/softcap_ce.py), so the backward pass is the two matmuls alone.
 Needs a GPU with FP8 tensor cores (compute capability >= 8.9). `fp8_reference` is the same arithmetic in
 plain float32 matmuls (inputs rounded through the FP8 formats), the CPU-checkable reference.
 """
@@ -31,15 +33,20 @@ def _forward(x: Tensor, w: Tensor, x_s: float, w_s: float):
     return out, x_f8, w_f8
 
 
-def _backward_impl(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float):
-    one = lambda s: g.new_tensor(1 / s, dtype=torch.float32)
-    g_f8 = g.mul(grad_s).to(torch.float8_e5m2)
+def _grads_from_fp8(g_f8: Tensor, g_scale: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float):
+    """(grad_x bf16, grad_w float32) from the output gradient g_f8 * g_scale (g_scale a float32 0-d tensor)."""
+    one = lambda s: g_scale.new_tensor(1 / s)
     grad_x = torch._scaled_mm(g_f8, w_f8.T.contiguous().T, out_dtype=torch.bfloat16,
-                              scale_a=one(grad_s), scale_b=one(w_s), use_fast_accum=False)
+                              scale_a=g_scale, scale_b=one(w_s), use_fast_accum=False)
     # (K, N) @ (N, M) -> (K, M) row-major; its transpose is the (M, K) weight gradient, column-major.
     grad_w = torch._scaled_mm(x_f8.T.contiguous(), g_f8.T.contiguous().T, out_dtype=torch.float32,
-                              scale_a=one(x_s), scale_b=one(grad_s), use_fast_accum=False).T
+                              scale_a=one(x_s), scale_b=g_scale, use_fast_accum=False).T
     return grad_x, grad_w
+
+
+def _backward_impl(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float):
+    g_f8 = g.mul(grad_s).to(torch.float8_e5m2)
+    return _grads_from_fp8(g_f8, g.new_tensor(1 / grad_s, dtype=torch.float32), x_f8, w_f8, x_s, w_s)
 
 
 @functools.cache
@@ -105,3 +112,65 @@ def fp8_round(t: Tensor, scale: float, dtype: torch.dtype) -> Tensor:
 def fp8_reference(x: Tensor, w: Tensor, x_s: float, w_s: float) -> Tensor:
     """Forward of `fp8_mm` in float32 arithmetic on FP8-rounded inputs (runs anywhere)."""
     return fp8_round(x, x_s, torch.float8_e4m3fn) @ fp8_round(w, w_s, torch.float8_e4m3fn).T
+
+
+# --- the FP8 head and the soft-capped cross-entropy as one op ---------------------------------------------------
+# The loss kernel writes grad_s * dloss/dlogits as e5m2 in the forward pass, so the (tokens x vocab) logits are
+# freed at once and the backward pass is just the two FP8 matmuls, with the incoming loss gradient folded into
+# their scale. Replaces: logits kept for backward, a float32 gradient, its bf16 cast and its e5m2 cast.
+
+
+@torch.library.custom_op("speedrun::fp8_head_loss", mutates_args=())
+def fp8_head_loss(x: Tensor, w: Tensor, targets: Tensor, x_s: float, w_s: float, grad_s: float, cap: float,
+                  div: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """x (N, K) contiguous, w (V, K), targets (N,) -> (mean over N of the cross-entropy of the soft-capped logits
+    cap * sigmoid(x @ w.T / div), x_f8, w_f8, g_f8 = grad_s * dloss/dlogits in e5m2)."""
+    from speedrun.kernels.softcap_ce import softcap_cross_entropy_with_grad
+
+    assert x.is_contiguous() and w.is_contiguous()
+    logits, x_f8, w_f8 = _compiled(_forward)(x, w, x_s, w_s)
+    losses, g_f8 = softcap_cross_entropy_with_grad(logits, targets, cap, div, grad_scale=grad_s / x.size(0),
+                                                   grad_dtype=torch.float8_e5m2)
+    return losses.mean(), x_f8, w_f8, g_f8
+
+
+@fp8_head_loss.register_fake
+def _(x, w, targets, x_s, w_s, grad_s, cap, div):
+    return (x.new_empty((), dtype=torch.float32), x.to(torch.float8_e4m3fn), w.to(torch.float8_e4m3fn),
+            x.new_empty(x.shape[0], w.shape[0], dtype=torch.float8_e5m2))
+
+
+@torch.library.custom_op("speedrun::fp8_head_loss_backward", mutates_args=())
+def fp8_head_loss_backward(grad_loss: Tensor, g_f8: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float,
+                           grad_s: float) -> tuple[Tensor, Tensor]:
+    g_scale = (grad_loss.float() / grad_s).reshape(())
+    return _compiled(_grads_from_fp8)(g_f8, g_scale, x_f8, w_f8, x_s, w_s)
+
+
+@fp8_head_loss_backward.register_fake
+def _(grad_loss, g_f8, x_f8, w_f8, x_s, w_s, grad_s):
+    return x_f8.to(torch.bfloat16), w_f8.T.contiguous().T.to(torch.float32)
+
+
+def _setup_head_loss_context(ctx, inputs, output):
+    _, _, _, x_s, w_s, grad_s, _, _ = inputs
+    _, x_f8, w_f8, g_f8 = output
+    ctx.save_for_backward(g_f8, x_f8, w_f8)
+    ctx.scales = (x_s, w_s, grad_s)
+    ctx.set_materialize_grads(False)
+
+
+def _head_loss_backward(ctx, grad_loss, *_):
+    g_f8, x_f8, w_f8 = ctx.saved_tensors
+    grad_x, grad_w = torch.ops.speedrun.fp8_head_loss_backward(grad_loss, g_f8, x_f8, w_f8, *ctx.scales)
+    return grad_x, grad_w, None, None, None, None, None, None
+
+
+fp8_head_loss.register_autograd(_head_loss_backward, setup_context=_setup_head_loss_context)
+
+
+def fp8_softcap_cross_entropy(x: Tensor, w: Tensor, targets: Tensor, x_s: float, w_s: float, grad_s: float,
+                              cap: float, div: float) -> Tensor:
+    """Mean cross-entropy of cap * sigmoid((x @ w.T) / div) against targets, x of any leading shape (GPU, FP8)."""
+    x2 = x.flatten(0, -2).contiguous()
+    return torch.ops.speedrun.fp8_head_loss(x2, w, targets.reshape(-1), x_s, w_s, grad_s, cap, div)[0]

@@ -21,7 +21,7 @@ from speedrun.model.attention import (
     flex_block_mask,
     short_window_blocks,
 )
-from speedrun.model.fp8 import fp8_linear
+from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy
 from speedrun.model.rotary import Rotary, rotary_frequencies
 from speedrun.optim.schedule import long_window_blocks
 from speedrun.recipe import Recipe
@@ -171,10 +171,20 @@ class GPT(nn.Module):
         if inputs.ndim != 1:
             raise ValueError(f"inputs must be one row of tokens (1-D), got shape {tuple(inputs.shape)}")
         long_mask, short_mask = self.masks(inputs, long_blocks)
-        logits = self.head(self.trunk(inputs, long_mask, short_mask))
+        x = self.trunk(inputs, long_mask, short_mask)
+        if targets is not None and self.fused_head_loss_active():
+            r = self.recipe
+            return fp8_softcap_cross_entropy(norm(x), self.lm_head.weight, targets, *self.lm_head.fp8_scales,
+                                             r.logit_cap, r.logit_cap_div)
+        logits = self.head(x)
         if targets is None:
             return logits
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    def fused_head_loss_active(self) -> bool:
+        """The recipe asks for the fused head + loss op and the FP8 head is on (GPU training with gradients)."""
+        return (self.recipe.fused_head_loss and self.lm_head.fp8_scales is not None and self.training
+                and torch.is_grad_enabled())
 
     def smear_embeddings(self, x: Tensor, inputs: Tensor, previous: Tensor | None = None) -> Tensor:
         """x (T, dim) token embeddings -> each plus a gated share of the previous position's embedding, except at

@@ -1,15 +1,19 @@
 """GPU checks (skipped without CUDA): FP8 head vs bf16 matmul, FlexAttention vs the dense reference, the
-compiled flex model vs the dense model. Run on the GPU machine: `pytest -q tests/gpu -s` prints the errors."""
+compiled flex model vs the dense model, the soft-capped cross-entropy kernel vs its reference and the fused
+head + loss op vs the unfused FP8 head. Run on the GPU machine: `pytest -q tests/gpu -s` prints the errors."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from speedrun.data.tokenizer import EOT
+from speedrun.kernels.softcap_ce import softcap_cross_entropy_reference, softcap_cross_entropy_with_grad
 from speedrun.model.attention import BlockLists, dense_attention, dense_mask, flex_block_mask
-from speedrun.model.fp8 import fp8_linear, fp8_supported
+from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy, fp8_supported
 from speedrun.recipe import load_recipe
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -90,3 +94,71 @@ def test_compiled_flex_model_matches_dense_model(features):
         loss_dense = dense(inputs, targets, 7)
     print(f"\ncompiled flex model loss {loss_flex.item():.5f} vs dense model loss {loss_dense.item():.5f}")
     assert abs(loss_flex.item() - loss_dense.item()) < 2e-2 * abs(loss_dense.item())
+
+
+@pytest.mark.parametrize("grad_dtype", [torch.float32, torch.bfloat16, torch.float8_e5m2], ids=str)
+def test_softcap_cross_entropy_kernel_matches_reference(grad_dtype):
+    torch.manual_seed(0)
+    N, V = 2048, 50304
+    logits = (torch.randn(N, V, device="cuda") * 10).bfloat16()
+    targets = torch.randint(0, V, (N,), device="cuda")
+    targets[0], targets[1] = 0, V - 1
+    scale = 524288.0 / N
+    losses, grad = softcap_cross_entropy_with_grad(logits, targets, 30.0, 7.5, grad_scale=scale, grad_dtype=grad_dtype)
+    want_losses, want_grad = softcap_cross_entropy_reference(logits, targets, 30.0, 7.5, grad_scale=scale)
+    loss_err = (losses - want_losses).abs().max().item()
+    # every entry within one step of the output format at its magnitude (e5m2: 2 mantissa bits)
+    step = {torch.float32: 1e-5, torch.bfloat16: 2**-7, torch.float8_e5m2: 2**-2}[grad_dtype]
+    rel = ((grad.float() - want_grad).abs() - step * want_grad.abs()).max().item()
+    print(f"\nsoftcap CE kernel ({grad_dtype}): max loss error {loss_err:.2e}, grad beyond one step {rel:.2e}")
+    assert grad.dtype == grad_dtype and loss_err < 1e-4
+    assert rel <= 1e-6 * scale
+
+
+@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
+def test_fused_head_loss_matches_unfused_fp8_head():
+    torch.manual_seed(0)
+    N, K, M = 8192, 768, 50304
+    x = F.rms_norm(torch.randn(N, K, device="cuda"), (K,)).bfloat16().requires_grad_()
+    w = (torch.randn(M, K, device="cuda") * 0.02).requires_grad_()
+    targets = torch.randint(0, 50257, (N,), device="cuda")
+    scales = (2.0, 512.0, 524288.0)
+    loss = fp8_softcap_cross_entropy(x, w, targets, *scales, 30.0, 7.5) / 2  # a non-unit incoming gradient
+    loss.backward()
+    gx, gw = x.grad.clone(), w.grad.clone()
+    x.grad = w.grad = None
+    logits = 30.0 * torch.sigmoid(fp8_linear(x, w, *scales).float() / 7.5)
+    loss_ref = F.cross_entropy(logits, targets) / 2
+    loss_ref.backward()
+    errs = dict(loss=abs(loss.item() - loss_ref.item()), grad_x=rel_err(gx, x.grad), grad_w=rel_err(gw, w.grad))
+    print(f"\nfused FP8 head + loss vs unfused: {errs}")
+    assert gx.dtype == torch.bfloat16 and gw.dtype == torch.float32 and gw.shape == w.shape
+    assert errs["loss"] < 1e-3 and errs["grad_x"] < 0.02 and errs["grad_w"] < 0.02
+
+
+@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
+def test_compiled_model_with_fused_head_loss_matches_unfused():
+    from speedrun.model.gpt import GPT
+
+    r = load_recipe("fast", ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'",
+                             "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", "fused_head_loss=true"])
+    torch.manual_seed(0)
+    models = [GPT(r, attention="flex").cuda() for _ in range(2)]
+    torch.nn.init.normal_(models[0].lm_head.weight, std=0.02)
+    models[1].load_state_dict(models[0].state_dict())
+    models[1].recipe = dataclasses.replace(r, fused_head_loss=False)
+    tokens = random_docs(r.seq_len + 1, 600, seed=2)
+    inputs, targets = tokens[:-1].int(), tokens[1:].long()
+    losses, grads = [], []
+    for m in models:
+        assert m.fused_head_loss_active() == m.recipe.fused_head_loss
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = torch.compile(m, dynamic=False)(inputs, targets, torch.tensor(7, device="cuda"))
+        loss.backward()
+        losses.append(loss.item())
+        grads.append({n: p.grad.float() for n, p in m.named_parameters() if p.grad is not None})
+    errs = {n: rel_err(grads[0][n], grads[1][n]) for n in ("lm_head.weight", "blocks.3.mlp.c_proj.weight", "embed.weight")
+            if n in grads[1]}
+    print(f"\ncompiled model, fused head loss {losses[0]:.5f} vs unfused {losses[1]:.5f}; grad errors {errs}")
+    assert abs(losses[0] - losses[1]) < 1e-3 * losses[1]
+    assert errs and all(e < 0.03 for e in errs.values())

@@ -1,0 +1,90 @@
+"""Head + loss benchmark (GPU): the FP8 head and the soft-capped cross-entropy, forward and backward, unfused
+(the compiled record-21 path: FP8 matmul, float32 soft cap, F.cross_entropy, autograd) against the fused op
+(`fp8_softcap_cross_entropy`: the Triton loss kernel writes the e5m2 gradient in the forward pass), and the
+loss kernel alone at several block sizes and warp counts. Prints a table of median times (CUDA events).
+
+    python benchmarks/head_loss.py [--tokens 49152] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+import torch
+import torch.nn.functional as F
+
+from speedrun.kernels.softcap_ce import softcap_cross_entropy_with_grad
+from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy
+
+CAP, DIV, SCALES = 30.0, 7.5, (2.0, 512.0, 524288.0)
+
+
+def median_ms(fn, reps: int = 20, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokens", type=int, default=49152)
+    ap.add_argument("--dim", type=int, default=768)
+    ap.add_argument("--vocab", type=int, default=50304)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    N, K, V = args.tokens, args.dim, args.vocab
+    x = F.rms_norm(torch.randn(N, K, device="cuda"), (K,)).bfloat16().requires_grad_()
+    w = (torch.randn(V, K, device="cuda") * 0.02).requires_grad_()
+    targets = torch.randint(0, 50257, (N,), device="cuda")
+
+    @torch.compile(dynamic=False)
+    def unfused(x, w, targets):
+        logits = CAP * torch.sigmoid(fp8_linear(x, w, *SCALES).float() / DIV)
+        return F.cross_entropy(logits, targets)
+
+    def fwd_bwd(loss_fn):
+        def run():
+            x.grad = w.grad = None
+            loss_fn(x, w, targets).backward()
+        return run
+
+    fused = lambda x, w, t: fp8_softcap_cross_entropy(x, w, t, *SCALES, CAP, DIV)
+    rows = []
+    for name, fn in [("unfused (compiled) fwd+bwd", unfused), ("fused op fwd+bwd", fused)]:
+        torch.cuda.reset_peak_memory_stats()
+        ms = median_ms(fwd_bwd(fn))
+        rows.append(dict(what=name, ms=ms, peak_mib=torch.cuda.max_memory_allocated() / 2**20))
+    with torch.no_grad():
+        logits = (x @ w.bfloat16().T).contiguous()
+    for block in (2048, 4096, 8192):
+        for warps in (4, 8, 16):
+            run = lambda: softcap_cross_entropy_with_grad(logits, targets, CAP, DIV, 10.0, torch.float8_e5m2,
+                                                          block=block, num_warps=warps)
+            ms = median_ms(run)
+            gbytes = N * V * 3 / 1e9  # bf16 read once + e5m2 written, the least traffic possible
+            rows.append(dict(what=f"loss kernel alone, block {block}, {warps} warps", ms=ms,
+                             gb_per_s=gbytes / ms * 1e3))
+    print(f"\n{torch.cuda.get_device_name()} | torch {torch.__version__} | N={N} K={K} V={V}")
+    print(f"{'what':<44} {'ms':>8}  extra")
+    for r in rows:
+        extra = f"peak {r['peak_mib']:,.0f} MiB" if "peak_mib" in r else f"{r['gb_per_s']:,.0f} GB/s (min traffic)"
+        print(f"{r['what']:<44} {r['ms']:>8.3f}  {extra}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(device=torch.cuda.get_device_name(), torch=torch.__version__, N=N, K=K, V=V, rows=rows), f,
+                      indent=1)
+
+
+if __name__ == "__main__":
+    main()
