@@ -63,6 +63,9 @@ class Recipe:
     smear: bool  # add a gated share of the previous token's embedding to each token's (within a document)
     attn_gate: bool  # per-head sigmoid gate on attention outputs, computed from the first gate_dims input dims
     gate_dims: int  # input dims the smear and attention gates read
+    ve_gate: bool  # value embeddings scaled per head by 2*sigmoid(w_h . x[:gate_dims]) (1 at init)
+    skip_gate: bool  # U-net skips scaled per token by 2*sigmoid(w . x[:gate_dims]) (1 at init)
+    bigram_buckets: int  # hashed (previous, current) token-pair embedding added to the token's (0: off)
 
     # --- attention windows -------------------------------------------------------------------------------
     attn_block_size: int
@@ -200,6 +203,8 @@ class Recipe:
         need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
         need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
+        need(self.bigram_buckets == 0 or self.bigram_buckets >= 2,
+             f"bigram_buckets={self.bigram_buckets} must be 0 (off) or >= 2 (bucket 0 means: no previous token)")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")

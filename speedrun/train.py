@@ -184,7 +184,7 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
         model.lm_head.fp8_scales = None
     model = model.to(plan.device)
     if plan.device.type == "cuda":
-        for table in [model.embed, *model.value_embeds]:
+        for table in model.embedding_tables():
             table.bfloat16()  # embeddings are kept in bf16 on the GPU, as in the record
     return model
 

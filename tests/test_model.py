@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from speedrun.data.tokenizer import EOT
 from speedrun.model.attention import BlockLists, dense_mask, reference_mask
-from speedrun.model.gpt import GATE_SUFFIX, GPT, CastedLinear, init_uniform_, norm
+from speedrun.model.gpt import GATE_SUFFIX, GPT, CastedLinear, bigram_ids, init_uniform_, norm
 from speedrun.model.rotary import Rotary, rotary_frequencies
 from speedrun.recipe import load_recipe
 
@@ -60,6 +60,18 @@ def small_model():
 
 
 FAST = dict(smear=True, attn_gate=True, no_mlp_layers=[0])  # the fast recipe's architecture changes
+
+
+GATES_AND_BIGRAM = dict(FAST, ve_gate=True, skip_gate=True, bigram_buckets=97)
+
+
+@pytest.fixture(scope="module")
+def extras_model():
+    """fast_model plus the value-embedding and skip gates and a random bigram table."""
+    model = randomize_(build(small_recipe(attn_block_size=32, **GATES_AND_BIGRAM)))
+    with torch.no_grad():
+        model.bigram_embed.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(3))
+    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +149,7 @@ def test_rejects_batched_inputs_and_unknown_backend():
 # --- causality, documents, windows -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("window", [8, 2])
 @pytest.mark.parametrize("p", [0, 31, 32, 100, 254])
-@pytest.mark.parametrize("which", ["small_model", "fast_model"])
+@pytest.mark.parametrize("which", ["small_model", "fast_model", "extras_model"])
 def test_causality_future_tokens_do_not_change_past_logits(which, p, window, request):
     small_model = request.getfixturevalue(which)
     T = 256
@@ -151,7 +163,7 @@ def test_causality_future_tokens_do_not_change_past_logits(which, p, window, req
 
 
 @pytest.mark.parametrize("e", [100, 128])  # inside a block / exactly at a block start
-@pytest.mark.parametrize("which", ["small_model", "fast_model"])
+@pytest.mark.parametrize("which", ["small_model", "fast_model", "extras_model"])
 def test_document_isolation(which, e, request):
     """Tokens of an earlier document do not affect a later one, even when the window covers both (with smear too:
     it never mixes across a document start)."""
@@ -328,10 +340,10 @@ def test_record21_parameter_count(record21_meta):
 
 
 # --- parameter groups -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("which", ["small", "record21", "fast"])
+@pytest.mark.parametrize("which", ["small", "record21", "fast", "extras"])
 def test_param_groups_partition_parameters(which, record21_meta):
     model = {"small": lambda: build(small_recipe()), "record21": lambda: record21_meta,
-             "fast": lambda: build(small_recipe(**FAST))}[which]()
+             "fast": lambda: build(small_recipe(**FAST)), "extras": lambda: build(small_recipe(**GATES_AND_BIGRAM))}[which]()
     groups = model.param_groups()
     assert set(groups) == {"muon", "embed", "head", "scalar"}
     seen = [id(p) for ps in groups.values() for p in ps]
@@ -352,11 +364,16 @@ def test_param_groups_partition_parameters(which, record21_meta):
     assert all(p.ndim >= 2 for p in groups["muon"])
     r = model.recipe
     assert sum(p.shape == (3, r.num_heads * r.head_dim, r.model_dim) for p in groups["muon"]) == n_attn
-    assert ids(groups["embed"]) == ids([model.embed.weight, *(t.weight for t in model.value_embeds)])
+    bigram = [model.bigram_embed.weight] if which == "extras" else []
+    assert ids(groups["embed"]) == ids([model.embed.weight, *(t.weight for t in model.value_embeds), *bigram])
     assert ids(groups["head"]) == {id(model.lm_head.weight)}
     want_scalar = [model.skip_weights] + [b.lambdas for b in model.blocks] + [b.attn.lambdas for b in model.blocks if b.attn]
-    if which == "fast":  # gates go to Adam with the scalars
+    if which in ("fast", "extras"):  # gates go to Adam with the scalars
         want_scalar += [model.smear_gate_w, model.smear_lambda] + [b.attn.gate_w for b in model.blocks if b.attn]
+    if which == "extras":  # value-embedding gates only where a layer has a value embedding
+        ve_layers = [i for i in range(L) if r.value_embed_layer(i) is not None and model.blocks[i].attn]
+        want_scalar += [model.skip_gate_w] + [model.blocks[i].attn.ve_gate_w for i in ve_layers]
+        assert all(model.blocks[i].attn.ve_gate_w is None for i in range(L) if i not in ve_layers and model.blocks[i].attn)
     assert ids(groups["scalar"]) == ids(want_scalar)
 
 
@@ -551,3 +568,76 @@ def test_fused_head_loss_is_inactive_without_the_fp8_head():
     with torch.no_grad():
         assert not model.fused_head_loss_active()  # validation and sampling stay unfused
     assert not model.eval().fused_head_loss_active()
+
+
+
+def test_bigram_ids():
+    """A hash of (previous, current) into 1 .. buckets - 1; 0 at the row's first position and at document starts;
+    with the previous token given (decoding), the first position hashes too."""
+    tokens = torch.tensor([EOT, 5, 7, 7, EOT, 5, 7])
+    ids = bigram_ids(tokens, 97)
+    want = [0] + [((a * 1_000_003) ^ b) % 96 + 1 for a, b in zip(tokens[:-1].tolist(), tokens[1:].tolist())]
+    want[4] = 0  # document start
+    assert ids.tolist() == want
+    assert ids[1] == ids[5] and ids[2] == ids[6] and ids[2] != ids[3]  # the same pair, the same row
+    assert bigram_ids(tokens[2:], 97, tokens[1:2]).tolist() == ids[2:].tolist()
+    many = bigram_ids(torch.randint(0, EOT, (5000,)), 1000)
+    assert many[1:].min() >= 1 and many.max() <= 999 and many.unique().numel() > 900
+
+
+def test_gates_and_bigram_start_as_the_model_without_them():
+    """Zero gate matrices (2 * sigmoid(0) = 1) and a zero bigram table: the same logits as the plain model."""
+    plain = randomize_(build(small_recipe(attn_block_size=32, **FAST))).eval()
+    extras = build(small_recipe(attn_block_size=32, **GATES_AND_BIGRAM)).eval()
+    missing, unexpected = extras.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all("ve_gate_w" in k or k in ("skip_gate_w", "bigram_embed.weight") for k in missing)
+    x = random_tokens(256, 7, eot_at=[0, 90])
+    with torch.no_grad():
+        torch.testing.assert_close(extras(x, None, 4), plain(x, None, 4))
+
+
+def test_value_embedding_gate_scales_each_heads_value_embedding():
+    """Saturated gates, head 0 at 0 and head 1 at 2: the layer equals the ungated one fed the value embedding with
+    head 0's part zeroed and head 1's doubled."""
+    r = small_recipe(attn_block_size=32, ve_gate=True)
+    model = randomize_(build(r))
+    attn = model.blocks[0].attn
+    assert attn.ve_gate_w is not None
+    x = norm(torch.randn(1, 64, r.model_dim))
+    x[..., 0] = x[..., 0].abs() + 0.1
+    ve = torch.randn(1, 64, r.num_heads * r.head_dim)
+    mask = dense_mask(BlockLists.build(random_tokens(64, 3, eot_at=[0]), r.attn_block_size), 2)
+    with torch.no_grad():
+        attn.ve_gate_w.zero_()
+        attn.ve_gate_w[0, 0], attn.ve_gate_w[1, 0] = -1e4, 1e4
+        y = attn(x, ve, mask)
+        scaled = ve.view(1, 64, r.num_heads, r.head_dim) * torch.tensor([0.0, 2.0])[:, None]
+        gate = attn.ve_gate_w
+        attn.ve_gate_w = None
+        torch.testing.assert_close(y, attn(x, scaled.view_as(ve), mask))
+        attn.ve_gate_w = gate
+
+
+def test_skip_gate_formula():
+    """Decoder layer i adds skip_weights[j] * 2 * sigmoid(w_j . x[:gate_dims]) * (encoder output j), j = i - L/2."""
+    m = randomize_(build(small_recipe(attn_block_size=32, skip_gate=True))).eval()
+    tokens = random_tokens(256, 8, eot_at=[0, 100])
+    long_mask, short_mask = m.masks(tokens, 4)
+    gd, n = m.recipe.gate_dims, len(m.skip_weights)
+    gates = []
+    with torch.no_grad():
+        got = m.trunk(tokens, long_mask, short_mask)
+        ve = [table(tokens)[None] for table in m.value_embeds]
+        x = x0 = norm(m.embed(tokens)[None])
+        skips = []
+        for i, block in enumerate(m.blocks):
+            if i >= n:
+                j = i - n
+                gates.append(2 * torch.sigmoid(x[..., :gd] @ m.skip_gate_w[j]))
+                x = x + m.skip_weights[j] * gates[-1][..., None] * skips.pop()
+            t = m.ve_table[i]
+            x = block(x, ve[t] if t is not None else None, x0, long_mask if m.long_layer[i] else short_mask)
+            if i < n:
+                skips.append(x)
+    torch.testing.assert_close(got, x)
+    assert torch.cat(gates).std() > 0.05  # the gates really vary by token

@@ -41,16 +41,23 @@ def random_model(**extra) -> GPT:
         for name, p in model.named_parameters():
             if p.ndim < 2 or name.endswith("gate_w"):
                 p.add_(torch.randn(p.shape, generator=g) * 0.3)
+        if model.bigram_embed is not None:
+            model.bigram_embed.weight.normal_(0, 0.5, generator=g)
     return model.eval()
 
 
+FAST = dict(smear=True, attn_gate=True, no_mlp_layers=[0])
+GATES_AND_BIGRAM = dict(FAST, ve_gate=True, skip_gate=True, bigram_buckets=97)
+
+
 # --- the cached path against the full forward pass ---------------------------------------------------------------
-@pytest.mark.parametrize("features", [{}, dict(smear=True, attn_gate=True, no_mlp_layers=[0])], ids=["record21", "fast"])
+@pytest.mark.parametrize("features", [{}, FAST, GATES_AND_BIGRAM], ids=["record21", "fast", "gates+bigram"])
 @pytest.mark.parametrize("window", [1, 2, 3])
 def test_cached_decoding_matches_the_full_forward(window, features):
     """Two documents in 512 positions (the second starts mid-block), fed in uneven chunks and single tokens:
     every position's logits agree with one full pass (float32, 1e-4), for windows shorter and longer than
-    the sequence's blocks; with the fast recipe's smear (which needs the previous token) and gates too."""
+    the sequence's blocks; with the fast recipe's smear (which needs the previous token) and gates too, and with
+    the value-embedding and skip gates and the bigram embedding (which needs the previous token as well)."""
     model = random_model(**features)
     T = 512
     x = torch.randint(0, EOT, (T,), generator=torch.Generator().manual_seed(2))

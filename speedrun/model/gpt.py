@@ -69,7 +69,7 @@ def gate_weight(outputs: int, inputs: int) -> nn.Parameter:
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, r: Recipe):
+    def __init__(self, r: Recipe, has_value_embed: bool = True):
         super().__init__()
         self.num_heads, self.head_dim, self.scale = r.num_heads, r.head_dim, r.attn_scale
         hdim = r.num_heads * r.head_dim
@@ -82,6 +82,9 @@ class CausalSelfAttention(nn.Module):
         # itself off for a token instead of parking attention on a sink.
         self.gate_dims = r.gate_dims
         self.gate_w = gate_weight(r.num_heads, r.gate_dims) if r.attn_gate else None
+        # Value-embedding gate: each head's share of the value embedding scaled by 2 * sigmoid(w_h . x[:gate_dims])
+        # (1 at init), so a head can take more or less of the token's value embedding token by token.
+        self.ve_gate_w = gate_weight(r.num_heads, r.gate_dims) if r.ve_gate and has_value_embed else None
 
     def forward(self, x: Tensor, ve: Tensor | None, mask) -> Tensor:
         B, T = x.size(0), x.size(1)
@@ -90,7 +93,13 @@ class CausalSelfAttention(nn.Module):
         q, k = norm(q), norm(k)
         cached = isinstance(mask, CachedWindow)
         q, k = (mask.rotate(self.rotary, q), mask.rotate(self.rotary, k)) if cached else (self.rotary(q), self.rotary(k))
-        v = self.lambdas[0] * v + self.lambdas[1] * ve.view_as(v) if ve is not None else self.lambdas[0] * v
+        if ve is not None:
+            ve = ve.view_as(v)
+            if self.ve_gate_w is not None:
+                ve = ve * (2 * torch.sigmoid(F.linear(x[..., : self.gate_dims], self.ve_gate_w.type_as(x))))[..., None]
+            v = self.lambdas[0] * v + self.lambdas[1] * ve
+        else:
+            v = self.lambdas[0] * v
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         if cached:
             y = mask.attend(self, q, k, v, self.scale)
@@ -120,7 +129,7 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, r: Recipe, layer: int):
         super().__init__()
-        self.attn = None if layer in r.no_attn_layers else CausalSelfAttention(r)
+        self.attn = None if layer in r.no_attn_layers else CausalSelfAttention(r, r.value_embed_layer(layer) is not None)
         self.mlp = None if layer in r.no_mlp_layers else MLP(r)
         self.lambdas = nn.Parameter(torch.tensor([1.0, 0.0]))  # x = l0*x + l1*x0
 
@@ -129,6 +138,17 @@ class Block(nn.Module):
         if self.attn is not None:
             x = x + self.attn(norm(x), ve, mask)
         return x + self.mlp(norm(x)) if self.mlp is not None else x
+
+
+def bigram_ids(inputs: Tensor, buckets: int, previous_token: Tensor | None = None) -> Tensor:
+    """(T,) token ids -> the bigram table row of each (previous token, token) pair: a multiplicative hash into
+    1 .. buckets - 1, and row 0 where there is no previous token in the document (the row's first position,
+    unless `previous_token` is given, and every document start), so no document sees another."""
+    prev = inputs[:1].new_full((1,), -1) if previous_token is None else previous_token.reshape(1).to(inputs.dtype)
+    prev = torch.cat([prev, inputs[:-1]]).long()
+    cur = inputs.long()
+    ids = ((prev * 1_000_003) ^ cur) % (buckets - 1) + 1
+    return torch.where((prev < 0) | (cur == EOT), 0, ids)
 
 
 class GPT(nn.Module):
@@ -148,6 +168,13 @@ class GPT(nn.Module):
         # Smear: x[t] += lambda * sigmoid(w . x[t][:gate_dims]) * x[t-1] on the token embeddings (lambda starts at 0)
         self.smear_gate_w = gate_weight(1, r.gate_dims) if r.smear else None
         self.smear_lambda = nn.Parameter(torch.zeros(1)) if r.smear else None
+        # Skip gate: skip j scaled by 2 * sigmoid(w_j . x[:gate_dims]) per token (1 at init)
+        self.skip_gate_w = gate_weight(r.num_layers // 2, r.gate_dims) if r.skip_gate else None
+        # Bigram hash embedding: a table indexed by a hash of (previous token, token), added to the token embedding;
+        # zero at init, so the model starts as without it
+        self.bigram_embed = nn.Embedding(r.bigram_buckets, r.model_dim) if r.bigram_buckets else None
+        if self.bigram_embed is not None:
+            nn.init.zeros_(self.bigram_embed.weight)
         self.ve_table = [r.value_embed_layer(i) for i in range(r.num_layers)]
         self.long_layer = [c == "L" for c in r.window_pattern]
 
@@ -197,18 +224,27 @@ class GPT(nn.Module):
         mixed = cur + gate * prev
         return mixed if previous is not None else torch.cat([x[:1], mixed])
 
-    def trunk(self, inputs: Tensor, long_mask, short_mask, previous_embed: Tensor | None = None) -> Tensor:
-        """Embeddings and blocks: (T,) token ids -> (1, T, model_dim) final hidden states."""
+    def trunk(self, inputs: Tensor, long_mask, short_mask, previous_token: Tensor | None = None) -> Tensor:
+        """Embeddings and blocks: (T,) token ids -> (1, T, model_dim) final hidden states. `previous_token` (1,):
+        the token before inputs[0] (incremental decoding), or None at the start of a sequence."""
         ve = [table(inputs)[None] for table in self.value_embeds]
         x = self.embed(inputs)
         if self.smear_gate_w is not None:
-            x = self.smear_embeddings(x, inputs, previous_embed)
+            previous = self.embed(previous_token)[0] if previous_token is not None else None
+            x = self.smear_embeddings(x, inputs, previous)
+        if self.bigram_embed is not None:  # after smear, so smear mixes token embeddings only
+            x = x + self.bigram_embed(bigram_ids(inputs, self.bigram_embed.num_embeddings, previous_token))
         x = x0 = norm(x[None])
         skips = []
         n = len(self.skip_weights)
+        gd = self.recipe.gate_dims
         for i, block in enumerate(self.blocks):
             if i >= n:
-                x = x + self.skip_weights[i - n] * skips.pop()
+                j = i - n
+                w = self.skip_weights[j]
+                if self.skip_gate_w is not None:
+                    w = w * 2 * torch.sigmoid(F.linear(x[..., :gd], self.skip_gate_w[j : j + 1].type_as(x)))
+                x = x + w * skips.pop()
             t = self.ve_table[i]
             x = block(x, ve[t] if t is not None else None, x0, long_mask if self.long_layer[i] else short_mask)
             if i < n:
@@ -237,12 +273,15 @@ class GPT(nn.Module):
         block = self.recipe.attn_block_size
         long_mask = CachedWindow(cache, positions, docs, long_w, block, self.recipe.rotary_base)
         short_mask = CachedWindow(cache, positions, docs, short_window_blocks(long_w), block, self.recipe.rotary_base)
-        x = self.trunk(inputs, long_mask, short_mask, cache.last_embed if cache.length else None)
+        x = self.trunk(inputs, long_mask, short_mask, cache.last_token if cache.length else None)
         cache.length += T
         cache.doc = int(docs[-1])
-        if self.smear_gate_w is not None:
-            cache.last_embed = self.embed(inputs[-1:])[0]
+        cache.last_token = inputs[-1:]
         return self.head(x[:, -1:] if last_only else x)[0]
+
+    def embedding_tables(self) -> list[nn.Embedding]:
+        """Token, value and bigram embedding tables (Adam at lr_embed; kept in bf16 on the GPU)."""
+        return [self.embed, *self.value_embeds, *([self.bigram_embed] if self.bigram_embed is not None else [])]
 
     # --- parameter groups, as the optimisers see them ---------------------------------------------------------
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -251,7 +290,7 @@ class GPT(nn.Module):
         blocks = list(self.blocks.named_parameters())
         return {
             "muon": [p for n, p in blocks if p.ndim >= 2 and not n.endswith(GATE_SUFFIX)],
-            "embed": [self.embed.weight, *(t.weight for t in self.value_embeds)],
+            "embed": [t.weight for t in self.embedding_tables()],
             "head": [self.lm_head.weight],
             "scalar": [p for n, p in self.named_parameters() if p.ndim < 2 or n.endswith(GATE_SUFFIX)],
         }
@@ -269,11 +308,11 @@ class KVCache:
         self.layers: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}  # id(attn) -> (k, v, positions, docs)
         self.length = 0  # positions fed so far
         self.doc = 0  # document id of the last position fed
-        self.last_embed: Tensor | None = None  # token embedding of the last position fed (for smear)
+        self.last_token: Tensor | None = None  # (1,) id of the last position fed (smear and bigram look back)
 
     def copy(self) -> "KVCache":
         out = KVCache()
-        out.layers, out.length, out.doc, out.last_embed = dict(self.layers), self.length, self.doc, self.last_embed
+        out.layers, out.length, out.doc, out.last_token = dict(self.layers), self.length, self.doc, self.last_token
         return out
 
 
