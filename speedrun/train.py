@@ -113,7 +113,8 @@ class Plan:
             + (f"; schedule over {len(r.batch_stages)} equal stages: {' -> '.join(f'{t:,}' for t in r.batch_stages)}"
                if r.batch_stages else ""),
             f"attention: {'FlexAttention block masks' if self.attention == 'flex' else 'dense boolean mask + SDPA'}",
-            f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}",
+            f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}"
+            + ("; fused with the soft-capped loss (Triton kernel)" if self.fp8_head and r.fused_head_loss else ""),
             f"precision: {dtype}",
             f"torch.compile: {'on' if self.compile else 'off'}",
         ]

@@ -75,3 +75,16 @@ def test_tiny_runs_anywhere(monkeypatch, gpu):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     plan = make_plan(load_recipe("tiny"))
     assert plan.device.type == ("cuda" if gpu else "cpu")
+
+
+def test_fused_head_loss_follows_the_fp8_head(monkeypatch):
+    """fast fuses the head with its loss where FP8 runs; below sm89 both fall back, and the notes say so."""
+    fast = load_recipe("fast")
+    fake_gpu(monkeypatch, (9, 0))
+    plan = make_plan(fast)
+    assert plan.fp8_head and not plan.notes
+    assert "FP8 (e4m3/e5m2) in training; fused with the soft-capped loss" in plan.describe(fast)
+    fake_gpu(monkeypatch, (8, 0))
+    plan = make_plan(fast)
+    assert not plan.fp8_head and "fused with" not in plan.describe(fast)
+    assert any("fused_head_loss" in n and "unfused" in n for n in plan.notes)
