@@ -46,6 +46,7 @@ class Checkpoint:
     train_files: list[tuple[str, int]] = field(default_factory=list)  # (file name, tokens) of the train stream
     save_every: int = 0
     world_size: int = 1
+    pending_grads: dict = field(default_factory=dict)  # name -> gradient Adam has not used yet (adam_every > 1)
 
     @property
     def complete(self) -> bool:
@@ -92,6 +93,7 @@ def payload(*, model, optimizers, step: int, stream_position, recipe: Recipe, lo
         recipe=recipe.to_dict(),
         step=int(step),
         model=_to_cpu(base.state_dict()),
+        pending_grads=_to_cpu(_pending_by_name(base, optimizers[0])),
         optimizers=[_to_cpu(o.state_dict()) for o in optimizers],
         stream=dict(shard=int(stream_position.shard), offset=int(stream_position.offset),
                     passes=int(stream_position.passes)),
@@ -105,6 +107,12 @@ def payload(*, model, optimizers, step: int, stream_position, recipe: Recipe, lo
         world_size=int(world_size),
         torch_version=str(torch.__version__),
     )
+
+
+def _pending_by_name(model, adam) -> dict:
+    """Adam's gradients waiting for its next step (adam_every > 1), by parameter name."""
+    pending = getattr(adam, "pending_grads", {})
+    return {n: pending[p] for n, p in model.named_parameters() if p in pending}
 
 
 def _to_cpu(obj):
@@ -178,6 +186,7 @@ def load(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
             train_losses=list(data["train_losses"]), val_losses=[tuple(x) for x in data["val_losses"]],
             log_path=data["log_path"], train_files=[tuple(x) for x in data.get("train_files", [])],
             save_every=int(data.get("save_every", 0)), world_size=int(data.get("world_size", 1)),
+            pending_grads=dict(data.get("pending_grads", {})),
         )
     except RecipeError as e:
         raise CheckpointError(f"{path}: its recipe does not fit this version of speedrun: {e}") from None
@@ -273,3 +282,13 @@ def load_weights(model, ckpt: Checkpoint) -> None:
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise CheckpointError(f"{ckpt.path}: the weights do not fit the checkpoint's recipe ({first})") from None
+
+
+def load_pending_grads(model, adam, ckpt: Checkpoint) -> None:
+    """Give Adam back the gradients it had not used yet when the checkpoint was written (adam_every > 1)."""
+    params = dict(getattr(model, "_orig_mod", model).named_parameters())
+    unknown = sorted(set(ckpt.pending_grads) - set(params))
+    if unknown:
+        raise CheckpointError(f"{ckpt.path}: pending gradients for unknown parameters {unknown[:3]}")
+    adam.pending_grads = {params[n]: g.to(device=params[n].device, dtype=params[n].dtype)
+                          for n, g in ckpt.pending_grads.items()}

@@ -81,6 +81,7 @@ class Recipe:
     steps: int
     adam_betas: list[float]
     adam_eps: float
+    adam_every: int  # Adam steps every k-th step on the mean of the k steps' gradients (1: every step)
     lr_head: float
     lr_embed: float
     lr_scalar: float
@@ -200,6 +201,7 @@ class Recipe:
                  f"ns_steps={self.ns_steps}: polar_express has coefficients for 1..{len(POLAR_EXPRESS_COEFFICIENTS)} steps")
         need(0 <= self.normuon_beta2 < 1, "normuon_beta2 must lie in [0, 1) (0: off)")
         need(self.muon_weight_decay >= 0, "muon_weight_decay must be >= 0")
+        need(self.adam_every >= 1, f"adam_every={self.adam_every} must be >= 1 (1: Adam steps every step)")
         need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
         need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")

@@ -205,6 +205,7 @@ def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[t
     for opt in (adam, muon):
         for g in opt.param_groups:
             g["initial_lr"] = g["lr"]
+    adam.pending_grads = {}  # adam_every > 1: parameter -> summed gradients since Adam's last step
     return adam, muon
 
 
@@ -227,13 +228,42 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def adam_step_due(step: int, r: Recipe) -> bool:
+    """Adam steps at every `adam_every`-th step, and at the last step so that no gradient is left unused."""
+    return (step + 1) % r.adam_every == 0 or step + 1 == r.steps
+
+
 def optimizer_step(model, optimizers, step: int, r: Recipe, world_size: int) -> None:
+    """Average the gradients over ranks and step the optimisers.
+
+    With adam_every = k > 1, Adam steps on the mean of k steps' gradients. Between its steps their sum waits in
+    `adam.pending_grads` (parameter -> tensor), out of `.grad`: each step's rank-averaged gradient is added to it
+    after the all-reduce, so the sum is formed in the same order on any number of ranks (2 ranks then train
+    bit for bit like 1 rank with 2 accumulation steps) and is the same on every rank (a checkpoint holds it).
+    """
+    adam, muon = optimizers
     if world_size > 1:
         for p in model.parameters():
-            all_reduce_mean(p.grad)
-    apply_schedules(step, r, *optimizers)
-    for opt in optimizers:
-        opt.step()
+            if p.grad is not None:
+                all_reduce_mean(p.grad)
+    apply_schedules(step, r, adam, muon)
+    muon.step()
+    due = adam_step_due(step, r)
+    if r.adam_every > 1:
+        pending = adam.pending_grads
+        for group in adam.param_groups:
+            for p in group["params"]:
+                held = pending.pop(p, None)
+                if held is not None:
+                    p.grad = held if p.grad is None else held.add_(p.grad)
+                if not due and p.grad is not None:
+                    pending[p], p.grad = p.grad, None
+        n = step % r.adam_every + 1  # steps since Adam's last step
+        if due and n > 1:
+            grads = [p.grad for g in adam.param_groups for p in g["params"] if p.grad is not None]
+            torch._foreach_div_(grads, n)
+    if due:
+        adam.step()
     model.zero_grad(set_to_none=True)
 
 
@@ -272,6 +302,7 @@ def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window, say=Non
         if say is not None and (i < 2 * len(rows) or i == n - 1):  # the compiling steps, and the last
             say(f"warm-up step {i + 1}/{n} ({row:,}-token rows): {time.perf_counter() - t0:.1f}s")
     base.load_state_dict(initial["model"])
+    optimizers[0].pending_grads.clear()  # gradients Adam had not yet used (adam_every > 1)
     for opt, state in zip(optimizers, initial["opts"]):
         opt.load_state_dict(state)
 
@@ -410,6 +441,7 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
         start = _Start()
         if ckpt is not None:
             ckpt_mod.load_weights(model, ckpt)
+            ckpt_mod.load_pending_grads(model, optimizers[0], ckpt)
             for opt, state in zip(optimizers, ckpt.optimizers):
                 opt.load_state_dict(state)
             ckpt_mod.restore_rng(ckpt.rng)

@@ -1,7 +1,7 @@
 """Run by tests/test_distributed.py under torchrun (or alone): trains a small recipe and saves, from rank 0,
 the per-step train losses, val losses and final parameters. Usage: dist_worker.py OUT.pt TRAIN VAL BATCH [fast]
 ("fast": with the fast recipe's model and optimiser changes, NorMuon and cautious weight decay included, and the
-value-embedding and skip gates and the bigram embedding)"""
+value-embedding and skip gates, the bigram embedding and Adam every other step)"""
 
 import sys
 
@@ -11,7 +11,8 @@ from speedrun.recipe import load_recipe
 from speedrun.train import init_distributed, make_plan, run, shutdown_distributed
 
 FAST = {"smear": True, "attn_gate": True, "no_mlp_layers": [0], "orthogonalizer": "polar_express",
-        "normuon_beta2": 0.95, "muon_weight_decay": 0.5, "ve_gate": True, "skip_gate": True, "bigram_buckets": 97}
+        "normuon_beta2": 0.95, "muon_weight_decay": 0.5, "ve_gate": True, "skip_gate": True, "bigram_buckets": 97,
+        "adam_every": 2}
 
 
 def main(out, train, val, batch_tokens, variant=""):

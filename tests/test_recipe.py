@@ -402,6 +402,7 @@ def test_unknown_base(tmp_path):
     (["val_every=-1"], "val_every"),
     (["fused_head_loss=true"], "fused_head_loss needs fp8_head = true"),
     (["bigram_buckets=1"], "bigram_buckets=1 must be 0 (off) or >= 2"),
+    (["adam_every=0"], "adam_every=0 must be >= 1"),
 ])
 def test_impossible_combinations(items, fragment):
     msg = _error("tiny", items)

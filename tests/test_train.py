@@ -18,9 +18,12 @@ from speedrun.recipe import load_recipe
 from speedrun.runlog import FORMAT_LINE, PACKAGE_DIR, LogError, parse_log
 from speedrun.train import (
     TrainingError,
+    adam_step_due,
+    apply_schedules,
     build_model,
     build_optimizers,
     make_plan,
+    optimizer_step,
     run,
     train_step,
     warmup_and_restore,
@@ -325,3 +328,49 @@ def test_batch_stages_train_on_the_scheduled_tokens(shard_files, tmp_path):
     assert results["ramp"].train_losses[1:] != results["constant"].train_losses[1:]
     log = parse_log(results["ramp"].log_path)
     assert log.complete and len(log.train_steps) == 6
+
+
+def test_adam_step_due():
+    r = load_recipe("tiny", {**SMALL, "steps": 5, "adam_every": 2})
+    assert [adam_step_due(s, r) for s in range(5)] == [False, True, False, True, True]  # the last step flushes
+    r1 = load_recipe("tiny", {**SMALL, "steps": 5})
+    assert all(adam_step_due(s, r1) for s in range(5))
+
+
+def test_adam_every_two_steps_uses_the_mean_of_two_gradients():
+    """adam_every = 2: step 0 moves only Muon's matrices and keeps the other gradients; step 1 moves Muon again
+    and Adam once, on the mean of the two steps' gradients. Checked against the optimisers driven by hand."""
+    r = load_recipe("tiny", {**SMALL, "steps": 4, "adam_every": 2})
+    plan = make_plan(r, force_device="cpu")
+    a = build_model(r, plan)
+    b = build_model(r, plan)
+    opts_a, (adam_b, muon_b) = build_optimizers(a, r), build_optimizers(b, r)
+    muon_ids = {id(p) for g in muon_b.param_groups for p in g["params"]}
+    is_muon = {n: id(p) in muon_ids for n, p in b.named_parameters()}
+    gen = torch.Generator().manual_seed(0)
+    grads = [{n: torch.randn(p.shape, generator=gen) for n, p in a.named_parameters()} for _ in range(2)]
+    start = {n: p.detach().clone() for n, p in a.named_parameters()}
+    for step in (0, 1):
+        for n, p in a.named_parameters():  # as backward() leaves them
+            p.grad = grads[step][n].clone()
+        optimizer_step(a, opts_a, step, r, 1)
+        if step == 0:
+            pending = {id(p): g for p, g in opts_a[0].pending_grads.items()}
+            for n, p in a.named_parameters():
+                assert torch.equal(p.detach(), start[n]) != is_muon[n], n  # only Muon's matrices moved
+                assert p.grad is None and (id(p) in pending) != is_muon[n], n  # the others' gradients wait
+                if not is_muon[n]:
+                    assert torch.equal(pending[id(p)], grads[0][n])
+    assert not opts_a[0].pending_grads
+    for step in (0, 1):
+        for n, p in b.named_parameters():
+            p.grad = grads[step][n].clone() if is_muon[n] else ((grads[0][n] + grads[1][n]) / 2 if step else None)
+        apply_schedules(step, r, adam_b, muon_b)
+        muon_b.step()
+        if step == 1:
+            adam_b.step()
+        b.zero_grad(set_to_none=True)
+    for (n, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pa.detach(), pb.detach(), rtol=0, atol=1e-7, msg=n)
+        assert pa.grad is None
+    assert any(not torch.equal(p.detach(), start[n]) for n, p in a.named_parameters() if not is_muon[n])
