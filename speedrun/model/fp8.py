@@ -75,10 +75,14 @@ def fp8_mm_backward(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: floa
     return _compiled(_backward_impl)(g.contiguous(), x_f8, w_f8, x_s, w_s, grad_s)
 
 
+def _fake_grads(x_f8: Tensor, w_f8: Tensor) -> tuple[Tensor, Tensor]:
+    # Strides must match the real ops: grad_w is the transpose of a row-major (K, M) matrix.
+    return x_f8.to(torch.bfloat16), w_f8.T.contiguous().T.to(torch.float32)
+
+
 @fp8_mm_backward.register_fake
 def _(g, x_f8, w_f8, x_s, w_s, grad_s):
-    # Strides must match the real op: grad_w is the transpose of a row-major (K, M) matrix.
-    return x_f8.to(torch.bfloat16), w_f8.T.contiguous().T.to(torch.float32)
+    return _fake_grads(x_f8, w_f8)
 
 
 def _setup_context(ctx, inputs, output):
@@ -149,7 +153,7 @@ def fp8_head_loss_backward(grad_loss: Tensor, g_f8: Tensor, x_f8: Tensor, w_f8: 
 
 @fp8_head_loss_backward.register_fake
 def _(grad_loss, g_f8, x_f8, w_f8, x_s, w_s, grad_s):
-    return x_f8.to(torch.bfloat16), w_f8.T.contiguous().T.to(torch.float32)
+    return _fake_grads(x_f8, w_f8)
 
 
 def _setup_head_loss_context(ctx, inputs, output):
