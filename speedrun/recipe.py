@@ -58,6 +58,7 @@ class Recipe:
     fp8_x_scale: float
     fp8_w_scale: float
     fp8_grad_scale: float
+    fp8_mlp: bool  # MLP matmuls (forward and both gradients) in FP8 with per-tensor dynamic scales, in training (GPU)
     fused_head_loss: bool  # FP8 head + soft-capped cross-entropy as one op, gradient written in the forward (Triton)
     no_mlp_layers: list[int]  # layers without an MLP
     smear: bool  # add a gated share of the previous token's embedding to each token's (within a document)

@@ -31,7 +31,7 @@ from speedrun.data.shards import shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size, val_batches
 from speedrun.errors import SpeedrunError
 from speedrun.model.fp8 import fp8_supported
-from speedrun.model.gpt import GPT
+from speedrun.model.gpt import GPT, CastedLinear
 from speedrun.optim.muon import Muon
 from speedrun.optim.schedule import lr_multiplier, muon_momentum
 from speedrun.recipe import Recipe, RecipeError
@@ -95,6 +95,7 @@ class Plan:
     local_rank: int = 0
     attention: str = "dense"  # flex | dense
     fp8_head: bool = False
+    fp8_mlp: bool = False
     compile: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -115,6 +116,7 @@ class Plan:
             f"attention: {'FlexAttention block masks' if self.attention == 'flex' else 'dense boolean mask + SDPA'}",
             f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}"
             + ("; fused with the soft-capped loss (Triton kernel)" if self.fp8_head and r.fused_head_loss else ""),
+            f"MLP matmuls: {'FP8 (e4m3/e5m2, per-tensor dynamic scales) in training' if self.fp8_mlp else 'plain'}",
             f"precision: {dtype}",
             f"torch.compile: {'on' if self.compile else 'off'}",
         ]
@@ -151,6 +153,9 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
         if r.fp8_head and not fp8_ok:
             plan.notes.append("this GPU has no FP8 tensor cores (compute capability < 8.9): the head runs in bf16")
         plan.fp8_head = r.fp8_head and fp8_ok
+        if r.fp8_mlp and not fp8_ok:
+            plan.notes.append("this GPU has no FP8 tensor cores (compute capability < 8.9): the MLP runs in bf16")
+        plan.fp8_mlp = r.fp8_mlp and fp8_ok
         if r.fused_head_loss and not plan.fp8_head:
             plan.notes.append("fused_head_loss fuses the FP8 head: without it the loss runs unfused")
     else:
@@ -159,6 +164,8 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
         if r.fp8_head:
             plan.notes.append("FP8 head needs a GPU: the head runs in float32 on CPU"
                               + (" and the loss unfused (fused_head_loss)" if r.fused_head_loss else ""))
+        if r.fp8_mlp:
+            plan.notes.append("FP8 MLP needs a GPU: the MLP runs in float32 on CPU")
     return plan
 
 
@@ -183,6 +190,10 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
     model = GPT(r, attention=plan.attention)
     if not plan.fp8_head:
         model.lm_head.fp8_scales = None
+    if not plan.fp8_mlp:
+        for module in model.modules():
+            if isinstance(module, CastedLinear):
+                module.fp8_dynamic = False
     model = model.to(plan.device)
     if plan.device.type == "cuda":
         for table in model.embedding_tables():

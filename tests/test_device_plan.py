@@ -88,3 +88,25 @@ def test_fused_head_loss_follows_the_fp8_head(monkeypatch):
     plan = make_plan(fast)
     assert not plan.fp8_head and "fused with" not in plan.describe(fast)
     assert any("fused_head_loss" in n and "unfused" in n for n in plan.notes)
+
+
+def test_fp8_mlp_follows_fp8_support_and_build_model_clears_it(monkeypatch):
+    """fp8_mlp runs where FP8 tensor cores are; below sm89 and on CPU the MLP stays plain, and the notes say so."""
+    from speedrun.train import build_model
+
+    r = load_recipe("fast_1gpu", ["fp8_mlp=true"])
+    fake_gpu(monkeypatch, (9, 0))
+    plan = make_plan(r)
+    assert plan.fp8_mlp and "MLP matmuls: FP8" in plan.describe(r)
+    fake_gpu(monkeypatch, (8, 0))
+    plan = make_plan(r)
+    assert not plan.fp8_mlp and "MLP matmuls: plain" in plan.describe(r)
+    assert any("MLP runs in bf16" in n for n in plan.notes)
+    assert not make_plan(load_recipe("fast_1gpu")).fp8_mlp  # off unless asked for
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    small = load_recipe("tiny", ["fp8_mlp=true"])
+    plan = make_plan(small)
+    assert not plan.fp8_mlp and any("FP8 MLP needs a GPU" in n for n in plan.notes)
+    model = build_model(small, plan)
+    flags = [b.mlp.c_fc.fp8_dynamic or b.mlp.c_proj.fp8_dynamic for b in model.blocks if b.mlp is not None]
+    assert flags and not any(flags)

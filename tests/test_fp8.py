@@ -218,3 +218,96 @@ def test_trainer_drops_fp8_on_cpu():
     assert model.lm_head.fp8_scales is None
     loss = model(torch.zeros(256, dtype=torch.long), torch.zeros(256, dtype=torch.long), 1)
     assert math.isclose(loss.item(), math.log(50304), abs_tol=1e-4)
+
+
+# --- FP8 with dynamic per-tensor scales (the MLP) ----------------------------------------------------------------
+@pytest.mark.parametrize("magnitude", [1e-6, 1e-2, 1.0, 3e3])
+@pytest.mark.parametrize("dtype", [E4M3, E5M2])
+def test_dynamic_fp8_scale_is_the_largest_power_of_two_that_fits(magnitude, dtype):
+    t = torch.randn(257, 33, generator=torch.Generator().manual_seed(0)) * magnitude
+    t_f8, inv = fp8.dynamic_fp8(t, dtype)
+    scale = 1 / inv.item()
+    assert inv.dtype == torch.float32 and inv.ndim == 0
+    assert math.log2(scale) == round(math.log2(scale))  # a power of two: the scaling itself is exact
+    fmax = torch.finfo(dtype).max
+    amax = t.abs().max().item()
+    assert amax * scale <= fmax < 2 * amax * scale  # fits, and twice the scale would not
+    assert torch.isfinite(t_f8.float()).all()  # nothing saturates to NaN (e4m3fn has no infinity)
+    torch.testing.assert_close(t_f8.float() * inv, fp8_round(t, scale, dtype), atol=0, rtol=0)
+
+
+def test_dynamic_fp8_of_zeros_is_zeros():
+    t_f8, inv = fp8.dynamic_fp8(torch.zeros(4, 8), E4M3)  # a zero-initialised projection at step 0
+    assert torch.equal(t_f8.float(), torch.zeros(4, 8)) and torch.isfinite(inv) and inv > 0
+
+
+@needs_cpu_scaled_mm
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dynamic_fp8_linear_forward_and_gradients_match_the_fp8_rounded_arithmetic(seed):
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.randn(3, 16, 64, generator=gen) * 4).to(torch.bfloat16).requires_grad_()
+    w = (torch.randn(96, 64, generator=gen) * 0.05).requires_grad_()
+    y = fp8.dynamic_fp8_linear(x, w)
+    assert y.shape == (3, 16, 96) and y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), fp8.dynamic_fp8_reference(x.reshape(48, 64), w).reshape(3, 16, 96),
+                               atol=1e-2, rtol=1e-2)
+    g = torch.randn(3, 16, 96, generator=gen).to(torch.bfloat16) * 1e-3
+    y.backward(g)
+    assert x.grad.dtype == torch.bfloat16 and w.grad.dtype == torch.float32 and w.grad.is_contiguous()
+    # what the two backward matmuls multiply: every operand rounded through its FP8 format at its own scale
+    rounded = lambda t, dtype: (lambda f8, inv: f8.float() * inv)(*fp8.dynamic_fp8(t, dtype))
+    gr = rounded(g.reshape(48, 96), E5M2)
+    xr, wr = rounded(x.detach().reshape(48, 64), E4M3), rounded(w.detach(), E4M3)
+    torch.testing.assert_close(w.grad, gr.T @ xr, atol=1e-7, rtol=1e-4)
+    torch.testing.assert_close(x.grad.reshape(48, 64).float(), gr @ wr, atol=1e-6, rtol=1e-2)
+    # and the whole is close to the exact float32 product and gradients (FP8's few mantissa bits)
+    xf, wf = x.detach().float().requires_grad_(), w.detach().clone().requires_grad_()
+    (xf @ wf.T).backward(g.float())
+    rel = lambda a, b: ((a.float() - b).norm() / b.norm()).item()
+    assert rel(y.detach(), xf.detach() @ wf.detach().T) < 0.06
+    assert rel(x.grad, xf.grad) < 0.12 and rel(w.grad, wf.grad) < 0.12
+
+
+@needs_cpu_scaled_mm
+def test_mlp_in_training_uses_dynamic_fp8_and_stays_close_to_the_plain_mlp():
+    """fp8_mlp switches both MLP matmuls to the FP8 op in training only; the loss moves by FP8 rounding alone."""
+    torch.manual_seed(0)
+    model = GPT(load_recipe("tiny", {**SMALL, "fp8_mlp": True}))
+    model.lm_head.fp8_scales = None
+    mlps = [b.mlp for b in model.blocks if b.mlp is not None]
+    assert mlps and all(m.c_fc.fp8_dynamic and m.c_proj.fp8_dynamic for m in mlps)
+    assert not model.lm_head.fp8_dynamic
+    with torch.no_grad():
+        for m in mlps:  # the zero-initialised projections given values, so the loss depends on the MLPs
+            m.c_proj.weight.normal_(0, 0.02, generator=torch.Generator().manual_seed(3))
+        model.lm_head.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(4))
+    x = torch.randint(0, 50256, (256,), generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 50256, (256,), generator=torch.Generator().manual_seed(2))
+    fp8_loss = model.train()(x, y, 2)
+    fp8_loss.backward()
+    fp8_grad = mlps[0].c_fc.weight.grad.clone()
+    model.zero_grad()
+    for m in mlps:
+        m.c_fc.fp8_dynamic = m.c_proj.fp8_dynamic = False
+    plain_loss = model(x, y, 2)
+    plain_loss.backward()
+    assert fp8_loss.item() != plain_loss.item()  # really ran through FP8
+    print(f"loss fp8 {fp8_loss.item():.6f} plain {plain_loss.item():.6f}")
+    assert abs(fp8_loss.item() - plain_loss.item()) < 2e-3 * plain_loss.item()
+    plain_grad = mlps[0].c_fc.weight.grad
+    print(f"c_fc grad relative difference {((fp8_grad - plain_grad).norm() / plain_grad.norm()).item():.4f}")
+    assert ((fp8_grad - plain_grad).norm() / plain_grad.norm()).item() < 0.15
+    # validation and sampling never use FP8
+    for m in mlps:
+        m.c_fc.fp8_dynamic = m.c_proj.fp8_dynamic = True
+    calls = []
+    orig = fp8.DynamicFP8Linear.apply
+    fp8.DynamicFP8Linear.apply = lambda *a: calls.append(1) or orig(*a)
+    try:
+        with torch.no_grad():
+            model.eval()(x, None, 2)
+        assert not calls
+        model.train()(x, y, 2)
+        assert calls
+    finally:
+        fp8.DynamicFP8Linear.apply = orig

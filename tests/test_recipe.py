@@ -438,3 +438,24 @@ def test_batch_stages_schedule():
 def test_batch_stages_rejected(stages, why):
     with pytest.raises(RecipeError, match="batch_stages"):
         load_recipe("fast_1gpu", {"batch_stages": stages})
+
+
+LATER_RECORD_FIELDS_OFF = dict(no_mlp_layers=[], smear=False, attn_gate=False, ve_gate=False, skip_gate=False,
+                               bigram_buckets=0, fused_head_loss=False, fp8_mlp=False, batch_stages=[],
+                               adam_every=1, orthogonalizer="newton_schulz", normuon_beta2=0.0,
+                               muon_weight_decay=0.0)
+
+
+def test_record21_keeps_every_later_record_idea_off(r21):
+    for key, off in LATER_RECORD_FIELDS_OFF.items():
+        assert getattr(r21, key) == off, key
+
+
+def test_fast_differs_from_record21_only_in_its_stated_fields(r21):
+    fast = load_recipe("fast")
+    differ = {k for k, v in fast.to_dict().items() if v != r21.to_dict()[k]}
+    assert differ == {"name", "description", "no_mlp_layers", "smear", "attn_gate", "fused_head_loss",
+                      "orthogonalizer", "normuon_beta2", "steps", "cooldown_frac"}
+    fast_1gpu = load_recipe("fast_1gpu")
+    differ = {k for k, v in fast_1gpu.to_dict().items() if v != fast.to_dict()[k]}
+    assert differ == {"name", "description", "batch_tokens", "train_loop"}

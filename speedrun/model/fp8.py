@@ -178,3 +178,61 @@ def fp8_softcap_cross_entropy(x: Tensor, w: Tensor, targets: Tensor, x_s: float,
     """Mean cross-entropy of cap * sigmoid((x @ w.T) / div) against targets, x of any leading shape (GPU, FP8)."""
     x2 = x.flatten(0, -2).contiguous()
     return torch.ops.speedrun.fp8_head_loss(x2, w, targets.reshape(-1), x_s, w_s, grad_s, cap, div)[0]
+
+
+# --- FP8 with scales from each tensor's own maximum: the MLP matmuls ------------------------------------------------
+# The head's fixed scales suit one matrix whose range the record measured; MLP activations and gradients move
+# over training, so each operand is scaled by the largest power of two that keeps its absolute maximum inside
+# the format (e4m3 forward, e5m2 gradients). Powers of two make the scaling itself exact. This is plain torch
+# (an autograd.Function), so torch.compile fuses each max-reduction and cast into the neighbouring kernels
+# (the ReLU^2 included) instead of treating the op as opaque.
+
+E4M3_MAX = torch.finfo(torch.float8_e4m3fn).max  # 448
+E5M2_MAX = torch.finfo(torch.float8_e5m2).max  # 57344
+
+
+def dynamic_fp8(t: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """(t * s cast to `dtype`, 1/s as a float32 0-d tensor), s the largest power of two with s * max|t| <= the
+    format's maximum (so nothing saturates; e4m3fn has no infinity and would give NaN)."""
+    amax = t.detach().abs().amax().float().clamp(min=1e-30)
+    scale = torch.exp2(torch.floor(torch.log2(torch.finfo(dtype).max / amax)))
+    return (t.float() * scale).to(dtype), scale.reciprocal()
+
+
+class DynamicFP8Linear(torch.autograd.Function):
+    """y = x @ w.T with all three matmuls (forward, input gradient, weight gradient) in FP8 on the tensor cores.
+
+    `_scaled_mm` takes its first operand row-major and its second column-major, hence the transposed copies in
+    the backward pass. The input gradient comes back in x's dtype, the weight gradient in float32 (w's)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor) -> Tensor:
+        x_f8, x_inv = dynamic_fp8(x, torch.float8_e4m3fn)
+        w_f8, w_inv = dynamic_fp8(w, torch.float8_e4m3fn)
+        out = torch._scaled_mm(x_f8, w_f8.T, scale_a=x_inv, scale_b=w_inv, out_dtype=torch.bfloat16,
+                               use_fast_accum=True)
+        ctx.save_for_backward(x_f8, x_inv, w_f8, w_inv)
+        ctx.x_dtype, ctx.w_dtype = x.dtype, w.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x_f8, x_inv, w_f8, w_inv = ctx.saved_tensors
+        g_f8, g_inv = dynamic_fp8(g.contiguous(), torch.float8_e5m2)
+        grad_x = torch._scaled_mm(g_f8, w_f8.T.contiguous().T, scale_a=g_inv, scale_b=w_inv,
+                                  out_dtype=torch.bfloat16, use_fast_accum=False)
+        grad_w = torch._scaled_mm(g_f8.T.contiguous(), x_f8.T.contiguous().T, scale_a=g_inv, scale_b=x_inv,
+                                  out_dtype=torch.float32, use_fast_accum=False)
+        return grad_x.to(ctx.x_dtype), grad_w.to(ctx.w_dtype)
+
+
+def dynamic_fp8_linear(x: Tensor, w: Tensor) -> Tensor:
+    """y = x @ w.T in FP8 with per-tensor dynamic scales, for x of any leading shape; bf16 out."""
+    out = DynamicFP8Linear.apply(x.flatten(0, -2).contiguous(), w)
+    return out.view(*x.shape[:-1], w.shape[0])
+
+
+def dynamic_fp8_reference(x: Tensor, w: Tensor) -> Tensor:
+    """Forward of `dynamic_fp8_linear` in float32 arithmetic on the FP8-rounded inputs (runs anywhere)."""
+    (x_f8, x_inv), (w_f8, w_inv) = dynamic_fp8(x, torch.float8_e4m3fn), dynamic_fp8(w, torch.float8_e4m3fn)
+    return (x_f8.float() * x_inv) @ (w_f8.float() * w_inv).T

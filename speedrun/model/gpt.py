@@ -21,7 +21,7 @@ from speedrun.model.attention import (
     flex_block_mask,
     short_window_blocks,
 )
-from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy
+from speedrun.model.fp8 import dynamic_fp8_linear, fp8_linear, fp8_softcap_cross_entropy
 from speedrun.model.rotary import Rotary, rotary_frequencies
 from speedrun.optim.schedule import long_window_blocks
 from speedrun.recipe import Recipe
@@ -40,13 +40,15 @@ def init_uniform_(w: Tensor, fan_in: int) -> Tensor:
 
 
 class CastedLinear(nn.Linear):
-    """Linear without bias whose fp32 weight is cast to the activations' dtype; optionally FP8 in training."""
+    """Linear without bias whose fp32 weight is cast to the activations' dtype; optionally FP8 in training, with
+    fixed scales (`fp8_scales`, the head) or scales from each operand's maximum (`fp8_dynamic`, the MLP)."""
 
     def __init__(self, in_features: int, out_features: int, fp8_scales: tuple[float, float, float] | None = None,
                  zero_init: bool = False):
         self.zero_init = zero_init
         super().__init__(in_features, out_features, bias=False)
         self.fp8_scales = fp8_scales  # (x_s, w_s, grad_s) or None; the trainer clears it where FP8 is absent
+        self.fp8_dynamic = False  # set by the model where the recipe asks for it; cleared like fp8_scales
 
     def reset_parameters(self) -> None:
         if self.zero_init:
@@ -57,6 +59,8 @@ class CastedLinear(nn.Linear):
     def forward(self, x: Tensor) -> Tensor:
         if self.fp8_scales is not None and self.training:
             return fp8_linear(x, self.weight, *self.fp8_scales)
+        if self.fp8_dynamic and self.training:
+            return dynamic_fp8_linear(x, self.weight)
         return F.linear(x, self.weight.type_as(x))
 
 
@@ -121,6 +125,7 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = CastedLinear(r.model_dim, r.mlp_hidden)
         self.c_proj = CastedLinear(r.mlp_hidden, r.model_dim, zero_init=True)
+        self.c_fc.fp8_dynamic = self.c_proj.fp8_dynamic = r.fp8_mlp
 
     def forward(self, x: Tensor) -> Tensor:
         return self.c_proj(F.relu(self.c_fc(x)).square())

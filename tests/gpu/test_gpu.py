@@ -162,3 +162,70 @@ def test_compiled_model_with_fused_head_loss_matches_unfused():
     print(f"\ncompiled model, fused head loss {losses[0]:.5f} vs unfused {losses[1]:.5f}; grad errors {errs}")
     assert abs(losses[0] - losses[1]) < 1e-3 * losses[1]
     assert errs and all(e < 0.03 for e in errs.values())
+
+
+@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
+@pytest.mark.parametrize("compiled", [False, True])
+def test_dynamic_fp8_mlp_matches_bf16_mlp(compiled):
+    """The fp8_mlp path (both MLP matmuls and their gradients in FP8, scales from each operand's maximum) against
+    the same MLP in bf16, at the record's sizes; compiled, the casts fuse with the ReLU^2."""
+    from speedrun.model.fp8 import dynamic_fp8_linear
+
+    torch.manual_seed(0)
+    N, D, H = 8192, 768, 3072
+    x = F.rms_norm(torch.randn(N, D, device="cuda"), (D,)).bfloat16().requires_grad_()
+    bound = 3**0.5 * 0.5 * D**-0.5
+    w_fc = torch.empty(H, D, device="cuda").uniform_(-bound, bound).requires_grad_()
+    w_proj = (torch.randn(D, H, device="cuda") * 0.01).requires_grad_()
+    g = torch.randn(N, D, device="cuda").bfloat16() * 1e-3
+
+    def fp8_mlp(x, w_fc, w_proj):
+        return dynamic_fp8_linear(F.relu(dynamic_fp8_linear(x, w_fc)).square(), w_proj)
+
+    def bf16_mlp(x, w_fc, w_proj):
+        return F.linear(F.relu(F.linear(x, w_fc.bfloat16())).square(), w_proj.bfloat16())
+
+    run = torch.compile(fp8_mlp, dynamic=False) if compiled else fp8_mlp
+    y = run(x, w_fc, w_proj)
+    y.backward(g)
+    got = (y.detach(), x.grad.clone(), w_fc.grad.clone(), w_proj.grad.clone())
+    x.grad = w_fc.grad = w_proj.grad = None
+    y_ref = bf16_mlp(x, w_fc, w_proj)
+    y_ref.backward(g)
+    errs = dict(out=rel_err(got[0], y_ref), grad_x=rel_err(got[1], x.grad), grad_w_fc=rel_err(got[2], w_fc.grad),
+                grad_w_proj=rel_err(got[3], w_proj.grad))
+    print(f"\nFP8 MLP ({'compiled' if compiled else 'eager'}) vs bf16 (N={N}): relative errors {errs}")
+    assert got[0].dtype == torch.bfloat16 and got[2].dtype == torch.float32 and got[2].shape == w_fc.shape
+    assert all(e < 0.12 for e in errs.values())
+
+
+@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
+def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
+    from speedrun.model.gpt import GPT
+
+    r = load_recipe("fast", ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'",
+                             "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", "fp8_mlp=true"])
+    torch.manual_seed(0)
+    models = [GPT(r, attention="flex").cuda() for _ in range(2)]
+    for name, p in models[0].named_parameters():  # give the zero-initialised projections values
+        if name.endswith("c_proj.weight") or name == "lm_head.weight":
+            torch.nn.init.normal_(p, std=0.02)
+    models[1].load_state_dict(models[0].state_dict())
+    for m in models[1].modules():
+        if hasattr(m, "fp8_dynamic"):
+            m.fp8_dynamic = False
+    tokens = random_docs(r.seq_len + 1, 600, seed=3)
+    inputs, targets = tokens[:-1].int(), tokens[1:].long()
+    losses, grads = [], []
+    for m in models:
+        for t in m.embedding_tables():
+            t.bfloat16()
+        loss = torch.compile(m, dynamic=False)(inputs, targets, torch.tensor(7, device="cuda"))
+        loss.backward()
+        losses.append(loss.item())
+        grads.append({n: p.grad.float() for n, p in m.named_parameters() if p.grad is not None})
+    errs = {n: rel_err(grads[0][n], grads[1][n]) for n in ("blocks.1.mlp.c_fc.weight", "blocks.3.mlp.c_proj.weight",
+                                                          "blocks.2.attn.qkv_w")}
+    print(f"\ncompiled model, FP8 MLP loss {losses[0]:.5f} vs bf16 MLP {losses[1]:.5f}; grad errors {errs}")
+    assert abs(losses[0] - losses[1]) < 5e-3 * losses[1]
+    assert all(e < 0.15 for e in errs.values())
