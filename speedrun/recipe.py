@@ -67,6 +67,8 @@ class Recipe:
     ve_gate: bool  # value embeddings scaled per head by 2*sigmoid(w_h . x[:gate_dims]) (1 at init)
     skip_gate: bool  # U-net skips scaled per token by 2*sigmoid(w . x[:gate_dims]) (1 at init)
     bigram_buckets: int  # hashed (previous, current) token-pair embedding added to the token's (0: off)
+    mtp_weights: list[float]  # multi-token prediction: step-0 weights of extra targets +2, +3, ... in training ([]: off)
+    mtp_end_frac: float  # the mtp weights fall linearly to 0 at this fraction of the steps (then pure next-token)
 
     # --- attention windows -------------------------------------------------------------------------------
     attn_block_size: int
@@ -208,6 +210,9 @@ class Recipe:
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
         need(self.bigram_buckets == 0 or self.bigram_buckets >= 2,
              f"bigram_buckets={self.bigram_buckets} must be 0 (off) or >= 2 (bucket 0 means: no previous token)")
+        need(len(self.mtp_weights) <= 3 and all(w >= 0 for w in self.mtp_weights),
+             f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
+        need(0 < self.mtp_end_frac <= 1, f"mtp_end_frac={self.mtp_end_frac} must lie in (0, 1]")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")

@@ -403,6 +403,11 @@ def test_unknown_base(tmp_path):
     (["fused_head_loss=true"], "fused_head_loss needs fp8_head = true"),
     (["bigram_buckets=1"], "bigram_buckets=1 must be 0 (off) or >= 2"),
     (["adam_every=0"], "adam_every=0 must be >= 1"),
+    (["mtp_weights=[0.5, -0.1]"], "mtp_weights=[0.5, -0.1] must hold at most 3 weights, each >= 0"),
+    (["mtp_weights=[0.5, 0.4, 0.3, 0.2]"], "must hold at most 3 weights"),
+    (["mtp_weights=[nan]"], "mtp_weights=[nan]"),
+    (["mtp_end_frac=0"], "mtp_end_frac=0.0 must lie in (0, 1]"),
+    (["mtp_end_frac=1.01"], "mtp_end_frac=1.01 must lie in (0, 1]"),
 ])
 def test_impossible_combinations(items, fragment):
     msg = _error("tiny", items)
@@ -443,7 +448,7 @@ def test_batch_stages_rejected(stages, why):
 LATER_RECORD_FIELDS_OFF = dict(no_mlp_layers=[], smear=False, attn_gate=False, ve_gate=False, skip_gate=False,
                                bigram_buckets=0, fused_head_loss=False, fp8_mlp=False, batch_stages=[],
                                adam_every=1, orthogonalizer="newton_schulz", normuon_beta2=0.0,
-                               muon_weight_decay=0.0)
+                               muon_weight_decay=0.0, mtp_weights=[])
 
 
 def test_record21_keeps_every_later_record_idea_off(r21):
@@ -459,3 +464,11 @@ def test_fast_differs_from_record21_only_in_its_stated_fields(r21):
     fast_1gpu = load_recipe("fast_1gpu")
     differ = {k for k, v in fast_1gpu.to_dict().items() if v != fast.to_dict()[k]}
     assert differ == {"name", "description", "batch_tokens", "train_loop"}
+
+
+def test_mtp_fields():
+    r = load_recipe("tiny", ["mtp_weights=[0.5, 0.25, 0.125]", "mtp_end_frac=1"])
+    assert r.mtp_weights == [0.5, 0.25, 0.125] and r.mtp_end_frac == 1.0
+    assert load_recipe("tiny", ["mtp_weights=[0, 1]"]).mtp_weights == [0.0, 1.0]  # ints become floats
+    msg = _error("tiny", ["mtp_weights=0.5"])
+    assert msg.startswith("--set mtp_weights:") and "is not a valid" in msg

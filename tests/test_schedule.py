@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from speedrun.optim.schedule import long_window_blocks, lr_multiplier, muon_momentum
+from speedrun.optim.schedule import long_window_blocks, lr_multiplier, mtp_decay, mtp_weights_at, muon_momentum
 from speedrun.recipe import load_recipe
 
 N = 1770
@@ -100,3 +100,20 @@ def test_schedules_agree_with_record21_recipe():
     assert (r.muon_momentum_start, r.muon_momentum, r.muon_momentum_warmup_steps) == (0.85, 0.95, 300)
     assert (r.window_ramp_tokens, r.attn_block_size) == (1728, 128)
     assert long_window_blocks(r.steps, r.steps, r.window_ramp_tokens, r.attn_block_size) * 128 <= r.seq_len
+
+
+@pytest.mark.parametrize("step,want", [(0, [0.5, 0.25]), (100, [0.4, 0.2]), (250, [0.25, 0.125]), (499, [0.001, 0.0005]),
+                                       (500, [0.0, 0.0]), (501, [0.0, 0.0]), (1000, [0.0, 0.0])])
+def test_mtp_weights_fall_linearly_to_zero_at_end_frac(step, want):
+    got = mtp_weights_at(step, 1000, [0.5, 0.25], 0.5)
+    assert got == pytest.approx(want, abs=1e-12)
+    assert all(w >= 0 for w in got)
+
+
+def test_mtp_weights_other_cases():
+    assert mtp_weights_at(7, 100, [], 0.5) == []
+    assert mtp_weights_at(1770, 1770, [1.0], 1.0) == [0.0]  # end_frac 1: zero only at the very end
+    assert mtp_weights_at(885, 1770, [1.0], 1.0) == pytest.approx([0.5])
+    values = [mtp_decay(s, 1770, 0.3) for s in range(1771)]
+    assert values[0] == 1.0 and all(a >= b for a, b in zip(values, values[1:]))
+    assert values[531] == 0.0 and values[530] > 0  # 0.3 * 1770 = 531

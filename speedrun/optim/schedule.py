@@ -1,4 +1,4 @@
-"""Schedules of a run, as pure functions of the step: lr multiplier, Muon momentum, attention window."""
+"""Schedules of a run, as pure functions of the step: lr multiplier, Muon momentum, attention window, MTP weights."""
 
 from __future__ import annotations
 
@@ -23,3 +23,15 @@ def muon_momentum(step: int, start: float, end: float, warmup_steps: int) -> flo
 def long_window_blocks(step: int, steps: int, ramp_tokens: int, block_size: int) -> int:
     """Long attention window at `step` of `steps`, in blocks: ceil(ramp * s / N / block), at least one block."""
     return max(1, math.ceil(ramp_tokens * step / steps / block_size))
+
+
+def mtp_decay(step: int, steps: int, end_frac: float) -> float:
+    """Multiplier of the multi-token-prediction weights: 1 at step 0, linear down to 0 at end_frac of the steps,
+    0 after (the model finishes as a pure next-token predictor)."""
+    return max(0.0, 1.0 - step / (steps * end_frac))
+
+
+def mtp_weights_at(step: int, steps: int, weights: list[float], end_frac: float) -> list[float]:
+    """The weights of the extra targets (+2, +3, ...) at `step`: their start values times `mtp_decay`."""
+    decay = mtp_decay(step, steps, end_frac)
+    return [w * decay for w in weights]
