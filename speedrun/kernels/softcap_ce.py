@@ -12,6 +12,12 @@ for the FP8 head's backward matmuls) instead of as float32 that a later kernel c
 No running maximum is needed: z lies in (0, cap), so exp(z - cap) lies in (e^-cap, 1] and a row's sum neither
 overflows nor (for cap <= MAX_CAP) underflows.
 
+Multi-token prediction (extra targets e_ij, -1 where absent, with weights w_j) adds terms of the same row's
+logits to the same cross-entropy, so they cost a few scalar loads per row and nothing per vocabulary entry more:
+
+    loss_i      = (lse_i - z_i[t_i]) + sum_j w_j (lse_i - z_i[e_ij])          over the e_ij >= 0
+    dloss_i/dl  = ((1 + sum_j w_j) softmax(z_i) - onehot(t_i) - sum_j w_j onehot(e_ij)) * (cap / div) * s_i * (1 - s_i)
+
 `softcap_cross_entropy_reference` is the same arithmetic in PyTorch (runs anywhere; the CPU-checkable twin).
 """
 
@@ -29,24 +35,36 @@ except ImportError:  # CPU-only installs: the reference still works
 MAX_CAP = 60.0  # exp(-cap) stays a normal float32
 
 
-def softcap_cross_entropy_reference(logits: Tensor, targets: Tensor, cap: float, div: float,
-                                    grad_scale: float = 1.0) -> tuple[Tensor, Tensor]:
-    """(per-row losses float32 (N,), grad_scale * dloss_i/dlogits float32 (N, V)), computed in float32."""
+def softcap_cross_entropy_reference(logits: Tensor, targets: Tensor, cap: float, div: float, grad_scale: float = 1.0,
+                                    extra: Tensor | None = None, extra_weights: Tensor | None = None
+                                    ) -> tuple[Tensor, Tensor]:
+    """(per-row losses float32 (N,), grad_scale * dloss_i/dlogits float32 (N, V)), computed in float32.
+    extra (N, J) extra targets (-1: none) weighted by extra_weights (J,): the multi-token-prediction terms."""
     lf = logits.float()
     s = torch.sigmoid(lf / div)
     z = cap * s
     lse = torch.logsumexp(z, dim=-1)
     losses = lse - z.gather(-1, targets.long()[:, None])[:, 0]
     d = torch.softmax(z, dim=-1)
-    d[torch.arange(len(targets), device=d.device), targets.long()] -= 1.0
+    rows = torch.arange(len(targets), device=d.device)
+    if extra is not None and extra.size(1):
+        w = torch.where(extra >= 0, extra_weights.float()[None, :], 0.0)  # (N, J): 0 where there is no target
+        e = extra.long().clamp(min=0)
+        losses = losses + (w * (lse[:, None] - z.gather(-1, e))).sum(-1)
+        d = d * (1 + w.sum(-1, keepdim=True))
+        d.scatter_add_(-1, e, -w)
+    d[rows, targets.long()] -= 1.0
     return losses, d * (cap / div) * s * (1 - s) * grad_scale
 
 
 if triton is not None:
 
     @triton.jit
-    def _softcap_ce_kernel(logits_ptr, targets_ptr, losses_ptr, grad_ptr, V, logits_row_stride, grad_row_stride,
-                           cap, inv_div, grad_scale, BLOCK: tl.constexpr):
+    def _softcap_ce_kernel(logits_ptr, targets_ptr, losses_ptr, grad_ptr, extra_ptr, weights_ptr, V,
+                           logits_row_stride, grad_row_stride, extra_row_stride, cap, inv_div, grad_scale,
+                           BLOCK: tl.constexpr, NUM_EXTRA: tl.constexpr):
+        # NUM_EXTRA is a compile-time constant: with 0 every extra-target line below is compiled out and the
+        # kernel is the plain one (extra_ptr and weights_ptr are then never read).
         row = tl.program_id(0).to(tl.int64)
         row_logits = logits_ptr + row * logits_row_stride
         # pass 1: sum of exp(z - cap) over the row (kept in L2 for pass 2)
@@ -60,7 +78,16 @@ if triton is not None:
         lse = cap + tl.log(tl.sum(acc, axis=0))
         target = tl.load(targets_ptr + row)
         z_target = cap * tl.sigmoid(tl.load(row_logits + target).to(tl.float32) * inv_div)
-        tl.store(losses_ptr + row, lse - z_target)
+        loss = lse - z_target
+        extra_sum = 0.0  # sum of the weights of this row's present extra targets
+        if NUM_EXTRA > 0:
+            for j in tl.static_range(NUM_EXTRA):
+                e = tl.load(extra_ptr + row * extra_row_stride + j)
+                w = tl.where(e >= 0, tl.load(weights_ptr + j), 0.0)
+                z_e = cap * tl.sigmoid(tl.load(row_logits + tl.maximum(e, 0)).to(tl.float32) * inv_div)
+                loss += w * (lse - z_e)
+                extra_sum += w
+        tl.store(losses_ptr + row, loss)
         # pass 2: the gradient, scaled, in the output's dtype
         row_grad = grad_ptr + row * grad_row_stride
         slope = cap * inv_div * grad_scale
@@ -70,15 +97,23 @@ if triton is not None:
             raw = tl.load(row_logits + cols, mask=inside, other=0.0, eviction_policy="evict_first").to(tl.float32)
             s = tl.sigmoid(raw * inv_div)
             p = tl.exp(cap * s - lse)
+            if NUM_EXTRA > 0:
+                p = p * (1.0 + extra_sum)
+                for j in tl.static_range(NUM_EXTRA):  # scalar reloads: L1 hits, once per block
+                    e = tl.load(extra_ptr + row * extra_row_stride + j)
+                    p -= tl.where(cols == e, tl.load(weights_ptr + j), 0.0)  # e = -1 matches no column
             d = (p - tl.where(cols == target, 1.0, 0.0)) * (slope * s * (1.0 - s))
             tl.store(row_grad + cols, d.to(grad_ptr.dtype.element_ty), mask=inside)
 
 
 def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float, div: float, grad_scale: float = 1.0,
-                                    grad_dtype: torch.dtype = torch.bfloat16, block: int = 2048,
-                                    num_warps: int = 4) -> tuple[Tensor, Tensor]:
+                                    grad_dtype: torch.dtype = torch.bfloat16, block: int = 2048, num_warps: int = 4,
+                                    extra: Tensor | None = None, extra_weights: Tensor | None = None
+                                    ) -> tuple[Tensor, Tensor]:
     """logits (N, V) with unit stride along V, targets (N,) in [0, V) -> (per-row losses float32 (N,),
     grad_scale * dloss_i/dlogits (N, V) in `grad_dtype`). Needs Triton (a CUDA GPU, or TRITON_INTERPRET=1).
+    extra (N, J) integer extra targets in [0, V) or -1 (none) and extra_weights (J,) float32 on the same device
+    (read there, so a weight can change between calls without a recompile): the multi-token-prediction terms.
 
     Default launch: the fastest of blocks 2048-8192 x 4-16 warps on an H100 at 49,152 x 50,304 (4.70 ms against
     4.93 ms for 4096 x 8; `benchmarks/head_loss.py`). The kernel is bound by its exp/sigmoid throughput there.
@@ -86,6 +121,12 @@ def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float,
     if logits.ndim != 2 or logits.stride(1) != 1 or targets.shape != logits.shape[:1]:
         raise ValueError(f"logits must be (N, V) with unit column stride and targets (N,); got "
                          f"{tuple(logits.shape)} / stride {logits.stride()} and {tuple(targets.shape)}")
+    num_extra = 0 if extra is None else extra.size(1) if extra.ndim == 2 else -1
+    if extra is not None and (num_extra < 0 or extra.size(0) != logits.size(0) or extra_weights is None
+                              or tuple(extra_weights.shape) != (num_extra,) or extra.is_floating_point()):
+        raise ValueError(f"extra targets must be integers (N, J) = ({logits.size(0)}, J) with weights (J,); got "
+                         f"{tuple(extra.shape)} {extra.dtype} and "
+                         f"{None if extra_weights is None else tuple(extra_weights.shape)}")
     if not 0 < cap <= MAX_CAP:
         raise ValueError(f"soft cap {cap} outside (0, {MAX_CAP}]: the kernel's fixed exp offset needs a moderate cap")
     if triton is None:
@@ -93,7 +134,12 @@ def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float,
     N, V = logits.shape
     losses = torch.empty(N, dtype=torch.float32, device=logits.device)
     grad = torch.empty(N, V, dtype=grad_dtype, device=logits.device)
+    if num_extra:
+        extra, weights = extra.contiguous(), extra_weights.float().contiguous()
+    else:  # never read (NUM_EXTRA = 0)
+        extra, weights = targets, losses
     if N:
-        _softcap_ce_kernel[(N,)](logits, targets, losses, grad, V, logits.stride(0), grad.stride(0),
-                                 float(cap), 1.0 / div, float(grad_scale), BLOCK=block, num_warps=num_warps)
+        _softcap_ce_kernel[(N,)](logits, targets, losses, grad, extra, weights, V, logits.stride(0), grad.stride(0),
+                                 extra.stride(0), float(cap), 1.0 / div, float(grad_scale), BLOCK=block,
+                                 NUM_EXTRA=num_extra, num_warps=num_warps)
     return losses, grad
