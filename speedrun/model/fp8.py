@@ -126,20 +126,26 @@ def fp8_reference(x: Tensor, w: Tensor, x_s: float, w_s: float) -> Tensor:
 
 @torch.library.custom_op("speedrun::fp8_head_loss", mutates_args=())
 def fp8_head_loss(x: Tensor, w: Tensor, targets: Tensor, x_s: float, w_s: float, grad_s: float, cap: float,
-                  div: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                  div: float, extra: Tensor | None = None, extra_weights: Tensor | None = None
+                  ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """x (N, K) contiguous, w (V, K), targets (N,) -> (mean over N of the cross-entropy of the soft-capped logits
-    cap * sigmoid(x @ w.T / div), x_f8, w_f8, g_f8 = grad_s * dloss/dlogits in e5m2)."""
+    cap * sigmoid(x @ w.T / div), x_f8, w_f8, g_f8 = grad_s * dloss/dlogits in e5m2). extra (N, J) and
+    extra_weights (J,) float32: multi-token-prediction targets (-1: none) and their weights, added to each row's
+    loss (speedrun/model/mtp.py); the weights are read on the device, so changing them does not recompile."""
     from speedrun.kernels.softcap_ce import softcap_cross_entropy_with_grad
 
     assert x.is_contiguous() and w.is_contiguous()
     logits, x_f8, w_f8 = _compiled(_forward)(x, w, x_s, w_s)
     losses, g_f8 = softcap_cross_entropy_with_grad(logits, targets, cap, div, grad_scale=grad_s / x.size(0),
-                                                   grad_dtype=torch.float8_e5m2)
+                                                   grad_dtype=torch.float8_e5m2, extra=extra,
+                                                   extra_weights=extra_weights)
     return losses.mean(), x_f8, w_f8, g_f8
 
 
 @fp8_head_loss.register_fake
-def _(x, w, targets, x_s, w_s, grad_s, cap, div):
+def _(x, w, targets, x_s, w_s, grad_s, cap, div, extra=None, extra_weights=None):
+    assert extra is None or (extra.shape[0] == x.shape[0] and extra_weights is not None
+                             and tuple(extra_weights.shape) == (extra.shape[1],))
     return (x.new_empty((), dtype=torch.float32), x.to(torch.float8_e4m3fn), w.to(torch.float8_e4m3fn),
             x.new_empty(x.shape[0], w.shape[0], dtype=torch.float8_e5m2))
 
@@ -157,7 +163,7 @@ def _(grad_loss, g_f8, x_f8, w_f8, x_s, w_s, grad_s):
 
 
 def _setup_head_loss_context(ctx, inputs, output):
-    _, _, _, x_s, w_s, grad_s, _, _ = inputs
+    x_s, w_s, grad_s = inputs[3:6]
     _, x_f8, w_f8, g_f8 = output
     ctx.save_for_backward(g_f8, x_f8, w_f8)
     ctx.scales = (x_s, w_s, grad_s)
@@ -167,17 +173,20 @@ def _setup_head_loss_context(ctx, inputs, output):
 def _head_loss_backward(ctx, grad_loss, *_):
     g_f8, x_f8, w_f8 = ctx.saved_tensors
     grad_x, grad_w = torch.ops.speedrun.fp8_head_loss_backward(grad_loss, g_f8, x_f8, w_f8, *ctx.scales)
-    return grad_x, grad_w, None, None, None, None, None, None
+    return grad_x, grad_w, None, None, None, None, None, None, None, None  # no gradient for targets, scales, mtp
 
 
 fp8_head_loss.register_autograd(_head_loss_backward, setup_context=_setup_head_loss_context)
 
 
 def fp8_softcap_cross_entropy(x: Tensor, w: Tensor, targets: Tensor, x_s: float, w_s: float, grad_s: float,
-                              cap: float, div: float) -> Tensor:
-    """Mean cross-entropy of cap * sigmoid((x @ w.T) / div) against targets, x of any leading shape (GPU, FP8)."""
+                              cap: float, div: float, extra: Tensor | None = None,
+                              extra_weights: Tensor | None = None) -> Tensor:
+    """Mean cross-entropy of cap * sigmoid((x @ w.T) / div) against targets, x of any leading shape (GPU, FP8);
+    with extra targets (N, J) and their weights (J,), plus the multi-token-prediction terms."""
     x2 = x.flatten(0, -2).contiguous()
-    return torch.ops.speedrun.fp8_head_loss(x2, w, targets.reshape(-1), x_s, w_s, grad_s, cap, div)[0]
+    return torch.ops.speedrun.fp8_head_loss(x2, w, targets.reshape(-1), x_s, w_s, grad_s, cap, div, extra,
+                                            extra_weights)[0]
 
 
 # --- FP8 with scales from each tensor's own maximum: the MLP matmuls ------------------------------------------------
