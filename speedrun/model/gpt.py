@@ -22,8 +22,9 @@ from speedrun.model.attention import (
     short_window_blocks,
 )
 from speedrun.model.fp8 import dynamic_fp8_linear, fp8_linear, fp8_softcap_cross_entropy
+from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
 from speedrun.model.rotary import Rotary, rotary_frequencies
-from speedrun.optim.schedule import long_window_blocks
+from speedrun.optim.schedule import long_window_blocks, mtp_decay
 from speedrun.recipe import Recipe
 
 
@@ -182,6 +183,12 @@ class GPT(nn.Module):
             nn.init.zeros_(self.bigram_embed.weight)
         self.ve_table = [r.value_embed_layer(i) for i in range(r.num_layers)]
         self.long_layer = [c == "L" for c in r.window_pattern]
+        # Multi-token prediction: the extra targets' weights of the current step, a float32 buffer that
+        # `set_mtp_step` rewrites in place, so a compiled model reads each step's values without recompiling. Not
+        # persistent: the step sets it (checkpoints and warm-up restores need not carry it).
+        mtp = torch.tensor(r.mtp_weights, dtype=torch.float32) if r.mtp_weights else None
+        self.register_buffer("mtp_start", mtp, persistent=False)
+        self.register_buffer("mtp_w", None if mtp is None else mtp.clone(), persistent=False)
 
     def window(self, step: int) -> int | Tensor:
         """The long attention window at `step` of the recipe's schedule (in blocks), in the form this back-end
@@ -199,19 +206,36 @@ class GPT(nn.Module):
         return build(lists, long_blocks), build(lists, short_window_blocks(long_blocks))
 
     def forward(self, inputs: Tensor, targets: Tensor | None, long_blocks: int | Tensor) -> Tensor:
-        """inputs (T,) token ids -> mean cross-entropy against targets, or the capped logits if targets is None."""
+        """inputs (T,) token ids -> mean cross-entropy against targets (in training with multi-token prediction,
+        plus its weighted extra terms), or the capped logits if targets is None."""
         if inputs.ndim != 1:
             raise ValueError(f"inputs must be one row of tokens (1-D), got shape {tuple(inputs.shape)}")
         long_mask, short_mask = self.masks(inputs, long_blocks)
         x = self.trunk(inputs, long_mask, short_mask)
+        extra = mtp_targets(targets, self.mtp_w.numel()) if targets is not None and self.mtp_active() else None
         if targets is not None and self.fused_head_loss_active():
             r = self.recipe
             return fp8_softcap_cross_entropy(norm(x), self.lm_head.weight, targets, *self.lm_head.fp8_scales,
-                                             r.logit_cap, r.logit_cap_div)
+                                             r.logit_cap, r.logit_cap_div, extra, None if extra is None else self.mtp_w)
         logits = self.head(x)
         if targets is None:
             return logits
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        logits, targets = logits.view(-1, logits.size(-1)), targets.view(-1)
+        if extra is not None:
+            return mtp_cross_entropy(logits, targets, extra, self.mtp_w)
+        return F.cross_entropy(logits, targets)
+
+    def mtp_active(self) -> bool:
+        """The recipe has multi-token-prediction weights and the model is training with gradients (validation
+        and sampling score the next token alone)."""
+        return self.mtp_w is not None and self.training and torch.is_grad_enabled()
+
+    def set_mtp_step(self, step: int) -> None:
+        """Set the multi-token-prediction weights of `step` (speedrun.optim.schedule.mtp_weights_at), in place:
+        one small kernel with the decay as its argument, no host-to-device copy (which would wait for the GPU)."""
+        if self.mtp_w is not None:
+            r = self.recipe
+            torch.mul(self.mtp_start, mtp_decay(step, r.steps, r.mtp_end_frac), out=self.mtp_w)
 
     def fused_head_loss_active(self) -> bool:
         """The recipe asks for the fused head + loss op and the FP8 head is on (GPU training with gradients)."""
