@@ -117,6 +117,10 @@ class Plan:
             f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}"
             + ("; fused with the soft-capped loss (Triton kernel)" if self.fp8_head and r.fused_head_loss else ""),
             f"MLP matmuls: {'FP8 (e4m3/e5m2, per-tensor dynamic scales) in training' if self.fp8_mlp else 'plain'}",
+            *([f"multi-token prediction: extra targets +2..+{len(r.mtp_weights) + 1} weighted "
+               f"{', '.join(f'{w:g}' for w in r.mtp_weights)} at step 0, falling linearly to 0 at step "
+               f"{math.ceil(r.mtp_end_frac * r.steps)} of {r.steps} (the train loss includes them until then)"]
+              if r.mtp_weights else []),
             f"precision: {dtype}",
             f"torch.compile: {'on' if self.compile else 'off'}",
         ]
@@ -280,8 +284,11 @@ def optimizer_step(model, optimizers, step: int, r: Recipe, world_size: int) -> 
 
 def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_size: int) -> torch.Tensor:
     """One optimiser step over this rank's micro-batches; returns the step's train loss averaged over all
-    micro-batches of all ranks (a tensor; reading it is left to the caller)."""
+    micro-batches of all ranks (a tensor; reading it is left to the caller). With multi-token prediction that
+    loss includes the extra targets' weighted terms (until their weights reach 0)."""
     total = None
+    # This step's multi-token-prediction weights, written into the model's buffer in place (no recompile).
+    (model._orig_mod if hasattr(model, "_orig_mod") else model).set_mtp_step(step)
     for inputs, targets in batches:
         loss = model(inputs, targets, window) / len(batches)
         loss.backward()
@@ -591,7 +598,7 @@ def _loop(runner, model, optimizers, stream, r, plan, window, val_files, log, sa
         step, loss = item
         if not math.isfinite(loss):
             keeper.fail(f"step {step}: train loss is {loss}")
-        result.train_losses.append(loss)
+        result.train_losses.append(loss)  # with multi-token prediction: includes its terms until their weights hit 0
         t = step_times.pop(step)
         tok_s = tokens_done[step] / (t / 1000) if t > 0 else 0.0
         log.step(step, r.steps, t, loss, tok_s)

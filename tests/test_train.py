@@ -374,3 +374,43 @@ def test_adam_every_two_steps_uses_the_mean_of_two_gradients():
         torch.testing.assert_close(pa.detach(), pb.detach(), rtol=0, atol=1e-7, msg=n)
         assert pa.grad is None
     assert any(not torch.equal(p.detach(), start[n]) for n, p in a.named_parameters() if not is_muon[n])
+
+
+# --- multi-token prediction ----------------------------------------------------------------------------------------------
+def test_train_step_sets_each_steps_mtp_weights(shard_files, tmp_path):
+    """train_step writes its step's weights into the model's buffer before the forward pass (through a compiled
+    wrapper's original module too), so the loss it returns is the one with those weights; a short run works."""
+    from speedrun.optim.schedule import mtp_weights_at
+
+    r = load_recipe("tiny", {**SMALL, "steps": 10, "mtp_weights": [0.5, 0.25], "mtp_end_frac": 0.5})
+    plan = make_plan(r, force_device="cpu")
+    assert "multi-token prediction: extra targets +2..+3 weighted 0.5, 0.25 at step 0, falling linearly to 0 at " \
+           "step 5 of 10" in plan.describe(r)
+    assert "multi-token" not in plan.describe(load_recipe("tiny", SMALL))
+    model = build_model(r, plan)
+    with torch.no_grad():
+        model.lm_head.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(0))
+    optimizers = build_optimizers(model, r)
+
+    class Wrapper(torch.nn.Module):  # stands in for torch.compile's OptimizedModule (holds `_orig_mod`)
+        def __init__(self, m):
+            super().__init__()
+            self._orig_mod = m
+
+        def forward(self, *args):
+            return self._orig_mod(*args)
+
+    for step in (0, 2, 5):
+        batch = random_batch(30 + step)
+        with torch.no_grad():
+            plain = model(*batch[0], 1).item()  # no gradients: the next-token loss alone
+        loss = train_step(Wrapper(model), batch, optimizers, step, 1, r, 1).item()
+        want = mtp_weights_at(step, r.steps, r.mtp_weights, r.mtp_end_frac)
+        torch.testing.assert_close(model.mtp_w, torch.tensor(want))
+        assert (loss > plain + 1) if step < 5 else loss == pytest.approx(plain, abs=1e-6), (step, loss, plain)
+    result = run(run_recipe(shard_files, mtp_weights=[0.5], steps=4), make_plan(r, force_device="cpu"),
+                 log_dir=str(tmp_path), say=quiet)
+    assert len(result.train_losses) == 4 and all(math.isfinite(v) for v in result.train_losses)
+    assert abs(result.val_losses[0][1] - LN_VOCAB) < 1e-3  # validation scores the next token alone
+    # step 1, the untrained model: ln(vocab) per term, the +2 term missing at row ends and document ends only
+    assert 1.45 * LN_VOCAB < result.train_losses[0] <= 1.5 * LN_VOCAB
