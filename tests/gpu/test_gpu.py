@@ -1,6 +1,7 @@
 """GPU checks (skipped without CUDA): FP8 head vs bf16 matmul, FlexAttention vs the dense reference, the
 compiled flex model vs the dense model, the soft-capped cross-entropy kernel vs its reference and the fused
-head + loss op vs the unfused FP8 head. Run on the GPU machine: `pytest -q tests/gpu -s` prints the errors."""
+head + loss op vs the unfused FP8 head, each also with multi-token prediction. Run on the GPU machine:
+`pytest -q tests/gpu -s` prints the errors."""
 
 from __future__ import annotations
 
@@ -229,3 +230,89 @@ def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
     print(f"\ncompiled model, FP8 MLP loss {losses[0]:.5f} vs bf16 MLP {losses[1]:.5f}; grad errors {errs}")
     assert abs(losses[0] - losses[1]) < 5e-3 * losses[1]
     assert all(e < 0.15 for e in errs.values())
+
+
+# --- multi-token prediction --------------------------------------------------------------------------------------------
+def test_softcap_cross_entropy_kernel_with_extra_targets_matches_reference():
+    from speedrun.model.mtp import mtp_targets
+
+    torch.manual_seed(0)
+    N, V = 2048, 50304
+    logits = (torch.randn(N, V, device="cuda") * 10).bfloat16()
+    targets = random_docs(N, 300, seed=4).long()
+    extra = mtp_targets(targets, 2)
+    weights = torch.tensor([0.5, 0.25], device="cuda")
+    losses, grad = softcap_cross_entropy_with_grad(logits, targets, 30.0, 7.5, grad_scale=3.0, grad_dtype=torch.float32,
+                                                   extra=extra, extra_weights=weights)
+    want_losses, want_grad = softcap_cross_entropy_reference(logits, targets, 30.0, 7.5, 3.0, extra, weights)
+    plain_losses, plain_grad = softcap_cross_entropy_with_grad(logits, targets, 30.0, 7.5, grad_scale=3.0,
+                                                               grad_dtype=torch.float32)
+    zero = softcap_cross_entropy_with_grad(logits, targets, 30.0, 7.5, grad_scale=3.0, grad_dtype=torch.float32,
+                                           extra=extra, extra_weights=weights * 0)
+    errs = dict(loss=(losses - want_losses).abs().max().item(), grad=rel_err(grad, want_grad))
+    print(f"\nsoftcap CE kernel with 2 extra targets: {errs}")
+    assert errs["loss"] < 1e-4 and errs["grad"] < 1e-5
+    assert torch.equal(zero[0], plain_losses) and torch.equal(zero[1], plain_grad)
+
+
+@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
+def test_fused_head_loss_with_mtp_matches_plain_path():
+    """The fused op with extra targets against the plain path (FP8 head, soft cap, mtp_cross_entropy); then the
+    weights changed in place, as the trainer does, and compared again."""
+    from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
+
+    torch.manual_seed(0)
+    N, K, M = 8192, 768, 50304
+    x = F.rms_norm(torch.randn(N, K, device="cuda"), (K,)).bfloat16().requires_grad_()
+    w = (torch.randn(M, K, device="cuda") * 0.02).requires_grad_()
+    targets = random_docs(N, 500, seed=5).long()
+    extra = mtp_targets(targets, 2)
+    weights = torch.tensor([0.5, 0.25], device="cuda")
+    scales = (2.0, 512.0, 524288.0)
+    for values in ([0.5, 0.25], [0.1, 0.0]):
+        weights.copy_(torch.tensor(values))
+        loss = fp8_softcap_cross_entropy(x, w, targets, *scales, 30.0, 7.5, extra, weights) / 2
+        loss.backward()
+        gx, gw = x.grad.clone(), w.grad.clone()
+        x.grad = w.grad = None
+        logits = 30.0 * torch.sigmoid(fp8_linear(x, w, *scales).float() / 7.5)
+        loss_ref = mtp_cross_entropy(logits, targets, extra, weights) / 2
+        loss_ref.backward()
+        errs = dict(loss=abs(loss.item() - loss_ref.item()), grad_x=rel_err(gx, x.grad), grad_w=rel_err(gw, w.grad))
+        x.grad = w.grad = None
+        print(f"\nfused FP8 head + loss with MTP weights {values} vs the plain path: loss {loss.item():.5f}, {errs}")
+        assert errs["loss"] < 1e-3 and errs["grad_x"] < 0.02 and errs["grad_w"] < 0.02
+
+
+@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
+def test_compiled_model_with_mtp_fused_matches_unfused_without_recompiling():
+    import torch._dynamo
+
+    from speedrun.model.gpt import GPT
+
+    r = load_recipe("fast", ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'",
+                             "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", "fused_head_loss=true",
+                             "mtp_weights=[0.5, 0.25]", "steps=100"])
+    torch.manual_seed(0)
+    models = [GPT(r, attention="flex").cuda() for _ in range(2)]
+    torch.nn.init.normal_(models[0].lm_head.weight, std=0.02)
+    models[1].load_state_dict(models[0].state_dict())
+    models[1].recipe = dataclasses.replace(r, fused_head_loss=False)
+    tokens = random_docs(r.seq_len + 1, 600, seed=6)
+    inputs, targets = tokens[:-1].int(), tokens[1:].long()
+    torch._dynamo.reset()
+    losses = {0: [], 1: []}
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for k, m in enumerate(models):
+            compiled = torch.compile(m, dynamic=False)
+            for step in (0, 25, 50):  # weights 1x, 0.5x and 0 of their start values
+                m.set_mtp_step(step)
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    loss = compiled(inputs, targets, torch.tensor(7, device="cuda"))
+                loss.backward()
+                m.zero_grad()
+                losses[k].append(loss.item())
+    print(f"\ncompiled model with MTP, fused {losses[0]} vs unfused {losses[1]}")
+    assert losses[0][0] > losses[0][1] > losses[0][2]
+    for a, b in zip(losses[0], losses[1]):
+        assert abs(a - b) < 1e-3 * b
