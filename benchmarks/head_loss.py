@@ -1,7 +1,8 @@
 """Head + loss benchmark (GPU): the FP8 head and the soft-capped cross-entropy, forward and backward, unfused
 (the compiled record-21 path: FP8 matmul, float32 soft cap, F.cross_entropy, autograd) against the fused op
 (`fp8_softcap_cross_entropy`: the Triton loss kernel writes the e5m2 gradient in the forward pass), and the
-loss kernel alone at several block sizes and warp counts. Prints a table of median times (CUDA events).
+loss kernel alone at several block sizes and warp counts; then the two paths and the kernel (default launch) with
+multi-token prediction (2 extra targets). Prints a table of median times (CUDA events).
 
     python benchmarks/head_loss.py [--tokens 49152] [--json out.json]
 """
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 
 from speedrun.kernels.softcap_ce import softcap_cross_entropy_with_grad
 from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy
+from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
 
 CAP, DIV, SCALES = 30.0, 7.5, (2.0, 512.0, 524288.0)
 
@@ -60,8 +62,19 @@ def main() -> None:
         return run
 
     fused = lambda x, w, t: fp8_softcap_cross_entropy(x, w, t, *SCALES, CAP, DIV)
+    # multi-token prediction, 2 extra targets (+2, +3): the plain path's loss and the fused op's
+    extra = mtp_targets(targets, 2)
+    weights = torch.tensor([0.5, 0.25], device="cuda")
+
+    @torch.compile(dynamic=False)
+    def unfused_mtp(x, w, targets):
+        logits = CAP * torch.sigmoid(fp8_linear(x, w, *SCALES).float() / DIV)
+        return mtp_cross_entropy(logits, targets, extra, weights)
+
+    fused_mtp = lambda x, w, t: fp8_softcap_cross_entropy(x, w, t, *SCALES, CAP, DIV, extra, weights)
     rows = []
-    for name, fn in [("unfused (compiled) fwd+bwd", unfused), ("fused op fwd+bwd", fused)]:
+    for name, fn in [("unfused (compiled) fwd+bwd", unfused), ("fused op fwd+bwd", fused),
+                     ("unfused (compiled) fwd+bwd, MTP +2 +3", unfused_mtp), ("fused op fwd+bwd, MTP +2 +3", fused_mtp)]:
         torch.cuda.reset_peak_memory_stats()
         ms = median_ms(fwd_bwd(fn))
         rows.append(dict(what=name, ms=ms, peak_mib=torch.cuda.max_memory_allocated() / 2**20))
@@ -75,6 +88,10 @@ def main() -> None:
             gbytes = N * V * 3 / 1e9  # bf16 read once + e5m2 written, the least traffic possible
             rows.append(dict(what=f"loss kernel alone, block {block}, {warps} warps", ms=ms,
                              gb_per_s=gbytes / ms * 1e3))
+    run = lambda: softcap_cross_entropy_with_grad(logits, targets, CAP, DIV, 10.0, torch.float8_e5m2, extra=extra,
+                                                  extra_weights=weights)
+    ms = median_ms(run)
+    rows.append(dict(what="loss kernel alone, default launch, MTP +2 +3", ms=ms, gb_per_s=N * V * 3 / 1e9 / ms * 1e3))
     print(f"\n{torch.cuda.get_device_name()} | torch {torch.__version__} | N={N} K={K} V={V}")
     print(f"{'what':<44} {'ms':>8}  extra")
     for r in rows:
