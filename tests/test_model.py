@@ -641,3 +641,18 @@ def test_skip_gate_formula():
                 skips.append(x)
     torch.testing.assert_close(got, x)
     assert torch.cat(gates).std() > 0.05  # the gates really vary by token
+
+
+def test_flex_window_tensors_are_made_once_per_window():
+    """The flex back-end's window tensor for each distinct window is reused: a fresh one per step would be a
+    host-to-device copy that waits for the GPU every step."""
+    r = small_recipe(attn_block_size=32)
+    model = GPT(r, attention="flex")
+    tensors = [model.window(s) for s in range(r.steps + 1)]
+    dense = GPT(r, attention="dense")
+    assert [int(t) for t in tensors] == [dense.window(s) for s in range(r.steps + 1)]
+    assert all(t.dtype == torch.int32 for t in tensors)
+    by_value = {}
+    for t in tensors:
+        assert by_value.setdefault(int(t), t) is t  # one object per value
+    assert len(by_value) > 1  # the window does grow over the run

@@ -183,6 +183,7 @@ class GPT(nn.Module):
             nn.init.zeros_(self.bigram_embed.weight)
         self.ve_table = [r.value_embed_layer(i) for i in range(r.num_layers)]
         self.long_layer = [c == "L" for c in r.window_pattern]
+        self._window_tensors: dict = {}  # (blocks, device) -> int32 tensor, see `window`
         # Multi-token prediction: the extra targets' weights of the current step, a float32 buffer that
         # `set_mtp_step` rewrites in place, so a compiled model reads each step's values without recompiling. Not
         # persistent: the step sets it (checkpoints and warm-up restores need not carry it).
@@ -192,11 +193,18 @@ class GPT(nn.Module):
 
     def window(self, step: int) -> int | Tensor:
         """The long attention window at `step` of the recipe's schedule (in blocks), in the form this back-end
-        takes: an int32 tensor for FlexAttention, so that a growing window never triggers a recompile."""
+        takes: an int32 tensor for FlexAttention, so that a growing window never triggers a recompile.
+
+        Each distinct window's tensor is made once and reused: building it anew every step is a host-to-device
+        copy, which waits for the GPU to finish all queued work and so leaves it idle until the next launch."""
         r = self.recipe
         w = long_window_blocks(step, r.steps, r.window_ramp_tokens, r.attn_block_size)
         if self.attention == "flex":
-            return torch.tensor(w, dtype=torch.int32, device=self.embed.weight.device)
+            device = self.embed.weight.device
+            cached = self._window_tensors.get((w, device))
+            if cached is None:
+                cached = self._window_tensors[(w, device)] = torch.tensor(w, dtype=torch.int32, device=device)
+            return cached
         return w
 
     def masks(self, inputs: Tensor, long_blocks: int | Tensor) -> tuple:
