@@ -574,7 +574,8 @@ class _StopVote:
         """The signal number to stop for, or None."""
         if self.plan.world_size == 1:
             return self.stop.signum
-        flag = torch.tensor([float(self.stop.signum or 0)], device=self.plan.device)
+        # torch.full fills on the device: a tensor built on the host would be a copy that waits for the GPU
+        flag = torch.full((1,), float(self.stop.signum or 0), device=self.plan.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         previous, self.pending = self.pending, flag
         signum = int(previous.item()) if previous is not None else 0
