@@ -17,6 +17,7 @@ the tile: loads and stores are masked.
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -150,8 +151,9 @@ def _launch(x: Tensor, alpha: float, beta: float, addend: Tensor | None, config:
 
 
 # torch.compile sees the kernel as one opaque op (no graph break); eager calls skip the dispatcher's overhead.
+# (Optional, not `Tensor | None`: the schema is inferred from the annotation, and older torch knows only Optional.)
 @torch.library.custom_op("speedrun::symmetric_matmul", mutates_args=())
-def _symmetric_matmul_op(x: Tensor, alpha: float, beta: float, addend: Tensor | None) -> Tensor:
+def _symmetric_matmul_op(x: Tensor, alpha: float, beta: float, addend: Optional[Tensor]) -> Tensor:
     return _launch(x, alpha, beta, addend, None)
 
 
