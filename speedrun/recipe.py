@@ -95,6 +95,7 @@ class Recipe:
     ns_steps: int
     ns_coefficients: list[float]
     orthogonalizer: str  # newton_schulz (ns_coefficients every iteration) | polar_express (per-iteration coefficients)
+    ns_symmetric_kernel: bool  # Newton-Schulz's X X^T and b A + c A A by a Triton kernel, upper tiles only (CPU: torch)
     normuon_beta2: float  # NorMuon: EMA of the update's per-neuron second moment (0: off)
     muon_weight_decay: float  # cautious decoupled weight decay, times the scheduled lr (0: off)
     cooldown_frac: float

@@ -216,7 +216,8 @@ def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[t
     adam = torch.optim.Adam(adam_groups, betas=tuple(r.adam_betas), eps=r.adam_eps, fused=fused)
     muon = Muon(groups["muon"], lr=r.muon_lr, momentum=r.muon_momentum, ns_steps=r.ns_steps,
                 ns_coefficients=r.ns_coefficients, ns_dtype=torch.bfloat16 if fused else torch.float32, compile_ns=compile_ns,
-                orthogonalizer=r.orthogonalizer, normuon_beta2=r.normuon_beta2, weight_decay=r.muon_weight_decay)
+                orthogonalizer=r.orthogonalizer, normuon_beta2=r.normuon_beta2, weight_decay=r.muon_weight_decay,
+                ns_symmetric_kernel=r.ns_symmetric_kernel)
     for opt in (adam, muon):
         for g in opt.param_groups:
             g["initial_lr"] = g["lr"]

@@ -165,6 +165,15 @@ def test_record21_other_fields(r21):
     assert "fineweb_val_" in r21.val_files
 
 
+def test_ns_symmetric_kernel_off_in_record21_and_settable(r21):
+    """The record computes X X^T with torch; the Triton kernel is opt-in (and CPU runs ignore it)."""
+    assert r21.ns_symmetric_kernel is False
+    assert all(load_recipe(name).ns_symmetric_kernel is False for name in recipe_names())
+    assert load_recipe("fast_1gpu", ["ns_symmetric_kernel=true"]).ns_symmetric_kernel is True
+    with pytest.raises(RecipeError, match="ns_symmetric_kernel"):
+        load_recipe("record21", ["ns_symmetric_kernel=1"])
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the other bundled recipes, inheritance
 

@@ -172,6 +172,15 @@ def test_short_run_val_losses(short_run):
     assert result.log_path is not None and Path(result.log_path).parent == log_dir
 
 
+def test_ns_symmetric_kernel_on_cpu_trains_as_without(short_run, shard_files, tmp_path):
+    """The Triton Newton-Schulz kernel is CUDA-only: a CPU run that asks for it trains on torch's products, alike."""
+    r = run_recipe(shard_files, ns_symmetric_kernel=True)
+    result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=quiet)
+    assert result.train_losses == pytest.approx(short_run[1].train_losses, abs=1e-5)
+    assert [s for s, _ in result.val_losses] == [s for s, _ in short_run[1].val_losses]
+    assert [v for _, v in result.val_losses] == pytest.approx([v for _, v in short_run[1].val_losses], abs=1e-5)
+
+
 def test_short_run_log_parses(short_run):
     r, result, log_dir, _ = short_run
     logs = list(log_dir.iterdir())

@@ -10,6 +10,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from speedrun.kernels.symmetric_matmul import symmetric_kernel_usable, symmetric_matmul
+
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 # Polar Express (Amsel, Persson, Musco & Gower, 2025): one (a, b, c) per iteration, chosen minimax-optimally so
@@ -26,12 +28,16 @@ POLAR_EXPRESS_NORM_MARGIN = 1.02
 
 
 def newton_schulz(G: Tensor, steps: int = 5, coefficients=NS_COEFFICIENTS, dtype=torch.bfloat16,
-                  norm_margin: float = 1.0) -> Tensor:
+                  norm_margin: float = 1.0, symmetric_kernel: bool = False) -> Tensor:
     """Approximately orthogonalise G (..., rows, cols) slice by slice: singular values pushed into ~[0.7, 1.2].
 
     Works on the wide orientation (transposes when rows > cols), after normalising each slice by its Frobenius
     norm (times `norm_margin`), repeating A = X X^T; B = b A + c A A; X = a X + B X. `coefficients` is one
     (a, b, c) for every iteration, or a sequence of `steps` triples, one per iteration.
+
+    `symmetric_kernel`: A and B from the Triton kernel `symmetric_matmul`, which computes only the tiles on and
+    above the diagonal of these symmetric products (and adds b A in its epilogue). Used where Triton can run on
+    G's device (CUDA); elsewhere (CPU) the flag is ignored and torch computes the same products.
     """
     if G.ndim < 2:
         raise ValueError("newton_schulz needs a matrix (or a batch of matrices)")
@@ -44,18 +50,23 @@ def newton_schulz(G: Tensor, steps: int = 5, coefficients=NS_COEFFICIENTS, dtype
     if tall:
         X = X.mT
     X = X / (X.norm(dim=(-2, -1), keepdim=True) * norm_margin + 1e-7)
+    use_kernel = symmetric_kernel and symmetric_kernel_usable(X)
     for a, b, c in schedule:
-        A = X @ X.mT
-        B = b * A + c * A @ A
+        if use_kernel:
+            A = symmetric_matmul(X)
+            B = symmetric_matmul(A, alpha=c, beta=b, addend=A)  # A A = A A^T: the same kernel, b A in its epilogue
+        else:
+            A = X @ X.mT
+            B = b * A + c * A @ A
         X = a * X + B @ X
     if tall:
         X = X.mT
     return X
 
 
-def polar_express(G: Tensor, steps: int = 5, dtype=torch.bfloat16) -> Tensor:
+def polar_express(G: Tensor, steps: int = 5, dtype=torch.bfloat16, symmetric_kernel: bool = False) -> Tensor:
     """Newton-Schulz with the Polar Express per-iteration coefficients: singular values closer to 1."""
-    return newton_schulz(G, steps, POLAR_EXPRESS_COEFFICIENTS, dtype, POLAR_EXPRESS_NORM_MARGIN)
+    return newton_schulz(G, steps, POLAR_EXPRESS_COEFFICIENTS, dtype, POLAR_EXPRESS_NORM_MARGIN, symmetric_kernel)
 
 
 def normuon_scale(U: Tensor, second_moment: Tensor, beta2: float, per_row: bool) -> Tensor:
@@ -98,7 +109,8 @@ class Muon(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 0.05, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
                  ns_coefficients=NS_COEFFICIENTS, ns_dtype: torch.dtype = torch.bfloat16, compile_ns: bool = False,
-                 orthogonalizer: str = "newton_schulz", normuon_beta2: float = 0.0, weight_decay: float = 0.0):
+                 orthogonalizer: str = "newton_schulz", normuon_beta2: float = 0.0, weight_decay: float = 0.0,
+                 ns_symmetric_kernel: bool = False):
         params = list(params)
         if any(p.ndim < 2 for p in params):
             raise ValueError("Muon handles only parameters with 2 or more dimensions")
@@ -112,10 +124,13 @@ class Muon(torch.optim.Optimizer):
         groups = [dict(params=ps) for _, ps in sorted(by_shape.items(), key=lambda kv: -kv[0][0] * kv[0][1])]
         super().__init__(groups, defaults)
         self.ns_dtype = ns_dtype  # bf16 as in the record; float32 on CPUs, where bf16 matmuls are slow
+        # ns_symmetric_kernel: the Triton symmetric products on CUDA; on CPU newton_schulz ignores it.
+        sym = ns_symmetric_kernel
         if orthogonalizer == "polar_express":
-            ns = lambda x, steps, coefficients, dtype: polar_express(x, steps, dtype)
+            ns = lambda x, steps, coefficients, dtype: polar_express(x, steps, dtype, symmetric_kernel=sym)
         else:
-            ns = newton_schulz
+            ns = lambda x, steps, coefficients, dtype: newton_schulz(x, steps, coefficients, dtype,
+                                                                     symmetric_kernel=sym)
         self._ns = torch.compile(ns, dynamic=False) if compile_ns else ns
         self._normuon = torch.compile(normuon_scale, dynamic=False) if compile_ns else normuon_scale
         self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1

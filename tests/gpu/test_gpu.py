@@ -1,7 +1,8 @@
 """GPU checks (skipped without CUDA): FP8 head vs bf16 matmul, FlexAttention vs the dense reference, the
 compiled flex model vs the dense model, the soft-capped cross-entropy kernel vs its reference and the fused
-head + loss op vs the unfused FP8 head, each also with multi-token prediction. Run on the GPU machine:
-`pytest -q tests/gpu -s` prints the errors."""
+head + loss op vs the unfused FP8 head (each also with multi-token prediction), the FP8 MLP vs bf16, and the
+symmetric Newton-Schulz kernel vs its reference. Run on the GPU machine: `pytest -q tests/gpu -s` prints the
+errors."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import torch.nn.functional as F
 
 from speedrun.data.tokenizer import EOT
 from speedrun.kernels.softcap_ce import softcap_cross_entropy_reference, softcap_cross_entropy_with_grad
+from speedrun.kernels.symmetric_matmul import CONFIGS as SYMMETRIC_CONFIGS
+from speedrun.kernels.symmetric_matmul import symmetric_matmul, symmetric_matmul_reference
 from speedrun.model.attention import BlockLists, dense_attention, dense_mask, flex_block_mask
 from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy, fp8_supported
+from speedrun.optim.muon import newton_schulz, polar_express
 from speedrun.recipe import load_recipe
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -316,3 +320,46 @@ def test_compiled_model_with_mtp_fused_matches_unfused_without_recompiling():
     assert losses[0][0] > losses[0][1] > losses[0][2]
     for a, b in zip(losses[0], losses[1]):
         assert abs(a - b) < 1e-3 * b
+@pytest.mark.parametrize("config", [None, *SYMMETRIC_CONFIGS], ids=str)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
+def test_symmetric_matmul_kernel_matches_reference(config, dtype):
+    """Every tile config (None: autotuned) at Muon's sizes and at ragged ones, a transposed view, the B epilogue."""
+    if dtype == torch.float32 and config is not None:
+        pytest.skip("the configs are sized for 2-byte inputs; float32 is checked through the autotuner")
+    torch.manual_seed(0)
+    worst = 0.0
+    for shape, transposed in [((44, 768, 768), False), ((22, 768, 3072), False), ((3, 200, 333), False),
+                              ((2, 333, 200), True), ((130, 70), False)]:
+        x = torch.randn(shape, device="cuda").to(dtype)
+        x = (x.mT if transposed else x) / x.float().norm(dim=(-2, -1), keepdim=True).to(dtype)
+        c = symmetric_matmul(x, config=config)
+        want = symmetric_matmul_reference(x)
+        assert c.shape == want.shape and c.dtype == dtype and torch.equal(c, c.mT)
+        B = symmetric_matmul(c, alpha=2.0315, beta=-4.775, addend=c, config=config)
+        cd = c.double()
+        want_B = -4.775 * cd + 2.0315 * cd @ cd
+        assert torch.equal(B, B.mT)
+        errs = ((c.float() - want.float()).abs().max() / want.float().abs().max()).item(), \
+            ((B.double() - want_B).abs().max() / want_B.abs().max()).item()
+        worst = max(worst, *errs)
+        # bf16/fp16 outputs: within one rounding step of the float32 result; float32: accumulation order only
+        assert max(errs) < {torch.bfloat16: 2**-7, torch.float16: 2**-10, torch.float32: 1e-5}[dtype], (shape, errs)
+    print(f"\nsymmetric_matmul {dtype} config {config}: worst relative error {worst:.2e}")
+
+
+@pytest.mark.parametrize("orthogonalizer", ["newton_schulz", "polar_express"])
+def test_newton_schulz_symmetric_kernel_compiled(orthogonalizer):
+    """Compiled as Muon compiles it: with the kernel as accurate against float32 as torch's bf16 products."""
+    torch.manual_seed(0)
+    f = newton_schulz if orthogonalizer == "newton_schulz" else (lambda G, **k: polar_express(G, **k))
+    for shape in [(22, 768, 3072), (44, 768, 768), (4, 3072, 768)]:
+        G = torch.randn(shape, device="cuda")
+        exact = f(G, dtype=torch.float32)
+        plain = torch.compile(lambda G: f(G, symmetric_kernel=False), dynamic=False)(G)
+        kernel = torch.compile(lambda G: f(G, symmetric_kernel=True), dynamic=False)(G)
+        eager = f(G, symmetric_kernel=True)
+        errs = [rel_err(out, exact) for out in (plain, kernel, eager)]
+        print(f"\n{orthogonalizer} {shape}: relative error vs float32: torch {errs[0]:.4f}, kernel compiled "
+              f"{errs[1]:.4f}, kernel eager {errs[2]:.4f}")
+        assert kernel.dtype == torch.bfloat16 and kernel.shape == G.shape
+        assert errs[1] < 1.25 * errs[0] + 1e-3 and errs[2] < 1.25 * errs[0] + 1e-3
