@@ -38,6 +38,7 @@ class Recipe:
     val_files: str
     val_tokens: int  # positions scored at each validation
     train_loop: bool  # start the train stream again from its first shard when it runs out
+    align_rows_to_docs: bool  # each train row starts at the first <|endoftext|> at or after the stream's cursor
 
     # --- model --------------------------------------------------------------------------------------
     vocab_size: int

@@ -413,7 +413,7 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
                 f"trained on ({len(ckpt.train_files)}: {ckpt.train_files[0][0]}, ...); the data order would change")
         position = StreamPosition(**ckpt.stream)
     stream = BatchStream(train_files, r.batch_tokens, r.seq_len, plan.rank, plan.world_size, loop=r.train_loop,
-                         device=plan.device, position=position)
+                         device=plan.device, position=position, align_to_docs=r.align_rows_to_docs)
     if plan.device.type == "cuda":
         torch.cuda.set_device(plan.device)
     else:
