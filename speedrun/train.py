@@ -111,8 +111,10 @@ class Plan:
             f"batch: {r.batch_tokens:,} tokens/step = {self.world_size} rank(s) x {accum} accumulation step(s) x "
             f"{r.seq_len:,} tokens"
             + (f"; schedule over {len(r.batch_stages)} equal stages: {' -> '.join(f'{t:,}' for t in r.batch_stages)}"
-               if r.batch_stages else ""),
-            f"attention: {'FlexAttention block masks' if self.attention == 'flex' else 'dense boolean mask + SDPA'}",
+               if r.batch_stages else "")
+            + ("; each row starts at a document start" if r.align_rows_to_docs else ""),
+            f"attention: {'FlexAttention block masks' if self.attention == 'flex' else 'dense boolean mask + SDPA'}"
+            + (f"; in training, documents cut into pieces of {r.max_doc_tokens:,} tokens" if r.max_doc_tokens else ""),
             f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}"
             + ("; fused with the soft-capped loss (Triton kernel)" if self.fp8_head and r.fused_head_loss else ""),
             f"precision: {dtype}",

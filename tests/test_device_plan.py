@@ -88,3 +88,12 @@ def test_fused_head_loss_follows_the_fp8_head(monkeypatch):
     plan = make_plan(fast)
     assert not plan.fp8_head and "fused with" not in plan.describe(fast)
     assert any("fused_head_loss" in n and "unfused" in n for n in plan.notes)
+
+
+def test_plan_names_aligned_rows_and_document_pieces():
+    r = load_recipe("tiny", ["align_rows_to_docs=true", "max_doc_tokens=512"])
+    text = make_plan(r, force_device="cpu").describe(r)
+    assert "x 1,024 tokens; each row starts at a document start" in text
+    assert "dense boolean mask + SDPA; in training, documents cut into pieces of 512 tokens" in text
+    plain = load_recipe("tiny")
+    assert "document" not in make_plan(plain, force_device="cpu").describe(plain)
