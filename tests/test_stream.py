@@ -422,6 +422,22 @@ def test_aligned_rows_skip_to_the_next_document_and_may_share_a_token(make_shard
         s.next_rows()
 
 
+def test_aligned_rows_find_documents_far_from_the_cursor(make_shard, tmp_path):
+    """The search for the next document start grows its window: long documents, a start at the very last place a
+    row fits, and one just past it."""
+    n, seq = 30_000, 64
+    tokens = np.arange(n) % 50_000
+    eots = [7, 9000, 9001, 17_000, n - seq - 1, n - seq]
+    tokens[eots] = EOT
+    shards = [(tokens, eots)]
+    want = _aligned_reference(shards, 2, seq, steps=10)
+    assert want == [[(0, 7), (0, 9000)], [(0, 17_000), (0, n - seq - 1)]]
+    s = BatchStream(make_shard(tokens, name="long.bin"), 2 * seq, seq, align_to_docs=True)
+    assert [s.next_rows() for _ in range(2)] == want
+    with pytest.raises(StopIteration):
+        s.next_rows()
+
+
 @pytest.mark.parametrize("world_size", [2, 4, 8])
 def test_aligned_rows_are_the_same_for_every_world_size(doc_shards, world_size):
     folder, _ = doc_shards

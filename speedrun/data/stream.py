@@ -53,8 +53,6 @@ class BatchStream:
         self.position = position or StreamPosition()
         self._tokens = None
         self._tokens_shard = -1
-        self._doc_starts = np.zeros(0, dtype=np.int64)  # EOT offsets in shard _doc_starts_shard (align_to_docs)
-        self._doc_starts_shard = -1
         usable = [shard_header(f) > batch_tokens for f in self.files]  # validates every header up front
         if not any(usable):
             where = self.files[0] if len(self.files) == 1 else f"{self.files[0].parent} ({len(self.files)} shards)"
@@ -76,18 +74,17 @@ class BatchStream:
             self._tokens_shard = self.position.shard
         return self._tokens
 
-    def _shard_doc_starts(self) -> np.ndarray:
-        """Offsets of every <|endoftext|> in the current shard: one vectorised pass per shard, then cached."""
-        tokens = self._shard_tokens()
-        if self._doc_starts_shard != self.position.shard:
-            self._doc_starts = np.flatnonzero(tokens == EOT)
-            self._doc_starts_shard = self.position.shard
-            if not len(self._doc_starts):
-                # A shard of documents always has some; none at all means data without document starts.
-                raise ShardError(f"{self.files[self.position.shard]}: no <|endoftext|> token ({EOT}) in "
-                                 f"{len(tokens):,} tokens, so no row can start at a document start "
-                                 f"(align_rows_to_docs); were these shards written with the GPT-2 tokenizer?")
-        return self._doc_starts
+    def _next_doc_start(self, tokens: np.ndarray, cursor: int, end: int) -> int | None:
+        """Offset of the first <|endoftext|> in tokens[cursor:end], or None. Vectorised over windows that double
+        in size, so the work per step is about the tokens the step covers: no pass over the whole shard at a
+        shard change, which would stall the GPU queue there."""
+        window = 1024  # about a document (GPT-2 tokens of web text)
+        while cursor < end:
+            hits = np.flatnonzero(tokens[cursor: min(cursor + window, end)] == EOT)
+            if len(hits):
+                return cursor + int(hits[0])
+            cursor, window = cursor + window, 2 * window
+        return None
 
     def _aligned_starts(self) -> list[int] | None:
         """Start offsets of all world_size x accum rows of the next step in the current shard (document-aligned),
@@ -95,14 +92,19 @@ class BatchStream:
         tokens = self._shard_tokens()
         if self.position.offset + self.batch_tokens + 1 > len(tokens):
             return None  # even contiguous rows would not fit: no need to look for document starts
-        doc_starts = self._shard_doc_starts()
+        last_start = len(tokens) - self.seq_len - 1  # a row reads seq_len + 1 tokens
         starts, cursor = [], self.position.offset
         for _ in range(self.accum * self.world_size):
-            i = int(np.searchsorted(doc_starts, cursor))  # first document start at or after the cursor
-            if i == len(doc_starts) or doc_starts[i] + self.seq_len + 1 > len(tokens):
+            start = self._next_doc_start(tokens, cursor, last_start + 1)
+            if start is None:
+                if self.position.offset == 0 and not starts and not (tokens == EOT).any():
+                    # A shard of documents always has some; none at all means data without document starts.
+                    raise ShardError(f"{self.files[self.position.shard]}: no <|endoftext|> token ({EOT}) in "
+                                     f"{len(tokens):,} tokens, so no row can start at a document start "
+                                     f"(align_rows_to_docs); were these shards written with the GPT-2 tokenizer?")
                 return None
-            starts.append(int(doc_starts[i]))
-            cursor = starts[-1] + self.seq_len
+            starts.append(start)
+            cursor = start + self.seq_len
         return starts
 
     def _advance_to_fit(self) -> list[int]:
