@@ -38,6 +38,8 @@ class Recipe:
     val_files: str
     val_tokens: int  # positions scored at each validation
     train_loop: bool  # start the train stream again from its first shard when it runs out
+    align_rows_to_docs: bool  # each train row starts at the first <|endoftext|> at or after the stream's cursor
+    max_doc_tokens: int  # training only: each piece of this many tokens of a document counts as a document (0: off)
 
     # --- model --------------------------------------------------------------------------------------
     vocab_size: int
@@ -217,6 +219,7 @@ class Recipe:
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
+        need(self.max_doc_tokens >= 0, f"max_doc_tokens={self.max_doc_tokens} must be >= 0 (0: off)")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
         return self
 

@@ -112,8 +112,10 @@ class Plan:
             f"batch: {r.batch_tokens:,} tokens/step = {self.world_size} rank(s) x {accum} accumulation step(s) x "
             f"{r.seq_len:,} tokens"
             + (f"; schedule over {len(r.batch_stages)} equal stages: {' -> '.join(f'{t:,}' for t in r.batch_stages)}"
-               if r.batch_stages else ""),
-            f"attention: {'FlexAttention block masks' if self.attention == 'flex' else 'dense boolean mask + SDPA'}",
+               if r.batch_stages else "")
+            + ("; each row starts at a document start" if r.align_rows_to_docs else ""),
+            f"attention: {'FlexAttention block masks' if self.attention == 'flex' else 'dense boolean mask + SDPA'}"
+            + (f"; in training, documents cut into pieces of {r.max_doc_tokens:,} tokens" if r.max_doc_tokens else ""),
             f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}"
             + ("; fused with the soft-capped loss (Triton kernel)" if self.fp8_head and r.fused_head_loss else ""),
             f"MLP matmuls: {'FP8 (e4m3/e5m2, per-tensor dynamic scales) in training' if self.fp8_mlp else 'plain'}",
@@ -432,7 +434,7 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
                 f"trained on ({len(ckpt.train_files)}: {ckpt.train_files[0][0]}, ...); the data order would change")
         position = StreamPosition(**ckpt.stream)
     stream = BatchStream(train_files, r.batch_tokens, r.seq_len, plan.rank, plan.world_size, loop=r.train_loop,
-                         device=plan.device, position=position)
+                         device=plan.device, position=position, align_to_docs=r.align_rows_to_docs)
     if plan.device.type == "cuda":
         torch.cuda.set_device(plan.device)
     else:

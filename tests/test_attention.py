@@ -17,6 +17,7 @@ from speedrun.model.attention import (
     dense_attention,
     dense_mask,
     document_ids,
+    document_starts,
     flex_block_mask,
     reference_mask,
     window_blocks_per_layer,
@@ -252,6 +253,85 @@ def test_record21_windows_on_realistic_documents(seed):
         assert torch.equal(expand_block_mask(flex_block_mask(lists, w), bs * nb), ref), f"flex, window {w}"
 
 
+# --- max_doc_tokens: long documents cut into pieces for attention ------------------------------------------------------
+def pieces_reference(tokens: torch.Tensor, cap: int) -> torch.Tensor:
+    """Document ids by hand: walk the row; a new document at every EOT and after every `cap` positions of one
+    (a document begun before the row counts from the row's start)."""
+    ids, doc, within = [], 0, 0
+    for t in tokens.tolist():
+        if t == EOT or within == cap:
+            doc, within = doc + 1, 0
+        ids.append(doc)
+        within += 1
+    return torch.tensor(ids)
+
+
+def test_document_starts_with_a_cap_on_a_hand_example():
+    # EOT at 3 and 12, cap 4: the leading fragment 0..2 is short; 3..11 -> pieces at 3, 7, 11; 12..19 -> 12, 16
+    t = tokens_with_eots(20, [3, 12])
+    assert document_starts(t, 4).nonzero().flatten().tolist() == [3, 7, 11, 12, 16]
+    assert document_ids(t, 4).tolist() == [0] * 3 + [1] * 4 + [2] * 4 + [3] + [4] * 4 + [5] * 4
+    # a fragment begun before the row is cut from the row's start
+    assert document_starts(tokens_with_eots(12, [10]), 4).nonzero().flatten().tolist() == [4, 8, 10]
+    # cap 1: every position is a document of its own
+    assert document_ids(t, 1).tolist() == list(range(20))
+
+
+@pytest.mark.parametrize("cap", [1, 5, 16, 40, 1000])
+@pytest.mark.parametrize("bs,nb,name", CASES)
+def test_document_ids_with_a_cap_equal_the_pieces_by_hand(bs, nb, name, cap):
+    tokens = sequences(bs, nb)[name]
+    assert document_ids(tokens, cap).tolist() == pieces_reference(tokens, cap).tolist()
+
+
+@pytest.mark.parametrize("bs,nb,name", CASES)
+def test_cap_off_or_longer_than_every_document_changes_nothing(bs, nb, name):
+    tokens = sequences(bs, nb)[name]
+    plain = (tokens == EOT).cumsum(0)
+    assert torch.equal(document_ids(tokens), plain) and torch.equal(document_ids(tokens, 0), plain)
+    assert torch.equal(document_ids(tokens, bs * nb), plain)  # no document can be longer than the row
+    assert torch.equal(BlockLists.build(tokens, bs, 0).docs, plain)
+
+
+CAP_CASES = [(bs, nb, name, cap) for bs, nb, name in CASES
+             if name in ("no_eot", "eot_at_0_only", "long_doc_then_short", "random_docs", "boundary_at_block_start")
+             for cap in (bs // 2 + 3, bs, 2 * bs + 1)]  # inside a block, exactly a block, across blocks
+
+
+@pytest.mark.parametrize("bs,nb,name,cap", CAP_CASES)
+def test_dense_and_flex_masks_with_a_cap_equal_the_rule_on_pieces(bs, nb, name, cap):
+    tokens = sequences(bs, nb)[name]
+    T = tokens.numel()
+    docs = pieces_reference(tokens, cap)
+    lists = BlockLists.build(tokens, bs, cap)
+    assert torch.equal(lists.docs, docs)
+    for w in range(1, nb + 1):
+        ref = reference_mask(tokens, w, bs, docs=docs)
+        assert torch.equal(dense_mask(lists, w), ref), f"dense, window {w}: {first_mismatch(dense_mask(lists, w), ref)}"
+        flex = expand_block_mask(flex_block_mask(lists, w), T)
+        assert torch.equal(flex, ref), f"flex, window {w}: {first_mismatch(flex, ref)}"
+    # not vacuous: where a document is longer than the cap, the cap hides keys the real documents would show
+    cut = not torch.equal(docs, document_ids(tokens))
+    assert cut == (not torch.equal(dense_mask(lists, nb), reference_mask(tokens, nb, bs)))
+    assert cut or (name, cap) == ("boundary_at_block_start", 2 * bs + 1)  # its documents are at most 2 blocks
+
+
+def test_document_starts_compiles_into_one_graph():
+    """The training step compiles the mask building: the cap must not break the graph or depend on data shapes."""
+    import torch._dynamo.exc as dynamo_exc
+    import torch._inductor.exc as inductor_exc
+
+    tokens = tokens_with_doc_lengths(512, 90, seed=4)
+    compiled = torch.compile(lambda t: document_ids(t, 37), fullgraph=True, dynamic=False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's own deprecation notes on importing inductor
+            got = compiled(tokens)
+    except (dynamo_exc.BackendCompilerFailed, inductor_exc.InductorError) as e:  # pragma: no cover - no compiler
+        pytest.skip(f"inductor does not build on this CPU: {type(e).__name__}")  # a graph break still fails
+    assert torch.equal(got, pieces_reference(tokens, 37))
+
+
 # --- FlexAttention (eager, CPU) vs dense attention --------------------------------------------------------------------
 def _flex_attention_or_skip():
     try:
@@ -319,3 +399,15 @@ def test_dense_attention_matches_explicit_softmax():
     scores = scores.masked_fill(~mask, float("-inf"))
     want = scores.softmax(-1) @ v
     torch.testing.assert_close(dense_attention(q, k, v, mask, 0.12), want, atol=1e-5, rtol=1e-5)
+
+
+def test_flex_attention_eager_equals_dense_attention_with_a_cap():
+    flex_attention = _flex_attention_or_skip()
+    tokens, q, k, v = _flex_inputs()  # its first document is 180 tokens long: cut at 50, 100, 150
+    lists = BlockLists.build(tokens, FLEX_BS, 50)
+    for w in (3, FLEX_NB):
+        y_dense = dense_attention(q, k, v, dense_mask(lists, w), 0.12)
+        y_flex = _run_flex(flex_attention, q, k, v, flex_block_mask(lists, w), 0.12)
+        torch.testing.assert_close(y_flex, y_dense, atol=1e-5, rtol=1e-5)
+    uncapped = dense_attention(q, k, v, dense_mask(BlockLists.build(tokens, FLEX_BS), FLEX_NB), 0.12)
+    assert (uncapped - y_dense).abs().max() > 1e-3

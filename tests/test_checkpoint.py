@@ -15,7 +15,8 @@ from speedrun.checkpoint import CheckpointError, load, load_for_resume, resolve,
 from speedrun.cli import main
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.shards import read_shard, write_shard
-from speedrun.data.stream import StreamPosition
+from speedrun.data.stream import BatchStream, StreamPosition
+from speedrun.data.tokenizer import EOT
 from speedrun.recipe import load_recipe
 from speedrun.runlog import parse_log
 from speedrun.train import build_model, build_optimizers, make_plan, run, train_step
@@ -176,12 +177,17 @@ def test_missing_corrupt_and_foreign_files(state, tmp_path):
 
 
 # --- exact resume ------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module", params=[1, 2], ids=["adam_every=1", "adam_every=2"])
+RESUME_VARIANTS = {"adam_every=1": dict(adam_every=1), "adam_every=2": dict(adam_every=2),
+                   "aligned": dict(align_rows_to_docs=True, max_doc_tokens=100)}
+
+
+@pytest.fixture(scope="module", params=list(RESUME_VARIANTS))
 def runs(shards, tmp_path_factory, request):
     """2N = 6 steps straight; the same run saving every N = 3 steps; a resume from step 3. val_every = 3 puts a
     validation exactly at the checkpoint's step, the case where a resumed run could skip or repeat one. With
-    adam_every = 2 the checkpoint falls between two Adam steps: it must carry the gradients Adam has not used."""
-    r = recipe(shards, adam_every=request.param)
+    adam_every = 2 the checkpoint falls between two Adam steps: it must carry the gradients Adam has not used.
+    Aligned: rows start at document starts, so the stream's cursor lies where the last row ended."""
+    r = recipe(shards, **RESUME_VARIANTS[request.param])
     tmp = tmp_path_factory.mktemp("resume")
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     straight = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp / "logs_a"), say=quiet)
@@ -199,7 +205,15 @@ def test_resume_is_exact(runs):
     assert len(straight.train_losses) == 6
     assert half.step == 3
     assert half.train_losses == straight.train_losses[:3], "the checkpoint holds the losses of steps 1-3"
-    assert half.val_losses == straight.val_losses[:1] and half.stream == dict(shard=0, offset=3 * 256, passes=0)
+    assert half.val_losses == straight.val_losses[:1]
+    stream = BatchStream(r.train_files, r.batch_tokens, r.seq_len, align_to_docs=r.align_rows_to_docs)
+    rows = [stream.next_rows() for _ in range(3)]
+    assert half.stream == dict(shard=0, offset=rows[-1][-1][1] + 256, passes=0)
+    if r.align_rows_to_docs:  # not where contiguous rows would leave it
+        assert half.stream["offset"] != 3 * 256
+        assert [read_shard(r.train_files)[start] for ((_, start),) in rows] == [EOT] * 3
+    else:
+        assert half.stream["offset"] == 3 * 256
     for other in (saving, resumed):
         assert other.train_losses == straight.train_losses  # bitwise: floats compared with ==
         assert other.val_losses == straight.val_losses
@@ -253,7 +267,8 @@ def test_resume_refusals(runs, tmp_path):
         run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=quiet, resume=final)
     # --recipe/--set may repeat the checkpoint's recipe, not change it
     overrides = {k: v for k, v in r.to_dict().items() if k in SMALL or k in ("steps", "train_files", "val_files",
-                 "val_tokens", "val_every", "warmup_steps", "train_loop", "sample_tokens", "adam_every")}
+                 "val_tokens", "val_every", "warmup_steps", "train_loop", "sample_tokens", "adam_every",
+                 "align_rows_to_docs", "max_doc_tokens")}
     assert load_for_resume(str(half.path), recipe_name="tiny", overrides=overrides).step == 3
     with pytest.raises(CheckpointError, match=r"change steps \(checkpoint 6, given 12\)"):
         load_for_resume(str(half.path), recipe_name="tiny", overrides={**overrides, "steps": 12})

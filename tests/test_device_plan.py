@@ -110,3 +110,12 @@ def test_fp8_mlp_follows_fp8_support_and_build_model_clears_it(monkeypatch):
     model = build_model(small, plan)
     flags = [b.mlp.c_fc.fp8_dynamic or b.mlp.c_proj.fp8_dynamic for b in model.blocks if b.mlp is not None]
     assert flags and not any(flags)
+
+
+def test_plan_names_aligned_rows_and_document_pieces():
+    r = load_recipe("tiny", ["align_rows_to_docs=true", "max_doc_tokens=512"])
+    text = make_plan(r, force_device="cpu").describe(r)
+    assert "x 1,024 tokens; each row starts at a document start" in text
+    assert "dense boolean mask + SDPA; in training, documents cut into pieces of 512 tokens" in text
+    plain = load_recipe("tiny")
+    assert "document" not in make_plan(plain, force_device="cpu").describe(plain)

@@ -3,6 +3,7 @@ rotary and norm."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -656,3 +657,79 @@ def test_flex_window_tensors_are_made_once_per_window():
     for t in tensors:
         assert by_value.setdefault(int(t), t) is t  # one object per value
     assert len(by_value) > 1  # the window does grow over the run
+
+
+# --- max_doc_tokens: in training, each piece of a long document is a document of its own -----------------------------
+CAP = 40  # not a multiple of the 32-token attention blocks: pieces end inside blocks
+
+
+def capped_copy(model: GPT, cap: int = CAP) -> GPT:
+    """The same weights under a recipe with max_doc_tokens = cap."""
+    capped = build(dataclasses.replace(model.recipe, max_doc_tokens=cap))
+    capped.load_state_dict(model.state_dict())
+    return capped
+
+
+def piece_starts(T: int, eots, cap: int = CAP) -> torch.Tensor:
+    """(T,) bool by hand: every EOT, and every cap-th position after it (from the row start before the first)."""
+    starts = torch.zeros(T, dtype=torch.bool)
+    for doc_start, doc_end in zip([0, *eots], [*eots, T]):
+        starts[doc_start:doc_end:cap] = True
+    starts[0] = 0 in eots
+    return starts
+
+
+@pytest.mark.parametrize("which", ["small_model", "fast_model", "extras_model"])
+def test_training_forward_with_a_cap_treats_each_piece_as_a_document(which, request):
+    """Training with max_doc_tokens = the model told that every piece starts a document (attention, smear and the
+    bigram rows alike), and not the model on the real documents."""
+    model = request.getfixturevalue(which)
+    capped = capped_copy(model).train()
+    eots = [0, 150]  # documents of 150 and 106 tokens: pieces start at 0, 40, 80, 120, 150, 190, 230
+    x, y = random_tokens(256, 60, eot_at=eots), random_tokens(256, 61)
+    starts = piece_starts(256, eots)
+    assert starts.nonzero().flatten().tolist() == [0, 40, 80, 120, 150, 190, 230]
+    plain = capped_copy(model, 0).train()
+    with torch.no_grad():
+        got, got_logits = capped(x, y, 8), capped(x, None, 8)
+        assert torch.equal(got, plain(x, y, 8, starts=starts))
+        assert torch.equal(got_logits, plain(x, None, 8, starts=starts))
+        assert abs(got.item() - plain(x, y, 8).item()) > 1e-4  # the cap does change the training loss
+
+
+def test_a_piece_does_not_see_the_piece_before_it_in_training(extras_model):
+    capped = capped_copy(extras_model)
+    a = random_tokens(256, 62, eot_at=[0])  # one document: pieces at 0, 40, 80, ...
+    b = a.clone()
+    b[1:CAP] = random_tokens(CAP - 1, 63)  # rewrite the first piece
+    with torch.no_grad():
+        la, lb = capped.train()(a, None, 8), capped(b, None, 8)
+        torch.testing.assert_close(la[0, CAP:], lb[0, CAP:], atol=1e-5, rtol=0)
+        ea, eb = capped.eval()(a, None, 8), capped(b, None, 8)
+    assert (ea[0, CAP:] - eb[0, CAP:]).abs().max() > 1e-3  # evaluation sees the whole document
+
+
+@pytest.mark.parametrize("which", ["small_model", "extras_model"])
+def test_evaluation_ignores_the_cap(which, request):
+    model = request.getfixturevalue(which)
+    capped = capped_copy(model).eval()
+    x, y = random_tokens(256, 64, eot_at=[0, 150]), random_tokens(256, 65)
+    with torch.no_grad():
+        assert torch.equal(capped(x, y, 8), model(x, y, 8))
+        assert torch.equal(capped(x, None, 8), model(x, None, 8))
+    assert torch.equal(capped.document_starts(x), x == EOT)
+    assert torch.equal(capped.train().document_starts(x), piece_starts(256, [0, 150]))
+
+
+def test_bigram_ids_and_smear_at_given_document_starts(extras_model):
+    tokens = torch.tensor([EOT, 5, 7, 7, 9, 5, 7])
+    starts = torch.tensor([True, False, False, True, False, False, True])  # pieces of 3
+    ids = bigram_ids(tokens, 97, starts=starts)
+    plain = bigram_ids(tokens, 97)
+    assert ids.tolist() == [0, *plain[1:3].tolist(), 0, *plain[4:6].tolist(), 0]
+    x = extras_model.embed(tokens).detach()
+    with torch.no_grad():
+        got = extras_model.smear_embeddings(x, tokens, starts=starts)
+        want = extras_model.smear_embeddings(x, tokens)
+    torch.testing.assert_close(got[starts], x[starts])  # no share of the previous token at a piece start
+    torch.testing.assert_close(got[~starts], want[~starts])

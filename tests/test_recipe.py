@@ -206,6 +206,18 @@ def test_tiny(r21):
         assert getattr(r, k) == getattr(r21, k), k
 
 
+def test_data_path_fields_are_off_in_every_bundled_recipe():
+    """align_rows_to_docs and max_doc_tokens (later records) are stated in record21, off, and off where inherited."""
+    text = (RECIPE_DIR / "record21.toml").read_text()
+    assert "\nalign_rows_to_docs = false" in text and "\nmax_doc_tokens = 0" in text
+    for name in recipe_names():
+        r = load_recipe(name)
+        assert (r.align_rows_to_docs, r.max_doc_tokens) == (False, 0), name
+    r = load_recipe("fast", ["align_rows_to_docs=true", "max_doc_tokens=1000"])
+    assert (r.align_rows_to_docs, r.max_doc_tokens) == (True, 1000)  # any length: pieces need not fill blocks
+    assert load_recipe("fast", {"max_doc_tokens": 0}).max_doc_tokens == 0
+
+
 def test_to_dict_round_trip(r21):
     d = r21.to_dict()
     assert set(d) == set(FIELDS)
@@ -323,6 +335,9 @@ def test_unknown_key_without_close_match():
     ("no_attn_layers=[true]", "no_attn_layers"),
     ("no_attn_layers=7", "no_attn_layers"),
     ('adam_betas=["a", "b"]', "adam_betas"),
+    ("align_rows_to_docs=1", "align_rows_to_docs"),
+    ("max_doc_tokens=1.5", "max_doc_tokens"),
+    ("max_doc_tokens=false", "max_doc_tokens"),
     ("sample_prompt=5", None),  # str fields keep raw text: "5" is fine (checked below)
 ])
 def test_bad_values(item, key):
@@ -417,6 +432,7 @@ def test_unknown_base(tmp_path):
     (["mtp_weights=[nan]"], "mtp_weights=[nan]"),
     (["mtp_end_frac=0"], "mtp_end_frac=0.0 must lie in (0, 1]"),
     (["mtp_end_frac=1.01"], "mtp_end_frac=1.01 must lie in (0, 1]"),
+    (["max_doc_tokens=-1"], "max_doc_tokens=-1 must be >= 0 (0: off)"),
 ])
 def test_impossible_combinations(items, fragment):
     msg = _error("tiny", items)

@@ -12,6 +12,7 @@ import torch
 
 from speedrun.data.shards import ShardError
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size, row_index, val_batches
+from speedrun.data.tokenizer import EOT
 
 SEQ = 64
 BATCH = 8 * SEQ  # fixed global batch: world size x accumulation = 8 rows
@@ -311,3 +312,226 @@ def test_set_batch_changes_the_rows_and_keeps_the_stream_contiguous(three_shards
     assert len(pairs) == 8 and all(x.numel() == SEQ for x, _ in pairs)
     with pytest.raises(ValueError, match="accumulation"):
         s.set_batch(BATCH // 2, SEQ)  # would halve the accumulation count
+
+
+# ---------------------------------------------------------------------------------------------------------
+# document-aligned rows (align_rows_to_docs)
+
+def _docs_shard_tokens(n: int, base: int, seed: int) -> tuple[np.ndarray, list[int]]:
+    """n tokens valued base + offset, except an EOT (50256) at each document start; document lengths 3..149, so
+    some documents are shorter than a row and some longer. Returns (tokens, document start offsets)."""
+    rng = np.random.default_rng(seed)
+    starts, p = [], int(rng.integers(0, 40))  # the shard may begin inside a document
+    while p < n:
+        starts.append(p)
+        p += int(rng.integers(3, 150))
+    tokens = base + np.arange(n)
+    tokens[starts] = EOT
+    return tokens, starts
+
+
+@pytest.fixture
+def doc_shards(make_shard, tmp_path):
+    """Three shards of documents: 1500, 1300 and 2500 tokens; token value = 10000 * shard + offset (or EOT)."""
+    folder = tmp_path / "docs"
+    shards = [_docs_shard_tokens(n, 10000 * i, seed=i) for i, n in enumerate([1500, 1300, 2500])]
+    for i, (tokens, _) in enumerate(shards):
+        make_shard(tokens, name=f"train_{i:06d}.bin", folder=folder)
+    return folder, shards
+
+
+def _aligned_reference(shards, n_rows: int, seq: int, steps: int, loop: bool = False) -> list[list[tuple[int, int]]]:
+    """The rule stated plainly: row start = first EOT at or after the cursor, cursor = start + seq; a step whose
+    rows do not all fit (seq + 1 tokens each) starts again at offset 0 of the next shard."""
+    out, shard, cursor = [], 0, 0
+    while len(out) < steps:
+        tokens = shards[shard][0]
+        rows, c = [], cursor
+        for _ in range(n_rows):
+            start = next((p for p in range(c, len(tokens)) if tokens[p] == EOT), None)
+            if start is None or start + seq + 1 > len(tokens):
+                break
+            rows.append((shard, start))
+            c = start + seq
+        if len(rows) == n_rows:
+            out.append(rows)
+            cursor = c
+            continue
+        shard, cursor = shard + 1, 0
+        if shard == len(shards):
+            if not loop:
+                break
+            shard = 0
+    return out
+
+
+def _aligned_steps(files, world_size, steps, batch=BATCH, seq=SEQ, loop=False, position=None):
+    """{step: the rows of all ranks in row order} from one aligned stream per rank."""
+    streams = [BatchStream(files, batch, seq, rank=r, world_size=world_size, loop=loop, align_to_docs=True,
+                           position=None if position is None else StreamPosition(**vars(position)))
+               for r in range(world_size)]
+    out = []
+    for _ in range(steps):
+        rows = {}
+        for r, s in enumerate(streams):
+            for m, row in enumerate(s.next_rows()):
+                rows[row_index(m, r, world_size)] = row
+        out.append([rows[i] for i in range(len(rows))])
+    return out, streams
+
+
+def test_aligned_rows_follow_the_rule_and_start_at_eot(doc_shards):
+    folder, shards = doc_shards
+    want = _aligned_reference(shards, 8, SEQ, steps=100)
+    assert len(want) == 4 and [rows[0][0] for rows in want] == [0, 1, 2, 2]  # every shard used, then exhausted
+    got, (s,) = _aligned_steps(folder, 1, len(want))
+    assert got == want
+    with pytest.raises(StopIteration):
+        s.next_rows()
+    for rows in got:
+        for (shard, start), nxt in zip(rows, rows[1:] + [None]):
+            tokens = shards[shard][0]
+            assert tokens[start] == EOT and start + SEQ + 1 <= len(tokens)
+            if nxt is not None:  # the next row starts at the first document start from this row's end on
+                assert nxt[1] >= start + SEQ and EOT not in tokens[start + SEQ: nxt[1]].tolist()
+
+
+def test_aligned_tensors_read_from_each_row_start(doc_shards):
+    folder, shards = doc_shards
+    rows = BatchStream(folder, BATCH, SEQ, align_to_docs=True).next_rows()
+    pairs = BatchStream(folder, BATCH, SEQ, align_to_docs=True).next_step()
+    assert len(pairs) == 8
+    for (shard, start), (inputs, targets) in zip(rows, pairs):
+        want = shards[shard][0][start: start + SEQ + 1]
+        assert inputs[0].item() == EOT and inputs.shape == (SEQ,) and targets.shape == (SEQ,)
+        assert inputs.tolist() == want[:-1].tolist() and targets.tolist() == want[1:].tolist()
+
+
+def test_aligned_rows_skip_to_the_next_document_and_may_share_a_token(make_shard, tmp_path):
+    """Hand example, rows of 4, two a step: EOTs at 2, 6 (exactly where row 0's inputs end), 13, 15, 30 and 38."""
+    tokens = np.arange(44)
+    tokens[[2, 6, 13, 15, 30, 38]] = EOT
+    s = BatchStream(make_shard(tokens, name="a.bin"), 8, 4, align_to_docs=True)
+    # row 1 starts at 6, row 0's last target; 10..12 and 17..29 (between a row's end and the next EOT) are skipped
+    assert s.next_rows() == [(0, 2), (0, 6)]
+    assert s.position.offset == 10
+    assert s.next_rows() == [(0, 13), (0, 30)]
+    assert s.position.offset == 34
+    # the next step's first row would fit (38..42, target 43) but its second finds no EOT: the step moves on
+    with pytest.raises(StopIteration):
+        s.next_rows()
+
+
+def test_aligned_rows_find_documents_far_from_the_cursor(make_shard, tmp_path):
+    """The search for the next document start grows its window: long documents, a start at the very last place a
+    row fits, and one just past it."""
+    n, seq = 30_000, 64
+    tokens = np.arange(n) % 50_000
+    eots = [7, 9000, 9001, 17_000, n - seq - 1, n - seq]
+    tokens[eots] = EOT
+    shards = [(tokens, eots)]
+    want = _aligned_reference(shards, 2, seq, steps=10)
+    assert want == [[(0, 7), (0, 9000)], [(0, 17_000), (0, n - seq - 1)]]
+    s = BatchStream(make_shard(tokens, name="long.bin"), 2 * seq, seq, align_to_docs=True)
+    assert [s.next_rows() for _ in range(2)] == want
+    with pytest.raises(StopIteration):
+        s.next_rows()
+
+
+@pytest.mark.parametrize("world_size", [2, 4, 8])
+def test_aligned_rows_are_the_same_for_every_world_size(doc_shards, world_size):
+    folder, _ = doc_shards
+    reference, ref_streams = _aligned_steps(folder, 1, 12, loop=True)
+    got, streams = _aligned_steps(folder, world_size, 12, loop=True)
+    assert got == reference
+    assert {tuple(vars(s.position).values()) for s in streams} == {tuple(vars(ref_streams[0].position).values())}
+
+
+def test_aligned_two_ranks_equal_one_rank_with_two_accumulation_steps(doc_shards):
+    """The trainer's 2-rank test setting: world size 2 x 1 micro-step == world size 1 x 2 micro-steps, tensors too."""
+    folder, _ = doc_shards
+    one = BatchStream(folder, 2 * SEQ, SEQ, align_to_docs=True)
+    ranks = [BatchStream(folder, 2 * SEQ, SEQ, rank=r, world_size=2, align_to_docs=True) for r in range(2)]
+    assert one.accum == 2 and ranks[0].accum == 1
+    for _ in range(15):
+        full = one.next_step()
+        for r, s in enumerate(ranks):
+            ((inputs, targets),) = s.next_step()
+            assert torch.equal(inputs, full[r][0]) and torch.equal(targets, full[r][1])
+            assert inputs[0].item() == EOT
+
+
+def test_aligned_resume_from_a_saved_position(doc_shards):
+    folder, _ = doc_shards
+    uninterrupted, _ = _aligned_steps(folder, 1, 14, loop=True)
+    first, streams = _aligned_steps(folder, 2, 5, loop=True)
+    saved = StreamPosition(**vars(streams[0].position))  # as a checkpoint stores it
+    assert saved.offset % SEQ, "not vacuous: the cursor is not where contiguous rows would put it"
+    resumed, _ = _aligned_steps(folder, 4, 9, loop=True, position=saved)
+    assert first + resumed == uninterrupted
+
+
+def test_aligned_rows_loop_over_the_shards(doc_shards):
+    folder, shards = doc_shards
+    want = _aligned_reference(shards, 8, SEQ, steps=10, loop=True)
+    got, (s,) = _aligned_steps(folder, 1, 10, loop=True)
+    assert got == want and s.position.passes == 2  # 4 steps a pass
+    assert got[4] == got[8] == got[0]  # each pass starts again at offset 0 of shard 0
+
+
+def test_aligned_shard_change_starts_at_the_first_document_of_the_next_shard(doc_shards):
+    folder, shards = doc_shards
+    got, _ = _aligned_steps(folder, 1, 3)
+    first_in_shard1 = next(rows for rows in got if rows[0][0] == 1)
+    assert first_in_shard1[0] == (1, shards[1][1][0])  # the shard's first EOT (it may begin inside a document)
+    assert shards[1][1][0] > 0
+
+
+def test_aligned_set_batch_keeps_rows_aligned(doc_shards):
+    folder, shards = doc_shards
+    s = BatchStream(folder, BATCH, SEQ, align_to_docs=True)
+    s.set_batch(BATCH // 2, SEQ // 2)
+    rows = s.next_rows()
+    assert all(shards[sh][0][start] == EOT for sh, start in rows)
+    assert s.position.offset == rows[-1][1] + SEQ // 2
+    s.set_batch(BATCH, SEQ)
+    assert all(shards[sh][0][start] == EOT and start >= rows[-1][1] + SEQ // 2 for sh, start in s.next_rows())
+
+
+def test_aligned_shard_without_any_eot_is_an_error(make_shard, tmp_path):
+    """A shard of documents always has EOTs; none at all is data without document starts (another tokenizer?)."""
+    folder = tmp_path / "d"
+    tokens, _ = _docs_shard_tokens(1500, 0, seed=0)
+    make_shard(tokens, name="a.bin", folder=folder)
+    make_shard(np.arange(1500), name="b.bin", folder=folder)
+    s = BatchStream(folder, BATCH, SEQ, align_to_docs=True)
+    s.next_rows()
+    with pytest.raises(ShardError) as info:
+        s.next_rows()
+    msg = str(info.value)
+    assert "\n" not in msg and "b.bin" in msg and "no <|endoftext|>" in msg and "align_rows_to_docs" in msg
+    # without alignment the same shards are fine
+    s = BatchStream(folder, BATCH, SEQ)
+    assert [s.next_rows()[0] for _ in range(4)] == [(0, 0), (0, BATCH), (1, 0), (1, BATCH)]
+
+
+def test_aligned_shards_too_short_for_any_aligned_step(make_shard, tmp_path):
+    """Shards big enough for contiguous rows but not for aligned ones: the stream ends (no loop) or says so (loop)."""
+    tokens = np.arange(BATCH + 50)
+    tokens[[10, 100]] = EOT  # two documents: the rows after the second find no start
+    make_shard(tokens, name="a.bin", folder=tmp_path / "d")
+    s = BatchStream(tmp_path / "d", BATCH, SEQ, align_to_docs=True)
+    with pytest.raises(StopIteration):
+        s.next_rows()
+    s = BatchStream(tmp_path / "d", BATCH, SEQ, align_to_docs=True, loop=True)
+    with pytest.raises(ShardError, match="no shard holds a whole batch of 8 rows of 64 tokens that each start at a "
+                                         "document start") as info:
+        s.next_rows()
+    assert "a.bin" in str(info.value)
+
+
+def test_val_batches_are_never_aligned(make_shard, tmp_path):
+    tokens, _ = _docs_shard_tokens(1000, 0, seed=3)
+    path = make_shard(tokens, name="val.bin")
+    starts = [i[0].item() for i, _ in val_batches(path, 8 * VAL_SEQ, VAL_SEQ)]
+    assert starts == [tokens[k * VAL_SEQ] for k in range(8)]

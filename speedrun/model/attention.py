@@ -7,6 +7,8 @@ no per-token check) and a list of *partial* key blocks (checked token by token b
 both ordered nearest first and truncated to the window. `BlockLists` computes those lists once per sequence;
 `flex_block_mask` turns them into a FlexAttention BlockMask (GPU path) and `dense_mask` into a (T, T) boolean
 mask for `scaled_dot_product_attention` (CPU path). `reference_mask` states the rule directly, for tests.
+In training a recipe may cap documents (max_doc_tokens): each piece of a longer document is then a document of
+its own here, see `document_starts`.
 """
 
 from __future__ import annotations
@@ -20,9 +22,24 @@ from torch import Tensor
 from speedrun.data.tokenizer import EOT
 
 
-def document_ids(tokens: Tensor) -> Tensor:
-    """Document index of every position: the count of <|endoftext|> up to and including it."""
-    return (tokens == EOT).cumsum(0)
+def document_starts(tokens: Tensor, max_doc_tokens: int = 0) -> Tensor:
+    """(T,) bool: where a document starts, i.e. at every <|endoftext|>; with max_doc_tokens = L > 0 also at every
+    L-th position of a document, so that piece k of a document (its positions k*L .. (k+1)*L - 1, counted from
+    its <|endoftext|>) is a document of its own. A document begun before the row is counted from the row's start.
+    Elementwise ops and one scan: no data-dependent shapes, so it compiles into the training step."""
+    eot = tokens == EOT
+    if max_doc_tokens <= 0:
+        return eot
+    pos = torch.arange(tokens.numel(), device=tokens.device)
+    doc_start = torch.cummax(torch.where(eot, pos, 0), dim=0).values  # position of the latest EOT (or 0)
+    within = pos - doc_start
+    return eot | ((within % max_doc_tokens == 0) & (within > 0))
+
+
+def document_ids(tokens: Tensor, max_doc_tokens: int = 0) -> Tensor:
+    """Document index of every position: the count of document starts up to and including it (without a cap:
+    of <|endoftext|> tokens; with max_doc_tokens, pieces count as documents, see `document_starts`)."""
+    return document_starts(tokens, max_doc_tokens).cumsum(0)
 
 
 def short_window_blocks(long_blocks: int | Tensor) -> int | Tensor:
@@ -49,13 +66,18 @@ class BlockLists:
     block_size: int
 
     @staticmethod
-    def build(tokens: Tensor, block_size: int) -> "BlockLists":
-        T = tokens.numel()
+    def build(tokens: Tensor, block_size: int, max_doc_tokens: int = 0) -> "BlockLists":
+        """The lists for a row of tokens; documents as `document_ids` defines them (max_doc_tokens: pieces)."""
+        return BlockLists.from_docs(document_ids(tokens, max_doc_tokens), block_size)
+
+    @staticmethod
+    def from_docs(docs: Tensor, block_size: int) -> "BlockLists":
+        """The lists for (T,) non-decreasing document ids (the block-level tests compare id ranges)."""
+        T = docs.numel()
         if T % block_size:
             raise ValueError(f"sequence length {T} is not a multiple of the attention block size {block_size}")
-        docs = document_ids(tokens)
         nb = T // block_size
-        blk = torch.arange(nb, dtype=torch.int32, device=tokens.device)
+        blk = torch.arange(nb, dtype=torch.int32, device=docs.device)
         causal_any = blk[:, None] >= blk  # some pair (q, k) with k <= q
         causal_all = blk[:, None] > blk  # every pair causal: strictly earlier block
         docs_low = docs.view(nb, block_size)[:, 0].contiguous()
@@ -129,10 +151,11 @@ def _scatter_rows(idx: Tensor, keep: Tensor, nb: int) -> Tensor:
     return out.scatter_(1, idx.long(), keep)
 
 
-def reference_mask(tokens: Tensor, window_blocks: int, block_size: int) -> Tensor:
-    """The rule stated directly (for tests): causal, same document, block distance < window."""
+def reference_mask(tokens: Tensor, window_blocks: int, block_size: int, docs: Tensor | None = None) -> Tensor:
+    """The rule stated directly (for tests): causal, same document, block distance < window. `docs`: document ids
+    to use instead of those of the tokens' <|endoftext|>."""
     T = tokens.numel()
-    docs = document_ids(tokens)
+    docs = document_ids(tokens) if docs is None else docs
     pos = torch.arange(T, device=tokens.device)
     blk = pos // block_size
     return (

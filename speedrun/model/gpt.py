@@ -18,6 +18,7 @@ from speedrun.model.attention import (
     dense_attention,
     dense_mask,
     document_ids,
+    document_starts,
     flex_block_mask,
     short_window_blocks,
 )
@@ -146,15 +147,17 @@ class Block(nn.Module):
         return x + self.mlp(norm(x)) if self.mlp is not None else x
 
 
-def bigram_ids(inputs: Tensor, buckets: int, previous_token: Tensor | None = None) -> Tensor:
+def bigram_ids(inputs: Tensor, buckets: int, previous_token: Tensor | None = None,
+               starts: Tensor | None = None) -> Tensor:
     """(T,) token ids -> the bigram table row of each (previous token, token) pair: a multiplicative hash into
     1 .. buckets - 1, and row 0 where there is no previous token in the document (the row's first position,
-    unless `previous_token` is given, and every document start), so no document sees another."""
+    unless `previous_token` is given, and every document start), so no document sees another. `starts` (T,) bool:
+    the document starts (default: the <|endoftext|> tokens; in training maybe also max_doc_tokens pieces)."""
     prev = inputs[:1].new_full((1,), -1) if previous_token is None else previous_token.reshape(1).to(inputs.dtype)
     prev = torch.cat([prev, inputs[:-1]]).long()
     cur = inputs.long()
     ids = ((prev * 1_000_003) ^ cur) % (buckets - 1) + 1
-    return torch.where((prev < 0) | (cur == EOT), 0, ids)
+    return torch.where((prev < 0) | (cur == EOT if starts is None else starts), 0, ids)
 
 
 class GPT(nn.Module):
@@ -207,19 +210,31 @@ class GPT(nn.Module):
             return cached
         return w
 
-    def masks(self, inputs: Tensor, long_blocks: int | Tensor) -> tuple:
-        """(long-window mask, short-window mask) for this sequence, in the back-end's form."""
-        lists = BlockLists.build(inputs, self.recipe.attn_block_size)
+    def masks(self, inputs: Tensor, long_blocks: int | Tensor, starts: Tensor | None = None) -> tuple:
+        """(long-window mask, short-window mask) for this sequence, in the back-end's form. `starts` (T,) bool:
+        the document starts (default: the <|endoftext|> tokens)."""
+        starts = inputs == EOT if starts is None else starts
+        lists = BlockLists.from_docs(starts.cumsum(0), self.recipe.attn_block_size)
         build = flex_block_mask if self.attention == "flex" else dense_mask
         return build(lists, long_blocks), build(lists, short_window_blocks(long_blocks))
 
-    def forward(self, inputs: Tensor, targets: Tensor | None, long_blocks: int | Tensor) -> Tensor:
+    def document_starts(self, inputs: Tensor) -> Tensor:
+        """(T,) bool: where documents start for this forward pass. In training with max_doc_tokens, a long
+        document's pieces count as documents (attention, smear and bigram alike); in evaluation and generation,
+        only real documents (<|endoftext|>) do."""
+        return document_starts(inputs, self.recipe.max_doc_tokens if self.training else 0)
+
+    def forward(self, inputs: Tensor, targets: Tensor | None, long_blocks: int | Tensor,
+                starts: Tensor | None = None) -> Tensor:
         """inputs (T,) token ids -> mean cross-entropy against targets (in training with multi-token prediction,
-        plus its weighted extra terms), or the capped logits if targets is None."""
+        plus its weighted extra terms), or the capped logits if targets is None. `starts` (T,) bool: where
+        documents start, instead of `document_starts(inputs)`."""
         if inputs.ndim != 1:
             raise ValueError(f"inputs must be one row of tokens (1-D), got shape {tuple(inputs.shape)}")
-        long_mask, short_mask = self.masks(inputs, long_blocks)
-        x = self.trunk(inputs, long_mask, short_mask)
+        starts = self.document_starts(inputs) if starts is None else starts
+        long_mask, short_mask = self.masks(inputs, long_blocks, starts)
+        x = self.trunk(inputs, long_mask, short_mask, starts=starts)
+        # the extra targets stay within real documents (<|endoftext|>), pieces of max_doc_tokens or not
         extra = mtp_targets(targets, self.mtp_w.numel()) if targets is not None and self.mtp_active() else None
         if targets is not None and self.fused_head_loss_active():
             r = self.recipe
@@ -250,27 +265,32 @@ class GPT(nn.Module):
         return (self.recipe.fused_head_loss and self.lm_head.fp8_scales is not None and self.training
                 and torch.is_grad_enabled())
 
-    def smear_embeddings(self, x: Tensor, inputs: Tensor, previous: Tensor | None = None) -> Tensor:
+    def smear_embeddings(self, x: Tensor, inputs: Tensor, previous: Tensor | None = None,
+                         starts: Tensor | None = None) -> Tensor:
         """x (T, dim) token embeddings -> each plus a gated share of the previous position's embedding, except at
-        document starts (<|endoftext|>), so no document sees another. `previous`: the embedding of the position
-        before inputs[0] (incremental decoding), or None at the start of a sequence."""
+        document starts (<|endoftext|>, or `starts` (T,) bool where given), so no document sees another.
+        `previous`: the embedding of the position before inputs[0] (incremental decoding), or None at the start
+        of a sequence."""
+        starts = inputs == EOT if starts is None else starts
         prev = x[:-1] if previous is None else torch.cat([previous.type_as(x)[None], x[:-1]])
-        cur, ids = (x[1:], inputs[1:]) if previous is None else (x, inputs)
+        cur, at_start = (x[1:], starts[1:]) if previous is None else (x, starts)
         gate = torch.sigmoid(F.linear(cur[:, : self.recipe.gate_dims], self.smear_gate_w.type_as(x)))
-        gate = self.smear_lambda.type_as(x) * gate * (ids != EOT)[:, None].to(x.dtype)  # 0 at document starts
+        gate = self.smear_lambda.type_as(x) * gate * (~at_start)[:, None].to(x.dtype)  # 0 at document starts
         mixed = cur + gate * prev
         return mixed if previous is not None else torch.cat([x[:1], mixed])
 
-    def trunk(self, inputs: Tensor, long_mask, short_mask, previous_token: Tensor | None = None) -> Tensor:
+    def trunk(self, inputs: Tensor, long_mask, short_mask, previous_token: Tensor | None = None,
+              starts: Tensor | None = None) -> Tensor:
         """Embeddings and blocks: (T,) token ids -> (1, T, model_dim) final hidden states. `previous_token` (1,):
-        the token before inputs[0] (incremental decoding), or None at the start of a sequence."""
+        the token before inputs[0] (incremental decoding), or None at the start of a sequence. `starts` (T,) bool:
+        the document starts the masks were built from (default: the <|endoftext|> tokens)."""
         ve = [table(inputs)[None] for table in self.value_embeds]
         x = self.embed(inputs)
         if self.smear_gate_w is not None:
             previous = self.embed(previous_token)[0] if previous_token is not None else None
-            x = self.smear_embeddings(x, inputs, previous)
+            x = self.smear_embeddings(x, inputs, previous, starts)
         if self.bigram_embed is not None:  # after smear, so smear mixes token embeddings only
-            x = x + self.bigram_embed(bigram_ids(inputs, self.bigram_embed.num_embeddings, previous_token))
+            x = x + self.bigram_embed(bigram_ids(inputs, self.bigram_embed.num_embeddings, previous_token, starts))
         x = x0 = norm(x[None])
         skips = []
         n = len(self.skip_weights)

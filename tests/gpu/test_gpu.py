@@ -73,8 +73,9 @@ def test_flex_attention_matches_dense_reference(window):
     assert err < 1e-2
 
 
-@pytest.mark.parametrize("features", [[], ["smear=true", "attn_gate=true", "no_mlp_layers=[0]"]],
-                         ids=["record21", "fast"])
+@pytest.mark.parametrize("features", [[], ["smear=true", "attn_gate=true", "no_mlp_layers=[0]"],
+                                      ["smear=true", "bigram_buckets=1000", "max_doc_tokens=300"]],
+                         ids=["record21", "fast", "doc-pieces"])
 def test_compiled_flex_model_matches_dense_model(features):
     r = load_recipe("record21", ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'",
                                  "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", *features])
@@ -84,7 +85,7 @@ def test_compiled_flex_model_matches_dense_model(features):
     flex = GPT(r, attention="flex").cuda()
     with torch.no_grad():  # the fast recipe's gates and smear start as constants: give them values that matter
         for name, p in flex.named_parameters():
-            if name.endswith("gate_w") or name == "smear_lambda":
+            if name.endswith("gate_w") or name == "smear_lambda" or name == "bigram_embed.weight":
                 p.normal_(0.5, 0.5)
     dense = GPT(r, attention="dense").cuda()
     dense.load_state_dict(flex.state_dict())
@@ -99,6 +100,11 @@ def test_compiled_flex_model_matches_dense_model(features):
         loss_dense = dense(inputs, targets, 7)
     print(f"\ncompiled flex model loss {loss_flex.item():.5f} vs dense model loss {loss_dense.item():.5f}")
     assert abs(loss_flex.item() - loss_dense.item()) < 2e-2 * abs(loss_dense.item())
+    if r.max_doc_tokens:  # not vacuous: on the real documents the loss differs
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss_docs = dense(inputs, targets, 7, starts=inputs == EOT)
+        print(f"dense model loss on the real documents {loss_docs.item():.5f}")
+        assert abs(loss_docs.item() - loss_dense.item()) > 1e-3
 
 
 @pytest.mark.parametrize("grad_dtype", [torch.float32, torch.bfloat16, torch.float8_e5m2], ids=str)
