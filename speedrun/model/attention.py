@@ -7,6 +7,11 @@ no per-token check) and a list of *partial* key blocks (checked token by token b
 both ordered nearest first and truncated to the window. `BlockLists` computes those lists once per sequence;
 `flex_block_mask` turns them into a FlexAttention BlockMask (GPU path) and `dense_mask` into a (T, T) boolean
 mask for `scaled_dot_product_attention` (CPU path). `reference_mask` states the rule directly, for tests.
+
+Paired-head layers (`Recipe.paired_head_layers`) attend over a sequence twice as long: `interleave_heads` makes
+heads 2j and 2j+1 one head j whose row 2t + p is head 2j+p at position t, and the same rule applies to the rows
+(row r sees row r' iff r' <= r, same document, r // block - r' // block < w), with each position's document id
+on both of its rows (`BlockLists.paired`) and the window in blocks unchanged (so it spans half as many positions).
 """
 
 from __future__ import annotations
@@ -50,12 +55,16 @@ class BlockLists:
 
     @staticmethod
     def build(tokens: Tensor, block_size: int) -> "BlockLists":
-        T = tokens.numel()
+        return BlockLists.from_docs(document_ids(tokens), block_size)
+
+    @staticmethod
+    def from_docs(docs: Tensor, block_size: int) -> "BlockLists":
+        """From the document id of every position (for sequences whose ids do not come from their own tokens)."""
+        T = docs.numel()
         if T % block_size:
             raise ValueError(f"sequence length {T} is not a multiple of the attention block size {block_size}")
-        docs = document_ids(tokens)
         nb = T // block_size
-        blk = torch.arange(nb, dtype=torch.int32, device=tokens.device)
+        blk = torch.arange(nb, dtype=torch.int32, device=docs.device)
         causal_any = blk[:, None] >= blk  # some pair (q, k) with k <= q
         causal_all = blk[:, None] > blk  # every pair causal: strictly earlier block
         docs_low = docs.view(nb, block_size)[:, 0].contiguous()
@@ -67,6 +76,12 @@ class BlockLists:
         p_num, p_idx = _ordered(any_ & ~all_)
         f_num, f_idx = _ordered(all_)
         return BlockLists(p_num, p_idx, f_num, f_idx, docs, block_size)
+
+    def paired(self) -> "BlockLists":
+        """The lists of the head-pair interleaved sequence (2T positions, row 2t + p = position t of the pair's head
+        p; see `interleave_heads`): each position's document id twice. Not recomputed from repeated tokens, where
+        a repeated <|endoftext|> would put the second copy of a document's first position in a document of its own."""
+        return BlockLists.from_docs(self.docs.repeat_interleave(2), self.block_size)
 
     def truncated(self, window_blocks: int | Tensor) -> tuple[Tensor, Tensor]:
         """(partial_num, full_num) after keeping only the nearest blocks of a `window_blocks` window.
@@ -140,6 +155,21 @@ def reference_mask(tokens: Tensor, window_blocks: int, block_size: int) -> Tenso
         & (docs[:, None] == docs[None, :])
         & (blk[:, None] - blk[None, :] < window_blocks)
     )
+
+
+def interleave_heads(x: Tensor) -> Tensor:
+    """(B, T, H, D) -> (B, 2T, H/2, D): the pair of heads (2j, 2j+1) becomes head j of a sequence twice as long
+    whose row 2t + p holds head 2j + p at position t, so each query meets both heads' keys of every position in
+    one softmax. A view that splits H, and a reshape (one copy) that merges T with the pair; compiled, the copy
+    fuses into the op that made x."""
+    B, T, H, D = x.shape
+    return x.view(B, T, H // 2, 2, D).transpose(2, 3).reshape(B, 2 * T, H // 2, D)
+
+
+def deinterleave_heads(y: Tensor) -> Tensor:
+    """The inverse of `interleave_heads`: (B, 2T, H/2, D) -> (B, T, H, D)."""
+    B, T2, half, D = y.shape
+    return y.view(B, T2 // 2, 2, half, D).transpose(2, 3).reshape(B, T2 // 2, 2 * half, D)
 
 
 def dense_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
