@@ -67,6 +67,7 @@ class Recipe:
     ve_gate: bool  # value embeddings scaled per head by 2*sigmoid(w_h . x[:gate_dims]) (1 at init)
     skip_gate: bool  # U-net skips scaled per token by 2*sigmoid(w . x[:gate_dims]) (1 at init)
     bigram_buckets: int  # hashed (previous, current) token-pair embedding added to the token's (0: off)
+    paired_head_layers: list[int]  # layers where each pair of heads attends as one head over both heads' keys ([]: off)
 
     # --- attention windows -------------------------------------------------------------------------------
     attn_block_size: int
@@ -208,6 +209,12 @@ class Recipe:
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
         need(self.bigram_buckets == 0 or self.bigram_buckets >= 2,
              f"bigram_buckets={self.bigram_buckets} must be 0 (off) or >= 2 (bucket 0 means: no previous token)")
+        for i in self.paired_head_layers:
+            need(0 <= i < self.num_layers and i not in self.no_attn_layers,
+                 f"paired_head_layers: layer {i} must be an existing layer with attention (not in no_attn_layers)")
+        need(len(set(self.paired_head_layers)) == len(self.paired_head_layers), "paired_head_layers names a layer twice")
+        need(not self.paired_head_layers or self.num_heads % 2 == 0,
+             f"paired_head_layers needs an even num_heads (heads attend in pairs), got num_heads={self.num_heads}")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
