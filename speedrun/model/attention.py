@@ -78,8 +78,8 @@ class BlockLists:
         return BlockLists(p_num, p_idx, f_num, f_idx, docs, block_size)
 
     def paired(self) -> "BlockLists":
-        """The lists of the head-pair interleaved sequence (2T positions, row 2t + p = position t of the pair's head
-        p; see `interleave_heads`): each position's document id twice. Not recomputed from repeated tokens, where
+        """The lists of the head-pair interleaved sequence (2T rows, row 2t + p = position t of the pair's head p;
+        see `interleave_heads`): each position's document id twice. Not recomputed from repeated tokens, where
         a repeated <|endoftext|> would put the second copy of a document's first position in a document of its own."""
         return BlockLists.from_docs(self.docs.repeat_interleave(2), self.block_size)
 
@@ -160,8 +160,8 @@ def reference_mask(tokens: Tensor, window_blocks: int, block_size: int) -> Tenso
 def interleave_heads(x: Tensor) -> Tensor:
     """(B, T, H, D) -> (B, 2T, H/2, D): the pair of heads (2j, 2j+1) becomes head j of a sequence twice as long
     whose row 2t + p holds head 2j + p at position t, so each query meets both heads' keys of every position in
-    one softmax. A view that splits H, and a reshape (one copy) that merges T with the pair; compiled, the copy
-    fuses into the op that made x."""
+    one softmax. A view that splits H, then a reshape that merges T with the pair (one pointwise copy, which
+    inductor may fuse with the elementwise op that made x: it did for v in a CPU lowering)."""
     B, T, H, D = x.shape
     return x.view(B, T, H // 2, 2, D).transpose(2, 3).reshape(B, 2 * T, H // 2, D)
 
