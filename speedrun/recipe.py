@@ -71,6 +71,7 @@ class Recipe:
     bigram_buckets: int  # hashed (previous, current) token-pair embedding added to the token's (0: off)
     mtp_weights: list[float]  # multi-token prediction: step-0 weights of extra targets +2, +3, ... in training ([]: off)
     mtp_end_frac: float  # the mtp weights fall linearly to 0 at this fraction of the steps (then pure next-token)
+    paired_head_layers: list[int]  # layers where each pair of heads attends as one head over both heads' keys ([]: off)
 
     # --- attention windows -------------------------------------------------------------------------------
     attn_block_size: int
@@ -216,6 +217,12 @@ class Recipe:
         need(len(self.mtp_weights) <= 3 and all(w >= 0 for w in self.mtp_weights),
              f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
         need(0 < self.mtp_end_frac <= 1, f"mtp_end_frac={self.mtp_end_frac} must lie in (0, 1]")
+        for i in self.paired_head_layers:
+            need(0 <= i < self.num_layers and i not in self.no_attn_layers,
+                 f"paired_head_layers: layer {i} must be an existing layer with attention (not in no_attn_layers)")
+        need(len(set(self.paired_head_layers)) == len(self.paired_head_layers), "paired_head_layers names a layer twice")
+        need(not self.paired_head_layers or self.num_heads % 2 == 0,
+             f"paired_head_layers needs an even num_heads (heads attend in pairs), got num_heads={self.num_heads}")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")

@@ -1,7 +1,8 @@
 """Document-causal, block-windowed attention masks: block lists -> dense mask / FlexAttention BlockMask vs the rule.
 
 The rule (spec, "Attention masking"): q sees k iff k <= q, same document (doc id = count of EOT up to and
-including the position) and block(q) - block(k) < w.
+including the position) and block(q) - block(k) < w. Paired-head layers: the same rule over the interleaved
+rows r = 2t + p (head p of a pair at position t), each row in its position's document (`paired_reference_mask`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,30 @@ def sequences(bs: int, nb: int) -> dict[str, torch.Tensor]:
 CASES = [(bs, nb, name) for bs, nb in [(16, 9), (128, 6)] for name in sequences(bs, nb)]
 
 
+def paired_reference_mask(tokens: torch.Tensor, window_blocks: int, block_size: int) -> torch.Tensor:
+    """The paired-head rule stated directly: (2T, 2T) over rows r = 2t + p; row r sees row r' iff r' <= r, the
+    positions r // 2 and r' // 2 lie in the same document, and r // bs - r' // bs < w (blocks of rows)."""
+    docs = document_ids(tokens)
+    row = torch.arange(2 * tokens.numel())
+    doc = docs[row // 2]
+    blk = row // block_size
+    return (row[:, None] >= row[None, :]) & (doc[:, None] == doc[None, :]) & (blk[:, None] - blk[None, :] < window_blocks)
+
+
+def masks_under_test(tokens: torch.Tensor, bs: int, paired: bool):
+    """(block lists, reference rule, blocks in the sequence, windows to try) for plain or paired-head layers.
+    Plain: every window. Paired (twice the blocks, four times the mask): the small ones, half the positions' blocks,
+    all of them (the longest a model uses) and the whole interleaved sequence."""
+    lists = BlockLists.build(tokens, bs)
+    nb = tokens.numel() // bs
+    if paired:
+        return lists.paired(), paired_reference_mask, 2 * nb, sorted({1, 2, 3, max(1, nb // 2), nb, 2 * nb - 1, 2 * nb})
+    return lists, reference_mask, nb, range(1, nb + 1)
+
+
+PAIRED = pytest.mark.parametrize("paired", [False, True], ids=["plain", "paired"])
+
+
 # --- expanding a FlexAttention BlockMask by hand --------------------------------------------------------------------
 def expand_block_mask(bm, T: int) -> torch.Tensor:
     """(T, T) boolean from a BlockMask's kv lists: listed full blocks wholly True, listed partial blocks mask_mod."""
@@ -123,32 +148,34 @@ def test_reference_mask_on_a_hand_example():
 
 
 # --- (1) + (2): both back-ends equal the rule, every window ---------------------------------------------------------
+@PAIRED
 @pytest.mark.parametrize("bs,nb,name", CASES)
-def test_dense_and_flex_masks_equal_reference_every_window(bs, nb, name):
+def test_dense_and_flex_masks_equal_reference_every_window(bs, nb, name, paired):
     tokens = sequences(bs, nb)[name]
-    T = tokens.numel()
-    lists = BlockLists.build(tokens, bs)
-    for w in range(1, nb + 1):
-        ref = reference_mask(tokens, w, bs)
+    lists, reference, nb, windows = masks_under_test(tokens, bs, paired)
+    T = nb * bs
+    for w in windows:
+        ref = reference(tokens, w, bs)
         dense = dense_mask(lists, w)
         assert dense.shape == (T, T) and dense.dtype == torch.bool
         assert torch.equal(dense, ref), f"dense, window {w}: {first_mismatch(dense, ref)}"
         flex = expand_block_mask(flex_block_mask(lists, w), T)
         assert torch.equal(flex, ref), f"flex, window {w}: {first_mismatch(flex, ref)}"
     # a window wider than the sequence is the same as the whole sequence
-    assert torch.equal(dense_mask(lists, nb + 3), reference_mask(tokens, nb, bs))
+    assert torch.equal(dense_mask(lists, nb + 3), reference(tokens, nb, bs))
 
 
+@PAIRED
 @pytest.mark.parametrize("bs,nb,name", CASES)
-def test_block_lists_are_exact(bs, nb, name):
+def test_block_lists_are_exact(bs, nb, name, paired):
     """The block lists alone are exact (what the compiled kernels rely on for speed): after truncation to w, a
     listed full block is wholly allowed, a listed partial block is partly allowed, and every key block with an
     allowed pair is listed -- so no needless blocks and, even with a mask_mod that ignored the window, nothing
     beyond the window."""
     tokens = sequences(bs, nb)[name]
-    lists = BlockLists.build(tokens, bs)
-    for w in range(1, nb + 1):
-        ref = reference_mask(tokens, w, bs).view(nb, bs, nb, bs)
+    lists, reference, nb, windows = masks_under_test(tokens, bs, paired)
+    for w in windows:
+        ref = reference(tokens, w, bs).view(nb, bs, nb, bs)
         allowed_any = ref.any(dim=(1, 3))
         allowed_all = ref.all(dim=(1, 3))
         partial, full = lists.truncated(w)
@@ -162,16 +189,20 @@ def test_block_lists_are_exact(bs, nb, name):
             assert all(i - j < w for j in f + p)
 
 
+@PAIRED
 @pytest.mark.parametrize("bs,nb,name", CASES)
-def test_masks_never_see_the_future_or_another_document_and_always_see_self(bs, nb, name):
+def test_masks_never_see_the_future_or_another_document_and_always_see_self(bs, nb, name, paired):
     tokens = sequences(bs, nb)[name]
-    T = tokens.numel()
-    lists = BlockLists.build(tokens, bs)
-    pos = torch.arange(T)
-    docs = document_ids(tokens)
+    lists, _, nb, windows = masks_under_test(tokens, bs, paired)
+    T = nb * bs
+    pos = torch.arange(T)  # rows of the interleaved sequence where paired
+    docs = document_ids(tokens).repeat_interleave(2) if paired else document_ids(tokens)
     future = pos[None, :] > pos[:, None]
+    if paired:  # in positions: a later position is future, and at the same position head 1 is to head 0
+        assert torch.equal(future, (pos[None, :] // 2 > pos[:, None] // 2) | ((pos[None, :] - pos[:, None]) == 1)
+                           & (pos[:, None] % 2 == 0))
     other_doc = docs[:, None] != docs[None, :]
-    for w in range(1, nb + 1):
+    for w in windows:
         for label, m in [("dense", dense_mask(lists, w)), ("flex", expand_block_mask(flex_block_mask(lists, w), T))]:
             assert not (m & future).any(), f"{label} w={w}: a position attends to the future"
             assert not (m & other_doc).any(), f"{label} w={w}: a position attends to another document"
@@ -411,3 +442,45 @@ def test_flex_attention_eager_equals_dense_attention_with_a_cap():
         torch.testing.assert_close(y_flex, y_dense, atol=1e-5, rtol=1e-5)
     uncapped = dense_attention(q, k, v, dense_mask(BlockLists.build(tokens, FLEX_BS), FLEX_NB), 0.12)
     assert (uncapped - y_dense).abs().max() > 1e-3
+
+
+# --- paired-head layers: the interleaved sequence's documents ---------------------------------------------------------
+def test_paired_lists_keep_both_rows_of_a_position_in_its_document():
+    """Row 2p + 1 (head 1 at an <|endoftext|> position p) sees row 2p (head 0 there): the document ids are the
+    positions' ids repeated, not ids recounted over repeated tokens (where the second EOT would open a document)."""
+    bs = 8
+    tokens = tokens_with_eots(32, [0, 5, 16, 17])
+    lists = BlockLists.build(tokens, bs).paired()
+    assert lists.docs.tolist() == document_ids(tokens).repeat_interleave(2).tolist()
+    m = dense_mask(lists, 8)
+    for p in (0, 5, 16, 17):
+        assert m[2 * p + 1, 2 * p] and not m[2 * p, 2 * p + 1]
+        assert not m[2 * p, 2 * p - 1] if p else True  # nothing of the previous document
+    assert torch.equal(m, paired_reference_mask(tokens, 8, bs))
+    recounted = dense_mask(BlockLists.build(tokens.repeat_interleave(2), bs), 8)
+    assert not torch.equal(m, recounted) and not recounted[2 * 5 + 1, 2 * 5]
+
+
+def test_paired_window_spans_half_as_many_positions():
+    """The window stays w blocks of rows: the last row of one long document sees w * bs rows, w * bs / 2 positions."""
+    bs, nb = 16, 6
+    tokens = tokens_with_eots(bs * nb, [])
+    lists = BlockLists.build(tokens, bs).paired()
+    last = 2 * bs * nb - 1
+    for w in (1, 2, 5):
+        m = dense_mask(lists, w)
+        assert m[last].sum().item() == w * bs
+        assert m[last].nonzero().flatten().div(2, rounding_mode="floor").unique().numel() == w * bs // 2
+
+
+@pytest.mark.parametrize("w", [1, 3, 10, 32])
+def test_flex_attention_eager_equals_dense_attention_paired(w):
+    """Eager FlexAttention with the interleaved sequence's block mask equals dense attention with its dense mask."""
+    flex_attention = _flex_attention_or_skip()
+    tokens, q, k, v = _flex_inputs()
+    tokens = tokens[: tokens.numel() // 2]  # 128 positions -> 256 rows, the tensors' length
+    lists = BlockLists.build(tokens, FLEX_BS).paired()
+    y_dense = dense_attention(q, k, v, dense_mask(lists, w), 0.12)
+    y_flex = _run_flex(flex_attention, q, k, v, flex_block_mask(lists, torch.tensor(w, dtype=torch.int32)), 0.12)
+    torch.testing.assert_close(y_flex, y_dense, atol=1e-5, rtol=1e-5)
+    assert torch.equal(dense_mask(lists, w), paired_reference_mask(tokens, w, FLEX_BS))

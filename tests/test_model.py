@@ -81,6 +81,15 @@ def fast_model():
     return randomize_(build(small_recipe(attn_block_size=32, **FAST))).eval()
 
 
+PAIRED = dict(FAST, paired_head_layers=[1, 3])  # paired heads in a short- (1) and a long-window (3) layer of LSSLSL
+
+
+@pytest.fixture(scope="module")
+def paired_model():
+    """fast_model with paired-head attention in layers 1 and 3."""
+    return randomize_(build(small_recipe(attn_block_size=32, **PAIRED))).eval()
+
+
 @pytest.fixture(scope="module")
 def record21_meta():
     with torch.device("meta"):
@@ -150,7 +159,7 @@ def test_rejects_batched_inputs_and_unknown_backend():
 # --- causality, documents, windows -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("window", [8, 2])
 @pytest.mark.parametrize("p", [0, 31, 32, 100, 254])
-@pytest.mark.parametrize("which", ["small_model", "fast_model", "extras_model"])
+@pytest.mark.parametrize("which", ["small_model", "fast_model", "extras_model", "paired_model"])
 def test_causality_future_tokens_do_not_change_past_logits(which, p, window, request):
     small_model = request.getfixturevalue(which)
     T = 256
@@ -164,7 +173,7 @@ def test_causality_future_tokens_do_not_change_past_logits(which, p, window, req
 
 
 @pytest.mark.parametrize("e", [100, 128])  # inside a block / exactly at a block start
-@pytest.mark.parametrize("which", ["small_model", "fast_model", "extras_model"])
+@pytest.mark.parametrize("which", ["small_model", "fast_model", "extras_model", "paired_model"])
 def test_document_isolation(which, e, request):
     """Tokens of an earlier document do not affect a later one, even when the window covers both (with smear too:
     it never mixes across a document start)."""

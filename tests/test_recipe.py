@@ -278,6 +278,8 @@ def test_full_recipe_without_base(tmp_path, r21):
     ("sample_prompt='a=b'", "sample_prompt", "a=b"),
     ("train_files=/data/x_*.bin", "train_files", "/data/x_*.bin"),
     ("window_pattern=LLLLLL", "window_pattern", "LLLLLL"),
+    ("paired_head_layers=[1, 3]", "paired_head_layers", [1, 3]),
+    ("paired_head_layers=[]", "paired_head_layers", []),
 ])
 def test_override(item, field, value):
     r = load_recipe("tiny", [item])
@@ -334,6 +336,8 @@ def test_unknown_key_without_close_match():
     ("no_attn_layers=[1.5]", "no_attn_layers"),
     ("no_attn_layers=[true]", "no_attn_layers"),
     ("no_attn_layers=7", "no_attn_layers"),
+    ("paired_head_layers=[1.0]", "paired_head_layers"),
+    ("paired_head_layers=1", "paired_head_layers"),
     ('adam_betas=["a", "b"]', "adam_betas"),
     ("align_rows_to_docs=1", "align_rows_to_docs"),
     ("max_doc_tokens=1.5", "max_doc_tokens"),
@@ -433,6 +437,13 @@ def test_unknown_base(tmp_path):
     (["mtp_end_frac=0"], "mtp_end_frac=0.0 must lie in (0, 1]"),
     (["mtp_end_frac=1.01"], "mtp_end_frac=1.01 must lie in (0, 1]"),
     (["max_doc_tokens=-1"], "max_doc_tokens=-1 must be >= 0 (0: off)"),
+    (["paired_head_layers=[6]"], "paired_head_layers: layer 6 must be an existing layer with attention"),
+    (["paired_head_layers=[-1]"], "paired_head_layers: layer -1 must be an existing layer"),
+    (["paired_head_layers=[1, 4]"], "paired_head_layers: layer 4 must be an existing layer with attention (not in "
+                                    "no_attn_layers)"),  # tiny: layer 4 has no attention
+    (["paired_head_layers=[1, 1]"], "paired_head_layers names a layer twice"),
+    (["num_heads=3", "paired_head_layers=[1]"], "paired_head_layers needs an even num_heads (heads attend in pairs), "
+                                                "got num_heads=3"),
 ])
 def test_impossible_combinations(items, fragment):
     msg = _error("tiny", items)
@@ -473,7 +484,8 @@ def test_batch_stages_rejected(stages, why):
 LATER_RECORD_FIELDS_OFF = dict(no_mlp_layers=[], smear=False, attn_gate=False, ve_gate=False, skip_gate=False,
                                bigram_buckets=0, fused_head_loss=False, fp8_mlp=False, batch_stages=[],
                                adam_every=1, orthogonalizer="newton_schulz", normuon_beta2=0.0,
-                               muon_weight_decay=0.0, mtp_weights=[])
+                               muon_weight_decay=0.0, mtp_weights=[], paired_head_layers=[],
+                               ns_symmetric_kernel=False, align_rows_to_docs=False, max_doc_tokens=0)
 
 
 def test_record21_keeps_every_later_record_idea_off(r21):
@@ -489,6 +501,7 @@ def test_fast_differs_from_record21_only_in_its_stated_fields(r21):
     fast_1gpu = load_recipe("fast_1gpu")
     differ = {k for k, v in fast_1gpu.to_dict().items() if v != fast.to_dict()[k]}
     assert differ == {"name", "description", "batch_tokens", "train_loop"}
+    assert fast.paired_head_layers == fast_1gpu.paired_head_layers == []  # paired heads: not in fast (yet)
 
 
 def test_mtp_fields():
@@ -497,3 +510,11 @@ def test_mtp_fields():
     assert load_recipe("tiny", ["mtp_weights=[0, 1]"]).mtp_weights == [0.0, 1.0]  # ints become floats
     msg = _error("tiny", ["mtp_weights=0.5"])
     assert msg.startswith("--set mtp_weights:") and "is not a valid" in msg
+
+
+def test_paired_head_layers_on_record21():
+    """The record's use: 4 of the short-window layers (6 heads, so 3 pairs each); odd head counts are refused."""
+    r = load_recipe("record21", ["paired_head_layers=[1, 2, 5, 9]"])
+    assert r.paired_head_layers == [1, 2, 5, 9] and all(r.window_pattern[i] == "S" for i in r.paired_head_layers)
+    assert "no_attn_layers" in _error("record21", ["paired_head_layers=[7]"])  # record 21's layer 7 has no attention
+    assert load_recipe("record21", ["num_heads=5"]).num_heads == 5  # odd heads are fine without paired layers

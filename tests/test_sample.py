@@ -48,16 +48,19 @@ def random_model(**extra) -> GPT:
 
 FAST = dict(smear=True, attn_gate=True, no_mlp_layers=[0])
 GATES_AND_BIGRAM = dict(FAST, ve_gate=True, skip_gate=True, bigram_buckets=97)
+PAIRED = dict(FAST, num_heads=4, head_dim=16, paired_head_layers=[1, 3])  # two pairs; a short and a long layer
 
 
 # --- the cached path against the full forward pass ---------------------------------------------------------------
-@pytest.mark.parametrize("features", [{}, FAST, GATES_AND_BIGRAM], ids=["record21", "fast", "gates+bigram"])
+@pytest.mark.parametrize("features", [{}, FAST, GATES_AND_BIGRAM, PAIRED],
+                         ids=["record21", "fast", "gates+bigram", "paired-heads"])
 @pytest.mark.parametrize("window", [1, 2, 3])
 def test_cached_decoding_matches_the_full_forward(window, features):
     """Two documents in 512 positions (the second starts mid-block), fed in uneven chunks and single tokens:
     every position's logits agree with one full pass (float32, 1e-4), for windows shorter and longer than
     the sequence's blocks; with the fast recipe's smear (which needs the previous token) and gates too, and with
-    the value-embedding and skip gates and the bigram embedding (which needs the previous token as well)."""
+    the value-embedding and skip gates and the bigram embedding (which needs the previous token as well), and with
+    paired-head layers (whose cache holds both heads of a pair at each position, as rows of the 2T sequence)."""
     model = random_model(**features)
     T = 512
     x = torch.randint(0, EOT, (T,), generator=torch.Generator().manual_seed(2))
@@ -75,10 +78,17 @@ def test_cached_decoding_matches_the_full_forward(window, features):
     assert got.shape == full.shape == (T, 50304)
     assert (got - full).abs().max().item() < 1e-4
     assert cache.length == T and cache.doc == 2
-    # the cache keeps only what a later query can see: the window's blocks of the current document
-    for k, v, pos, docs in cache.layers.values():
+    # the cache keeps only what a later query can see: the window's blocks of the current document (paired-head
+    # layers: the window's blocks of rows, two rows a position)
+    paired = {id(b.attn) for i, b in enumerate(model.blocks) if i in model.recipe.paired_head_layers}
+    assert len(paired) == len(model.recipe.paired_head_layers)
+    for key, (k, v, pos, docs) in cache.layers.items():
         assert k.shape[2] == v.shape[2] == pos.numel() <= window * 128
-        assert bool((docs == 2).all()) and bool((pos >= 300).all())
+        first = 2 * 300 if key in paired else 300
+        assert bool((docs == 2).all()) and bool((pos >= first).all())
+        if key in paired:  # whole positions (both rows) up to the last one, unless the next block starts afresh
+            assert k.shape[1] == model.recipe.num_heads // 2 and pos.numel() % 2 == 0
+            assert pos.tolist() == list(range(2 * T - pos.numel(), 2 * T))
 
 
 def test_last_only_and_branching_copies():

@@ -9,6 +9,11 @@ both ordered nearest first and truncated to the window. `BlockLists` computes th
 mask for `scaled_dot_product_attention` (CPU path). `reference_mask` states the rule directly, for tests.
 In training a recipe may cap documents (max_doc_tokens): each piece of a longer document is then a document of
 its own here, see `document_starts`.
+
+Paired-head layers (`Recipe.paired_head_layers`) attend over a sequence twice as long: `interleave_heads` makes
+heads 2j and 2j+1 one head j whose row 2t + p is head 2j+p at position t, and the same rule applies to the rows
+(row r sees row r' iff r' <= r, same document, r // block - r' // block < w), with each position's document id
+on both of its rows (`BlockLists.paired`) and the window in blocks unchanged (so it spans half as many positions).
 """
 
 from __future__ import annotations
@@ -90,6 +95,12 @@ class BlockLists:
         f_num, f_idx = _ordered(all_)
         return BlockLists(p_num, p_idx, f_num, f_idx, docs, block_size)
 
+    def paired(self) -> "BlockLists":
+        """The lists of the head-pair interleaved sequence (2T rows, row 2t + p = position t of the pair's head p;
+        see `interleave_heads`): each position's document id twice. Not recomputed from repeated tokens, where
+        a repeated <|endoftext|> would put the second copy of a document's first position in a document of its own."""
+        return BlockLists.from_docs(self.docs.repeat_interleave(2), self.block_size)
+
     def truncated(self, window_blocks: int | Tensor) -> tuple[Tensor, Tensor]:
         """(partial_num, full_num) after keeping only the nearest blocks of a `window_blocks` window.
 
@@ -163,6 +174,21 @@ def reference_mask(tokens: Tensor, window_blocks: int, block_size: int, docs: Te
         & (docs[:, None] == docs[None, :])
         & (blk[:, None] - blk[None, :] < window_blocks)
     )
+
+
+def interleave_heads(x: Tensor) -> Tensor:
+    """(B, T, H, D) -> (B, 2T, H/2, D): the pair of heads (2j, 2j+1) becomes head j of a sequence twice as long
+    whose row 2t + p holds head 2j + p at position t, so each query meets both heads' keys of every position in
+    one softmax. A view that splits H, then a reshape that merges T with the pair (one pointwise copy, which
+    inductor may fuse with the elementwise op that made x: it did for v in a CPU lowering)."""
+    B, T, H, D = x.shape
+    return x.view(B, T, H // 2, 2, D).transpose(2, 3).reshape(B, 2 * T, H // 2, D)
+
+
+def deinterleave_heads(y: Tensor) -> Tensor:
+    """The inverse of `interleave_heads`: (B, 2T, H/2, D) -> (B, T, H, D)."""
+    B, T2, half, D = y.shape
+    return y.view(B, T2 // 2, 2, half, D).transpose(2, 3).reshape(B, T2 // 2, 2 * half, D)
 
 
 def dense_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:

@@ -4,6 +4,9 @@ logits, FP8 head. One row of tokens per call (batch 1); documents are separated 
 `GPT.forward_cached` is the incremental path for generation and completion scoring: it feeds new tokens against
 a `KVCache` of earlier keys and values and applies the same mask rule (causal, same document, block-granular
 sliding window) to absolute positions, so it gives the logits of the full forward pass one chunk at a time.
+
+Paired-head layers (`Recipe.paired_head_layers`) take masks of their own, for the sequence of 2T rows that
+`interleave_heads` makes (see speedrun/model/attention.py); rotary is applied before, at each token's position.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from torch import Tensor, nn
 from speedrun.data.tokenizer import EOT
 from speedrun.model.attention import (
     BlockLists,
+    deinterleave_heads,
     dense_attention,
     dense_mask,
     document_ids,
     document_starts,
     flex_block_mask,
+    interleave_heads,
     short_window_blocks,
 )
 from speedrun.model.fp8 import dynamic_fp8_linear, fp8_linear, fp8_softcap_cross_entropy
@@ -75,9 +80,12 @@ def gate_weight(outputs: int, inputs: int) -> nn.Parameter:
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, r: Recipe, has_value_embed: bool = True):
+    def __init__(self, r: Recipe, has_value_embed: bool = True, paired: bool = False):
         super().__init__()
         self.num_heads, self.head_dim, self.scale = r.num_heads, r.head_dim, r.attn_scale
+        # Paired heads: heads 2j, 2j+1 attend as one head over both heads' keys of every position (no new weights);
+        # the layer then takes a mask of the interleaved 2T sequence.
+        self.paired = paired
         hdim = r.num_heads * r.head_dim
         # One merged weight; Muon orthogonalises its three (hdim, dim) slices separately.
         self.qkv_w = nn.Parameter(init_uniform_(torch.empty(3, hdim, r.model_dim), r.model_dim))
@@ -106,6 +114,8 @@ class CausalSelfAttention(nn.Module):
             v = self.lambdas[0] * v + self.lambdas[1] * ve
         else:
             v = self.lambdas[0] * v
+        if self.paired:
+            q, k, v = interleave_heads(q), interleave_heads(k), interleave_heads(v)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         if cached:
             y = mask.attend(self, q, k, v, self.scale)
@@ -116,6 +126,8 @@ class CausalSelfAttention(nn.Module):
 
             y = flex_attention(q, k, v, block_mask=mask, scale=self.scale)
         y = y.transpose(1, 2)
+        if self.paired:
+            y = deinterleave_heads(y)
         if self.gate_w is not None:
             y = y * torch.sigmoid(F.linear(x[..., : self.gate_dims], self.gate_w.type_as(x)))[..., None]
         y = y.contiguous().view(B, T, self.num_heads * self.head_dim)
@@ -136,7 +148,8 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, r: Recipe, layer: int):
         super().__init__()
-        self.attn = None if layer in r.no_attn_layers else CausalSelfAttention(r, r.value_embed_layer(layer) is not None)
+        self.attn = None if layer in r.no_attn_layers else CausalSelfAttention(
+            r, r.value_embed_layer(layer) is not None, paired=layer in r.paired_head_layers)
         self.mlp = None if layer in r.no_mlp_layers else MLP(r)
         self.lambdas = nn.Parameter(torch.tensor([1.0, 0.0]))  # x = l0*x + l1*x0
 
@@ -193,6 +206,9 @@ class GPT(nn.Module):
         mtp = torch.tensor(r.mtp_weights, dtype=torch.float32) if r.mtp_weights else None
         self.register_buffer("mtp_start", mtp, persistent=False)
         self.register_buffer("mtp_w", None if mtp is None else mtp.clone(), persistent=False)
+        # which of GPT.masks' masks each layer takes: 0 long, 1 short, 2 / 3 the same for paired-head layers
+        self.mask_index = [2 * (i in r.paired_head_layers) + (not long) for i, long in enumerate(self.long_layer)]
+        self.paired_windows = [any(self.mask_index[i] == m for i in r.paired_head_layers) for m in (2, 3)]
 
     def window(self, step: int) -> int | Tensor:
         """The long attention window at `step` of the recipe's schedule (in blocks), in the form this back-end
@@ -211,12 +227,19 @@ class GPT(nn.Module):
         return w
 
     def masks(self, inputs: Tensor, long_blocks: int | Tensor, starts: Tensor | None = None) -> tuple:
-        """(long-window mask, short-window mask) for this sequence, in the back-end's form. `starts` (T,) bool:
-        the document starts (default: the <|endoftext|> tokens)."""
+        """(long-window mask, short-window mask) for this sequence, in the back-end's form; with paired-head layers
+        two more, the same windows (in blocks) over the interleaved 2T rows, None where no paired layer has it.
+        `starts` (T,) bool: the document starts (default: the <|endoftext|> tokens)."""
         starts = inputs == EOT if starts is None else starts
         lists = BlockLists.from_docs(starts.cumsum(0), self.recipe.attn_block_size)
         build = flex_block_mask if self.attention == "flex" else dense_mask
-        return build(lists, long_blocks), build(lists, short_window_blocks(long_blocks))
+        short_blocks = short_window_blocks(long_blocks)
+        masks = (build(lists, long_blocks), build(lists, short_blocks))
+        if not self.recipe.paired_head_layers:
+            return masks
+        pairs = lists.paired()
+        return masks + tuple(build(pairs, w) if used else None
+                             for w, used in zip((long_blocks, short_blocks), self.paired_windows))
 
     def document_starts(self, inputs: Tensor) -> Tensor:
         """(T,) bool: where documents start for this forward pass. In training with max_doc_tokens, a long
@@ -232,8 +255,8 @@ class GPT(nn.Module):
         if inputs.ndim != 1:
             raise ValueError(f"inputs must be one row of tokens (1-D), got shape {tuple(inputs.shape)}")
         starts = self.document_starts(inputs) if starts is None else starts
-        long_mask, short_mask = self.masks(inputs, long_blocks, starts)
-        x = self.trunk(inputs, long_mask, short_mask, starts=starts)
+        long_mask, short_mask, *paired_masks = self.masks(inputs, long_blocks, starts)
+        x = self.trunk(inputs, long_mask, short_mask, starts=starts, paired_masks=paired_masks)
         # the extra targets stay within real documents (<|endoftext|>), pieces of max_doc_tokens or not
         extra = mtp_targets(targets, self.mtp_w.numel()) if targets is not None and self.mtp_active() else None
         if targets is not None and self.fused_head_loss_active():
@@ -280,10 +303,12 @@ class GPT(nn.Module):
         return mixed if previous is not None else torch.cat([x[:1], mixed])
 
     def trunk(self, inputs: Tensor, long_mask, short_mask, previous_token: Tensor | None = None,
-              starts: Tensor | None = None) -> Tensor:
+              starts: Tensor | None = None, paired_masks=()) -> Tensor:
         """Embeddings and blocks: (T,) token ids -> (1, T, model_dim) final hidden states. `previous_token` (1,):
         the token before inputs[0] (incremental decoding), or None at the start of a sequence. `starts` (T,) bool:
-        the document starts the masks were built from (default: the <|endoftext|> tokens)."""
+        the document starts the masks were built from (default: the <|endoftext|> tokens). `paired_masks`:
+        (long, short) masks of the paired-head layers (GPT.masks' last two), where the recipe has such layers."""
+        masks = (long_mask, short_mask, *paired_masks)
         ve = [table(inputs)[None] for table in self.value_embeds]
         x = self.embed(inputs)
         if self.smear_gate_w is not None:
@@ -303,7 +328,7 @@ class GPT(nn.Module):
                     w = w * 2 * torch.sigmoid(F.linear(x[..., :gd], self.skip_gate_w[j : j + 1].type_as(x)))
                 x = x + w * skips.pop()
             t = self.ve_table[i]
-            x = block(x, ve[t] if t is not None else None, x0, long_mask if self.long_layer[i] else short_mask)
+            x = block(x, ve[t] if t is not None else None, x0, masks[self.mask_index[i]])
             if i < n:
                 skips.append(x)
         return x
@@ -328,9 +353,10 @@ class GPT(nn.Module):
         docs = cache.doc + document_ids(inputs)
         long_w = int(long_blocks)
         block = self.recipe.attn_block_size
-        long_mask = CachedWindow(cache, positions, docs, long_w, block, self.recipe.rotary_base)
-        short_mask = CachedWindow(cache, positions, docs, short_window_blocks(long_w), block, self.recipe.rotary_base)
-        x = self.trunk(inputs, long_mask, short_mask, cache.last_token if cache.length else None)
+        pairs = (False, True) if self.recipe.paired_head_layers else (False,)
+        masks = [CachedWindow(cache, positions, docs, w, block, self.recipe.rotary_base, paired)
+                 for paired in pairs for w in (long_w, short_window_blocks(long_w))]
+        x = self.trunk(inputs, masks[0], masks[1], cache.last_token if cache.length else None, masks[2:])
         cache.length += T
         cache.doc = int(docs[-1])
         cache.last_token = inputs[-1:]
@@ -362,7 +388,8 @@ class KVCache:
     """
 
     def __init__(self):
-        self.layers: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}  # id(attn) -> (k, v, positions, docs)
+        # id(attn) -> (k, v, rows, docs): rows are positions, or for paired-head layers interleaved rows 2t + p
+        self.layers: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
         self.length = 0  # positions fed so far
         self.doc = 0  # document id of the last position fed
         self.last_token: Tensor | None = None  # (1,) id of the last position fed (smear and bigram look back)
@@ -376,12 +403,18 @@ class KVCache:
 class CachedWindow:
     """Takes the place of the mask in `CausalSelfAttention.forward` when decoding against a KVCache: rotary at
     absolute positions, and attention to cached + new keys under the rule key k visible from query q iff
-    k <= q, same document, q // block - k // block < window."""
+    k <= q, same document, q // block - k // block < window. For paired-head layers (`paired`) q and k are rows
+    of the interleaved sequence (row 2t + p: head p of the pair at position t), as in the full forward pass."""
 
     def __init__(self, cache: KVCache, positions: Tensor, docs: Tensor, window_blocks: int, block_size: int,
-                 rotary_base: float):
+                 rotary_base: float, paired: bool = False):
         self.cache, self.positions, self.docs = cache, positions, docs
         self.window, self.block, self.base = window_blocks, block_size, rotary_base
+        if paired:  # the rows attention runs over, and their documents (each position's, twice)
+            self.rows = (2 * positions[:, None] + torch.arange(2, device=positions.device)).flatten()
+            self.row_docs = docs.repeat_interleave(2)
+        else:
+            self.rows, self.row_docs = positions, docs
 
     def rotate(self, rotary: Rotary, x: Tensor) -> Tensor:
         """Rotary.forward at positions self.positions (x: (B, T, H, D)); the same arithmetic, so the same values."""
@@ -399,9 +432,9 @@ class CachedWindow:
         return torch.cat((y1, y2), dim=-1).type_as(x)
 
     def attend(self, layer: nn.Module, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-        """q, k, v (B, H, T, D) of the new positions; extends the layer's cache and drops keys no later query sees."""
+        """q, k, v (B, H, T, D) of the new rows; extends the layer's cache and drops keys no later query sees."""
         key = id(layer)
-        pos, docs = self.positions, self.docs
+        pos, docs = self.rows, self.row_docs
         if key in self.cache.layers:
             k0, v0, p0, d0 = self.cache.layers[key]
             k, v, pos_all, docs_all = torch.cat([k0, k], 2), torch.cat([v0, v], 2), torch.cat([p0, pos]), torch.cat([d0, docs])
@@ -411,7 +444,7 @@ class CachedWindow:
         mask = ((pos_all[None, :] <= pos[:, None]) & (docs_all[None, :] == docs[:, None])
                 & (pos[:, None] // b - pos_all[None, :] // b < self.window))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-        # Later queries sit at positions > pos[-1] in documents >= docs[-1]: older blocks and documents are out of reach.
+        # Later queries sit at rows > pos[-1] in documents >= docs[-1]: older blocks and documents are out of reach.
         nxt = int(pos[-1]) + 1
         keep = (nxt // b - pos_all // b < self.window) & (docs_all == docs[-1])
         first = int((~keep).sum())  # keep is False then True (positions and documents only grow)

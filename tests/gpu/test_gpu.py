@@ -1,8 +1,8 @@
-"""GPU checks (skipped without CUDA): FP8 head vs bf16 matmul, FlexAttention vs the dense reference, the
-compiled flex model vs the dense model, the soft-capped cross-entropy kernel vs its reference and the fused
-head + loss op vs the unfused FP8 head (each also with multi-token prediction), the FP8 MLP vs bf16, and the
-symmetric Newton-Schulz kernel vs its reference. Run on the GPU machine: `pytest -q tests/gpu -s` prints the
-errors."""
+"""GPU checks (skipped without CUDA): FP8 head vs bf16 matmul, FlexAttention vs the dense reference (also over the
+interleaved rows of paired-head layers), the compiled flex model vs the dense model (with paired heads too), the
+soft-capped cross-entropy kernel vs its reference and the fused head + loss op vs the unfused FP8 head (each also
+with multi-token prediction), the FP8 MLP vs bf16, and the symmetric Newton-Schulz kernel vs its reference. Run on
+the GPU machine: `pytest -q tests/gpu -s` prints the errors."""
 
 from __future__ import annotations
 
@@ -74,8 +74,9 @@ def test_flex_attention_matches_dense_reference(window):
 
 
 @pytest.mark.parametrize("features", [[], ["smear=true", "attn_gate=true", "no_mlp_layers=[0]"],
-                                      ["smear=true", "bigram_buckets=1000", "max_doc_tokens=300"]],
-                         ids=["record21", "fast", "doc-pieces"])
+                                      ["smear=true", "bigram_buckets=1000", "max_doc_tokens=300"],
+                                      ["attn_gate=true", "paired_head_layers=[1, 2, 3]"]],
+                         ids=["record21", "fast", "doc-pieces", "paired-heads"])
 def test_compiled_flex_model_matches_dense_model(features):
     r = load_recipe("record21", ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'",
                                  "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", *features])
@@ -105,6 +106,24 @@ def test_compiled_flex_model_matches_dense_model(features):
             loss_docs = dense(inputs, targets, 7, starts=inputs == EOT)
         print(f"dense model loss on the real documents {loss_docs.item():.5f}")
         assert abs(loss_docs.item() - loss_dense.item()) > 1e-3
+
+
+@pytest.mark.parametrize("window", [1, 3, 7, 14])
+def test_flex_attention_matches_dense_reference_paired_rows(window):
+    """The interleaved 2T sequence of a paired-head layer (3 head pairs of the record's 6 heads): compiled
+    FlexAttention with its block mask vs dense fp32 attention with its dense mask."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    T, H, D = 4096, 3, 128
+    tokens = random_docs(T, 700, seed=window)
+    q, k, v = (torch.randn(1, H, 2 * T, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    lists = BlockLists.build(tokens, 128).paired()
+    flex = torch.compile(flex_attention, dynamic=False)
+    y = flex(q, k, v, block_mask=flex_block_mask(lists, torch.tensor(window, device="cuda")), scale=0.12)
+    y_ref = dense_attention(q.float(), k.float(), v.float(), dense_mask(lists, window), 0.12)
+    err = rel_err(y, y_ref)
+    print(f"\nFlexAttention vs dense fp32 reference, paired rows, window {window} blocks: relative error {err:.2e}")
+    assert err < 1e-2
 
 
 @pytest.mark.parametrize("grad_dtype", [torch.float32, torch.bfloat16, torch.float8_e5m2], ids=str)
