@@ -49,11 +49,13 @@ def random_model(**extra) -> GPT:
 FAST = dict(smear=True, attn_gate=True, no_mlp_layers=[0])
 GATES_AND_BIGRAM = dict(FAST, ve_gate=True, skip_gate=True, bigram_buckets=97)
 PAIRED = dict(FAST, num_heads=4, head_dim=16, paired_head_layers=[1, 3])  # two pairs; a short and a long layer
+# every model field at once (multi-token prediction and document pieces act in training only: decoding ignores them)
+EVERYTHING = dict(PAIRED, ve_gate=True, skip_gate=True, bigram_buckets=97, mtp_weights=[0.5, 0.25], max_doc_tokens=64)
 
 
 # --- the cached path against the full forward pass ---------------------------------------------------------------
-@pytest.mark.parametrize("features", [{}, FAST, GATES_AND_BIGRAM, PAIRED],
-                         ids=["record21", "fast", "gates+bigram", "paired-heads"])
+@pytest.mark.parametrize("features", [{}, FAST, GATES_AND_BIGRAM, PAIRED, EVERYTHING],
+                         ids=["record21", "fast", "gates+bigram", "paired-heads", "everything"])
 @pytest.mark.parametrize("window", [1, 2, 3])
 def test_cached_decoding_matches_the_full_forward(window, features):
     """Two documents in 512 positions (the second starts mid-block), fed in uneven chunks and single tokens:

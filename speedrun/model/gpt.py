@@ -356,7 +356,8 @@ class GPT(nn.Module):
         pairs = (False, True) if self.recipe.paired_head_layers else (False,)
         masks = [CachedWindow(cache, positions, docs, w, block, self.recipe.rotary_base, paired)
                  for paired in pairs for w in (long_w, short_window_blocks(long_w))]
-        x = self.trunk(inputs, masks[0], masks[1], cache.last_token if cache.length else None, masks[2:])
+        x = self.trunk(inputs, masks[0], masks[1], cache.last_token if cache.length else None,
+                       paired_masks=masks[2:])
         cache.length += T
         cache.doc = int(docs[-1])
         cache.last_token = inputs[-1:]
