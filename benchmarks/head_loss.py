@@ -11,30 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 
 import torch
 import torch.nn.functional as F
 
+from speedrun.cuda_timing import median_cuda_ms
 from speedrun.kernels.softcap_ce import softcap_cross_entropy_with_grad
 from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
 
 CAP, DIV, SCALES = 30.0, 7.5, (2.0, 512.0, 524288.0)
-
-
-def median_ms(fn, reps: int = 20, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -76,7 +62,7 @@ def main() -> None:
     for name, fn in [("unfused (compiled) fwd+bwd", unfused), ("fused op fwd+bwd", fused),
                      ("unfused (compiled) fwd+bwd, MTP +2 +3", unfused_mtp), ("fused op fwd+bwd, MTP +2 +3", fused_mtp)]:
         torch.cuda.reset_peak_memory_stats()
-        ms = median_ms(fwd_bwd(fn))
+        ms = median_cuda_ms(fwd_bwd(fn))
         rows.append(dict(what=name, ms=ms, peak_mib=torch.cuda.max_memory_allocated() / 2**20))
     with torch.no_grad():
         logits = (x @ w.bfloat16().T).contiguous()
@@ -84,13 +70,13 @@ def main() -> None:
         for warps in (4, 8, 16):
             run = lambda: softcap_cross_entropy_with_grad(logits, targets, CAP, DIV, 10.0, torch.float8_e5m2,
                                                           block=block, num_warps=warps)
-            ms = median_ms(run)
+            ms = median_cuda_ms(run)
             gbytes = N * V * 3 / 1e9  # bf16 read once + e5m2 written, the least traffic possible
             rows.append(dict(what=f"loss kernel alone, block {block}, {warps} warps", ms=ms,
                              gb_per_s=gbytes / ms * 1e3))
     run = lambda: softcap_cross_entropy_with_grad(logits, targets, CAP, DIV, 10.0, torch.float8_e5m2, extra=extra,
                                                   extra_weights=weights)
-    ms = median_ms(run)
+    ms = median_cuda_ms(run)
     rows.append(dict(what="loss kernel alone, default launch, MTP +2 +3", ms=ms, gb_per_s=N * V * 3 / 1e9 / ms * 1e3))
     print(f"\n{torch.cuda.get_device_name()} | torch {torch.__version__} | N={N} K={K} V={V}")
     print(f"{'what':<44} {'ms':>8}  extra")

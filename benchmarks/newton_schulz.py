@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 
 import torch
 
+from speedrun.cuda_timing import median_cuda_ms
 from speedrun.model.gpt import GPT
 from speedrun.optim.muon import (
     NS_COEFFICIENTS,
@@ -52,21 +52,6 @@ def orthogonalizer(recipe: str):
     f = lambda G, symmetric_kernel, dtype=torch.bfloat16: newton_schulz(G, r.ns_steps, coefficients, dtype, margin,
                                                                         symmetric_kernel=symmetric_kernel)
     return f, f"{r.orthogonalizer}, {r.ns_steps} steps, bf16"
-
-
-def median_ms(fn, reps: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
@@ -126,8 +111,8 @@ def main(argv=None) -> None:
 
             def measure():
                 out_t, out_k = plain(G), kernel(G)
-                t_ms = median_ms(lambda: plain(G), args.reps, args.warmup)
-                k_ms = median_ms(lambda: kernel(G), args.reps, args.warmup)
+                t_ms = median_cuda_ms(lambda: plain(G), args.reps, args.warmup)
+                k_ms = median_cuda_ms(lambda: kernel(G), args.reps, args.warmup)
                 abs_d, rel_d = max_diff(out_k, out_t)
                 return dict(torch_ms=t_ms, kernel_ms=k_ms, speedup=t_ms / k_ms, max_abs_diff=abs_d,
                             rel_diff=rel_d, torch_err_vs_fp32=max_diff(out_t, exact)[1],
@@ -156,10 +141,10 @@ def main(argv=None) -> None:
                 def measure(cfg=cfg):
                     nonlocal t_ms
                     if t_ms is None:
-                        t_ms = median_ms(torch_fn, args.reps, args.warmup)
+                        t_ms = median_cuda_ms(torch_fn, args.reps, args.warmup)
                     out = kernel_fn(cfg)
                     want = torch_fn()
-                    k_ms = median_ms(lambda: kernel_fn(cfg), args.reps, args.warmup)
+                    k_ms = median_cuda_ms(lambda: kernel_fn(cfg), args.reps, args.warmup)
                     abs_d, rel_d = max_diff(out, want)
                     return dict(torch_ms=t_ms, kernel_ms=k_ms, speedup=t_ms / k_ms, max_abs_diff=abs_d, rel_diff=rel_d,
                                 symmetric=bool(torch.equal(out, out.mT)))

@@ -29,9 +29,12 @@ def three_shards(make_shard, tmp_path):
     return folder, paths, sizes
 
 
-def _step_rows_all_ranks(files, world_size, steps, loop=False):
-    """{step: sorted list of (shard, offset) rows over all ranks}, plus per-rank micro-step ordering."""
-    streams = [BatchStream(files, BATCH, SEQ, rank=r, world_size=world_size, loop=loop) for r in range(world_size)]
+def _step_rows_all_ranks(files, world_size, steps, loop=False, batch=BATCH, seq=SEQ, position=None, **stream_args):
+    """[step][row]: the (shard, offset) rows of all ranks in row order, one stream per rank (each started at a copy
+    of `position`), plus the streams."""
+    streams = [BatchStream(files, batch, seq, rank=r, world_size=world_size, loop=loop, **stream_args,
+                           position=None if position is None else StreamPosition(**vars(position)))
+               for r in range(world_size)]
     out = []
     for _ in range(steps):
         rows = {}
@@ -365,19 +368,9 @@ def _aligned_reference(shards, n_rows: int, seq: int, steps: int, loop: bool = F
     return out
 
 
-def _aligned_steps(files, world_size, steps, batch=BATCH, seq=SEQ, loop=False, position=None):
-    """{step: the rows of all ranks in row order} from one aligned stream per rank."""
-    streams = [BatchStream(files, batch, seq, rank=r, world_size=world_size, loop=loop, align_to_docs=True,
-                           position=None if position is None else StreamPosition(**vars(position)))
-               for r in range(world_size)]
-    out = []
-    for _ in range(steps):
-        rows = {}
-        for r, s in enumerate(streams):
-            for m, row in enumerate(s.next_rows()):
-                rows[row_index(m, r, world_size)] = row
-        out.append([rows[i] for i in range(len(rows))])
-    return out, streams
+def _aligned_steps(files, world_size, steps, **args):
+    """_step_rows_all_ranks with every row aligned to a document start."""
+    return _step_rows_all_ranks(files, world_size, steps, align_to_docs=True, **args)
 
 
 def test_aligned_rows_follow_the_rule_and_start_at_eot(doc_shards):
