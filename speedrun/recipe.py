@@ -61,6 +61,7 @@ class Recipe:
     fp8_w_scale: float
     fp8_grad_scale: float
     fp8_mlp: bool  # MLP matmuls (forward and both gradients) in FP8 with per-tensor dynamic scales, in training (GPU)
+    fused_mlp: bool  # c_fc + ReLU^2 as one Triton kernel, its backward with c_proj's input gradient, in training (GPU)
     fused_head_loss: bool  # FP8 head + soft-capped cross-entropy as one op, gradient written in the forward (Triton)
     no_mlp_layers: list[int]  # layers without an MLP
     smear: bool  # add a gated share of the previous token's embedding to each token's (within a document)
@@ -211,6 +212,8 @@ class Recipe:
         need(self.adam_every >= 1, f"adam_every={self.adam_every} must be >= 1 (1: Adam steps every step)")
         need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
         need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
+        need(not (self.fused_mlp and self.fp8_mlp),
+             "fused_mlp and fp8_mlp are both true: the fused MLP kernel is bf16, pick one of the two")
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
         need(self.bigram_buckets == 0 or self.bigram_buckets >= 2,
              f"bigram_buckets={self.bigram_buckets} must be 0 (off) or >= 2 (bucket 0 means: no previous token)")

@@ -30,8 +30,9 @@ from speedrun.data.demo import data_files
 from speedrun.data.shards import shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size, val_batches
 from speedrun.errors import SpeedrunError
+from speedrun.kernels import linear_relu2
 from speedrun.model.fp8 import fp8_supported
-from speedrun.model.gpt import GPT, CastedLinear
+from speedrun.model.gpt import GPT, MLP, CastedLinear
 from speedrun.optim.muon import Muon
 from speedrun.optim.schedule import lr_multiplier, muon_momentum
 from speedrun.recipe import Recipe, RecipeError
@@ -96,6 +97,7 @@ class Plan:
     attention: str = "dense"  # flex | dense
     fp8_head: bool = False
     fp8_mlp: bool = False
+    fused_mlp: bool = False
     compile: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -118,7 +120,9 @@ class Plan:
             + (f"; in training, documents cut into pieces of {r.max_doc_tokens:,} tokens" if r.max_doc_tokens else ""),
             f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}"
             + ("; fused with the soft-capped loss (Triton kernel)" if self.fp8_head and r.fused_head_loss else ""),
-            f"MLP matmuls: {'FP8 (e4m3/e5m2, per-tensor dynamic scales) in training' if self.fp8_mlp else 'plain'}",
+            f"MLP matmuls: {'FP8 (e4m3/e5m2, per-tensor dynamic scales) in training' if self.fp8_mlp else 'plain'}"
+            + ("; c_fc fused with the ReLU^2, its backward with c_proj's (Triton kernels, fused_mlp) in training"
+               if self.fused_mlp else ""),
             *([f"multi-token prediction: extra targets +2..+{len(r.mtp_weights) + 1} weighted "
                f"{', '.join(f'{w:g}' for w in r.mtp_weights)} at step 0, falling linearly to 0 at step "
                f"{math.ceil(r.mtp_end_frac * r.steps)} of {r.steps} (the train loss includes them until then)"]
@@ -164,6 +168,9 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
         plan.fp8_mlp = r.fp8_mlp and fp8_ok
         if r.fused_head_loss and not plan.fp8_head:
             plan.notes.append("fused_head_loss fuses the FP8 head: without it the loss runs unfused")
+        if r.fused_mlp and linear_relu2.triton is None:
+            plan.notes.append("fused_mlp needs Triton, which is not installed: the MLP runs unfused")
+        plan.fused_mlp = r.fused_mlp and linear_relu2.triton is not None
     else:
         plan.compile = r.compile == "on"
         plan.notes.append("Newton-Schulz runs in float32 on CPU (bfloat16 matmuls are several times slower there)")
@@ -172,6 +179,8 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
                               + (" and the loss unfused (fused_head_loss)" if r.fused_head_loss else ""))
         if r.fp8_mlp:
             plan.notes.append("FP8 MLP needs a GPU: the MLP runs in float32 on CPU")
+        if r.fused_mlp:
+            plan.notes.append("fused_mlp needs a GPU: the MLP runs unfused on CPU")
     return plan
 
 
@@ -200,6 +209,10 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
         for module in model.modules():
             if isinstance(module, CastedLinear):
                 module.fp8_dynamic = False
+    if not plan.fused_mlp:
+        for module in model.modules():
+            if isinstance(module, MLP):
+                module.fused = False
     model = model.to(plan.device)
     if plan.device.type == "cuda":
         for table in model.embedding_tables():

@@ -482,7 +482,7 @@ def test_batch_stages_rejected(stages, why):
 
 
 LATER_RECORD_FIELDS_OFF = dict(no_mlp_layers=[], smear=False, attn_gate=False, ve_gate=False, skip_gate=False,
-                               bigram_buckets=0, fused_head_loss=False, fp8_mlp=False, batch_stages=[],
+                               bigram_buckets=0, fused_head_loss=False, fp8_mlp=False, fused_mlp=False, batch_stages=[],
                                adam_every=1, orthogonalizer="newton_schulz", normuon_beta2=0.0,
                                muon_weight_decay=0.0, mtp_weights=[], paired_head_layers=[],
                                ns_symmetric_kernel=False, align_rows_to_docs=False, max_doc_tokens=0)

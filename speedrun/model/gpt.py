@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from speedrun.data.tokenizer import EOT
+from speedrun.kernels.linear_relu2 import fused_linear_relu2_mlp, linear_relu2_usable
 from speedrun.model.attention import (
     BlockLists,
     deinterleave_heads,
@@ -140,8 +141,12 @@ class MLP(nn.Module):
         self.c_fc = CastedLinear(r.model_dim, r.mlp_hidden)
         self.c_proj = CastedLinear(r.mlp_hidden, r.model_dim, zero_init=True)
         self.c_fc.fp8_dynamic = self.c_proj.fp8_dynamic = r.fp8_mlp
+        self.fused = r.fused_mlp  # set from the recipe; the trainer clears it where the kernel cannot run (CPU)
 
     def forward(self, x: Tensor) -> Tensor:
+        # Training only, like FP8: validation and sampling keep the plain path (no backward to save work for).
+        if self.fused and self.training and linear_relu2_usable(x):
+            return fused_linear_relu2_mlp(x, self.c_fc.weight, self.c_proj.weight)
         return self.c_proj(F.relu(self.c_fc(x)).square())
 
 
