@@ -1,7 +1,8 @@
 """GPU checks (skipped without CUDA): FP8 head vs bf16 matmul, FlexAttention vs the dense reference (also over the
 interleaved rows of paired-head layers), the compiled flex model vs the dense model (with paired heads too), the
 soft-capped cross-entropy kernel vs its reference and the fused head + loss op vs the unfused FP8 head (each also
-with multi-token prediction), the FP8 MLP vs bf16, and the symmetric Newton-Schulz kernel vs its reference. Run on
+with multi-token prediction), the FP8 MLP vs bf16, the fused linear + ReLU^2 MLP vs the plain bf16 MLP, and the
+symmetric Newton-Schulz kernel vs its reference. Run on
 the GPU machine: `pytest -q tests/gpu -s` prints the errors."""
 
 from __future__ import annotations
@@ -259,6 +260,89 @@ def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
     print(f"\ncompiled model, FP8 MLP loss {losses[0]:.5f} vs bf16 MLP {losses[1]:.5f}; grad errors {errs}")
     assert abs(losses[0] - losses[1]) < 5e-3 * losses[1]
     assert all(e < 0.15 for e in errs.values())
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fused_linear_relu2_mlp_matches_bf16_mlp(compiled):
+    """The fused_mlp op (Triton c_fc + ReLU^2 forward, dy W2 * 2 sqrt(h) backward, cuBLAS for the rest) against the
+    plain bf16 MLP and both against float32, at the record's sizes; compiled, the op stays one opaque node."""
+    from speedrun.kernels.linear_relu2 import (
+        fused_linear_relu2_mlp,
+        linear_relu2,
+        linear_relu2_reference,
+        relu2_backward,
+        relu2_backward_reference,
+        relu2_mlp_reference,
+    )
+
+    torch.manual_seed(0)
+    N, D, H = 8192, 768, 3072
+    x = F.rms_norm(torch.randn(N, D, device="cuda"), (D,)).bfloat16().requires_grad_()
+    bound = 3**0.5 * 0.5 * D**-0.5
+    w_fc = torch.empty(H, D, device="cuda").uniform_(-bound, bound).requires_grad_()
+    w_proj = (torch.randn(D, H, device="cuda") * 0.01).requires_grad_()
+    g = torch.randn(N, D, device="cuda").bfloat16() * 1e-3
+
+    run = torch.compile(fused_linear_relu2_mlp, dynamic=False, fullgraph=True) if compiled else fused_linear_relu2_mlp
+    y = run(x, w_fc, w_proj)
+    y.backward(g)
+    got = (y.detach(), x.grad.clone(), w_fc.grad.clone(), w_proj.grad.clone())
+    x.grad = w_fc.grad = w_proj.grad = None
+    y_ref = relu2_mlp_reference(x, w_fc, w_proj)
+    y_ref.backward(g)
+    want = (y_ref.detach(), x.grad.clone(), w_fc.grad.clone(), w_proj.grad.clone())
+    xf, ff, pf = (t.detach().float().requires_grad_() for t in (x, w_fc, w_proj))
+    yf = F.linear(F.relu(F.linear(xf, ff)).square(), pf)
+    yf.backward(g.float())
+    exact = (yf.detach(), xf.grad, ff.grad, pf.grad)
+    names = ("out", "grad_x", "grad_w_fc", "grad_w_proj")
+    errs = {n: rel_err(a, b) for n, a, b in zip(names, got, want)}
+    fused_vs_fp32 = {n: rel_err(a, b) for n, a, b in zip(names, got, exact)}
+    plain_vs_fp32 = {n: rel_err(a, b) for n, a, b in zip(names, want, exact)}
+    print(f"\nfused MLP ({'compiled' if compiled else 'eager'}) vs bf16 (N={N}): relative errors {errs}\n"
+          f"  vs float32: fused {fused_vs_fp32}\n  vs float32: plain {plain_vs_fp32}")
+    assert [t.dtype for t in got] == [torch.bfloat16, torch.bfloat16, torch.float32, torch.float32]
+    assert all(a.shape == b.shape and a.stride() == b.stride() for a, b in zip(got, want))
+    assert all(e < 0.02 for e in errs.values())
+    assert all(fused_vs_fp32[n] < 1.1 * plain_vs_fp32[n] + 1e-3 for n in names)
+    # the kernels alone, autotuned, against their references (float32 products rounded once)
+    h = linear_relu2(x.detach(), w_fc.detach().bfloat16())
+    h_ref = linear_relu2_reference(x.detach(), w_fc.detach().bfloat16())
+    dpre = relu2_backward(g, w_proj.detach().bfloat16(), h)
+    dpre_ref = relu2_backward_reference(g, w_proj.detach().bfloat16(), h)
+    print(f"  kernels vs references: h {rel_err(h, h_ref):.2e}, dpre {rel_err(dpre, dpre_ref):.2e}")
+    assert rel_err(h, h_ref) < 2**-8 and rel_err(dpre, dpre_ref) < 2**-8
+
+
+def test_compiled_model_with_fused_mlp_matches_plain_mlp():
+    from speedrun.model.gpt import GPT
+
+    r = load_recipe("fast", ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'",
+                             "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", "fused_mlp=true"])
+    torch.manual_seed(0)
+    models = [GPT(r, attention="flex").cuda() for _ in range(2)]
+    for name, p in models[0].named_parameters():  # give the zero-initialised projections values
+        if name.endswith("c_proj.weight") or name == "lm_head.weight":
+            torch.nn.init.normal_(p, std=0.02)
+    models[1].load_state_dict(models[0].state_dict())
+    for m in models[1].modules():
+        if hasattr(m, "fused"):
+            m.fused = False
+    tokens = random_docs(r.seq_len + 1, 600, seed=3)
+    inputs, targets = tokens[:-1].int(), tokens[1:].long()
+    losses, grads = [], []
+    for m in models:
+        for t in m.embedding_tables():
+            t.bfloat16()
+        loss = torch.compile(m, dynamic=False)(inputs, targets, torch.tensor(7, device="cuda"))
+        loss.backward()
+        losses.append(loss.item())
+        grads.append({n: p.grad.float() for n, p in m.named_parameters() if p.grad is not None})
+    errs = {n: rel_err(grads[0][n], grads[1][n]) for n in ("blocks.1.mlp.c_fc.weight", "blocks.3.mlp.c_proj.weight",
+                                                          "blocks.2.attn.qkv_w")}
+    print(f"\ncompiled model, fused MLP loss {losses[0]:.5f} vs plain MLP {losses[1]:.5f}; grad errors {errs}")
+    assert abs(losses[0] - losses[1]) < 1e-3 * losses[1]
+    assert all(e < 0.05 for e in errs.values())
 
 
 # --- multi-token prediction --------------------------------------------------------------------------------------------
