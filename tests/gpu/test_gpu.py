@@ -230,12 +230,13 @@ def test_dynamic_fp8_mlp_matches_bf16_mlp(compiled):
     assert all(e < 0.12 for e in errs.values())
 
 
-@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
-def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
+def compiled_mlp_variants(setting: str, flag: str):
+    """(losses, relative gradient errors) of a compiled 4-layer `fast` model with the MLP `setting` on, against the
+    same weights with the MLP modules' `flag` attribute cleared (the plain bf16 MLP)."""
     from speedrun.model.gpt import GPT
 
     r = load_recipe("fast", ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'",
-                             "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", "fp8_mlp=true"])
+                             "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", setting])
     torch.manual_seed(0)
     models = [GPT(r, attention="flex").cuda() for _ in range(2)]
     for name, p in models[0].named_parameters():  # give the zero-initialised projections values
@@ -243,8 +244,8 @@ def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
             torch.nn.init.normal_(p, std=0.02)
     models[1].load_state_dict(models[0].state_dict())
     for m in models[1].modules():
-        if hasattr(m, "fp8_dynamic"):
-            m.fp8_dynamic = False
+        if hasattr(m, flag):
+            setattr(m, flag, False)
     tokens = random_docs(r.seq_len + 1, 600, seed=3)
     inputs, targets = tokens[:-1].int(), tokens[1:].long()
     losses, grads = [], []
@@ -257,6 +258,12 @@ def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
         grads.append({n: p.grad.float() for n, p in m.named_parameters() if p.grad is not None})
     errs = {n: rel_err(grads[0][n], grads[1][n]) for n in ("blocks.1.mlp.c_fc.weight", "blocks.3.mlp.c_proj.weight",
                                                           "blocks.2.attn.qkv_w")}
+    return losses, errs
+
+
+@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
+def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
+    losses, errs = compiled_mlp_variants("fp8_mlp=true", "fp8_dynamic")
     print(f"\ncompiled model, FP8 MLP loss {losses[0]:.5f} vs bf16 MLP {losses[1]:.5f}; grad errors {errs}")
     assert abs(losses[0] - losses[1]) < 5e-3 * losses[1]
     assert all(e < 0.15 for e in errs.values())
@@ -315,31 +322,7 @@ def test_fused_linear_relu2_mlp_matches_bf16_mlp(compiled):
 
 
 def test_compiled_model_with_fused_mlp_matches_plain_mlp():
-    from speedrun.model.gpt import GPT
-
-    r = load_recipe("fast", ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'",
-                             "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", "fused_mlp=true"])
-    torch.manual_seed(0)
-    models = [GPT(r, attention="flex").cuda() for _ in range(2)]
-    for name, p in models[0].named_parameters():  # give the zero-initialised projections values
-        if name.endswith("c_proj.weight") or name == "lm_head.weight":
-            torch.nn.init.normal_(p, std=0.02)
-    models[1].load_state_dict(models[0].state_dict())
-    for m in models[1].modules():
-        if hasattr(m, "fused"):
-            m.fused = False
-    tokens = random_docs(r.seq_len + 1, 600, seed=3)
-    inputs, targets = tokens[:-1].int(), tokens[1:].long()
-    losses, grads = [], []
-    for m in models:
-        for t in m.embedding_tables():
-            t.bfloat16()
-        loss = torch.compile(m, dynamic=False)(inputs, targets, torch.tensor(7, device="cuda"))
-        loss.backward()
-        losses.append(loss.item())
-        grads.append({n: p.grad.float() for n, p in m.named_parameters() if p.grad is not None})
-    errs = {n: rel_err(grads[0][n], grads[1][n]) for n in ("blocks.1.mlp.c_fc.weight", "blocks.3.mlp.c_proj.weight",
-                                                          "blocks.2.attn.qkv_w")}
+    losses, errs = compiled_mlp_variants("fused_mlp=true", "fused")
     print(f"\ncompiled model, fused MLP loss {losses[0]:.5f} vs plain MLP {losses[1]:.5f}; grad errors {errs}")
     assert abs(losses[0] - losses[1]) < 1e-3 * losses[1]
     assert all(e < 0.05 for e in errs.values())
