@@ -25,6 +25,11 @@ from speedrun.recipe import load_recipe
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
+# a 4-layer model at a 4,096-token row: the compiled-model checks' size
+SMALL_MODEL = ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'", "no_attn_layers=[]",
+               "value_embeds=2", "batch_tokens=4096"]
+
+
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
@@ -79,8 +84,7 @@ def test_flex_attention_matches_dense_reference(window):
                                       ["attn_gate=true", "paired_head_layers=[1, 2, 3]"]],
                          ids=["record21", "fast", "doc-pieces", "paired-heads"])
 def test_compiled_flex_model_matches_dense_model(features):
-    r = load_recipe("record21", ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'",
-                                 "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", *features])
+    r = load_recipe("record21", [*SMALL_MODEL, *features])
     from speedrun.model.gpt import GPT
 
     torch.manual_seed(0)
@@ -171,8 +175,7 @@ def test_fused_head_loss_matches_unfused_fp8_head():
 def test_compiled_model_with_fused_head_loss_matches_unfused():
     from speedrun.model.gpt import GPT
 
-    r = load_recipe("fast", ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'",
-                             "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", "fused_head_loss=true"])
+    r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true"])
     torch.manual_seed(0)
     models = [GPT(r, attention="flex").cuda() for _ in range(2)]
     torch.nn.init.normal_(models[0].lm_head.weight, std=0.02)
@@ -235,8 +238,7 @@ def compiled_mlp_variants(setting: str, flag: str):
     same weights with the MLP modules' `flag` attribute cleared (the plain bf16 MLP)."""
     from speedrun.model.gpt import GPT
 
-    r = load_recipe("fast", ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'",
-                             "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", setting])
+    r = load_recipe("fast", [*SMALL_MODEL, setting])
     torch.manual_seed(0)
     models = [GPT(r, attention="flex").cuda() for _ in range(2)]
     for name, p in models[0].named_parameters():  # give the zero-initialised projections values
@@ -386,8 +388,7 @@ def test_compiled_model_with_mtp_fused_matches_unfused_without_recompiling():
 
     from speedrun.model.gpt import GPT
 
-    r = load_recipe("fast", ["seq_len=4096", "val_seq_len=4096", "num_layers=4", "window_pattern='LSSL'",
-                             "no_attn_layers=[]", "value_embeds=2", "batch_tokens=4096", "fused_head_loss=true",
+    r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true",
                              "mtp_weights=[0.5, 0.25]", "steps=100"])
     torch.manual_seed(0)
     models = [GPT(r, attention="flex").cuda() for _ in range(2)]
