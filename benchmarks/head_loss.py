@@ -4,7 +4,10 @@
 loss kernel alone at several block sizes and warp counts; then the two paths and the kernel (default launch) with
 multi-token prediction (2 extra targets). Prints a table of median times (CUDA events).
 
-    python benchmarks/head_loss.py [--tokens 49152] [--json out.json]
+    python benchmarks/head_loss.py [--tokens 49152] [--json out.json] [--kernel-only]
+
+--kernel-only times the loss kernel alone at its default launch, without and with the extra targets (seconds, not
+minutes: nothing to compile but the kernel).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=768)
     ap.add_argument("--vocab", type=int, default=50304)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--kernel-only", action="store_true", help="only the loss kernel, default launch, plain and MTP")
     args = ap.parse_args()
     torch.manual_seed(0)
     N, K, V = args.tokens, args.dim, args.vocab
@@ -59,15 +63,15 @@ def main() -> None:
 
     fused_mtp = lambda x, w, t: fp8_softcap_cross_entropy(x, w, t, *SCALES, CAP, DIV, extra, weights)
     rows = []
-    for name, fn in [("unfused (compiled) fwd+bwd", unfused), ("fused op fwd+bwd", fused),
+    for name, fn in [] if args.kernel_only else [("unfused (compiled) fwd+bwd", unfused), ("fused op fwd+bwd", fused),
                      ("unfused (compiled) fwd+bwd, MTP +2 +3", unfused_mtp), ("fused op fwd+bwd, MTP +2 +3", fused_mtp)]:
         torch.cuda.reset_peak_memory_stats()
         ms = median_cuda_ms(fwd_bwd(fn))
         rows.append(dict(what=name, ms=ms, peak_mib=torch.cuda.max_memory_allocated() / 2**20))
     with torch.no_grad():
         logits = (x @ w.bfloat16().T).contiguous()
-    for block in (2048, 4096, 8192):
-        for warps in (4, 8, 16):
+    for block in (2048,) if args.kernel_only else (2048, 4096, 8192):
+        for warps in (4,) if args.kernel_only else (4, 8, 16):
             run = lambda: softcap_cross_entropy_with_grad(logits, targets, CAP, DIV, 10.0, torch.float8_e5m2,
                                                           block=block, num_warps=warps)
             ms = median_cuda_ms(run)

@@ -40,6 +40,7 @@ class Recipe:
     train_loop: bool  # start the train stream again from its first shard when it runs out
     align_rows_to_docs: bool  # each train row starts at the first <|endoftext|> at or after the stream's cursor
     max_doc_tokens: int  # training only: each piece of this many tokens of a document counts as a document (0: off)
+    max_doc_tokens_stages: list[int]  # sequence-length schedule: max_doc_tokens of each of equal stages ([]: off)
 
     # --- model --------------------------------------------------------------------------------------
     vocab_size: int
@@ -230,6 +231,12 @@ class Recipe:
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
         need(self.max_doc_tokens >= 0, f"max_doc_tokens={self.max_doc_tokens} must be >= 0 (0: off)")
+        need(all(n > 0 for n in self.max_doc_tokens_stages),
+             f"max_doc_tokens_stages={self.max_doc_tokens_stages}: every stage's cap must be > 0")
+        need(not (self.max_doc_tokens_stages and self.max_doc_tokens),
+             "set max_doc_tokens (one cap) or max_doc_tokens_stages (a cap per stage), not both")
+        need(len(self.max_doc_tokens_stages) <= max(self.steps, 1),
+             f"max_doc_tokens_stages has {len(self.max_doc_tokens_stages)} stages for {self.steps} steps")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
         return self
 

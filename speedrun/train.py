@@ -117,7 +117,9 @@ class Plan:
                if r.batch_stages else "")
             + ("; each row starts at a document start" if r.align_rows_to_docs else ""),
             f"attention: {'FlexAttention block masks' if self.attention == 'flex' else 'dense boolean mask + SDPA'}"
-            + (f"; in training, documents cut into pieces of {r.max_doc_tokens:,} tokens" if r.max_doc_tokens else ""),
+            + (f"; in training, documents cut into pieces of {r.max_doc_tokens:,} tokens" if r.max_doc_tokens else "")
+            + (f"; in training, documents cut into pieces of {' -> '.join(f'{n:,}' for n in r.max_doc_tokens_stages)}"
+               f" tokens over {len(r.max_doc_tokens_stages)} equal stages" if r.max_doc_tokens_stages else ""),
             f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}"
             + ("; fused with the soft-capped loss (Triton kernel)" if self.fp8_head and r.fused_head_loss else ""),
             f"MLP matmuls: {'FP8 (e4m3/e5m2, per-tensor dynamic scales) in training' if self.fp8_mlp else 'plain'}"
@@ -303,8 +305,9 @@ def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_s
     micro-batches of all ranks (a tensor; reading it is left to the caller). With multi-token prediction that
     loss includes the extra targets' weighted terms (until their weights reach 0)."""
     total = None
-    # This step's multi-token-prediction weights, written into the model's buffer in place (no recompile).
-    (model._orig_mod if hasattr(model, "_orig_mod") else model).set_mtp_step(step)
+    # This step's multi-token-prediction weights and document cap, written into the model's buffers in place (no
+    # recompile).
+    (model._orig_mod if hasattr(model, "_orig_mod") else model).set_step(step)
     for inputs, targets in batches:
         loss = model(inputs, targets, window) / len(batches)
         loss.backward()

@@ -730,6 +730,69 @@ def test_evaluation_ignores_the_cap(which, request):
     assert torch.equal(capped.train().document_starts(x), piece_starts(256, [0, 150]))
 
 
+# --- max_doc_tokens_stages: the sequence-length schedule, the cap of each stage read from a device buffer ----------------
+def staged_copy(model: GPT, stages, steps: int = 90) -> GPT:
+    """The same weights under a recipe whose document cap follows `stages` over `steps` steps."""
+    staged = build(dataclasses.replace(model.recipe, max_doc_tokens_stages=list(stages), steps=steps))
+    staged.load_state_dict(model.state_dict())
+    return staged
+
+
+def test_each_stage_trains_as_a_fixed_cap_of_its_length(extras_model):
+    """At every step the staged model equals the model with that stage's cap as max_doc_tokens (the loss and
+    the logits), the buffer holding the stage's cap; evaluation uses no cap at any stage."""
+    stages = [CAP, 64, 100]
+    staged = staged_copy(extras_model, stages).train()
+    x, y = random_tokens(256, 66, eot_at=[0, 150]), random_tokens(256, 67)
+    seen = []
+    with torch.no_grad():
+        for step, cap in [(0, CAP), (29, CAP), (30, 64), (59, 64), (60, 100), (90, 100), (10, CAP)]:
+            staged.set_step(step)
+            assert int(staged.doc_cap) == cap and staged.doc_cap.dtype == torch.int64
+            want = capped_copy(extras_model, cap).train()
+            got = staged(x, y, 8)
+            assert torch.equal(got, want(x, y, 8)), step
+            assert torch.equal(staged(x, None, 8), want(x, None, 8)), step
+            assert torch.equal(staged.eval()(x, y, 8), extras_model(x, y, 8)), step
+            staged.train()
+            seen.append(got.item())
+    assert len({round(v, 6) for v in seen}) == 3  # the three caps give three different losses
+
+
+def test_set_doc_cap_step_writes_only_at_a_stage_change(extras_model, monkeypatch):
+    staged = staged_copy(extras_model, [CAP, 64])
+    buffer = staged.doc_cap
+    fills = []
+    monkeypatch.setattr(buffer, "fill_", lambda v: (fills.append(v), torch.Tensor.fill_(buffer, v))[1], raising=False)
+    for step in range(90):
+        staged.set_step(step)
+    assert fills == [64] and staged.doc_cap is buffer and int(buffer) == 64
+    staged.set_step(0)
+    assert fills == [64, CAP]
+    assert "doc_cap" not in staged.state_dict()  # the step sets it: checkpoints need not carry it
+    assert build(extras_model.recipe).doc_cap is None  # no schedule, no buffer
+
+
+def test_compiled_model_takes_each_stage_without_recompiling(small_model):
+    """The cap is a device tensor read by the compiled graph: the staged model compiles once for all stages
+    (a recompile would raise here)."""
+    import torch._dynamo
+
+    staged = staged_copy(small_model, [CAP, 64, 100]).train()
+    x, y = random_tokens(256, 68, eot_at=[0, 150]), random_tokens(256, 69)
+    torch._dynamo.reset()
+    compiled = torch.compile(staged, backend="aot_eager", dynamic=False)
+    got, want = [], []
+    with torch.no_grad(), torch._dynamo.config.patch(error_on_recompile=True):
+        for step in (0, 30, 60, 89):
+            staged.set_step(step)
+            got.append(compiled(x, y, 8).item())
+            want.append(staged(x, y, 8).item())
+    torch._dynamo.reset()
+    assert got == pytest.approx(want, rel=1e-6)
+    assert len({round(v, 6) for v in got[:3]}) == 3
+
+
 def test_bigram_ids_and_smear_at_given_document_starts(extras_model):
     tokens = torch.tensor([EOT, 5, 7, 7, 9, 5, 7])
     starts = torch.tensor([True, False, False, True, False, False, True])  # pieces of 3

@@ -210,9 +210,10 @@ def test_data_path_fields_are_off_in_every_bundled_recipe():
     """align_rows_to_docs and max_doc_tokens (later records) are stated in record21, off, and off where inherited."""
     text = (RECIPE_DIR / "record21.toml").read_text()
     assert "\nalign_rows_to_docs = false" in text and "\nmax_doc_tokens = 0" in text
+    assert "\nmax_doc_tokens_stages = []" in text
     for name in recipe_names():
         r = load_recipe(name)
-        assert (r.align_rows_to_docs, r.max_doc_tokens) == (False, 0), name
+        assert (r.align_rows_to_docs, r.max_doc_tokens, r.max_doc_tokens_stages) == (False, 0, []), name
     r = load_recipe("fast", ["align_rows_to_docs=true", "max_doc_tokens=1000"])
     assert (r.align_rows_to_docs, r.max_doc_tokens) == (True, 1000)  # any length: pieces need not fill blocks
     assert load_recipe("fast", {"max_doc_tokens": 0}).max_doc_tokens == 0
@@ -342,6 +343,8 @@ def test_unknown_key_without_close_match():
     ("align_rows_to_docs=1", "align_rows_to_docs"),
     ("max_doc_tokens=1.5", "max_doc_tokens"),
     ("max_doc_tokens=false", "max_doc_tokens"),
+    ("max_doc_tokens_stages=896", "max_doc_tokens_stages"),
+    ("max_doc_tokens_stages=[1.5]", "max_doc_tokens_stages"),
     ("sample_prompt=5", None),  # str fields keep raw text: "5" is fine (checked below)
 ])
 def test_bad_values(item, key):
@@ -437,6 +440,8 @@ def test_unknown_base(tmp_path):
     (["mtp_end_frac=0"], "mtp_end_frac=0.0 must lie in (0, 1]"),
     (["mtp_end_frac=1.01"], "mtp_end_frac=1.01 must lie in (0, 1]"),
     (["max_doc_tokens=-1"], "max_doc_tokens=-1 must be >= 0 (0: off)"),
+    (["max_doc_tokens_stages=[896,0]"], "every stage's cap must be > 0"),
+    (["max_doc_tokens_stages=[896]", "max_doc_tokens=512"], "not both"),
     (["paired_head_layers=[6]"], "paired_head_layers: layer 6 must be an existing layer with attention"),
     (["paired_head_layers=[-1]"], "paired_head_layers: layer -1 must be an existing layer"),
     (["paired_head_layers=[1, 4]"], "paired_head_layers: layer 4 must be an existing layer with attention (not in "
@@ -485,7 +490,8 @@ LATER_RECORD_FIELDS_OFF = dict(no_mlp_layers=[], smear=False, attn_gate=False, v
                                bigram_buckets=0, fused_head_loss=False, fp8_mlp=False, fused_mlp=False, batch_stages=[],
                                adam_every=1, orthogonalizer="newton_schulz", normuon_beta2=0.0,
                                muon_weight_decay=0.0, mtp_weights=[], paired_head_layers=[],
-                               ns_symmetric_kernel=False, align_rows_to_docs=False, max_doc_tokens=0)
+                               ns_symmetric_kernel=False, align_rows_to_docs=False, max_doc_tokens=0,
+                               max_doc_tokens_stages=[])
 
 
 def test_record21_keeps_every_later_record_idea_off(r21):

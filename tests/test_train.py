@@ -423,3 +423,29 @@ def test_train_step_sets_each_steps_mtp_weights(shard_files, tmp_path):
     assert abs(result.val_losses[0][1] - LN_VOCAB) < 1e-3  # validation scores the next token alone
     # step 1, the untrained model: ln(vocab) per term, the +2 term missing at row ends and document ends only
     assert 1.45 * LN_VOCAB < result.train_losses[0] <= 1.5 * LN_VOCAB
+
+
+# --- sequence-length schedule --------------------------------------------------------------------------------------------
+def test_train_step_sets_each_steps_document_cap(shard_files, tmp_path):
+    """train_step puts its step's stage cap into the model (through a compiled wrapper's original module too), the
+    plan says the schedule, and a short run with it trains."""
+    r = load_recipe("tiny", {**SMALL, "steps": 9, "max_doc_tokens_stages": [32, 64, 128]})
+    plan = make_plan(r, force_device="cpu")
+    assert "documents cut into pieces of 32 -> 64 -> 128 tokens over 3 equal stages" in plan.describe(r)
+    model = build_model(r, plan)
+    optimizers = build_optimizers(model, r)
+
+    class Wrapper(torch.nn.Module):  # stands in for torch.compile's OptimizedModule (holds `_orig_mod`)
+        def __init__(self, m):
+            super().__init__()
+            self._orig_mod = m
+
+        def forward(self, *args):
+            return self._orig_mod(*args)
+
+    for step, cap in [(0, 32), (3, 64), (8, 128), (2, 32)]:
+        train_step(Wrapper(model), random_batch(40 + step), optimizers, step, 1, r, 1)
+        assert int(model.doc_cap) == cap, step
+    result = run(run_recipe(shard_files, max_doc_tokens_stages=[16, 48], steps=4), make_plan(r, force_device="cpu"),
+                 log_dir=str(tmp_path), say=quiet)
+    assert len(result.train_losses) == 4 and all(math.isfinite(v) for v in result.train_losses)

@@ -88,22 +88,41 @@ if triton is not None:
                 loss += w * (lse - z_e)
                 extra_sum += w
         tl.store(losses_ptr + row, loss)
-        # pass 2: the gradient, scaled, in the output's dtype
+        # pass 2: the softmax part of the gradient, scaled, in the output's dtype. (1 + sum w) softmax(z) is
+        # exp(z - lse + log(1 + sum w)); the one-hot terms of the target and the extra targets touch at most
+        # 1 + NUM_EXTRA columns, so they are not compared for per element here but rewritten after the loop.
         row_grad = grad_ptr + row * grad_row_stride
         slope = cap * inv_div * grad_scale
+        lse_p = lse - tl.log(1.0 + extra_sum)
         for start in range(0, V, BLOCK):
             cols = start + tl.arange(0, BLOCK)
             inside = cols < V
             raw = tl.load(row_logits + cols, mask=inside, other=0.0, eviction_policy="evict_first").to(tl.float32)
             s = tl.sigmoid(raw * inv_div)
-            p = tl.exp(cap * s - lse)
-            if NUM_EXTRA > 0:
-                p = p * (1.0 + extra_sum)
-                for j in tl.static_range(NUM_EXTRA):  # scalar reloads: L1 hits, once per block
-                    e = tl.load(extra_ptr + row * extra_row_stride + j)
-                    p -= tl.where(cols == e, tl.load(weights_ptr + j), 0.0)  # e = -1 matches no column
-            d = (p - tl.where(cols == target, 1.0, 0.0)) * (slope * s * (1.0 - s))
+            d = tl.exp(cap * s - lse_p) * (slope * s * (1.0 - s))
             tl.store(row_grad + cols, d.to(grad_ptr.dtype.element_ty), mask=inside)
+        # the one-hot columns: each written whole (softmax part minus every one-hot weight that falls on it, so
+        # coinciding targets give the same value), after a barrier so that it lands after the loop's store of it
+        tl.debug_barrier()
+        _write_onehot_column(target, target, row_logits, row_grad, extra_ptr + row * extra_row_stride, weights_ptr,
+                             cap, inv_div, lse_p, slope, NUM_EXTRA)
+        if NUM_EXTRA > 0:
+            for j in tl.static_range(NUM_EXTRA):
+                e = tl.load(extra_ptr + row * extra_row_stride + j)
+                if e >= 0:
+                    _write_onehot_column(e, target, row_logits, row_grad, extra_ptr + row * extra_row_stride,
+                                         weights_ptr, cap, inv_div, lse_p, slope, NUM_EXTRA)
+
+    @triton.jit
+    def _write_onehot_column(col, target, row_logits, row_grad, row_extra, weights_ptr, cap, inv_div, lse_p, slope,
+                             NUM_EXTRA: tl.constexpr):
+        """grad[col] = ((1 + sum w) softmax(z)[col] - [col == target] - sum_j w_j [col == e_j]) * slope s (1 - s)."""
+        s = tl.sigmoid(tl.load(row_logits + col).to(tl.float32) * inv_div)
+        p = tl.exp(cap * s - lse_p) - tl.where(col == target, 1.0, 0.0)
+        if NUM_EXTRA > 0:
+            for j in tl.static_range(NUM_EXTRA):
+                p -= tl.where(tl.load(row_extra + j) == col, tl.load(weights_ptr + j), 0.0)
+        tl.store(row_grad + col, (p * (slope * s * (1.0 - s))).to(row_grad.dtype.element_ty))
 
 
 def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float, div: float, grad_scale: float = 1.0,

@@ -27,13 +27,14 @@ from torch import Tensor
 from speedrun.data.tokenizer import EOT
 
 
-def document_starts(tokens: Tensor, max_doc_tokens: int = 0) -> Tensor:
+def document_starts(tokens: Tensor, max_doc_tokens: int | Tensor = 0) -> Tensor:
     """(T,) bool: where a document starts, i.e. at every <|endoftext|>; with max_doc_tokens = L > 0 also at every
     L-th position of a document, so that piece k of a document (its positions k*L .. (k+1)*L - 1, counted from
     its <|endoftext|>) is a document of its own. A document begun before the row is counted from the row's start.
-    Elementwise ops and one scan: no data-dependent shapes, so it compiles into the training step."""
+    Elementwise ops and one scan: no data-dependent shapes, so it compiles into the training step. A 0-d integer
+    tensor cap (> 0) is read on the device, so a compiled step takes a new cap without recompiling."""
     eot = tokens == EOT
-    if max_doc_tokens <= 0:
+    if not isinstance(max_doc_tokens, Tensor) and max_doc_tokens <= 0:
         return eot
     pos = torch.arange(tokens.numel(), device=tokens.device)
     doc_start = torch.cummax(torch.where(eot, pos, 0), dim=0).values  # position of the latest EOT (or 0)
@@ -41,7 +42,7 @@ def document_starts(tokens: Tensor, max_doc_tokens: int = 0) -> Tensor:
     return eot | ((within % max_doc_tokens == 0) & (within > 0))
 
 
-def document_ids(tokens: Tensor, max_doc_tokens: int = 0) -> Tensor:
+def document_ids(tokens: Tensor, max_doc_tokens: int | Tensor = 0) -> Tensor:
     """Document index of every position: the count of document starts up to and including it (without a cap:
     of <|endoftext|> tokens; with max_doc_tokens, pieces count as documents, see `document_starts`)."""
     return document_starts(tokens, max_doc_tokens).cumsum(0)

@@ -31,7 +31,7 @@ from speedrun.model.attention import (
 from speedrun.model.fp8 import dynamic_fp8_linear, fp8_linear, fp8_softcap_cross_entropy
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
 from speedrun.model.rotary import Rotary, rotary_frequencies
-from speedrun.optim.schedule import long_window_blocks, mtp_decay
+from speedrun.optim.schedule import long_window_blocks, max_doc_tokens_at, mtp_decay
 from speedrun.recipe import Recipe
 
 
@@ -211,6 +211,11 @@ class GPT(nn.Module):
         mtp = torch.tensor(r.mtp_weights, dtype=torch.float32) if r.mtp_weights else None
         self.register_buffer("mtp_start", mtp, persistent=False)
         self.register_buffer("mtp_w", None if mtp is None else mtp.clone(), persistent=False)
+        # Sequence-length schedule: the training document cap of the current stage, an int64 buffer rewritten in
+        # place by `set_doc_cap_step` (as the MTP weights: no recompile at a stage change). Not persistent.
+        cap = torch.tensor(r.max_doc_tokens_stages[0]) if r.max_doc_tokens_stages else None
+        self.register_buffer("doc_cap", cap, persistent=False)
+        self._doc_cap_value = int(cap) if cap is not None else 0  # what the buffer holds, read without a sync
         # which of GPT.masks' masks each layer takes: 0 long, 1 short, 2 / 3 the same for paired-head layers
         self.mask_index = [2 * (i in r.paired_head_layers) + (not long) for i, long in enumerate(self.long_layer)]
         self.paired_windows = [any(self.mask_index[i] == m for i in r.paired_head_layers) for m in (2, 3)]
@@ -249,8 +254,11 @@ class GPT(nn.Module):
     def document_starts(self, inputs: Tensor) -> Tensor:
         """(T,) bool: where documents start for this forward pass. In training with max_doc_tokens, a long
         document's pieces count as documents (attention, smear and bigram alike); in evaluation and generation,
-        only real documents (<|endoftext|>) do."""
-        return document_starts(inputs, self.recipe.max_doc_tokens if self.training else 0)
+        only real documents (<|endoftext|>) do. With a sequence-length schedule the cap is the current stage's
+        (`set_doc_cap_step`), read from a device buffer."""
+        if not self.training:
+            return document_starts(inputs, 0)
+        return document_starts(inputs, self.doc_cap if self.doc_cap is not None else self.recipe.max_doc_tokens)
 
     def forward(self, inputs: Tensor, targets: Tensor | None, long_blocks: int | Tensor,
                 starts: Tensor | None = None) -> Tensor:
@@ -280,6 +288,21 @@ class GPT(nn.Module):
         """The recipe has multi-token-prediction weights and the model is training with gradients (validation
         and sampling score the next token alone)."""
         return self.mtp_w is not None and self.training and torch.is_grad_enabled()
+
+    def set_step(self, step: int) -> None:
+        """Set every in-place schedule of the training forward pass to `step`: the MTP weights and the document cap."""
+        self.set_mtp_step(step)
+        self.set_doc_cap_step(step)
+
+    def set_doc_cap_step(self, step: int) -> None:
+        """Set the document cap of `step` of the sequence-length schedule (max_doc_tokens_stages), in place; a fill
+        kernel only when the stage changes (a host-to-device copy would wait for the GPU)."""
+        if self.doc_cap is not None:
+            r = self.recipe
+            cap = max_doc_tokens_at(step, r.steps, r.max_doc_tokens_stages)
+            if cap != self._doc_cap_value:
+                self.doc_cap.fill_(cap)
+                self._doc_cap_value = cap
 
     def set_mtp_step(self, step: int) -> None:
         """Set the multi-token-prediction weights of `step` (speedrun.optim.schedule.mtp_weights_at), in place:

@@ -384,12 +384,13 @@ def test_fused_head_loss_with_mtp_matches_plain_path():
 
 @pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
 def test_compiled_model_with_mtp_fused_matches_unfused_without_recompiling():
+    """MTP weights and the document cap of a sequence-length schedule change between steps; neither recompiles."""
     import torch._dynamo
 
     from speedrun.model.gpt import GPT
 
     r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true",
-                             "mtp_weights=[0.5, 0.25]", "steps=100"])
+                             "mtp_weights=[0.5, 0.25]", "steps=100", "max_doc_tokens_stages=[64, 128, 256]"])
     torch.manual_seed(0)
     models = [GPT(r, attention="flex").cuda() for _ in range(2)]
     torch.nn.init.normal_(models[0].lm_head.weight, std=0.02)
@@ -402,15 +403,15 @@ def test_compiled_model_with_mtp_fused_matches_unfused_without_recompiling():
     with torch._dynamo.config.patch(error_on_recompile=True):
         for k, m in enumerate(models):
             compiled = torch.compile(m, dynamic=False)
-            for step in (0, 25, 50):  # weights 1x, 0.5x and 0 of their start values
-                m.set_mtp_step(step)
+            for step in (0, 25, 50, 70):  # weights 1x, 0.5x, 0, 0; caps 64, 64, 128, 256
+                m.set_step(step)
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     loss = compiled(inputs, targets, torch.tensor(7, device="cuda"))
                 loss.backward()
                 m.zero_grad()
                 losses[k].append(loss.item())
     print(f"\ncompiled model with MTP, fused {losses[0]} vs unfused {losses[1]}")
-    assert losses[0][0] > losses[0][1] > losses[0][2]
+    assert losses[0][0] > losses[0][1] > losses[0][2] and losses[0][2] != losses[0][3]
     for a, b in zip(losses[0], losses[1]):
         assert abs(a - b) < 1e-3 * b
 @pytest.mark.parametrize("config", [None, *SYMMETRIC_CONFIGS], ids=str)
