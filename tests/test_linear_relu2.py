@@ -235,9 +235,9 @@ def _contiguous(shape: list[int]) -> list[int]:
 def test_recipe_field_off_by_default_and_exclusive_with_fp8_mlp():
     for name in ("record21", "fast", "fast_1gpu", "tiny"):
         assert load_recipe(name).fused_mlp is False, name
-    assert load_recipe("fast_1gpu", ["fused_mlp=true"]).fused_mlp is True
+    assert load_recipe("fast_1gpu", ["fp8_mlp=false", "fused_mlp=true"]).fused_mlp is True
     with pytest.raises(RecipeError, match="fused_mlp and fp8_mlp are both true"):
-        load_recipe("fast_1gpu", ["fused_mlp=true", "fp8_mlp=true"])
+        load_recipe("fast_1gpu", ["fused_mlp=true"])  # fast has fp8_mlp on
     with pytest.raises(RecipeError, match="fused_mlp"):
         load_recipe("fast_1gpu", ["fused_mlp=1"])
 
@@ -277,7 +277,7 @@ def test_plan_on_a_gpu_keeps_it_and_says_so(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU sm90")
-    r = load_recipe("fast_1gpu", ["fused_mlp=true"])
+    r = load_recipe("fast_1gpu", ["fp8_mlp=false", "fused_mlp=true"])
     plan = make_plan(r)
     assert plan.fused_mlp and not plan.notes
     assert "c_fc fused with the ReLU^2" in plan.describe(r)

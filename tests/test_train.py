@@ -385,6 +385,17 @@ def test_adam_every_two_steps_uses_the_mean_of_two_gradients():
     assert any(not torch.equal(p.detach(), start[n]) for n, p in a.named_parameters() if not is_muon[n])
 
 
+class CompiledStandIn(torch.nn.Module):
+    """Stands in for torch.compile's OptimizedModule: holds the model as `_orig_mod` and calls it."""
+
+    def __init__(self, m):
+        super().__init__()
+        self._orig_mod = m
+
+    def forward(self, *args):
+        return self._orig_mod(*args)
+
+
 # --- multi-token prediction ----------------------------------------------------------------------------------------------
 def test_train_step_sets_each_steps_mtp_weights(shard_files, tmp_path):
     """train_step writes its step's weights into the model's buffer before the forward pass (through a compiled
@@ -401,19 +412,11 @@ def test_train_step_sets_each_steps_mtp_weights(shard_files, tmp_path):
         model.lm_head.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(0))
     optimizers = build_optimizers(model, r)
 
-    class Wrapper(torch.nn.Module):  # stands in for torch.compile's OptimizedModule (holds `_orig_mod`)
-        def __init__(self, m):
-            super().__init__()
-            self._orig_mod = m
-
-        def forward(self, *args):
-            return self._orig_mod(*args)
-
     for step in (0, 2, 5):
         batch = random_batch(30 + step)
         with torch.no_grad():
             plain = model(*batch[0], 1).item()  # no gradients: the next-token loss alone
-        loss = train_step(Wrapper(model), batch, optimizers, step, 1, r, 1).item()
+        loss = train_step(CompiledStandIn(model), batch, optimizers, step, 1, r, 1).item()
         want = mtp_weights_at(step, r.steps, r.mtp_weights, r.mtp_end_frac)
         torch.testing.assert_close(model.mtp_w, torch.tensor(want))
         assert (loss > plain + 1) if step < 5 else loss == pytest.approx(plain, abs=1e-6), (step, loss, plain)
@@ -435,16 +438,8 @@ def test_train_step_sets_each_steps_document_cap(shard_files, tmp_path):
     model = build_model(r, plan)
     optimizers = build_optimizers(model, r)
 
-    class Wrapper(torch.nn.Module):  # stands in for torch.compile's OptimizedModule (holds `_orig_mod`)
-        def __init__(self, m):
-            super().__init__()
-            self._orig_mod = m
-
-        def forward(self, *args):
-            return self._orig_mod(*args)
-
     for step, cap in [(0, 32), (3, 64), (8, 128), (2, 32)]:
-        train_step(Wrapper(model), random_batch(40 + step), optimizers, step, 1, r, 1)
+        train_step(CompiledStandIn(model), random_batch(40 + step), optimizers, step, 1, r, 1)
         assert int(model.doc_cap) == cap, step
     result = run(run_recipe(shard_files, max_doc_tokens_stages=[16, 48], steps=4), make_plan(r, force_device="cpu"),
                  log_dir=str(tmp_path), say=quiet)
