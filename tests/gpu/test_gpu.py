@@ -171,19 +171,25 @@ def test_fused_head_loss_matches_unfused_fp8_head():
     assert errs["loss"] < 1e-3 and errs["grad_x"] < 0.02 and errs["grad_w"] < 0.02
 
 
-@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
-def test_compiled_model_with_fused_head_loss_matches_unfused():
+def fused_and_unfused_models(r, seed: int):
+    """([model, twin], inputs, targets): two FlexAttention models of recipe r on the GPU with the same weights (the
+    head made non-zero), the twin's recipe with fused_head_loss off; a row of random documents."""
     from speedrun.model.gpt import GPT
 
-    # the head and loss alone differ: fast's FP8 MLP and MTP off, as when this was first checked on the GPU
-    r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true", "fp8_mlp=false", "mtp_weights=[]"])
     torch.manual_seed(0)
     models = [GPT(r, attention="flex").cuda() for _ in range(2)]
     torch.nn.init.normal_(models[0].lm_head.weight, std=0.02)
     models[1].load_state_dict(models[0].state_dict())
     models[1].recipe = dataclasses.replace(r, fused_head_loss=False)
-    tokens = random_docs(r.seq_len + 1, 600, seed=2)
-    inputs, targets = tokens[:-1].int(), tokens[1:].long()
+    tokens = random_docs(r.seq_len + 1, 600, seed=seed)
+    return models, tokens[:-1].int(), tokens[1:].long()
+
+
+@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
+def test_compiled_model_with_fused_head_loss_matches_unfused():
+    # the head and loss alone differ: fast's FP8 MLP and MTP off, as when this was first checked on the GPU
+    r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true", "fp8_mlp=false", "mtp_weights=[]"])
+    models, inputs, targets = fused_and_unfused_models(r, seed=2)
     losses, grads = [], []
     for m in models:
         assert m.fused_head_loss_active() == m.recipe.fused_head_loss
@@ -388,17 +394,9 @@ def test_compiled_model_with_mtp_fused_matches_unfused_without_recompiling():
     """MTP weights and the document cap of a sequence-length schedule change between steps; neither recompiles."""
     import torch._dynamo
 
-    from speedrun.model.gpt import GPT
-
     r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true", "fp8_mlp=false",
                              "mtp_weights=[0.5, 0.25]", "steps=100", "max_doc_tokens_stages=[64, 128, 256]"])
-    torch.manual_seed(0)
-    models = [GPT(r, attention="flex").cuda() for _ in range(2)]
-    torch.nn.init.normal_(models[0].lm_head.weight, std=0.02)
-    models[1].load_state_dict(models[0].state_dict())
-    models[1].recipe = dataclasses.replace(r, fused_head_loss=False)
-    tokens = random_docs(r.seq_len + 1, 600, seed=6)
-    inputs, targets = tokens[:-1].int(), tokens[1:].long()
+    models, inputs, targets = fused_and_unfused_models(r, seed=6)
     torch._dynamo.reset()
     losses = {0: [], 1: []}
     with torch._dynamo.config.patch(error_on_recompile=True):
@@ -415,6 +413,8 @@ def test_compiled_model_with_mtp_fused_matches_unfused_without_recompiling():
     assert losses[0][0] > losses[0][1] > losses[0][2] and losses[0][2] != losses[0][3]
     for a, b in zip(losses[0], losses[1]):
         assert abs(a - b) < 1e-3 * b
+
+
 @pytest.mark.parametrize("config", [None, *SYMMETRIC_CONFIGS], ids=str)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
 def test_symmetric_matmul_kernel_matches_reference(config, dtype):
