@@ -90,7 +90,7 @@ if triton is not None:
         tl.store(losses_ptr + row, loss)
         # pass 2: the softmax part of the gradient, scaled, in the output's dtype. (1 + sum w) softmax(z) is
         # exp(z - lse + log(1 + sum w)); the one-hot terms of the target and the extra targets touch at most
-        # 1 + NUM_EXTRA columns, so they are not compared for per element here but rewritten after the loop.
+        # 1 + NUM_EXTRA columns, so they are not compared per element here but rewritten after the loop.
         row_grad = grad_ptr + row * grad_row_stride
         slope = cap * inv_div * grad_scale
         lse_p = lse - tl.log(1.0 + extra_sum)
