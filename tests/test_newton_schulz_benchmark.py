@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from benchscript import load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "newton_schulz.py"
-SPEC = importlib.util.spec_from_file_location("newton_schulz_benchmark", SCRIPT)
-bench = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(bench)
+bench = load_benchmark("newton_schulz")
+SCRIPT = Path(bench.__file__)
 
 
 def test_arguments():

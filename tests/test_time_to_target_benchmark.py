@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+from benchscript import load_benchmark
 from logfactory import runlog
 
-SPEC = importlib.util.spec_from_file_location(
-    "time_to_target", Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_target.py")
-ttt = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(ttt)
+ttt = load_benchmark("time_to_target")
 
 
 def test_parse_variant_keeps_list_values_whole():
