@@ -205,6 +205,18 @@ def test_compiled_model_with_fused_head_loss_matches_unfused():
     assert errs and all(e < 0.03 for e in errs.values())
 
 
+def record_mlp_inputs():
+    """(x, w_fc, w_proj, dy) for an MLP at the record's sizes, 8,192 tokens: x RMS-normed bf16, c_fc with the
+    model's uniform init, c_proj small and non-zero, all leaves with gradients; dy a small bf16 output gradient."""
+    torch.manual_seed(0)
+    N, D, H = 8192, 768, 3072
+    x = F.rms_norm(torch.randn(N, D, device="cuda"), (D,)).bfloat16().requires_grad_()
+    bound = 3**0.5 * 0.5 * D**-0.5
+    w_fc = torch.empty(H, D, device="cuda").uniform_(-bound, bound).requires_grad_()
+    w_proj = (torch.randn(D, H, device="cuda") * 0.01).requires_grad_()
+    return x, w_fc, w_proj, torch.randn(N, D, device="cuda").bfloat16() * 1e-3
+
+
 @pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
 @pytest.mark.parametrize("compiled", [False, True])
 def test_dynamic_fp8_mlp_matches_bf16_mlp(compiled):
@@ -212,13 +224,7 @@ def test_dynamic_fp8_mlp_matches_bf16_mlp(compiled):
     the same MLP in bf16, at the record's sizes; compiled, the casts fuse with the ReLU^2."""
     from speedrun.model.fp8 import dynamic_fp8_linear
 
-    torch.manual_seed(0)
-    N, D, H = 8192, 768, 3072
-    x = F.rms_norm(torch.randn(N, D, device="cuda"), (D,)).bfloat16().requires_grad_()
-    bound = 3**0.5 * 0.5 * D**-0.5
-    w_fc = torch.empty(H, D, device="cuda").uniform_(-bound, bound).requires_grad_()
-    w_proj = (torch.randn(D, H, device="cuda") * 0.01).requires_grad_()
-    g = torch.randn(N, D, device="cuda").bfloat16() * 1e-3
+    x, w_fc, w_proj, g = record_mlp_inputs()
 
     def fp8_mlp(x, w_fc, w_proj):
         return dynamic_fp8_linear(F.relu(dynamic_fp8_linear(x, w_fc)).square(), w_proj)
@@ -235,7 +241,7 @@ def test_dynamic_fp8_mlp_matches_bf16_mlp(compiled):
     y_ref.backward(g)
     errs = dict(out=rel_err(got[0], y_ref), grad_x=rel_err(got[1], x.grad), grad_w_fc=rel_err(got[2], w_fc.grad),
                 grad_w_proj=rel_err(got[3], w_proj.grad))
-    print(f"\nFP8 MLP ({'compiled' if compiled else 'eager'}) vs bf16 (N={N}): relative errors {errs}")
+    print(f"\nFP8 MLP ({'compiled' if compiled else 'eager'}) vs bf16 (N={len(x)}): relative errors {errs}")
     assert got[0].dtype == torch.bfloat16 and got[2].dtype == torch.float32 and got[2].shape == w_fc.shape
     assert all(e < 0.12 for e in errs.values())
 
@@ -291,13 +297,7 @@ def test_fused_linear_relu2_mlp_matches_bf16_mlp(compiled):
         relu2_mlp_reference,
     )
 
-    torch.manual_seed(0)
-    N, D, H = 8192, 768, 3072
-    x = F.rms_norm(torch.randn(N, D, device="cuda"), (D,)).bfloat16().requires_grad_()
-    bound = 3**0.5 * 0.5 * D**-0.5
-    w_fc = torch.empty(H, D, device="cuda").uniform_(-bound, bound).requires_grad_()
-    w_proj = (torch.randn(D, H, device="cuda") * 0.01).requires_grad_()
-    g = torch.randn(N, D, device="cuda").bfloat16() * 1e-3
+    x, w_fc, w_proj, g = record_mlp_inputs()
 
     run = torch.compile(fused_linear_relu2_mlp, dynamic=False, fullgraph=True) if compiled else fused_linear_relu2_mlp
     y = run(x, w_fc, w_proj)
@@ -315,7 +315,7 @@ def test_fused_linear_relu2_mlp_matches_bf16_mlp(compiled):
     errs = {n: rel_err(a, b) for n, a, b in zip(names, got, want)}
     fused_vs_fp32 = {n: rel_err(a, b) for n, a, b in zip(names, got, exact)}
     plain_vs_fp32 = {n: rel_err(a, b) for n, a, b in zip(names, want, exact)}
-    print(f"\nfused MLP ({'compiled' if compiled else 'eager'}) vs bf16 (N={N}): relative errors {errs}\n"
+    print(f"\nfused MLP ({'compiled' if compiled else 'eager'}) vs bf16 (N={len(x)}): relative errors {errs}\n"
           f"  vs float32: fused {fused_vs_fp32}\n  vs float32: plain {plain_vs_fp32}")
     assert [t.dtype for t in got] == [torch.bfloat16, torch.bfloat16, torch.float32, torch.float32]
     assert all(a.shape == b.shape and a.stride() == b.stride() for a, b in zip(got, want))
