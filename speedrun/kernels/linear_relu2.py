@@ -20,20 +20,19 @@ opaque and does not trace into Triton). `*_reference` are the same arithmetic in
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from speedrun.kernels.tiles import INTERPRETED, precision_flags
+
 try:
     import triton
     import triton.language as tl
+
+    from speedrun.kernels.tiles import round_like_gpu_bf16, tile_dot
 except ImportError:  # CPU-only installs: the references still work
     triton = None
-
-# Kernels run on CPU tensors under Triton's interpreter (read by Triton when the kernel is defined, so fixed here).
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
 # (BLOCK_M rows, BLOCK_N cols, BLOCK_K, GROUP_M, num_warps, num_stages): what `triton.autotune` times on the GPU per
 # (rows, cols, K, direction, dtypes). The first two are the usual H100 bf16 GEMM tiles (128 x 256 stages 3 is
@@ -89,16 +88,8 @@ if triton is not None:
         m_in, n_in = rm < n_rows, rn < n_cols
         a_ptrs = a_ptr + rm[:, None] * stride_ar + rk[None, :] * stride_ak
         b_ptrs = b_ptr + rk[:, None] * stride_bk + rn[None, :] * stride_bc
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        for k in range(0, K, BLOCK_K):
-            k_in = rk + k < K
-            a = tl.load(a_ptrs, mask=m_in[:, None] & k_in[None, :], other=0.0)
-            b = tl.load(b_ptrs, mask=k_in[:, None] & n_in[None, :], other=0.0)
-            if INTERPRETER_BF16:  # the interpreter's bf16 dot is wrong (Triton 3.9); bf16 products are exact in fp32
-                a, b = a.to(tl.float32), b.to(tl.float32)
-            acc = tl.dot(a, b, acc, input_precision=PRECISION)
-            a_ptrs += BLOCK_K * stride_ak
-            b_ptrs += BLOCK_K * stride_bk
+        acc = tile_dot(a_ptrs, b_ptrs, m_in, n_in, rk, K, stride_ak, stride_bk, BLOCK_M, BLOCK_N, BLOCK_K, PRECISION,
+                       INTERPRETER_BF16)
         inside = m_in[:, None] & n_in[None, :]
         if BACKWARD:
             # dpre = dh * 2 relu(pre), relu(pre) = sqrt(h): h is what the forward kept (see the module docstring)
@@ -107,10 +98,7 @@ if triton is not None:
         else:
             acc = tl.maximum(acc, 0.0)
             acc = acc * acc
-        if INTERPRETER_BF16:  # the interpreter truncates float32 -> bf16; round to nearest even as the GPU does
-            bits = acc.to(tl.uint32, bitcast=True)
-            bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-            acc = bits.to(tl.float32, bitcast=True)
+        acc = round_like_gpu_bf16(acc, INTERPRETER_BF16)
         tl.store(out_ptr + rm[:, None] * stride_or + rn[None, :] * stride_oc, acc.to(out_ptr.dtype.element_ty),
                  mask=inside)
 
@@ -142,10 +130,7 @@ def _gemm(a: Tensor, b: Tensor, aux: Tensor | None, config: tuple | None) -> Ten
     backward = aux is not None
     x = aux if backward else out  # `out` only stands in for the unused pointer
     args = (a, b, out, x, rows, cols, K, *a.stride(), *b.stride(), *out.stride(), *x.stride())
-    emulate = INTERPRETED and a.dtype == torch.bfloat16
-    # Float32 stays float32 (no TF32): the kernel then gives what torch's float32 matmul does.
-    meta = dict(BACKWARD=backward, PRECISION="ieee" if a.dtype == torch.float32 or emulate else None,
-                INTERPRETER_BF16=emulate)
+    meta = dict(BACKWARD=backward, **precision_flags(a.dtype))
     if config is None and INTERPRETED:
         config = INTERPRETER_CONFIG
     if config is None:

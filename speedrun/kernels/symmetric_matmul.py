@@ -16,20 +16,20 @@ the tile: loads and stores are masked.
 
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import torch
 from torch import Tensor
 
+from speedrun.kernels.tiles import INTERPRETED, precision_flags
+
 try:
     import triton
     import triton.language as tl
+
+    from speedrun.kernels.tiles import round_like_gpu_bf16, tile_dot
 except ImportError:  # CPU-only installs: the reference still works
     triton = None
-
-# Kernels run on CPU tensors under Triton's interpreter (read by Triton when the kernel is defined, so fixed here).
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
 # (BLOCK, BLOCK_K, num_warps, num_stages); the output tile is BLOCK x BLOCK (square, so that it mirrors onto a
 # tile). The candidates `triton.autotune` times on the GPU, per (m, n, with or without addend, dtype). The first
@@ -81,26 +81,15 @@ if triton is not None:
         m_in, n_in = rm < M, rn < M
         a_ptrs = x_ptr + rm[:, None] * stride_xr + rk[None, :] * stride_xc  # (BLOCK, BLOCK_K) rows of X
         b_ptrs = x_ptr + rk[:, None] * stride_xc + rn[None, :] * stride_xr  # (BLOCK_K, BLOCK) the same, transposed
-        acc = tl.zeros((BLOCK, BLOCK), dtype=tl.float32)
-        for k in range(0, K, BLOCK_K):
-            k_in = rk + k < K
-            a = tl.load(a_ptrs, mask=m_in[:, None] & k_in[None, :], other=0.0)
-            b = tl.load(b_ptrs, mask=k_in[:, None] & n_in[None, :], other=0.0)
-            if INTERPRETER_BF16:  # the interpreter's bf16 dot is wrong (Triton 3.9); bf16 products are exact in fp32
-                a, b = a.to(tl.float32), b.to(tl.float32)
-            acc = tl.dot(a, b, acc, input_precision=PRECISION)
-            a_ptrs += BLOCK_K * stride_xc
-            b_ptrs += BLOCK_K * stride_xc
+        acc = tile_dot(a_ptrs, b_ptrs, m_in, n_in, rk, K, stride_xc, stride_xc, BLOCK, BLOCK, BLOCK_K, PRECISION,
+                       INTERPRETER_BF16)
         acc = acc * alpha
         inside = m_in[:, None] & n_in[None, :]
         if HAS_ADDEND:
             d = tl.load(d_ptr + batch * stride_db + rm[:, None] * stride_dr + rn[None, :] * stride_dc, mask=inside,
                         other=0.0)
             acc += beta * d.to(tl.float32)
-        if INTERPRETER_BF16:  # the interpreter truncates float32 -> bf16; round to nearest even as the GPU does
-            bits = acc.to(tl.uint32, bitcast=True)
-            bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-            acc = bits.to(tl.float32, bitcast=True)
+        acc = round_like_gpu_bf16(acc, INTERPRETER_BF16)
         out = acc.to(c_ptr.dtype.element_ty)
         c_ptr += batch * stride_cb
         # Own place: entries with global row <= col (all of an off-diagonal tile, the upper half of a diagonal one).
@@ -137,10 +126,7 @@ def _launch(x: Tensor, alpha: float, beta: float, addend: Tensor | None, config:
         config = INTERPRETER_CONFIG
     if out.numel():
         args = (x3, out, d3, m, n, *x3.stride(), *out.stride(), *d3.stride(), float(alpha), float(beta))
-        # Float32 stays float32 (no TF32): the kernel then gives what torch's float32 matmul does.
-        emulate = INTERPRETED and x.dtype == torch.bfloat16
-        meta = dict(HAS_ADDEND=has_addend, PRECISION="ieee" if x.dtype == torch.float32 or emulate else None,
-                    INTERPRETER_BF16=emulate)
+        meta = dict(HAS_ADDEND=has_addend, **precision_flags(x.dtype))
         if config is None:
             grid = lambda cfg: (triton.cdiv(m, cfg["BLOCK"]) * (triton.cdiv(m, cfg["BLOCK"]) + 1) // 2, x3.size(0))
             _symmetric_matmul_autotuned[grid](*args, **meta)
