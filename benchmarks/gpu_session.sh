@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # One GPU-machine session: install, unpack the carried corpus, GPU tests, step-time benchmark (+ profile),
 # and optionally the full 1-GPU-track run. Usage on the device: bash benchmarks/gpu_session.sh [setup|tests|bench|mlp|accum|track|all]
-# (setup: install and unpack the corpus only)
+# (setup: install and unpack the corpus only), or
+#   LIMIT=540 bash benchmarks/gpu_session.sh ttt NAME [time_to_target.py args: --target, --parallel, variants ...]
+# which runs benchmarks/time_to_target.py on the 1-GPU track (val at step 0 and the end only) under a LIMIT-second
+# deadline and packs its logs into $OUT/NAME.tgz: one file however many variants (the device returns 8 files at most).
 set -uo pipefail
 what=${1:-all}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || python3 -m pip install -q --no-deps -e . || exit 1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+nvidia-smi --query-gpu=name,memory.total,driver_version,uuid --format=csv,noheader  # uuid: same machine as the last call?
 python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'
 if [ -d .data/corpus ]; then
   python3 - <<'PY'
@@ -21,6 +24,14 @@ print("corpus:", sorted(p.name for p in dst.glob("*.bin")))
 PY
 fi
 TRACK=(--set "train_files=/tmp/corpus/corpus_train_00000[0-4].bin" --set val_files=/tmp/corpus/corpus_val_000000.bin --set val_tokens=2097152)
+if [ "$what" = ttt ]; then
+  name=$2; shift 2
+  # timeout signals its whole process group, so the training processes that time_to_target.py starts stop too
+  timeout "${LIMIT:-540}" python3 benchmarks/time_to_target.py --out "/tmp/ttt/$name" "${TRACK[@]}" --set val_every=0 "$@"
+  rc=$?
+  tar czf "$OUT/$name.tgz" -C /tmp/ttt "$name"
+  exit $rc
+fi
 case $what in tests|all) python3 -m pytest -q tests/gpu -s 2>&1 | tee "$OUT/gpu_tests.txt" ;; esac
 case $what in bench|all) python3 benchmarks/step_time.py --recipe record21_1gpu --steps 40 --profile --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.txt" ;; esac
 case $what in mlp|all) python3 benchmarks/mlp.py --out "$OUT/mlp.json" 2>&1 | tee "$OUT/mlp.txt" ;; esac

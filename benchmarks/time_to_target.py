@@ -9,7 +9,9 @@ loss, the training time, the training time at which val first reached the target
 Each variant is LABEL:RECIPE[,key=value...]; the shared --set overrides apply to all, before each variant's own.
 --parallel N runs N variants at once on the same GPU (to compare losses in less wall time: their step times are
 then not comparable and the table says so); the default runs them one after another, each alone on the device.
-A variant that fails is reported as failed and the others go on. The table is printed last and written as JSON.
+A variant that fails is reported as failed and the others go on. The table is printed last and written as JSON,
+also when SIGTERM (e.g. from `timeout`) ends the script: the running variants are stopped, and reported with
+what their logs hold so far.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -80,6 +83,14 @@ def table(rows: list[dict], target: float) -> str:
     return "\n".join(lines)
 
 
+class Stopped(Exception):
+    """SIGTERM arrived: stop the running variants and report what there is."""
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("variants", nargs="+", help="LABEL:RECIPE[,key=value...]")
@@ -93,22 +104,41 @@ def main(argv=None) -> int:
     variants = [parse_variant(v) for v in args.variants]
     concurrent = args.parallel > 1
     rows, queue, running = [], list(variants), []
-    while queue or running:
-        while queue and len(running) < args.parallel:
-            label, recipe, sets = queue.pop(0)
-            proc, console = launch(label, recipe, sets, args.common, out, args.print_every)
-            running.append((label, recipe, sets, proc, console))
-        time.sleep(2)
+
+    def finish(item) -> None:
+        label, recipe, sets, proc, console = item
+        console.close()
+        running.remove(item)
+        row = summarize(label, recipe, sets, out / label, proc.returncode, args.target, concurrent)
+        rows.append(row)
+        print(f"[{time.strftime('%H:%M:%S')}] done {label}: rc {proc.returncode}, final val {row.get('final_val')}, "
+              f"to target {row.get('to_target_s')}", flush=True)
+
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        while queue or running:
+            while queue and len(running) < args.parallel:
+                label, recipe, sets = queue.pop(0)
+                proc, console = launch(label, recipe, sets, args.common, out, args.print_every)
+                running.append((label, recipe, sets, proc, console))
+            time.sleep(2)
+            for item in [i for i in running if i[3].poll() is not None]:
+                finish(item)
+    except Stopped:
+        print(f"[{time.strftime('%H:%M:%S')}] SIGTERM: stopping {len(running)} running variant(s); "
+              f"not started: {', '.join(v[0] for v in queue) or 'none'}", flush=True)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for item in list(running):
-            label, recipe, sets, proc, console = item
-            if proc.poll() is None:
-                continue
-            console.close()
-            running.remove(item)
-            row = summarize(label, recipe, sets, out / label, proc.returncode, args.target, concurrent)
-            rows.append(row)
-            print(f"[{time.strftime('%H:%M:%S')}] done {label}: rc {proc.returncode}, final val {row.get('final_val')}, "
-                  f"to target {row.get('to_target_s')}", flush=True)
+            item[3].terminate()  # the trainer finishes its step, closes its log as incomplete, and exits
+        for item in list(running):
+            try:
+                item[3].wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                item[3].kill()
+                item[3].wait()
+            finish(item)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     order = {v[0]: i for i, v in enumerate(variants)}
     rows.sort(key=lambda r: order[r["label"]])
     (out / "results.json").write_text(json.dumps(rows, indent=1))

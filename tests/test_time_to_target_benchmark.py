@@ -28,3 +28,41 @@ def test_summary_and_table_from_logs(tmp_path):
     text = ttt.table([a, b, missing], 3.2)
     assert "| a | tiny steps=100 | 100 | 3.0000 | 1.0 | 10.0 | 0.8 @ 75 |" in text
     assert "(concurrent)" in text and "not reached" in text and "no log" in text
+
+
+def test_sigterm_stops_running_variants_and_still_writes_the_table(tmp_path, monkeypatch, capsys):
+    """A `timeout` around the script must not lose the runs that finished, nor leave trainers running on the GPU."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    started = []
+
+    def fake_launch(label, recipe, sets, common, out, print_every):
+        folder = out / label
+        folder.mkdir(parents=True, exist_ok=True)
+        if label == "done":
+            runlog(folder, 3.0)  # a finished run's log
+            proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        else:
+            proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        started.append(proc)
+        return proc, open(folder / "console.txt", "w")
+
+    monkeypatch.setattr(ttt, "launch", fake_launch)
+    timer = threading.Timer(6.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        rc = ttt.main(["--out", str(tmp_path), "--target", "3.2", "done:tiny", "slow:tiny", "never:tiny"])
+    finally:
+        timer.cancel()
+    assert rc == 1
+    assert len(started) == 2 and all(p.poll() is not None for p in started)  # the sleeper was stopped
+    rows = {r["label"]: r for r in __import__("json").loads((tmp_path / "results.json").read_text())}
+    assert set(rows) == {"done", "slow"}  # "never" was not started
+    assert rows["done"]["status"] == "complete" and rows["done"]["final_val"] == 3.0
+    assert rows["slow"]["status"] == "no log"
+    out = capsys.readouterr().out
+    assert "SIGTERM: stopping 1 running variant(s); not started: never" in out and "| done |" in out
