@@ -6,11 +6,13 @@ Layout: a `speedrun-log v1` first line; sections `=== recipe ===` (JSON), `=== e
   step:S/N val_loss:L train_time:Tms step_avg:Ams
 then `peak_memory allocated:X MiB reserved:Y MiB`, `training_time_ms:T` and a last line
 `=== end: complete ===` or `=== end: failed: REASON ===`. A log without an end line is an incomplete run.
+A log kept compressed (`xz LOG.txt` -> `LOG.txt.xz`, as the experiments folders keep theirs) reads the same.
 """
 
 from __future__ import annotations
 
 import json
+import lzma
 import os
 import platform
 import re
@@ -154,11 +156,23 @@ class ParsedLog:
         return self.val[-1][2] if self.val else None
 
 
+LOG_SUFFIXES = (".txt", ".txt.xz")  # a run log as written, and the same file xz-compressed
+
+
+def read_log_text(path: str | os.PathLike, errors: str = "strict") -> str:
+    """The text of a run log, decompressing a `.xz` one."""
+    path = Path(path)
+    if path.suffix == ".xz":
+        with lzma.open(path, "rt", encoding="utf-8", errors=errors) as f:
+            return f.read()
+    return path.read_text(encoding="utf-8", errors=errors)
+
+
 def parse_log(path: str | os.PathLike) -> ParsedLog:
     path = Path(path)
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_log_text(path)
+    except (OSError, UnicodeDecodeError, lzma.LZMAError, EOFError) as e:
         raise LogError(f"{path}: cannot read: {e}") from None
     lines = text.splitlines()
     if not lines or lines[0] != FORMAT_LINE:

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.stats
 
 from speedrun.errors import SpeedrunError
-from speedrun.runlog import LogError, ParsedLog, parse_log
+from speedrun.runlog import LOG_SUFFIXES, LogError, ParsedLog, parse_log, read_log_text
 
 DEFAULT_TARGET = 3.28
 P_BAR = 0.01  # the speedrun record bar: p < 0.01 that the mean final val loss is below the target
@@ -111,13 +111,13 @@ class Summary:
 
 
 def find_logs(paths: list[str]) -> list[Path]:
-    """Files as given; folders -> their *.txt files, recursively, sorted. Each file once."""
+    """Files as given; folders -> their *.txt and *.txt.xz files, recursively, sorted. Each file once."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(p.rglob("*.txt"))
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(LOG_SUFFIXES))
             if not found:
-                raise SpeedrunError(f"{p}: folder has no *.txt run logs")
+                raise SpeedrunError(f"{p}: folder has no *.txt or *.txt.xz run logs")
             out += found
         elif p.is_file():
             out.append(p)
@@ -167,7 +167,7 @@ def load_run(path: Path) -> Run:
         run.reason = f"no val loss at the last step {log.steps} (last val: {last}); not counted"
     if log.status == "incomplete" and not log.train_steps and not log.val:
         run.reason = "no step lines under '=== steps ==='"
-        if re.search(r"^=== end: ", path.read_text(errors="replace"), re.M):
+        if re.search(r"^=== end: ", read_log_text(path, errors="replace"), re.M):
             # early logs wrote '=== plan ===' after '=== steps ===': the parser reads neither steps nor end line
             run.reason += " and the end line lies in a later section (an older section order)"
     return run

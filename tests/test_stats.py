@@ -147,6 +147,25 @@ def test_folders_recursive_and_each_file_once(tmp_path):
     assert [r.path.name for r in s.runs] == ["a.txt", "b.txt"] and s.overall.n == 2
 
 
+def test_xz_compressed_logs_read_as_the_plain_ones(tmp_path):
+    """Experiments keep their logs as LOG.txt.xz: stats finds them in folders and reads them unchanged; a damaged
+    .xz file is a malformed row, never a crash or a silent skip."""
+    import lzma
+
+    plain = runlog(tmp_path / "plain", 3.27)
+    packed = tmp_path / "packed" / (plain.name + ".xz")
+    packed.parent.mkdir()
+    packed.write_bytes(lzma.compress(plain.read_bytes()))
+    (tmp_path / "packed" / "broken.txt.xz").write_bytes(lzma.compress(plain.read_bytes())[:-40])
+    a, b = summarize([str(tmp_path / "plain")]).runs[0], summarize([str(packed)]).runs[0]
+    assert (b.status, b.final_val_loss, b.training_time_s, b.steps_done) == (
+        a.status, a.final_val_loss, a.training_time_s, a.steps_done) == ("complete", 3.27, 1.0, 100)
+    rows = {r.path.name: r for r in summarize([str(tmp_path / "packed")]).runs}
+    assert set(rows) == {packed.name, "broken.txt.xz"}
+    assert rows[packed.name].status == "complete"
+    assert rows["broken.txt.xz"].status == "malformed" and "cannot read" in rows["broken.txt.xz"].reason
+
+
 def test_groups_by_recipe_and_commit(tmp_path):
     a, b = "a" * 40, "b" * 40 + " (modified)"
     for i, loss in enumerate((3.20, 3.21, 3.22)):
