@@ -1,9 +1,12 @@
-"""The .bin token shard format: round trip, atomic writes, validation errors, and shard path resolution."""
+"""The .bin token shard format: round trip, atomic writes, validation errors (token ids >= the vocabulary
+included), and shard path resolution."""
 
 from __future__ import annotations
 
 import os
+import re
 import stat
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from speedrun.data.shards import (
     HEADER_BYTES,
     HEADER_INTS,
     MAGIC,
+    MAX_TOKEN,
     VERSION,
     ShardError,
     read_shard,
@@ -29,6 +33,9 @@ def _raw_shard(path, tokens, magic=MAGIC, version=VERSION, count=None, extra: by
     header[0], header[1], header[2] = magic, version, len(tokens) if count is None else count
     path.write_bytes(header.tobytes() + tokens.tobytes() + extra)
     return path
+
+
+ANY_ID = MAX_TOKEN + 1  # vocab_size for format tests that use the whole uint16 range
 
 
 def _leftovers(folder, keep=()):
@@ -59,7 +66,7 @@ def test_round_trip(tmp_path, make_tokens):
     path = write_shard(tmp_path / "x.bin", tokens)
     assert path == tmp_path / "x.bin"
     expected = np.asarray(tokens).astype(np.int64)
-    data = read_shard(path)
+    data = read_shard(path, vocab_size=ANY_ID)
     assert data.dtype == np.dtype("<u2")
     np.testing.assert_array_equal(data.astype(np.int64), expected)
     assert shard_header(path) == len(expected)
@@ -177,7 +184,7 @@ def test_two_dimensional_tokens_rejected(tmp_path):
 
 def test_boundary_tokens_accepted(tmp_path):
     path = write_shard(tmp_path / "x.bin", [0, 65535])
-    assert read_shard(path).tolist() == [0, 65535]
+    assert read_shard(path, vocab_size=ANY_ID).tolist() == [0, 65535]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -314,3 +321,55 @@ def test_resolve_empty_list_is_an_error():
 def test_float_tokens_rejected(tmp_path):
     with pytest.raises((ValueError, TypeError)):
         write_shard(tmp_path / "x.bin", np.array([1.7, 2.2]))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# token ids >= the vocabulary: ShardError at open (not an IndexError in the embedding later)
+
+def test_token_id_at_or_above_gpt2_vocab_rejected_at_open(tmp_path):
+    path = write_shard(tmp_path / "v.bin", [50256, 10, 50257, 5, 60000])
+    assert shard_header(path) == 5  # the header is fine: only the ids are wrong
+    with pytest.raises(ShardError) as info:
+        read_shard(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: token id 50257 at position 2 is >= the vocabulary size 50257"), msg
+    assert "\n" not in msg
+
+
+def test_largest_gpt2_id_accepted(tmp_path):
+    path = write_shard(tmp_path / "ok.bin", [0, 50256, 1])
+    assert read_shard(path).tolist() == [0, 50256, 1]
+
+
+def test_vocab_size_keyword(tmp_path):
+    path = write_shard(tmp_path / "small.bin", np.arange(7) * 50)  # ids 0..300
+    assert len(read_shard(path, vocab_size=301)) == 7
+    with pytest.raises(ShardError, match=r"token id 300 at position 6 is >= the vocabulary size 300"):
+        read_shard(path, vocab_size=300)
+    with pytest.raises(ShardError, match=r"token id 100 at position 2 is >= the vocabulary size 64"):
+        read_shard(path, vocab_size=64)  # the first bad position is the one named
+    assert read_shard(write_shard(tmp_path / "e.bin", []), vocab_size=1).size == 0
+    with pytest.raises(ValueError):
+        read_shard(path, vocab_size=0)
+
+
+def test_token_range_check_is_fast(tmp_path):
+    # one vectorised max over the memmap: 20M tokens in milliseconds (a per-token Python loop takes seconds)
+    path = write_shard(tmp_path / "big.bin", np.arange(20_000_000, dtype=np.int64) % 50257)
+    start = time.perf_counter()
+    tokens = read_shard(path)
+    assert time.perf_counter() - start < 1.0
+    assert isinstance(tokens, np.memmap) and len(tokens) == 20_000_000
+
+
+def test_training_stream_fails_at_the_bad_shard_with_its_name(tmp_path):
+    from speedrun.data.stream import BatchStream
+
+    write_shard(tmp_path / "t_000000.bin", np.arange(300) % 50257)
+    bad = write_shard(tmp_path / "t_000001.bin", np.r_[np.arange(299), 50300])
+    stream = BatchStream(str(tmp_path / "t_*.bin"), batch_tokens=128, seq_len=64)
+    stream.next_step()  # the good shard trains as before
+    stream.next_step()
+    with pytest.raises(ShardError, match=rf"^{re.escape(str(bad))}: token id 50300 at position 299 is >= the "
+                                         rf"vocabulary size 50257"):
+        stream.next_step()  # the next step opens the bad shard

@@ -1,8 +1,10 @@
 """`speedrun data tokenize`: text / JSON lines / Parquet -> shards equal to GPT-2 BPE of each document,
-deterministic across worker counts, val split and shard cutting, and clear errors that write nothing."""
+deterministic across worker counts, val split (explicit and default) and shard cutting, and clear errors
+(bad or empty input, an unusable --out) that write nothing."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -28,7 +30,7 @@ TXT_DOCS = [
 ]
 JSONL_DOCS = [
     "First JSON document. It's 3:45pm; pi ~ 3.14159.",
-    "",  # an empty text is still a document: a lone <|endoftext|>
+    "  spaces around a short one  ",  # kept as written (an empty or blank "text" is an error, as an empty .txt)
     "<|endoftext|> written as text is ordinary text, not a document boundary.",
     "Line one\nline two\n\n   indented line three " * 40,
 ]
@@ -76,10 +78,11 @@ def _split_docs(tokens) -> list[str]:
     return [decode(tokens[a + 1:b]) for a, b in zip(starts, starts[1:])]
 
 
-def test_tokens_equal_bpe_of_each_document(corpus, tmp_path):
+def test_tokens_equal_bpe_of_each_document(corpus, tmp_path, capsys):
     inputs, docs = corpus
     out = tmp_path / "out"
-    summary = tokenize_files(inputs, str(out), workers=1)
+    summary = tokenize_files(inputs, str(out), val_tokens=0, workers=1)
+    assert "note: no val shard written" in capsys.readouterr().out  # --val-tokens 0: none, and said so
     assert sorted(p.name for p in out.iterdir()) == ["data_train_000000.bin"]
     tokens = read_shard(out / "data_train_000000.bin")
     expected = _expected(docs)
@@ -114,7 +117,7 @@ def test_tokens_equal_tiktoken_registry_gpt2(corpus, tmp_path, shared_dir):
     cache = tmp_path / "tiktoken_cache"
     shutil.copytree(cache_src, cache)  # tiktoken may delete cache files it dislikes: never point it at shared/
     inputs, docs = corpus
-    tokenize_files(inputs, str(tmp_path / "out"), workers=2)
+    tokenize_files(inputs, str(tmp_path / "out"), val_tokens=0, workers=2)
     (tmp_path / "docs.json").write_text(json.dumps(docs), encoding="utf-8")
     (tmp_path / "ref.py").write_text(_TIKTOKEN_SCRIPT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIKTOKEN")}
@@ -181,7 +184,7 @@ def test_rerun_replaces_earlier_shards_of_that_name(corpus, tmp_path):
     out = tmp_path / "out"
     tokenize_files(inputs, str(out), shard_tokens=100, val_tokens=10, workers=1)
     (out / "other.bin").write_bytes(b"kept")
-    s = tokenize_files(inputs, str(out), shard_tokens=10_000, workers=1)
+    s = tokenize_files(inputs, str(out), val_tokens=0, shard_tokens=10_000, workers=1)
     assert sorted(p.name for p in out.iterdir()) == ["data_train_000000.bin", "other.bin"]
     assert s["replaced"] and (out / "other.bin").read_bytes() == b"kept"
     np.testing.assert_array_equal(read_shard(out / "data_train_000000.bin"), _expected(docs))
@@ -209,7 +212,15 @@ def _bad_inputs(d: Path) -> dict:
     case("nul_txt", "nul.txt", b"text\nmore\x00\x00\x00", "NUL byte", "line 2")
     case("empty_txt", "empty.txt", b"", "empty file")
     case("blank_txt", "blank.txt", b" \n\n\t", "empty file")
+    case("bom_txt", "bom.txt", b"\xef\xbb\xbf", "empty file")
+    case("unicode_blank_txt", "ideographic.txt", "\u3000\n\u00a0".encode(), "empty file")
     case("empty_jsonl", "empty.jsonl", b"\n\n", "no documents")
+    case("empty_text_jsonl", "emptytext.jsonl", b'{"text": "ok"}\n\n{"text": ""}\n', "line 3", '"text" is empty')
+    case("blank_text_jsonl", "blanktext.jsonl", b'{"text": " \\n\\t "}\n', "line 1", '"text" is only whitespace')
+    case("parquet_empty_row", "emptyrow.parquet", lambda p: _write_parquet(p, ["a", "b", "c", ""]), "row 4",
+         '"text" is empty')
+    case("parquet_blank_row", "blankrow.parquet", lambda p: _write_parquet(p, ["a", "\n  "]), "row 2",
+         "only whitespace")
     case("garbage_jsonl", "garbage.jsonl", b'{"text": "ok"}\n' + garbage, "line 2", "not UTF-8")
     case("bad_json", "bad.jsonl", b'{"text": "ok"}\n{"text": "unterminated\n', "line 2", "not valid JSON")
     case("no_text", "notext.jsonl", b'{"text": "a"}\n{"text": "b"}\n{"body": "c", "id": 1}\n',
@@ -230,9 +241,10 @@ def _bad_inputs(d: Path) -> dict:
     return cases
 
 
-BAD_KEYS = ["garbage_txt", "nul_txt", "empty_txt", "blank_txt", "empty_jsonl", "garbage_jsonl", "bad_json", "no_text",
-            "text_not_str", "not_object", "json_array", "parquet_no_column", "parquet_int_column", "parquet_null",
-            "parquet_garbage", "parquet_empty", "unsupported", "missing"]
+BAD_KEYS = ["garbage_txt", "nul_txt", "empty_txt", "blank_txt", "bom_txt", "unicode_blank_txt", "empty_jsonl",
+            "empty_text_jsonl", "blank_text_jsonl", "garbage_jsonl", "bad_json", "no_text", "text_not_str",
+            "not_object", "json_array", "parquet_no_column", "parquet_int_column", "parquet_null", "parquet_garbage",
+            "parquet_empty", "parquet_empty_row", "parquet_blank_row", "unsupported", "missing"]
 
 
 @pytest.mark.parametrize("key", BAD_KEYS)
@@ -243,7 +255,7 @@ def test_bad_input_gives_one_line_error_and_writes_nothing(key, tmp_path, monkey
     good.write_text("a good document first, so that tokenizing has started when the bad file is read " * 50)
     out = tmp_path / "out"
     with pytest.raises(TokenizeError) as info:
-        tokenize_files([str(good), str(path)], str(out), shard_tokens=64, workers=1)
+        tokenize_files([str(good), str(path)], str(out), val_tokens=0, shard_tokens=64, workers=1)
     msg = str(info.value)
     assert isinstance(info.value, SpeedrunError)
     assert "\n" not in msg and len(msg) < 300
@@ -295,3 +307,126 @@ def test_cli_tokenize_then_error(corpus, tmp_path):
     assert err.stderr.strip().splitlines() == [f"speedrun: error: {bad}: line 2: not valid JSON "
                                                f"(Expecting value at column 1)"]
     assert not (tmp_path / "o2").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the default val shard (val_tokens=None): >= 10% of the tokens in whole documents, at most DEFAULT_VAL_MAX
+
+
+def _jsonl_corpus(path: Path, n: int = 40) -> Path:
+    texts = [f"Document {i}: " + "words of varying length " * (1 + (i * 7) % 13) for i in range(n)]
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    return path
+
+
+def _files(out: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_default_val_is_a_tenth_in_whole_documents_and_equals_the_explicit_value(tmp_path, capsys):
+    src = _jsonl_corpus(tmp_path / "docs.jsonl")
+    s = tokenize_files([str(src)], str(tmp_path / "default"), workers=1)
+    lengths = np.cumsum([len(encode_document(json.loads(l)["text"])) for l in src.read_text().splitlines()])
+    target = -(-s["tokens"] // 10)
+    k = s["val_documents"]
+    assert 0 < k < len(lengths) and s["val_tokens"] == lengths[k - 1] >= target > lengths[k - 2]
+    assert (tmp_path / "default" / "data_val_000000.bin").exists()
+    assert f"val: the first {k} documents, {s['val_tokens']:,} tokens" in capsys.readouterr().out
+    tokenize_files([str(src)], str(tmp_path / "explicit"), val_tokens=s["val_tokens"], workers=1)
+    assert _files(tmp_path / "default") == _files(tmp_path / "explicit")
+
+
+def test_default_val_is_capped_and_decided_without_holding_all_input(tmp_path, monkeypatch):
+    monkeypatch.setattr(tk, "DEFAULT_VAL_MAX", 60)  # cap 60 tokens: decided once 600 are held
+    monkeypatch.setattr(tk, "BATCH_CHARS", 200)
+    read, made_at = [0], []
+    real_iter, real_sink = tk.iter_documents, tk._ShardSink
+
+    def counting_iter(files):
+        for doc in real_iter(files):
+            read[0] += 1
+            yield doc
+
+    class SpySink(real_sink):
+        def __init__(self, *a, **k):
+            made_at.append(read[0])
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(tk, "iter_documents", counting_iter)
+    monkeypatch.setattr(tk, "_ShardSink", SpySink)
+    src = _jsonl_corpus(tmp_path / "docs.jsonl", n=200)
+    s = tokenize_files([str(src)], str(tmp_path / "default"), shard_tokens=500, workers=1)
+    assert 60 <= s["val_tokens"] < s["tokens"] // 10  # the cap, not 10%
+    assert made_at[0] < 200, "the split must be decided before the whole input is read"
+    tokenize_files([str(src)], str(tmp_path / "explicit"), val_tokens=s["val_tokens"], shard_tokens=500, workers=1)
+    assert _files(tmp_path / "default") == _files(tmp_path / "explicit")
+
+
+def test_default_val_leaves_train_the_last_document(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("short first document")
+    (tmp_path / "b.txt").write_text("a much longer second document " * 200)
+    s = tokenize_files([str(tmp_path / "a.txt"), str(tmp_path / "b.txt")], str(tmp_path / "out"), workers=1)
+    assert s["val_documents"] == 1 and s["train_documents"] == 1  # 10% is inside b: val keeps a, train gets b
+    assert _split_docs(read_shard(tmp_path / "out" / "data_val_000000.bin")) == ["short first document"]
+    capsys.readouterr()
+    (tmp_path / "one.txt").write_text("a single document")  # one document: no val shard, and a note why
+    s = tokenize_files([str(tmp_path / "one.txt")], str(tmp_path / "one"), workers=1)
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["data_train_000000.bin"]
+    assert s["val_tokens"] == 0 and s["train_documents"] == 1
+    out = capsys.readouterr().out
+    assert "note: no val shard written" in out and "one document" in out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# an unusable --out: one line before any work, nothing written
+
+
+def _expect_out_error(tmp_path, out, *fragments):
+    (tmp_path / "a.txt").write_text("some text")
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    with pytest.raises(TokenizeError) as info:
+        tokenize_files([str(tmp_path / "a.txt")], str(out), workers=1)
+    msg = str(info.value)
+    assert msg.startswith(f"--out {out}: ") and "\n" not in msg, msg
+    for frag in fragments:
+        assert frag in msg, (frag, msg)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def test_out_is_a_file_or_below_one(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    _expect_out_error(tmp_path, tmp_path / "afile", "exists and is not a folder")
+    _expect_out_error(tmp_path, tmp_path / "afile" / "sub" / "deeper", f"{tmp_path / 'afile'} is a file, not a folder")
+
+
+def test_out_not_writable(tmp_path, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):  # root ignores permissions: answer as for another user
+            real = os.access
+            monkeypatch.setattr(tk.os, "access", lambda p, mode, **k: False if Path(p) == ro else real(p, mode, **k))
+        _expect_out_error(tmp_path, ro, f"no permission to write in {ro}")
+        _expect_out_error(tmp_path, ro / "new" / "sub", f"no permission to write in {ro}")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_out_failing_at_creation_removes_the_folders_it_made(tmp_path, monkeypatch):
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tk.tempfile, "mkdtemp", read_only)  # what os.access cannot foresee
+    _expect_out_error(tmp_path, tmp_path / "new" / "out", "cannot write there (Read-only file system)")
+
+
+def test_cli_out_below_a_file(tmp_path):
+    (tmp_path / "a.txt").write_text("some text")
+    (tmp_path / "afile").write_text("x")
+    env = dict(os.environ, PYTHONPATH=str(REPO_DIR))
+    proc = subprocess.run([sys.executable, "-m", "speedrun", "data", "tokenize", str(tmp_path / "a.txt"), "--out",
+                           str(tmp_path / "afile" / "o")], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"speedrun: error: --out {tmp_path / 'afile' / 'o'}: "
+                                                f"{tmp_path / 'afile'} is a file, not a folder"]

@@ -2,7 +2,8 @@
 
 A shard is 256 little-endian int32 header values -- [0] magic 20240520, [1] version 1, [2] token count, the
 rest 0 -- followed by that many little-endian uint16 tokens. Everything in speedrun that touches a `.bin`
-file goes through `read_shard` / `write_shard` / `shard_header`.
+file goes through `read_shard` / `write_shard` / `shard_header`. `read_shard` also checks that every token id
+is below the vocabulary size, so a bad id fails at open with the file's name, not later inside the model.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speedrun.data.tokenizer import VOCAB_SIZE
 from speedrun.errors import SpeedrunError
 
 MAGIC = 20240520
@@ -55,12 +57,36 @@ def shard_header(path: str | os.PathLike) -> int:
     return count
 
 
-def read_shard(path: str | os.PathLike) -> np.ndarray:
-    """Memory-map the tokens of a validated shard (read-only uint16 array; no copy is made)."""
+def check_token_ids(tokens: np.ndarray, path, vocab_size: int = VOCAB_SIZE) -> int | None:
+    """Raise ShardError unless every id in `tokens` (of the shard at `path`) is < vocab_size; return the max id.
+
+    A too-large id would otherwise surface much later as an IndexError in the embedding. One max over the
+    memmap (about 10 ms for 100M tokens from the page cache); the position is searched only when one is bad.
+    """
+    if len(tokens) == 0:
+        return None
+    max_id = int(tokens.max())
+    if max_id >= vocab_size:
+        pos = int(np.argmax(tokens >= vocab_size))
+        raise ShardError(f"{path}: token id {int(tokens[pos])} at position {pos:,} is >= the vocabulary size "
+                         f"{vocab_size}; not a shard of this tokenizer, or corrupt")
+    return max_id
+
+
+def read_shard(path: str | os.PathLike, *, vocab_size: int = VOCAB_SIZE) -> np.ndarray:
+    """Memory-map the tokens of a validated shard (read-only uint16 array; no copy is made).
+
+    Raises ShardError (one line) for a bad header or size, or a token id >= `vocab_size` (default GPT-2's
+    50257; pass the recipe's vocab_size, or MAX_TOKEN + 1 to accept any uint16).
+    """
+    if vocab_size < 1:
+        raise ValueError(f"vocab_size must be at least 1, got {vocab_size}")
     count = shard_header(path)
     if count == 0:
         return np.zeros(0, dtype=TOKEN_DTYPE)
-    return np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(count,))
+    tokens = np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(count,))
+    check_token_ids(tokens, path, vocab_size)
+    return tokens
 
 
 def write_shard(path: str | os.PathLike, tokens) -> Path:

@@ -35,6 +35,10 @@ SUPPORTED = TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES
 BATCH_CHARS = 256 * 1024
 BATCH_DOCS = 4096
 PARQUET_BATCH_ROWS = 1024
+# Default val shard (val_tokens=None): 1/DEFAULT_VAL_SHARE of the tokens, at most DEFAULT_VAL_MAX (record21's
+# val_tokens), so a recipe's validation finds enough tokens without the user sizing it.
+DEFAULT_VAL_SHARE = 10
+DEFAULT_VAL_MAX = 10_485_760
 
 
 class TokenizeError(SpeedrunError, ValueError):
@@ -97,15 +101,20 @@ def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
+def _blank(text: str) -> bool:
+    """No text to tokenize: empty or only whitespace. The same rule for every format (a file, a line, a row)."""
+    return not text or text.isspace()
+
+
 def _read_text(path: Path):
     data = path.read_bytes()
-    if not data.strip():
-        raise TokenizeError(f"{path}: empty file (no text to tokenize)")
     try:
         text = data.decode("utf-8-sig")  # a leading byte-order mark is not part of the text
     except UnicodeDecodeError as e:
         raise TokenizeError(f"{path}: line {_line_of(data, e.start)}: not UTF-8 text (byte 0x{data[e.start]:02x} "
                             f"at offset {e.start}); binary file?") from None
+    if _blank(text):  # after decoding, so a file of only a byte-order mark or Unicode spaces counts as empty
+        raise TokenizeError(f"{path}: empty file (no text to tokenize)")
     if "\x00" in text:
         offset = data.index(b"\x00")
         raise TokenizeError(f"{path}: line {_line_of(data, offset)}: NUL byte at offset {offset}; binary file?")
@@ -146,6 +155,9 @@ def _read_jsonl(path: Path):
             text = obj["text"]
             if not isinstance(text, str):
                 raise TokenizeError(f"{path}: line {lineno}: \"text\" is {_json_type(text)}, not a string")
+            if _blank(text):
+                raise TokenizeError(f"{path}: line {lineno}: \"text\" is {'only whitespace' if text else 'empty'} "
+                                    f"(no text to tokenize)")
             count += 1
             yield text
     if count == 0:
@@ -187,7 +199,12 @@ def _read_parquet(path: Path):
             if col.null_count:
                 first = next(i for i, v in enumerate(col.is_null().to_pylist()) if v)
                 raise TokenizeError(f"{path}: row {row + first + 1}: \"text\" is null, not a string")
-            yield from col.to_pylist()
+            texts = col.to_pylist()
+            for i, text in enumerate(texts):
+                if _blank(text):
+                    raise TokenizeError(f"{path}: row {row + i + 1}: \"text\" is "
+                                        f"{'only whitespace' if text else 'empty'} (no text to tokenize)")
+            yield from texts
             row += batch.num_rows
     except (pa.ArrowException, OSError) as e:
         raise TokenizeError(f"{path}: row {row + 1}: cannot read Parquet data ({_one_line(e)})") from None
@@ -320,8 +337,67 @@ class _ShardSink:
             self.written.insert(0, (fname, self.val_count))
 
 
+class _DefaultVal:
+    """The default split: val = the first whole documents holding at least min(ceil(tokens / DEFAULT_VAL_SHARE),
+    DEFAULT_VAL_MAX) tokens, but never the last document (train needs one; one document in all: no val).
+
+    That size needs the total, so batches are held (in memory, like a train shard's tokens) until it is known: at
+    the end of the input, or once DEFAULT_VAL_SHARE x DEFAULT_VAL_MAX tokens are held (then it is DEFAULT_VAL_MAX).
+    They are then replayed into a _ShardSink given the val_tokens that makes the same split: the same bytes as
+    an explicit --val-tokens of that value.
+    """
+
+    def __init__(self, make_sink):
+        self.make_sink, self.sink, self.held, self.held_tokens = make_sink, None, deque(), 0
+
+    def add(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
+        if self.sink is not None:
+            return self.sink.add(tokens, lengths)
+        self.held.append((tokens, lengths))
+        self.held_tokens += len(tokens)
+        if self.held_tokens >= DEFAULT_VAL_SHARE * DEFAULT_VAL_MAX:
+            self._decide(final=False)
+
+    def done(self) -> _ShardSink:
+        if self.sink is None:
+            self._decide(final=True)
+        return self.sink
+
+    def _decide(self, final: bool) -> None:
+        ends = np.cumsum(np.concatenate([lengths for _, lengths in self.held]) if self.held else np.zeros(0, int))
+        target = min(-(-int(ends[-1]) // DEFAULT_VAL_SHARE) if len(ends) else 0, DEFAULT_VAL_MAX)
+        k = int(np.searchsorted(ends, target, side="left")) + 1  # documents that reach the target
+        if k >= len(ends):
+            if not final:
+                return  # the last document held would go to val: wait for more
+            k = len(ends) - 1
+        self.sink = self.make_sink(int(ends[k - 1]) if k > 0 else 0)
+        while self.held:
+            self.sink.add(*self.held.popleft())
+
+
+def _check_out(out: Path) -> list[Path]:
+    """Fail before any work if --out cannot take the shards; return the folders that must be made, top first."""
+    missing, existing = [], out
+    while not existing.exists() and existing != existing.parent:
+        missing.append(existing)
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "exists and is not a folder" if existing == out else f"{existing} is a file, not a folder"
+        raise TokenizeError(f"--out {out}: {where}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TokenizeError(f"--out {out}: no permission to write in {existing}")
+    return missing[::-1]
+
+
+def _remove_dirs(made: list[Path]) -> None:
+    with contextlib.suppress(OSError):  # made by this call and empty again: leave the file system as it was
+        for d in reversed(made):
+            d.rmdir()
+
+
 def _check_args(out_dir, val_tokens, shard_tokens, workers, name) -> None:
-    if val_tokens < 0:
+    if val_tokens is not None and val_tokens < 0:
         raise TokenizeError(f"--val-tokens {val_tokens}: must be 0 (no val shard) or more")
     if shard_tokens < 1:
         raise TokenizeError(f"--shard-tokens {shard_tokens}: must be at least 1")
@@ -329,22 +405,24 @@ def _check_args(out_dir, val_tokens, shard_tokens, workers, name) -> None:
         raise TokenizeError(f"--workers {workers}: must be 0 (all cores) or more")
     if not name or "/" in name or os.sep in name or name.startswith("."):
         raise TokenizeError(f"--name {name!r}: must be a plain file-name prefix")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise TokenizeError(f"--out {out}: exists and is not a folder")
 
 
-def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int = 0, shard_tokens: int = 100_000_000,
-                   workers: int = 0, name: str = "data") -> dict:
-    """Tokenize `inputs` into `{name}_val_000000.bin` (if val_tokens > 0) and `{name}_train_NNNNNN.bin` in out_dir.
+def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = None,
+                   shard_tokens: int = 100_000_000, workers: int = 0, name: str = "data") -> dict:
+    """Tokenize `inputs` into `{name}_val_000000.bin` (unless val is empty) and `{name}_train_NNNNNN.bin` in out_dir.
 
-    val: the first whole documents, until it holds at least `val_tokens` tokens (the last one may run past).
+    val: the first whole documents, until it holds at least `val_tokens` tokens (the last one may run past);
+    0: no val shard (a note says so). None (the default): val_tokens = 10% of all tokens (rounded up) or
+    10,485,760 (record21's val_tokens), whichever is less, but never the last document (so one document in all
+    gives no val shard, with a note); the same files as an explicit val_tokens of the summary's "val_tokens".
     train: every later document, cut every `shard_tokens` tokens (a document may continue into the next shard).
     Earlier `{name}_train_*.bin` / `{name}_val_*.bin` files in out_dir are replaced. Returns a summary dict.
     """
     from tqdm import tqdm
 
     _check_args(out_dir, val_tokens, shard_tokens, workers, name)
+    out = Path(out_dir)
+    made = _check_out(out)
     skipped: list[Path] = []
     files = expand_inputs(inputs, skipped)
     if skipped:
@@ -356,24 +434,28 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int = 0, shard_t
     workers = workers or _default_workers()
     gpt2()  # build the BPE once here: forked workers inherit it
 
-    out = Path(out_dir)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-tokenize-", dir=out))
+    try:  # what _check_out cannot foresee (a read-only file system, a full disk) fails here, before tokenizing
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-tokenize-", dir=out))
+    except OSError as e:
+        _remove_dirs(made)
+        raise TokenizeError(f"--out {out}: cannot write there ({e.strerror or _one_line(e)})") from None
     start = time.perf_counter()
     docs = tokens = nbytes = 0
     try:
-        sink = _ShardSink(tmp, name, val_tokens, shard_tokens)
+        split = (_DefaultVal(lambda n: _ShardSink(tmp, name, n, shard_tokens)) if val_tokens is None
+                 else _ShardSink(tmp, name, val_tokens, shard_tokens))
         # the pool is forked before tqdm may start its monitor thread
         with _pool(workers) as pool, tqdm(unit=" docs", desc="tokenizing", mininterval=0.5, file=sys.stderr,
                                           disable=None) as bar:
             for ids, lengths, b in _ordered_map(_encode_batch, _batches(iter_documents(files)), pool, workers):
-                sink.add(ids, lengths)
+                split.add(ids, lengths)
                 docs += len(lengths)
                 tokens += len(ids)
                 nbytes += b
                 bar.update(len(lengths))
                 bar.set_postfix_str(f"{tokens:,} tokens, {nbytes / 1e6:,.1f} MB", refresh=False)
+        sink = split.done() if isinstance(split, _DefaultVal) else split
         if sink.train_total == 0:
             raise TokenizeError(f"{', '.join(map(str, inputs))}: all {docs:,} documents ({tokens:,} tokens) went "
                                 f"to the val shard (--val-tokens {val_tokens:,}); nothing left to train on")
@@ -389,11 +471,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int = 0, shard_t
         shutil.rmtree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if created:
-            try:
-                out.rmdir()  # made by this call; empty again now
-            except OSError:
-                pass
+        _remove_dirs(made)
         raise
     seconds = time.perf_counter() - start
     summary = {
@@ -409,4 +487,12 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int = 0, shard_t
           f"in {seconds:.1f}s ({rate:,.1f} MB/s, {tokens / max(seconds, 1e-9):,.0f} tokens/s, {workers} workers); "
           f"{len(sink.written)} shard files in {out}/"
           + (f"; removed {len(stale)} earlier shard files of that name" if stale else ""))
+    default = f"whole documents reaching 10% of the tokens or {DEFAULT_VAL_MAX:,}, whichever is less"
+    if val_tokens is None and sink.val_docs:
+        print(f"val: the first {sink.val_docs:,} documents, {sink.val_count:,} tokens (the default: {default}; "
+              f"--val-tokens N for another size, 0 for none)")
+    elif not val_tokens:  # the training recipes read val_files: say plainly that there is none, and how to get one
+        print("note: no val shard written; the training recipes need one (val_files): " +
+              (f"--val-tokens 0 was given; leave it out for the default ({default}) or give a size" if val_tokens == 0
+               else "the input is one document and val takes whole documents; give several documents"))
     return summary
