@@ -1,13 +1,18 @@
 """`speedrun plot`: val loss against training time and against step, one line per run (or per group of runs).
 
-Up to MAX_RUN_LINES runs get a line each (label: recipe, the fields that differ from that recipe, time stamp); beyond that one line per (recipe, commit)
-group: the mean curve with a min-max band. Unfinished runs are dotted and labelled so they are not read as
-results. Drawn on a bare Figure with the Agg canvas (no pyplot state), written atomically.
+Up to MAX_RUN_LINES runs get a line each (label: recipe, the fields that differ from that recipe, time stamp); beyond
+that one line per (recipe, commit) group: the mean curve with a min-max band. Unfinished runs are dotted and
+labelled so they are not read as results. The target line is drawn only where it lies near the losses (a tiny run
+ending at 5.5 is not squashed against a 3.28 line). Drawn on a bare Figure with the Agg canvas (no pyplot state);
+the output path is checked before any work and written atomically.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
 import sys
 import uuid
 from pathlib import Path
@@ -17,9 +22,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from speedrun.errors import SpeedrunError
-from speedrun.stats import DEFAULT_TARGET, Run, find_logs, load_run
+from speedrun.stats import DEFAULT_TARGET, Run, find_logs, group_label, label_settings, load_run
 
 MAX_RUN_LINES = 8
+TARGET_NEAR = 0.5  # the target is drawn when within this fraction of the losses' span from them
 
 
 def _curve(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -28,31 +34,37 @@ def _curve(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return v[:, 0], v[:, 2] / 1000, v[:, 1]
 
 
-def _run_label(run: Run) -> str:
+def _run_label(run: Run, settings: str) -> str:
     """Recipe, its changed fields, the file's time stamp, and where the run ended: the final loss is what a reader
-    compares, and is hard to read off."""
-    step, loss, _ = run.log.val[-1]
-    changes = run.settings
-    parts = run.path.stem.split("_")
-    stamp = f"{parts[0]} {parts[-1]}" if len(parts) > 2 else run.path.stem  # time stamp and the log's own id
-    name = f"{run.recipe}{' ' + changes if changes else ''} ({stamp})"
-    if run.status == "complete":
-        return f"{name}: final {loss:.4f}"
-    return f"{name} ({run.status}): last {loss:.4f} at step {step:.0f}/{run.steps_planned}"
+    compares, and is hard to read off. An unfinished run shows its last val loss after step 0, never step 0's."""
+    stem = run.path.name.removesuffix(".xz").removesuffix(".txt")
+    parts = stem.split("_")
+    if run.log.source == "upstream":  # upstream names its logs by uuid: the first block tells them apart
+        stamp = stem.split("-")[0] if re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", stem) else stem
+    else:
+        stamp = f"{parts[0]} {parts[-1]}" if len(parts) > 2 else stem  # time stamp and the log's own id
+    name = f"{run.recipe}{' ' + settings if settings else ''} ({stamp})"
+    if run.final_val_loss is not None:
+        return f"{name}: final {run.final_val_loss:.4f}"
+    if run.last_val is None:
+        return f"{name} ({run.status}): no val loss after step 0"
+    step, loss = run.last_val
+    return f"{name} ({run.status}): last {loss:.4f} at step {step}/{run.steps_planned}"
 
 
 def _series(runs: list[Run]) -> list[dict]:
     """One dict per line to draw: label, style, and x/y for both panels (+ band for groups)."""
+    settings = label_settings(runs)
     if len(runs) <= MAX_RUN_LINES:
         out = []
         for r in runs:
             steps, secs, loss = _curve(r)
-            out.append(dict(label=_run_label(r), done=r.status == "complete", planned=r.steps_planned,
+            out.append(dict(label=_run_label(r, settings[r.group]), done=r.counted, planned=r.steps_planned,
                             steps=steps, secs=secs, loss=loss, band=None))
         return out
     groups: dict[tuple, list[Run]] = {}
     for r in runs:  # unfinished runs get their own group: they must not drag a finished group's mean
-        groups.setdefault((*r.group, r.status == "complete"), []).append(r)
+        groups.setdefault((*r.group, r.counted), []).append(r)
     out = []
     # finished groups first, so the dotted unfinished lines are drawn on top and stay visible
     for (*_, done), members in sorted(groups.items(), key=lambda kv: (not kv[0][-1], kv[0][:-1])):
@@ -64,31 +76,75 @@ def _series(runs: list[Run]) -> list[dict]:
         secs = np.array([np.mean([t for t, _ in by_step[s]]) for s in steps])
         losses = [np.array([l for _, l in by_step[s]]) for s in steps]
         mean = np.array([l.mean() for l in losses])
-        label = f"{members[0].group_label}: {len(members)} run{'s' * (len(members) != 1)}" + (
-            f", mean final {mean[-1]:.4f}" if done else " (incomplete/failed)")
+        label = (f"{group_label(members[0], settings[members[0].group])}: {len(members)} run"
+                 + "s" * (len(members) != 1) + (f", mean final {mean[-1]:.4f}" if done else " (incomplete/failed)"))
         out.append(dict(label=label, done=done, planned=max(r.steps_planned for r in members),
                         steps=steps, secs=secs, loss=mean,
                         band=(np.array([l.min() for l in losses]), np.array([l.max() for l in losses]))))
     return out
 
 
-def _ylim(series: list[dict], target: float) -> tuple[float, float]:
-    """Clip away the first steps (val loss ~10.8 at step 0) so the end of training, where runs differ, is readable:
-    the top is the highest loss seen from 20% of the planned steps on."""
+def _ylim(series: list[dict], target: float) -> tuple[float, float, bool]:
+    """(bottom, top, draw the target). Clip away the first steps (val loss ~10.8 at step 0) so the end of training,
+    where runs differ, is readable: the top is the highest loss seen from 20% of the planned steps on. The target
+    is drawn (and kept in view) only when it lies near the losses: a far one would squash every curve flat."""
     late = []
     for s in series:
         if len(s["steps"]):
             cut = 0.2 * s["planned"]
-            late += list(s["loss"][s["steps"] >= cut]) or [s["loss"][-1]]
+            # a run stopped early shows its last point, unless that is step 0's (~10.8: it would undo the cut)
+            late += list(s["loss"][s["steps"] >= cut]) or ([s["loss"][-1]] if s["steps"][-1] > 0 else [])
             if s["band"] is not None:
                 late += list(s["band"][1][s["steps"] >= cut])
     allv = np.concatenate([s["loss"] for s in series] + [s["band"][0] for s in series if s["band"] is not None])
-    lo, hi = min(allv.min(), target), max(max(late), target)
+    lo, hi = float(allv.min()), float(max(late, default=allv.max()))
+    near = TARGET_NEAR * max(hi - lo, 0.05)
+    show = lo - near <= target <= hi + near
+    if show:
+        lo, hi = min(lo, target), max(hi, target)
     span = max(hi - lo, 0.05)
-    return lo - 0.06 * span, hi + 0.06 * span
+    return lo - 0.06 * span, hi + 0.06 * span, show
+
+
+def _check_out(out: str) -> tuple[Path, str]:
+    """(path, image format) of a writable output, before any work: a bad --out is one line, not a traceback after
+    the drawing, and nothing is written. Missing parent folders are made."""
+    out_path = Path(out)
+    fmt = out_path.suffix.lstrip(".").lower() or "png"
+    if fmt not in FigureCanvasAgg.get_supported_filetypes():
+        raise SpeedrunError(f"{out}: unsupported image type '.{fmt}' (use .png, .svg or .pdf)")
+    if out_path.is_dir():
+        raise SpeedrunError(f"cannot write {out}: it is a folder")
+    for parent in out_path.parents:  # nearest first: the first that exists must be a folder
+        try:
+            st = os.stat(parent)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            if e.errno == errno.ENOTDIR:  # some ancestor above is a file: found further up
+                continue
+            break  # unreadable: the probe below says what is wrong
+        if not stat.S_ISDIR(st.st_mode):
+            raise SpeedrunError(f"cannot write {out}: {parent} is not a folder")
+        break
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        probe = _temp_name(out_path)
+        open(probe, "xb").close()  # the real test: permissions, read-only disks, ...
+        probe.unlink()
+    except OSError as e:
+        raise SpeedrunError(f"cannot write {out}: folder {out_path.parent} is not writable "
+                            f"({e.strerror or e})") from None
+    return out_path, fmt
+
+
+def _temp_name(out_path: Path) -> Path:
+    # a named file, not mkstemp: mkstemp's 0600 mode would survive the rename
+    return out_path.parent / f".{out_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
 
 
 def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Figure:
+    out_path, fmt = _check_out(out)
     runs = []
     for p in find_logs(paths):
         r = load_run(p)
@@ -112,15 +168,16 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
             ax.plot(x, s["loss"], label=s["label"], **style)
             if s["band"] is not None:
                 ax.fill_between(x, *s["band"], color=c, alpha=0.2, lw=0)
+    ylo, yhi, show_target = _ylim(series, target)
     for ax in (ax_t, ax_s):
-        ax.axhline(target, color="0.2", ls="--", lw=1.2, label=f"target {target:g}")
-        # named on the line too, not only in the legend
-        ax.annotate(f"target {target:g}", xy=(0.01, target), xycoords=("axes fraction", "data"),
-                    xytext=(0, 3), textcoords="offset points", fontsize=9, color="0.2", va="bottom")
+        if show_target:
+            ax.axhline(target, color="0.2", ls="--", lw=1.2, label=f"target {target:g}")
+            # named on the line too, not only in the legend
+            ax.annotate(f"target {target:g}", xy=(0.01, target), xycoords=("axes fraction", "data"),
+                        xytext=(0, 3), textcoords="offset points", fontsize=9, color="0.2", va="bottom")
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=10)
         ax.set_xlim(left=0)
-    ylo, yhi = _ylim(series, target)
     ax_t.set_ylim(ylo, yhi)
     ax_t.set_xlabel("training time (s)", fontsize=11)
     ax_s.set_xlabel("step", fontsize=11)
@@ -131,21 +188,19 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
     n_runs = len(runs)
     what = f"{n_runs} run{'s' * (n_runs != 1)}" + (f" in {len(series)} groups: mean line, min–max band"
                                                    if n_runs > MAX_RUN_LINES else "")
-    fig.suptitle(f"Validation loss, {what}. Y axis cut above: the early losses (~10.8 at step 0) are off the top.",
-                 fontsize=12)
+    title = f"Validation loss, {what}. Y axis cut above: the early losses (~10.8 at step 0) are off the top."
+    if not show_target:  # said, so a reader does not look for it
+        best = min(float(s["loss"].min()) for s in series)
+        title += (f"\nTarget {target:g} not drawn: far {'below' if target < best else 'above'} these losses "
+                  f"(lowest {best:.4f}).")
+    fig.suptitle(title, fontsize=12)
     handles, labels = ax_s.get_legend_handles_labels()
     longest = max(len(l) for l in labels)
     ncol = max(1, min(3, len(labels), 170 // max(longest, 1)))  # long labels (recipe changes) get fewer columns
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
 
-    out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = out_path.suffix.lstrip(".").lower() or "png"
-    if fmt not in fig.canvas.get_supported_filetypes():
-        raise SpeedrunError(f"{out}: unsupported image type '.{fmt}' (use .png, .svg or .pdf)")
     # a reader (or a crash mid-write) never sees a half-written image: write beside it, then rename
-    # (a named file, not mkstemp: mkstemp's 0600 mode would survive the rename)
-    tmp = out_path.parent / f".{out_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp = _temp_name(out_path)
     try:
         with open(tmp, "xb") as f:
             fig.savefig(f, format=fmt, dpi=110)

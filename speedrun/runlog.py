@@ -120,10 +120,23 @@ class RunLog:
 
 
 # --- parsing ---------------------------------------------------------------------------------------------------
+# Two formats are read: ours (first line FORMAT_LINE, layout above) and the upstream NanoGPT speedrun's record logs
+# (modded-nanogpt records/*/*.txt): the training program's source, a line of UPSTREAM_SEPARATOR, an environment dump
+# (python / torch versions, nvidia-smi; newer versions close it with a second separator line), then
+#   step:S/N val_loss:L train_time:Tms step_avg:Ams            (validations)
+#   step:S/N [train_loss:L ]train_time:Tms step_avg:Ams         (training steps; older versions: loss before time)
+# and maybe `peak memory allocated: X MiB reserved: Y MiB` / `peak memory consumption: X MiB`. Such a log has no end
+# line: it is complete when its last validation is at the final planned step N, else incomplete.
 _STEP = re.compile(r"^step:(\d+)/(\d+) train_time:(\d+)ms step_avg:([\d.]+)ms(?: train_loss:(\S+))?")
 _VAL = re.compile(r"^step:(\d+)/(\d+) val_loss:(\S+) train_time:(\d+)ms")
 _MEM = re.compile(r"^peak_memory allocated:(\d+) MiB reserved:(\d+) MiB")
 _END = re.compile(r"^=== end: (complete|failed: (.*)) ===$")
+UPSTREAM_SEPARATOR = "=" * 100
+_UP_STEP = re.compile(r"^step:(\d+)/(\d+) (.*)$")
+_UP_FIELD = re.compile(r"(\w+):(\S+)")
+_UP_TIME = re.compile(r"^([\d.]+)(ms|s)$")
+_UP_MEM = re.compile(r"^peak memory (?:allocated|consumption): (\d+) MiB(?: reserved: (\d+) MiB)?")
+_GENERIC_FOLDER = re.compile(r"(?i)^(old(er)?[_-]?)?logs?$")  # upstream keeps superseded runs in records/X/old_logs/
 
 
 class LogError(SpeedrunError, ValueError):
@@ -142,14 +155,27 @@ class ParsedLog:
     status: str = "incomplete"  # complete | failed | incomplete
     failure: str = ""
     environment: str = ""
+    source: str = "speedrun"  # speedrun (our format) | upstream (a modded-nanogpt record log)
 
     @property
     def complete(self) -> bool:
         return self.status == "complete"
 
     @property
+    def finished(self) -> bool:
+        """Complete, with a validation at the last planned step: only then is there a final val loss."""
+        return self.complete and bool(self.val) and self.val[-1][0] == self.steps
+
+    @property
     def final_val_loss(self) -> float | None:
-        return self.val[-1][1] if self.val else None
+        """The val loss at the last planned step of a finished run; None otherwise (see last_val)."""
+        return self.val[-1][1] if self.finished else None
+
+    @property
+    def last_val(self) -> tuple[int, float, float] | None:
+        """(step, val loss, time ms) of the last validation after step 0: step 0's loss is the untrained model's,
+        never a result."""
+        return self.val[-1] if self.val and self.val[-1][0] > 0 else None
 
     @property
     def training_time_ms(self) -> float | None:
@@ -169,14 +195,18 @@ def read_log_text(path: str | os.PathLike, errors: str = "strict") -> str:
 
 
 def parse_log(path: str | os.PathLike) -> ParsedLog:
+    """Our run log or an upstream NanoGPT speedrun record log (told apart by the first line)."""
     path = Path(path)
     try:
         text = read_log_text(path)
     except (OSError, UnicodeDecodeError, lzma.LZMAError, EOFError) as e:
         raise LogError(f"{path}: cannot read: {e}") from None
     lines = text.splitlines()
+    if lines and lines[0] != FORMAT_LINE and UPSTREAM_SEPARATOR in lines:
+        return _parse_upstream(path, lines)
     if not lines or lines[0] != FORMAT_LINE:
-        raise LogError(f"{path}: not a speedrun run log (first line is not '{FORMAT_LINE}')")
+        raise LogError(f"{path}: not a speedrun run log (first line is not '{FORMAT_LINE}') nor an upstream "
+                       f"NanoGPT speedrun log (no line of 100 '=' followed by step lines)")
     sections: dict[str, list[str]] = {}
     current = None
     for line in lines[1:]:
@@ -203,4 +233,53 @@ def parse_log(path: str | os.PathLike) -> ParsedLog:
         elif m := _END.match(line):
             log.status = "complete" if m[1] == "complete" else "failed"
             log.failure = m[2] or ""
+    return log
+
+
+def upstream_recipe_name(path: Path) -> str:
+    """'upstream-<folder>': upstream names its logs by uuid and keeps one record (one program) per folder."""
+    folder = Path(os.path.abspath(path)).parent  # abspath, not resolve: a symlinked log keeps the folder it is in
+    name = folder.name
+    if _GENERIC_FOLDER.match(name) and folder.parent.name:
+        name = f"{folder.parent.name}/{name}"
+    return f"upstream-{name or path.stem}"
+
+
+def _upstream_time_ms(value: str | None) -> float | None:
+    m = _UP_TIME.match(value or "")
+    return None if m is None else float(m[1]) * (1000 if m[2] == "s" else 1)
+
+
+def _parse_upstream(path: Path, lines: list[str]) -> ParsedLog:
+    body = lines[lines.index(UPSTREAM_SEPARATOR) + 1:]  # before it: the program's source, which may hold look-alikes
+    environment: list[str] = []
+    steps_planned = None
+    train_steps, val = [], []
+    peak = (None, None)
+    for line in body:
+        if m := _UP_STEP.match(line):
+            fields = dict(_UP_FIELD.findall(m[3]))
+            key = "val_loss" if "val_loss" in fields else "train_loss"
+            try:
+                ms = _upstream_time_ms(fields.get("train_time"))
+                loss = float(fields[key]) if key in fields else None
+            except ValueError:
+                ms = None
+            if ms is None:  # a damaged line (a half-written last one, say): skipped
+                continue
+            steps_planned = int(m[2])
+            if "val_loss" in fields:
+                val.append((int(m[1]), loss, ms))
+            else:
+                train_steps.append((int(m[1]), ms, loss))
+        elif m := _UP_MEM.match(line):
+            peak = (int(m[1]), int(m[2]) if m[2] else None)
+        elif steps_planned is None and line != UPSTREAM_SEPARATOR:
+            environment.append(line)  # everything between the separator and the first step line
+    if steps_planned is None:
+        raise LogError(f"{path}: has the upstream NanoGPT speedrun log's line of 100 '=' but no step lines after it")
+    log = ParsedLog(path, {"name": upstream_recipe_name(path), "steps": steps_planned}, steps_planned,
+                    train_steps, val, *peak, environment="\n".join(environment).strip("\n"), source="upstream")
+    # no end line upstream: a run that validated at its final step finished, any other stopped early
+    log.status = "complete" if val and val[-1][0] == steps_planned else "incomplete"
     return log

@@ -2,7 +2,8 @@
 
 Only complete runs count: a failed, incomplete (crashed, no end line) or malformed log is listed with its status
 and left out of every number, so a half-finished run can never pass for a result. `summarize` returns the
-numbers (tests and `speedrun.records` use it); `stats_report` formats them.
+numbers (tests and `speedrun.records` use it); `stats_report` formats them. The upstream NanoGPT speedrun's record
+logs read as runs too (see speedrun.runlog), so our runs and upstream records fit in one table.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import math
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +37,8 @@ class Run:
     recipe: str = "?"
     commit: str = "?"
     device: str = "cpu"
-    final_val_loss: float | None = None
+    final_val_loss: float | None = None  # only for a finished run: val loss at the last planned step
+    last_val: tuple[int, float] | None = None  # (step, loss) of the last validation after step 0
     steps_done: int | None = None
     steps_planned: int | None = None
     training_time_s: float | None = None
@@ -46,9 +49,16 @@ class Run:
         return self.status == "complete" and not self.reason
 
     @property
+    def changed(self) -> dict:
+        """The recipe fields this run changed, {key: value} (see changed_fields)."""
+        if self.log is None or self.log.source != "speedrun":  # an upstream log's name is no recipe of ours
+            return {}
+        return changed_fields(self.log.recipe)
+
+    @property
     def settings(self) -> str:
         """The recipe fields this run changed (`key=value ...`, see recipe_changes); "" for none."""
-        return recipe_changes(self.log.recipe) if self.log is not None else ""
+        return format_fields(self.changed)
 
     @property
     def group(self) -> tuple[str, str, str]:
@@ -59,22 +69,60 @@ class Run:
 
     @property
     def group_label(self) -> str:
-        return f"{self.recipe}{' ' + self.settings if self.settings else ''} @ {short_commit(self.commit)}"
+        return group_label(self, self.settings)
 
 
-WHERE_FIELDS = {"train_files", "val_files", "val_tokens", "name", "description"}  # where the data lay, not what ran
+def group_label(run: Run, settings: str) -> str:
+    return f"{run.recipe}{' ' + settings if settings else ''} @ {short_commit(run.commit)}"
 
 
-def recipe_changes(recipe: dict) -> str:
-    """The fields of a logged recipe that differ from the recipe of that name as this checkout defines it, as
-    `key=value` (what a reader needs to tell runs of one recipe apart); "" when none or the name is unknown."""
+# Left out of a label unless they are what tells two groups apart (see label_settings): the name is the label's
+# first word; the validation size rarely changes. The data files do show: a run on the bundled demo corpus and one
+# on data/mine must not look alike.
+UNLABELLED_FIELDS = {"val_tokens", "name", "description"}
+
+
+def changed_fields(recipe: dict) -> dict:
+    """The fields of a logged recipe that differ from the recipe of that name as this checkout defines it (what a
+    reader needs to tell runs of one recipe apart); {} when none or the name is unknown."""
     from speedrun.recipe import RecipeError, load_recipe
 
     try:
         current = load_recipe(str(recipe.get("name"))).to_dict()
     except RecipeError:
-        return ""
-    return " ".join(f"{k}={v}" for k, v in recipe.items() if k not in WHERE_FIELDS and k in current and current[k] != v)
+        return {}
+    return {k: v for k, v in recipe.items() if k not in UNLABELLED_FIELDS and k in current and current[k] != v}
+
+
+def format_fields(fields: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def recipe_changes(recipe: dict) -> str:
+    """changed_fields as `key=value ...`; "" when none or the name is unknown."""
+    return format_fields(changed_fields(recipe))
+
+
+def label_settings(runs: list[Run]) -> dict[tuple[str, str, str], str]:
+    """Run.group -> the settings its label shows: recipe_changes, plus, where groups of one recipe name would still
+    look alike (they differ in a field recipe_changes leaves out, or their recipe is not defined in this checkout),
+    every field that tells them apart."""
+    first: dict[tuple[str, str, str], Run] = {}
+    for r in runs:
+        first.setdefault(r.group, r)
+    shown = {key: r.changed for key, r in first.items()}
+    alike: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for key, r in first.items():  # the commit is left out: it shows in the stats labels, and per-run lines differ
+        alike.setdefault((r.recipe, format_fields(shown[key])), []).append(key)
+    for keys in alike.values():
+        if len(keys) < 2:
+            continue
+        values = {k: json.loads(k[2]) for k in keys}
+        names = sorted(set().union(*values.values()) - {"name", "description"})
+        differ = [f for f in names if len({json.dumps(v.get(f), sort_keys=True) for v in values.values()}) > 1]
+        for k in keys:
+            shown[k] = {**shown[k], **{f: values[k].get(f, "(not logged)") for f in differ if f not in shown[k]}}
+    return {key: format_fields(fields) for key, fields in shown.items()}
 
 
 @dataclass
@@ -90,7 +138,8 @@ class Stats:
     t: float | None  # one-sample t statistic (None for n < 2)
     p_value: float | None  # scipy.stats.ttest_1samp(losses, target, alternative='less').pvalue
     time_mean_s: float
-    time_ci_s: tuple[float, float] | None  # 95% t interval of the mean training time (None for n < 2)
+    time_ci_s: tuple[float, float] | None  # 95% t interval of the mean training time (None for n < 2), lower >= 0
+    time_ci_clipped: bool = False  # the t interval reached below 0 s (few, spread runs): its lower end is set to 0
 
     @property
     def meets_bar(self) -> bool:
@@ -136,13 +185,22 @@ def _env_value(environment: str, key: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
+_SMI_GPU = re.compile(r"^\|\s+(\d+)\s+(\S.*?)\s+(?:On|Off)\s+\|", re.M)  # nvidia-smi: '|   0  NVIDIA H100 ...  On  |'
+
+
 def device_name(environment: str) -> str:
-    """'NVIDIA H100 80GB HBM3 x 1' (the environment's gpu: line) -> '1x NVIDIA H100 80GB HBM3'; else 'cpu'."""
+    """'NVIDIA H100 80GB HBM3 x 1' (the environment's gpu: line) -> '1x NVIDIA H100 80GB HBM3'; else 'cpu'.
+    An environment without our keys (an upstream log's) is read from its nvidia-smi table: '8x NVIDIA H100 ...'
+    (the GPUs of the machine, which upstream runs use all of)."""
     gpu = _env_value(environment, "gpu")
-    if not gpu:
-        return "cpu"
-    m = re.fullmatch(r"(.*) x (\d+)", gpu)
-    return f"{m[2]}x {m[1]}" if m else gpu
+    if gpu:
+        m = re.fullmatch(r"(.*) x (\d+)", gpu)
+        return f"{m[2]}x {m[1]}" if m else gpu
+    if _env_value(environment, "cuda_available") is None:  # ours says cuda_available: False on a CPU run
+        names = Counter(name for _, name in _SMI_GPU.findall(environment))
+        if names:
+            return ", ".join(f"{n}x {name}" for name, n in names.items())
+    return "cpu"
 
 
 def load_run(path: Path) -> Run:
@@ -154,17 +212,25 @@ def load_run(path: Path) -> Run:
             reason = reason[len(str(path)) + 2:]
         return Run(path, "malformed", reason)
     done = max([s for s, *_ in log.train_steps] + [s for s, *_ in log.val], default=0)
-    times = [t for _, t, _ in log.train_steps] + [t for _, _, t in log.val]
+    # (step, time) of every line: the latest step's time, not the largest time (upstream's first steps count the
+    # compilation, then its clock restarts)
+    points = [(s, t) for s, t, _ in log.train_steps] + [(s, t) for s, _, t in log.val]
     run = Run(path, log.status, log.failure, log, recipe=str(log.recipe.get("name", "?")),
               commit=_env_value(log.environment, "git_commit") or "unknown", device=device_name(log.environment),
-              final_val_loss=log.final_val_loss, steps_done=done, steps_planned=log.steps,
+              final_val_loss=log.final_val_loss, last_val=log.last_val[:2] if log.last_val else None,
+              steps_done=done, steps_planned=log.steps,
               # a complete run's time is the one of its last validation, as in the records; otherwise the latest seen
-              training_time_s=(log.training_time_ms if log.complete else max(times, default=None)))
+              training_time_s=(log.training_time_ms if log.complete else max(points, default=(0, None))[1]))
     if run.training_time_s is not None:
         run.training_time_s /= 1000
-    if log.complete and (not log.val or log.val[-1][0] != log.steps):
+    if log.complete and not log.finished:
         last = f"at step {log.val[-1][0]}" if log.val else "none"
         run.reason = f"no val loss at the last step {log.steps} (last val: {last}); not counted"
+    if log.source == "upstream":
+        if run.device == "cpu":  # no nvidia-smi table: upstream never trains on a CPU, the GPU is just not named
+            run.device = "unknown"
+        if not log.complete:
+            run.reason = f"upstream log without a val loss at its last step {log.steps}"
     if log.status == "incomplete" and not log.train_steps and not log.val:
         run.reason = "no step lines under '=== steps ==='"
         if re.search(r"^=== end: ", read_log_text(path, errors="replace"), re.M):
@@ -195,7 +261,11 @@ def compute_stats(losses: list[float], times_s: list[float], target: float) -> S
         t, p = float(res.statistic), float(res.pvalue)
         half = scipy.stats.t.ppf(0.975, n - 1) * times.std(ddof=1) / math.sqrt(n)
         ci = (float(times.mean() - half), float(times.mean() + half))
-    return Stats(n, target, float(x.mean()), std, float(x.min()), float(x.max()), t, p, float(times.mean()), ci)
+    clipped = ci is not None and ci[0] < 0
+    if clipped:  # a time is never negative: the symmetric t interval only says the mean is poorly known
+        ci = (0.0, ci[1])
+    return Stats(n, target, float(x.mean()), std, float(x.min()), float(x.max()), t, p, float(times.mean()), ci,
+                 clipped)
 
 
 def summarize(paths: list[str], target: float = DEFAULT_TARGET) -> Summary:
@@ -212,9 +282,10 @@ def summarize(paths: list[str], target: float = DEFAULT_TARGET) -> Summary:
     groups: dict[tuple[str, str, str], list[Run]] = {}
     for r in counted:
         groups.setdefault(r.group, []).append(r)
+    settings = label_settings(counted)
     return Summary(target, runs, stats_of(counted) if counted else None,
                    {k: stats_of(v) for k, v in sorted(groups.items())},
-                   {k: v[0].group_label for k, v in groups.items()})
+                   {k: group_label(v[0], settings[k]) for k, v in groups.items()})
 
 
 def format_p(p: float | None) -> str:
@@ -258,7 +329,17 @@ def _stats_lines(s: Stats, indent: str = "  ") -> list[str]:
     time = f"{indent}training time: mean {s.time_mean_s:.1f} s"
     if s.time_ci_s is not None:
         time += f", 95% CI [{s.time_ci_s[0]:.1f}, {s.time_ci_s[1]:.1f}] s"
+        if s.time_ci_clipped:
+            time += " (lower end clipped at 0: too few or too spread runs for a t interval)"
     return lines + [time]
+
+
+def final_cell(r: Run) -> str:
+    """A finished run's final val loss; for any other the last val loss logged after step 0, with its step (step
+    0's loss is the untrained model's: never shown as a result)."""
+    if r.final_val_loss is not None:
+        return f"{r.final_val_loss:.4f}"
+    return f"last val {r.last_val[1]:.4f} @ step {r.last_val[0]}" if r.last_val else "—"
 
 
 def format_summary(summary: Summary) -> str:
@@ -271,8 +352,7 @@ def format_summary(summary: Summary) -> str:
         status = r.status + (f": {r.reason}" if r.reason else "")
         if r.status != "complete":
             status += " (not counted)"
-        rows.append([r.path.name, r.recipe, short_commit(r.commit),
-                     f"{r.final_val_loss:.4f}" if r.final_val_loss is not None else "—",
+        rows.append([r.path.name, r.recipe, short_commit(r.commit), final_cell(r),
                      f"{r.steps_done}/{r.steps_planned}",
                      f"{r.training_time_s:.1f}" if r.training_time_s is not None else "—",
                      (lambda hit: f"{hit[1]:.1f} @ {hit[0]}" if hit else "not reached")(time_to_target(r.log, summary.target)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import matplotlib.image
 import numpy as np
 import pytest
@@ -99,3 +101,82 @@ def test_replaces_existing_file_and_rejects_unknown_type(tmp_path):
     with pytest.raises(SpeedrunError, match="unsupported image type"):
         plot_logs([str(tmp_path / "logs")], str(tmp_path / "p.xyz"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "p.png"]
+
+
+def test_labels_show_data_files_and_never_a_step0_loss_as_final(tmp_path):
+    hand_log(tmp_path / "demo.txt", 3.2, steps=120, recipe=dict(train_files="demo", val_files="demo"))
+    hand_log(tmp_path / "mine.txt", 3.25, steps=120, recipe=dict(train_files="data/mine", val_files="data/mine"))
+    hand_log(tmp_path / "early.txt", 3.0, steps=120, points=[(0, 10.8, 0)], end=None,  # died before step 30
+             recipe=dict(train_files="demo", val_files="demo"))
+    fig = plot_logs([str(tmp_path)], str(tmp_path / "p.png"))
+    labels = sorted(l.get_label() for l in fig.axes[1].get_lines())
+    assert labels == ["target 3.28", "tiny (demo): final 3.2000", "tiny (early) (incomplete): no val loss after step 0",
+                      "tiny train_files=data/mine val_files=data/mine (mine): final 3.2500"]
+
+
+def test_far_target_is_left_out(tmp_path):
+    """Tiny CPU runs end near 5.5: a 3.28 line would squash their curves into the top third; it is left out (and the
+    title says so), and the y limits hug the losses. A target close to the best loss is still drawn."""
+    for final in (5.5, 5.8):
+        hand_log(tmp_path / "tiny" / f"{final}.txt", final)
+    fig = plot_logs([str(tmp_path / "tiny")], str(tmp_path / "tiny.png"), target=3.28)
+    for ax in fig.axes:
+        assert [l.get_label() for l in ax.get_lines() if l.get_label().startswith("target")] == []
+        lo, hi = ax.get_ylim()
+        assert 5.0 < lo < 5.5 and 7.5 < hi < 8.5  # curve(5.5): 7.74 at step 25 (the first from 20% on)
+    assert "Target 3.28 not drawn: far below these losses (lowest 5.5000)" in fig.get_suptitle()
+    # runs ending at 3.40-3.45, target 3.28: near, drawn and in view
+    for final in (3.40, 3.45):
+        hand_log(tmp_path / "near" / f"{final}.txt", final)
+    fig = plot_logs([str(tmp_path / "near")], str(tmp_path / "near.png"), target=3.28)
+    for ax in fig.axes:
+        assert [list(l.get_ydata()) for l in ax.get_lines() if l.get_label() == "target 3.28"] == [[3.28, 3.28]]
+        assert ax.get_ylim()[0] < 3.28
+    assert "not drawn" not in fig.get_suptitle()
+
+
+def test_unwritable_output_is_one_line_before_any_work(tmp_path, monkeypatch):
+    import speedrun.plot as plot_module
+    from speedrun.cli import main
+
+    hand_log(tmp_path / "logs" / "a.txt", 3.2)
+    (tmp_path / "FILE").write_text("a file, not a folder\n")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    for out in (tmp_path / "FILE" / "x.png", tmp_path / "FILE" / "sub" / "x.png"):
+        with pytest.raises(SpeedrunError, match=f"^cannot write {out}: {tmp_path / 'FILE'} is not a folder$"):
+            plot_logs([str(tmp_path / "logs")], str(out))
+    with pytest.raises(SpeedrunError, match="it is a folder"):
+        plot_logs([str(tmp_path / "logs")], str(tmp_path / "logs"))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written
+
+    def no_write(path, mode="r", *args, **kwargs):  # what a read-only folder answers (root ignores chmod)
+        if "x" in mode or "w" in mode:
+            raise PermissionError(13, "Permission denied", str(path))
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(plot_module, "open", no_write, raising=False)
+    with pytest.raises(SpeedrunError, match=f"cannot write .*: folder {tmp_path / 'ro'} is not writable "
+                                            r"\(Permission denied\)"):
+        plot_logs([str(tmp_path / "logs")], str(tmp_path / "ro" / "x.png"))
+    monkeypatch.undo()
+    assert not list((tmp_path / "ro").iterdir())  # the folder may be made; nothing in it
+
+    # the command line: one line, exit 2, no traceback
+    assert main(["plot", str(tmp_path / "logs"), "--out", str(tmp_path / "FILE" / "x.png")]) == 2
+    # missing folders are made
+    plot_logs([str(tmp_path / "logs")], str(tmp_path / "new" / "deeper" / "p.png"))
+    check_png(tmp_path / "new" / "deeper" / "p.png")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_folder(tmp_path):
+    hand_log(tmp_path / "logs" / "a.txt", 3.2)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(SpeedrunError, match=f"cannot write {ro / 'x.png'}: folder {ro} is not writable"):
+            plot_logs([str(tmp_path / "logs")], str(ro / "x.png"))
+        assert not list(ro.iterdir())
+    finally:
+        ro.chmod(0o755)

@@ -122,3 +122,16 @@ def test_records_new_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert row[2:7] == ["tiny", "1x NVIDIA H100 80GB HBM3", "2", "3.3950", "3.41"]
     assert main(["records", "--dir", str(records), "--new", "no-logs"]) == 2
     assert capsys.readouterr().err.strip().startswith("speedrun: error: records --new NAME LOG...")
+
+
+def test_upstream_logs_in_a_record_folder(tmp_path):
+    """A record folder may hold the upstream NanoGPT speedrun's own logs: the table reads them like ours."""
+    records = tmp_path / "records"
+    upstream = Path(__file__).parent / "data" / "upstream" / "082725_FA3"
+    shutil.copytree(upstream, records / "2025-08-27_upstream-fa3")
+    (row,) = table_rows(rebuild_records_table(str(records)))
+    finals = [3.2782, 3.2769, 3.2790]
+    p = scipy.stats.ttest_1samp(finals, 3.28, alternative="less").pvalue
+    assert row[:7] == ["2025-08-27", "[upstream-fa3](2025-08-27_upstream-fa3/)", "upstream-2025-08-27_upstream-fa3",
+                       "8x NVIDIA H100 80GB HBM3", "3 (+2 not counted)", "3.2780", "3.28"]
+    assert row[7] == format_p(p)

@@ -227,3 +227,61 @@ def test_time_to_target_is_the_first_validation_at_or_below_it(tmp_path):
     text, _ = stats_report([str(tmp_path)], target=3.5)
     assert "to 3.5 (s @ step)" in text and "0.8 @ 75" in text
     assert "not reached" in stats_report([str(tmp_path)], target=2.9)[0]
+
+
+def test_labels_show_the_data_files_when_they_differ(tmp_path):
+    """tiny trains on the bundled demo corpus: a run on data/mine must not look like one on demo, in the group labels
+    or in the table of groups; fields that only tell runs apart when compared (val_tokens, or any field of a recipe
+    this checkout does not define) are added where two groups would otherwise share a label."""
+    for i, loss in enumerate((3.20, 3.21)):
+        hand_log(tmp_path / f"demo{i}.txt", loss, steps=120, recipe=dict(train_files="demo", val_tokens=8192))
+        hand_log(tmp_path / f"mine{i}.txt", loss + 0.05, steps=120,
+                 recipe=dict(train_files="data/mine/*train*.bin", val_files="data/mine/*val*.bin", val_tokens=8192))
+        hand_log(tmp_path / f"small{i}.txt", loss, steps=120, recipe=dict(train_files="demo", val_tokens=4096))
+        hand_log(tmp_path / f"x{i}.txt", loss, name="gone", recipe={"train_files": "a/*.bin"})
+        hand_log(tmp_path / f"y{i}.txt", loss, name="gone", recipe={"train_files": "b/*.bin"})
+    s = summarize([str(tmp_path)])
+    assert sorted(s.labels.values()) == [
+        "gone train_files=a/*.bin @ unknown", "gone train_files=b/*.bin @ unknown",
+        "tiny train_files=data/mine/*train*.bin val_files=data/mine/*val*.bin @ unknown",
+        "tiny val_tokens=4096 @ unknown", "tiny val_tokens=8192 @ unknown"]
+    assert all(g.n == 2 for g in s.groups.values())
+    text = stats_report([str(tmp_path)])[0]
+    assert "tiny train_files=data/mine/*train*.bin val_files=data/mine/*val*.bin @ unknown: n = 2" in text
+
+
+def test_time_interval_never_goes_below_zero(tmp_path):
+    """Three runs of 1.0, 1.1 and 9.0 s: the 95% t interval of the mean is 3.7 +- 11.3 s; a time bound is never
+    negative, so its lower end is 0 and the report says it was clipped."""
+    for i, ms in enumerate((10.0, 11.0, 90.0)):
+        hand_log(tmp_path / f"{i}.txt", 3.2 + i / 100, ms_per_step=ms)
+    s = summarize([str(tmp_path)]).overall
+    times = np.array([1.0, 1.1, 9.0])
+    half = scipy.stats.t.ppf(0.975, 2) * times.std(ddof=1) / np.sqrt(3)
+    assert times.mean() - half < 0
+    assert s.time_ci_s == pytest.approx((0.0, times.mean() + half)) and s.time_ci_clipped
+    text = stats_report([str(tmp_path)])[0]
+    assert f"95% CI [0.0, {times.mean() + half:.1f}] s (lower end clipped at 0" in text and "[-" not in text
+    # a tight set is left as it is
+    tight = [str(tmp_path / "0.txt"), str(tmp_path / "1.txt")]  # 1.0 and 1.1 s
+    s = summarize(tight).overall
+    assert not s.time_ci_clipped and s.time_ci_s[0] > 0 and "clipped" not in stats_report(tight)[0]
+
+
+def test_unfinished_runs_show_their_last_real_val_loss(tmp_path):
+    """A crashed run's 'final' column is its last val loss after step 0, with the step; none when only step 0 was
+    validated (its ~10.8 is the untrained model's, never a result)."""
+    runlog(tmp_path, 3.2)
+    runlog(tmp_path, 3.21)
+    crashed = runlog(tmp_path, 3.0, end=None, stop_at=60)  # validated at 0, 25, 50
+    failed = runlog(tmp_path, 3.0, end="failed: val loss is nan", stop_at=10)  # validated at 0 only
+    hand_log(tmp_path / "short.txt", 3.0, points=[(0, 10.8, 0), (50, 3.9, 500)])  # says complete, val stops at 50
+    runs = {r.path.name: r for r in summarize([str(tmp_path)]).runs}
+    assert runs[crashed.name].final_val_loss is None and runs[crashed.name].last_val == (50, 3.975)
+    assert runs[failed.name].final_val_loss is None and runs[failed.name].last_val is None
+    assert runs["short.txt"].final_val_loss is None and runs["short.txt"].last_val == (50, 3.9)
+    text = stats_report([str(tmp_path)])[0]
+    rows = {line.split()[0]: line for line in text.splitlines()[2:7]}
+    assert "last val 3.9750 @ step 50" in rows[crashed.name]
+    assert "last val 3.9000 @ step 50" in rows["short.txt"]
+    assert " — " in rows[failed.name] and "10.8" not in text
