@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One GPU-machine session: install, unpack the carried corpus, GPU tests, step-time benchmark (+ profile),
-# and optionally the full 1-GPU-track run. Usage on the device: bash benchmarks/gpu_session.sh [setup|tests|bench|mlp|accum|track|all]
+# and optionally the full 1-GPU-track run. Usage on the device: bash benchmarks/gpu_session.sh [setup|tests|bench|accum|track|all]
 # (setup: install and unpack the corpus only), or
 #   LIMIT=540 bash benchmarks/gpu_session.sh ttt NAME [time_to_target.py args: --target, --parallel, variants ...]
 # which runs benchmarks/time_to_target.py on the 1-GPU track (val at step 0 and the end only) under a LIMIT-second
@@ -34,6 +34,5 @@ if [ "$what" = ttt ]; then
 fi
 case $what in tests|all) python3 -m pytest -q tests/gpu -s 2>&1 | tee "$OUT/gpu_tests.txt" ;; esac
 case $what in bench|all) python3 benchmarks/step_time.py --recipe record21_1gpu --steps 40 --profile --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.txt" ;; esac
-case $what in mlp|all) python3 benchmarks/mlp.py --out "$OUT/mlp.json" 2>&1 | tee "$OUT/mlp.txt" ;; esac
 case $what in accum|all) python3 benchmarks/step_time.py --recipe record21 --steps 8 --warmup 2 --at-step 0 --json "$OUT/bench_accum8.json" 2>&1 | tee "$OUT/bench_accum8.txt" ;; esac
 case $what in track|all) speedrun train --recipe record21_1gpu "${TRACK[@]}" --log-dir "$OUT/logs" --print-every 125 2>&1 | tee "$OUT/track.txt" ;; esac

@@ -26,8 +26,10 @@ from speedrun.data.stream import BatchStream
 from speedrun.data.tokenizer import EOT
 from speedrun.model.attention import document_ids
 from speedrun.optim.schedule import long_window_blocks
+from speedrun.build import build_model, build_optimizers
+from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
-from speedrun.train import build_model, build_optimizers, make_plan, train_step, warmup_and_restore
+from speedrun.step import train_step, warmup_and_restore
 
 
 def synthetic_tokens(n: int, vocab: int, mean_doc: int, seed: int) -> torch.Tensor:

@@ -9,7 +9,6 @@ Only rank 0 writes; every rank loads. Problems the user can fix raise Checkpoint
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import re
@@ -19,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speedrun.build import build_model
 from speedrun.errors import SpeedrunError
-from speedrun.recipe import FIELDS, Recipe, RecipeError
+from speedrun.plan import make_plan
+from speedrun.recipe import Recipe, RecipeError, apply_overrides, load_recipe, recipe_from_dict
 
 FORMAT = "speedrun-checkpoint v1"
 NAME = re.compile(r"^ckpt_(.+)_step(\d+)\.pt$")
@@ -46,7 +47,6 @@ class Checkpoint:
     train_files: list[tuple[str, int]] = field(default_factory=list)  # (file name, tokens) of the train stream
     save_every: int = 0
     world_size: int = 1
-    pending_grads: dict = field(default_factory=dict)  # name -> gradient Adam has not used yet (adam_every > 1)
 
     @property
     def complete(self) -> bool:
@@ -93,7 +93,6 @@ def payload(*, model, optimizers, step: int, stream_position, recipe: Recipe, lo
         recipe=recipe.to_dict(),
         step=int(step),
         model=_to_cpu(base.state_dict()),
-        pending_grads=_to_cpu(_pending_by_name(base, optimizers[0])),
         optimizers=[_to_cpu(o.state_dict()) for o in optimizers],
         stream=dict(shard=int(stream_position.shard), offset=int(stream_position.offset),
                     passes=int(stream_position.passes)),
@@ -107,12 +106,6 @@ def payload(*, model, optimizers, step: int, stream_position, recipe: Recipe, lo
         world_size=int(world_size),
         torch_version=str(torch.__version__),
     )
-
-
-def _pending_by_name(model, adam) -> dict:
-    """Adam's gradients waiting for its next step (adam_every > 1), by parameter name."""
-    pending = getattr(adam, "pending_grads", {})
-    return {n: pending[p] for n, p in model.named_parameters() if p in pending}
 
 
 def _to_cpu(obj):
@@ -186,22 +179,11 @@ def load(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
             train_losses=list(data["train_losses"]), val_losses=[tuple(x) for x in data["val_losses"]],
             log_path=data["log_path"], train_files=[tuple(x) for x in data.get("train_files", [])],
             save_every=int(data.get("save_every", 0)), world_size=int(data.get("world_size", 1)),
-            pending_grads=dict(data.get("pending_grads", {})),
         )
     except RecipeError as e:
         raise CheckpointError(f"{path}: its recipe does not fit this version of speedrun: {e}") from None
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: incomplete checkpoint ({type(e).__name__}: {e})") from None
-
-
-def recipe_from_dict(d: dict) -> Recipe:
-    unknown = sorted(set(d) - set(FIELDS))
-    if unknown:
-        raise RecipeError(f"unknown field(s) {', '.join(unknown)}")
-    missing = [f for f, spec in FIELDS.items() if f not in d and spec.default is dataclasses.MISSING]
-    if missing:
-        raise RecipeError(f"missing field(s) {', '.join(missing)}")
-    return Recipe(**d).check()
 
 
 def resolve(spec: str | os.PathLike, checkpoint_dir: str | os.PathLike = "checkpoints") -> Path:
@@ -233,7 +215,6 @@ def load_for_resume(spec: str, checkpoint_dir: str = "checkpoints", recipe_name:
     the learning-rate cool-down and the window ramp) would no longer be the same run. --set alone applies to the
     checkpoint's recipe; with --recipe, to that recipe file.
     """
-    from speedrun.recipe import _coerce, load_recipe
 
     ckpt = load(resolve(spec, checkpoint_dir))
     if ckpt.complete:
@@ -242,14 +223,7 @@ def load_for_resume(spec: str, checkpoint_dir: str = "checkpoints", recipe_name:
     if recipe_name is not None:
         given = load_recipe(recipe_name, overrides)
     elif overrides:
-        values = ckpt.recipe.to_dict()
-        items = overrides.items() if isinstance(overrides, dict) else [o.split("=", 1) if "=" in o else (o, None)
-                                                                        for o in overrides]
-        for k, v in items:
-            if v is None:
-                raise RecipeError(f"--set {k!r}: expected key=value")
-            values[k.strip()] = _coerce(k.strip(), v.strip() if isinstance(v, str) else v, f"--set {k.strip()}")
-        given = Recipe(**values)
+        given = Recipe(**apply_overrides(ckpt.recipe.to_dict(), overrides))
     else:
         return ckpt
     diff = recipe_differences(ckpt.recipe, given)
@@ -262,8 +236,6 @@ def load_for_resume(spec: str, checkpoint_dir: str = "checkpoints", recipe_name:
 def load_model(checkpoint: str | os.PathLike | Checkpoint, device: str | None = None):
     """(model in eval mode on `device`, plan, checkpoint) for sampling and evals: the training device plan's
     model (bf16 embeddings and FlexAttention on a GPU), with the checkpoint's weights."""
-    from speedrun.train import build_model, make_plan
-
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load(checkpoint)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -282,13 +254,3 @@ def load_weights(model, ckpt: Checkpoint) -> None:
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise CheckpointError(f"{ckpt.path}: the weights do not fit the checkpoint's recipe ({first})") from None
-
-
-def load_pending_grads(model, adam, ckpt: Checkpoint) -> None:
-    """Give Adam back the gradients it had not used yet when the checkpoint was written (adam_every > 1)."""
-    params = dict(getattr(model, "_orig_mod", model).named_parameters())
-    unknown = sorted(set(ckpt.pending_grads) - set(params))
-    if unknown:
-        raise CheckpointError(f"{ckpt.path}: pending gradients for unknown parameters {unknown[:3]}")
-    adam.pending_grads = {params[n]: g.to(device=params[n].device, dtype=params[n].dtype)
-                          for n, g in ckpt.pending_grads.items()}

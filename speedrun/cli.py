@@ -74,7 +74,10 @@ def cmd_train(args) -> int:
             signal.signal(signal.SIGINT, previous)
         return 130 if got and code != 0 else code
 
-    from speedrun.train import Interrupted, init_distributed, make_plan, run, shutdown_distributed
+    from speedrun.distributed import init_distributed, shutdown_distributed
+    from speedrun.interrupt import Interrupted
+    from speedrun.plan import make_plan
+    from speedrun.train import run
 
     if resume is not None:
         recipe = resume.recipe
@@ -128,8 +131,7 @@ def dry_run_report(recipe, plan) -> str:
         lines.append(f"  {label:<34} {count(groups[key]):>13,}  ({len(groups[key])} tensors)")
     assert sum(count(g) for g in groups.values()) == total, "optimiser groups must cover every parameter once"
     lines += [
-        f"tokens: {recipe.batch_tokens:,} per step" + (f" (stages {recipe.batch_stages})" if recipe.batch_stages else "")
-        + f", {recipe.total_train_tokens():,} over {recipe.steps} steps; "
+        f"tokens: {recipe.batch_tokens:,} per step, {recipe.batch_tokens * recipe.steps:,} over {recipe.steps} steps; "
         f"validation {recipe.val_tokens:,} tokens",
         "device plan:",
         *("  " + l for l in plan.describe(recipe).splitlines()),

@@ -7,3 +7,7 @@ missing file, no network, no GPU, ...); anything else is a bug and keeps its tra
 
 class SpeedrunError(Exception):
     """A user-facing problem. Its message is one line and names the file, field or setting at fault."""
+
+
+class TrainingError(SpeedrunError, RuntimeError):
+    """The run cannot go on (non-finite loss, no GPU for a GPU-only recipe, ...). One-line message."""

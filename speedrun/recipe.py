@@ -38,9 +38,6 @@ class Recipe:
     val_files: str
     val_tokens: int  # positions scored at each validation
     train_loop: bool  # start the train stream again from its first shard when it runs out
-    align_rows_to_docs: bool  # each train row starts at the first <|endoftext|> at or after the stream's cursor
-    max_doc_tokens: int  # training only: each piece of this many tokens of a document counts as a document (0: off)
-    max_doc_tokens_stages: list[int]  # sequence-length schedule: max_doc_tokens of each of equal stages ([]: off)
 
     # --- model --------------------------------------------------------------------------------------
     vocab_size: int
@@ -62,18 +59,13 @@ class Recipe:
     fp8_w_scale: float
     fp8_grad_scale: float
     fp8_mlp: bool  # MLP matmuls (forward and both gradients) in FP8 with per-tensor dynamic scales, in training (GPU)
-    fused_mlp: bool  # c_fc + ReLU^2 as one Triton kernel, its backward with c_proj's input gradient, in training (GPU)
     fused_head_loss: bool  # FP8 head + soft-capped cross-entropy as one op, gradient written in the forward (Triton)
     no_mlp_layers: list[int]  # layers without an MLP
     smear: bool  # add a gated share of the previous token's embedding to each token's (within a document)
     attn_gate: bool  # per-head sigmoid gate on attention outputs, computed from the first gate_dims input dims
     gate_dims: int  # input dims the smear and attention gates read
-    ve_gate: bool  # value embeddings scaled per head by 2*sigmoid(w_h . x[:gate_dims]) (1 at init)
-    skip_gate: bool  # U-net skips scaled per token by 2*sigmoid(w . x[:gate_dims]) (1 at init)
-    bigram_buckets: int  # hashed (previous, current) token-pair embedding added to the token's (0: off)
     mtp_weights: list[float]  # multi-token prediction: step-0 weights of extra targets +2, +3, ... in training ([]: off)
     mtp_end_frac: float  # the mtp weights fall linearly to 0 at this fraction of the steps (then pure next-token)
-    paired_head_layers: list[int]  # layers where each pair of heads attends as one head over both heads' keys ([]: off)
 
     # --- attention windows -------------------------------------------------------------------------------
     attn_block_size: int
@@ -81,7 +73,6 @@ class Recipe:
 
     # --- batch ------------------------------------------------------------------------------------------
     batch_tokens: int  # global tokens per optimiser step (all ranks, all accumulation steps)
-    batch_stages: list[int]  # batch-size schedule: global batch of each of equal-length stages ([]: batch_tokens)
     seq_len: int  # tokens per rank per micro-step (one row)
     val_seq_len: int  # tokens per rank per validation batch
 
@@ -89,7 +80,6 @@ class Recipe:
     steps: int
     adam_betas: list[float]
     adam_eps: float
-    adam_every: int  # Adam steps every k-th step on the mean of the k steps' gradients (1: every step)
     lr_head: float
     lr_embed: float
     lr_scalar: float
@@ -100,9 +90,7 @@ class Recipe:
     ns_steps: int
     ns_coefficients: list[float]
     orthogonalizer: str  # newton_schulz (ns_coefficients every iteration) | polar_express (per-iteration coefficients)
-    ns_symmetric_kernel: bool  # Newton-Schulz's X X^T and b A + c A A by a Triton kernel, upper tiles only (CPU: torch)
     normuon_beta2: float  # NorMuon: EMA of the update's per-neuron second moment (0: off)
-    muon_weight_decay: float  # cautious decoupled weight decay, times the scheduled lr (0: off)
     cooldown_frac: float
     min_lr_frac: float
 
@@ -131,18 +119,6 @@ class Recipe:
         if layer >= self.num_layers - k:
             return layer - (self.num_layers - k)
         return None
-
-    def step_batch(self, step: int) -> tuple[int, int]:
-        """(global batch tokens, row length per micro-step) at `step`. With batch_stages, the steps fall into
-        len(batch_stages) equal stages; a stage keeps the accumulation count and scales the row length."""
-        if not self.batch_stages:
-            return self.batch_tokens, self.seq_len
-        stage = min(len(self.batch_stages) * step // self.steps, len(self.batch_stages) - 1)
-        tokens = self.batch_stages[stage]
-        return tokens, self.seq_len * tokens // self.batch_tokens
-
-    def total_train_tokens(self) -> int:
-        return sum(self.step_batch(s)[0] for s in range(self.steps))
 
     def grad_accum_steps(self, world_size: int) -> int:
         per_micro = world_size * self.seq_len
@@ -192,13 +168,6 @@ class Recipe:
              f"val_tokens={self.val_tokens} must be a multiple of val_seq_len={self.val_seq_len}")
         need(self.batch_tokens % self.seq_len == 0,
              f"batch_tokens={self.batch_tokens} must be a multiple of seq_len={self.seq_len}")
-        for tokens in self.batch_stages:
-            row = self.seq_len * tokens / self.batch_tokens
-            need(0 < tokens <= self.batch_tokens and row == int(row) and int(row) % self.attn_block_size == 0
-                 and int(row) >= final_window,
-                 f"batch_stages entry {tokens}: each stage's batch must be at most batch_tokens={self.batch_tokens} and "
-                 f"give rows (seq_len x stage / batch_tokens = {row:g} tokens) that are a multiple of "
-                 f"attn_block_size={self.attn_block_size} and at least the final window ({final_window})")
         need(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas), "adam_betas must be two values in [0, 1)")
         need(len(self.ns_coefficients) == 3, "ns_coefficients must be three numbers (a, b, c)")
         need(self.orthogonalizer in ("newton_schulz", "polar_express"),
@@ -209,34 +178,15 @@ class Recipe:
             need(1 <= self.ns_steps <= len(POLAR_EXPRESS_COEFFICIENTS),
                  f"ns_steps={self.ns_steps}: polar_express has coefficients for 1..{len(POLAR_EXPRESS_COEFFICIENTS)} steps")
         need(0 <= self.normuon_beta2 < 1, "normuon_beta2 must lie in [0, 1) (0: off)")
-        need(self.muon_weight_decay >= 0, "muon_weight_decay must be >= 0")
-        need(self.adam_every >= 1, f"adam_every={self.adam_every} must be >= 1 (1: Adam steps every step)")
         need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
         need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
-        need(not (self.fused_mlp and self.fp8_mlp),
-             "fused_mlp and fp8_mlp are both true: the fused MLP kernel is bf16, pick one of the two")
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
-        need(self.bigram_buckets == 0 or self.bigram_buckets >= 2,
-             f"bigram_buckets={self.bigram_buckets} must be 0 (off) or >= 2 (bucket 0 means: no previous token)")
         need(len(self.mtp_weights) <= 3 and all(w >= 0 for w in self.mtp_weights),
              f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
         need(0 < self.mtp_end_frac <= 1, f"mtp_end_frac={self.mtp_end_frac} must lie in (0, 1]")
-        for i in self.paired_head_layers:
-            need(0 <= i < self.num_layers and i not in self.no_attn_layers,
-                 f"paired_head_layers: layer {i} must be an existing layer with attention (not in no_attn_layers)")
-        need(len(set(self.paired_head_layers)) == len(self.paired_head_layers), "paired_head_layers names a layer twice")
-        need(not self.paired_head_layers or self.num_heads % 2 == 0,
-             f"paired_head_layers needs an even num_heads (heads attend in pairs), got num_heads={self.num_heads}")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
-        need(self.max_doc_tokens >= 0, f"max_doc_tokens={self.max_doc_tokens} must be >= 0 (0: off)")
-        need(all(n > 0 for n in self.max_doc_tokens_stages),
-             f"max_doc_tokens_stages={self.max_doc_tokens_stages}: every stage's cap must be > 0")
-        need(not (self.max_doc_tokens_stages and self.max_doc_tokens),
-             "set max_doc_tokens (one cap) or max_doc_tokens_stages (a cap per stage), not both")
-        need(len(self.max_doc_tokens_stages) <= max(self.steps, 1),
-             f"max_doc_tokens_stages has {len(self.max_doc_tokens_stages)} stages for {self.steps} steps")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
         return self
 
@@ -245,6 +195,31 @@ class Recipe:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
+
+# Ideas measured as no gain on the 1-GPU track and then removed: each field and its "off" value. Their results are
+# in experiments/2026-11-25_fast-1gpu-h100/README.md; commit RETIRED_AT holds their code. Old recipe files, logs
+# and checkpoints still load while these fields hold their off value.
+RETIRED_AT = "fe89ee1"
+RETIRED_FIELDS = {
+    "align_rows_to_docs": False, "max_doc_tokens": 0, "max_doc_tokens_stages": [], "batch_stages": [],
+    "fused_mlp": False, "ve_gate": False, "skip_gate": False, "bigram_buckets": 0, "paired_head_layers": [],
+    "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0,
+}
+
+
+def _is_retired(key: str, value, source: str) -> bool:
+    """True for a retired field at its off value (to be dropped); RecipeError for one that asks for the idea."""
+    if key not in RETIRED_FIELDS:
+        return False
+    if isinstance(value, str):
+        try:
+            value = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            pass
+    if value != RETIRED_FIELDS[key]:
+        raise RecipeError(f"{source}: {key}={value!r}: this idea was measured as no gain and removed "
+                          f"(experiments/2026-11-25_fast-1gpu-h100/README.md; `git show {RETIRED_AT}` has its code)")
+    return True
 
 
 def _coerce(key: str, value, source: str):
@@ -318,7 +293,7 @@ def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"{path}: not valid TOML: {e}") from None
     base = data.pop("base", None)
-    values = {k: _coerce(k, v, str(path)) for k, v in data.items()}
+    values = {k: _coerce(k, v, str(path)) for k, v in data.items() if not _is_retired(k, v, str(path))}
     if base is not None:
         merged = _read_toml(base if not base.endswith(".toml") else str(path.parent / base), seen + (str(path.resolve()),))
         merged.pop("name", None)
@@ -331,16 +306,37 @@ def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
 
 def load_recipe(name_or_path: str = "tiny", overrides: list[str] | dict | None = None) -> Recipe:
     values = _read_toml(name_or_path)
-    if isinstance(overrides, dict):
-        for k, v in overrides.items():
-            values[k] = _coerce(k, v, "override")
-    else:
-        for item in overrides or []:
-            if "=" not in item:
-                raise RecipeError(f"--set {item!r}: expected key=value")
-            k, v = item.split("=", 1)
-            values[k.strip()] = _coerce(k.strip(), v.strip(), f"--set {k.strip()}")
+    apply_overrides(values, overrides)
     missing = [f for f, spec in FIELDS.items() if f not in values and spec.default is dataclasses.MISSING]
     if missing:
         raise RecipeError(f"recipe {name_or_path}: missing field(s) {', '.join(missing)} (add them or set base = \"record21\")")
     return Recipe(**values).check()
+
+
+def apply_overrides(values: dict, overrides: list[str] | dict | None) -> dict:
+    """Apply `key=value` strings (--set) or a {key: value} dict to a recipe's field values, type-checked."""
+    if isinstance(overrides, dict):
+        items = [(k, v, "override") for k, v in overrides.items()]
+    else:
+        items = []
+        for item in overrides or []:
+            if "=" not in item:
+                raise RecipeError(f"--set {item!r}: expected key=value")
+            k, v = item.split("=", 1)
+            items.append((k.strip(), v.strip(), f"--set {k.strip()}"))
+    for k, v, source in items:
+        if not _is_retired(k, v, source):
+            values[k] = _coerce(k, v, source)
+    return values
+
+
+def recipe_from_dict(d: dict, source: str = "recipe") -> Recipe:
+    """A Recipe from the dict a run log or checkpoint stored (retired fields at their off value are dropped)."""
+    d = {k: v for k, v in d.items() if not _is_retired(k, v, source)}
+    unknown = sorted(set(d) - set(FIELDS))
+    if unknown:
+        raise RecipeError(f"{source}: unknown field(s) {', '.join(unknown)}")
+    missing = [f for f, spec in FIELDS.items() if f not in d and spec.default is dataclasses.MISSING]
+    if missing:
+        raise RecipeError(f"{source}: missing field(s) {', '.join(missing)}")
+    return Recipe(**d).check()

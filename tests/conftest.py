@@ -50,6 +50,6 @@ def spec_text(shared_dir) -> str:
 def _keep_large_allocations():
     """What `speedrun.train.run` does on CPU anyway: keep freed (T x vocab) buffers in the heap; without it every
     step re-faults zeroed pages and the model tests run several times slower on a small VM."""
-    from speedrun.train import keep_large_allocations
+    from speedrun.plan import keep_large_allocations
 
     keep_large_allocations()

@@ -1,20 +1,20 @@
 """Run by tests/test_distributed.py under torchrun (or alone): trains a small recipe and saves, from rank 0,
-the per-step train losses, val losses and final parameters. Usage: dist_worker.py OUT.pt TRAIN VAL BATCH [fast|docs]
-("fast": with the fast recipe's model and optimiser changes, NorMuon and cautious weight decay included, and the
-value-embedding and skip gates, the bigram embedding and Adam every other step; "docs": fast with rows aligned to
-document starts and documents cut into 100-token pieces in training)"""
+the per-step train losses, val losses and final parameters. Usage: dist_worker.py OUT.pt TRAIN VAL BATCH [fast]
+("fast": with the fast recipe's model and optimiser changes, Polar Express, NorMuon and multi-token prediction
+included)"""
 
 import sys
 
 import torch
 
+from speedrun.distributed import init_distributed, shutdown_distributed
+from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
-from speedrun.train import init_distributed, make_plan, run, shutdown_distributed
+from speedrun.train import run
 
 FAST = {"smear": True, "attn_gate": True, "no_mlp_layers": [0], "orthogonalizer": "polar_express",
-        "normuon_beta2": 0.95, "muon_weight_decay": 0.5, "ve_gate": True, "skip_gate": True, "bigram_buckets": 97,
-        "adam_every": 2}
-VARIANTS = {"": {}, "fast": FAST, "docs": {**FAST, "align_rows_to_docs": True, "max_doc_tokens": 100}}
+        "normuon_beta2": 0.95, "mtp_weights": [0.5, 0.25]}
+VARIANTS = {"": {}, "fast": FAST}
 
 
 def main(out, train, val, batch_tokens, variant=""):

@@ -1,8 +1,7 @@
 """Document-causal, block-windowed attention masks: block lists -> dense mask / FlexAttention BlockMask vs the rule.
 
 The rule (spec, "Attention masking"): q sees k iff k <= q, same document (doc id = count of EOT up to and
-including the position) and block(q) - block(k) < w. Paired-head layers: the same rule over the interleaved
-rows r = 2t + p (head p of a pair at position t), each row in its position's document (`paired_reference_mask`).
+including the position) and block(q) - block(k) < w.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from speedrun.model.attention import (
     dense_attention,
     dense_mask,
     document_ids,
-    document_starts,
     flex_block_mask,
     reference_mask,
     window_blocks_per_layer,
@@ -68,30 +66,6 @@ def sequences(bs: int, nb: int) -> dict[str, torch.Tensor]:
 
 
 CASES = [(bs, nb, name) for bs, nb in [(16, 9), (128, 6)] for name in sequences(bs, nb)]
-
-
-def paired_reference_mask(tokens: torch.Tensor, window_blocks: int, block_size: int) -> torch.Tensor:
-    """The paired-head rule stated directly: (2T, 2T) over rows r = 2t + p; row r sees row r' iff r' <= r, the
-    positions r // 2 and r' // 2 lie in the same document, and r // bs - r' // bs < w (blocks of rows)."""
-    docs = document_ids(tokens)
-    row = torch.arange(2 * tokens.numel())
-    doc = docs[row // 2]
-    blk = row // block_size
-    return (row[:, None] >= row[None, :]) & (doc[:, None] == doc[None, :]) & (blk[:, None] - blk[None, :] < window_blocks)
-
-
-def masks_under_test(tokens: torch.Tensor, bs: int, paired: bool):
-    """(block lists, reference rule, blocks in the sequence, windows to try) for plain or paired-head layers.
-    Plain: every window. Paired (twice the blocks, four times the mask): the small ones, half the positions' blocks,
-    all of them (the longest a model uses) and the whole interleaved sequence."""
-    lists = BlockLists.build(tokens, bs)
-    nb = tokens.numel() // bs
-    if paired:
-        return lists.paired(), paired_reference_mask, 2 * nb, sorted({1, 2, 3, max(1, nb // 2), nb, 2 * nb - 1, 2 * nb})
-    return lists, reference_mask, nb, range(1, nb + 1)
-
-
-PAIRED = pytest.mark.parametrize("paired", [False, True], ids=["plain", "paired"])
 
 
 # --- expanding a FlexAttention BlockMask by hand --------------------------------------------------------------------
@@ -148,34 +122,32 @@ def test_reference_mask_on_a_hand_example():
 
 
 # --- (1) + (2): both back-ends equal the rule, every window ---------------------------------------------------------
-@PAIRED
 @pytest.mark.parametrize("bs,nb,name", CASES)
-def test_dense_and_flex_masks_equal_reference_every_window(bs, nb, name, paired):
+def test_dense_and_flex_masks_equal_reference_every_window(bs, nb, name):
     tokens = sequences(bs, nb)[name]
-    lists, reference, nb, windows = masks_under_test(tokens, bs, paired)
+    lists = BlockLists.build(tokens, bs)
     T = nb * bs
-    for w in windows:
-        ref = reference(tokens, w, bs)
+    for w in range(1, nb + 1):
+        ref = reference_mask(tokens, w, bs)
         dense = dense_mask(lists, w)
         assert dense.shape == (T, T) and dense.dtype == torch.bool
         assert torch.equal(dense, ref), f"dense, window {w}: {first_mismatch(dense, ref)}"
         flex = expand_block_mask(flex_block_mask(lists, w), T)
         assert torch.equal(flex, ref), f"flex, window {w}: {first_mismatch(flex, ref)}"
     # a window wider than the sequence is the same as the whole sequence
-    assert torch.equal(dense_mask(lists, nb + 3), reference(tokens, nb, bs))
+    assert torch.equal(dense_mask(lists, nb + 3), reference_mask(tokens, nb, bs))
 
 
-@PAIRED
 @pytest.mark.parametrize("bs,nb,name", CASES)
-def test_block_lists_are_exact(bs, nb, name, paired):
+def test_block_lists_are_exact(bs, nb, name):
     """The block lists alone are exact (what the compiled kernels rely on for speed): after truncation to w, a
     listed full block is wholly allowed, a listed partial block is partly allowed, and every key block with an
     allowed pair is listed -- so no needless blocks and, even with a mask_mod that ignored the window, nothing
     beyond the window."""
     tokens = sequences(bs, nb)[name]
-    lists, reference, nb, windows = masks_under_test(tokens, bs, paired)
-    for w in windows:
-        ref = reference(tokens, w, bs).view(nb, bs, nb, bs)
+    lists = BlockLists.build(tokens, bs)
+    for w in range(1, nb + 1):
+        ref = reference_mask(tokens, w, bs).view(nb, bs, nb, bs)
         allowed_any = ref.any(dim=(1, 3))
         allowed_all = ref.all(dim=(1, 3))
         partial, full = lists.truncated(w)
@@ -189,20 +161,16 @@ def test_block_lists_are_exact(bs, nb, name, paired):
             assert all(i - j < w for j in f + p)
 
 
-@PAIRED
 @pytest.mark.parametrize("bs,nb,name", CASES)
-def test_masks_never_see_the_future_or_another_document_and_always_see_self(bs, nb, name, paired):
+def test_masks_never_see_the_future_or_another_document_and_always_see_self(bs, nb, name):
     tokens = sequences(bs, nb)[name]
-    lists, _, nb, windows = masks_under_test(tokens, bs, paired)
+    lists = BlockLists.build(tokens, bs)
     T = nb * bs
-    pos = torch.arange(T)  # rows of the interleaved sequence where paired
-    docs = document_ids(tokens).repeat_interleave(2) if paired else document_ids(tokens)
+    pos = torch.arange(T)
+    docs = document_ids(tokens)
     future = pos[None, :] > pos[:, None]
-    if paired:  # in positions: a later position is future, and at the same position head 1 is to head 0
-        assert torch.equal(future, (pos[None, :] // 2 > pos[:, None] // 2) | ((pos[None, :] - pos[:, None]) == 1)
-                           & (pos[:, None] % 2 == 0))
     other_doc = docs[:, None] != docs[None, :]
-    for w in windows:
+    for w in range(1, nb + 1):
         for label, m in [("dense", dense_mask(lists, w)), ("flex", expand_block_mask(flex_block_mask(lists, w), T))]:
             assert not (m & future).any(), f"{label} w={w}: a position attends to the future"
             assert not (m & other_doc).any(), f"{label} w={w}: a position attends to another document"
@@ -284,85 +252,6 @@ def test_record21_windows_on_realistic_documents(seed):
         assert torch.equal(expand_block_mask(flex_block_mask(lists, w), bs * nb), ref), f"flex, window {w}"
 
 
-# --- max_doc_tokens: long documents cut into pieces for attention ------------------------------------------------------
-def pieces_reference(tokens: torch.Tensor, cap: int) -> torch.Tensor:
-    """Document ids by hand: walk the row; a new document at every EOT and after every `cap` positions of one
-    (a document begun before the row counts from the row's start)."""
-    ids, doc, within = [], 0, 0
-    for t in tokens.tolist():
-        if t == EOT or within == cap:
-            doc, within = doc + 1, 0
-        ids.append(doc)
-        within += 1
-    return torch.tensor(ids)
-
-
-def test_document_starts_with_a_cap_on_a_hand_example():
-    # EOT at 3 and 12, cap 4: the leading fragment 0..2 is short; 3..11 -> pieces at 3, 7, 11; 12..19 -> 12, 16
-    t = tokens_with_eots(20, [3, 12])
-    assert document_starts(t, 4).nonzero().flatten().tolist() == [3, 7, 11, 12, 16]
-    assert document_ids(t, 4).tolist() == [0] * 3 + [1] * 4 + [2] * 4 + [3] + [4] * 4 + [5] * 4
-    # a fragment begun before the row is cut from the row's start
-    assert document_starts(tokens_with_eots(12, [10]), 4).nonzero().flatten().tolist() == [4, 8, 10]
-    # cap 1: every position is a document of its own
-    assert document_ids(t, 1).tolist() == list(range(20))
-
-
-@pytest.mark.parametrize("cap", [1, 5, 16, 40, 1000])
-@pytest.mark.parametrize("bs,nb,name", CASES)
-def test_document_ids_with_a_cap_equal_the_pieces_by_hand(bs, nb, name, cap):
-    tokens = sequences(bs, nb)[name]
-    assert document_ids(tokens, cap).tolist() == pieces_reference(tokens, cap).tolist()
-
-
-@pytest.mark.parametrize("bs,nb,name", CASES)
-def test_cap_off_or_longer_than_every_document_changes_nothing(bs, nb, name):
-    tokens = sequences(bs, nb)[name]
-    plain = (tokens == EOT).cumsum(0)
-    assert torch.equal(document_ids(tokens), plain) and torch.equal(document_ids(tokens, 0), plain)
-    assert torch.equal(document_ids(tokens, bs * nb), plain)  # no document can be longer than the row
-    assert torch.equal(BlockLists.build(tokens, bs, 0).docs, plain)
-
-
-CAP_CASES = [(bs, nb, name, cap) for bs, nb, name in CASES
-             if name in ("no_eot", "eot_at_0_only", "long_doc_then_short", "random_docs", "boundary_at_block_start")
-             for cap in (bs // 2 + 3, bs, 2 * bs + 1)]  # inside a block, exactly a block, across blocks
-
-
-@pytest.mark.parametrize("bs,nb,name,cap", CAP_CASES)
-def test_dense_and_flex_masks_with_a_cap_equal_the_rule_on_pieces(bs, nb, name, cap):
-    tokens = sequences(bs, nb)[name]
-    T = tokens.numel()
-    docs = pieces_reference(tokens, cap)
-    lists = BlockLists.build(tokens, bs, cap)
-    assert torch.equal(lists.docs, docs)
-    for w in range(1, nb + 1):
-        ref = reference_mask(tokens, w, bs, docs=docs)
-        assert torch.equal(dense_mask(lists, w), ref), f"dense, window {w}: {first_mismatch(dense_mask(lists, w), ref)}"
-        flex = expand_block_mask(flex_block_mask(lists, w), T)
-        assert torch.equal(flex, ref), f"flex, window {w}: {first_mismatch(flex, ref)}"
-    # not vacuous: where a document is longer than the cap, the cap hides keys the real documents would show
-    cut = not torch.equal(docs, document_ids(tokens))
-    assert cut == (not torch.equal(dense_mask(lists, nb), reference_mask(tokens, nb, bs)))
-    assert cut or (name, cap) == ("boundary_at_block_start", 2 * bs + 1)  # its documents are at most 2 blocks
-
-
-def test_document_starts_compiles_into_one_graph():
-    """The training step compiles the mask building: the cap must not break the graph or depend on data shapes."""
-    import torch._dynamo.exc as dynamo_exc
-    import torch._inductor.exc as inductor_exc
-
-    tokens = tokens_with_doc_lengths(512, 90, seed=4)
-    compiled = torch.compile(lambda t: document_ids(t, 37), fullgraph=True, dynamic=False)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's own deprecation notes on importing inductor
-            got = compiled(tokens)
-    except (dynamo_exc.BackendCompilerFailed, inductor_exc.InductorError) as e:  # pragma: no cover - no compiler
-        pytest.skip(f"inductor does not build on this CPU: {type(e).__name__}")  # a graph break still fails
-    assert torch.equal(got, pieces_reference(tokens, 37))
-
-
 # --- FlexAttention (eager, CPU) vs dense attention --------------------------------------------------------------------
 def _flex_attention_or_skip():
     try:
@@ -430,57 +319,3 @@ def test_dense_attention_matches_explicit_softmax():
     scores = scores.masked_fill(~mask, float("-inf"))
     want = scores.softmax(-1) @ v
     torch.testing.assert_close(dense_attention(q, k, v, mask, 0.12), want, atol=1e-5, rtol=1e-5)
-
-
-def test_flex_attention_eager_equals_dense_attention_with_a_cap():
-    flex_attention = _flex_attention_or_skip()
-    tokens, q, k, v = _flex_inputs()  # its first document is 180 tokens long: cut at 50, 100, 150
-    lists = BlockLists.build(tokens, FLEX_BS, 50)
-    for w in (3, FLEX_NB):
-        y_dense = dense_attention(q, k, v, dense_mask(lists, w), 0.12)
-        y_flex = _run_flex(flex_attention, q, k, v, flex_block_mask(lists, w), 0.12)
-        torch.testing.assert_close(y_flex, y_dense, atol=1e-5, rtol=1e-5)
-    uncapped = dense_attention(q, k, v, dense_mask(BlockLists.build(tokens, FLEX_BS), FLEX_NB), 0.12)
-    assert (uncapped - y_dense).abs().max() > 1e-3
-
-
-# --- paired-head layers: the interleaved sequence's documents ---------------------------------------------------------
-def test_paired_lists_keep_both_rows_of_a_position_in_its_document():
-    """Row 2p + 1 (head 1 at an <|endoftext|> position p) sees row 2p (head 0 there): the document ids are the
-    positions' ids repeated, not ids recounted over repeated tokens (where the second EOT would open a document)."""
-    bs = 8
-    tokens = tokens_with_eots(32, [0, 5, 16, 17])
-    lists = BlockLists.build(tokens, bs).paired()
-    assert lists.docs.tolist() == document_ids(tokens).repeat_interleave(2).tolist()
-    m = dense_mask(lists, 8)
-    for p in (0, 5, 16, 17):
-        assert m[2 * p + 1, 2 * p] and not m[2 * p, 2 * p + 1]
-        assert not m[2 * p, 2 * p - 1] if p else True  # nothing of the previous document
-    assert torch.equal(m, paired_reference_mask(tokens, 8, bs))
-    recounted = dense_mask(BlockLists.build(tokens.repeat_interleave(2), bs), 8)
-    assert not torch.equal(m, recounted) and not recounted[2 * 5 + 1, 2 * 5]
-
-
-def test_paired_window_spans_half_as_many_positions():
-    """The window stays w blocks of rows: the last row of one long document sees w * bs rows, w * bs / 2 positions."""
-    bs, nb = 16, 6
-    tokens = tokens_with_eots(bs * nb, [])
-    lists = BlockLists.build(tokens, bs).paired()
-    last = 2 * bs * nb - 1
-    for w in (1, 2, 5):
-        m = dense_mask(lists, w)
-        assert m[last].sum().item() == w * bs
-        assert m[last].nonzero().flatten().div(2, rounding_mode="floor").unique().numel() == w * bs // 2
-
-
-@pytest.mark.parametrize("w", [1, 3, 10, 32])
-def test_flex_attention_eager_equals_dense_attention_paired(w):
-    """Eager FlexAttention with the interleaved sequence's block mask equals dense attention with its dense mask."""
-    flex_attention = _flex_attention_or_skip()
-    tokens, q, k, v = _flex_inputs()
-    tokens = tokens[: tokens.numel() // 2]  # 128 positions -> 256 rows, the tensors' length
-    lists = BlockLists.build(tokens, FLEX_BS).paired()
-    y_dense = dense_attention(q, k, v, dense_mask(lists, w), 0.12)
-    y_flex = _run_flex(flex_attention, q, k, v, flex_block_mask(lists, torch.tensor(w, dtype=torch.int32)), 0.12)
-    torch.testing.assert_close(y_flex, y_dense, atol=1e-5, rtol=1e-5)
-    assert torch.equal(dense_mask(lists, w), paired_reference_mask(tokens, w, FLEX_BS))

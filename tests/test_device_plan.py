@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from speedrun.recipe import load_recipe
-from speedrun.train import TrainingError, make_plan
+from speedrun.errors import TrainingError
+from speedrun.plan import make_plan
 
 
 def fake_gpu(monkeypatch, capability):
@@ -47,7 +48,7 @@ def test_model_built_for_a_pre_fp8_plan_has_no_fp8_head(monkeypatch):
     assert plan.fp8_head is False
     model = GPT(r)
     assert model.lm_head.fp8_scales is not None  # the recipe asks for it ...
-    from speedrun.train import build_model
+    from speedrun.build import build_model
 
     plan.device = torch.device("cpu")  # build where we can; the plan decided FP8 off
     assert build_model(r, plan).lm_head.fp8_scales is None  # ... the built model follows the plan
@@ -92,7 +93,7 @@ def test_fused_head_loss_follows_the_fp8_head(monkeypatch):
 
 def test_fp8_mlp_follows_fp8_support_and_build_model_clears_it(monkeypatch):
     """fp8_mlp runs where FP8 tensor cores are; below sm89 and on CPU the MLP stays plain, and the notes say so."""
-    from speedrun.train import build_model
+    from speedrun.build import build_model
 
     r = load_recipe("fast_1gpu", ["fp8_mlp=true"])
     fake_gpu(monkeypatch, (9, 0))
@@ -110,12 +111,3 @@ def test_fp8_mlp_follows_fp8_support_and_build_model_clears_it(monkeypatch):
     model = build_model(small, plan)
     flags = [b.mlp.c_fc.fp8_dynamic or b.mlp.c_proj.fp8_dynamic for b in model.blocks if b.mlp is not None]
     assert flags and not any(flags)
-
-
-def test_plan_names_aligned_rows_and_document_pieces():
-    r = load_recipe("tiny", ["align_rows_to_docs=true", "max_doc_tokens=512"])
-    text = make_plan(r, force_device="cpu").describe(r)
-    assert "x 1,024 tokens; each row starts at a document start" in text
-    assert "dense boolean mask + SDPA; in training, documents cut into pieces of 512 tokens" in text
-    plain = load_recipe("tiny")
-    assert "document" not in make_plan(plain, force_device="cpu").describe(plain)

@@ -38,11 +38,9 @@ def _run(shards, nproc, batch_tokens, name, variant=""):
     return torch.load(out)
 
 
-@pytest.mark.parametrize("variant", ["", "fast", "docs"], ids=["record21", "fast", "fast+docs"])
+@pytest.mark.parametrize("variant", ["", "fast"], ids=["record21", "fast"])
 def test_two_ranks_equal_one_rank_with_two_accumulation_steps(shards, variant):
-    """Also with the fast recipe's changes: NorMuon's statistics are taken after the all-gather, on every rank;
-    with Adam every other step, its pending gradients are summed after the all-reduce, in the same order. And with
-    rows aligned to document starts (each rank finds the step's rows alone) and documents cut into pieces."""
+    """Also with the fast recipe's changes: NorMuon's statistics are taken after the all-gather, on every rank."""
     two_ranks = _run(shards, 2, 2 * SEQ, "ranks2", variant)
     one_rank = _run(shards, 1, 2 * SEQ, "accum2", variant)
     assert (two_ranks["world"], two_ranks["accum"]) == (2, 1)
@@ -55,8 +53,8 @@ def test_two_ranks_equal_one_rank_with_two_accumulation_steps(shards, variant):
     # float32 tolerance: the sums of the two rows' gradients are formed in a different order
     assert loss_diff < 1e-5
     assert param_diff < 1e-5
-    # and it is not trivially equal because nothing trained (fast: Adam steps at 3 of the 5 steps, so less falls)
-    assert losses1[-1] < losses1[0] - (0.3 if variant else 0.5)
+    # and it is not trivially equal because nothing trained
+    assert losses1[-1] < losses1[0] - 0.5
     # a different token stream gives clearly different losses (the comparison above can fail)
     single_row = _run(shards, 1, SEQ, "accum1", variant)
     assert np.abs(np.array(single_row["train"])[1:] - losses1[1:]).max() > 1e-3

@@ -24,7 +24,9 @@ from speedrun.evals.sample import final_window
 from speedrun.evals.val_loss import evaluate_checkpoint
 from speedrun.optim.schedule import long_window_blocks
 from speedrun.recipe import load_recipe
-from speedrun.train import evaluate, make_plan, run
+from speedrun.plan import make_plan
+from speedrun.step import evaluate
+from speedrun.train import run
 
 DEV = "cpu"  # also where a GPU is visible: the comparisons below are with CPU runs
 SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
@@ -33,13 +35,6 @@ SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256
 # contexts with the four last words as endings, so only a model that uses the context can pick the right one.
 SENTENCES = {"the cat sat on the": "mat.", "the dog ran in the": "park.", "the bird flew over the": "tree.",
              "the fish swam in the": "lake."}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _keep_large_allocations():
-    from speedrun.train import keep_large_allocations
-
-    keep_large_allocations()
 
 
 def quiet(*args, **kwargs):

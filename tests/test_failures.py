@@ -17,7 +17,9 @@ from speedrun.data.demo import DEMO_DIR
 from speedrun.data.shards import read_shard, write_shard
 from speedrun.recipe import load_recipe
 from speedrun.runlog import parse_log
-from speedrun.train import TrainingError, make_plan, out_of_memory_advice, run
+from speedrun.errors import TrainingError
+from speedrun.plan import make_plan
+from speedrun.train import out_of_memory_advice, run
 
 SMALL = {"model_dim": 64, "head_dim": 32, "num_heads": 2, "mlp_hidden": 128, "seq_len": 256, "val_seq_len": 256,
          "window_ramp_tokens": 256, "batch_tokens": 256, "val_tokens": 512, "warmup_steps": 0, "sample_tokens": 0}

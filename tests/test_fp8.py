@@ -300,7 +300,8 @@ def test_fp8_supported_false_without_cuda(monkeypatch):
 
 
 def test_trainer_drops_fp8_on_cpu():
-    from speedrun.train import build_model, make_plan
+    from speedrun.build import build_model
+    from speedrun.plan import make_plan
 
     r = load_recipe("tiny", {**SMALL, "fp8_head": True})
     plan = make_plan(r, force_device="cpu")

@@ -3,7 +3,6 @@ rotary and norm."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -12,7 +11,7 @@ import torch.nn.functional as F
 
 from speedrun.data.tokenizer import EOT
 from speedrun.model.attention import BlockLists, dense_mask, reference_mask
-from speedrun.model.gpt import GATE_SUFFIX, GPT, CastedLinear, bigram_ids, init_uniform_, norm
+from speedrun.model.gpt import GATE_SUFFIX, GPT, CastedLinear, init_uniform_, norm
 from speedrun.model.rotary import Rotary, rotary_frequencies
 from speedrun.recipe import load_recipe
 
@@ -63,31 +62,10 @@ def small_model():
 FAST = dict(smear=True, attn_gate=True, no_mlp_layers=[0])  # the fast recipe's architecture changes
 
 
-GATES_AND_BIGRAM = dict(FAST, ve_gate=True, skip_gate=True, bigram_buckets=97)
-
-
-@pytest.fixture(scope="module")
-def extras_model():
-    """fast_model plus the value-embedding and skip gates and a random bigram table."""
-    model = randomize_(build(small_recipe(attn_block_size=32, **GATES_AND_BIGRAM)))
-    with torch.no_grad():
-        model.bigram_embed.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(3))
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def fast_model():
     """small_model with smear, the attention gate and no first MLP, every gate and scalar randomised."""
     return randomize_(build(small_recipe(attn_block_size=32, **FAST))).eval()
-
-
-PAIRED = dict(FAST, paired_head_layers=[1, 3])  # paired heads in a short- (1) and a long-window (3) layer of LSSLSL
-
-
-@pytest.fixture(scope="module")
-def paired_model():
-    """fast_model with paired-head attention in layers 1 and 3."""
-    return randomize_(build(small_recipe(attn_block_size=32, **PAIRED))).eval()
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +137,7 @@ def test_rejects_batched_inputs_and_unknown_backend():
 # --- causality, documents, windows -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("window", [8, 2])
 @pytest.mark.parametrize("p", [0, 31, 32, 100, 254])
-@pytest.mark.parametrize("which", ["small_model", "fast_model", "extras_model", "paired_model"])
+@pytest.mark.parametrize("which", ["small_model", "fast_model"])
 def test_causality_future_tokens_do_not_change_past_logits(which, p, window, request):
     small_model = request.getfixturevalue(which)
     T = 256
@@ -173,7 +151,7 @@ def test_causality_future_tokens_do_not_change_past_logits(which, p, window, req
 
 
 @pytest.mark.parametrize("e", [100, 128])  # inside a block / exactly at a block start
-@pytest.mark.parametrize("which", ["small_model", "fast_model", "extras_model", "paired_model"])
+@pytest.mark.parametrize("which", ["small_model", "fast_model"])
 def test_document_isolation(which, e, request):
     """Tokens of an earlier document do not affect a later one, even when the window covers both (with smear too:
     it never mixes across a document start)."""
@@ -350,10 +328,10 @@ def test_record21_parameter_count(record21_meta):
 
 
 # --- parameter groups -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("which", ["small", "record21", "fast", "extras"])
+@pytest.mark.parametrize("which", ["small", "record21", "fast"])
 def test_param_groups_partition_parameters(which, record21_meta):
     model = {"small": lambda: build(small_recipe()), "record21": lambda: record21_meta,
-             "fast": lambda: build(small_recipe(**FAST)), "extras": lambda: build(small_recipe(**GATES_AND_BIGRAM))}[which]()
+             "fast": lambda: build(small_recipe(**FAST))}[which]()
     groups = model.param_groups()
     assert set(groups) == {"muon", "embed", "head", "scalar"}
     seen = [id(p) for ps in groups.values() for p in ps]
@@ -374,16 +352,11 @@ def test_param_groups_partition_parameters(which, record21_meta):
     assert all(p.ndim >= 2 for p in groups["muon"])
     r = model.recipe
     assert sum(p.shape == (3, r.num_heads * r.head_dim, r.model_dim) for p in groups["muon"]) == n_attn
-    bigram = [model.bigram_embed.weight] if which == "extras" else []
-    assert ids(groups["embed"]) == ids([model.embed.weight, *(t.weight for t in model.value_embeds), *bigram])
+    assert ids(groups["embed"]) == ids([model.embed.weight, *(t.weight for t in model.value_embeds)])
     assert ids(groups["head"]) == {id(model.lm_head.weight)}
     want_scalar = [model.skip_weights] + [b.lambdas for b in model.blocks] + [b.attn.lambdas for b in model.blocks if b.attn]
-    if which in ("fast", "extras"):  # gates go to Adam with the scalars
+    if which == "fast":  # gates go to Adam with the scalars
         want_scalar += [model.smear_gate_w, model.smear_lambda] + [b.attn.gate_w for b in model.blocks if b.attn]
-    if which == "extras":  # value-embedding gates only where a layer has a value embedding
-        ve_layers = [i for i in range(L) if r.value_embed_layer(i) is not None and model.blocks[i].attn]
-        want_scalar += [model.skip_gate_w] + [model.blocks[i].attn.ve_gate_w for i in ve_layers]
-        assert all(model.blocks[i].attn.ve_gate_w is None for i in range(L) if i not in ve_layers and model.blocks[i].attn)
     assert ids(groups["scalar"]) == ids(want_scalar)
 
 
@@ -581,78 +554,6 @@ def test_fused_head_loss_is_inactive_without_the_fp8_head():
 
 
 
-def test_bigram_ids():
-    """A hash of (previous, current) into 1 .. buckets - 1; 0 at the row's first position and at document starts;
-    with the previous token given (decoding), the first position hashes too."""
-    tokens = torch.tensor([EOT, 5, 7, 7, EOT, 5, 7])
-    ids = bigram_ids(tokens, 97)
-    want = [0] + [((a * 1_000_003) ^ b) % 96 + 1 for a, b in zip(tokens[:-1].tolist(), tokens[1:].tolist())]
-    want[4] = 0  # document start
-    assert ids.tolist() == want
-    assert ids[1] == ids[5] and ids[2] == ids[6] and ids[2] != ids[3]  # the same pair, the same row
-    assert bigram_ids(tokens[2:], 97, tokens[1:2]).tolist() == ids[2:].tolist()
-    many = bigram_ids(torch.randint(0, EOT, (5000,)), 1000)
-    assert many[1:].min() >= 1 and many.max() <= 999 and many.unique().numel() > 900
-
-
-def test_gates_and_bigram_start_as_the_model_without_them():
-    """Zero gate matrices (2 * sigmoid(0) = 1) and a zero bigram table: the same logits as the plain model."""
-    plain = randomize_(build(small_recipe(attn_block_size=32, **FAST))).eval()
-    extras = build(small_recipe(attn_block_size=32, **GATES_AND_BIGRAM)).eval()
-    missing, unexpected = extras.load_state_dict(plain.state_dict(), strict=False)
-    assert not unexpected and missing and all("ve_gate_w" in k or k in ("skip_gate_w", "bigram_embed.weight") for k in missing)
-    x = random_tokens(256, 7, eot_at=[0, 90])
-    with torch.no_grad():
-        torch.testing.assert_close(extras(x, None, 4), plain(x, None, 4))
-
-
-def test_value_embedding_gate_scales_each_heads_value_embedding():
-    """Saturated gates, head 0 at 0 and head 1 at 2: the layer equals the ungated one fed the value embedding with
-    head 0's part zeroed and head 1's doubled."""
-    r = small_recipe(attn_block_size=32, ve_gate=True)
-    model = randomize_(build(r))
-    attn = model.blocks[0].attn
-    assert attn.ve_gate_w is not None
-    x = norm(torch.randn(1, 64, r.model_dim))
-    x[..., 0] = x[..., 0].abs() + 0.1
-    ve = torch.randn(1, 64, r.num_heads * r.head_dim)
-    mask = dense_mask(BlockLists.build(random_tokens(64, 3, eot_at=[0]), r.attn_block_size), 2)
-    with torch.no_grad():
-        attn.ve_gate_w.zero_()
-        attn.ve_gate_w[0, 0], attn.ve_gate_w[1, 0] = -1e4, 1e4
-        y = attn(x, ve, mask)
-        scaled = ve.view(1, 64, r.num_heads, r.head_dim) * torch.tensor([0.0, 2.0])[:, None]
-        gate = attn.ve_gate_w
-        attn.ve_gate_w = None
-        torch.testing.assert_close(y, attn(x, scaled.view_as(ve), mask))
-        attn.ve_gate_w = gate
-
-
-def test_skip_gate_formula():
-    """Decoder layer i adds skip_weights[j] * 2 * sigmoid(w_j . x[:gate_dims]) * (encoder output j), j = i - L/2."""
-    m = randomize_(build(small_recipe(attn_block_size=32, skip_gate=True))).eval()
-    tokens = random_tokens(256, 8, eot_at=[0, 100])
-    long_mask, short_mask = m.masks(tokens, 4)
-    gd, n = m.recipe.gate_dims, len(m.skip_weights)
-    gates = []
-    with torch.no_grad():
-        got = m.trunk(tokens, long_mask, short_mask)
-        ve = [table(tokens)[None] for table in m.value_embeds]
-        x = x0 = norm(m.embed(tokens)[None])
-        skips = []
-        for i, block in enumerate(m.blocks):
-            if i >= n:
-                j = i - n
-                gates.append(2 * torch.sigmoid(x[..., :gd] @ m.skip_gate_w[j]))
-                x = x + m.skip_weights[j] * gates[-1][..., None] * skips.pop()
-            t = m.ve_table[i]
-            x = block(x, ve[t] if t is not None else None, x0, long_mask if m.long_layer[i] else short_mask)
-            if i < n:
-                skips.append(x)
-    torch.testing.assert_close(got, x)
-    assert torch.cat(gates).std() > 0.05  # the gates really vary by token
-
-
 def test_flex_window_tensors_are_made_once_per_window():
     """The flex back-end's window tensor for each distinct window is reused: a fresh one per step would be a
     host-to-device copy that waits for the GPU every step."""
@@ -666,142 +567,3 @@ def test_flex_window_tensors_are_made_once_per_window():
     for t in tensors:
         assert by_value.setdefault(int(t), t) is t  # one object per value
     assert len(by_value) > 1  # the window does grow over the run
-
-
-# --- max_doc_tokens: in training, each piece of a long document is a document of its own -----------------------------
-CAP = 40  # not a multiple of the 32-token attention blocks: pieces end inside blocks
-
-
-def capped_copy(model: GPT, cap: int = CAP) -> GPT:
-    """The same weights under a recipe with max_doc_tokens = cap."""
-    capped = build(dataclasses.replace(model.recipe, max_doc_tokens=cap))
-    capped.load_state_dict(model.state_dict())
-    return capped
-
-
-def piece_starts(T: int, eots, cap: int = CAP) -> torch.Tensor:
-    """(T,) bool by hand: every EOT, and every cap-th position after it (from the row start before the first)."""
-    starts = torch.zeros(T, dtype=torch.bool)
-    for doc_start, doc_end in zip([0, *eots], [*eots, T]):
-        starts[doc_start:doc_end:cap] = True
-    starts[0] = 0 in eots
-    return starts
-
-
-@pytest.mark.parametrize("which", ["small_model", "fast_model", "extras_model"])
-def test_training_forward_with_a_cap_treats_each_piece_as_a_document(which, request):
-    """Training with max_doc_tokens = the model told that every piece starts a document (attention, smear and the
-    bigram rows alike), and not the model on the real documents."""
-    model = request.getfixturevalue(which)
-    capped = capped_copy(model).train()
-    eots = [0, 150]  # documents of 150 and 106 tokens: pieces start at 0, 40, 80, 120, 150, 190, 230
-    x, y = random_tokens(256, 60, eot_at=eots), random_tokens(256, 61)
-    starts = piece_starts(256, eots)
-    assert starts.nonzero().flatten().tolist() == [0, 40, 80, 120, 150, 190, 230]
-    plain = capped_copy(model, 0).train()
-    with torch.no_grad():
-        got, got_logits = capped(x, y, 8), capped(x, None, 8)
-        assert torch.equal(got, plain(x, y, 8, starts=starts))
-        assert torch.equal(got_logits, plain(x, None, 8, starts=starts))
-        assert abs(got.item() - plain(x, y, 8).item()) > 1e-4  # the cap does change the training loss
-
-
-def test_a_piece_does_not_see_the_piece_before_it_in_training(extras_model):
-    capped = capped_copy(extras_model)
-    a = random_tokens(256, 62, eot_at=[0])  # one document: pieces at 0, 40, 80, ...
-    b = a.clone()
-    b[1:CAP] = random_tokens(CAP - 1, 63)  # rewrite the first piece
-    with torch.no_grad():
-        la, lb = capped.train()(a, None, 8), capped(b, None, 8)
-        torch.testing.assert_close(la[0, CAP:], lb[0, CAP:], atol=1e-5, rtol=0)
-        ea, eb = capped.eval()(a, None, 8), capped(b, None, 8)
-    assert (ea[0, CAP:] - eb[0, CAP:]).abs().max() > 1e-3  # evaluation sees the whole document
-
-
-@pytest.mark.parametrize("which", ["small_model", "extras_model"])
-def test_evaluation_ignores_the_cap(which, request):
-    model = request.getfixturevalue(which)
-    capped = capped_copy(model).eval()
-    x, y = random_tokens(256, 64, eot_at=[0, 150]), random_tokens(256, 65)
-    with torch.no_grad():
-        assert torch.equal(capped(x, y, 8), model(x, y, 8))
-        assert torch.equal(capped(x, None, 8), model(x, None, 8))
-    assert torch.equal(capped.document_starts(x), x == EOT)
-    assert torch.equal(capped.train().document_starts(x), piece_starts(256, [0, 150]))
-
-
-# --- max_doc_tokens_stages: the sequence-length schedule, the cap of each stage read from a device buffer ----------------
-def staged_copy(model: GPT, stages, steps: int = 90) -> GPT:
-    """The same weights under a recipe whose document cap follows `stages` over `steps` steps."""
-    staged = build(dataclasses.replace(model.recipe, max_doc_tokens_stages=list(stages), steps=steps))
-    staged.load_state_dict(model.state_dict())
-    return staged
-
-
-def test_each_stage_trains_as_a_fixed_cap_of_its_length(extras_model):
-    """At every step the staged model equals the model with that stage's cap as max_doc_tokens (the loss and
-    the logits), the buffer holding the stage's cap; evaluation uses no cap at any stage."""
-    stages = [CAP, 64, 100]
-    staged = staged_copy(extras_model, stages).train()
-    x, y = random_tokens(256, 66, eot_at=[0, 150]), random_tokens(256, 67)
-    seen = []
-    with torch.no_grad():
-        for step, cap in [(0, CAP), (29, CAP), (30, 64), (59, 64), (60, 100), (90, 100), (10, CAP)]:
-            staged.set_step(step)
-            assert int(staged.doc_cap) == cap and staged.doc_cap.dtype == torch.int64
-            want = capped_copy(extras_model, cap).train()
-            got = staged(x, y, 8)
-            assert torch.equal(got, want(x, y, 8)), step
-            assert torch.equal(staged(x, None, 8), want(x, None, 8)), step
-            assert torch.equal(staged.eval()(x, y, 8), extras_model(x, y, 8)), step
-            staged.train()
-            seen.append(got.item())
-    assert len({round(v, 6) for v in seen}) == 3  # the three caps give three different losses
-
-
-def test_set_doc_cap_step_writes_only_at_a_stage_change(extras_model, monkeypatch):
-    staged = staged_copy(extras_model, [CAP, 64])
-    buffer = staged.doc_cap
-    fills = []
-    monkeypatch.setattr(buffer, "fill_", lambda v: (fills.append(v), torch.Tensor.fill_(buffer, v))[1], raising=False)
-    for step in range(90):
-        staged.set_step(step)
-    assert fills == [64] and staged.doc_cap is buffer and int(buffer) == 64
-    staged.set_step(0)
-    assert fills == [64, CAP]
-    assert "doc_cap" not in staged.state_dict()  # the step sets it: checkpoints need not carry it
-    assert build(extras_model.recipe).doc_cap is None  # no schedule, no buffer
-
-
-def test_compiled_model_takes_each_stage_without_recompiling(small_model):
-    """The cap is a device tensor read by the compiled graph: the staged model compiles once for all stages
-    (a recompile would raise here)."""
-    import torch._dynamo
-
-    staged = staged_copy(small_model, [CAP, 64, 100]).train()
-    x, y = random_tokens(256, 68, eot_at=[0, 150]), random_tokens(256, 69)
-    torch._dynamo.reset()
-    compiled = torch.compile(staged, backend="aot_eager", dynamic=False)
-    got, want = [], []
-    with torch.no_grad(), torch._dynamo.config.patch(error_on_recompile=True):
-        for step in (0, 30, 60, 89):
-            staged.set_step(step)
-            got.append(compiled(x, y, 8).item())
-            want.append(staged(x, y, 8).item())
-    torch._dynamo.reset()
-    assert got == pytest.approx(want, rel=1e-6)
-    assert len({round(v, 6) for v in got[:3]}) == 3
-
-
-def test_bigram_ids_and_smear_at_given_document_starts(extras_model):
-    tokens = torch.tensor([EOT, 5, 7, 7, 9, 5, 7])
-    starts = torch.tensor([True, False, False, True, False, False, True])  # pieces of 3
-    ids = bigram_ids(tokens, 97, starts=starts)
-    plain = bigram_ids(tokens, 97)
-    assert ids.tolist() == [0, *plain[1:3].tolist(), 0, *plain[4:6].tolist(), 0]
-    x = extras_model.embed(tokens).detach()
-    with torch.no_grad():
-        got = extras_model.smear_embeddings(x, tokens, starts=starts)
-        want = extras_model.smear_embeddings(x, tokens)
-    torch.testing.assert_close(got[starts], x[starts])  # no share of the previous token at a piece start
-    torch.testing.assert_close(got[~starts], want[~starts])

@@ -348,19 +348,6 @@ def test_muon_with_normuon_and_polar_express_matches_hand_computation():
     torch.testing.assert_close(p.detach(), want, atol=1e-5, rtol=1e-5)
 
 
-def test_cautious_weight_decay_only_where_update_and_weight_agree():
-    lr, wd = 0.1, 0.5
-    p = torch.nn.Parameter(torch.tensor([[1.0, -1.0, 2.0], [-2.0, 3.0, -3.0]]))
-    u = torch.tensor([[0.5, 0.5, -0.5], [-0.5, -0.5, 0.5]])
-    p0 = p.detach().clone()
-    with torch.no_grad():
-        Muon._apply([p], [1], u[None], dict(lr=lr, weight_decay=wd))
-    agree = (u * p0 > 0).float()
-    want = p0 * (1 - lr * wd * agree) - lr * u
-    torch.testing.assert_close(p.detach(), want)
-    assert agree.sum() == 2  # entries (0, 0) and (1, 0) decay; the other four do not
-
-
 def test_muon_rejects_unknown_orthogonalizer():
     with pytest.raises(ValueError, match="orthogonalizer"):
         Muon([torch.nn.Parameter(torch.zeros(3, 4))], orthogonalizer="svd")

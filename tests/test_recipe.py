@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from speedrun.recipe import FIELDS, RECIPE_DIR, Recipe, RecipeError, load_recipe, recipe_names
+from speedrun.recipe import (
+    FIELDS,
+    RECIPE_DIR,
+    RETIRED_AT,
+    RETIRED_FIELDS,
+    Recipe,
+    RecipeError,
+    load_recipe,
+    recipe_from_dict,
+    recipe_names,
+)
 
 WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 
@@ -165,15 +176,6 @@ def test_record21_other_fields(r21):
     assert "fineweb_val_" in r21.val_files
 
 
-def test_ns_symmetric_kernel_off_in_record21_and_settable(r21):
-    """The record computes X X^T with torch; the Triton kernel is opt-in (and CPU runs ignore it)."""
-    assert r21.ns_symmetric_kernel is False
-    assert all(load_recipe(name).ns_symmetric_kernel is False for name in recipe_names())
-    assert load_recipe("fast_1gpu", ["ns_symmetric_kernel=true"]).ns_symmetric_kernel is True
-    with pytest.raises(RecipeError, match="ns_symmetric_kernel"):
-        load_recipe("record21", ["ns_symmetric_kernel=1"])
-
-
 # ---------------------------------------------------------------------------------------------------------
 # the other bundled recipes, inheritance
 
@@ -206,17 +208,20 @@ def test_tiny(r21):
         assert getattr(r, k) == getattr(r21, k), k
 
 
-def test_data_path_fields_are_off_in_every_bundled_recipe():
-    """align_rows_to_docs and max_doc_tokens (later records) are stated in record21, off, and off where inherited."""
-    text = (RECIPE_DIR / "record21.toml").read_text()
-    assert "\nalign_rows_to_docs = false" in text and "\nmax_doc_tokens = 0" in text
-    assert "\nmax_doc_tokens_stages = []" in text
-    for name in recipe_names():
-        r = load_recipe(name)
-        assert (r.align_rows_to_docs, r.max_doc_tokens, r.max_doc_tokens_stages) == (False, 0, []), name
-    r = load_recipe("fast", ["align_rows_to_docs=true", "max_doc_tokens=1000"])
-    assert (r.align_rows_to_docs, r.max_doc_tokens) == (True, 1000)  # any length: pieces need not fill blocks
-    assert load_recipe("fast", {"max_doc_tokens": 0}).max_doc_tokens == 0
+@pytest.mark.parametrize("field, off", sorted(RETIRED_FIELDS.items()))
+def test_retired_fields_load_when_off_and_refuse_when_on(field, off, tmp_path):
+    """Ideas measured as no gain were removed: an old recipe file, --set or checkpoint recipe that states one at its
+    off value still loads (the field is dropped); asking for the idea is a one-line error that says where it went."""
+    assert field not in FIELDS
+    assert load_recipe("tiny", {field: off}) == load_recipe("tiny")
+    path = tmp_path / "old.toml"
+    path.write_text(f'base = "tiny"\n{field} = {json.dumps(off).lower()}\n')
+    assert load_recipe(str(path)).to_dict() == {**load_recipe("tiny").to_dict(), "name": "old", "description": ""}
+    assert recipe_from_dict({**load_recipe("tiny").to_dict(), field: off}) == load_recipe("tiny")
+    on = {bool: True, int: 2, float: 0.5, list: [2]}[type(off)]
+    msg = _error("tiny", [f"{field}={json.dumps(on).lower()}"])
+    assert msg.startswith(f"--set {field}:") and "measured as no gain and removed" in msg and RETIRED_AT in msg
+    assert "\n" not in msg
 
 
 def test_to_dict_round_trip(r21):
@@ -279,8 +284,7 @@ def test_full_recipe_without_base(tmp_path, r21):
     ("sample_prompt='a=b'", "sample_prompt", "a=b"),
     ("train_files=/data/x_*.bin", "train_files", "/data/x_*.bin"),
     ("window_pattern=LLLLLL", "window_pattern", "LLLLLL"),
-    ("paired_head_layers=[1, 3]", "paired_head_layers", [1, 3]),
-    ("paired_head_layers=[]", "paired_head_layers", []),
+    ("no_mlp_layers=[0, 3]", "no_mlp_layers", [0, 3]),
 ])
 def test_override(item, field, value):
     r = load_recipe("tiny", [item])
@@ -337,14 +341,10 @@ def test_unknown_key_without_close_match():
     ("no_attn_layers=[1.5]", "no_attn_layers"),
     ("no_attn_layers=[true]", "no_attn_layers"),
     ("no_attn_layers=7", "no_attn_layers"),
-    ("paired_head_layers=[1.0]", "paired_head_layers"),
-    ("paired_head_layers=1", "paired_head_layers"),
+    ("no_mlp_layers=[1.0]", "no_mlp_layers"),
+    ("no_mlp_layers=1", "no_mlp_layers"),
     ('adam_betas=["a", "b"]', "adam_betas"),
-    ("align_rows_to_docs=1", "align_rows_to_docs"),
-    ("max_doc_tokens=1.5", "max_doc_tokens"),
-    ("max_doc_tokens=false", "max_doc_tokens"),
-    ("max_doc_tokens_stages=896", "max_doc_tokens_stages"),
-    ("max_doc_tokens_stages=[1.5]", "max_doc_tokens_stages"),
+    ("smear=1", "smear"),
     ("sample_prompt=5", None),  # str fields keep raw text: "5" is fine (checked below)
 ])
 def test_bad_values(item, key):
@@ -432,23 +432,11 @@ def test_unknown_base(tmp_path):
     (["compile=maybe"], "compile='maybe'"),
     (["val_every=-1"], "val_every"),
     (["fused_head_loss=true"], "fused_head_loss needs fp8_head = true"),
-    (["bigram_buckets=1"], "bigram_buckets=1 must be 0 (off) or >= 2"),
-    (["adam_every=0"], "adam_every=0 must be >= 1"),
     (["mtp_weights=[0.5, -0.1]"], "mtp_weights=[0.5, -0.1] must hold at most 3 weights, each >= 0"),
     (["mtp_weights=[0.5, 0.4, 0.3, 0.2]"], "must hold at most 3 weights"),
     (["mtp_weights=[nan]"], "mtp_weights=[nan]"),
     (["mtp_end_frac=0"], "mtp_end_frac=0.0 must lie in (0, 1]"),
     (["mtp_end_frac=1.01"], "mtp_end_frac=1.01 must lie in (0, 1]"),
-    (["max_doc_tokens=-1"], "max_doc_tokens=-1 must be >= 0 (0: off)"),
-    (["max_doc_tokens_stages=[896,0]"], "every stage's cap must be > 0"),
-    (["max_doc_tokens_stages=[896]", "max_doc_tokens=512"], "not both"),
-    (["paired_head_layers=[6]"], "paired_head_layers: layer 6 must be an existing layer with attention"),
-    (["paired_head_layers=[-1]"], "paired_head_layers: layer -1 must be an existing layer"),
-    (["paired_head_layers=[1, 4]"], "paired_head_layers: layer 4 must be an existing layer with attention (not in "
-                                    "no_attn_layers)"),  # tiny: layer 4 has no attention
-    (["paired_head_layers=[1, 1]"], "paired_head_layers names a layer twice"),
-    (["num_heads=3", "paired_head_layers=[1]"], "paired_head_layers needs an even num_heads (heads attend in pairs), "
-                                                "got num_heads=3"),
 ])
 def test_impossible_combinations(items, fragment):
     msg = _error("tiny", items)
@@ -468,30 +456,8 @@ def test_val_not_divisible_by_world_size(r21):
         r21.val_batches(3)
 
 
-def test_batch_stages_schedule():
-    r = load_recipe("fast_1gpu", {"batch_stages": [16384, 32768, 49152], "steps": 90})
-    assert [r.step_batch(s) for s in (0, 29, 30, 59, 60, 89)] == [
-        (16384, 16384), (16384, 16384), (32768, 32768), (32768, 32768), (49152, 49152), (49152, 49152)]
-    assert r.total_train_tokens() == 30 * (16384 + 32768 + 49152)
-    # on 8 GPUs the record's layout: a stage keeps the rows per step and shortens them
-    r8 = load_recipe("fast", {"batch_stages": [131072, 262144, 393216]})
-    assert r8.step_batch(0) == (131072, 16384) and r8.step_batch(r8.steps - 1) == (393216, 49152)
-    assert load_recipe("fast_1gpu").step_batch(5) == (49152, 49152)  # no stages: the constant batch
-
-
-@pytest.mark.parametrize("stages, why", [([1000], "multiple of attn_block_size"), ([98304], "at most batch_tokens"),
-                                         ([1024], "at least the final window")])
-def test_batch_stages_rejected(stages, why):
-    with pytest.raises(RecipeError, match="batch_stages"):
-        load_recipe("fast_1gpu", {"batch_stages": stages})
-
-
-LATER_RECORD_FIELDS_OFF = dict(no_mlp_layers=[], smear=False, attn_gate=False, ve_gate=False, skip_gate=False,
-                               bigram_buckets=0, fused_head_loss=False, fp8_mlp=False, fused_mlp=False, batch_stages=[],
-                               adam_every=1, orthogonalizer="newton_schulz", normuon_beta2=0.0,
-                               muon_weight_decay=0.0, mtp_weights=[], paired_head_layers=[],
-                               ns_symmetric_kernel=False, align_rows_to_docs=False, max_doc_tokens=0,
-                               max_doc_tokens_stages=[])
+LATER_RECORD_FIELDS_OFF = dict(no_mlp_layers=[], smear=False, attn_gate=False, fused_head_loss=False, fp8_mlp=False,
+                               orthogonalizer="newton_schulz", normuon_beta2=0.0, mtp_weights=[])
 
 
 def test_record21_keeps_every_later_record_idea_off(r21):
@@ -508,7 +474,6 @@ def test_fast_differs_from_record21_only_in_its_stated_fields(r21):
     fast_1gpu = load_recipe("fast_1gpu")
     differ = {k for k, v in fast_1gpu.to_dict().items() if v != fast.to_dict()[k]}
     assert differ == {"name", "description", "batch_tokens", "train_loop"}
-    assert fast.paired_head_layers == fast_1gpu.paired_head_layers == []  # paired heads: not in fast (yet)
 
 
 def test_mtp_fields():
@@ -517,11 +482,3 @@ def test_mtp_fields():
     assert load_recipe("tiny", ["mtp_weights=[0, 1]"]).mtp_weights == [0.0, 1.0]  # ints become floats
     msg = _error("tiny", ["mtp_weights=0.5"])
     assert msg.startswith("--set mtp_weights:") and "is not a valid" in msg
-
-
-def test_paired_head_layers_on_record21():
-    """The record's use: 4 of the short-window layers (6 heads, so 3 pairs each); odd head counts are refused."""
-    r = load_recipe("record21", ["paired_head_layers=[1, 2, 5, 9]"])
-    assert r.paired_head_layers == [1, 2, 5, 9] and all(r.window_pattern[i] == "S" for i in r.paired_head_layers)
-    assert "no_attn_layers" in _error("record21", ["paired_head_layers=[7]"])  # record 21's layer 7 has no attention
-    assert load_recipe("record21", ["num_heads=5"]).num_heads == 5  # odd heads are fine without paired layers

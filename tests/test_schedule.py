@@ -7,7 +7,6 @@ import pytest
 from speedrun.optim.schedule import (
     long_window_blocks,
     lr_multiplier,
-    max_doc_tokens_at,
     mtp_decay,
     mtp_weights_at,
     muon_momentum,
@@ -124,16 +123,3 @@ def test_mtp_weights_other_cases():
     values = [mtp_decay(s, 1770, 0.3) for s in range(1771)]
     assert values[0] == 1.0 and all(a >= b for a, b in zip(values, values[1:]))
     assert values[531] == 0.0 and values[530] > 0  # 0.3 * 1770 = 531
-
-
-@pytest.mark.parametrize("step,want", [(0, 896), (374, 896), (375, 1408), (749, 1408), (750, 2048), (1124, 2048),
-                                       (1125, 2048)])
-def test_max_doc_tokens_stages_are_equal_thirds_of_the_run(step, want):
-    assert max_doc_tokens_at(step, 1125, [896, 1408, 2048]) == want
-
-
-def test_max_doc_tokens_without_stages_is_no_cap():
-    assert [max_doc_tokens_at(s, 100, []) for s in (0, 50, 100)] == [0, 0, 0]
-    assert [max_doc_tokens_at(s, 10, [64]) for s in range(11)] == [64] * 11
-    caps = [max_doc_tokens_at(s, 1000, [100, 200, 300, 400]) for s in range(1001)]
-    assert [caps.count(c) for c in (100, 200, 300, 400)] == [250, 250, 250, 251]  # the last step stays in the last

@@ -9,8 +9,8 @@ ttt = load_benchmark("time_to_target")
 
 
 def test_parse_variant_keeps_list_values_whole():
-    assert ttt.parse_variant("bs:fast_1gpu,steps=1300,batch_stages=[16384,32768,49152],seed=1") == (
-        "bs", "fast_1gpu", ["steps=1300", "batch_stages=[16384,32768,49152]", "seed=1"])
+    assert ttt.parse_variant("mtp:fast_1gpu,steps=1300,mtp_weights=[0.5,0.25],seed=1") == (
+        "mtp", "fast_1gpu", ["steps=1300", "mtp_weights=[0.5,0.25]", "seed=1"])
     assert ttt.parse_variant("base:record21_1gpu") == ("base", "record21_1gpu", [])
 
 

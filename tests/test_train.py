@@ -10,24 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-import speedrun.train as train_mod
+import speedrun.step as step_mod
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.shards import read_shard, write_shard
 from speedrun.model.gpt import GPT
 from speedrun.recipe import load_recipe
 from speedrun.runlog import FORMAT_LINE, PACKAGE_DIR, LogError, parse_log
-from speedrun.train import (
-    TrainingError,
-    adam_step_due,
-    apply_schedules,
-    build_model,
-    build_optimizers,
-    make_plan,
-    optimizer_step,
-    run,
-    train_step,
-    warmup_and_restore,
-)
+from speedrun.build import build_model, build_optimizers
+from speedrun.errors import TrainingError
+from speedrun.plan import make_plan
+from speedrun.step import train_step, warmup_and_restore
+from speedrun.train import run
 
 LN_VOCAB = math.log(50304)
 SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
@@ -64,7 +57,7 @@ def test_warmup_and_restore_leaves_no_trace(monkeypatch):
     rng_before = torch.get_rng_state()
 
     # spy on the warm-up steps: they must really train (otherwise "restored" would prove nothing)
-    real_train_step = train_mod.train_step
+    real_train_step = step_mod.train_step
     changed = []
 
     def spy(model_, batches, *a, **k):
@@ -72,7 +65,7 @@ def test_warmup_and_restore_leaves_no_trace(monkeypatch):
         changed.append(not torch.equal(model_.lm_head.weight, before["lm_head.weight"]))
         return out
 
-    monkeypatch.setattr(train_mod, "train_step", spy)
+    monkeypatch.setattr(step_mod, "train_step", spy)
     warmup_and_restore(model, optimizers, r, plan, 1)
     monkeypatch.undo()
     assert changed == [True, True]
@@ -170,15 +163,6 @@ def test_short_run_val_losses(short_run):
     assert result.training_time_ms > 0
     assert isinstance(result.model, GPT)
     assert result.log_path is not None and Path(result.log_path).parent == log_dir
-
-
-def test_ns_symmetric_kernel_on_cpu_trains_as_without(short_run, shard_files, tmp_path):
-    """The Triton Newton-Schulz kernel is CUDA-only: a CPU run that asks for it trains on torch's products, alike."""
-    r = run_recipe(shard_files, ns_symmetric_kernel=True)
-    result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=quiet)
-    assert result.train_losses == pytest.approx(short_run[1].train_losses, abs=1e-5)
-    assert [s for s, _ in result.val_losses] == [s for s, _ in short_run[1].val_losses]
-    assert [v for _, v in result.val_losses] == pytest.approx([v for _, v in short_run[1].val_losses], abs=1e-5)
 
 
 def test_short_run_log_parses(short_run):
@@ -323,68 +307,6 @@ def test_gpu_only_recipe_refused_on_cpu_unless_forced():
     assert make_plan(r, force_device="cpu").device.type == "cpu"
 
 
-# --- batch-size schedule ----------------------------------------------------------------------------------------------
-def test_batch_stages_train_on_the_scheduled_tokens(shard_files, tmp_path):
-    """Stages [512, 512] train exactly like the constant 512-token batch; stages [256, 512] consume 256 tokens a
-    step in the first half (so the stream, and the losses, differ from step 2 on) and warm up both row lengths."""
-    extra = dict(seq_len=512, batch_tokens=512, window_ramp_tokens=256, val_seq_len=256)
-    results = {}
-    for name, stages in (("constant", []), ("same", [512, 512]), ("ramp", [256, 512])):
-        r = run_recipe(shard_files, **extra, batch_stages=stages)
-        results[name] = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / name), say=quiet)
-    assert results["same"].train_losses == results["constant"].train_losses
-    assert results["ramp"].train_losses[0] == pytest.approx(results["constant"].train_losses[0], abs=0.05)
-    assert results["ramp"].train_losses[1:] != results["constant"].train_losses[1:]
-    log = parse_log(results["ramp"].log_path)
-    assert log.complete and len(log.train_steps) == 6
-
-
-def test_adam_step_due():
-    r = load_recipe("tiny", {**SMALL, "steps": 5, "adam_every": 2})
-    assert [adam_step_due(s, r) for s in range(5)] == [False, True, False, True, True]  # the last step flushes
-    r1 = load_recipe("tiny", {**SMALL, "steps": 5})
-    assert all(adam_step_due(s, r1) for s in range(5))
-
-
-def test_adam_every_two_steps_uses_the_mean_of_two_gradients():
-    """adam_every = 2: step 0 moves only Muon's matrices and keeps the other gradients; step 1 moves Muon again
-    and Adam once, on the mean of the two steps' gradients. Checked against the optimisers driven by hand."""
-    r = load_recipe("tiny", {**SMALL, "steps": 4, "adam_every": 2})
-    plan = make_plan(r, force_device="cpu")
-    a = build_model(r, plan)
-    b = build_model(r, plan)
-    opts_a, (adam_b, muon_b) = build_optimizers(a, r), build_optimizers(b, r)
-    muon_ids = {id(p) for g in muon_b.param_groups for p in g["params"]}
-    is_muon = {n: id(p) in muon_ids for n, p in b.named_parameters()}
-    gen = torch.Generator().manual_seed(0)
-    grads = [{n: torch.randn(p.shape, generator=gen) for n, p in a.named_parameters()} for _ in range(2)]
-    start = {n: p.detach().clone() for n, p in a.named_parameters()}
-    for step in (0, 1):
-        for n, p in a.named_parameters():  # as backward() leaves them
-            p.grad = grads[step][n].clone()
-        optimizer_step(a, opts_a, step, r, 1)
-        if step == 0:
-            pending = {id(p): g for p, g in opts_a[0].pending_grads.items()}
-            for n, p in a.named_parameters():
-                assert torch.equal(p.detach(), start[n]) != is_muon[n], n  # only Muon's matrices moved
-                assert p.grad is None and (id(p) in pending) != is_muon[n], n  # the others' gradients wait
-                if not is_muon[n]:
-                    assert torch.equal(pending[id(p)], grads[0][n])
-    assert not opts_a[0].pending_grads
-    for step in (0, 1):
-        for n, p in b.named_parameters():
-            p.grad = grads[step][n].clone() if is_muon[n] else ((grads[0][n] + grads[1][n]) / 2 if step else None)
-        apply_schedules(step, r, adam_b, muon_b)
-        muon_b.step()
-        if step == 1:
-            adam_b.step()
-        b.zero_grad(set_to_none=True)
-    for (n, pa), pb in zip(a.named_parameters(), b.parameters()):
-        torch.testing.assert_close(pa.detach(), pb.detach(), rtol=0, atol=1e-7, msg=n)
-        assert pa.grad is None
-    assert any(not torch.equal(p.detach(), start[n]) for n, p in a.named_parameters() if not is_muon[n])
-
-
 class CompiledStandIn(torch.nn.Module):
     """Stands in for torch.compile's OptimizedModule: holds the model as `_orig_mod` and calls it."""
 
@@ -426,21 +348,3 @@ def test_train_step_sets_each_steps_mtp_weights(shard_files, tmp_path):
     assert abs(result.val_losses[0][1] - LN_VOCAB) < 1e-3  # validation scores the next token alone
     # step 1, the untrained model: ln(vocab) per term, the +2 term missing at row ends and document ends only
     assert 1.45 * LN_VOCAB < result.train_losses[0] <= 1.5 * LN_VOCAB
-
-
-# --- sequence-length schedule --------------------------------------------------------------------------------------------
-def test_train_step_sets_each_steps_document_cap(shard_files, tmp_path):
-    """train_step puts its step's stage cap into the model (through a compiled wrapper's original module too), the
-    plan says the schedule, and a short run with it trains."""
-    r = load_recipe("tiny", {**SMALL, "steps": 9, "max_doc_tokens_stages": [32, 64, 128]})
-    plan = make_plan(r, force_device="cpu")
-    assert "documents cut into pieces of 32 -> 64 -> 128 tokens over 3 equal stages" in plan.describe(r)
-    model = build_model(r, plan)
-    optimizers = build_optimizers(model, r)
-
-    for step, cap in [(0, 32), (3, 64), (8, 128), (2, 32)]:
-        train_step(CompiledStandIn(model), random_batch(40 + step), optimizers, step, 1, r, 1)
-        assert int(model.doc_cap) == cap, step
-    result = run(run_recipe(shard_files, max_doc_tokens_stages=[16, 48], steps=4), make_plan(r, force_device="cpu"),
-                 log_dir=str(tmp_path), say=quiet)
-    assert len(result.train_losses) == 4 and all(math.isfinite(v) for v in result.train_losses)

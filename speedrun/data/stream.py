@@ -5,13 +5,6 @@ One optimiser step consumes `batch_tokens` contiguous tokens of the stream. They
 and it reads `seq_len + 1` tokens (inputs = first seq_len, targets = the same shifted by one). So the same
 recipe trains on the same tokens whatever the number of ranks. When the current shard has fewer than
 `batch_tokens + 1` tokens left, the stream moves to the next shard (sorted by name); a train stream may loop.
-
-With `align_to_docs` (recipe field align_rows_to_docs) each row instead starts at a document start: row i of a
-step starts at the first <|endoftext|> at or after a cursor, reads seq_len + 1 tokens from there, and moves the
-cursor to the end of its inputs (start + seq_len), where row i + 1 looks for its start. The tokens between a
-row's end and the next document start are not trained on. The step's rows follow from the stream position
-alone, so every rank computes all of them and takes its own, and a saved position resumes exactly. A step
-whose rows do not all fit in the rest of the shard moves to the next shard, as above.
 """
 
 from __future__ import annotations
@@ -23,7 +16,7 @@ import numpy as np
 import torch
 
 from speedrun.data.shards import ShardError, read_shard, resolve_shards, shard_header
-from speedrun.data.tokenizer import EOT
+from speedrun.data.tokenizer import VOCAB_SIZE
 
 
 @dataclass
@@ -43,13 +36,13 @@ def row_index(micro_step: int, rank: int, world_size: int) -> int:
 class BatchStream:
     def __init__(self, files, batch_tokens: int, seq_len: int, rank: int = 0, world_size: int = 1,
                  loop: bool = False, device: str | torch.device = "cpu", position: StreamPosition | None = None,
-                 role: str = "train", align_to_docs: bool = False):
+                 role: str = "train", vocab_size: int = VOCAB_SIZE):
         self.files: list[Path] = resolve_shards(files)
         if batch_tokens % (seq_len * world_size):
             raise ValueError(f"batch of {batch_tokens} tokens is not a whole number of {world_size} x {seq_len}-token rows")
         self.batch_tokens, self.seq_len, self.rank, self.world_size = batch_tokens, seq_len, rank, world_size
         self.accum = batch_tokens // (seq_len * world_size)
-        self.loop, self.device, self.align_to_docs = loop, torch.device(device), align_to_docs
+        self.loop, self.device, self.vocab_size = loop, torch.device(device), vocab_size
         self.position = position or StreamPosition()
         self._tokens = None
         self._tokens_shard = -1
@@ -61,51 +54,11 @@ class BatchStream:
                 f"(largest: {max(shard_header(f) for f in self.files):,} tokens)"
             )
 
-    def set_batch(self, batch_tokens: int, seq_len: int) -> None:
-        """Change the batch of the following steps (a batch-size schedule): same accumulation count, other rows."""
-        if batch_tokens % (seq_len * self.world_size) or batch_tokens // (seq_len * self.world_size) != self.accum:
-            raise ValueError(f"batch of {batch_tokens} tokens in rows of {seq_len} does not keep {self.accum} "
-                             f"accumulation step(s) on {self.world_size} rank(s)")
-        self.batch_tokens, self.seq_len = batch_tokens, seq_len
-
     def _shard_tokens(self) -> np.ndarray:
         if self._tokens_shard != self.position.shard:
-            self._tokens = read_shard(self.files[self.position.shard])
+            self._tokens = read_shard(self.files[self.position.shard], vocab_size=self.vocab_size)
             self._tokens_shard = self.position.shard
         return self._tokens
-
-    def _next_doc_start(self, tokens: np.ndarray, cursor: int, end: int) -> int | None:
-        """Offset of the first <|endoftext|> in tokens[cursor:end], or None. Vectorised over windows that double
-        in size, so the work per step is about the tokens the step covers: no pass over the whole shard at a
-        shard change, which would stall the GPU queue there."""
-        window = 1024  # about a document (GPT-2 tokens of web text)
-        while cursor < end:
-            hits = np.flatnonzero(tokens[cursor: min(cursor + window, end)] == EOT)
-            if len(hits):
-                return cursor + int(hits[0])
-            cursor, window = cursor + window, 2 * window
-        return None
-
-    def _aligned_starts(self) -> list[int] | None:
-        """Start offsets of all world_size x accum rows of the next step in the current shard (document-aligned),
-        or None when they do not all fit in it."""
-        tokens = self._shard_tokens()
-        if self.position.offset + self.batch_tokens + 1 > len(tokens):
-            return None  # even contiguous rows would not fit: no need to look for document starts
-        last_start = len(tokens) - self.seq_len - 1  # a row reads seq_len + 1 tokens
-        starts, cursor = [], self.position.offset
-        for _ in range(self.accum * self.world_size):
-            start = self._next_doc_start(tokens, cursor, last_start + 1)
-            if start is None:
-                if self.position.offset == 0 and not starts and not (tokens == EOT).any():
-                    # A shard of documents always has some; none at all means data without document starts.
-                    raise ShardError(f"{self.files[self.position.shard]}: no <|endoftext|> token ({EOT}) in "
-                                     f"{len(tokens):,} tokens, so no row can start at a document start "
-                                     f"(align_rows_to_docs); were these shards written with the GPT-2 tokenizer?")
-                return None
-            starts.append(start)
-            cursor = start + self.seq_len
-        return starts
 
     def _advance_to_fit(self) -> list[int]:
         """Move to the next shard (looping if allowed) until the current one holds the whole next step; return the
@@ -113,11 +66,7 @@ class BatchStream:
         if self.position.shard >= len(self.files):
             raise StopIteration  # an exhausted stream stays exhausted
         for _ in range(2 * len(self.files) + 1):
-            if self.align_to_docs:
-                starts = self._aligned_starts()
-                if starts is not None:
-                    return starts
-            elif self.position.offset + self.batch_tokens + 1 <= len(self._shard_tokens()):
+            if self.position.offset + self.batch_tokens + 1 <= len(self._shard_tokens()):
                 base, n = self.position.offset, self.accum * self.world_size
                 return [base + i * self.seq_len for i in range(n)]
             self.position.shard += 1
@@ -127,10 +76,6 @@ class BatchStream:
                     raise StopIteration
                 self.position.shard = 0
                 self.position.passes += 1
-        if self.align_to_docs:  # __init__ checks shard sizes only: finding document starts needs every token
-            where = self.files[0] if len(self.files) == 1 else f"{self.files[0].parent} ({len(self.files)} shards)"
-            raise ShardError(f"{where}: no shard holds a whole batch of {self.accum * self.world_size} rows of "
-                             f"{self.seq_len:,} tokens that each start at a document start (align_rows_to_docs)")
         raise ShardError("no shard holds a whole batch")  # pragma: no cover (checked in __init__)
 
     def next_rows(self) -> list[tuple[int, int]]:

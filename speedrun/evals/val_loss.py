@@ -1,6 +1,6 @@
 """Validation loss of a checkpoint on any shards, scored exactly as training validates.
 
-Same code as the training loop's validation (`speedrun.train.evaluate`): rows of the recipe's `val_seq_len`
+Same code as the training loop's validation (`speedrun.step.evaluate`): rows of the recipe's `val_seq_len`
 read from the start of the files, documents separated by the attention mask, the attention window of the final
 training step, the training device plan's model (bf16 embeddings and FlexAttention on a GPU).
 """
@@ -25,7 +25,7 @@ def evaluate_checkpoint(checkpoint, val_paths, val_tokens: int | None = None, de
     import torch
 
     from speedrun.checkpoint import load_model
-    from speedrun.train import evaluate
+    from speedrun.step import evaluate
 
     if not val_paths:
         raise SpeedrunError("eval: give the val shards with --val PATH...")

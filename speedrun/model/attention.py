@@ -7,13 +7,6 @@ no per-token check) and a list of *partial* key blocks (checked token by token b
 both ordered nearest first and truncated to the window. `BlockLists` computes those lists once per sequence;
 `flex_block_mask` turns them into a FlexAttention BlockMask (GPU path) and `dense_mask` into a (T, T) boolean
 mask for `scaled_dot_product_attention` (CPU path). `reference_mask` states the rule directly, for tests.
-In training a recipe may cap documents (max_doc_tokens): each piece of a longer document is then a document of
-its own here, see `document_starts`.
-
-Paired-head layers (`Recipe.paired_head_layers`) attend over a sequence twice as long: `interleave_heads` makes
-heads 2j and 2j+1 one head j whose row 2t + p is head 2j+p at position t, and the same rule applies to the rows
-(row r sees row r' iff r' <= r, same document, r // block - r' // block < w), with each position's document id
-on both of its rows (`BlockLists.paired`) and the window in blocks unchanged (so it spans half as many positions).
 """
 
 from __future__ import annotations
@@ -27,25 +20,9 @@ from torch import Tensor
 from speedrun.data.tokenizer import EOT
 
 
-def document_starts(tokens: Tensor, max_doc_tokens: int | Tensor = 0) -> Tensor:
-    """(T,) bool: where a document starts, i.e. at every <|endoftext|>; with max_doc_tokens = L > 0 also at every
-    L-th position of a document, so that piece k of a document (its positions k*L .. (k+1)*L - 1, counted from
-    its <|endoftext|>) is a document of its own. A document begun before the row is counted from the row's start.
-    Elementwise ops and one scan: no data-dependent shapes, so it compiles into the training step. A 0-d integer
-    tensor cap (> 0) is read on the device, so a compiled step takes a new cap without recompiling."""
-    eot = tokens == EOT
-    if not isinstance(max_doc_tokens, Tensor) and max_doc_tokens <= 0:
-        return eot
-    pos = torch.arange(tokens.numel(), device=tokens.device)
-    doc_start = torch.cummax(torch.where(eot, pos, 0), dim=0).values  # position of the latest EOT (or 0)
-    within = pos - doc_start
-    return eot | ((within % max_doc_tokens == 0) & (within > 0))
-
-
-def document_ids(tokens: Tensor, max_doc_tokens: int | Tensor = 0) -> Tensor:
-    """Document index of every position: the count of document starts up to and including it (without a cap:
-    of <|endoftext|> tokens; with max_doc_tokens, pieces count as documents, see `document_starts`)."""
-    return document_starts(tokens, max_doc_tokens).cumsum(0)
+def document_ids(tokens: Tensor) -> Tensor:
+    """Document index of every position: the count of <|endoftext|> tokens up to and including it."""
+    return (tokens == EOT).cumsum(0)
 
 
 def short_window_blocks(long_blocks: int | Tensor) -> int | Tensor:
@@ -72,9 +49,9 @@ class BlockLists:
     block_size: int
 
     @staticmethod
-    def build(tokens: Tensor, block_size: int, max_doc_tokens: int = 0) -> "BlockLists":
-        """The lists for a row of tokens; documents as `document_ids` defines them (max_doc_tokens: pieces)."""
-        return BlockLists.from_docs(document_ids(tokens, max_doc_tokens), block_size)
+    def build(tokens: Tensor, block_size: int) -> "BlockLists":
+        """The lists for a row of tokens (documents begin at <|endoftext|>)."""
+        return BlockLists.from_docs(document_ids(tokens), block_size)
 
     @staticmethod
     def from_docs(docs: Tensor, block_size: int) -> "BlockLists":
@@ -95,12 +72,6 @@ class BlockLists:
         p_num, p_idx = _ordered(any_ & ~all_)
         f_num, f_idx = _ordered(all_)
         return BlockLists(p_num, p_idx, f_num, f_idx, docs, block_size)
-
-    def paired(self) -> "BlockLists":
-        """The lists of the head-pair interleaved sequence (2T rows, row 2t + p = position t of the pair's head p;
-        see `interleave_heads`): each position's document id twice. Not recomputed from repeated tokens, where
-        a repeated <|endoftext|> would put the second copy of a document's first position in a document of its own."""
-        return BlockLists.from_docs(self.docs.repeat_interleave(2), self.block_size)
 
     def truncated(self, window_blocks: int | Tensor) -> tuple[Tensor, Tensor]:
         """(partial_num, full_num) after keeping only the nearest blocks of a `window_blocks` window.
@@ -175,21 +146,6 @@ def reference_mask(tokens: Tensor, window_blocks: int, block_size: int, docs: Te
         & (docs[:, None] == docs[None, :])
         & (blk[:, None] - blk[None, :] < window_blocks)
     )
-
-
-def interleave_heads(x: Tensor) -> Tensor:
-    """(B, T, H, D) -> (B, 2T, H/2, D): the pair of heads (2j, 2j+1) becomes head j of a sequence twice as long
-    whose row 2t + p holds head 2j + p at position t, so each query meets both heads' keys of every position in
-    one softmax. A view that splits H, then a reshape that merges T with the pair (one pointwise copy, which
-    inductor may fuse with the elementwise op that made x: it did for v in a CPU lowering)."""
-    B, T, H, D = x.shape
-    return x.view(B, T, H // 2, 2, D).transpose(2, 3).reshape(B, 2 * T, H // 2, D)
-
-
-def deinterleave_heads(y: Tensor) -> Tensor:
-    """The inverse of `interleave_heads`: (B, 2T, H/2, D) -> (B, T, H, D)."""
-    B, T2, half, D = y.shape
-    return y.view(B, T2 // 2, 2, half, D).transpose(2, 3).reshape(B, T2 // 2, 2 * half, D)
 
 
 def dense_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:

@@ -10,8 +10,6 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from speedrun.kernels.symmetric_matmul import symmetric_kernel_usable, symmetric_matmul
-
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 # Polar Express (Amsel, Persson, Musco & Gower, 2025): one (a, b, c) per iteration, chosen minimax-optimally so
@@ -28,16 +26,12 @@ POLAR_EXPRESS_NORM_MARGIN = 1.02
 
 
 def newton_schulz(G: Tensor, steps: int = 5, coefficients=NS_COEFFICIENTS, dtype=torch.bfloat16,
-                  norm_margin: float = 1.0, symmetric_kernel: bool = False) -> Tensor:
+                  norm_margin: float = 1.0) -> Tensor:
     """Approximately orthogonalise G (..., rows, cols) slice by slice: singular values pushed into ~[0.7, 1.2].
 
     Works on the wide orientation (transposes when rows > cols), after normalising each slice by its Frobenius
     norm (times `norm_margin`), repeating A = X X^T; B = b A + c A A; X = a X + B X. `coefficients` is one
     (a, b, c) for every iteration, or a sequence of `steps` triples, one per iteration.
-
-    `symmetric_kernel`: A and B from the Triton kernel `symmetric_matmul`, which computes only the tiles on and
-    above the diagonal of these symmetric products (and adds b A in its epilogue). Used where Triton can run on
-    G's device (CUDA); elsewhere (CPU) the flag is ignored and torch computes the same products.
     """
     if G.ndim < 2:
         raise ValueError("newton_schulz needs a matrix (or a batch of matrices)")
@@ -50,23 +44,18 @@ def newton_schulz(G: Tensor, steps: int = 5, coefficients=NS_COEFFICIENTS, dtype
     if tall:
         X = X.mT
     X = X / (X.norm(dim=(-2, -1), keepdim=True) * norm_margin + 1e-7)
-    use_kernel = symmetric_kernel and symmetric_kernel_usable(X)
     for a, b, c in schedule:
-        if use_kernel:
-            A = symmetric_matmul(X)
-            B = symmetric_matmul(A, alpha=c, beta=b, addend=A)  # A A = A A^T: the same kernel, b A in its epilogue
-        else:
-            A = X @ X.mT
-            B = b * A + c * A @ A
+        A = X @ X.mT
+        B = b * A + c * A @ A
         X = a * X + B @ X
     if tall:
         X = X.mT
     return X
 
 
-def polar_express(G: Tensor, steps: int = 5, dtype=torch.bfloat16, symmetric_kernel: bool = False) -> Tensor:
+def polar_express(G: Tensor, steps: int = 5, dtype=torch.bfloat16) -> Tensor:
     """Newton-Schulz with the Polar Express per-iteration coefficients: singular values closer to 1."""
-    return newton_schulz(G, steps, POLAR_EXPRESS_COEFFICIENTS, dtype, POLAR_EXPRESS_NORM_MARGIN, symmetric_kernel)
+    return newton_schulz(G, steps, POLAR_EXPRESS_COEFFICIENTS, dtype, POLAR_EXPRESS_NORM_MARGIN)
 
 
 def normuon_scale(U: Tensor, second_moment: Tensor, beta2: float, per_row: bool) -> Tensor:
@@ -109,28 +98,24 @@ class Muon(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 0.05, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
                  ns_coefficients=NS_COEFFICIENTS, ns_dtype: torch.dtype = torch.bfloat16, compile_ns: bool = False,
-                 orthogonalizer: str = "newton_schulz", normuon_beta2: float = 0.0, weight_decay: float = 0.0,
-                 ns_symmetric_kernel: bool = False):
+                 orthogonalizer: str = "newton_schulz", normuon_beta2: float = 0.0):
         params = list(params)
         if any(p.ndim < 2 for p in params):
             raise ValueError("Muon handles only parameters with 2 or more dimensions")
         if orthogonalizer not in ("newton_schulz", "polar_express"):
             raise ValueError(f"orthogonalizer {orthogonalizer!r}: expected newton_schulz or polar_express")
         defaults = dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps,
-                        ns_coefficients=tuple(ns_coefficients), normuon_beta2=normuon_beta2, weight_decay=weight_decay)
+                        ns_coefficients=tuple(ns_coefficients), normuon_beta2=normuon_beta2)
         by_shape: dict[tuple[int, int], list] = {}
         for p in params:
             by_shape.setdefault(tuple(sorted(p.shape[-2:])), []).append(p)
         groups = [dict(params=ps) for _, ps in sorted(by_shape.items(), key=lambda kv: -kv[0][0] * kv[0][1])]
         super().__init__(groups, defaults)
         self.ns_dtype = ns_dtype  # bf16 as in the record; float32 on CPUs, where bf16 matmuls are slow
-        # ns_symmetric_kernel: the Triton symmetric products on CUDA; on CPU newton_schulz ignores it.
-        sym = ns_symmetric_kernel
         if orthogonalizer == "polar_express":
-            ns = lambda x, steps, coefficients, dtype: polar_express(x, steps, dtype, symmetric_kernel=sym)
+            ns = lambda x, steps, coefficients, dtype: polar_express(x, steps, dtype)
         else:
-            ns = lambda x, steps, coefficients, dtype: newton_schulz(x, steps, coefficients, dtype,
-                                                                     symmetric_kernel=sym)
+            ns = newton_schulz
         self._ns = torch.compile(ns, dynamic=False) if compile_ns else ns
         self._normuon = torch.compile(normuon_scale, dynamic=False) if compile_ns else normuon_scale
         self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -190,12 +175,9 @@ class Muon(torch.optim.Optimizer):
 
     @staticmethod
     def _apply(params, counts, updates: Tensor, group) -> None:
-        """p -= lr * max(1, rows/cols)^0.5 * update, each parameter's slices taken back out of the batch; with
-        weight_decay > 0, first p -= lr * wd * p where update and p agree in sign (cautious weight decay)."""
-        lr, wd = group["lr"], group["weight_decay"]
+        """p -= lr * max(1, rows/cols)^0.5 * update, each parameter's slices taken back out of the batch."""
+        lr = group["lr"]
         for p, u in zip(params, updates[: sum(counts)].split(counts)):
             tall = p.size(-2) > p.size(-1)
             u = (u.mT if tall else u).reshape(p.shape).to(p.dtype)
-            if wd:
-                p.addcmul_(p, (u * p > 0).to(p.dtype), value=-lr * wd)
             p.add_(u, alpha=-lr * shape_scale(p))

@@ -1,5 +1,4 @@
-"""Schedules of a run, as pure functions of the step: lr multiplier, Muon momentum, attention window, document cap,
-MTP weights."""
+"""Schedules of a run, as pure functions of the step: lr multiplier, Muon momentum, attention window, MTP weights."""
 
 from __future__ import annotations
 
@@ -24,14 +23,6 @@ def muon_momentum(step: int, start: float, end: float, warmup_steps: int) -> flo
 def long_window_blocks(step: int, steps: int, ramp_tokens: int, block_size: int) -> int:
     """Long attention window at `step` of `steps`, in blocks: ceil(ramp * s / N / block), at least one block."""
     return max(1, math.ceil(ramp_tokens * step / steps / block_size))
-
-
-def max_doc_tokens_at(step: int, steps: int, stages: list[int]) -> int:
-    """The document cap (max_doc_tokens) at `step` of a sequence-length schedule: the steps fall into len(stages)
-    equal stages, stage k capping documents at stages[k]; 0 (no cap) without stages."""
-    if not stages:
-        return 0
-    return stages[min(len(stages) * step // steps, len(stages) - 1)]
 
 
 def mtp_decay(step: int, steps: int, end_frac: float) -> float:

@@ -1,9 +1,7 @@
-"""GPU checks (skipped without CUDA): FP8 head vs bf16 matmul, FlexAttention vs the dense reference (also over the
-interleaved rows of paired-head layers), the compiled flex model vs the dense model (with paired heads too), the
-soft-capped cross-entropy kernel vs its reference and the fused head + loss op vs the unfused FP8 head (each also
-with multi-token prediction), the FP8 MLP vs bf16, the fused linear + ReLU^2 MLP vs the plain bf16 MLP, and the
-symmetric Newton-Schulz kernel vs its reference. Run on
-the GPU machine: `pytest -q tests/gpu -s` prints the errors."""
+"""GPU checks (skipped without CUDA): FP8 head vs bf16 matmul, FlexAttention vs the dense reference, the compiled
+flex model vs the dense model, the soft-capped cross-entropy kernel vs its reference and the fused head + loss op
+vs the unfused FP8 head (each also with multi-token prediction), and the FP8 MLP vs bf16. Run on the GPU machine:
+`pytest -q tests/gpu -s` prints the errors."""
 
 from __future__ import annotations
 
@@ -15,11 +13,8 @@ import torch.nn.functional as F
 
 from speedrun.data.tokenizer import EOT
 from speedrun.kernels.softcap_ce import softcap_cross_entropy_reference, softcap_cross_entropy_with_grad
-from speedrun.kernels.symmetric_matmul import CONFIGS as SYMMETRIC_CONFIGS
-from speedrun.kernels.symmetric_matmul import symmetric_matmul, symmetric_matmul_reference
 from speedrun.model.attention import BlockLists, dense_attention, dense_mask, flex_block_mask
 from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy, fp8_supported
-from speedrun.optim.muon import newton_schulz, polar_express
 from speedrun.recipe import load_recipe
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -79,10 +74,8 @@ def test_flex_attention_matches_dense_reference(window):
     assert err < 1e-2
 
 
-@pytest.mark.parametrize("features", [[], ["smear=true", "attn_gate=true", "no_mlp_layers=[0]"],
-                                      ["smear=true", "bigram_buckets=1000", "max_doc_tokens=300"],
-                                      ["attn_gate=true", "paired_head_layers=[1, 2, 3]"]],
-                         ids=["record21", "fast", "doc-pieces", "paired-heads"])
+@pytest.mark.parametrize("features", [[], ["smear=true", "attn_gate=true", "no_mlp_layers=[0]"]],
+                         ids=["record21", "fast"])
 def test_compiled_flex_model_matches_dense_model(features):
     r = load_recipe("record21", [*SMALL_MODEL, *features])
     from speedrun.model.gpt import GPT
@@ -91,7 +84,7 @@ def test_compiled_flex_model_matches_dense_model(features):
     flex = GPT(r, attention="flex").cuda()
     with torch.no_grad():  # the fast recipe's gates and smear start as constants: give them values that matter
         for name, p in flex.named_parameters():
-            if name.endswith("gate_w") or name == "smear_lambda" or name == "bigram_embed.weight":
+            if name.endswith("gate_w") or name == "smear_lambda":
                 p.normal_(0.5, 0.5)
     dense = GPT(r, attention="dense").cuda()
     dense.load_state_dict(flex.state_dict())
@@ -106,29 +99,6 @@ def test_compiled_flex_model_matches_dense_model(features):
         loss_dense = dense(inputs, targets, 7)
     print(f"\ncompiled flex model loss {loss_flex.item():.5f} vs dense model loss {loss_dense.item():.5f}")
     assert abs(loss_flex.item() - loss_dense.item()) < 2e-2 * abs(loss_dense.item())
-    if r.max_doc_tokens:  # not vacuous: on the real documents the loss differs
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss_docs = dense(inputs, targets, 7, starts=inputs == EOT)
-        print(f"dense model loss on the real documents {loss_docs.item():.5f}")
-        assert abs(loss_docs.item() - loss_dense.item()) > 1e-3
-
-
-@pytest.mark.parametrize("window", [1, 3, 7, 14])
-def test_flex_attention_matches_dense_reference_paired_rows(window):
-    """The interleaved 2T sequence of a paired-head layer (3 head pairs of the record's 6 heads): compiled
-    FlexAttention with its block mask vs dense fp32 attention with its dense mask."""
-    from torch.nn.attention.flex_attention import flex_attention
-
-    T, H, D = 4096, 3, 128
-    tokens = random_docs(T, 700, seed=window)
-    q, k, v = (torch.randn(1, H, 2 * T, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-    lists = BlockLists.build(tokens, 128).paired()
-    flex = torch.compile(flex_attention, dynamic=False)
-    y = flex(q, k, v, block_mask=flex_block_mask(lists, torch.tensor(window, device="cuda")), scale=0.12)
-    y_ref = dense_attention(q.float(), k.float(), v.float(), dense_mask(lists, window), 0.12)
-    err = rel_err(y, y_ref)
-    print(f"\nFlexAttention vs dense fp32 reference, paired rows, window {window} blocks: relative error {err:.2e}")
-    assert err < 1e-2
 
 
 @pytest.mark.parametrize("grad_dtype", [torch.float32, torch.bfloat16, torch.float8_e5m2], ids=str)
@@ -284,59 +254,6 @@ def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
     assert all(e < 0.15 for e in errs.values())
 
 
-@pytest.mark.parametrize("compiled", [False, True])
-def test_fused_linear_relu2_mlp_matches_bf16_mlp(compiled):
-    """The fused_mlp op (Triton c_fc + ReLU^2 forward, dy W2 * 2 sqrt(h) backward, cuBLAS for the rest) against the
-    plain bf16 MLP and both against float32, at the record's sizes; compiled, the op stays one opaque node."""
-    from speedrun.kernels.linear_relu2 import (
-        fused_linear_relu2_mlp,
-        linear_relu2,
-        linear_relu2_reference,
-        relu2_backward,
-        relu2_backward_reference,
-        relu2_mlp_reference,
-    )
-
-    x, w_fc, w_proj, g = record_mlp_inputs()
-
-    run = torch.compile(fused_linear_relu2_mlp, dynamic=False, fullgraph=True) if compiled else fused_linear_relu2_mlp
-    y = run(x, w_fc, w_proj)
-    y.backward(g)
-    got = (y.detach(), x.grad.clone(), w_fc.grad.clone(), w_proj.grad.clone())
-    x.grad = w_fc.grad = w_proj.grad = None
-    y_ref = relu2_mlp_reference(x, w_fc, w_proj)
-    y_ref.backward(g)
-    want = (y_ref.detach(), x.grad.clone(), w_fc.grad.clone(), w_proj.grad.clone())
-    xf, ff, pf = (t.detach().float().requires_grad_() for t in (x, w_fc, w_proj))
-    yf = F.linear(F.relu(F.linear(xf, ff)).square(), pf)
-    yf.backward(g.float())
-    exact = (yf.detach(), xf.grad, ff.grad, pf.grad)
-    names = ("out", "grad_x", "grad_w_fc", "grad_w_proj")
-    errs = {n: rel_err(a, b) for n, a, b in zip(names, got, want)}
-    fused_vs_fp32 = {n: rel_err(a, b) for n, a, b in zip(names, got, exact)}
-    plain_vs_fp32 = {n: rel_err(a, b) for n, a, b in zip(names, want, exact)}
-    print(f"\nfused MLP ({'compiled' if compiled else 'eager'}) vs bf16 (N={len(x)}): relative errors {errs}\n"
-          f"  vs float32: fused {fused_vs_fp32}\n  vs float32: plain {plain_vs_fp32}")
-    assert [t.dtype for t in got] == [torch.bfloat16, torch.bfloat16, torch.float32, torch.float32]
-    assert all(a.shape == b.shape and a.stride() == b.stride() for a, b in zip(got, want))
-    assert all(e < 0.02 for e in errs.values())
-    assert all(fused_vs_fp32[n] < 1.1 * plain_vs_fp32[n] + 1e-3 for n in names)
-    # the kernels alone, autotuned, against their references (float32 products rounded once)
-    h = linear_relu2(x.detach(), w_fc.detach().bfloat16())
-    h_ref = linear_relu2_reference(x.detach(), w_fc.detach().bfloat16())
-    dpre = relu2_backward(g, w_proj.detach().bfloat16(), h)
-    dpre_ref = relu2_backward_reference(g, w_proj.detach().bfloat16(), h)
-    print(f"  kernels vs references: h {rel_err(h, h_ref):.2e}, dpre {rel_err(dpre, dpre_ref):.2e}")
-    assert rel_err(h, h_ref) < 2**-8 and rel_err(dpre, dpre_ref) < 2**-8
-
-
-def test_compiled_model_with_fused_mlp_matches_plain_mlp():
-    losses, errs = compiled_mlp_variants(["fp8_mlp=false", "fused_mlp=true"], "fused")
-    print(f"\ncompiled model, fused MLP loss {losses[0]:.5f} vs plain MLP {losses[1]:.5f}; grad errors {errs}")
-    assert abs(losses[0] - losses[1]) < 1e-3 * losses[1]
-    assert all(e < 0.05 for e in errs.values())
-
-
 # --- multi-token prediction --------------------------------------------------------------------------------------------
 def test_softcap_cross_entropy_kernel_with_extra_targets_matches_reference():
     from speedrun.model.mtp import mtp_targets
@@ -391,70 +308,25 @@ def test_fused_head_loss_with_mtp_matches_plain_path():
 
 @pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
 def test_compiled_model_with_mtp_fused_matches_unfused_without_recompiling():
-    """MTP weights and the document cap of a sequence-length schedule change between steps; neither recompiles."""
+    """The MTP weights change between steps (in place, in a buffer): no recompile."""
     import torch._dynamo
 
     r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true", "fp8_mlp=false",
-                             "mtp_weights=[0.5, 0.25]", "steps=100", "max_doc_tokens_stages=[64, 128, 256]"])
+                             "mtp_weights=[0.5, 0.25]", "steps=100"])
     models, inputs, targets = fused_and_unfused_models(r, seed=6)
     torch._dynamo.reset()
     losses = {0: [], 1: []}
     with torch._dynamo.config.patch(error_on_recompile=True):
         for k, m in enumerate(models):
             compiled = torch.compile(m, dynamic=False)
-            for step in (0, 25, 50, 70):  # weights 1x, 0.5x, 0, 0; caps 64, 64, 128, 256
-                m.set_step(step)
+            for step in (0, 25, 50):  # weights 1x, 0.5x, 0
+                m.set_mtp_step(step)
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     loss = compiled(inputs, targets, torch.tensor(7, device="cuda"))
                 loss.backward()
                 m.zero_grad()
                 losses[k].append(loss.item())
     print(f"\ncompiled model with MTP, fused {losses[0]} vs unfused {losses[1]}")
-    assert losses[0][0] > losses[0][1] > losses[0][2] and losses[0][2] != losses[0][3]
+    assert losses[0][0] > losses[0][1] > losses[0][2]
     for a, b in zip(losses[0], losses[1]):
         assert abs(a - b) < 1e-3 * b
-
-
-@pytest.mark.parametrize("config", [None, *SYMMETRIC_CONFIGS], ids=str)
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=str)
-def test_symmetric_matmul_kernel_matches_reference(config, dtype):
-    """Every tile config (None: autotuned) at Muon's sizes and at ragged ones, a transposed view, the B epilogue."""
-    if dtype == torch.float32 and config is not None:
-        pytest.skip("the configs are sized for 2-byte inputs; float32 is checked through the autotuner")
-    torch.manual_seed(0)
-    worst = 0.0
-    for shape, transposed in [((44, 768, 768), False), ((22, 768, 3072), False), ((3, 200, 333), False),
-                              ((2, 333, 200), True), ((130, 70), False)]:
-        x = torch.randn(shape, device="cuda").to(dtype)
-        x = (x.mT if transposed else x) / x.float().norm(dim=(-2, -1), keepdim=True).to(dtype)
-        c = symmetric_matmul(x, config=config)
-        want = symmetric_matmul_reference(x)
-        assert c.shape == want.shape and c.dtype == dtype and torch.equal(c, c.mT)
-        B = symmetric_matmul(c, alpha=2.0315, beta=-4.775, addend=c, config=config)
-        cd = c.double()
-        want_B = -4.775 * cd + 2.0315 * cd @ cd
-        assert torch.equal(B, B.mT)
-        errs = ((c.float() - want.float()).abs().max() / want.float().abs().max()).item(), \
-            ((B.double() - want_B).abs().max() / want_B.abs().max()).item()
-        worst = max(worst, *errs)
-        # bf16/fp16 outputs: within one rounding step of the float32 result; float32: accumulation order only
-        assert max(errs) < {torch.bfloat16: 2**-7, torch.float16: 2**-10, torch.float32: 1e-5}[dtype], (shape, errs)
-    print(f"\nsymmetric_matmul {dtype} config {config}: worst relative error {worst:.2e}")
-
-
-@pytest.mark.parametrize("orthogonalizer", ["newton_schulz", "polar_express"])
-def test_newton_schulz_symmetric_kernel_compiled(orthogonalizer):
-    """Compiled as Muon compiles it: with the kernel as accurate against float32 as torch's bf16 products."""
-    torch.manual_seed(0)
-    f = newton_schulz if orthogonalizer == "newton_schulz" else (lambda G, **k: polar_express(G, **k))
-    for shape in [(22, 768, 3072), (44, 768, 768), (4, 3072, 768)]:
-        G = torch.randn(shape, device="cuda")
-        exact = f(G, dtype=torch.float32)
-        plain = torch.compile(lambda G: f(G, symmetric_kernel=False), dynamic=False)(G)
-        kernel = torch.compile(lambda G: f(G, symmetric_kernel=True), dynamic=False)(G)
-        eager = f(G, symmetric_kernel=True)
-        errs = [rel_err(out, exact) for out in (plain, kernel, eager)]
-        print(f"\n{orthogonalizer} {shape}: relative error vs float32: torch {errs[0]:.4f}, kernel compiled "
-              f"{errs[1]:.4f}, kernel eager {errs[2]:.4f}")
-        assert kernel.dtype == torch.bfloat16 and kernel.shape == G.shape
-        assert errs[1] < 1.25 * errs[0] + 1e-3 and errs[2] < 1.25 * errs[0] + 1e-3

@@ -1,0 +1,96 @@
+"""One optimiser step (micro-batches, gradient averaging, schedules), the untimed warm-up that compiles it, and
+validation. The training loop (speedrun/train.py) calls these; so do the benchmarks."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+
+from speedrun.data.stream import val_batches
+from speedrun.distributed import all_reduce_mean
+from speedrun.optim.schedule import lr_multiplier, muon_momentum
+from speedrun.plan import Plan
+from speedrun.recipe import Recipe
+
+
+def uncompiled(model):
+    """The module itself behind a torch.compile wrapper (its state_dict and methods)."""
+    return getattr(model, "_orig_mod", model)
+
+
+def apply_schedules(step: int, r: Recipe, adam, muon) -> None:
+    """Push `step`'s learning rates and Muon momentum into the optimisers (the schedules are pure functions)."""
+    mult = lr_multiplier(step, r.steps, r.cooldown_frac, r.min_lr_frac)
+    for opt in (adam, muon):
+        for g in opt.param_groups:
+            g["lr"] = g["initial_lr"] * mult
+    for g in muon.param_groups:
+        g["momentum"] = muon_momentum(step, r.muon_momentum_start, r.muon_momentum, r.muon_momentum_warmup_steps)
+
+
+def optimizer_step(model, optimizers, step: int, r: Recipe, world_size: int) -> None:
+    """Average the gradients over ranks and step both optimisers at `step`'s schedule values."""
+    adam, muon = optimizers
+    if world_size > 1:
+        for p in model.parameters():
+            if p.grad is not None:
+                all_reduce_mean(p.grad)
+    apply_schedules(step, r, adam, muon)
+    muon.step()
+    adam.step()
+    model.zero_grad(set_to_none=True)
+
+
+def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_size: int) -> torch.Tensor:
+    """One optimiser step over this rank's micro-batches; returns the step's train loss averaged over all
+    micro-batches of all ranks (a tensor; reading it is left to the caller). With multi-token prediction that
+    loss includes the extra targets' weighted terms (until their weights reach 0)."""
+    total = None
+    uncompiled(model).set_mtp_step(step)  # in place, so a compiled model does not recompile
+    for inputs, targets in batches:
+        loss = model(inputs, targets, window) / len(batches)
+        loss.backward()
+        total = loss.detach() if total is None else total + loss.detach()
+    optimizer_step(model, optimizers, step, r, world_size)
+    return all_reduce_mean(total) if world_size > 1 else total
+
+
+def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window, say=None) -> None:
+    """Run `warmup_steps` steps on random tokens to compile and warm kernels, then restore every initial state.
+
+    Nothing learned here survives, the data stream is untouched, and the global RNG is left as it was.
+    """
+    if r.warmup_steps == 0:
+        return
+    base = uncompiled(model)
+    initial = dict(model=copy.deepcopy(base.state_dict()), opts=[copy.deepcopy(o.state_dict()) for o in optimizers])
+    gen = torch.Generator(device="cpu").manual_seed(12345 + plan.rank)
+    t0 = time.perf_counter()
+    for i in range(r.warmup_steps):
+        tokens = torch.randint(0, r.vocab_size, (r.seq_len + 1,), generator=gen).to(plan.device)
+        batch = [(tokens[:-1].int(), tokens[1:].long())]
+        train_step(model, batch, optimizers, 0, window, r, plan.world_size).item()  # .item(): time each step whole
+        if say is not None and (i < 2 or i == r.warmup_steps - 1):  # the compiling steps, and the last
+            say(f"warm-up step {i + 1}/{r.warmup_steps}: {time.perf_counter() - t0:.1f}s")
+    base.load_state_dict(initial["model"])
+    for opt, state in zip(optimizers, initial["opts"]):
+        opt.load_state_dict(state)
+
+
+def evaluate(model, r: Recipe, plan: Plan, window, val_files) -> float:
+    """Mean val loss over the recipe's `val_tokens` positions (rows of val_seq_len, shared out over ranks)."""
+    model.eval()
+    total = torch.zeros((), device=plan.device)
+    n = 0
+    with torch.no_grad():
+        for inputs, targets in val_batches(val_files, r.val_tokens, r.val_seq_len, plan.rank, plan.world_size,
+                                           plan.device):
+            total += model(inputs, targets, window).float()
+            n += 1
+    total /= n
+    if plan.world_size > 1:
+        all_reduce_mean(total)
+    model.train()
+    return total.item()
