@@ -4,10 +4,91 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 
 from speedrun.errors import SpeedrunError
-from speedrun.recipe import load_recipe, recipe_names
+from speedrun.recipe import RecipeError, load_recipe, recipe_names
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    def _get_help_string(self, action):
+        # "(default: None)" says nothing: such options describe their default in their help text
+        if action.default is None or action.default is False or action.default in ("", []):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)command shows its defaults; a usage error is one line, as every other user error is."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"speedrun: error: {message} (see '{self.prog} --help')\n")
+
+
+def _at_least(low: int):
+    """argparse type: an integer >= low."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
+        return value
+    return parse
+
+
+def _temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0 (0: greedy)")
+    return value
+
+
+def _device(text: str) -> str:
+    """cpu, cuda or cuda:N, checked against the GPUs visible here (before the checkpoint is read)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not cpu, cuda or cuda:N")
+    if text != "cpu":
+        import torch
+
+        n, index = torch.cuda.device_count(), int(text[5:] or 0)
+        if index >= n:
+            raise argparse.ArgumentTypeError(f"{text}: no CUDA GPU is visible; use --device cpu" if not n else
+                                             f"{text}: only {n} CUDA GPU(s) are visible (cuda:0..cuda:{n - 1})")
+    return text
+
+
+def _prompt_file(path: str) -> str:
+    """The file's UTF-8 text (a byte-order mark and one trailing newline dropped), read before any work."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return f.read().removesuffix("\n")
+    except UnicodeDecodeError as e:
+        raise argparse.ArgumentTypeError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                                         f"{e.start})") from None
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"{path}: cannot read it ({e.strerror or e})") from None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("speedrun")
+    except PackageNotFoundError:  # a source tree that was never installed
+        import speedrun
+
+        return getattr(speedrun, "__version__", "unknown")
 
 
 def _add_recipe_args(p: argparse.ArgumentParser) -> None:
@@ -60,8 +141,9 @@ def cmd_train(args) -> int:
         resume = load_for_resume(args.resume, args.checkpoint_dir, args.recipe, args.overrides)
     if args.nproc > 1 and "RANK" not in os.environ:
         # Check the recipe in this process first: a bad key should not cost N process starts.
-        if resume is None:
-            load_recipe(args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
+        recipe = resume.recipe if resume is not None else load_recipe(
+            args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
+        check_nproc(recipe, args.nproc, args.device, resumed=resume is not None)
         # Ctrl-C reaches torchrun and every rank; the ranks finish the step, checkpoint and exit. Wait for them
         # (subprocess.call would kill torchrun on KeyboardInterrupt), then exit 130 as a single process does.
         import signal
@@ -104,12 +186,41 @@ def cmd_train(args) -> int:
             text = generate(result.model, recipe.sample_prompt, recipe.sample_tokens, seed=recipe.seed)
             print(f"sample: {text!r}")
         if plan.main:
-            first, last = result.val_losses[0][1], result.val_losses[-1][1]
-            print(f"done: val_loss {first:.4f} -> {last:.4f} in {result.training_time_ms / 1000:.1f}s of training; "
+            (first_step, first), (_, last) = result.val_losses[0], result.val_losses[-1]
+            # with val_every=0 only the end is validated: no "A -> A"
+            start = f"{first:.4f} -> " if first_step == 0 and len(result.val_losses) > 1 else ""
+            print(f"done: val_loss {start}{last:.4f} in {result.training_time_ms / 1000:.1f}s of training; "
                   f"log {result.log_path}")
     finally:
         shutdown_distributed()
     return 0
+
+
+def check_nproc(recipe, nproc: int, device: str | None, resumed: bool = False) -> None:
+    """Refuse, before torchrun starts N ranks that would each fail, an --nproc that the machine's GPUs or the
+    recipe's batches cannot take: one line with a fix that passes these same checks."""
+    import torch
+
+    want = device or recipe.device
+    if want == "auto":  # as make_plan decides, without touching a GPU in this launcher process
+        want = "cuda" if torch.cuda.is_available() or recipe.gpu_only else "cpu"
+    if want == "cuda" and nproc > (n := torch.cuda.device_count()):
+        raise SpeedrunError(f"--nproc {nproc}: recipe {recipe.name} runs on CUDA and " + (
+            f"only {n} GPU(s) are visible; use --nproc {n}" if n else "no CUDA GPU is visible; use --device cpu"))
+    try:
+        recipe.grad_accum_steps(nproc)
+        recipe.val_batches(nproc)
+    except RecipeError as e:
+        fits = lambda k: recipe.batch_tokens % (k * recipe.seq_len) == 0 == recipe.val_tokens % (k * recipe.val_seq_len)
+        fewer = f"--nproc {max(k for k in range(1, nproc) if fits(k))}"  # 1 always fits (Recipe.check)
+        if resumed:
+            raise SpeedrunError(f"--nproc {nproc}: {e}; a resumed run keeps its recipe: use {fewer}") from None
+        sets, unit, val_unit = [], nproc * recipe.seq_len, nproc * recipe.val_seq_len
+        if recipe.batch_tokens % unit:  # rounded up: no fewer tokens per step
+            sets.append(f"--set batch_tokens={math.ceil(recipe.batch_tokens / unit) * unit}")
+        if recipe.val_tokens % val_unit:  # rounded down where it can be: the val files may hold no more
+            sets.append(f"--set val_tokens={max(1, recipe.val_tokens // val_unit) * val_unit}")
+        raise SpeedrunError(f"--nproc {nproc}: {e}; add {' '.join(sets)} (or use {fewer})") from None
 
 
 def dry_run_report(recipe, plan) -> str:
@@ -194,7 +305,8 @@ def cmd_records(args) -> int:
 def cmd_sample(args) -> int:
     from speedrun.evals.sample import sample_from_checkpoint
 
-    for text in sample_from_checkpoint(args.checkpoint, args.prompt, max_tokens=args.tokens,
+    prompt = args.prompt if args.prompt_file is None else args.prompt_file
+    for text in sample_from_checkpoint(args.checkpoint, prompt, max_tokens=args.tokens,
                                        temperature=args.temperature, top_k=args.top_k, num_samples=args.num_samples,
                                        seed=args.seed, device=args.device):
         print(text)
@@ -208,6 +320,9 @@ def cmd_eval(args) -> int:
 
         evaluate_hellaswag(args.checkpoint, data=args.data, limit=args.limit, device=args.device)
         return 0
+    if args.checkpoint is not None:
+        raise SpeedrunError(f"eval {args.what} {args.checkpoint}: one checkpoint at a time (two arguments only "
+                            f"in `eval hellaswag CHECKPOINT`)")
     from speedrun.evals.val_loss import evaluate_checkpoint
 
     evaluate_checkpoint(args.what, args.val, val_tokens=args.val_tokens, device=args.device)
@@ -215,35 +330,40 @@ def cmd_eval(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="speedrun", description="Train GPT-2-class models as fast as the hardware allows.")
+    parser = _Parser(prog="speedrun", description="Train GPT-2-class models as fast as the hardware allows.")
+    parser.add_argument("--version", action="version", version=f"speedrun {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a recipe (CPU, one GPU, or a torchrun launch)")
     _add_recipe_args(p)
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="force a device (cpu also runs GPU-only recipes)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved recipe, parameter counts and device plan; do not train")
-    p.add_argument("--log-dir", default="logs", help="folder for run logs (default: logs)")
-    p.add_argument("--print-every", type=int, default=None, help="console progress every N steps (log: every step)")
-    p.add_argument("--nproc", type=int, default=1,
-                   help="ranks on this machine (one per GPU, or CPU processes with gloo); starts torchrun")
-    p.add_argument("--save-every", type=int, default=0, help="write a checkpoint every N steps (and at the end)")
-    p.add_argument("--checkpoint-dir", default="checkpoints", help="folder for checkpoints (default: checkpoints)")
+    p.add_argument("--log-dir", default="logs", help="folder for run logs")
+    p.add_argument("--print-every", type=int, default=None,
+                   help="console progress every N steps (default: 1 up to 200 steps, else 10; the log has every step)")
+    p.add_argument("--nproc", type=_at_least(1), default=1,
+                   help="ranks on this machine (one per GPU, or CPU processes with gloo); > 1 starts torchrun")
+    p.add_argument("--save-every", type=_at_least(0), default=0,
+                   help="write a checkpoint every N steps and at the end (0: none; on --resume: the checkpoint's)")
+    p.add_argument("--checkpoint-dir", default="checkpoints", help="folder for checkpoints")
     p.add_argument("--resume", default=None, metavar="PATH|latest", help="continue a run from a checkpoint")
     p.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="get tokens in place: download FineWeb shards, tokenize text, inspect shards")
     dsub = data.add_subparsers(dest="data_command", required=True)
     p = dsub.add_parser("fineweb", help="download cached GPT-2 FineWeb shards from the Hugging Face hub")
-    p.add_argument("--variant", choices=["10B", "100B", "edu10B"], default="10B")
+    p.add_argument("--variant", choices=["10B", "100B", "edu10B"], default="10B", help="which FineWeb tokens")
     p.add_argument("--train-shards", type=int, default=8, help="number of train shards (100M tokens each)")
     p.add_argument("--dir", default=None, help="target folder (default: data/fineweb<variant>)")
     p.set_defaults(func=cmd_data_fineweb)
     p = dsub.add_parser("tokenize", help="plain text / JSON lines / Parquet files -> train and val shards")
     p.add_argument("inputs", nargs="+", help="files (.txt, .jsonl, .parquet) or folders")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--val-tokens", type=int, default=0, help="tokens of whole documents to put in the val shard")
+    p.add_argument("--val-tokens", type=_at_least(0), default=None,
+                   help="tokens of whole documents for the val shard (default: 10%% of the tokens or 10,485,760, "
+                        "whichever is less; 0: no val shard)")
     p.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per train shard")
-    p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    p.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
     p.add_argument("--name", default="data", help="shard file prefix: NAME_train_000000.bin, NAME_val_000000.bin")
     p.set_defaults(func=cmd_data_tokenize)
     p = dsub.add_parser("inspect", help="check shards and show token / document statistics and a preview")
@@ -253,41 +373,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", help="final val loss, time and a one-sided t-test across run logs")
     p.add_argument("logs", nargs="+", help="run log files or folders")
-    p.add_argument("--target", type=float, default=3.28, help="val loss target (default 3.28)")
+    p.add_argument("--target", type=float, default=3.28, help="val loss target")
     p.set_defaults(func=cmd_stats)
     p = sub.add_parser("plot", help="val loss against training time and steps, one line per run")
     p.add_argument("logs", nargs="+", help="run log files or folders")
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--target", type=float, default=3.28)
+    p.add_argument("--target", type=float, default=3.28, help="val loss target (a dashed line)")
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("records", help="rebuild the table in records/README.md from the record folders; "
                                        "--new NAME LOG... first makes a record")
-    p.add_argument("--dir", default="records")
+    p.add_argument("--dir", default="records", help="the records folder")
     p.add_argument("--new", nargs="+", metavar="NAME LOG", help="make records/<today>_NAME/ from these run logs")
     p.add_argument("--command", default=None, help="(--new) the command that produced the runs")
     p.add_argument("--device", default=None, help="(--new) the machine, e.g. '8x H100 80GB'")
-    p.add_argument("--target", type=float, default=3.28, help="(--new) val loss target (default 3.28)")
+    p.add_argument("--target", type=float, default=3.28, help="(--new) val loss target")
     p.add_argument("--notes", default=None, help="(--new) free text for the record's README")
     p.set_defaults(func=cmd_records)
 
+    device_help = "cpu, cuda or cuda:N (default: a GPU when one is visible)"
     p = sub.add_parser("sample", help="generate text from a checkpoint")
-    p.add_argument("checkpoint")
-    p.add_argument("--prompt", default="")
-    p.add_argument("--tokens", type=int, default=100)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=50)
-    p.add_argument("--num-samples", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
+    p.add_argument("checkpoint", help="a checkpoint file (ckpt_*.pt)")
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", default="", help="text to continue (one document)")
+    prompt.add_argument("--prompt-file", type=_prompt_file, metavar="FILE",
+                        help="read the prompt from this UTF-8 text file (one trailing newline dropped)")
+    p.add_argument("--tokens", type=_at_least(1), default=100, help="at most this many new tokens per sample")
+    p.add_argument("--temperature", type=_temperature, default=0.8, help="softmax temperature (0: greedy)")
+    p.add_argument("--top-k", type=_at_least(0), default=50, help="sample among the K likeliest tokens (0: all)")
+    p.add_argument("--num-samples", type=_at_least(1), default=1, help="samples to print")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the first sample (sample i: seed + i)")
+    p.add_argument("--device", type=_device, default=None, help=device_help)
     p.set_defaults(func=cmd_sample)
     p = sub.add_parser("eval", help="val loss of a checkpoint on any shards, or `eval hellaswag CHECKPOINT`")
     p.add_argument("what", help="a checkpoint path, or 'hellaswag'")
     p.add_argument("checkpoint", nargs="?", help="(hellaswag) the checkpoint")
-    p.add_argument("--val", nargs="+", default=None, help="(val loss) shard files, folders or globs")
-    p.add_argument("--val-tokens", type=int, default=None, help="(val loss) positions to score (default: the recipe's)")
+    p.add_argument("--val", nargs="+", default=None, metavar="PATH",
+                   help="(val loss) shard files, folders, globs or 'demo' (default: the checkpoint recipe's val_files)")
+    p.add_argument("--val-tokens", type=_at_least(1), default=None,
+                   help="(val loss) positions to score, a multiple of val_seq_len (default: the recipe's val_tokens)")
     p.add_argument("--data", default=None, help="(hellaswag) local hellaswag_val.jsonl instead of downloading")
-    p.add_argument("--limit", type=int, default=None, help="(hellaswag) first N items only")
-    p.add_argument("--device", default=None)
+    p.add_argument("--limit", type=_at_least(1), default=None, help="(hellaswag) first N items only")
+    p.add_argument("--device", type=_device, default=None, help=device_help)
     p.set_defaults(func=cmd_eval)
     return parser
 

@@ -315,4 +315,4 @@ def test_no_command_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         main([])
     assert info.value.code == 2
-    assert "usage: speedrun" in capsys.readouterr().err
+    assert_one_line_error(capsys.readouterr().err, "required: command", "speedrun --help")

@@ -98,7 +98,8 @@ def test_val_tokens_capped_or_refused(trained, make_shard):
     small = make_shard(corpus(100, 2)[:400], name="small_val.bin")  # one row of 256 (+1); the recipe wants 512
     lines = []
     loss = evaluate_checkpoint(path, [str(small)], device=DEV, say=lines.append)
-    assert lines[0] == "note: the val files hold 256 positions in rows of 256; scoring those (the recipe's val_tokens is 512)"
+    assert lines[0] == f"val files: {small}"
+    assert lines[1] == "note: the val files hold 256 positions in rows of 256; scoring those (the recipe's val_tokens is 512)"
     assert "val_loss" in lines[-1] and "over 256 tokens" in lines[-1]
     assert evaluate_checkpoint(path, str(small), val_tokens=256, device=DEV, say=quiet) == loss
     with pytest.raises(ShardError, match="fewer than --val-tokens 512"):
@@ -206,5 +207,8 @@ def test_cli_eval(trained, items_file, capsys):
     assert f"val_loss {result.val_losses[-1][1]:.4f} over 512 tokens" in out
     assert main(["eval", "hellaswag", str(path), "--data", str(items_file), "--device", DEV]) == 0
     assert "hellaswag: accuracy 1.0000 (4/4" in capsys.readouterr().out
-    assert main(["eval", str(path)]) == 2
-    assert "--val" in capsys.readouterr().err
+    # without --val: the checkpoint recipe's val_files, the same shard here
+    assert main(["eval", str(path), "--device", DEV]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"val files: {val} (the checkpoint recipe's val_files {str(val)!r})\n")
+    assert f"val_loss {result.val_losses[-1][1]:.4f} over 512 tokens" in out

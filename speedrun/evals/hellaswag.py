@@ -117,13 +117,16 @@ def evaluate_hellaswag(checkpoint, data: str | os.PathLike | None = None, limit:
     """Accuracy of a checkpoint on HellaSwag validation items (the official file unless `data` is given)."""
     from tqdm import tqdm
 
-    from speedrun.checkpoint import load_model
+    from speedrun.checkpoint import Checkpoint, load
+    from speedrun.evals.sample import load_on
 
     if checkpoint is None:
         raise HellaSwagError("usage: speedrun eval hellaswag CHECKPOINT [--data FILE] [--limit N]")
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = load(checkpoint)  # a bad checkpoint path stops before any download
     path = Path(data) if data is not None else download()
     items = read_items(path, limit)
-    model, _, ckpt = load_model(checkpoint, device)
+    model, _, ckpt = load_on(checkpoint, device)
     window = _window(model)
     correct = 0
     bar = tqdm(items, desc="hellaswag", unit="item", disable=None)  # disable=None: no bar when not a terminal

@@ -65,16 +65,26 @@ def generate(model: GPT, prompt: str, max_tokens: int, temperature: float = 0.8,
     return prompt + decode(tokens)
 
 
+def load_on(checkpoint, device: str | None = None):
+    """`load_model` on `device`; cuda:N moves the model to GPU N (the plan builds it on cuda:LOCAL_RANK)."""
+    from speedrun.checkpoint import load_model
+
+    model, plan, ckpt = load_model(checkpoint, device)
+    if device and device.startswith("cuda:"):
+        plan.device = torch.device(device)
+        model.to(plan.device)
+    return model, plan, ckpt
+
+
 def sample_from_checkpoint(checkpoint, prompt: str = "", max_tokens: int = 100, temperature: float = 0.8,
                            top_k: int | None = 50, num_samples: int = 1, seed: int = 0,
                            device: str | None = None) -> list[str]:
     """`num_samples` continuations of `prompt` from a checkpoint (sample i uses seed + i, so each one can be
-    reproduced alone). device: cpu, cuda, or None (a GPU when one is visible)."""
-    from speedrun.checkpoint import load_model
-
-    if max_tokens < 0 or num_samples < 1:
+    reproduced alone). device: cpu, cuda, cuda:N, or None (a GPU when one is visible). top_k 0 or None: no cut."""
+    if max_tokens < 0 or num_samples < 1 or (top_k or 0) < 0 or not temperature >= 0:
         from speedrun.errors import SpeedrunError
 
-        raise SpeedrunError(f"--tokens must be >= 0 and --num-samples >= 1 (got {max_tokens}, {num_samples})")
-    model, _, _ = load_model(checkpoint, device)
+        raise SpeedrunError(f"--tokens >= 0, --num-samples >= 1, --top-k >= 0 and --temperature >= 0 (got "
+                            f"{max_tokens}, {num_samples}, {top_k}, {temperature})")
+    model, _, _ = load_on(checkpoint, device)
     return [generate(model, prompt, max_tokens, temperature, top_k, seed + i) for i in range(num_samples)]

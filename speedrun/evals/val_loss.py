@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from speedrun.data.shards import ShardError, resolve_shards, shard_header
+from speedrun.data.shards import ShardError, shard_header
 from speedrun.errors import SpeedrunError
 
 
@@ -18,20 +18,24 @@ def available_val_tokens(files, val_seq_len: int) -> int:
     return sum(max(0, (shard_header(f) - 1) // val_seq_len) for f in files) * val_seq_len
 
 
-def evaluate_checkpoint(checkpoint, val_paths, val_tokens: int | None = None, device: str | None = None,
+def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = None, device: str | None = None,
                         say=print) -> float:
-    """Mean val loss of `checkpoint` over the first `val_tokens` positions of `val_paths` (files, folders or
-    globs). val_tokens defaults to the recipe's, lowered (with a note) to what the files hold."""
+    """Mean val loss of `checkpoint` over the first `val_tokens` positions of `val_paths` (files, folders, globs
+    or "demo"; default: the checkpoint recipe's val_files). val_tokens defaults to the recipe's, lowered (with a
+    note) to what the files hold."""
     import torch
 
-    from speedrun.checkpoint import load_model
+    from speedrun.checkpoint import Checkpoint, load
+    from speedrun.data.demo import data_files
+    from speedrun.evals.sample import load_on
     from speedrun.step import evaluate
 
-    if not val_paths:
-        raise SpeedrunError("eval: give the val shards with --val PATH...")
-    files = resolve_shards(list(val_paths) if not isinstance(val_paths, str) else val_paths)
-    model, plan, ckpt = load_model(checkpoint, device)
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load(checkpoint)
     r = ckpt.recipe
+    specs = [val_paths] if isinstance(val_paths, str) else list(val_paths or [r.val_files])
+    files = [f for spec in specs for f in data_files(str(spec), "val")]  # file problems before the model is built
+    say(f"val files: {', '.join(map(str, files))}" + ("" if val_paths else f" (the checkpoint recipe's val_files "
+                                                                            f"{r.val_files!r})"))
     L = r.val_seq_len
     have = available_val_tokens(files, L)
     if have == 0:
@@ -47,6 +51,7 @@ def evaluate_checkpoint(checkpoint, val_paths, val_tokens: int | None = None, de
     elif val_tokens > have:
         raise ShardError(f"{files[-1]}: the val files hold {have:,} positions in rows of {L:,}, fewer than "
                          f"--val-tokens {val_tokens:,}")
+    model, plan, _ = load_on(ckpt, device)
     r = dataclasses.replace(r, val_tokens=val_tokens)
     window = model.window(r.steps)
     runner = torch.compile(model, dynamic=False) if plan.compile else model
