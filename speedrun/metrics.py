@@ -1,0 +1,67 @@
+"""Optional run metrics for Weights & Biases and TensorBoard (extras `speedrun[wandb]`, `speedrun[tensorboard]`).
+
+Both packages are imported only when a sink is asked for: a plain install neither needs nor loads them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+
+from speedrun.errors import SpeedrunError
+
+
+def _require(module: str, extra: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:  # torch.utils.tensorboard raises a plain ImportError when tensorboard is missing
+        raise SpeedrunError(f"--{extra} needs the {extra} package: pip install 'speedrun[{extra}]'") from e
+
+
+class Metrics:
+    """Sends a run's numbers to zero or more sinks; every method is a no-op without sinks."""
+
+    def __init__(self, wandb_run=None, tb_writer=None):
+        self._run, self._writer = wandb_run, tb_writer
+
+    def _log(self, step: int, scalars: dict[str, float]) -> None:
+        if self._run is not None:
+            self._run.log(scalars, step=step)  # wandb drops (with a warning) a step lower than one already logged
+        if self._writer is not None:
+            for tag, value in scalars.items():
+                self._writer.add_scalar(tag, value, global_step=step)
+
+    def step(self, step: int, train_loss: float, tokens_per_s: float, step_ms: float) -> None:
+        self._log(step, {"train/loss": train_loss, "train/tokens_per_s": tokens_per_s, "train/step_ms": step_ms})
+
+    def val(self, step: int, val_loss: float, train_time_ms: float) -> None:
+        self._log(step, {"val/loss": val_loss, "val/train_time_s": train_time_ms / 1000})
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()  # flushes first
+            self._writer = None
+        if self._run is not None:
+            self._run.finish()
+            self._run = None
+
+
+def open_metrics(run_name: str, config: dict, wandb_project: str | None = None,
+                 tensorboard_dir: str | None = None) -> Metrics:
+    """Metrics for the sinks asked for; a missing package stops here, before any training work."""
+    wandb = _require("wandb", "wandb") if wandb_project else None
+    tb = _require("torch.utils.tensorboard", "tensorboard") if tensorboard_dir else None
+    writer = run = None
+    if tb is not None:
+        writer = tb.SummaryWriter(log_dir=os.path.join(tensorboard_dir, run_name))
+        # a fenced block, so that TensorBoard's markdown keeps the JSON's lines
+        writer.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```")
+    if wandb is not None:
+        try:  # WANDB_MODE etc. come from the user's environment (offline needs no network)
+            run = wandb.init(project=wandb_project, name=run_name, config=config)
+        except wandb.errors.Error as e:  # no API key, bad project, ...: fixable by the user
+            if writer is not None:
+                writer.close()
+            raise SpeedrunError(f"--wandb: {' '.join(str(e).split())}") from e
+    return Metrics(run, writer)

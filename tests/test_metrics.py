@@ -1,0 +1,118 @@
+"""Optional metrics sinks: TensorBoard (event file read back) and Weights & Biases (offline run read back)."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from speedrun.errors import SpeedrunError
+from speedrun.metrics import Metrics, open_metrics
+
+CONFIG = {"recipe": "tiny", "steps": 3, "lr": 0.02}
+
+
+def _log_run(m: Metrics) -> None:
+    for s in (1, 2, 3):
+        m.step(s, train_loss=5.0 - s, tokens_per_s=1000.0 * s, step_ms=10.0 + s)
+    m.val(3, val_loss=1.5, train_time_ms=2500.0)
+    m.close()
+
+
+def test_no_sinks_is_a_noop():
+    m = open_metrics("run", CONFIG)
+    _log_run(m)
+    m.close()  # twice is fine
+
+
+def test_import_loads_neither_package():
+    code = "import sys, speedrun.metrics; print([m for m in ('wandb', 'tensorboard') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("module, kwargs, extra", [
+    ("wandb", {"wandb_project": "p"}, "wandb"),
+    ("torch.utils.tensorboard", {"tensorboard_dir": "tb"}, "tensorboard"),
+])
+def test_missing_package_is_one_line(monkeypatch, tmp_path, module, kwargs, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # None in sys.modules makes `import` fail
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpeedrunError) as e:
+        open_metrics("run", CONFIG, **kwargs)
+    assert str(e.value) == f"--{extra} needs the {extra} package: pip install 'speedrun[{extra}]'"
+    assert not (tmp_path / "tb").exists()
+
+
+def test_tensorboard_event_file_reads_back(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _log_run(open_metrics("run1", CONFIG, tensorboard_dir=str(tmp_path)))
+    acc = EventAccumulator(str(tmp_path / "run1"), size_guidance={"tensors": 0})
+    acc.Reload()
+
+    def read(tag):
+        return [(e.step, round(e.value, 6)) for e in acc.Scalars(tag)]
+
+    assert read("train/loss") == [(1, 4.0), (2, 3.0), (3, 2.0)]
+    assert read("train/tokens_per_s") == [(1, 1000.0), (2, 2000.0), (3, 3000.0)]
+    assert read("train/step_ms") == [(1, 11.0), (2, 12.0), (3, 13.0)]
+    assert read("val/loss") == [(3, 1.5)]
+    assert read("val/train_time_s") == [(3, 2.5)]
+    text = acc.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert json.loads(text.strip("`\n")) == CONFIG
+
+
+def _wandb_records(path):
+    """The records of a small offline run file: wandb's LevelDB-style log (7-byte file header, then records of
+    crc32 4 | length 2 | type 1 | protobuf). Under one 32 KiB block every record is whole (type 1, FULL)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B" and len(data) < 32768, "wandb's offline run format changed; update this reader"
+    pos = 7
+    while pos + 7 <= len(data):
+        length, kind = struct.unpack_from("<HB", data, pos + 4)
+        if kind == 0:  # zero padding at the end of the block
+            break
+        assert kind == 1
+        record = pb.Record()
+        record.ParseFromString(data[pos + 7:pos + 7 + length])
+        yield record
+        pos += 7 + length
+
+
+def test_wandb_offline_run_reads_back(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    _log_run(open_metrics("run1", CONFIG, wandb_project="speedrun-test"))
+
+    [run_file] = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    records = list(_wandb_records(run_file))
+    [run] = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    assert (run.project, run.display_name) == ("speedrun-test", "run1")
+    assert {u.key: json.loads(u.value_json) for u in run.config.update if u.key in CONFIG} == CONFIG
+    history = [{"/".join(i.nested_key or [i.key]): json.loads(i.value_json) for i in r.history.item}
+               for r in records if r.WhichOneof("record_type") == "history"]
+    assert [h["_step"] for h in history] == [1, 2, 3]
+    assert [h["train/loss"] for h in history] == [4.0, 3.0, 2.0]
+    assert history[-1]["train/tokens_per_s"] == 3000.0 and history[-1]["train/step_ms"] == 13.0
+    assert history[-1]["val/loss"] == 1.5 and history[-1]["val/train_time_s"] == 2.5
+    assert any(r.WhichOneof("record_type") == "exit" for r in records)  # close() finished the run
+
+
+def test_wandb_init_error_is_one_line(tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+
+    def refuse(**kwargs):
+        raise wandb.errors.UsageError("No API key configured.\nUse `wandb login` to log in.")
+
+    monkeypatch.setattr(wandb, "init", refuse)
+    with pytest.raises(SpeedrunError, match=r"^--wandb: No API key configured. Use `wandb login` to log in.$"):
+        open_metrics("run1", CONFIG, wandb_project="p", tensorboard_dir=str(tmp_path))
