@@ -17,8 +17,8 @@ import json
 
 import torch
 import torch.nn.functional as F
+from cuda_timing import median_cuda_ms
 
-from speedrun.cuda_timing import median_cuda_ms
 from speedrun.kernels.softcap_ce import softcap_cross_entropy_with_grad
 from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets

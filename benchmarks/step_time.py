@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speedrun.build import build_model, build_optimizers
 from speedrun.data.stream import BatchStream
 from speedrun.data.tokenizer import EOT
 from speedrun.model.attention import document_ids
 from speedrun.optim.schedule import long_window_blocks
-from speedrun.build import build_model, build_optimizers
 from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
 from speedrun.step import train_step, warmup_and_restore

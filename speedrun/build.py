@@ -1,7 +1,5 @@
 """Building a run's model and optimisers from a recipe and its device plan."""
 
-from __future__ import annotations
-
 import torch
 
 from speedrun.model.gpt import GPT, CastedLinear

@@ -1,17 +1,14 @@
 """Checkpoints: everything a run needs to continue exactly where it stopped, in one file written atomically.
 
-A checkpoint holds the model's state_dict (of the uncompiled module), both optimisers' state_dicts, the number
-of steps completed, the train stream's position, the RNG states (torch CPU and CUDA, numpy, python), the recipe
-as a dict, the run log's path, the training time so far and the train / val losses so far. Files are named
-`ckpt_<recipe>_step<SSSSSS>.pt` in the checkpoint folder; `latest` is the most recently written one there.
-Only rank 0 writes; every rank loads. Problems the user can fix raise CheckpointError with one line.
+The model's state_dict (uncompiled), both optimisers', the step, the train stream's position, every RNG, the
+recipe, the log's path, the clock and the losses so far; a finished run's final checkpoint may hold the weights
+alone. Named `ckpt_<recipe>_step<SSSSSS>.pt`; `latest` is the newest in its folder. Rank 0 writes, every rank loads.
 """
-
-from __future__ import annotations
 
 import os
 import random
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import torch
 
 from speedrun.build import build_model
 from speedrun.errors import SpeedrunError
+from speedrun.files import write_atomic
 from speedrun.plan import make_plan
 from speedrun.recipe import Recipe, RecipeError, apply_overrides, load_recipe, recipe_from_dict
 
@@ -86,7 +84,8 @@ def payload(*, model, optimizers, step: int, stream_position, recipe: Recipe, lo
             train_time_ms: float = 0.0, train_losses=(), val_losses=(), train_files=(), save_every: int = 0,
             world_size: int = 1) -> dict:
     """Everything a checkpoint holds, with every tensor copied to CPU memory (a snapshot that later training
-    steps cannot change). `model` is the uncompiled module (a compiled wrapper's keys carry `_orig_mod.`)."""
+    steps cannot change). `model` is the uncompiled module (a compiled wrapper's keys carry `_orig_mod.`).
+    `optimizers=()` makes a weights-only checkpoint (a finished run's model, for sampling and evals)."""
     base = getattr(model, "_orig_mod", model)
     return dict(
         format=FORMAT,
@@ -124,31 +123,8 @@ def save(path: str | os.PathLike, **state) -> Path:
 
 
 def write(path: str | os.PathLike, snapshot: dict) -> Path:
-    """Write a checkpoint atomically: a temporary file in the same folder, fsync, then rename over `path`.
-
-    A crash mid-write leaves the previous file (or none), never a truncated checkpoint under the final name.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(snapshot, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-    return path
+    """Write a checkpoint atomically and durably: a crash leaves the previous file (or none), never a truncated one."""
+    return write_atomic(path, lambda f: torch.save(snapshot, f), durable=True)
 
 
 # --- read --------------------------------------------------------------------------------------------------------
@@ -160,12 +136,15 @@ def load(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file (use --resume latest with "
                               f"--checkpoint-dir {path})")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is another kind of file
+        raise CheckpointError(f"{path}: not a readable checkpoint (not a torch.save archive: truncated, or "
+                              f"another kind of file)")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated zip, wrong magic, foreign pickle: all one kind of problem for the user
-        lines = [l.strip() for l in str(e).splitlines() if l.strip()] or [type(e).__name__]
-        why = next((l for l in lines if l.startswith("WeightsUnpickler error")), lines[0])[:200]
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt? {why})") from None
+    except Exception as e:  # a damaged archive or a foreign pickle; torch's own advice (weights_only) would mislead
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        why = next((l for l in lines if l.startswith("WeightsUnpickler error")), type(e).__name__)[:200]
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt, or not written by speedrun: {why})") from None
     if not isinstance(data, dict) or "format" not in data:
         raise CheckpointError(f"{path}: not a speedrun checkpoint (no format marker)")
     if data["format"] != FORMAT:
@@ -195,8 +174,8 @@ def resolve(spec: str | os.PathLike, checkpoint_dir: str | os.PathLike = "checkp
     found = [(p.stat().st_mtime_ns, int(m[2]), p) for p in (folder.iterdir() if folder.is_dir() else [])
              if (m := NAME.match(p.name)) and p.is_file()]
     if not found:
-        raise CheckpointError(f"{folder}: no checkpoints (ckpt_*_step*.pt) to resume from; "
-                              f"pass --checkpoint-dir or a checkpoint path")
+        raise CheckpointError(f"{folder}: no checkpoints (ckpt_*_step*.pt) for 'latest'; give a checkpoint path "
+                              f"(or, for --resume, --checkpoint-dir)")
     return max(found, key=lambda t: (t[0], t[1]))[2]
 
 
@@ -208,14 +187,10 @@ def recipe_differences(a: Recipe, b: Recipe) -> list[str]:
 
 def load_for_resume(spec: str, checkpoint_dir: str = "checkpoints", recipe_name: str | None = None,
                     overrides=None) -> Checkpoint:
-    """The checkpoint `--resume PATH|latest` names, checked for resuming.
-
-    A resumed run continues the checkpoint's recipe. --recipe / --set may be repeated (to rerun the same command
-    line with --resume added) but must then give exactly that recipe: a changed field (even `steps`, which moves
-    the learning-rate cool-down and the window ramp) would no longer be the same run. --set alone applies to the
-    checkpoint's recipe; with --recipe, to that recipe file.
-    """
-
+    """The checkpoint `--resume PATH|latest` names, checked for resuming. --recipe / --set may be repeated (the
+    same command line with --resume added) but must give exactly the checkpoint's recipe: a changed field (even
+    `steps`, which moves the cool-down and the window ramp) would be another run. --set alone applies to the
+    checkpoint's recipe; with --recipe, to that recipe file."""
     ckpt = load(resolve(spec, checkpoint_dir))
     if ckpt.complete:
         raise CheckpointError(f"{ckpt.path}: the run is complete (step {ckpt.step} of {ckpt.recipe.steps}); nothing "
@@ -223,7 +198,9 @@ def load_for_resume(spec: str, checkpoint_dir: str = "checkpoints", recipe_name:
     if recipe_name is not None:
         given = load_recipe(recipe_name, overrides)
     elif overrides:
-        given = Recipe(**apply_overrides(ckpt.recipe.to_dict(), overrides))
+        values = ckpt.recipe.to_dict()
+        apply_overrides(values, overrides)
+        given = Recipe(**values)
     else:
         return ckpt
     diff = recipe_differences(ckpt.recipe, given)
@@ -236,7 +213,7 @@ def load_for_resume(spec: str, checkpoint_dir: str = "checkpoints", recipe_name:
 def load_model(checkpoint: str | os.PathLike | Checkpoint, device: str | None = None):
     """(model in eval mode on `device`, plan, checkpoint) for sampling and evals: the training device plan's
     model (bf16 embeddings and FlexAttention on a GPU), with the checkpoint's weights."""
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load(checkpoint)
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load(resolve(checkpoint))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise CheckpointError("--device cuda: no CUDA GPU is visible; use --device cpu")

@@ -1,13 +1,16 @@
 """`speedrun` command line: argument parsing only; each subcommand calls one function elsewhere."""
 
-from __future__ import annotations
-
 import argparse
+import importlib.metadata
 import json
 import math
+import os
 import re
+import signal
+import subprocess
 import sys
 
+import speedrun
 from speedrun.errors import SpeedrunError
 from speedrun.recipe import RecipeError, load_recipe, recipe_names
 
@@ -32,7 +35,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _at_least(low: int):
-    """argparse type: an integer >= low."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -60,7 +62,6 @@ def _device(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not cpu, cuda or cuda:N")
     if text != "cpu":
         import torch
-
         n, index = torch.cuda.device_count(), int(text[5:] or 0)
         if index >= n:
             raise argparse.ArgumentTypeError(f"{text}: no CUDA GPU is visible; use --device cpu" if not n else
@@ -81,32 +82,15 @@ def _prompt_file(path: str) -> str:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
-        return version("speedrun")
-    except PackageNotFoundError:  # a source tree that was never installed
-        import speedrun
-
-        return getattr(speedrun, "__version__", "unknown")
-
-
-def _add_recipe_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", default=None,
-                   help=f"recipe name ({', '.join(recipe_names())}) or a .toml path; default: record21 on a GPU "
-                        f"machine, tiny otherwise")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe field (repeatable), e.g. --set steps=200")
+        return importlib.metadata.version("speedrun")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+        return speedrun.__version__
 
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
-    """Start `nproc` ranks of `speedrun train` on this machine through torchrun; returns its exit code.
-
-    The environment is inherited (NCCL_* and the like stay set). torchrun ends every rank when one dies.
-    For several machines run torchrun yourself with its rendezvous flags (README: Multi-GPU and multi-node).
-    """
-    import subprocess
-
+    """Start `nproc` ranks of `speedrun train` on this machine through torchrun (which ends every rank when one dies;
+    the environment, NCCL_* included, is inherited); returns its exit code. Several machines: README, Multi-GPU."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "speedrun", *argv]
     print(f"speedrun: launching {nproc} ranks: {' '.join(cmd[1:])}", flush=True)
@@ -117,37 +101,24 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
 
 
 def _strip_nproc(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
-            out.append(a)
-    return out
+    return [a for i, a in enumerate(argv)
+            if a != "--nproc" and not a.startswith("--nproc=") and (i == 0 or argv[i - 1] != "--nproc")]
 
 
 def cmd_train(args) -> int:
-    import os
-
     import torch
-
     resume = None
     if args.resume:
         # A resumed run continues the checkpoint's recipe (checked here, once, before any rank starts).
         from speedrun.checkpoint import load_for_resume
-
         resume = load_for_resume(args.resume, args.checkpoint_dir, args.recipe, args.overrides)
+    # Read before torchrun starts too: a bad key should not cost N process starts.
+    recipe = resume.recipe if resume is not None else load_recipe(
+        args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
     if args.nproc > 1 and "RANK" not in os.environ:
-        # Check the recipe in this process first: a bad key should not cost N process starts.
-        recipe = resume.recipe if resume is not None else load_recipe(
-            args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
         check_nproc(recipe, args.nproc, args.device, resumed=resume is not None)
         # Ctrl-C reaches torchrun and every rank; the ranks finish the step, checkpoint and exit. Wait for them
         # (subprocess.call would kill torchrun on KeyboardInterrupt), then exit 130 as a single process does.
-        import signal
-
         got = []
         previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
         try:
@@ -160,37 +131,35 @@ def cmd_train(args) -> int:
     from speedrun.interrupt import Interrupted
     from speedrun.plan import make_plan
     from speedrun.train import run
-
-    if resume is not None:
-        recipe = resume.recipe
-    else:
-        name = args.recipe or ("record21" if torch.cuda.is_available() else "tiny")
-        recipe = load_recipe(name, args.overrides)
     plan = make_plan(recipe, force_device=args.device, dry_run=args.dry_run)
     if args.dry_run:
         print(dry_run_report(recipe, plan))
         return 0
+    metrics = None
+    if (args.wandb or args.tensorboard) and plan.main:
+        from speedrun.metrics import open_metrics
+        metrics = open_metrics(recipe.name, recipe.to_dict(), args.wandb, args.tensorboard)
     init_distributed(plan)
     try:
         try:
             # --save-every 0 (the default) on resume keeps the checkpoint's own setting
             result = run(recipe, plan, log_dir=args.log_dir, print_every=args.print_every,
-                         save_every=args.save_every or None, checkpoint_dir=args.checkpoint_dir, resume=resume)
+                         save_every=args.save_every or None, checkpoint_dir=args.checkpoint_dir, resume=resume,
+                         keep_last=args.keep_last, save_final=not args.no_final_checkpoint, metrics=metrics)
         except Interrupted as e:
             if plan.main:
                 print(f"speedrun: error: {e}", file=sys.stderr)
             return e.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
-        if plan.main and recipe.sample_tokens > 0:
-            from speedrun.evals.sample import generate
-
-            text = generate(result.model, recipe.sample_prompt, recipe.sample_tokens, seed=recipe.seed)
-            print(f"sample: {text!r}")
         if plan.main:
+            if recipe.sample_tokens > 0:
+                from speedrun.evals.sample import generate
+                text = generate(result.model, recipe.sample_prompt, recipe.sample_tokens, seed=recipe.seed)
+                print(f"sample: {text!r}")
             (first_step, first), (_, last) = result.val_losses[0], result.val_losses[-1]
             # with val_every=0 only the end is validated: no "A -> A"
             start = f"{first:.4f} -> " if first_step == 0 and len(result.val_losses) > 1 else ""
             print(f"done: val_loss {start}{last:.4f} in {result.training_time_ms / 1000:.1f}s of training; "
-                  f"log {result.log_path}")
+                  f"log {result.log_path}" + (f"; model: {result.checkpoint_path}" if result.checkpoint_path else ""))
     finally:
         shutdown_distributed()
     return 0
@@ -200,7 +169,6 @@ def check_nproc(recipe, nproc: int, device: str | None, resumed: bool = False) -
     """Refuse, before torchrun starts N ranks that would each fail, an --nproc that the machine's GPUs or the
     recipe's batches cannot take: one line with a fix that passes these same checks."""
     import torch
-
     want = device or recipe.device
     if want == "auto":  # as make_plan decides, without touching a GPU in this launcher process
         want = "cuda" if torch.cuda.is_available() or recipe.gpu_only else "cpu"
@@ -228,7 +196,6 @@ def dry_run_report(recipe, plan) -> str:
     import torch
 
     from speedrun.model.gpt import GPT
-
     with torch.device("meta"):
         model = GPT(recipe, attention=plan.attention)
     groups = model.param_groups()
@@ -241,39 +208,31 @@ def dry_run_report(recipe, plan) -> str:
     for key, label in labels.items():
         lines.append(f"  {label:<34} {count(groups[key]):>13,}  ({len(groups[key])} tensors)")
     assert sum(count(g) for g in groups.values()) == total, "optimiser groups must cover every parameter once"
-    lines += [
-        f"tokens: {recipe.batch_tokens:,} per step, {recipe.batch_tokens * recipe.steps:,} over {recipe.steps} steps; "
-        f"validation {recipe.val_tokens:,} tokens",
-        "device plan:",
-        *("  " + l for l in plan.describe(recipe).splitlines()),
-    ]
+    gpt2_like = count(groups["muon"]) + model.embed.weight.numel() + count(groups["scalar"])
+    lines.append(f"  as GPT-2 counts ('124M' for GPT-2 small: the blocks and one token embedding, its head tied to it): "
+                 f"{gpt2_like:,}; the untied head and {recipe.value_embeds} value embeddings add the rest")
+    lines.append(f"tokens: {recipe.batch_tokens:,} per step, {recipe.batch_tokens * recipe.steps:,} over "
+                 f"{recipe.steps} steps; validation {recipe.val_tokens:,} tokens")
+    lines += ["device plan:", *("  " + l for l in plan.describe(recipe).splitlines())]
     return "\n".join(lines)
 
 
-def cmd_data_fineweb(args) -> int:
-    from speedrun.data.fineweb import download_fineweb
-
-    download_fineweb(args.variant, args.train_shards, args.dir)
+def cmd_data(args) -> int:
+    if args.data_command == "fineweb":
+        from speedrun.data.fineweb import download_fineweb
+        download_fineweb(args.variant, args.train_shards, args.dir)
+    elif args.data_command == "tokenize":
+        from speedrun.data.tokenize import tokenize_files
+        tokenize_files(args.inputs, args.out, val_tokens=args.val_tokens, shard_tokens=args.shard_tokens,
+                       workers=args.workers, name=args.name)
+    else:
+        from speedrun.data.inspect import inspect_shards
+        return inspect_shards(args.paths, preview_tokens=args.preview)
     return 0
-
-
-def cmd_data_tokenize(args) -> int:
-    from speedrun.data.tokenize import tokenize_files
-
-    tokenize_files(args.inputs, args.out, val_tokens=args.val_tokens, shard_tokens=args.shard_tokens,
-                   workers=args.workers, name=args.name)
-    return 0
-
-
-def cmd_data_inspect(args) -> int:
-    from speedrun.data.inspect import inspect_shards
-
-    return inspect_shards(args.paths, preview_tokens=args.preview)
 
 
 def cmd_stats(args) -> int:
     from speedrun.stats import stats_report
-
     text, ok = stats_report(args.logs, target=args.target)
     print(text)
     return 0 if ok else 1
@@ -281,7 +240,6 @@ def cmd_stats(args) -> int:
 
 def cmd_plot(args) -> int:
     from speedrun.plot import plot_logs
-
     plot_logs(args.logs, args.out, target=args.target)
     print(f"wrote {args.out}")
     return 0
@@ -289,7 +247,6 @@ def cmd_plot(args) -> int:
 
 def cmd_records(args) -> int:
     from speedrun.records import new_record, rebuild_records_table
-
     if args.new:
         name, *logs = args.new
         if not logs:
@@ -297,16 +254,13 @@ def cmd_records(args) -> int:
         folder = new_record(args.dir, name, logs, command=args.command or "", device=args.device or "",
                             target=args.target, notes=args.notes or "")
         print(f"wrote {folder}")
-    path = rebuild_records_table(args.dir)
-    print(f"wrote {path}")
+    print(f"wrote {rebuild_records_table(args.dir)}")
     return 0
 
 
 def cmd_sample(args) -> int:
     from speedrun.evals.sample import sample_from_checkpoint
-
-    prompt = args.prompt if args.prompt_file is None else args.prompt_file
-    for text in sample_from_checkpoint(args.checkpoint, prompt, max_tokens=args.tokens,
+    for text in sample_from_checkpoint(args.checkpoint, args.prompt, max_tokens=args.tokens,
                                        temperature=args.temperature, top_k=args.top_k, num_samples=args.num_samples,
                                        seed=args.seed, device=args.device):
         print(text)
@@ -317,15 +271,13 @@ def cmd_sample(args) -> int:
 def cmd_eval(args) -> int:
     if args.what == "hellaswag":
         from speedrun.evals.hellaswag import evaluate_hellaswag
-
         evaluate_hellaswag(args.checkpoint, data=args.data, limit=args.limit, device=args.device)
-        return 0
-    if args.checkpoint is not None:
+    elif args.checkpoint is not None:
         raise SpeedrunError(f"eval {args.what} {args.checkpoint}: one checkpoint at a time (two arguments only "
                             f"in `eval hellaswag CHECKPOINT`)")
-    from speedrun.evals.val_loss import evaluate_checkpoint
-
-    evaluate_checkpoint(args.what, args.val, val_tokens=args.val_tokens, device=args.device)
+    else:
+        from speedrun.evals.val_loss import evaluate_checkpoint
+        evaluate_checkpoint(args.what, args.val, val_tokens=args.val_tokens, device=args.device)
     return 0
 
 
@@ -335,41 +287,48 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a recipe (CPU, one GPU, or a torchrun launch)")
-    _add_recipe_args(p)
-    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="force a device (cpu also runs GPU-only recipes)")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved recipe, parameter counts and device plan; do not train")
+    p.add_argument("--recipe", help=f"recipe name ({', '.join(recipe_names())}) or a .toml path; default: record21 on "
+                                    f"a GPU machine, tiny otherwise")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe field (repeatable), e.g. --set steps=200")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="force a device (cpu also runs GPU-only recipes)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved recipe, parameter counts and device plan; do not train")
     p.add_argument("--log-dir", default="logs", help="folder for run logs")
-    p.add_argument("--print-every", type=int, default=None,
+    p.add_argument("--print-every", type=int,
                    help="console progress every N steps (default: 1 up to 200 steps, else 10; the log has every step)")
     p.add_argument("--nproc", type=_at_least(1), default=1,
                    help="ranks on this machine (one per GPU, or CPU processes with gloo); > 1 starts torchrun")
-    p.add_argument("--save-every", type=_at_least(0), default=0,
-                   help="write a checkpoint every N steps and at the end (0: none; on --resume: the checkpoint's)")
+    p.add_argument("--save-every", type=_at_least(0), default=0, help="a full checkpoint every N steps and at the "
+                   "end (0: the final weights only; on --resume: the checkpoint's)")
+    p.add_argument("--keep-last", type=_at_least(0), default=0, help="keep the last N periodic checkpoints (0: all)")
+    p.add_argument("--no-final-checkpoint", action="store_true", help="without --save-every, write no final model")
     p.add_argument("--checkpoint-dir", default="checkpoints", help="folder for checkpoints")
-    p.add_argument("--resume", default=None, metavar="PATH|latest", help="continue a run from a checkpoint")
+    p.add_argument("--wandb", metavar="PROJECT", help="also log to Weights & Biases (pip install 'speedrun[wandb]')")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write TensorBoard scalars to DIR/RUN (pip install 'speedrun[tensorboard]')")
+    p.add_argument("--resume", metavar="PATH|latest", help="continue a run from a checkpoint")
     p.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="get tokens in place: download FineWeb shards, tokenize text, inspect shards")
+    data.set_defaults(func=cmd_data)
     dsub = data.add_subparsers(dest="data_command", required=True)
     p = dsub.add_parser("fineweb", help="download cached GPT-2 FineWeb shards from the Hugging Face hub")
     p.add_argument("--variant", choices=["10B", "100B", "edu10B"], default="10B", help="which FineWeb tokens")
     p.add_argument("--train-shards", type=int, default=8, help="number of train shards (100M tokens each)")
-    p.add_argument("--dir", default=None, help="target folder (default: data/fineweb<variant>)")
-    p.set_defaults(func=cmd_data_fineweb)
+    p.add_argument("--dir", help="target folder (default: data/fineweb<variant>)")
     p = dsub.add_parser("tokenize", help="plain text / JSON lines / Parquet files -> train and val shards")
     p.add_argument("inputs", nargs="+", help="files (.txt, .jsonl, .parquet) or folders")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--val-tokens", type=_at_least(0), default=None,
+    p.add_argument("--val-tokens", type=_at_least(0),
                    help="tokens of whole documents for the val shard (default: 10%% of the tokens or 10,485,760, "
                         "whichever is less; 0: no val shard)")
     p.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per train shard")
     p.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
     p.add_argument("--name", default="data", help="shard file prefix: NAME_train_000000.bin, NAME_val_000000.bin")
-    p.set_defaults(func=cmd_data_tokenize)
     p = dsub.add_parser("inspect", help="check shards and show token / document statistics and a preview")
     p.add_argument("paths", nargs="+", help="shard files, folders or globs")
     p.add_argument("--preview", type=int, default=200, help="tokens of the first document to decode")
-    p.set_defaults(func=cmd_data_inspect)
 
     p = sub.add_parser("stats", help="final val loss, time and a one-sided t-test across run logs")
     p.add_argument("logs", nargs="+", help="run log files or folders")
@@ -384,36 +343,36 @@ def build_parser() -> argparse.ArgumentParser:
                                        "--new NAME LOG... first makes a record")
     p.add_argument("--dir", default="records", help="the records folder")
     p.add_argument("--new", nargs="+", metavar="NAME LOG", help="make records/<today>_NAME/ from these run logs")
-    p.add_argument("--command", default=None, help="(--new) the command that produced the runs")
-    p.add_argument("--device", default=None, help="(--new) the machine, e.g. '8x H100 80GB'")
+    p.add_argument("--command", help="(--new) the command that produced the runs")
+    p.add_argument("--device", help="(--new) the machine, e.g. '8x H100 80GB'")
     p.add_argument("--target", type=float, default=3.28, help="(--new) val loss target")
-    p.add_argument("--notes", default=None, help="(--new) free text for the record's README")
+    p.add_argument("--notes", help="(--new) free text for the record's README")
     p.set_defaults(func=cmd_records)
 
     device_help = "cpu, cuda or cuda:N (default: a GPU when one is visible)"
     p = sub.add_parser("sample", help="generate text from a checkpoint")
-    p.add_argument("checkpoint", help="a checkpoint file (ckpt_*.pt)")
+    p.add_argument("checkpoint", help="a checkpoint file, or latest (the newest in checkpoints/)")
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", default="", help="text to continue (one document)")
-    prompt.add_argument("--prompt-file", type=_prompt_file, metavar="FILE",
+    prompt.add_argument("--prompt-file", dest="prompt", type=_prompt_file, metavar="FILE",
                         help="read the prompt from this UTF-8 text file (one trailing newline dropped)")
     p.add_argument("--tokens", type=_at_least(1), default=100, help="at most this many new tokens per sample")
     p.add_argument("--temperature", type=_temperature, default=0.8, help="softmax temperature (0: greedy)")
     p.add_argument("--top-k", type=_at_least(0), default=50, help="sample among the K likeliest tokens (0: all)")
     p.add_argument("--num-samples", type=_at_least(1), default=1, help="samples to print")
     p.add_argument("--seed", type=int, default=0, help="random seed of the first sample (sample i: seed + i)")
-    p.add_argument("--device", type=_device, default=None, help=device_help)
+    p.add_argument("--device", type=_device, help=device_help)
     p.set_defaults(func=cmd_sample)
     p = sub.add_parser("eval", help="val loss of a checkpoint on any shards, or `eval hellaswag CHECKPOINT`")
     p.add_argument("what", help="a checkpoint path, or 'hellaswag'")
     p.add_argument("checkpoint", nargs="?", help="(hellaswag) the checkpoint")
-    p.add_argument("--val", nargs="+", default=None, metavar="PATH",
+    p.add_argument("--val", nargs="+", metavar="PATH",
                    help="(val loss) shard files, folders, globs or 'demo' (default: the checkpoint recipe's val_files)")
-    p.add_argument("--val-tokens", type=_at_least(1), default=None,
+    p.add_argument("--val-tokens", type=_at_least(1),
                    help="(val loss) positions to score, a multiple of val_seq_len (default: the recipe's val_tokens)")
-    p.add_argument("--data", default=None, help="(hellaswag) local hellaswag_val.jsonl instead of downloading")
-    p.add_argument("--limit", type=_at_least(1), default=None, help="(hellaswag) first N items only")
-    p.add_argument("--device", type=_device, default=None, help=device_help)
+    p.add_argument("--data", help="(hellaswag) local hellaswag_val.jsonl instead of downloading")
+    p.add_argument("--limit", type=_at_least(1), help="(hellaswag) first N items only")
+    p.add_argument("--device", type=_device, help=device_help)
     p.set_defaults(func=cmd_eval)
     return parser
 

@@ -1,7 +1,4 @@
-"""torch.distributed set-up for a torchrun launch (NCCL on GPU, gloo on CPU) and the one collective the loop uses
-itself; Muon does its own communication (speedrun/optim/muon.py)."""
-
-from __future__ import annotations
+"""torch.distributed for a torchrun launch (NCCL on GPU, gloo on CPU); Muon does its own communication."""
 
 import torch
 import torch.distributed as dist

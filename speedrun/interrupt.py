@@ -1,7 +1,4 @@
-"""Stopping a run cleanly on SIGINT / SIGTERM: the step under way finishes, every rank agrees on the step to stop
-after, a checkpoint is written, and `Interrupted` carries the exit code to the CLI."""
-
-from __future__ import annotations
+"""SIGINT / SIGTERM: the step finishes, the ranks agree where to stop, a checkpoint is written, the CLI exits."""
 
 import signal
 import threading

@@ -3,8 +3,6 @@
 Both packages are imported only when a sink is asked for: a plain install neither needs nor loads them.
 """
 
-from __future__ import annotations
-
 import importlib
 import json
 import os

@@ -1,7 +1,4 @@
-"""The device plan: where and how a recipe runs (device, ranks, attention back-end, FP8, compile), decided once
-before any work and printed by --dry-run and in the run log."""
-
-from __future__ import annotations
+"""The device plan: device, ranks, attention back-end, FP8 and compile, decided once before any work."""
 
 import math
 import os
@@ -98,11 +95,8 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
 
 
 def keep_large_allocations() -> None:
-    """Keep big freed CPU buffers in the heap instead of returning them to the OS (glibc only).
-
-    A CPU step allocates and frees several (T x vocab) float32 buffers; by default glibc maps each afresh and
-    the kernel zero-fills every page again, which doubled the tiny recipe's step time on a 2-core machine.
-    """
+    """Keep big freed CPU buffers in the heap (glibc): by default each (T x vocab) float32 buffer of a CPU step is
+    mapped afresh and zero-filled by the kernel, which doubled the tiny recipe's step time on a 2-core machine."""
     try:
         import ctypes
 

@@ -1,20 +1,13 @@
-"""`speedrun plot`: val loss against training time and against step, one line per run (or per group of runs).
-
-Up to MAX_RUN_LINES runs get a line each (label: recipe, the fields that differ from that recipe, time stamp); beyond
-that one line per (recipe, commit) group: the mean curve with a min-max band. Unfinished runs are dotted and
-labelled so they are not read as results. The target line is drawn only where it lies near the losses (a tiny run
-ending at 5.5 is not squashed against a 3.28 line). Drawn on a bare Figure with the Agg canvas (no pyplot state);
-the output path is checked before any work and written atomically.
+"""`speedrun plot`: val loss against training time and against step, one line per run; beyond MAX_RUN_LINES runs,
+one line per (recipe, commit) group: the mean curve with a min-max band. Unfinished runs are dotted and labelled so
+they are not read as results. Drawn on a bare Figure with the Agg canvas: no pyplot state.
 """
-
-from __future__ import annotations
 
 import errno
 import os
 import re
 import stat
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +15,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from speedrun.errors import SpeedrunError
+from speedrun.files import temp_path, write_atomic
 from speedrun.stats import DEFAULT_TARGET, Run, find_logs, group_label, label_settings, load_run
 
 MAX_RUN_LINES = 8
 TARGET_NEAR = 0.5  # the target is drawn when within this fraction of the losses' span from them
 
 
-def _curve(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(steps, time s, val loss) of one run."""
-    v = np.array(run.log.val, dtype=np.float64).reshape(-1, 3)
-    return v[:, 0], v[:, 2] / 1000, v[:, 1]
+def _points(runs: list[Run]) -> np.ndarray:
+    v = np.concatenate([np.array(r.log.val, dtype=np.float64).reshape(-1, 3) for r in runs])
+    return np.column_stack([v[:, 0], v[:, 2] / 1000, v[:, 1]])
 
 
 def _run_label(run: Run, settings: str) -> str:
@@ -48,38 +41,30 @@ def _run_label(run: Run, settings: str) -> str:
         return f"{name}: final {run.final_val_loss:.4f}"
     if run.last_val is None:
         return f"{name} ({run.status}): no val loss after step 0"
-    step, loss = run.last_val
-    return f"{name} ({run.status}): last {loss:.4f} at step {step}/{run.steps_planned}"
+    return f"{name} ({run.status}): last {run.last_val[1]:.4f} at step {run.last_val[0]}/{run.steps_planned}"
 
 
 def _series(runs: list[Run]) -> list[dict]:
     """One dict per line to draw: label, style, and x/y for both panels (+ band for groups)."""
     settings = label_settings(runs)
     if len(runs) <= MAX_RUN_LINES:
-        out = []
-        for r in runs:
-            steps, secs, loss = _curve(r)
-            out.append(dict(label=_run_label(r, settings[r.group]), done=r.counted, planned=r.steps_planned,
-                            steps=steps, secs=secs, loss=loss, band=None))
-        return out
+        return [dict(zip(("steps", "secs", "loss"), _points([r]).T), label=_run_label(r, settings[r.group]),
+                     done=r.counted, planned=r.steps_planned, band=None) for r in runs]
     groups: dict[tuple, list[Run]] = {}
     for r in runs:  # unfinished runs get their own group: they must not drag a finished group's mean
         groups.setdefault((*r.group, r.counted), []).append(r)
     out = []
     # finished groups first, so the dotted unfinished lines are drawn on top and stay visible
     for (*_, done), members in sorted(groups.items(), key=lambda kv: (not kv[0][-1], kv[0][:-1])):
-        by_step: dict[float, list[tuple[float, float]]] = {}
-        for r in members:
-            for s, t, l in zip(*_curve(r)):
-                by_step.setdefault(s, []).append((t, l))
-        steps = np.array(sorted(by_step))
-        secs = np.array([np.mean([t for t, _ in by_step[s]]) for s in steps])
-        losses = [np.array([l for _, l in by_step[s]]) for s in steps]
+        points = _points(members)
+        steps, which = np.unique(points[:, 0], return_inverse=True)
+        at_step = [points[which == i] for i in range(len(steps))]
+        losses = [p[:, 2] for p in at_step]
         mean = np.array([l.mean() for l in losses])
         label = (f"{group_label(members[0], settings[members[0].group])}: {len(members)} run"
                  + "s" * (len(members) != 1) + (f", mean final {mean[-1]:.4f}" if done else " (incomplete/failed)"))
-        out.append(dict(label=label, done=done, planned=max(r.steps_planned for r in members),
-                        steps=steps, secs=secs, loss=mean,
+        out.append(dict(label=label, done=done, planned=max(r.steps_planned for r in members), steps=steps,
+                        secs=np.array([p[:, 1].mean() for p in at_step]), loss=mean,
                         band=(np.array([l.min() for l in losses]), np.array([l.max() for l in losses]))))
     return out
 
@@ -90,12 +75,11 @@ def _ylim(series: list[dict], target: float) -> tuple[float, float, bool]:
     is drawn (and kept in view) only when it lies near the losses: a far one would squash every curve flat."""
     late = []
     for s in series:
-        if len(s["steps"]):
-            cut = 0.2 * s["planned"]
-            # a run stopped early shows its last point, unless that is step 0's (~10.8: it would undo the cut)
-            late += list(s["loss"][s["steps"] >= cut]) or ([s["loss"][-1]] if s["steps"][-1] > 0 else [])
-            if s["band"] is not None:
-                late += list(s["band"][1][s["steps"] >= cut])
+        late_steps = s["steps"] >= 0.2 * s["planned"]
+        # a run stopped early shows its last point, unless that is step 0's (~10.8: it would undo the cut)
+        late += list(s["loss"][late_steps]) or ([s["loss"][-1]] if s["steps"][-1] > 0 else [])
+        if s["band"] is not None:
+            late += list(s["band"][1][late_steps])
     allv = np.concatenate([s["loss"] for s in series] + [s["band"][0] for s in series if s["band"] is not None])
     lo, hi = float(allv.min()), float(max(late, default=allv.max()))
     near = TARGET_NEAR * max(hi - lo, 0.05)
@@ -117,19 +101,15 @@ def _check_out(out: str) -> tuple[Path, str]:
         raise SpeedrunError(f"cannot write {out}: it is a folder")
     for parent in out_path.parents:  # nearest first: the first that exists must be a folder
         try:
-            st = os.stat(parent)
-        except FileNotFoundError:
-            continue
+            if not stat.S_ISDIR(os.stat(parent).st_mode):
+                raise SpeedrunError(f"cannot write {out}: {parent} is not a folder")
         except OSError as e:
-            if e.errno == errno.ENOTDIR:  # some ancestor above is a file: found further up
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):  # missing, or some ancestor above is a file: found further up
                 continue
-            break  # unreadable: the probe below says what is wrong
-        if not stat.S_ISDIR(st.st_mode):
-            raise SpeedrunError(f"cannot write {out}: {parent} is not a folder")
-        break
+        break  # a folder, or unreadable: the probe below says what is wrong
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        probe = _temp_name(out_path)
+        probe = temp_path(out_path)
         open(probe, "xb").close()  # the real test: permissions, read-only disks, ...
         probe.unlink()
     except OSError as e:
@@ -138,53 +118,42 @@ def _check_out(out: str) -> tuple[Path, str]:
     return out_path, fmt
 
 
-def _temp_name(out_path: Path) -> Path:
-    # a named file, not mkstemp: mkstemp's 0600 mode would survive the rename
-    return out_path.parent / f".{out_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-
-
 def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Figure:
     out_path, fmt = _check_out(out)
     runs = []
-    for p in find_logs(paths):
-        r = load_run(p)
-        if r.status == "malformed":
-            print(f"speedrun: skipped {p}: {r.reason}", file=sys.stderr)
-        elif not r.log.val:
-            print(f"speedrun: skipped {p}: no val loss recorded ({r.status})", file=sys.stderr)
+    for r in map(load_run, find_logs(paths)):
+        if r.status == "malformed" or not r.log.val:
+            why = r.reason if r.status == "malformed" else f"no val loss recorded ({r.status})"
+            print(f"speedrun: skipped {r.path}: {why}", file=sys.stderr)
         else:
             runs.append(r)
     if not runs:
         raise SpeedrunError(f"no val loss points to plot in {', '.join(paths)}")
     series = _series(runs)
-
     fig = Figure(figsize=(13, 5.6), layout="constrained")
     FigureCanvasAgg(fig)
     ax_t, ax_s = fig.subplots(1, 2, sharey=True)
-    colors = [f"C{i % 10}" for i in range(len(series))]
-    for s, c in zip(series, colors):
-        style = dict(color=c, lw=1.8, ls="-" if s["done"] else ":", marker="o", ms=3.5)
+    for i, s in enumerate(series):
+        style = dict(color=f"C{i % 10}", lw=1.8, ls="-" if s["done"] else ":", marker="o", ms=3.5)
         for ax, x in ((ax_t, s["secs"]), (ax_s, s["steps"])):
             ax.plot(x, s["loss"], label=s["label"], **style)
             if s["band"] is not None:
-                ax.fill_between(x, *s["band"], color=c, alpha=0.2, lw=0)
+                ax.fill_between(x, *s["band"], color=style["color"], alpha=0.2, lw=0)
     ylo, yhi, show_target = _ylim(series, target)
-    for ax in (ax_t, ax_s):
+    for ax, xlabel, title in ((ax_t, "training time (s)", "val loss vs training time"),
+                              (ax_s, "step", "val loss vs step")):
         if show_target:
             ax.axhline(target, color="0.2", ls="--", lw=1.2, label=f"target {target:g}")
             # named on the line too, not only in the legend
             ax.annotate(f"target {target:g}", xy=(0.01, target), xycoords=("axes fraction", "data"),
                         xytext=(0, 3), textcoords="offset points", fontsize=9, color="0.2", va="bottom")
         ax.grid(True, alpha=0.3)
-        ax.tick_params(labelsize=10)
+        ax.tick_params(labelsize=10, labelleft=True)  # sharey hides the right one's; both panels are read alone
         ax.set_xlim(left=0)
+        ax.set_xlabel(xlabel, fontsize=11)
+        ax.set_title(title, fontsize=12)
     ax_t.set_ylim(ylo, yhi)
-    ax_t.set_xlabel("training time (s)", fontsize=11)
-    ax_s.set_xlabel("step", fontsize=11)
     ax_t.set_ylabel("validation loss", fontsize=11)
-    ax_s.tick_params(labelleft=True)  # sharey hides them; both panels are read on their own
-    ax_t.set_title("val loss vs training time", fontsize=12)
-    ax_s.set_title("val loss vs step", fontsize=12)
     n_runs = len(runs)
     what = f"{n_runs} run{'s' * (n_runs != 1)}" + (f" in {len(series)} groups: mean line, min–max band"
                                                    if n_runs > MAX_RUN_LINES else "")
@@ -195,17 +164,7 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
                   f"(lowest {best:.4f}).")
     fig.suptitle(title, fontsize=12)
     handles, labels = ax_s.get_legend_handles_labels()
-    longest = max(len(l) for l in labels)
-    ncol = max(1, min(3, len(labels), 170 // max(longest, 1)))  # long labels (recipe changes) get fewer columns
+    ncol = max(1, min(3, len(labels), 170 // max(map(len, labels))))  # long labels (recipe changes): fewer columns
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
-
-    # a reader (or a crash mid-write) never sees a half-written image: write beside it, then rename
-    tmp = _temp_name(out_path)
-    try:
-        with open(tmp, "xb") as f:
-            fig.savefig(f, format=fmt, dpi=110)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out_path, lambda f: fig.savefig(f, format=fmt, dpi=110))
     return fig

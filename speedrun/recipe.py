@@ -1,11 +1,8 @@
 """Recipes as data: a flat dataclass of every number a run needs, loaded from TOML by name or path.
 
-`load_recipe("record21", overrides=["steps=200"])` reads `speedrun/recipes/record21.toml` (following its
-`base = "..."` chain), applies `key=value` overrides, type-checks every field and checks the combinations.
-Any problem raises RecipeError with a one-line message naming the file or the field.
+`load_recipe("record21", overrides=["steps=200"])` follows the file's `base = "..."` chain, applies the overrides,
+type-checks every field and checks the combinations; any problem is a one-line RecipeError naming the culprit.
 """
-
-from __future__ import annotations
 
 import dataclasses
 import difflib
@@ -123,20 +120,16 @@ class Recipe:
     def grad_accum_steps(self, world_size: int) -> int:
         per_micro = world_size * self.seq_len
         if self.batch_tokens % per_micro:
-            raise RecipeError(
-                f"batch_tokens={self.batch_tokens} is not divisible by world size {world_size} x seq_len "
-                f"{self.seq_len} = {per_micro}"
-            )
+            raise RecipeError(f"batch_tokens={self.batch_tokens} is not divisible by world size {world_size} x "
+                              f"seq_len {self.seq_len} = {per_micro}")
         return self.batch_tokens // per_micro
 
     def val_batches(self, world_size: int) -> int:
         """Validation batches per rank (each of val_seq_len tokens)."""
         per_step = world_size * self.val_seq_len
         if self.val_tokens % per_step:
-            raise RecipeError(
-                f"val_tokens={self.val_tokens} is not divisible by world size {world_size} x val_seq_len "
-                f"{self.val_seq_len} = {per_step}"
-            )
+            raise RecipeError(f"val_tokens={self.val_tokens} is not divisible by world size {world_size} x "
+                              f"val_seq_len {self.val_seq_len} = {per_step}")
         return self.val_tokens // per_step
 
     def check(self) -> "Recipe":
@@ -156,6 +149,15 @@ class Recipe:
         need(2 * self.value_embeds <= self.num_layers, f"value_embeds={self.value_embeds} needs >= 2x as many layers")
         need(all(0 <= i < self.num_layers for i in self.no_attn_layers), "no_attn_layers must name existing layers")
         need(self.head_dim % 4 == 0, f"head_dim={self.head_dim} must be a multiple of 4 (half-truncated rotary)")
+        need(self.model_dim % self.num_heads == 0,
+             f"model_dim={self.model_dim} must be divisible by num_heads={self.num_heads} (head_dim = model_dim / num_heads)")
+        need(self.num_heads * self.head_dim == self.model_dim,
+             f"num_heads={self.num_heads} x head_dim={self.head_dim} must equal model_dim={self.model_dim} (the value "
+             f"embeddings add to the heads' values); leave head_dim out and it follows from the other two")
+        for f in ("lr_head", "lr_embed", "lr_scalar", "muon_lr", "adam_eps", "attn_scale", "logit_cap", "logit_cap_div"):
+            need(getattr(self, f) > 0, f"{f}={getattr(self, f)} must be positive")
+        for f in ("muon_momentum", "muon_momentum_start", "min_lr_frac"):
+            need(0 <= getattr(self, f) < 1, f"{f}={getattr(self, f)} must lie in [0, 1)")
         for f in ("seq_len", "val_seq_len"):
             need(getattr(self, f) % self.attn_block_size == 0,
                  f"{f}={getattr(self, f)} must be a multiple of attn_block_size={self.attn_block_size}")
@@ -229,43 +231,31 @@ def _coerce(key: str, value, source: str):
         hint = f"did you mean {' or '.join(close)}?" if close else "`speedrun train --dry-run` lists the fields"
         raise RecipeError(f"{source}: unknown recipe key {key!r} ({hint})")
     hint = typing.get_type_hints(Recipe)[key]
-    origin = typing.get_origin(hint)
+    bad = lambda: RecipeError(f"{source}: {key}={value!r} is not a valid {_type_name(hint)}")
     if isinstance(value, str) and (hint is not str or value[:1] in "\"'" and value[-1:] == value[:1] and len(value) > 1):
         try:
             value = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
-            raise RecipeError(f"{source}: {key}={value!r} is not a valid {_type_name(hint)}") from None
+            raise bad() from None
     try:
-        if hint is bool:
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if hint is int:
-            if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-                raise TypeError
-            return int(value)
-        if hint is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError
-            return float(value)
-        if hint is str:
-            if not isinstance(value, str):
-                raise TypeError
-            return value
-        if origin is list:
-            (item,) = typing.get_args(hint)
+        if typing.get_origin(hint) is list:
             if not isinstance(value, list):
                 raise TypeError
-            return [_coerce_item(item, v) for v in value]
+            return [_scalar(typing.get_args(hint)[0], v, whole_floats=False) for v in value]
+        return _scalar(hint, value)
     except TypeError:
-        raise RecipeError(f"{source}: {key}={value!r} is not a valid {_type_name(hint)}") from None
-    raise RecipeError(f"{source}: field {key} has an unsupported type")  # pragma: no cover
+        raise bad() from None
 
 
-def _coerce_item(item_type, v):
-    if item_type is float and isinstance(v, (int, float)) and not isinstance(v, bool):
+def _scalar(kind, v, whole_floats: bool = True):
+    """v as a `kind` (bool, int, float or str) where it is one, else TypeError. A bool is no number here."""
+    if isinstance(v, bool) != (kind is bool):
+        raise TypeError
+    if kind is int and (isinstance(v, int) or whole_floats and isinstance(v, float) and v.is_integer()):
+        return int(v)
+    if kind is float and isinstance(v, (int, float)):
         return float(v)
-    if item_type is int and isinstance(v, int) and not isinstance(v, bool):
+    if kind in (bool, str) and isinstance(v, kind):
         return v
     raise TypeError
 
@@ -299,6 +289,7 @@ def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
         merged.pop("name", None)
         merged.pop("description", None)
         merged.update(values)
+        _derive_shapes(merged, set(values))
         values = merged
     values.setdefault("name", path.stem)
     return values
@@ -306,15 +297,17 @@ def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
 
 def load_recipe(name_or_path: str = "tiny", overrides: list[str] | dict | None = None) -> Recipe:
     values = _read_toml(name_or_path)
-    apply_overrides(values, overrides)
+    given = apply_overrides(values, overrides)
+    _derive_shapes(values, given)
     missing = [f for f, spec in FIELDS.items() if f not in values and spec.default is dataclasses.MISSING]
     if missing:
         raise RecipeError(f"recipe {name_or_path}: missing field(s) {', '.join(missing)} (add them or set base = \"record21\")")
     return Recipe(**values).check()
 
 
-def apply_overrides(values: dict, overrides: list[str] | dict | None) -> dict:
-    """Apply `key=value` strings (--set) or a {key: value} dict to a recipe's field values, type-checked."""
+def apply_overrides(values: dict, overrides: list[str] | dict | None) -> set:
+    """Apply `key=value` strings (--set) or a {key: value} dict to a recipe's field values (in place),
+    type-checked; returns the keys given."""
     if isinstance(overrides, dict):
         items = [(k, v, "override") for k, v in overrides.items()]
     else:
@@ -327,7 +320,17 @@ def apply_overrides(values: dict, overrides: list[str] | dict | None) -> dict:
     for k, v, source in items:
         if not _is_retired(k, v, source):
             values[k] = _coerce(k, v, source)
-    return values
+    return {k for k, _, _ in items}
+
+
+def _derive_shapes(values: dict, given: set) -> None:
+    """As in nanoGPT, a width or head count given alone sets what follows from it: head_dim = model_dim /
+    num_heads (the value embeddings add to the heads' values, so the heads must fill model_dim exactly) and
+    mlp_hidden = 4 x model_dim. A field given explicitly is left as given (and checked)."""
+    if {"model_dim", "num_heads"} & given and "head_dim" not in given and values["model_dim"] % values["num_heads"] == 0:
+        values["head_dim"] = values["model_dim"] // values["num_heads"]
+    if "model_dim" in given and "mlp_hidden" not in given:
+        values["mlp_hidden"] = 4 * values["model_dim"]
 
 
 def recipe_from_dict(d: dict, source: str = "recipe") -> Recipe:

@@ -1,12 +1,6 @@
-"""`records/`: runs worth keeping, one folder per record, and the table of them in records/README.md.
-
-Convention: records/<YYYY-MM-DD>_<short-name>/ holds the run logs (*.txt, as written by `speedrun train`) and a
-README.md with the command, the device, the val loss target of the data track and the `speedrun stats` report.
-`new_record` makes such a folder; `rebuild_records_table` (`speedrun records`) regenerates the table from the
-logs themselves, so the table can never disagree with the evidence. Only complete runs count.
+"""`records/`: runs worth keeping, one folder per record (the convention: see INTRO), and the table of them in
+records/README.md, regenerated from the logs themselves so that it can never disagree with the evidence.
 """
-
-from __future__ import annotations
 
 import os
 import re
@@ -16,6 +10,7 @@ import uuid
 from pathlib import Path
 
 from speedrun.errors import SpeedrunError
+from speedrun.files import write_atomic
 from speedrun.runlog import LogError
 from speedrun.stats import DEFAULT_TARGET, compute_stats, find_logs, format_p, load_run, stats_report
 
@@ -37,29 +32,10 @@ hand). Add a record with `speedrun.records.new_record(...)`, or by making the fo
 """
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write beside the target, then rename: a reader or a crash never leaves a half-written file."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def record_target(folder: Path) -> float:
-    readme = folder / "README.md"
-    m = TARGET_LINE.search(readme.read_text(encoding="utf-8")) if readme.is_file() else None
-    return float(m[1]) if m else DEFAULT_TARGET
-
-
 def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], command: str, device: str,
                target: float = DEFAULT_TARGET, notes: str = "", date: str | None = None) -> Path:
     """Make records/<date>_<name>/ with copies of `logs` (files or folders) and its README; rebuild the table.
-
-    Refuses an existing record folder and files that are not run logs (a record holds evidence only).
-    """
+    Refuses an existing record folder and files that are not run logs (a record holds evidence only)."""
     date = date or time.strftime("%Y-%m-%d")
     folder = Path(records_dir) / f"{date}_{name}"
     if not RECORD_DIR.match(folder.name):
@@ -67,10 +43,9 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
     if folder.exists():
         raise SpeedrunError(f"{folder}: the record already exists")
     sources = find_logs(logs)
-    for src in sources:
-        run = load_run(src)
+    for run in map(load_run, sources):
         if run.status == "malformed":
-            raise LogError(f"{src}: {run.reason}")
+            raise LogError(f"{run.path}: {run.reason}")
     if len({s.name for s in sources}) != len(sources):
         raise SpeedrunError("two logs have the same file name; a record keeps them side by side")
     # filled under a hidden name, then renamed: a failed copy leaves no half-made record for the table to list
@@ -95,8 +70,11 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
     return folder
 
 
-def _row(folder: Path, date: str) -> list[str]:
-    target = record_target(folder)
+def _row(folder: Path) -> list[str]:
+    date, short_name = folder.name.split("_", 1)
+    readme = folder / "README.md"
+    m = TARGET_LINE.search(readme.read_text(encoding="utf-8")) if readme.is_file() else None
+    target = float(m[1]) if m else DEFAULT_TARGET
     try:
         runs = [load_run(p) for p in find_logs([str(folder)])]
     except SpeedrunError:  # a record folder without logs: listed, with nothing to show
@@ -106,7 +84,7 @@ def _row(folder: Path, date: str) -> list[str]:
     recipe = ", ".join(sorted({r.recipe for r in shown})) or "—"
     device = ", ".join(sorted({r.device for r in shown})) or "—"
     n = f"{len(counted)}" + (f" (+{len(runs) - len(counted)} not counted)" if len(runs) > len(counted) else "")
-    link = f"[{folder.name[len(date) + 1:]}]({folder.name}/)"
+    link = f"[{short_name}]({folder.name}/)"
     if not counted:
         return [date, link, recipe, device, n, "—", f"{target:g}", "—", "—"]
     s = compute_stats([r.final_val_loss for r in counted], [r.training_time_s for r in counted], target)
@@ -117,13 +95,9 @@ def rebuild_records_table(records_dir: str = "records") -> Path:
     root = Path(records_dir)
     if not root.is_dir():
         raise SpeedrunError(f"{root}: no such folder (records live in <dir>/<YYYY-MM-DD>_<short-name>/)")
-    rows, ignored = [], []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        m = RECORD_DIR.match(folder.name)
-        if m:
-            rows.append(_row(folder, m[1]))
-        else:
-            ignored.append(folder.name)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    rows = [_row(folder) for folder in folders if RECORD_DIR.match(folder.name)]
+    ignored = [folder.name for folder in folders if not RECORD_DIR.match(folder.name)]
     head = ["date", "record", "recipe", "device", "runs", "mean final val loss", "target",
             "p-value (mean < target)", "mean training time (s)"]
     table = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * 5) + "|"]
@@ -134,5 +108,5 @@ def rebuild_records_table(records_dir: str = "records") -> Path:
     if ignored:
         text += f"\nIgnored (not named YYYY-MM-DD_short-name): {', '.join(ignored)}\n"
     out = root / "README.md"
-    write_text_atomic(out, text)
+    write_atomic(out, lambda f: f.write(text.encode("utf-8")))
     return out

@@ -1,4 +1,4 @@
-"""The run log: one text file per run, written as the run goes, and its parser (one format, one module).
+"""The run log: one text file per run, written as the run goes, and its parser.
 
 Layout: a `speedrun-log v1` first line; sections `=== recipe ===` (JSON), `=== environment ===`,
 `=== code: PATH ===` (every source file of the package that ran); then `=== steps ===` with record-style lines
@@ -6,10 +6,7 @@ Layout: a `speedrun-log v1` first line; sections `=== recipe ===` (JSON), `=== e
   step:S/N val_loss:L train_time:Tms step_avg:Ams
 then `peak_memory allocated:X MiB reserved:Y MiB`, `training_time_ms:T` and a last line
 `=== end: complete ===` or `=== end: failed: REASON ===`. A log without an end line is an incomplete run.
-A log kept compressed (`xz LOG.txt` -> `LOG.txt.xz`, as the experiments folders keep theirs) reads the same.
 """
-
-from __future__ import annotations
 
 import json
 import lzma
@@ -27,30 +24,22 @@ from pathlib import Path
 from speedrun.errors import SpeedrunError
 
 FORMAT_LINE = "speedrun-log v1"
+LOG_SUFFIXES = (".txt", ".txt.xz")  # a run log as written, and the same file xz-compressed (as experiments/ keeps)
 PACKAGE_DIR = Path(__file__).parent
 
 
 def environment_report() -> str:
     import torch  # here, not at module level: stats and plots read logs without loading torch
 
-    lines = [
-        f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
-        f"host: {platform.node()}",
-        f"platform: {platform.platform()}",
-        f"python: {sys.version.split()[0]}",
-        f"torch: {torch.__version__}",
-        f"cuda: {torch.version.cuda or 'none'}",
-        f"cuda_available: {torch.cuda.is_available()}",
-        f"command: {' '.join(sys.argv)}",
-        f"git_commit: {_git_commit()}",
-    ]
+    lines = [f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", f"host: {platform.node()}",
+             f"platform: {platform.platform()}", f"python: {sys.version.split()[0]}", f"torch: {torch.__version__}",
+             f"cuda: {torch.version.cuda or 'none'}", f"cuda_available: {torch.cuda.is_available()}",
+             f"command: {' '.join(sys.argv)}", f"git_commit: {_git_commit()}"]
     if torch.cuda.is_available():
         lines.append(f"gpu: {torch.cuda.get_device_name()} x {torch.cuda.device_count()}")
-    smi = shutil.which("nvidia-smi")
-    if smi:
+    if smi := shutil.which("nvidia-smi"):
         try:
-            out = subprocess.run([smi], capture_output=True, text=True, timeout=20).stdout
-            lines += ["nvidia-smi:", out.rstrip()]
+            lines += ["nvidia-smi:", subprocess.run([smi], capture_output=True, text=True, timeout=20).stdout.rstrip()]
         except (OSError, subprocess.TimeoutExpired) as e:
             lines.append(f"nvidia-smi: failed ({e})")
     return "\n".join(lines)
@@ -119,7 +108,6 @@ class RunLog:
             self._f = None
 
 
-# --- parsing ---------------------------------------------------------------------------------------------------
 # Two formats are read: ours (first line FORMAT_LINE, layout above) and the upstream NanoGPT speedrun's record logs
 # (modded-nanogpt records/*/*.txt): the training program's source, a line of UPSTREAM_SEPARATOR, an environment dump
 # (python / torch versions, nvidia-smi; newer versions close it with a second separator line), then
@@ -162,19 +150,12 @@ class ParsedLog:
         return self.status == "complete"
 
     @property
-    def finished(self) -> bool:
-        """Complete, with a validation at the last planned step: only then is there a final val loss."""
-        return self.complete and bool(self.val) and self.val[-1][0] == self.steps
-
-    @property
     def final_val_loss(self) -> float | None:
-        """The val loss at the last planned step of a finished run; None otherwise (see last_val)."""
-        return self.val[-1][1] if self.finished else None
+        return self.val[-1][1] if self.complete and self.val and self.val[-1][0] == self.steps else None
 
     @property
     def last_val(self) -> tuple[int, float, float] | None:
-        """(step, val loss, time ms) of the last validation after step 0: step 0's loss is the untrained model's,
-        never a result."""
+        """The last validation after step 0: step 0's loss is the untrained model's, never a result."""
         return self.val[-1] if self.val and self.val[-1][0] > 0 else None
 
     @property
@@ -182,39 +163,30 @@ class ParsedLog:
         return self.val[-1][2] if self.val else None
 
 
-LOG_SUFFIXES = (".txt", ".txt.xz")  # a run log as written, and the same file xz-compressed
-
-
 def read_log_text(path: str | os.PathLike, errors: str = "strict") -> str:
-    """The text of a run log, decompressing a `.xz` one."""
-    path = Path(path)
-    if path.suffix == ".xz":
-        with lzma.open(path, "rt", encoding="utf-8", errors=errors) as f:
-            return f.read()
-    return path.read_text(encoding="utf-8", errors=errors)
+    with (lzma.open if Path(path).suffix == ".xz" else open)(path, "rt", encoding="utf-8", errors=errors) as f:
+        return f.read()
 
 
 def parse_log(path: str | os.PathLike) -> ParsedLog:
     """Our run log or an upstream NanoGPT speedrun record log (told apart by the first line)."""
     path = Path(path)
     try:
-        text = read_log_text(path)
+        lines = read_log_text(path).splitlines()
     except (OSError, UnicodeDecodeError, lzma.LZMAError, EOFError) as e:
         raise LogError(f"{path}: cannot read: {e}") from None
-    lines = text.splitlines()
-    if lines and lines[0] != FORMAT_LINE and UPSTREAM_SEPARATOR in lines:
-        return _parse_upstream(path, lines)
-    if not lines or lines[0] != FORMAT_LINE:
+    if lines[:1] != [FORMAT_LINE]:
+        if UPSTREAM_SEPARATOR in lines:
+            return _parse_upstream(path, lines)
         raise LogError(f"{path}: not a speedrun run log (first line is not '{FORMAT_LINE}') nor an upstream "
                        f"NanoGPT speedrun log (no line of 100 '=' followed by step lines)")
     sections: dict[str, list[str]] = {}
-    current = None
+    current: list[str] = []  # lines before the first section are dropped
     for line in lines[1:]:
         if line.startswith("=== ") and line.endswith(" ===") and not line.startswith("=== end:"):
-            current = line[4:-4]
-            sections[current] = []
-        elif current is not None:
-            sections[current].append(line)
+            current = sections[line[4:-4]] = []
+        else:
+            current.append(line)
     try:
         recipe = json.loads("\n".join(sections.get("recipe", [])))
     except json.JSONDecodeError:
@@ -224,8 +196,7 @@ def parse_log(path: str | os.PathLike) -> ParsedLog:
     log = ParsedLog(path, recipe, int(recipe["steps"]), environment="\n".join(sections.get("environment", [])))
     for line in sections.get("steps", []):  # only here: the code section may hold look-alike lines
         if m := _STEP.match(line):
-            loss = float(m[5]) if m[5] is not None else None
-            log.train_steps.append((int(m[1]), float(m[3]), loss))
+            log.train_steps.append((int(m[1]), float(m[3]), None if m[5] is None else float(m[5])))
         elif m := _VAL.match(line):
             log.val.append((int(m[1]), float(m[3]), float(m[4])))
         elif m := _MEM.match(line):
@@ -236,33 +207,18 @@ def parse_log(path: str | os.PathLike) -> ParsedLog:
     return log
 
 
-def upstream_recipe_name(path: Path) -> str:
-    """'upstream-<folder>': upstream names its logs by uuid and keeps one record (one program) per folder."""
-    folder = Path(os.path.abspath(path)).parent  # abspath, not resolve: a symlinked log keeps the folder it is in
-    name = folder.name
-    if _GENERIC_FOLDER.match(name) and folder.parent.name:
-        name = f"{folder.parent.name}/{name}"
-    return f"upstream-{name or path.stem}"
-
-
-def _upstream_time_ms(value: str | None) -> float | None:
-    m = _UP_TIME.match(value or "")
-    return None if m is None else float(m[1]) * (1000 if m[2] == "s" else 1)
-
-
 def _parse_upstream(path: Path, lines: list[str]) -> ParsedLog:
     body = lines[lines.index(UPSTREAM_SEPARATOR) + 1:]  # before it: the program's source, which may hold look-alikes
-    environment: list[str] = []
-    steps_planned = None
-    train_steps, val = [], []
-    peak = (None, None)
+    environment, train_steps, val = [], [], []
+    steps_planned, peak = None, (None, None)
     for line in body:
         if m := _UP_STEP.match(line):
             fields = dict(_UP_FIELD.findall(m[3]))
-            key = "val_loss" if "val_loss" in fields else "train_loss"
+            loss = fields.get("val_loss", fields.get("train_loss"))
+            time_match = _UP_TIME.match(fields.get("train_time", ""))
             try:
-                ms = _upstream_time_ms(fields.get("train_time"))
-                loss = float(fields[key]) if key in fields else None
+                ms = float(time_match[1]) * (1000 if time_match[2] == "s" else 1) if time_match else None
+                loss = None if loss is None else float(loss)
             except ValueError:
                 ms = None
             if ms is None:  # a damaged line (a half-written last one, say): skipped
@@ -278,8 +234,12 @@ def _parse_upstream(path: Path, lines: list[str]) -> ParsedLog:
             environment.append(line)  # everything between the separator and the first step line
     if steps_planned is None:
         raise LogError(f"{path}: has the upstream NanoGPT speedrun log's line of 100 '=' but no step lines after it")
-    log = ParsedLog(path, {"name": upstream_recipe_name(path), "steps": steps_planned}, steps_planned,
-                    train_steps, val, *peak, environment="\n".join(environment).strip("\n"), source="upstream")
-    # no end line upstream: a run that validated at its final step finished, any other stopped early
-    log.status = "complete" if val and val[-1][0] == steps_planned else "incomplete"
-    return log
+    # the recipe is 'upstream-<folder>': upstream names its logs by uuid and keeps one record (one program) per folder
+    folder = Path(os.path.abspath(path)).parent  # abspath, not resolve: a symlinked log keeps the folder it is in
+    name = folder.name
+    if _GENERIC_FOLDER.match(name) and folder.parent.name:
+        name = f"{folder.parent.name}/{name}"
+    recipe = {"name": f"upstream-{name or path.stem}", "steps": steps_planned}
+    status = "complete" if val and val[-1][0] == steps_planned else "incomplete"  # no end line upstream
+    return ParsedLog(path, recipe, steps_planned, train_steps, val, *peak, status,
+                     environment="\n".join(environment).strip("\n"), source="upstream")

@@ -1,7 +1,4 @@
-"""One optimiser step (micro-batches, gradient averaging, schedules), the untimed warm-up that compiles it, and
-validation. The training loop (speedrun/train.py) calls these; so do the benchmarks."""
-
-from __future__ import annotations
+"""One optimiser step (micro-batches, gradient averaging, schedules), the untimed warm-up, and validation."""
 
 import copy
 import time

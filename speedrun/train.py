@@ -1,23 +1,15 @@
 """The training loop: untimed warm-up + restore, timed steps, validation, checkpoints, failures.
 
-Runs as one process (CPU or one GPU) or as one rank of a torchrun launch (NCCL on GPU, gloo on CPU); only rank 0
-prints and writes the run log and checkpoints. The clock covers training steps only: it is stopped (after a
-device sync) for validation and checkpoints.
-
-Checkpoints (speedrun/checkpoint.py): every `save_every` steps and at the end when save_every > 0, and when
-SIGINT / SIGTERM arrives (the current step finishes first; then Interrupted is raised). `resume=` continues a
-checkpoint's run exactly: warm-up + restore still runs (it compiles the kernels), then the model, optimisers,
-stream position, RNG, step, clock and loss history are loaded and the loop goes on from that step, so the
-losses and parameters match an uninterrupted run bit for bit on CPU.
+One process (CPU or one GPU) or one rank of a torchrun launch; only rank 0 prints and writes the log and
+checkpoints. The clock covers training steps only (stopped, after a device sync, for validation and checkpoints).
+A resumed run still warms up (that compiles the kernels), then loads the checkpoint's model, optimisers, stream
+position, RNG, clock and losses and goes on from its step: on CPU bit for bit as an uninterrupted run.
 """
 
-from __future__ import annotations
-
-import itertools
 import math
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,11 +20,13 @@ from speedrun.build import build_model, build_optimizers
 from speedrun.data.demo import data_files
 from speedrun.data.shards import read_shard, shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
-from speedrun.distributed import barrier_if_distributed, init_distributed, shutdown_distributed
+from speedrun.distributed import barrier_if_distributed
 from speedrun.errors import TrainingError
+from speedrun.files import check_writable_folder
 from speedrun.interrupt import Interrupted, StopRequest, StopVote
+from speedrun.metrics import Metrics
 from speedrun.model.gpt import GPT
-from speedrun.plan import Plan, keep_large_allocations, make_plan
+from speedrun.plan import Plan, keep_large_allocations
 from speedrun.recipe import Recipe, RecipeError
 from speedrun.runlog import RunLog
 from speedrun.step import evaluate, train_step, warmup_and_restore
@@ -46,21 +40,12 @@ class RunResult:
     training_time_ms: float
     peak_allocated_mib: int | None = None
     model: GPT | None = None
-
-
-@dataclass
-class _Start:
-    """Where the loop starts: a fresh run, or a checkpoint's state."""
-
-    step: int = 0
-    train_ms: float = 0.0
-    train_losses: list[float] = field(default_factory=list)
-    val_losses: list[tuple[int, float]] = field(default_factory=list)
+    checkpoint_path: str | None = None  # the final checkpoint (rank 0)
 
 
 class Clock:
-    """Training time in ms. `stop` and `start` synchronise the device first, so queued GPU work is counted
-    where it belongs; `now` reads without a sync (per-step times for the log, which may lag the GPU)."""
+    """Training ms. `stop`/`start` sync the device first, so queued GPU work counts where it belongs; `now` does
+    not (per-step log times, which may lag the GPU)."""
 
     def __init__(self, device: torch.device, ms: float = 0.0):
         self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -110,15 +95,24 @@ class DeferredScalar:
 
 
 def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = None, say=print,
-        save_every: int | None = None, checkpoint_dir: str | None = None, resume=None) -> RunResult:
+        save_every: int | None = None, checkpoint_dir: str | None = None, resume=None, keep_last: int = 0,
+        save_final: bool = False, metrics: Metrics | None = None) -> RunResult:
     """Train `r` under `plan`. Returns the losses and the log path; raises TrainingError on a dead run.
 
-    save_every: checkpoint every N steps and at the end (0 or None: only on SIGINT / SIGTERM; None when resuming:
-    the checkpoint's own setting). checkpoint_dir: where they go (None: the resumed checkpoint's folder, else
-    `checkpoints`). resume: a checkpoint path or a loaded Checkpoint of this recipe; the run continues from its
-    step, writing a new log that notes the resume. The returned losses cover the whole run.
+    save_every: a full checkpoint every N steps and at the end (None on resume: the checkpoint's); keep_last: how
+    many periodic ones to keep (0: all); save_final: else the final weights. checkpoint_dir: None is the resumed
+    checkpoint's folder, else `checkpoints`. resume: a checkpoint (path) of this recipe, continued from its step
+    with a new log (the losses returned cover the whole run). metrics: wandb / TensorBoard sinks (rank 0).
     """
-    return Trainer(r, plan, log_dir, print_every, say, save_every, checkpoint_dir, resume).train()
+    try:
+        trainer = Trainer(r, plan, log_dir, print_every, say, save_every, checkpoint_dir, resume)
+        trainer.keeper.keep_last, trainer.keeper.save_final = keep_last, save_final
+        if metrics is not None and plan.main:
+            trainer.metrics = metrics
+        return trainer.train()
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 class Trainer:
@@ -131,8 +125,15 @@ class Trainer:
             save_every = self.ckpt.save_every
         self.save_every = save_every or 0
         checkpoint_dir = checkpoint_dir or (self.ckpt.path.parent if self.ckpt is not None else "checkpoints")
+        if plan.main:
+            check_writable_folder(log_dir, "--log-dir")
+            check_writable_folder(checkpoint_dir, "--checkpoint-dir")
         train_files = data_files(r.train_files, "train")
         self.val_files = data_files(r.val_files, "val")
+        shared = sorted({f.resolve() for f in train_files} & {f.resolve() for f in self.val_files})
+        if shared:
+            raise RecipeError(f"train_files and val_files share {shared[0]}" + (f" and {len(shared) - 1} more" if
+                              len(shared) > 1 else "") + ": validation would score tokens the model trained on")
         check_val_size(self.val_files, r.val_tokens, r.val_seq_len, plan.world_size)
         for f in {*train_files, *self.val_files}:  # token ids in range: a bad shard fails now, not mid-run
             read_shard(f, vocab_size=r.vocab_size)
@@ -157,6 +158,7 @@ class Trainer:
         self.log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main, sections={"plan": plan.describe(r)})
         self.say = say if plan.main else (lambda *a, **k: None)
         self.keeper = CheckpointKeeper(self, Path(checkpoint_dir), file_list)
+        self.metrics = Metrics()
 
     def train(self) -> RunResult:
         r, plan, say, log = self.r, self.plan, self.say, self.log
@@ -166,7 +168,7 @@ class Trainer:
         t_launch = time.perf_counter()
         try:
             warmup_and_restore(self.runner, self.optimizers, r, plan, self.model.window(0), say)
-            start = self._restore() if self.ckpt is not None else _Start()
+            start = self._restore() if self.ckpt is not None else RunResult(None, [], [], 0.0)
             if plan.device.type == "cuda":
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
@@ -188,8 +190,8 @@ class Trainer:
         result.model = self.model
         return result
 
-    def _restore(self) -> _Start:
-        """Load the resumed checkpoint's state into the model, optimisers and RNG; where its loop stood."""
+    def _restore(self) -> "RunResult":
+        """Load the resumed checkpoint's state into the model, optimisers and RNG; its losses and clock so far."""
         ckpt = self.ckpt
         ckpt_mod.load_weights(self.model, ckpt)
         for opt, state in zip(self.optimizers, ckpt.optimizers):
@@ -199,19 +201,21 @@ class Trainer:
                       + (f" (earlier steps: log {ckpt.log_path})" if ckpt.log_path else ""))
         self.say(f"resumed from {ckpt.path} at step {ckpt.step} of {self.r.steps} "
                  f"({ckpt.train_time_ms / 1000:.1f}s of training so far)")
-        return _Start(ckpt.step, ckpt.train_time_ms, list(ckpt.train_losses), list(ckpt.val_losses))
+        return RunResult(None, list(ckpt.val_losses), list(ckpt.train_losses), ckpt.train_time_ms)
 
-    def _loop(self, start: _Start, stop: StopRequest) -> RunResult:
+    def _loop(self, result: RunResult, stop: StopRequest) -> RunResult:
+        """From `result`'s state (empty, or a resumed checkpoint's) to the last step."""
         r, plan, say, log = self.r, self.plan, self.say, self.log
         window = self.model.window
-        self.result = result = RunResult(None, start.val_losses, start.train_losses, 0.0)
-        self.clock = clock = Clock(plan.device, start.train_ms)
+        first = self.ckpt.step if self.ckpt is not None else 0
+        self.result, self.clock = result, Clock(plan.device, result.training_time_ms)
+        clock = self.clock
         self.losses = DeferredScalar(plan.device)
         self.step_times: dict[int, float] = {}
         vote = StopVote(stop, plan.world_size, plan.device)
 
         clock.start()
-        for step in range(start.step, r.steps + 1):
+        for step in range(first, r.steps + 1):
             last = step == r.steps
             validate = last or (r.val_every > 0 and step % r.val_every == 0)
             if validate:
@@ -219,7 +223,7 @@ class Trainer:
                 self._report(self.losses.pop())
                 self._validate(step, window(step))
                 clock.start()
-            if step == start.step:
+            if step == first:
                 launch_s = time.time() - PROCESS_START
                 log.write(f"launch_to_first_step_s:{launch_s:.1f}")
                 say(f"launch to first timed step: {launch_s:.1f}s (from import; includes compile, warm-up"
@@ -255,8 +259,8 @@ class Trainer:
             log.write(f"peak_memory allocated:{alloc} MiB reserved:{reserved} MiB")
             say(f"peak memory: {alloc:,} MiB allocated, {reserved:,} MiB reserved")
         log.write(f"training_time_ms:{clock.ms:.0f}")
-        if self.save_every > 0:
-            self.keeper.save(r.steps)
+        path = self.keeper.save(r.steps, weights_only=self.save_every == 0)
+        result.checkpoint_path = str(path) if path is not None and plan.main else None
         return result
 
     def _validate(self, step: int, window) -> None:
@@ -268,6 +272,7 @@ class Trainer:
         if step < r.steps:
             self.keeper.remember(step)  # every loss so far is finite: a known-good state
         self.log.val(step, r.steps, val, self.clock.ms)
+        self.metrics.val(step, val, self.clock.ms)
         self.say(f"step {step:>5}/{r.steps} | val_loss {val:.4f} | train_time {self.clock.ms / 1000:.1f}s")
 
     def _report(self, item) -> None:
@@ -282,6 +287,7 @@ class Trainer:
         t = self.step_times.pop(step)
         tok_s = step * r.batch_tokens / (t / 1000) if t > 0 else 0.0
         self.log.step(step, r.steps, t, loss, tok_s)
+        self.metrics.step(step, loss, tok_s, t / step)
         if step % self.print_every == 0 or step == r.steps:
             eta = (r.steps - step) * t / step / 1000
             self.say(f"step {step:>5}/{r.steps} | loss {loss:.4f} | {tok_s:,.0f} tok/s | "
@@ -329,10 +335,12 @@ class CheckpointKeeper:
         self.trainer, self.folder, self.file_list = trainer, folder, file_list
         self.good: tuple[int, dict] | None = None  # (step, snapshot)
         self.good_path: Path | None = None  # a checkpoint file already holding `good`
+        self.keep_last, self.save_final = 0, False
+        self.periodic: list[Path] = []  # the periodic checkpoints this run wrote, oldest first
 
-    def _snapshot(self, step) -> dict:
+    def _snapshot(self, step, weights_only: bool = False) -> dict:
         t = self.trainer
-        return ckpt_mod.payload(model=t.model, optimizers=t.optimizers, step=step,
+        return ckpt_mod.payload(model=t.model, optimizers=() if weights_only else t.optimizers, step=step,
                                 stream_position=t.stream.position, recipe=t.r, log_path=str(t.log.path),
                                 train_time_ms=t.clock.ms, train_losses=t.result.train_losses,
                                 val_losses=t.result.val_losses, train_files=self.file_list,
@@ -341,17 +349,32 @@ class CheckpointKeeper:
     def _path(self, step) -> Path:
         return self.folder / ckpt_mod.checkpoint_name(self.trainer.r.name, step)
 
-    def save(self, step) -> Path:
+    def save(self, step, weights_only: bool = False) -> Path | None:
         """Rank 0 writes a checkpoint of the current state; every rank returns its path."""
         path = self._path(step)
+        if weights_only and not self.save_final:
+            return None
         if self.trainer.plan.main:
             t0 = time.perf_counter()
-            snap = self._snapshot(step)
+            snap = self._snapshot(step, weights_only)
             ckpt_mod.write(path, snap)
-            self.good, self.good_path = (step, snap), path
-            self.trainer.log.note(f"checkpoint {path} at step {step}")
-            self.trainer.say(f"checkpoint: {path} (step {step}, {time.perf_counter() - t0:.1f}s, off the clock)")
+            if not weights_only:
+                self.good, self.good_path = (step, snap), path
+            self.trainer.log.note(f"checkpoint {path} at step {step}" + (" (weights only)" if weights_only else ""))
+            self.trainer.say(f"checkpoint: {path} (step {step}{', weights only' if weights_only else ''}, "
+                             f"{time.perf_counter() - t0:.1f}s, off the clock)")
+            if step < self.trainer.r.steps:
+                self._drop_old(path)
         return path
+
+    def _drop_old(self, path: Path) -> None:
+        """Keep the last `keep_last` periodic checkpoints of this run (0: all); the final one is never dropped."""
+        self.periodic.append(path)
+        while self.keep_last and len(self.periodic) > self.keep_last:
+            old = self.periodic.pop(0)
+            old.unlink(missing_ok=True)
+            if old == self.good_path:
+                self.good_path = None
 
     def remember(self, step) -> None:
         if self.trainer.plan.main and (self.good is None or self.good[0] != step):
@@ -374,7 +397,3 @@ class CheckpointKeeper:
 def _fmt_time(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-__all__ = ["run", "Trainer", "RunResult", "TrainingError", "Interrupted", "RecipeError", "make_plan",
-           "init_distributed", "shutdown_distributed", "out_of_memory_advice"]

@@ -19,7 +19,7 @@ from speedrun.model.attention import (
     document_ids,
     flex_block_mask,
     reference_mask,
-    window_blocks_per_layer,
+    short_window_blocks,
 )
 from speedrun.optim.schedule import long_window_blocks
 
@@ -221,6 +221,10 @@ def test_tensor_window_gives_the_same_masks_as_int_window():
         assert [t.tolist() for t in lists.truncated(wt)] == [t.tolist() for t in lists.truncated(w)]
         flex = expand_block_mask(flex_block_mask(lists, wt), bs * nb)
         assert torch.equal(flex, reference_mask(tokens, w, bs))
+
+
+def window_blocks_per_layer(pattern: str, long_blocks: int) -> list[int]:
+    return [long_blocks if c == "L" else short_window_blocks(long_blocks) for c in pattern]
 
 
 def test_window_blocks_per_layer_record21_pattern():

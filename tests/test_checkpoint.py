@@ -11,15 +11,15 @@ import pytest
 import torch
 
 import speedrun.checkpoint as ckpt_mod
+from speedrun.build import build_model, build_optimizers
 from speedrun.checkpoint import CheckpointError, load, load_for_resume, resolve, save
 from speedrun.cli import main
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.shards import read_shard, write_shard
 from speedrun.data.stream import StreamPosition
+from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
 from speedrun.runlog import parse_log
-from speedrun.build import build_model, build_optimizers
-from speedrun.plan import make_plan
 from speedrun.step import train_step
 from speedrun.train import run
 
@@ -152,11 +152,15 @@ def test_missing_corrupt_and_foreign_files(state, tmp_path):
         "noise.pt": (bytes(range(256)) * 64, "not a readable checkpoint"),
         "empty.pt": (b"", "not a readable checkpoint"),
     }
+    (tmp_path / "random.pt").write_bytes(np.random.default_rng(0).bytes(5000))
+    cases["random.pt"] = (None, "not a readable checkpoint")
     for name, (data, message) in cases.items():
-        (tmp_path / name).write_bytes(data)
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
         with pytest.raises(CheckpointError, match=message) as info:
             load(tmp_path / name)
         assert name in str(info.value) and "\n" not in str(info.value)
+        assert "weights_only" not in str(info.value)  # torch's advice to unpickle anything: not for our users
     torch.save({"model": {}}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a speedrun checkpoint"):
         load(tmp_path / "foreign.pt")
@@ -281,3 +285,29 @@ def test_cli_resume_errors_are_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "bad.pt: not a readable checkpoint" in err
     assert not (tmp_path / "l").exists()
+
+
+# --- which checkpoints a run leaves ---------------------------------------------------------------------------------------
+def test_keep_last_keeps_the_newest_periodic_checkpoints_and_the_final_one(shards, tmp_path):
+    r = recipe(shards, steps=8, val_every=0)
+    run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet, save_every=2, keep_last=2,
+        checkpoint_dir=str(tmp_path / "ck"))
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
+        "ckpt_tiny_step000004.pt", "ckpt_tiny_step000006.pt", "ckpt_tiny_step000008.pt"]  # 2 periodic + final
+    assert load(tmp_path / "ck" / "ckpt_tiny_step000006.pt").optimizers  # periodic ones are full: resumable
+
+
+def test_final_weights_only_unless_asked_otherwise(shards, tmp_path):
+    r = recipe(shards, steps=2, val_every=0)
+    result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet, save_final=True,
+                 checkpoint_dir=str(tmp_path / "ck"))
+    final = load(result.checkpoint_path)
+    assert final.complete and final.optimizers == [] and final.val_losses == result.val_losses
+    assert final.model.keys() == result.model.state_dict().keys()
+    assert all(torch.equal(final.model[k], v) for k, v in result.model.state_dict().items())
+    assert "(weights only)" in open(result.log_path).read()
+    with pytest.raises(CheckpointError, match="complete"):
+        load_for_resume(result.checkpoint_path)
+    run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet,
+        checkpoint_dir=str(tmp_path / "none"))  # the library default (and --no-final-checkpoint): none
+    assert not (tmp_path / "none").exists()

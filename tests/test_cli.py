@@ -316,3 +316,22 @@ def test_no_command_is_a_usage_error(capsys):
         main([])
     assert info.value.code == 2
     assert_one_line_error(capsys.readouterr().err, "required: command", "speedrun --help")
+
+
+# --- the quick start: a default train leaves a model that sample and eval take with no extra flags ---------------------
+def test_default_train_then_sample_and_eval_with_no_flags(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the defaults write logs/ and checkpoints/ in the working folder
+    assert main(["train", "--set", "steps=3", "--set", "val_every=0", "--set", "sample_tokens=0"]) == 0
+    out = capsys.readouterr().out
+    (final,) = list((tmp_path / "checkpoints").iterdir())
+    assert final.name == "ckpt_tiny_step000003.pt"
+    assert f"model: {os.path.join('checkpoints', final.name)}" in out
+    from speedrun.checkpoint import load
+
+    ckpt = load(final)
+    assert ckpt.complete and ckpt.optimizers == [] and ckpt.model  # weights only: small, for sampling and evals
+    last_val = ckpt.val_losses[-1][1]
+    assert main(["sample", "latest", "--tokens", "5", "--temperature", "0"]) == 0
+    assert capsys.readouterr().out.strip()
+    assert main(["eval", str(final)]) == 0
+    assert f"{last_val:.4f}" in capsys.readouterr().out  # the recipe's own val files, the run's own final loss

@@ -235,13 +235,14 @@ def test_nproc_beyond_the_visible_gpus(capsys, tmp_path, monkeypatch, launches, 
 def test_done_line_without_step_0_validation_shows_one_loss(trained):
     _, out = trained
     (line,) = [l for l in out.splitlines() if l.startswith("done: ")]
-    assert re.fullmatch(r"done: val_loss \d+\.\d{4} in \d+\.\ds of training; log \S+", line), line
+    assert re.fullmatch(r"done: val_loss \d+\.\d{4} in \d+\.\ds of training; log \S+; model: \S+", line), line
 
 
 @pytest.mark.parametrize("val_losses, shown", [([(2, 9.4258)], "val_loss 9.4258 in"),
                                                ([(0, 10.83), (1, 9.9), (2, 9.4258)], "val_loss 10.8300 -> 9.4258 in")])
 def test_done_line(capsys, monkeypatch, val_losses, shown):
-    result = SimpleNamespace(val_losses=val_losses, training_time_ms=1234.0, log_path="logs/run.txt", model=None)
+    result = SimpleNamespace(val_losses=val_losses, training_time_ms=1234.0, log_path="logs/run.txt", model=None,
+                             checkpoint_path=None)
     monkeypatch.setattr("speedrun.train.run", lambda *a, **k: result)
     assert main(["train", "--recipe", "tiny", "--device", "cpu", "--set", "sample_tokens=0"]) == 0
     assert capsys.readouterr().out == f"done: {shown} 1.2s of training; log logs/run.txt\n"

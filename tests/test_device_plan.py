@@ -4,9 +4,9 @@ capability 8.9 with a notice, GPU-only recipes refuse CPUs unless forced, the ti
 import pytest
 import torch
 
-from speedrun.recipe import load_recipe
 from speedrun.errors import TrainingError
 from speedrun.plan import make_plan
+from speedrun.recipe import load_recipe
 
 
 def fake_gpu(monkeypatch, capability):

@@ -1,6 +1,7 @@
 """Failures during training: NaN/inf stops with the step and a checkpoint of the last good state; running out
 of memory names the setting to change; a dying rank brings the others down instead of hanging."""
 
+import math
 import os
 import subprocess
 import sys
@@ -15,10 +16,10 @@ import speedrun.train as train_mod
 from speedrun import checkpoint as ckpt_mod
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.shards import read_shard, write_shard
-from speedrun.recipe import load_recipe
-from speedrun.runlog import parse_log
 from speedrun.errors import TrainingError
 from speedrun.plan import make_plan
+from speedrun.recipe import load_recipe
+from speedrun.runlog import parse_log
 from speedrun.train import out_of_memory_advice, run
 
 SMALL = {"model_dim": 64, "head_dim": 32, "num_heads": 2, "mlp_hidden": 128, "seq_len": 256, "val_seq_len": 256,
@@ -143,3 +144,49 @@ def test_launcher_reports_a_failed_rank(monkeypatch, capsys):
     assert cli.launch_torchrun(2, ["train"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["speedrun: error: a rank failed (torchrun exit code 1); see the messages above"]
+
+
+# --- outputs that cannot be written, data that would mislead: refused before any work ------------------------------------
+def _train_cli(data, tmp_path, *extra):
+    from speedrun.cli import main
+
+    return main(["train", "--recipe", "tiny", "--device", "cpu", *[a for k, v in SMALL.items() for a in
+                 ("--set", f"{k}={v}")], "--set", f"train_files={data[0]}", "--set", f"val_files={data[1]}",
+                 "--set", "steps=2", *extra])
+
+
+@pytest.mark.parametrize("flag", ["--log-dir", "--checkpoint-dir"])
+def test_an_output_folder_that_is_a_file_is_refused_up_front(data, tmp_path, capsys, flag):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    folders = {"--log-dir": str(tmp_path / "logs"), "--checkpoint-dir": str(tmp_path / "ck"), flag: str(blocker / "sub")}
+    code = _train_cli(data, tmp_path, "--save-every", "1", *[a for item in folders.items() for a in item])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"speedrun: error: {flag} {blocker / 'sub'}: {blocker} is a file, not a folder"
+    assert not (tmp_path / "logs").exists() and not (tmp_path / "ck").exists()  # no log, no checkpoint
+    assert blocker.read_text() == "a file"
+
+
+def test_train_and_val_files_that_overlap_are_refused(data, tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for src, name in ((data[0], "mine_train_000000.bin"), (data[1], "mine_val_000000.bin")):
+        (folder / name).write_bytes(open(src, "rb").read())
+    from speedrun.cli import main
+
+    code = main(["train", "--recipe", "tiny", "--device", "cpu", "--log-dir", str(tmp_path / "logs"),
+                 "--set", f"train_files={folder}", "--set", f"val_files={folder / 'mine_val_000000.bin'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "train_files and val_files share" in err and "mine_val_000000.bin" in err and "trained on" in err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_a_wider_model_with_more_heads_trains(data, tmp_path):
+    """nanoGPT users change width and heads freely: head_dim and mlp_hidden follow (it once crashed in warm-up)."""
+    r = load_recipe("tiny", {**{k: v for k, v in SMALL.items() if k not in ("head_dim", "mlp_hidden")},
+                             "model_dim": 96, "num_heads": 3, "train_files": data[0], "val_files": data[1],
+                             "steps": 2, "warmup_steps": 1})
+    assert (r.head_dim, r.mlp_hidden) == (32, 384)
+    result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=lambda *a: None)
+    assert len(result.train_losses) == 2 and all(math.isfinite(v) for v in result.train_losses)

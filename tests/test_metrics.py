@@ -116,3 +116,26 @@ def test_wandb_init_error_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(wandb, "init", refuse)
     with pytest.raises(SpeedrunError, match=r"^--wandb: No API key configured. Use `wandb login` to log in.$"):
         open_metrics("run1", CONFIG, wandb_project="p", tensorboard_dir=str(tmp_path))
+
+
+def test_a_training_run_sends_its_numbers_to_tensorboard(tmp_path):
+    """run(metrics=...) as `speedrun train --tensorboard DIR` wires it: every step's loss and each val loss."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from speedrun.plan import make_plan
+    from speedrun.recipe import load_recipe
+    from speedrun.train import run
+
+    r = load_recipe("tiny", {"model_dim": 64, "num_heads": 2, "seq_len": 256, "val_seq_len": 256,
+                             "window_ramp_tokens": 256, "batch_tokens": 256, "val_tokens": 512, "steps": 3,
+                             "val_every": 0, "warmup_steps": 0, "sample_tokens": 0})
+    metrics = open_metrics("tiny", r.to_dict(), tensorboard_dir=str(tmp_path / "tb"))
+    result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=lambda *a: None,
+                 metrics=metrics)
+    events = EventAccumulator(str(tmp_path / "tb" / "tiny"))
+    events.Reload()
+    train = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    assert [s for s, _ in train] == [1, 2, 3]
+    assert [v for _, v in train] == pytest.approx(result.train_losses, rel=1e-6)
+    assert [(e.step, e.value) for e in events.Scalars("val/loss")] == pytest.approx(result.val_losses, rel=1e-6)

@@ -482,3 +482,35 @@ def test_mtp_fields():
     assert load_recipe("tiny", ["mtp_weights=[0, 1]"]).mtp_weights == [0.0, 1.0]  # ints become floats
     msg = _error("tiny", ["mtp_weights=0.5"])
     assert msg.startswith("--set mtp_weights:") and "is not a valid" in msg
+
+
+# --- widths and heads, as a nanoGPT user changes them --------------------------------------------------------------
+@pytest.mark.parametrize("items, want", [
+    (["model_dim=256"], (256, 2, 128, 1024)),  # head_dim and mlp_hidden follow the width
+    (["num_heads=4"], (128, 4, 32, 512)),
+    (["model_dim=256", "num_heads=4"], (256, 4, 64, 1024)),
+    (["model_dim=256", "mlp_hidden=768"], (256, 2, 128, 768)),  # what is given stays as given
+])
+def test_width_and_heads_derive_head_dim_and_mlp(items, want):
+    r = load_recipe("tiny", items)
+    assert (r.model_dim, r.num_heads, r.head_dim, r.mlp_hidden) == want
+
+
+def test_width_in_a_recipe_file_derives_too(tmp_path):
+    path = tmp_path / "wide.toml"
+    path.write_text('base = "tiny"\nmodel_dim = 192\nnum_heads = 3\n')
+    r = load_recipe(str(path))
+    assert (r.model_dim, r.num_heads, r.head_dim, r.mlp_hidden) == (192, 3, 64, 768)
+
+
+@pytest.mark.parametrize("items, fragment", [
+    (["num_heads=3"], "model_dim=128 must be divisible by num_heads=3"),
+    (["model_dim=256", "head_dim=64"], "num_heads=2 x head_dim=64 must equal model_dim=256"),
+    (["muon_lr=-1"], "muon_lr=-1.0 must be positive"),
+    (["lr_embed=0"], "lr_embed=0.0 must be positive"),
+    (["muon_momentum=1.5"], "muon_momentum=1.5 must lie in [0, 1)"),
+    (["min_lr_frac=-0.1"], "min_lr_frac=-0.1 must lie in [0, 1)"),
+])
+def test_shape_and_optimiser_values_refused_in_one_line(items, fragment):
+    msg = _error("tiny", items)
+    assert fragment in msg and "\n" not in msg, msg

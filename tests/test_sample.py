@@ -13,8 +13,8 @@ from speedrun.cli import main
 from speedrun.data.tokenizer import EOT, decode, gpt2
 from speedrun.evals.sample import final_window, generate, sample_from_checkpoint
 from speedrun.model.gpt import GPT, CastedLinear, KVCache
-from speedrun.recipe import load_recipe
 from speedrun.plan import make_plan
+from speedrun.recipe import load_recipe
 from speedrun.train import run
 
 SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=512,

@@ -135,7 +135,7 @@ def test_failed_write_leaves_no_file_and_no_temp(tmp_path, monkeypatch, where, e
     assert _leftovers(tmp_path) == [], "the temp file must be removed"
 
 
-@pytest.mark.parametrize("where", ["replace", "fsync", "chmod"])
+@pytest.mark.parametrize("where", ["replace", "fsync"])
 def test_failed_overwrite_keeps_old_content(tmp_path, monkeypatch, where):
     path = write_shard(tmp_path / "x.bin", [7, 8, 9])
 
@@ -155,9 +155,9 @@ def test_temp_file_is_never_the_target_while_writing(tmp_path, monkeypatch):
     seen = {}
     real_fsync = os.fsync
 
-    def spy(fd):
-        seen["target_exists"] = (tmp_path / "x.bin").exists()
-        seen["files"] = _leftovers(tmp_path)
+    def spy(fd):  # the first fsync is the data's (the second, after the rename, makes the rename durable)
+        seen.setdefault("target_exists", (tmp_path / "x.bin").exists())
+        seen.setdefault("files", _leftovers(tmp_path))
         return real_fsync(fd)
 
     monkeypatch.setattr(shards.os, "fsync", spy)

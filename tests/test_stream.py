@@ -12,7 +12,6 @@ import torch
 
 from speedrun.data.shards import ShardError
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size, row_index, val_batches
-from speedrun.data.tokenizer import EOT
 
 SEQ = 64
 BATCH = 8 * SEQ  # fixed global batch: world size x accumulation = 8 rows

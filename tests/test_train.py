@@ -11,14 +11,14 @@ import pytest
 import torch
 
 import speedrun.step as step_mod
+from speedrun.build import build_model, build_optimizers
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.shards import read_shard, write_shard
+from speedrun.errors import TrainingError
 from speedrun.model.gpt import GPT
+from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
 from speedrun.runlog import FORMAT_LINE, PACKAGE_DIR, LogError, parse_log
-from speedrun.build import build_model, build_optimizers
-from speedrun.errors import TrainingError
-from speedrun.plan import make_plan
 from speedrun.step import train_step, warmup_and_restore
 from speedrun.train import run
 

@@ -1,24 +1,22 @@
 """Download the cached GPT-2 FineWeb shards the speedrun trains on from the Hugging Face hub.
 
-Every file is checked with `shard_header` (magic, version, size against the declared token count) before it
-counts as present: a valid file is skipped, a short or corrupt one is deleted and fetched again, and a file
-still invalid after fetching is removed. huggingface_hub writes to `.incomplete` files under
-`<dir>/.cache/huggingface/` and renames at the end (and resumes them on the next run), so a file under its final
-name is either complete or gets caught by the check. Network problems become one-line `HubError`s.
+A file counts as present only if `shard_header` accepts it: an invalid one is fetched again, and one still invalid
+after fetching is removed. huggingface_hub writes to `.incomplete` files under `<dir>/.cache/huggingface/` and
+renames at the end (resuming them next run), so a file under its final name is complete or caught by the check.
 """
 
-from __future__ import annotations
-
+import contextlib
 import errno
+import importlib
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from speedrun.data.shards import ShardError, shard_header
 from speedrun.errors import SpeedrunError
+from speedrun.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -52,38 +50,25 @@ def shard_filenames(variant: str, train_shards: int) -> tuple[Variant, list[str]
     if not 0 <= train_shards <= v.max_train_shards:
         raise SpeedrunError(f"--train-shards {train_shards}: {v.repo_id} has train shards 1..{v.max_train_shards} "
                             f"(100M tokens each); choose 0..{v.max_train_shards}")
-    names = [f"{v.prefix}_val_000000.bin"] + [f"{v.prefix}_train_{i:06d}.bin" for i in range(1, train_shards + 1)]
-    return v, names
+    return v, [f"{v.prefix}_val_000000.bin"] + [f"{v.prefix}_train_{i:06d}.bin" for i in range(1, train_shards + 1)]
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:
     # hub errors (LocalEntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled, ...) are OSErrors
     errors: list[type[BaseException]] = [OSError]
-    try:  # huggingface_hub's HTTP client; its connect/timeout errors are not OSErrors
-        import httpx2
-
-        errors.append(httpx2.HTTPError)
-    except ImportError:
-        pass
-    try:
-        import httpx
-
-        errors.append(httpx.HTTPError)
-    except ImportError:
-        pass
+    for client in ("httpx2", "httpx"):  # huggingface_hub's HTTP client; its connect/timeout errors are not OSErrors
+        with contextlib.suppress(ImportError):
+            errors.append(importlib.import_module(client).HTTPError)
     return tuple(errors)
 
 
 def _one_line(e: BaseException, limit: int = 200) -> str:
     text = " ".join(str(e).split()) or "no details"
     text = text.split(" For more information check:")[0]  # huggingface_hub appends a docs link to HTTP errors
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return f"{type(e).__name__}: {text}"
+    return f"{type(e).__name__}: {text if len(text) <= limit else text[: limit - 3] + '...'}"
 
 
 def _describe_failure(e: BaseException, where: str, target: Path) -> str:
-    """One line for a failed fetch: unreachable hub, an HTTP refusal, or a local write problem."""
     status = getattr(getattr(e, "response", None), "status_code", None)
     if isinstance(e, OSError) and not isinstance(e, ConnectionError) and status is None and (
             isinstance(e, PermissionError) or e.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES)):
@@ -96,13 +81,9 @@ def _describe_failure(e: BaseException, where: str, target: Path) -> str:
 
 
 def hub_fetch(repo_id: str, filename: str, out_dir: str | os.PathLike) -> Path:
-    """The default fetch: probe the hub once without retries, then `hf_hub_download` into `out_dir`.
-
-    The probe bounds the time an unreachable network costs; the download keeps huggingface_hub's resume,
-    progress bars and local-dir metadata.
-    """
+    """The default fetch: probe the hub once without retries (bounding what an unreachable network costs), then
+    `hf_hub_download` into `out_dir` (huggingface_hub's resume, progress bars and local-dir metadata)."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-
     try:
         timeout = float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or DEFAULT_PROBE_TIMEOUT)
     except ValueError:
@@ -113,7 +94,6 @@ def hub_fetch(repo_id: str, filename: str, out_dir: str | os.PathLike) -> Path:
 
 
 def _valid(path: Path) -> tuple[int | None, str]:
-    """(token count, "") for a valid shard, (None, reason) otherwise."""
     try:
         return shard_header(path), ""
     except ShardError as e:
@@ -124,24 +104,11 @@ def _place(got: Path, target: Path) -> None:
     """Move a fetched file that landed elsewhere (an injected fetch) to `target`, atomically."""
     if got.resolve() == target.resolve():
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(got, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB"
+    with open(got, "rb") as src:
+        write_atomic(target, lambda f: shutil.copyfileobj(src, f))
 
 
 def _download_all(v: Variant, names: list[str], out: Path, fetch) -> list[Path]:
-    """Fetch and check each file in turn; the first failure raises (a one-line SpeedrunError)."""
-    net_errors = _network_errors()
-    paths: list[Path] = []
     for i, name in enumerate(names, 1):
         target = out / name
         where = f"{v.repo_id}/{name}"
@@ -150,17 +117,15 @@ def _download_all(v: Variant, names: list[str], out: Path, fetch) -> list[Path]:
         if target.exists():
             count, reason = _valid(target)
             if count is not None:
-                print(f"{tag}: {_size(target.stat().st_size)} ok (cached)", flush=True)
-                paths.append(target)
+                print(f"{tag}: {target.stat().st_size / 1e6:,.1f} MB ok (cached)", flush=True)
                 continue
             # A short file (an interrupted copy) or a corrupt one: never keep it under the final name.
             print(f"{tag}: invalid local file ({reason}); fetching it again", flush=True)
             target.unlink()
             status = "refetched"
         try:
-            got = Path(fetch(v.repo_id, name, str(out)))
-            _place(got, target)
-        except net_errors as e:
+            _place(Path(fetch(v.repo_id, name, str(out))), target)
+        except _network_errors() as e:
             if target.exists() and _valid(target)[0] is None:
                 target.unlink()
             raise HubError(_describe_failure(e, where, target)) from None
@@ -168,19 +133,14 @@ def _download_all(v: Variant, names: list[str], out: Path, fetch) -> list[Path]:
         if count is None:
             target.unlink(missing_ok=True)
             raise ShardError(f"{where}: the downloaded file is not a valid shard ({reason}); removed it, run again")
-        print(f"{tag}: {_size(target.stat().st_size)} ({count:,} tokens) {status}", flush=True)
-        paths.append(target)
-    return paths
+        print(f"{tag}: {target.stat().st_size / 1e6:,.1f} MB ({count:,} tokens) {status}", flush=True)
+    return [out / name for name in names]
 
 
 def download_fineweb(variant: str, train_shards: int, out_dir: str | None, fetch=None) -> list[Path]:
     """Fetch the val shard and train shards 1..train_shards of `variant` into `out_dir`; return their paths.
-
-    `fetch(repo_id, filename, out_dir) -> path` does one download (default: `hub_fetch`); tests inject their own.
-    Prints one line per file: name, size, and ok (cached) / downloaded / refetched.
-    """
+    `fetch(repo_id, filename, out_dir) -> path` does one download (default: `hub_fetch`); tests inject their own."""
     v, names = shard_filenames(variant, train_shards)
-    fetch = hub_fetch if fetch is None else fetch
     out = Path(out_dir if out_dir is not None else v.default_dir)
     if out.exists() and not out.is_dir():
         raise SpeedrunError(f"--dir {out}: exists and is not a folder")
@@ -190,7 +150,7 @@ def download_fineweb(variant: str, train_shards: int, out_dir: str | None, fetch
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        paths = _download_all(v, names, out, fetch)
+        paths = _download_all(v, names, out, hub_fetch if fetch is None else fetch)
     except BaseException:
         if created and not any(out.iterdir()):
             out.rmdir()  # made by this call and still empty: leave no trace

@@ -1,11 +1,5 @@
-"""`speedrun data inspect`: check token shards and show what is in them.
-
-Per file: header and size check, token count, documents (count of `<|endoftext|>`) and their length
-statistics, token-id range, and a decoded preview of the first document. Every file is checked, bad ones
-included; the return value is 1 if any was bad.
-"""
-
-from __future__ import annotations
+"""`speedrun data inspect`: check token shards (header, size, token ids) and show what is in them: token count,
+documents (`<|endoftext|>` markers) and their lengths, token-id range, a decoded preview of the first document."""
 
 import numpy as np
 
@@ -21,16 +15,14 @@ def shard_stats(path) -> dict:
     if n == 0:
         stats.update(documents=0, lead=0, lengths=np.zeros(0, np.int64), max_id=None, preview_ids=np.zeros(0))
         return stats
-    max_id = int(tokens.max())
     starts = np.flatnonzero(tokens == EOT)
     # A document runs from its <|endoftext|> to the next one; its length excludes the marker. Tokens before the
     # first marker continue a document from the previous shard (FineWeb train shards cut mid-document).
     bounds = np.append(starts, n)
-    lengths = np.diff(bounds) - 1 if len(starts) else np.zeros(0, np.int64)
-    first = int(starts[0]) if len(starts) else 0
-    end = int(bounds[1]) if len(starts) else n
-    stats.update(documents=len(starts), lead=first if len(starts) else n, lengths=lengths, max_id=max_id,
-                 min_id=int(tokens.min()), preview_ids=np.asarray(tokens[first + (1 if len(starts) else 0):end]))
+    lead = int(bounds[0])
+    preview = tokens[lead + 1:int(bounds[1])] if len(starts) else tokens
+    stats.update(documents=len(starts), lead=lead, lengths=np.diff(bounds) - 1, max_id=int(tokens.max()),
+                 min_id=int(tokens.min()), preview_ids=np.asarray(preview))
     return stats
 
 
@@ -62,26 +54,24 @@ def _block(stats: dict, preview_tokens: int) -> list[str]:
 
 def inspect_shards(paths: list[str], preview_tokens: int = 200) -> int:
     """Print a block per shard; a line naming the problem for each bad one. 0 if all are fine, else 1."""
-    files, bad = [], []
+    files, bad, ok = [], [], []  # ok: (tokens, documents) per good file
     for p in paths:
         try:
             files.extend(resolve_shards(p))
         except ShardError as e:
             bad.append(str(e))
             print(f"BAD {e}", flush=True)
-    total_tokens = total_docs = bad_files = 0
     for f in files:
         try:
             stats = shard_stats(f)
         except ShardError as e:
             bad.append(str(e))
             print(f"BAD {e}", flush=True)
-            bad_files += 1
             continue
-        total_tokens += stats["tokens"]
-        total_docs += stats["documents"]
+        ok.append((stats["tokens"], stats["documents"]))
         print("\n".join(_block(stats, preview_tokens)), flush=True)
-    summary = f"{len(files) - bad_files} of {len(files)} files ok: {total_tokens:,} tokens, {total_docs:,} documents"
+    summary = (f"{len(ok)} of {len(files)} files ok: {sum(t for t, _ in ok):,} tokens, "
+               f"{sum(d for _, d in ok):,} documents")
     if bad:
         summary += f"; {len(bad)} problem{'s' if len(bad) != 1 else ''}"
     print(summary)

@@ -7,8 +7,6 @@ recipe trains on the same tokens whatever the number of ranks. When the current 
 `batch_tokens + 1` tokens left, the stream moves to the next shard (sorted by name); a train stream may loop.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +20,12 @@ from speedrun.data.tokenizer import VOCAB_SIZE
 @dataclass
 class StreamPosition:
     """Where a stream stands: shard index in its file list, token offset in it, passes completed."""
-
     shard: int = 0
     offset: int = 0
     passes: int = 0
 
 
 def row_index(micro_step: int, rank: int, world_size: int) -> int:
-    """Which row of a step's batch a rank reads at a micro-step."""
     return micro_step * world_size + rank
 
 
@@ -39,20 +35,18 @@ class BatchStream:
                  role: str = "train", vocab_size: int = VOCAB_SIZE):
         self.files: list[Path] = resolve_shards(files)
         if batch_tokens % (seq_len * world_size):
-            raise ValueError(f"batch of {batch_tokens} tokens is not a whole number of {world_size} x {seq_len}-token rows")
+            raise ValueError(f"batch of {batch_tokens} tokens is not a whole number of "
+                             f"{world_size} x {seq_len}-token rows")
         self.batch_tokens, self.seq_len, self.rank, self.world_size = batch_tokens, seq_len, rank, world_size
         self.accum = batch_tokens // (seq_len * world_size)
         self.loop, self.device, self.vocab_size = loop, torch.device(device), vocab_size
         self.position = position or StreamPosition()
-        self._tokens = None
-        self._tokens_shard = -1
+        self._tokens, self._tokens_shard = None, -1
         usable = [shard_header(f) > batch_tokens for f in self.files]  # validates every header up front
         if not any(usable):
             where = self.files[0] if len(self.files) == 1 else f"{self.files[0].parent} ({len(self.files)} shards)"
-            raise ShardError(
-                f"{where}: no shard holds more than one {role} batch of {batch_tokens:,} tokens "
-                f"(largest: {max(shard_header(f) for f in self.files):,} tokens)"
-            )
+            raise ShardError(f"{where}: no shard holds more than one {role} batch of {batch_tokens:,} tokens "
+                             f"(largest: {max(shard_header(f) for f in self.files):,} tokens)")
 
     def _shard_tokens(self) -> np.ndarray:
         if self._tokens_shard != self.position.shard:
@@ -67,8 +61,7 @@ class BatchStream:
             raise StopIteration  # an exhausted stream stays exhausted
         for _ in range(2 * len(self.files) + 1):
             if self.position.offset + self.batch_tokens + 1 <= len(self._shard_tokens()):
-                base, n = self.position.offset, self.accum * self.world_size
-                return [base + i * self.seq_len for i in range(n)]
+                return [self.position.offset + i * self.seq_len for i in range(self.accum * self.world_size)]
             self.position.shard += 1
             self.position.offset = 0
             if self.position.shard == len(self.files):
@@ -88,8 +81,7 @@ class BatchStream:
     def next_step(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """This rank's (inputs int32, targets int64) pairs for the next optimiser step, one per micro-step."""
         rows = self.next_rows()
-        tokens = self._shard_tokens()
-        out = []
+        tokens, out = self._shard_tokens(), []
         for _, start in rows:
             buf = torch.from_numpy(np.array(tokens[start: start + self.seq_len + 1], dtype=np.int32))
             if self.device.type == "cuda":
@@ -106,7 +98,6 @@ class BatchStream:
 
 def check_val_size(files, val_tokens: int, val_seq_len: int, world_size: int = 1) -> None:
     """Raise ShardError (one line, naming the files) unless the val files hold `val_tokens` positions.
-
     The positions scored do not depend on `world_size` (see `val_batches`); it is accepted for symmetry only."""
     for _ in val_batches(files, val_tokens, val_seq_len, 0, 1, read=False):
         pass
@@ -115,10 +106,8 @@ def check_val_size(files, val_tokens: int, val_seq_len: int, world_size: int = 1
 def val_batches(files, val_tokens: int, val_seq_len: int, rank: int = 0, world_size: int = 1,
                 device: str | torch.device = "cpu", read: bool = True):
     """This rank's validation rows, read from the start of the val stream every time it is called.
-
     The stream is walked in rows of val_seq_len whatever the world size, and rank r scores rows r, r + W, ...;
-    so the positions scored never depend on the number of ranks, even across several val shards.
-    """
+    so the positions scored never depend on the number of ranks, even across several val shards."""
     rows = val_tokens // val_seq_len
     if val_tokens % val_seq_len or rows % world_size:
         raise ValueError(f"val_tokens={val_tokens} is not a multiple of world size x val_seq_len = "
@@ -131,8 +120,6 @@ def val_batches(files, val_tokens: int, val_seq_len: int, rank: int = 0, world_s
                 continue
             pair = stream.next_step()[0] if read else stream.next_rows()
         except StopIteration:
-            raise ShardError(
-                f"{stream.files[-1]}: the validation files end before {val_tokens:,} tokens "
-                f"(rows of {val_seq_len:,}); lower val_tokens"
-            ) from None
+            raise ShardError(f"{stream.files[-1]}: the validation files end before {val_tokens:,} tokens "
+                             f"(rows of {val_seq_len:,}); lower val_tokens") from None
         yield pair

@@ -1,14 +1,12 @@
 """Your own text -> train/val token shards: plain text, JSON lines (`text` field), Parquet (`text` column).
 
-Documents are read in input order (folders: their files recursively, sorted), tokenized with the bundled GPT-2
-BPE (`<|endoftext|>` before each document) by a pool of processes, and the results are consumed in order, so
-the shards are byte-identical whatever the worker count. Shards are written into a temporary folder inside
-the output folder and moved into place only when every input has been read: an error leaves nothing behind.
+Documents are tokenized (`encode_document`) by a pool of processes and consumed in input order, so the shards
+are byte-identical whatever the worker count. Shards are written into a temporary folder inside the output folder
+and moved into place only when every input has been read: an error leaves nothing behind.
 """
 
-from __future__ import annotations
-
 import contextlib
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -25,11 +23,6 @@ from speedrun.data.shards import write_shard
 from speedrun.data.tokenizer import encode_document, gpt2
 from speedrun.errors import SpeedrunError
 
-TEXT_SUFFIXES = (".txt",)
-JSONL_SUFFIXES = (".jsonl", ".json")
-PARQUET_SUFFIXES = (".parquet",)
-SUPPORTED = TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES
-
 # Work unit sent to a worker: documents up to this many characters (or documents). Large enough that pickling
 # and scheduling cost little next to BPE, small enough that both cores stay busy on a few MB of input.
 BATCH_CHARS = 256 * 1024
@@ -45,26 +38,9 @@ class TokenizeError(SpeedrunError, ValueError):
     """An input file cannot be tokenized. One line naming the file (and line or row where it applies)."""
 
 
-# ---------------------------------------------------------------------------------------------------------
-# inputs
-
-
-def _kind(path: Path) -> str | None:
-    suffix = path.suffix.lower()
-    if suffix in TEXT_SUFFIXES:
-        return "text"
-    if suffix in JSONL_SUFFIXES:
-        return "jsonl"
-    if suffix in PARQUET_SUFFIXES:
-        return "parquet"
-    return None
-
-
 def expand_inputs(inputs: list[str], skipped: list[Path] | None = None) -> list[Path]:
     """Files in reading order: each input as given; a folder's supported files recursively, sorted by path.
-
-    Other files found in folders are appended to `skipped` (when given); named files must be supported.
-    """
+    Other files found in folders are appended to `skipped` (when given); named files must be supported."""
     if not inputs:
         raise TokenizeError("no input files given")
     files: list[Path] = []
@@ -73,14 +49,14 @@ def expand_inputs(inputs: list[str], skipped: list[Path] | None = None) -> list[
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file()
                            and not any(part.startswith(".") for part in f.relative_to(p).parts))  # skip hidden
-            ok = [f for f in found if _kind(f)]
+            ok = [f for f in found if f.suffix.lower() in READERS]
             if skipped is not None:
-                skipped.extend(f for f in found if not _kind(f))
+                skipped.extend(f for f in found if f.suffix.lower() not in READERS)
             if not ok:
                 raise TokenizeError(f"{p}: folder holds no {', '.join(SUPPORTED)} files")
             files.extend(ok)
         elif p.is_file():
-            if _kind(p) is None:
+            if p.suffix.lower() not in READERS:
                 raise TokenizeError(f"{p}: unsupported file type {p.suffix or '(no extension)'!r}; "
                                     f"use .txt (one document per file), .jsonl/.json (JSON lines with a "
                                     f"\"text\" field) or .parquet (a \"text\" column)")
@@ -97,10 +73,6 @@ def _one_line(e: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _line_of(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
-
-
 def _blank(text: str) -> bool:
     """No text to tokenize: empty or only whitespace. The same rule for every format (a file, a line, a row)."""
     return not text or text.isspace()
@@ -111,13 +83,15 @@ def _read_text(path: Path):
     try:
         text = data.decode("utf-8-sig")  # a leading byte-order mark is not part of the text
     except UnicodeDecodeError as e:
-        raise TokenizeError(f"{path}: line {_line_of(data, e.start)}: not UTF-8 text (byte 0x{data[e.start]:02x} "
+        line = data.count(b"\n", 0, e.start) + 1
+        raise TokenizeError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[e.start]:02x} "
                             f"at offset {e.start}); binary file?") from None
     if _blank(text):  # after decoding, so a file of only a byte-order mark or Unicode spaces counts as empty
         raise TokenizeError(f"{path}: empty file (no text to tokenize)")
     if "\x00" in text:
         offset = data.index(b"\x00")
-        raise TokenizeError(f"{path}: line {_line_of(data, offset)}: NUL byte at offset {offset}; binary file?")
+        line = data.count(b"\n", 0, offset) + 1
+        raise TokenizeError(f"{path}: line {line}: NUL byte at offset {offset}; binary file?")
     yield text
 
 
@@ -165,18 +139,15 @@ def _read_jsonl(path: Path):
 
 
 def _open_parquet(path: Path):
-    """The ParquetFile after checking it has a string `text` column and at least one row."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     try:
         pf = pq.ParquetFile(path)
         schema = pf.schema_arrow
     except (pa.ArrowException, OSError) as e:
         raise TokenizeError(f"{path}: not a readable Parquet file ({_one_line(e)})") from None
     if "text" not in schema.names:
-        cols = ", ".join(schema.names[:8]) or "none"
-        raise TokenizeError(f"{path}: no \"text\" column (columns: {cols})")
+        raise TokenizeError(f"{path}: no \"text\" column (columns: {', '.join(schema.names[:8]) or 'none'})")
     t = schema.field("text").type
     if pa.types.is_dictionary(t):
         t = t.value_type
@@ -190,15 +161,14 @@ def _open_parquet(path: Path):
 
 def _read_parquet(path: Path):
     import pyarrow as pa
-
     pf = _open_parquet(path)
     row = 0
     try:
         for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=["text"]):
             col = batch.column(0)
             if col.null_count:
-                first = next(i for i, v in enumerate(col.is_null().to_pylist()) if v)
-                raise TokenizeError(f"{path}: row {row + first + 1}: \"text\" is null, not a string")
+                first = col.is_null().to_pylist().index(True) + row + 1
+                raise TokenizeError(f"{path}: row {first}: \"text\" is null, not a string")
             texts = col.to_pylist()
             for i, text in enumerate(texts):
                 if _blank(text):
@@ -210,13 +180,13 @@ def _read_parquet(path: Path):
         raise TokenizeError(f"{path}: row {row + 1}: cannot read Parquet data ({_one_line(e)})") from None
 
 
-READERS = {"text": _read_text, "jsonl": _read_jsonl, "parquet": _read_parquet}
+READERS = {".txt": _read_text, ".jsonl": _read_jsonl, ".json": _read_jsonl, ".parquet": _read_parquet}
+SUPPORTED = tuple(READERS)
 
 
 def iter_documents(files: list[Path]):
-    """Every document of every file, in order."""
     for f in files:
-        yield from READERS[_kind(f)](f)
+        yield from READERS[f.suffix.lower()](f)
 
 
 def _batches(docs):
@@ -231,49 +201,29 @@ def _batches(docs):
         yield batch
 
 
-# ---------------------------------------------------------------------------------------------------------
-# tokenizing
-
-
 def _encode_batch(texts: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
     """(tokens of the documents back to back, tokens per document, UTF-8 bytes of text) for one batch."""
-    ids: list[int] = []
-    lengths = np.empty(len(texts), dtype=np.int64)
-    nbytes = 0
-    for i, text in enumerate(texts):
-        doc = encode_document(text)
-        ids.extend(doc)
-        lengths[i] = len(doc)
-        nbytes += len(text.encode("utf-8", "surrogatepass"))
+    docs = [encode_document(text) for text in texts]
+    lengths = np.array([len(doc) for doc in docs], dtype=np.int64)
+    nbytes = sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
     # uint16 arrays pickle far faster than lists of Python ints on the way back from a worker
-    return np.asarray(ids, dtype=np.uint16), lengths, nbytes
-
-
-def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
-    except AttributeError:
-        return os.cpu_count() or 1
+    return np.fromiter(itertools.chain.from_iterable(docs), np.uint16), lengths, nbytes
 
 
 def _pool(workers: int):
-    """A process pool for workers > 1 (else a null context giving None)."""
     if workers <= 1:
         return contextlib.nullcontext(None)
     # fork shares the already-built BPE tables with the workers; elsewhere each worker builds its own.
-    ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
-    return ctx.Pool(workers)  # leaving its `with` block (also on error) terminates the workers
+    # Leaving the pool's `with` block (also on error) terminates the workers.
+    return mp.get_context("fork" if sys.platform.startswith("linux") else None).Pool(workers)
 
 
 def _ordered_map(fn, items, pool, workers: int):
     """fn over items in order, on `pool` (None: in this process), at most 2 x workers batches in flight.
-
     Not Pool.imap: its feeder thread drains the input iterator as fast as it can, holding an arbitrarily large
-    input in memory; here reading waits for the workers.
-    """
+    input in memory; here reading waits for the workers."""
     if pool is None:
-        for x in items:
-            yield fn(x)
+        yield from map(fn, items)
         return
     pending: deque = deque()
     for x in items:
@@ -288,38 +238,31 @@ class _ShardSink:
     """Routes whole documents to val until it holds at least `val_tokens`, then cuts train shards."""
 
     def __init__(self, folder: Path, name: str, val_tokens: int, shard_tokens: int):
-        self.folder, self.name = folder, name
-        self.val_target, self.shard_tokens = val_tokens, shard_tokens
-        self.val: list[np.ndarray] = []
-        self.val_count = self.val_docs = 0
-        self.train: list[np.ndarray] = []
-        self.train_buffered = 0
-        self.train_total = self.train_docs = self.train_files = 0
+        self.folder, self.name, self.val_target, self.shard_tokens = folder, name, val_tokens, shard_tokens
+        self.val, self.train = [], []  # token arrays: the val shard's, and train's not yet in a shard
+        self.val_count = self.val_docs = self.train_buffered = self.train_total = self.train_docs = self.train_files = 0
         self.written: list[tuple[str, int]] = []  # (file name, tokens)
 
     def add(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
         if self.val_count < self.val_target and len(lengths):
             ends = np.cumsum(lengths)
             # smallest number of whole documents that brings val to at least val_tokens
-            k = min(int(np.searchsorted(ends, self.val_target - self.val_count, side="left")) + 1, len(lengths))
+            k = min(int(np.searchsorted(ends, self.val_target - self.val_count)) + 1, len(lengths))
             cut = int(ends[k - 1])
             self.val.append(tokens[:cut])
             self.val_count += cut
             self.val_docs += k
             tokens, lengths = tokens[cut:], lengths[k:]
-        if len(tokens):
-            self.train.append(tokens)
-            self.train_buffered += len(tokens)
-            self.train_total += len(tokens)
-            self.train_docs += len(lengths)
+        self.train.append(tokens)
+        self.train_buffered += len(tokens)
+        self.train_total += len(tokens)
+        self.train_docs += len(lengths)
         if self.train_buffered >= self.shard_tokens:
             buf = np.concatenate(self.train)  # once per batch, however many shards it fills
-            pos = 0
-            while len(buf) - pos >= self.shard_tokens:
+            full = len(buf) - len(buf) % self.shard_tokens
+            for pos in range(0, full, self.shard_tokens):
                 self._write_train(buf[pos:pos + self.shard_tokens])
-                pos += self.shard_tokens
-            self.train = [buf[pos:]] if pos < len(buf) else []
-            self.train_buffered = len(buf) - pos
+            self.train, self.train_buffered = [buf[full:]], len(buf) - full
 
     def _write_train(self, tokens: np.ndarray) -> None:
         fname = f"{self.name}_train_{self.train_files:06d}.bin"
@@ -330,7 +273,6 @@ class _ShardSink:
     def finish(self) -> None:
         if self.train_buffered:
             self._write_train(np.concatenate(self.train))
-            self.train, self.train_buffered = [], 0
         if self.val_target:
             fname = f"{self.name}_val_000000.bin"
             write_shard(self.folder / fname, np.concatenate(self.val) if self.val else np.zeros(0, np.uint16))
@@ -340,12 +282,8 @@ class _ShardSink:
 class _DefaultVal:
     """The default split: val = the first whole documents holding at least min(ceil(tokens / DEFAULT_VAL_SHARE),
     DEFAULT_VAL_MAX) tokens, but never the last document (train needs one; one document in all: no val).
-
-    That size needs the total, so batches are held (in memory, like a train shard's tokens) until it is known: at
-    the end of the input, or once DEFAULT_VAL_SHARE x DEFAULT_VAL_MAX tokens are held (then it is DEFAULT_VAL_MAX).
-    They are then replayed into a _ShardSink given the val_tokens that makes the same split: the same bytes as
-    an explicit --val-tokens of that value.
-    """
+    That size needs the total, so batches are held in memory until the input ends or DEFAULT_VAL_SHARE x
+    DEFAULT_VAL_MAX tokens are held, then replayed into a _ShardSink: the same bytes as that explicit --val-tokens."""
 
     def __init__(self, make_sink):
         self.make_sink, self.sink, self.held, self.held_tokens = make_sink, None, deque(), 0
@@ -366,7 +304,7 @@ class _DefaultVal:
     def _decide(self, final: bool) -> None:
         ends = np.cumsum(np.concatenate([lengths for _, lengths in self.held]) if self.held else np.zeros(0, int))
         target = min(-(-int(ends[-1]) // DEFAULT_VAL_SHARE) if len(ends) else 0, DEFAULT_VAL_MAX)
-        k = int(np.searchsorted(ends, target, side="left")) + 1  # documents that reach the target
+        k = int(np.searchsorted(ends, target)) + 1  # documents that reach the target
         if k >= len(ends):
             if not final:
                 return  # the last document held would go to val: wait for more
@@ -396,7 +334,14 @@ def _remove_dirs(made: list[Path]) -> None:
             d.rmdir()
 
 
-def _check_args(out_dir, val_tokens, shard_tokens, workers, name) -> None:
+def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = None,
+                   shard_tokens: int = 100_000_000, workers: int = 0, name: str = "data") -> dict:
+    """Tokenize `inputs` into `{name}_val_000000.bin` (unless val is empty) and `{name}_train_NNNNNN.bin` in out_dir.
+    val: the first whole documents, until it holds at least `val_tokens` tokens (the last one may run past);
+    0: no val shard (a note says so); None (the default): see _DefaultVal.
+    train: every later document, cut every `shard_tokens` tokens (a document may continue into the next shard).
+    Earlier `{name}_train_*.bin` / `{name}_val_*.bin` files in out_dir are replaced. Returns a summary dict."""
+    from tqdm import tqdm
     if val_tokens is not None and val_tokens < 0:
         raise TokenizeError(f"--val-tokens {val_tokens}: must be 0 (no val shard) or more")
     if shard_tokens < 1:
@@ -405,22 +350,6 @@ def _check_args(out_dir, val_tokens, shard_tokens, workers, name) -> None:
         raise TokenizeError(f"--workers {workers}: must be 0 (all cores) or more")
     if not name or "/" in name or os.sep in name or name.startswith("."):
         raise TokenizeError(f"--name {name!r}: must be a plain file-name prefix")
-
-
-def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = None,
-                   shard_tokens: int = 100_000_000, workers: int = 0, name: str = "data") -> dict:
-    """Tokenize `inputs` into `{name}_val_000000.bin` (unless val is empty) and `{name}_train_NNNNNN.bin` in out_dir.
-
-    val: the first whole documents, until it holds at least `val_tokens` tokens (the last one may run past);
-    0: no val shard (a note says so). None (the default): val_tokens = 10% of all tokens (rounded up) or
-    10,485,760 (record21's val_tokens), whichever is less, but never the last document (so one document in all
-    gives no val shard, with a note); the same files as an explicit val_tokens of the summary's "val_tokens".
-    train: every later document, cut every `shard_tokens` tokens (a document may continue into the next shard).
-    Earlier `{name}_train_*.bin` / `{name}_val_*.bin` files in out_dir are replaced. Returns a summary dict.
-    """
-    from tqdm import tqdm
-
-    _check_args(out_dir, val_tokens, shard_tokens, workers, name)
     out = Path(out_dir)
     made = _check_out(out)
     skipped: list[Path] = []
@@ -428,10 +357,10 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     if skipped:
         print(f"skipping {len(skipped)} files in input folders that are not {'/'.join(SUPPORTED)} "
               f"(e.g. {skipped[0]})")
-    for f in files:  # cheap checks first, so a wrong column fails before minutes of tokenizing
-        if _kind(f) == "parquet":
-            _open_parquet(f)
-    workers = workers or _default_workers()
+    for f in [f for f in files if f.suffix.lower() == ".parquet"]:  # fail on a wrong column before tokenizing
+        _open_parquet(f)
+    # all the cores this process may use (containers, taskset)
+    workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     gpt2()  # build the BPE once here: forked workers inherit it
 
     try:  # what _check_out cannot foresee (a read-only file system, a full disk) fails here, before tokenizing
@@ -460,7 +389,6 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
             raise TokenizeError(f"{', '.join(map(str, inputs))}: all {docs:,} documents ({tokens:,} tokens) went "
                                 f"to the val shard (--val-tokens {val_tokens:,}); nothing left to train on")
         sink.finish()
-        # Everything is tokenized: move the shards into place and drop earlier shards of this name.
         new = {fname for fname, _ in sink.written}
         stale = [p for pattern in (f"{name}_train_*.bin", f"{name}_val_*.bin") for p in sorted(out.glob(pattern))
                  if p.name not in new]
@@ -474,12 +402,10 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
         _remove_dirs(made)
         raise
     seconds = time.perf_counter() - start
-    summary = {
-        "documents": docs, "tokens": tokens, "bytes": nbytes, "seconds": seconds, "workers": workers,
-        "val_documents": sink.val_docs, "val_tokens": sink.val_count,
-        "train_documents": sink.train_docs, "train_tokens": sink.train_total,
-        "files": [str(out / fname) for fname, _ in sink.written], "replaced": [str(p) for p in stale],
-    }
+    summary = {"documents": docs, "tokens": tokens, "bytes": nbytes, "seconds": seconds, "workers": workers,
+               "val_documents": sink.val_docs, "val_tokens": sink.val_count, "train_documents": sink.train_docs,
+               "train_tokens": sink.train_total, "files": [str(out / fname) for fname, _ in sink.written],
+               "replaced": [str(p) for p in stale]}
     for fname, n in sink.written:
         print(f"  {out / fname}: {n:,} tokens")
     rate = nbytes / 1e6 / seconds if seconds else float("inf")

@@ -1,7 +1,5 @@
 """GPT-2 BPE through tiktoken, built offline from the BPE files bundled in the package."""
 
-from __future__ import annotations
-
 import functools
 import os
 from pathlib import Path
@@ -18,24 +16,17 @@ def gpt2():
     """tiktoken's GPT-2 encoding, built from the bundled files; never touches the network."""
     import tiktoken
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
-
     # An empty cache dir makes tiktoken read the local files directly instead of copying them into a cache.
     saved = os.environ.get("TIKTOKEN_CACHE_DIR")
     os.environ["TIKTOKEN_CACHE_DIR"] = ""
     try:
         ranks = data_gym_to_mergeable_bpe_ranks(str(BPE_DIR / "vocab.bpe"), str(BPE_DIR / "encoder.json"))
     finally:
-        if saved is None:
-            del os.environ["TIKTOKEN_CACHE_DIR"]
-        else:
+        os.environ.pop("TIKTOKEN_CACHE_DIR", None)
+        if saved is not None:
             os.environ["TIKTOKEN_CACHE_DIR"] = saved
-    return tiktoken.Encoding(
-        name="gpt2",
-        pat_str=GPT2_PATTERN,
-        mergeable_ranks=ranks,
-        special_tokens={"<|endoftext|>": EOT},
-        explicit_n_vocab=VOCAB_SIZE,
-    )
+    return tiktoken.Encoding(name="gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                             special_tokens={"<|endoftext|>": EOT}, explicit_n_vocab=VOCAB_SIZE)
 
 
 def encode_document(text: str) -> list[int]:

@@ -1,26 +1,27 @@
 """HellaSwag accuracy by completion scoring (the "acc_norm"-style method of GPT-2 evals such as llm.c's).
 
-Each item has a context and four endings. Each ending is scored as the mean cross-entropy of its tokens
-given <|endoftext|> + context (the ending tokenised with its leading space, as it follows the context in
-running text); the lowest mean loss is the model's answer. The context is fed once through a KV cache and each
-ending continues from its own copy, so an item costs one context pass plus the ending tokens.
-Data: the official validation JSON-lines file (fields ctx, endings, label), downloaded once into
-~/.cache/speedrun/ (or $XDG_CACHE_HOME/speedrun/), or any local file of that form.
+Each of an item's four endings is scored as the mean cross-entropy of its tokens given <|endoftext|> + context (the
+ending tokenised with its leading space, as it follows the context in running text); the lowest is the answer. The
+context is fed once through a KV cache and each ending continues from its own copy. Data: the official validation
+JSON-lines file, downloaded once into ~/.cache/speedrun/ (or $XDG_CACHE_HOME/speedrun/), or a local file of that form.
 """
-
-from __future__ import annotations
 
 import json
 import os
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
+from speedrun.checkpoint import Checkpoint, load, resolve
 from speedrun.data.tokenizer import EOT, gpt2
 from speedrun.errors import SpeedrunError
+from speedrun.evals.sample import final_window, load_on
+from speedrun.files import write_atomic
 from speedrun.model.gpt import GPT, KVCache
 
 URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
@@ -30,25 +31,15 @@ class HellaSwagError(SpeedrunError, ValueError):
     """No data (offline, bad file). One line naming the URL or the file."""
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "speedrun"
-
-
 def download(url: str = URL, dest: Path | None = None, timeout: float = 60) -> Path:
     """The official validation file, fetched once (written to a temporary file, then renamed into place)."""
-    dest = dest or cache_dir() / "hellaswag_val.jsonl"
+    dest = dest or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "speedrun/hellaswag_val.jsonl"
     if dest.is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
-            while chunk := response.read(1 << 20):
-                f.write(chunk)
-        os.replace(tmp, dest)
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            write_atomic(dest, lambda f: shutil.copyfileobj(response, f, 1 << 20))
     except (urllib.error.URLError, OSError, TimeoutError) as e:
-        tmp.unlink(missing_ok=True)
         why = getattr(e, "reason", None) or e
         raise HellaSwagError(f"cannot download HellaSwag from {url} ({why}); fetch it yourself and pass "
                              f"--data FILE") from None
@@ -82,17 +73,11 @@ def read_items(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
     return items
 
 
-def _window(model: GPT) -> int:
-    from speedrun.evals.sample import final_window
-
-    return final_window(model)
-
-
 @torch.no_grad()
 def score_item(model: GPT, ctx: str, endings: list[str], window: int | None = None) -> list[float]:
     """Mean cross-entropy of each ending's tokens after [EOT] + ctx (lower = more likely)."""
     enc = gpt2()
-    window = _window(model) if window is None else window
+    window = final_window(model) if window is None else window
     device = next(model.parameters()).device
     prefix = torch.tensor([EOT] + enc.encode_ordinary(ctx), dtype=torch.int32, device=device)
     cache = KVCache()
@@ -115,19 +100,13 @@ def score_item(model: GPT, ctx: str, endings: list[str], window: int | None = No
 def evaluate_hellaswag(checkpoint, data: str | os.PathLike | None = None, limit: int | None = None,
                        device: str | None = None, say=print) -> float:
     """Accuracy of a checkpoint on HellaSwag validation items (the official file unless `data` is given)."""
-    from tqdm import tqdm
-
-    from speedrun.checkpoint import Checkpoint, load
-    from speedrun.evals.sample import load_on
-
     if checkpoint is None:
         raise HellaSwagError("usage: speedrun eval hellaswag CHECKPOINT [--data FILE] [--limit N]")
-    if not isinstance(checkpoint, Checkpoint):
-        checkpoint = load(checkpoint)  # a bad checkpoint path stops before any download
+    checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load(resolve(checkpoint))  # before downloads
     path = Path(data) if data is not None else download()
     items = read_items(path, limit)
     model, _, ckpt = load_on(checkpoint, device)
-    window = _window(model)
+    window = final_window(model)
     correct = 0
     bar = tqdm(items, desc="hellaswag", unit="item", disable=None)  # disable=None: no bar when not a terminal
     for n, item in enumerate(bar, 1):

@@ -1,16 +1,15 @@
 """Text generation from a trained model, with a KV cache.
 
-The prompt is one document: <|endoftext|> then its BPE tokens. It is fed once (prefill), then each new token is
-fed alone against the cache (`GPT.forward_cached`), under the training mask rule with the window of the final
-training step; generation stops at <|endoftext|> (the end of the document) or after `max_tokens`. The cache
-keeps only the keys a later query can still see (the window), so long generations cost the same per token.
+The prompt is one document: <|endoftext|> then its BPE tokens, fed once (prefill); then each new token is fed alone
+against the cache (`GPT.forward_cached`), under the training mask rule with the window of the final training step.
+The cache keeps only the keys a later query can still see (the window), so long generations cost the same per token.
 """
-
-from __future__ import annotations
 
 import torch
 
+from speedrun.checkpoint import load_model
 from speedrun.data.tokenizer import EOT, decode, gpt2
+from speedrun.errors import SpeedrunError
 from speedrun.model.gpt import GPT, KVCache
 from speedrun.optim.schedule import long_window_blocks
 
@@ -33,10 +32,9 @@ def pick(logits: torch.Tensor, temperature: float, top_k: int | None, gen: torch
 
 
 @torch.no_grad()
-def generate_tokens(model: GPT, prompt_tokens: list[int], max_tokens: int, temperature: float = 0.8,
-                    top_k: int | None = 50, seed: int = 0) -> list[int]:
-    """The tokens generated after `prompt_tokens` (which should start with EOT), stopping before an EOT."""
-    r = model.recipe
+def generate(model: GPT, prompt: str, max_tokens: int, temperature: float = 0.8, top_k: int | None = 50,
+             seed: int = 0) -> str:
+    """`prompt` continued until <|endoftext|> (the end of the document) or `max_tokens` (temperature 0: greedy)."""
     device = next(model.parameters()).device
     window = final_window(model)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -44,31 +42,22 @@ def generate_tokens(model: GPT, prompt_tokens: list[int], max_tokens: int, tempe
     model.eval()
     try:
         cache = KVCache()
-        x = torch.tensor(prompt_tokens, dtype=torch.int32, device=device)
+        x = torch.tensor([EOT] + gpt2().encode_ordinary(prompt), dtype=torch.int32, device=device)
         out: list[int] = []
         for _ in range(max_tokens):
-            logits = model.forward_cached(x, cache, window, last_only=True)[0, : r.vocab_size].float().cpu()
-            nxt = pick(logits, temperature, top_k, gen)
+            logits = model.forward_cached(x, cache, window, last_only=True)[0, : model.recipe.vocab_size]
+            nxt = pick(logits.float().cpu(), temperature, top_k, gen)
             if nxt == EOT:
                 break
             out.append(nxt)
             x = torch.tensor([nxt], dtype=torch.int32, device=device)
-        return out
+        return prompt + decode(out)
     finally:
         model.train(was_training)
 
 
-def generate(model: GPT, prompt: str, max_tokens: int, temperature: float = 0.8, top_k: int | None = 50,
-             seed: int = 0) -> str:
-    """`prompt` continued by up to `max_tokens` tokens (temperature 0: greedy, deterministic)."""
-    tokens = generate_tokens(model, [EOT] + gpt2().encode_ordinary(prompt), max_tokens, temperature, top_k, seed)
-    return prompt + decode(tokens)
-
-
 def load_on(checkpoint, device: str | None = None):
     """`load_model` on `device`; cuda:N moves the model to GPU N (the plan builds it on cuda:LOCAL_RANK)."""
-    from speedrun.checkpoint import load_model
-
     model, plan, ckpt = load_model(checkpoint, device)
     if device and device.startswith("cuda:"):
         plan.device = torch.device(device)
@@ -82,8 +71,6 @@ def sample_from_checkpoint(checkpoint, prompt: str = "", max_tokens: int = 100, 
     """`num_samples` continuations of `prompt` from a checkpoint (sample i uses seed + i, so each one can be
     reproduced alone). device: cpu, cuda, cuda:N, or None (a GPU when one is visible). top_k 0 or None: no cut."""
     if max_tokens < 0 or num_samples < 1 or (top_k or 0) < 0 or not temperature >= 0:
-        from speedrun.errors import SpeedrunError
-
         raise SpeedrunError(f"--tokens >= 0, --num-samples >= 1, --top-k >= 0 and --temperature >= 0 (got "
                             f"{max_tokens}, {num_samples}, {top_k}, {temperature})")
     model, _, _ = load_on(checkpoint, device)

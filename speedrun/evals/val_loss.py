@@ -1,21 +1,18 @@
-"""Validation loss of a checkpoint on any shards, scored exactly as training validates.
-
-Same code as the training loop's validation (`speedrun.step.evaluate`): rows of the recipe's `val_seq_len`
-read from the start of the files, documents separated by the attention mask, the attention window of the final
-training step, the training device plan's model (bf16 embeddings and FlexAttention on a GPU).
+"""Validation loss of a checkpoint on any shards, scored exactly as training validates: the same code
+(`speedrun.step.evaluate`), rows of the recipe's `val_seq_len` read from the start of the files, the attention
+window of the final training step, the training device plan's model (bf16 embeddings and FlexAttention on a GPU).
 """
-
-from __future__ import annotations
 
 import dataclasses
 
+import torch
+
+from speedrun.checkpoint import Checkpoint, load
+from speedrun.data.demo import data_files
 from speedrun.data.shards import ShardError, shard_header
 from speedrun.errors import SpeedrunError
-
-
-def available_val_tokens(files, val_seq_len: int) -> int:
-    """Positions the val stream can score in these files: whole rows of val_seq_len (+1 target) per shard."""
-    return sum(max(0, (shard_header(f) - 1) // val_seq_len) for f in files) * val_seq_len
+from speedrun.evals.sample import load_on
+from speedrun.step import evaluate
 
 
 def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = None, device: str | None = None,
@@ -23,13 +20,6 @@ def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = Non
     """Mean val loss of `checkpoint` over the first `val_tokens` positions of `val_paths` (files, folders, globs
     or "demo"; default: the checkpoint recipe's val_files). val_tokens defaults to the recipe's, lowered (with a
     note) to what the files hold."""
-    import torch
-
-    from speedrun.checkpoint import Checkpoint, load
-    from speedrun.data.demo import data_files
-    from speedrun.evals.sample import load_on
-    from speedrun.step import evaluate
-
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load(checkpoint)
     r = ckpt.recipe
     specs = [val_paths] if isinstance(val_paths, str) else list(val_paths or [r.val_files])
@@ -37,7 +27,7 @@ def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = Non
     say(f"val files: {', '.join(map(str, files))}" + ("" if val_paths else f" (the checkpoint recipe's val_files "
                                                                             f"{r.val_files!r})"))
     L = r.val_seq_len
-    have = available_val_tokens(files, L)
+    have = sum(max(0, (shard_header(f) - 1) // L) for f in files) * L  # whole rows of L (+1 target) per shard
     if have == 0:
         raise ShardError(f"{files[0]}: the val files hold no whole row of val_seq_len={L:,} tokens (+1)")
     if val_tokens is None:
@@ -53,10 +43,9 @@ def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = Non
                          f"--val-tokens {val_tokens:,}")
     model, plan, _ = load_on(ckpt, device)
     r = dataclasses.replace(r, val_tokens=val_tokens)
-    window = model.window(r.steps)
     runner = torch.compile(model, dynamic=False) if plan.compile else model
     model.train()  # evaluate() switches to eval mode and back, as in training
-    loss = evaluate(runner, r, plan, window, files)
+    loss = evaluate(runner, r, plan, model.window(r.steps), files)
     model.eval()
     say(f"val_loss {loss:.4f} over {val_tokens:,} tokens of {len(files)} file(s) "
         f"(checkpoint {ckpt.path}, step {ckpt.step} of {r.steps})")

@@ -1,27 +1,20 @@
 """Soft-capped cross-entropy whose forward pass also writes the logits' gradient: one Triton kernel.
 
-For logits l (N, V) and targets t, with s = sigmoid(l / div) and z = cap * s (the soft-capped logits):
+For logits l (N, V), targets t and multi-token-prediction extra targets e_ij (-1 where absent) with weights w_j,
+s = sigmoid(l / div), z = cap * s (the soft-capped logits) and lse_i = logsumexp(z_i):
 
-    loss_i      = logsumexp(z_i) - z_i[t_i]
-    dloss_i/dl  = (softmax(z_i) - onehot(t_i)) * (cap / div) * s_i * (1 - s_i)
+    loss_i      = (lse_i - z_i[t_i]) + sum_j w_j (lse_i - z_i[e_ij])          over the e_ij >= 0
+    dloss_i/dl  = ((1 + sum_j w_j) softmax(z_i) - onehot(t_i) - sum_j w_j onehot(e_ij)) * (cap / div) * s_i * (1 - s_i)
 
+The extra terms read the same row's logits: a few scalar loads per row, nothing more per vocabulary entry.
 Computing the gradient in the forward pass means the (N x V) logits are read twice and never kept for the
 backward pass, and the gradient is written once, already scaled and in the dtype its consumer wants (FP8 e5m2
 for the FP8 head's backward matmuls) instead of as float32 that a later kernel casts.
 
 No running maximum is needed: z lies in (0, cap), so exp(z - cap) lies in (e^-cap, 1] and a row's sum neither
-overflows nor (for cap <= MAX_CAP) underflows.
-
-Multi-token prediction (extra targets e_ij, -1 where absent, with weights w_j) adds terms of the same row's
-logits to the same cross-entropy, so they cost a few scalar loads per row and nothing per vocabulary entry more:
-
-    loss_i      = (lse_i - z_i[t_i]) + sum_j w_j (lse_i - z_i[e_ij])          over the e_ij >= 0
-    dloss_i/dl  = ((1 + sum_j w_j) softmax(z_i) - onehot(t_i) - sum_j w_j onehot(e_ij)) * (cap / div) * s_i * (1 - s_i)
-
-`softcap_cross_entropy_reference` is the same arithmetic in PyTorch (runs anywhere; the CPU-checkable twin).
+overflows nor (for cap <= MAX_CAP) underflows. `softcap_cross_entropy_reference` is the same arithmetic in
+PyTorch (runs anywhere; the CPU-checkable twin).
 """
-
-from __future__ import annotations
 
 import torch
 from torch import Tensor
@@ -131,12 +124,10 @@ def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float,
                                     ) -> tuple[Tensor, Tensor]:
     """logits (N, V) with unit stride along V, targets (N,) in [0, V) -> (per-row losses float32 (N,),
     grad_scale * dloss_i/dlogits (N, V) in `grad_dtype`). Needs Triton (a CUDA GPU, or TRITON_INTERPRET=1).
-    extra (N, J) integer extra targets in [0, V) or -1 (none) and extra_weights (J,) float32 on the same device
-    (read there, so a weight can change between calls without a recompile): the multi-token-prediction terms.
-
+    extra (N, J) integer multi-token-prediction targets in [0, V) or -1 (none), extra_weights (J,) float32 on the
+    same device (read there, so a weight can change between calls without a recompile).
     Default launch: the fastest of blocks 2048-8192 x 4-16 warps on an H100 at 49,152 x 50,304 (4.70 ms against
-    4.93 ms for 4096 x 8; `benchmarks/head_loss.py`). The kernel is bound by its exp/sigmoid throughput there.
-    """
+    4.93 ms for 4096 x 8; `benchmarks/head_loss.py`). The kernel is bound by its exp/sigmoid throughput there."""
     if logits.ndim != 2 or logits.stride(1) != 1 or targets.shape != logits.shape[:1]:
         raise ValueError(f"logits must be (N, V) with unit column stride and targets (N,); got "
                          f"{tuple(logits.shape)} / stride {logits.stride()} and {tuple(targets.shape)}")

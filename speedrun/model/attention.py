@@ -1,15 +1,10 @@
 """Attention masking: document-causal + block-granular sliding windows, expressed once, two back-ends.
 
-The rule (what a position may see): query q sees key k iff k <= q, both lie in the same document, and
-block(q) - block(k) < w, with blocks of `block_size` tokens and w the window in blocks. It is realised at block
-granularity as FlexAttention does it: for each query block, a list of *full* key blocks (every pair allowed,
-no per-token check) and a list of *partial* key blocks (checked token by token by the mask_mod),
-both ordered nearest first and truncated to the window. `BlockLists` computes those lists once per sequence;
-`flex_block_mask` turns them into a FlexAttention BlockMask (GPU path) and `dense_mask` into a (T, T) boolean
-mask for `scaled_dot_product_attention` (CPU path). `reference_mask` states the rule directly, for tests.
+The rule: query q sees key k iff k <= q, both lie in the same document, and block(q) - block(k) < w (blocks of
+`block_size` tokens, w the window in blocks). Realised as FlexAttention does it: per query block, a list of *full*
+key blocks (no per-token check) and of *partial* key blocks (checked per token by the mask_mod), both nearest first
+and truncated to the window: `BlockLists`, shared by `flex_block_mask` (GPU) and `dense_mask` (CPU, SDPA).
 """
-
-from __future__ import annotations
 
 from dataclasses import dataclass
 
@@ -32,11 +27,6 @@ def short_window_blocks(long_blocks: int | Tensor) -> int | Tensor:
     return max(1, long_blocks // 2)
 
 
-def window_blocks_per_layer(pattern: str, long_blocks: int) -> list[int]:
-    """Per-layer window in blocks: 'L' = long, 'S' = the short window."""
-    return [long_blocks if c == "L" else short_window_blocks(long_blocks) for c in pattern]
-
-
 @dataclass
 class BlockLists:
     """Per query block, the key blocks that are partially / fully visible, nearest first (FlexAttention layout)."""
@@ -50,12 +40,11 @@ class BlockLists:
 
     @staticmethod
     def build(tokens: Tensor, block_size: int) -> "BlockLists":
-        """The lists for a row of tokens (documents begin at <|endoftext|>)."""
         return BlockLists.from_docs(document_ids(tokens), block_size)
 
     @staticmethod
     def from_docs(docs: Tensor, block_size: int) -> "BlockLists":
-        """The lists for (T,) non-decreasing document ids (the block-level tests compare id ranges)."""
+        """The lists for (T,) non-decreasing document ids (blocks compare their first and last ids)."""
         T = docs.numel()
         if T % block_size:
             raise ValueError(f"sequence length {T} is not a multiple of the attention block size {block_size}")
@@ -74,19 +63,16 @@ class BlockLists:
         return BlockLists(p_num, p_idx, f_num, f_idx, docs, block_size)
 
     def truncated(self, window_blocks: int | Tensor) -> tuple[Tensor, Tensor]:
-        """(partial_num, full_num) after keeping only the nearest blocks of a `window_blocks` window.
-
-        At most w-1 full blocks; partial blocks fill the rest of the window, at least one (the diagonal).
-        """
+        """(partial_num, full_num) keeping the nearest blocks of a `window_blocks` window: at most w-1 full
+        blocks; partial blocks fill the rest of the window, at least one (the diagonal)."""
         full = torch.clamp_max(self.full_num, window_blocks - 1)
         partial = torch.clamp_max(self.partial_num, torch.clamp_min(window_blocks - self.full_num, 1))
         return partial, full
 
 
 def windowed_document_causal(docs: Tensor, window_blocks, block_size: int):
-    """FlexAttention mask_mod: the whole rule per token pair. The compiled kernels evaluate it only inside
-    partial blocks (the block lists already enforce the window); eager flex_attention evaluates it everywhere,
-    so it must carry the window too."""
+    """FlexAttention mask_mod: the whole rule per token pair. Compiled kernels evaluate it only in partial blocks
+    (the lists enforce the window), eager flex_attention everywhere, so it must carry the window too."""
 
     def mask_mod(b, h, q_idx, kv_idx):
         near = q_idx // block_size - kv_idx // block_size < window_blocks
@@ -103,15 +89,12 @@ def _ordered(dense: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def flex_block_mask(lists: BlockLists, window_blocks: int | Tensor):
-    """FlexAttention BlockMask for one window size (GPU back-end)."""
     from torch.nn.attention.flex_attention import BlockMask
 
     partial, full = lists.truncated(window_blocks)
-    return BlockMask.from_kv_blocks(
-        partial[None, None], lists.partial_idx[None, None], full[None, None], lists.full_idx[None, None],
-        BLOCK_SIZE=lists.block_size,
-        mask_mod=windowed_document_causal(lists.docs, window_blocks, lists.block_size),
-    )
+    return BlockMask.from_kv_blocks(partial[None, None], lists.partial_idx[None, None], full[None, None],
+                                    lists.full_idx[None, None], BLOCK_SIZE=lists.block_size,
+                                    mask_mod=windowed_document_causal(lists.docs, window_blocks, lists.block_size))
 
 
 def dense_mask(lists: BlockLists, window_blocks: int) -> Tensor:
@@ -141,11 +124,8 @@ def reference_mask(tokens: Tensor, window_blocks: int, block_size: int, docs: Te
     docs = document_ids(tokens) if docs is None else docs
     pos = torch.arange(T, device=tokens.device)
     blk = pos // block_size
-    return (
-        (pos[:, None] >= pos[None, :])
-        & (docs[:, None] == docs[None, :])
-        & (blk[:, None] - blk[None, :] < window_blocks)
-    )
+    return ((pos[:, None] >= pos[None, :]) & (docs[:, None] == docs[None, :])
+            & (blk[:, None] - blk[None, :] < window_blocks))
 
 
 def dense_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:

@@ -3,12 +3,9 @@
 Forward: x * x_s -> e4m3, w * w_s -> e4m3, `_scaled_mm` with inverse scales, bf16 out.
 Backward: grad * grad_s -> e5m2; grad_x = grad @ w (bf16), grad_w = x^T @ grad (fp32).
 `fp8_head_loss` is the head and its soft-capped cross-entropy as one op: the loss kernel writes the logits' gradient
-in e5m2 during the forward pass (speedrun/kernels/softcap_ce.py), so the backward pass is the two matmuls alone.
-Needs a GPU with FP8 tensor cores (compute capability >= 8.9). `fp8_reference` is the same arithmetic in
-plain float32 matmuls (inputs rounded through the FP8 formats), the CPU-checkable reference.
+in e5m2 during the forward pass (speedrun/kernels/softcap_ce.py), so the (tokens x vocab) logits are freed at once
+and the backward pass is the two matmuls alone, the incoming loss gradient folded into their scale.
 """
-
-from __future__ import annotations
 
 import functools
 
@@ -25,11 +22,8 @@ def fp8_supported(device: torch.device | str | None = None) -> bool:
 def _forward(x: Tensor, w: Tensor, x_s: float, w_s: float):
     x_f8 = x.mul(x_s).to(torch.float8_e4m3fn)
     w_f8 = w.mul(w_s).to(torch.float8_e4m3fn)
-    out = torch._scaled_mm(
-        x_f8, w_f8.T, out_dtype=torch.bfloat16,
-        scale_a=x.new_tensor(1 / x_s, dtype=torch.float32), scale_b=x.new_tensor(1 / w_s, dtype=torch.float32),
-        use_fast_accum=True,
-    )
+    out = torch._scaled_mm(x_f8, w_f8.T, out_dtype=torch.bfloat16, scale_a=x.new_tensor(1 / x_s, dtype=torch.float32),
+                           scale_b=x.new_tensor(1 / w_s, dtype=torch.float32), use_fast_accum=True)
     return out, x_f8, w_f8
 
 
@@ -103,7 +97,6 @@ fp8_mm.register_autograd(_backward, setup_context=_setup_context)
 
 
 def fp8_linear(x: Tensor, w: Tensor, x_s: float, w_s: float, grad_s: float) -> Tensor:
-    """y = x @ w.T through the FP8 op, for x of any leading shape."""
     out = torch.ops.speedrun.fp8_mm(x.flatten(0, -2).contiguous(), w, x_s, w_s, grad_s)[0]
     return out.view(*x.shape[:-1], w.shape[0])
 
@@ -118,20 +111,14 @@ def fp8_reference(x: Tensor, w: Tensor, x_s: float, w_s: float) -> Tensor:
     return fp8_round(x, x_s, torch.float8_e4m3fn) @ fp8_round(w, w_s, torch.float8_e4m3fn).T
 
 
-# --- the FP8 head and the soft-capped cross-entropy as one op ---------------------------------------------------
-# The loss kernel writes grad_s * dloss/dlogits as e5m2 in the forward pass, so the (tokens x vocab) logits are
-# freed at once and the backward pass is just the two FP8 matmuls, with the incoming loss gradient folded into
-# their scale. Replaces: logits kept for backward, a float32 gradient, its bf16 cast and its e5m2 cast.
-
-
+# The head + loss op replaces: logits kept for backward, a float32 gradient, its bf16 cast and its e5m2 cast.
 @torch.library.custom_op("speedrun::fp8_head_loss", mutates_args=())
 def fp8_head_loss(x: Tensor, w: Tensor, targets: Tensor, x_s: float, w_s: float, grad_s: float, cap: float,
                   div: float, extra: Tensor | None = None, extra_weights: Tensor | None = None
                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """x (N, K) contiguous, w (V, K), targets (N,) -> (mean over N of the cross-entropy of the soft-capped logits
-    cap * sigmoid(x @ w.T / div), x_f8, w_f8, g_f8 = grad_s * dloss/dlogits in e5m2). extra (N, J) and
-    extra_weights (J,) float32: multi-token-prediction targets (-1: none) and their weights, added to each row's
-    loss (speedrun/model/mtp.py); the weights are read on the device, so changing them does not recompile."""
+    cap * sigmoid(x @ w.T / div), x_f8, w_f8, g_f8 = grad_s * dloss/dlogits in e5m2). extra (N, J), extra_weights
+    (J,) float32: multi-token-prediction targets (-1: none) and weights, read on the device (no recompile)."""
     from speedrun.kernels.softcap_ce import softcap_cross_entropy_with_grad
 
     assert x.is_contiguous() and w.is_contiguous()
@@ -179,40 +166,28 @@ def _head_loss_backward(ctx, grad_loss, *_):
 fp8_head_loss.register_autograd(_head_loss_backward, setup_context=_setup_head_loss_context)
 
 
-def fp8_softcap_cross_entropy(x: Tensor, w: Tensor, targets: Tensor, x_s: float, w_s: float, grad_s: float,
-                              cap: float, div: float, extra: Tensor | None = None,
-                              extra_weights: Tensor | None = None) -> Tensor:
-    """Mean cross-entropy of cap * sigmoid((x @ w.T) / div) against targets, x of any leading shape (GPU, FP8);
-    with extra targets (N, J) and their weights (J,), plus the multi-token-prediction terms."""
+def fp8_softcap_cross_entropy(x: Tensor, w: Tensor, targets: Tensor, x_s: float, w_s: float, grad_s: float, cap: float,
+                              div: float, extra: Tensor | None = None, extra_weights: Tensor | None = None) -> Tensor:
+    """The mean loss of `fp8_head_loss` (GPU, FP8) for x of any leading shape."""
     x2 = x.flatten(0, -2).contiguous()
     return torch.ops.speedrun.fp8_head_loss(x2, w, targets.reshape(-1), x_s, w_s, grad_s, cap, div, extra,
                                             extra_weights)[0]
 
 
-# --- FP8 with scales from each tensor's own maximum: the MLP matmuls ------------------------------------------------
-# The head's fixed scales suit one matrix whose range the record measured; MLP activations and gradients move
-# over training, so each operand is scaled by the largest power of two that keeps its absolute maximum inside
-# the format (e4m3 forward, e5m2 gradients). Powers of two make the scaling itself exact. This is plain torch
-# (an autograd.Function), so torch.compile fuses each max-reduction and cast into the neighbouring kernels
-# (the ReLU^2 included) instead of treating the op as opaque.
-
-E4M3_MAX = torch.finfo(torch.float8_e4m3fn).max  # 448
-E5M2_MAX = torch.finfo(torch.float8_e5m2).max  # 57344
-
-
+# The MLP matmuls: FP8 with scales from each tensor's own maximum, as their activations and gradients move over
+# training (the head's fixed scales suit one matrix whose range the record measured). Plain torch (autograd.Function),
+# so torch.compile fuses each max-reduction and cast into the neighbouring kernels (the ReLU^2 included).
 def dynamic_fp8(t: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """(t * s cast to `dtype`, 1/s as a float32 0-d tensor), s the largest power of two with s * max|t| <= the
-    format's maximum (so nothing saturates; e4m3fn has no infinity and would give NaN)."""
+    format's maximum (exact scaling; nothing saturates: e4m3fn has no infinity and would give NaN)."""
     amax = t.detach().abs().amax().float().clamp(min=1e-30)
     scale = torch.exp2(torch.floor(torch.log2(torch.finfo(dtype).max / amax)))
     return (t.float() * scale).to(dtype), scale.reciprocal()
 
 
 class DynamicFP8Linear(torch.autograd.Function):
-    """y = x @ w.T with all three matmuls (forward, input gradient, weight gradient) in FP8 on the tensor cores.
-
-    `_scaled_mm` takes its first operand row-major and its second column-major, hence the transposed copies in
-    the backward pass. The input gradient comes back in x's dtype, the weight gradient in float32 (w's)."""
+    """y = x @ w.T with all three matmuls in FP8 (e4m3 forward, e5m2 gradients). `_scaled_mm` takes its first
+    operand row-major and its second column-major, hence the transposed copies in the backward pass."""
 
     @staticmethod
     def forward(ctx, x: Tensor, w: Tensor) -> Tensor:
@@ -236,7 +211,6 @@ class DynamicFP8Linear(torch.autograd.Function):
 
 
 def dynamic_fp8_linear(x: Tensor, w: Tensor) -> Tensor:
-    """y = x @ w.T in FP8 with per-tensor dynamic scales, for x of any leading shape; bf16 out."""
     out = DynamicFP8Linear.apply(x.flatten(0, -2).contiguous(), w)
     return out.view(*x.shape[:-1], w.shape[0])
 

@@ -1,12 +1,7 @@
 """The record-21 GPT: value embeddings, U-net skips, QK-norm, half-truncated rotary, ReLU^2 MLP, soft-capped
 logits, FP8 head. One row of tokens per call (batch 1); documents are separated by masking, not padding.
-
-`GPT.forward_cached` is the incremental path for generation and completion scoring: it feeds new tokens against
-a `KVCache` of earlier keys and values and applies the same mask rule (causal, same document, block-granular
-sliding window) to absolute positions, so it gives the logits of the full forward pass one chunk at a time.
+`GPT.forward_cached` is the incremental path (generation, completion scoring) against a `KVCache`.
 """
-
-from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -23,13 +18,12 @@ from speedrun.model.attention import (
 )
 from speedrun.model.fp8 import dynamic_fp8_linear, fp8_linear, fp8_softcap_cross_entropy
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
-from speedrun.model.rotary import Rotary, rotary_frequencies
+from speedrun.model.rotary import Rotary, rotary_frequencies, rotate
 from speedrun.optim.schedule import long_window_blocks, mtp_decay
 from speedrun.recipe import Recipe
 
 
 def norm(x: Tensor) -> Tensor:
-    """RMSNorm over the last dim, no learned weight."""
     return F.rms_norm(x, (x.size(-1),))
 
 
@@ -157,19 +151,15 @@ class GPT(nn.Module):
         self.ve_table = [r.value_embed_layer(i) for i in range(r.num_layers)]
         self.long_layer = [c == "L" for c in r.window_pattern]
         self._window_tensors: dict = {}  # (blocks, device) -> int32 tensor, see `window`
-        # Multi-token prediction: the extra targets' weights of the current step, a float32 buffer that
-        # `set_mtp_step` rewrites in place, so a compiled model reads each step's values without recompiling. Not
-        # persistent: the step sets it (checkpoints and warm-up restores need not carry it).
+        # Multi-token prediction weights of the current step, rewritten in place by `set_mtp_step` so a compiled model
+        # reads them without recompiling. Not persistent: checkpoints and warm-up restores need not carry them.
         mtp = torch.tensor(r.mtp_weights, dtype=torch.float32) if r.mtp_weights else None
         self.register_buffer("mtp_start", mtp, persistent=False)
         self.register_buffer("mtp_w", None if mtp is None else mtp.clone(), persistent=False)
 
     def window(self, step: int) -> int | Tensor:
-        """The long attention window at `step` of the recipe's schedule (in blocks), in the form this back-end
-        takes: an int32 tensor for FlexAttention, so that a growing window never triggers a recompile.
-
-        Each distinct window's tensor is made once and reused: building it anew every step is a host-to-device
-        copy, which waits for the GPU to finish all queued work and so leaves it idle until the next launch."""
+        """The long window at `step` in blocks; for FlexAttention an int32 tensor, so a growing window never
+        recompiles, made once per window: a new one each step is a host-to-device copy that stalls the GPU."""
         r = self.recipe
         w = long_window_blocks(step, r.steps, r.window_ramp_tokens, r.attn_block_size)
         if self.attention == "flex":
@@ -181,7 +171,6 @@ class GPT(nn.Module):
         return w
 
     def masks(self, inputs: Tensor, long_blocks: int | Tensor) -> tuple:
-        """(long-window mask, short-window mask) for this sequence, in the back-end's form."""
         lists = BlockLists.build(inputs, self.recipe.attn_block_size)
         build = flex_block_mask if self.attention == "flex" else dense_mask
         return build(lists, long_blocks), build(lists, short_window_blocks(long_blocks))
@@ -206,26 +195,22 @@ class GPT(nn.Module):
         return F.cross_entropy(logits, targets)
 
     def mtp_active(self) -> bool:
-        """The recipe has multi-token-prediction weights and the model is training with gradients (validation
-        and sampling score the next token alone)."""
+        """Multi-token prediction is on in training with gradients (validation and sampling: next token alone)."""
         return self.mtp_w is not None and self.training and torch.is_grad_enabled()
 
     def set_mtp_step(self, step: int) -> None:
-        """Set the multi-token-prediction weights of `step` (speedrun.optim.schedule.mtp_weights_at), in place:
-        one small kernel with the decay as its argument, no host-to-device copy (which would wait for the GPU)."""
+        """Set the MTP weights of `step` (schedule.mtp_weights_at) in place: a host-to-device copy waits for the GPU."""
         if self.mtp_w is not None:
             r = self.recipe
             torch.mul(self.mtp_start, mtp_decay(step, r.steps, r.mtp_end_frac), out=self.mtp_w)
 
     def fused_head_loss_active(self) -> bool:
-        """The recipe asks for the fused head + loss op and the FP8 head is on (GPU training with gradients)."""
         return (self.recipe.fused_head_loss and self.lm_head.fp8_scales is not None and self.training
                 and torch.is_grad_enabled())
 
     def smear_embeddings(self, x: Tensor, inputs: Tensor, previous: Tensor | None = None) -> Tensor:
         """x (T, dim) token embeddings -> each plus a gated share of the previous position's embedding, except at
-        document starts (<|endoftext|>), so no document sees another. `previous`: the embedding of the position
-        before inputs[0] (incremental decoding), or None at the start of a sequence."""
+        document starts (<|endoftext|>). `previous`: the embedding before inputs[0] (incremental decoding) or None."""
         starts = inputs == EOT
         prev = x[:-1] if previous is None else torch.cat([previous.type_as(x)[None], x[:-1]])
         cur, at_start = (x[1:], starts[1:]) if previous is None else (x, starts)
@@ -255,18 +240,14 @@ class GPT(nn.Module):
         return x
 
     def head(self, x: Tensor) -> Tensor:
-        """Hidden states -> soft-capped float32 logits over the padded vocabulary."""
         logits = self.lm_head(norm(x)).float()
         r = self.recipe
         return r.logit_cap * torch.sigmoid(logits / r.logit_cap_div)
 
     def forward_cached(self, inputs: Tensor, cache: "KVCache", long_blocks: int, last_only: bool = False) -> Tensor:
-        """Feed the next tokens of a sequence whose earlier tokens are in `cache` (which this call extends).
-
-        inputs (T,) token ids at positions cache.length ... cache.length + T - 1 -> capped logits (T, padded_vocab),
-        or (1, padded_vocab) for the last position only. Same rule as the full forward pass with window
-        `long_blocks` (short layers: half of it), so a sequence fed in chunks gets the logits of one full pass.
-        """
+        """inputs (T,) at positions cache.length ... cache.length + T - 1, after those in `cache` (which this extends)
+        -> capped logits (T, padded_vocab), or (1, padded_vocab) for the last position only. Same rule as the full
+        pass with window `long_blocks` (short layers: half), so a sequence fed in chunks gets one full pass's logits."""
         if inputs.ndim != 1 or inputs.numel() == 0:
             raise ValueError(f"inputs must be a non-empty row of tokens (1-D), got shape {tuple(inputs.shape)}")
         T = inputs.numel()
@@ -286,30 +267,20 @@ class GPT(nn.Module):
         """Token and value embedding tables (Adam at lr_embed; kept in bf16 on the GPU)."""
         return [self.embed, *self.value_embeds]
 
-    # --- parameter groups, as the optimisers see them ---------------------------------------------------------
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """muon: >=2-D block matrices; embed: token + value embeddings; head; scalar: everything with ndim < 2 and
-        the small gate matrices."""
         blocks = list(self.blocks.named_parameters())
-        return {
-            "muon": [p for n, p in blocks if p.ndim >= 2 and not n.endswith(GATE_SUFFIX)],
-            "embed": [t.weight for t in self.embedding_tables()],
-            "head": [self.lm_head.weight],
-            "scalar": [p for n, p in self.named_parameters() if p.ndim < 2 or n.endswith(GATE_SUFFIX)],
-        }
+        return {"muon": [p for n, p in blocks if p.ndim >= 2 and not n.endswith(GATE_SUFFIX)],
+                "embed": [t.weight for t in self.embedding_tables()],
+                "head": [self.lm_head.weight],
+                "scalar": [p for n, p in self.named_parameters() if p.ndim < 2 or n.endswith(GATE_SUFFIX)]}
 
 
-# --- incremental decoding ---------------------------------------------------------------------------------------
 class KVCache:
-    """Keys and values of the positions an attention layer may still see, per layer, for `GPT.forward_cached`.
-
-    Entries are replaced, never written in place, so `copy()` is cheap and a copy can branch off (completion
-    scoring feeds one shared context, then each ending from its own copy).
-    """
+    """Per layer, keys and values of the positions it may still see (`GPT.forward_cached`). Replaced, never written
+    in place, so `copy()` is cheap and copies can branch off (completion scoring: one context, each ending a copy)."""
 
     def __init__(self):
-        # id(attn) -> (k, v, positions, docs)
-        self.layers: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}
+        self.layers: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}  # id(attn) -> (k, v, positions, docs)
         self.length = 0  # positions fed so far
         self.doc = 0  # document id of the last position fed
         self.last_token: Tensor | None = None  # (1,) id of the last position fed (smear looks back)
@@ -322,8 +293,7 @@ class KVCache:
 
 class CachedWindow:
     """Takes the place of the mask in `CausalSelfAttention.forward` when decoding against a KVCache: rotary at
-    absolute positions, and attention to cached + new keys under the rule key k visible from query q iff
-    k <= q, same document, q // block - k // block < window."""
+    absolute positions, attention to cached + new keys under the full pass's rule (speedrun/model/attention.py)."""
 
     def __init__(self, cache: KVCache, positions: Tensor, docs: Tensor, window_blocks: int, block_size: int,
                  rotary_base: float):
@@ -339,11 +309,7 @@ class CachedWindow:
             freqs = rotary_frequencies(x.size(-1), self.base).to(x.device)
             theta = self.positions.to(torch.float32)[:, None] * freqs[None]
             cos, sin = theta.cos(), theta.sin()
-        cos, sin = cos[None, :, None, :], sin[None, :, None, :]
-        x1, x2 = x.float().chunk(2, dim=-1)
-        y1 = x1 * cos + x2 * sin
-        y2 = x1 * (-sin) + x2 * cos
-        return torch.cat((y1, y2), dim=-1).type_as(x)
+        return rotate(x, cos, sin)
 
     def attend(self, layer: nn.Module, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
         """q, k, v (B, H, T, D) of the new positions; extends the layer's cache and drops keys no later query sees."""

@@ -1,16 +1,13 @@
 """Multi-token prediction as extra targets of the same cross-entropy (a later speedrun record's idea).
 
-In training, position i of a row is also scored against the tokens 2, 3, ... K positions ahead, from the same
-soft-capped logits z_i, each term weighted by w_k (which the trainer lowers to 0 over the run, so the final model
-is a pure next-token predictor):
+In training, position i is also scored against the tokens 2, 3, ... K positions ahead, from the same soft-capped
+logits z_i, each term weighted by w_k (lowered to 0 over the run: the final model predicts the next token alone):
 
     loss = mean_i [ CE(z_i, targets[i]) + sum_{k=2..K} w_k * CE(z_i, targets[i + k - 1]) ]
 
 An extra term exists only where its token lies in the row (i + k - 1 < T) and in the same document: none of
-targets[i .. i + k - 2] is <|endoftext|>, which starts the next document. Validation and sampling are unchanged.
+targets[i .. i + k - 2] is <|endoftext|>, which starts the next document.
 """
-
-from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -36,11 +33,8 @@ def mtp_targets(targets: Tensor, num_extra: int) -> Tensor:
 
 def mtp_cross_entropy(logits: Tensor, targets: Tensor, extra: Tensor, weights: Tensor) -> Tensor:
     """logits (T, V), targets (T,), extra (T, J) from `mtp_targets`, weights (J,) -> the mean over T of each
-    position's next-token cross-entropy plus its weighted extra terms.
-
-    One log-softmax serves every target (no (T x V) pass per offset). The next-token part is exactly
-    F.cross_entropy (the same log_softmax + nll_loss), so weights of 0 give the plain loss and gradient bit for bit.
-    """
+    position's next-token cross-entropy plus its weighted extra terms. One log-softmax serves every target; the
+    next-token part is exactly F.cross_entropy (log_softmax + nll_loss): weights of 0 give it bit for bit."""
     logp = F.log_softmax(logits.float(), dim=-1)
     main = F.nll_loss(logp, targets)
     w = torch.where(extra >= 0, weights.to(logp.dtype)[None, :], 0.0)  # (T, J): 0 where there is no target

@@ -1,7 +1,5 @@
 """Half-truncated rotary embedding: head_dim/4 frequencies, then head_dim/4 zero frequencies (not rotated)."""
 
-from __future__ import annotations
-
 import torch
 from torch import Tensor, nn
 
@@ -26,8 +24,11 @@ class Rotary(nn.Module):
         T = x.size(-3)
         if T > self.cos.size(0):
             raise ValueError(f"sequence of {T} tokens is longer than the rotary table ({self.cos.size(0)})")
-        cos, sin = self.cos[None, :T, None, :], self.sin[None, :T, None, :]
-        x1, x2 = x.float().chunk(2, dim=-1)
-        y1 = x1 * cos + x2 * sin
-        y2 = x1 * (-sin) + x2 * cos
-        return torch.cat((y1, y2), dim=-1).type_as(x)
+        return rotate(x, self.cos[:T], self.sin[:T])
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x (B, T, H, D) rotated by the (T, D/2) angles' cos and sin, in float32, back in x's dtype."""
+    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    x1, x2 = x.float().chunk(2, dim=-1)
+    return torch.cat((x1 * cos + x2 * sin, x1 * (-sin) + x2 * cos), dim=-1).type_as(x)

@@ -1,10 +1,4 @@
-"""Muon: momentum SGD whose update is orthogonalised by a quintic Newton-Schulz iteration.
-
-Matrices of one shape are orthogonalised together as a batch; with several ranks the batch is shared out and
-the results all-gathered (see `Muon`). Gradients must already be averaged across ranks when `step` runs.
-"""
-
-from __future__ import annotations
+"""Muon: momentum SGD, update orthogonalised by quintic Newton-Schulz; `step` needs gradients averaged across ranks."""
 
 import torch
 import torch.distributed as dist
@@ -15,24 +9,19 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 # Polar Express (Amsel, Persson, Musco & Gower, 2025): one (a, b, c) per iteration, chosen minimax-optimally so
 # that 5 iterations take singular values in [1e-3, 1] close to 1 (the fixed quintic stops at ~[0.7, 1.2]).
 # Used with the input normalised by 1.02 x its Frobenius norm, the margin these coefficients were derived for.
-POLAR_EXPRESS_COEFFICIENTS = (
-    (8.156554524902461, -22.48329292557795, 15.878769915207462),
-    (4.042929935166739, -2.808917465908714, 0.5000178451051316),
-    (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
-    (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
-    (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
-)
+POLAR_EXPRESS_COEFFICIENTS = ((8.156554524902461, -22.48329292557795, 15.878769915207462),
+                              (4.042929935166739, -2.808917465908714, 0.5000178451051316),
+                              (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
+                              (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
+                              (2.3465413258596377, -1.7097828382687081, 0.42323551169305323))
 POLAR_EXPRESS_NORM_MARGIN = 1.02
 
 
 def newton_schulz(G: Tensor, steps: int = 5, coefficients=NS_COEFFICIENTS, dtype=torch.bfloat16,
                   norm_margin: float = 1.0) -> Tensor:
     """Approximately orthogonalise G (..., rows, cols) slice by slice: singular values pushed into ~[0.7, 1.2].
-
-    Works on the wide orientation (transposes when rows > cols), after normalising each slice by its Frobenius
-    norm (times `norm_margin`), repeating A = X X^T; B = b A + c A A; X = a X + B X. `coefficients` is one
-    (a, b, c) for every iteration, or a sequence of `steps` triples, one per iteration.
-    """
+    On the wide orientation, each slice normalised by its Frobenius norm (times `norm_margin`), repeats A = X X^T;
+    B = b A + c A A; X = a X + B X. `coefficients`: one (a, b, c) for all iterations, or one per iteration."""
     if G.ndim < 2:
         raise ValueError("newton_schulz needs a matrix (or a batch of matrices)")
     per_step = isinstance(coefficients[0], (tuple, list))
@@ -54,17 +43,13 @@ def newton_schulz(G: Tensor, steps: int = 5, coefficients=NS_COEFFICIENTS, dtype
 
 
 def polar_express(G: Tensor, steps: int = 5, dtype=torch.bfloat16) -> Tensor:
-    """Newton-Schulz with the Polar Express per-iteration coefficients: singular values closer to 1."""
     return newton_schulz(G, steps, POLAR_EXPRESS_COEFFICIENTS, dtype, POLAR_EXPRESS_NORM_MARGIN)
 
 
 def normuon_scale(U: Tensor, second_moment: Tensor, beta2: float, per_row: bool) -> Tensor:
-    """NorMuon (Li et al., 2025): divide each neuron's share of the orthogonalised update by the root of an EMA of
-    its mean square, then rescale every matrix back to its Frobenius norm, so the lr keeps its meaning.
-
-    U (k, rows, cols) in wide orientation; `per_row`: statistics per row (square matrices: output neurons), else
-    per column (the larger dimension). `second_moment` (k, rows, 1) or (k, 1, cols), float32, updated in place.
-    """
+    """NorMuon (Li et al., 2025): divide each neuron's share of the orthogonalised update U (k, rows, cols, wide) by
+    the root of an EMA of its mean square (`second_moment` (k, rows, 1) if `per_row`, for square matrices, else
+    (k, 1, cols); float32, updated in place), then rescale each matrix to its Frobenius norm: lr keeps its meaning."""
     u = U.float()
     mean_sq = u.square().mean(dim=-1 if per_row else -2, keepdim=True)
     second_moment.lerp_(mean_sq, 1 - beta2)
@@ -74,7 +59,6 @@ def normuon_scale(U: Tensor, second_moment: Tensor, beta2: float, per_row: bool)
 
 
 def shape_scale(p: Tensor) -> float:
-    """Muon's lr multiplier for a (rows, cols) matrix: max(1, rows/cols) ** 0.5."""
     return max(1.0, p.size(-2) / p.size(-1)) ** 0.5
 
 
@@ -83,18 +67,15 @@ _all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_t
 
 
 def wide_matrices(t: Tensor) -> Tensor:
-    """View a parameter-shaped tensor as a batch (k, rows, cols) of matrices in wide orientation (rows <= cols)."""
     m = t.reshape(-1, *t.shape[-2:])
     return m.mT if m.size(-2) > m.size(-1) else m
 
 
 class Muon(torch.optim.Optimizer):
-    """Muon over ≥2-D parameters. Parameters whose matrices share a shape (up to transposition) form one group,
-    stacked and orthogonalised as one batch: two batched Newton-Schulz calls a step for record 21 instead of
-    one call per parameter. A 3-D parameter (the merged QKV weight) contributes one matrix per slice.
-    With several ranks, each rank orthogonalises a contiguous share of every batch and the shares are
-    all-gathered asynchronously, the gather of one group overlapping the next group's Newton-Schulz work.
-    """
+    """Muon over >=2-D parameters. Matrices of one shape (up to transposition; a 3-D parameter gives one per slice)
+    form a group orthogonalised as one batch: two batched Newton-Schulz calls a step for record 21, not one per
+    parameter. With several ranks, each orthogonalises a contiguous share of every batch and the shares are
+    all-gathered asynchronously, the gather of one group overlapping the next group's Newton-Schulz work."""
 
     def __init__(self, params, lr: float = 0.05, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
                  ns_coefficients=NS_COEFFICIENTS, ns_dtype: torch.dtype = torch.bfloat16, compile_ns: bool = False,
@@ -161,7 +142,6 @@ class Muon(torch.optim.Optimizer):
             self._apply(params, counts, self._normalise(group, params, gathered[: sum(counts)]), group)
 
     def _normalise(self, group, params, updates: Tensor) -> Tensor:
-        """NorMuon's per-neuron normalisation of the orthogonalised batch, when the group has normuon_beta2 > 0."""
         beta2 = group["normuon_beta2"]
         if not beta2:
             return updates
@@ -175,7 +155,6 @@ class Muon(torch.optim.Optimizer):
 
     @staticmethod
     def _apply(params, counts, updates: Tensor, group) -> None:
-        """p -= lr * max(1, rows/cols)^0.5 * update, each parameter's slices taken back out of the batch."""
         lr = group["lr"]
         for p, u in zip(params, updates[: sum(counts)].split(counts)):
             tall = p.size(-2) > p.size(-1)

@@ -1,12 +1,9 @@
 """Schedules of a run, as pure functions of the step: lr multiplier, Muon momentum, attention window, MTP weights."""
 
-from __future__ import annotations
-
 import math
 
 
 def lr_multiplier(step: int, steps: int, cooldown_frac: float, min_frac: float) -> float:
-    """1.0 for the first (1 - cooldown_frac) of the steps, then linear down to min_frac at the end."""
     x = step / steps
     if x < 1 - cooldown_frac:
         return 1.0
@@ -15,23 +12,19 @@ def lr_multiplier(step: int, steps: int, cooldown_frac: float, min_frac: float) 
 
 
 def muon_momentum(step: int, start: float, end: float, warmup_steps: int) -> float:
-    """Linear warm-up of Muon's momentum from `start` to `end` over `warmup_steps` steps."""
     frac = min(step / warmup_steps, 1.0) if warmup_steps > 0 else 1.0
     return (1 - frac) * start + frac * end
 
 
 def long_window_blocks(step: int, steps: int, ramp_tokens: int, block_size: int) -> int:
-    """Long attention window at `step` of `steps`, in blocks: ceil(ramp * s / N / block), at least one block."""
     return max(1, math.ceil(ramp_tokens * step / steps / block_size))
 
 
 def mtp_decay(step: int, steps: int, end_frac: float) -> float:
-    """Multiplier of the multi-token-prediction weights: 1 at step 0, linear down to 0 at end_frac of the steps,
-    0 after (the model finishes as a pure next-token predictor)."""
+    """MTP weights' multiplier: linear from 1 at step 0 to 0 at end_frac of the steps, then 0 (next token only)."""
     return max(0.0, 1.0 - step / (steps * end_frac))
 
 
 def mtp_weights_at(step: int, steps: int, weights: list[float], end_frac: float) -> list[float]:
-    """The weights of the extra targets (+2, +3, ...) at `step`: their start values times `mtp_decay`."""
     decay = mtp_decay(step, steps, end_frac)
     return [w * decay for w in weights]

@@ -1,0 +1,52 @@
+"""Writing files safely: output folders checked before any work, and every file written beside its final name and
+then renamed, so that neither a crash nor a reader ever sees a half-written file under that name."""
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from speedrun.errors import SpeedrunError
+
+
+def check_writable_folder(path, what: str) -> None:
+    """SpeedrunError unless `path` is, or can be made, a folder we can write in (checked up front; creates nothing)."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise SpeedrunError(f"{what} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SpeedrunError(f"{what} {path}: no permission to write in {existing}")
+
+
+def temp_path(path: Path) -> Path:
+    # a named file, not mkstemp: mkstemp's 0600 mode would survive the rename
+    return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+
+
+def write_atomic(path, write: Callable[[BinaryIO], object], durable: bool = False) -> Path:
+    """write(file) to a temporary name beside `path`, then rename it over `path`. durable: fsync the file and the
+    rename (checkpoints and shards, which a power cut must not leave half on disk)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        with contextlib.suppress(OSError):
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    return path

@@ -1,0 +1,34 @@
+"""Safe writes: output folders checked before any work; files renamed into place only when whole."""
+
+import os
+
+import pytest
+
+from speedrun.errors import SpeedrunError
+from speedrun.files import check_writable_folder, write_atomic
+
+
+def test_writable_folder_checks(tmp_path, monkeypatch):
+    check_writable_folder(tmp_path / "new" / "deeper", "--log-dir")  # may be made: fine, and nothing is made
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(SpeedrunError, match=r"^--out .*f/sub: .*f is a file, not a folder$"):
+        check_writable_folder(tmp_path / "f" / "sub", "--out")
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a user without rights (root has them all)
+    with pytest.raises(SpeedrunError, match="no permission to write in"):
+        check_writable_folder(tmp_path / "x", "--checkpoint-dir")
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_write_atomic_leaves_the_old_file_or_the_whole_new_one(tmp_path, durable):
+    path = tmp_path / "sub" / "out.bin"
+    assert write_atomic(path, lambda f: f.write(b"first"), durable=durable) == path
+    assert path.read_bytes() == b"first"
+
+    def half_then_fail(f):
+        f.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(path, half_then_fail, durable=durable)
+    assert path.read_bytes() == b"first" and sorted(p.name for p in path.parent.iterdir()) == ["out.bin"]
