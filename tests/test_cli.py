@@ -294,6 +294,21 @@ def test_corrupt_train_shard_no_log(capsys, tmp_path, make_shard):
     assert_one_line_error(err, "train_000001.bin", "bad magic")
 
 
+def test_train_shard_with_token_ids_beyond_the_vocabulary_no_log(capsys, tmp_path, make_shard):
+    """A valid header over ids >= 50257 (another tokenizer's shard): refused before any work, not an IndexError."""
+    tokens = np.arange(5000) % 50257
+    tokens[4321] = 60000
+    path = make_shard(tokens, name="train_000000.bin")
+    err = _data_error(capsys, tmp_path, f"train_files={path}")
+    assert_one_line_error(err, "train_000000.bin", "token id 60000 at position 4,321 is >= the vocabulary size 50257")
+
+
+def test_negative_learning_rate_is_refused(capsys):
+    rc, out, err = _main(capsys, ["train", "--recipe", "tiny", "--set", "muon_lr=-1", "--dry-run"])
+    assert rc == 2
+    assert_one_line_error(err, "muon_lr=-1.0 must be positive")
+
+
 def test_train_shards_smaller_than_a_batch_no_log(capsys, tmp_path, make_shard):
     path = make_shard(np.arange(1024), name="train_000000.bin")  # tiny's batch is 1024: needs 1025
     err = _data_error(capsys, tmp_path, f"train_files={path}")
