@@ -100,6 +100,9 @@ class Recipe:
     gpu_only: bool  # refuse to run on CPU unless --device cpu is forced
     sample_tokens: int  # after training, print a sample of this many tokens (0: none)
     sample_prompt: str
+    # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
+    backout_after: int = 0  # >0: the head reads the final state minus lambda x the state after this many blocks
+    key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     name: str = ""
     description: str = ""
 
@@ -185,6 +188,8 @@ class Recipe:
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
         need(len(self.mtp_weights) <= 3 and all(w >= 0 for w in self.mtp_weights),
              f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
+        need(0 <= self.backout_after < self.num_layers, f"backout_after={self.backout_after} must lie in "
+             f"0..num_layers-1 (0: off)")
         need(0 < self.mtp_end_frac <= 1, f"mtp_end_frac={self.mtp_end_frac} must lie in (0, 1]")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")

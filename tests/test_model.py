@@ -221,7 +221,7 @@ def test_block_inputs_follow_the_unet_and_value_embedding_wiring(small_model):
     assert sorted(calls) == list(range(n_layers))
     x0 = norm(model.embed(x)[None])
     for i in range(n_layers):
-        (xin, ve, x0_in, mask), out = calls[i]
+        (xin, ve, x0_in, mask, _), out = calls[i]
         torch.testing.assert_close(x0_in, x0)
         t = model.ve_table[i]
         if t is None:

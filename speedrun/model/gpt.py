@@ -68,7 +68,7 @@ def gate_weight(outputs: int, inputs: int) -> nn.Parameter:
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, r: Recipe):
+    def __init__(self, r: Recipe, key_offset: bool = False):
         super().__init__()
         self.num_heads, self.head_dim, self.scale = r.num_heads, r.head_dim, r.attn_scale
         hdim = r.num_heads * r.head_dim
@@ -81,14 +81,24 @@ class CausalSelfAttention(nn.Module):
         # itself off for a token instead of parking attention on a sink.
         self.gate_dims = r.gate_dims
         self.gate_w = gate_weight(r.num_heads, r.gate_dims) if r.attn_gate else None
+        # Key offset: the key's position-free dims (zero rotary frequency) describe the previous token, so one layer
+        # can match "the token after an earlier copy of mine" (induction) without a second layer.
+        self.key_offset = key_offset
+        stationary = rotary_frequencies(r.head_dim, r.rotary_base).repeat(2) == 0 if key_offset else None
+        self.register_buffer("stationary", stationary, persistent=False)
 
-    def forward(self, x: Tensor, ve: Tensor | None, mask) -> Tensor:
+    def forward(self, x: Tensor, ve: Tensor | None, mask, not_start: Tensor | None = None) -> Tensor:
+        """not_start (T,): False where a document starts (the key offset, which needs it, never reaches across one)."""
         B, T = x.size(0), x.size(1)
         qkv = F.linear(x, self.qkv_w.flatten(end_dim=1).type_as(x))
         q, k, v = qkv.view(B, T, 3 * self.num_heads, self.head_dim).chunk(3, dim=-2)
         q, k = norm(q), norm(k)
         cached = isinstance(mask, CachedWindow)
         q, k = (mask.rotate(self.rotary, q), mask.rotate(self.rotary, k)) if cached else (self.rotary(q), self.rotary(k))
+        if self.key_offset:
+            before = mask.previous_key(self, k) if cached else k.new_zeros(B, 1, *k.shape[2:])
+            shifted = torch.cat([before, k[:, :-1]], dim=1) * not_start[None, :, None, None].to(k.dtype)
+            k = torch.where(self.stationary, shifted, k)
         v = self.lambdas[0] * v if ve is None else self.lambdas[0] * v + self.lambdas[1] * ve.view_as(v)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         if cached:
@@ -120,14 +130,15 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, r: Recipe, layer: int):
         super().__init__()
-        self.attn = None if layer in r.no_attn_layers else CausalSelfAttention(r)
+        key_offset = r.key_offset and r.window_pattern[layer] == "L"
+        self.attn = None if layer in r.no_attn_layers else CausalSelfAttention(r, key_offset)
         self.mlp = None if layer in r.no_mlp_layers else MLP(r)
         self.lambdas = nn.Parameter(torch.tensor([1.0, 0.0]))  # x = l0*x + l1*x0
 
-    def forward(self, x: Tensor, ve: Tensor | None, x0: Tensor, mask) -> Tensor:
+    def forward(self, x: Tensor, ve: Tensor | None, x0: Tensor, mask, not_start: Tensor | None = None) -> Tensor:
         x = self.lambdas[0] * x + self.lambdas[1] * x0
         if self.attn is not None:
-            x = x + self.attn(norm(x), ve, mask)
+            x = x + self.attn(norm(x), ve, mask, not_start)
         return x + self.mlp(norm(x)) if self.mlp is not None else x
 
 
@@ -148,6 +159,9 @@ class GPT(nn.Module):
         # Smear: x[t] += lambda * sigmoid(w . x[t][:gate_dims]) * x[t-1] on the token embeddings (lambda starts at 0)
         self.smear_gate_w = gate_weight(1, r.gate_dims) if r.smear else None
         self.smear_lambda = nn.Parameter(torch.zeros(1)) if r.smear else None
+        # Backout: the head sees the final state minus lambda x the state after the first `backout_after` blocks, so
+        # those blocks can write context for later layers that the prediction need not carry (lambda starts at 0).
+        self.backout_lambda = nn.Parameter(torch.zeros(1)) if r.backout_after else None
         self.ve_table = [r.value_embed_layer(i) for i in range(r.num_layers)]
         self.long_layer = [c == "L" for c in r.window_pattern]
         self._window_tensors: dict = {}  # (blocks, device) -> int32 tensor, see `window`
@@ -228,16 +242,20 @@ class GPT(nn.Module):
             previous = self.embed(previous_token)[0] if previous_token is not None else None
             x = self.smear_embeddings(x, inputs, previous)
         x = x0 = norm(x[None])
+        not_start = inputs != EOT
         skips = []
         n = len(self.skip_weights)
         for i, block in enumerate(self.blocks):
             if i >= n:  # U-net: the second half adds the first half's outputs, last in first out
                 x = x + self.skip_weights[i - n] * skips.pop()
             t = self.ve_table[i]
-            x = block(x, ve[t] if t is not None else None, x0, long_mask if self.long_layer[i] else short_mask)
+            x = block(x, ve[t] if t is not None else None, x0, long_mask if self.long_layer[i] else short_mask,
+                      not_start)
             if i < n:
                 skips.append(x)
-        return x
+            if i + 1 == self.recipe.backout_after:
+                early = x
+        return x - self.backout_lambda.type_as(x) * early if self.backout_lambda is not None else x
 
     def head(self, x: Tensor) -> Tensor:
         logits = self.lm_head(norm(x)).float()
@@ -284,10 +302,12 @@ class KVCache:
         self.length = 0  # positions fed so far
         self.doc = 0  # document id of the last position fed
         self.last_token: Tensor | None = None  # (1,) id of the last position fed (smear looks back)
+        self.last_keys: dict[int, Tensor] = {}  # id(attn) -> its last key before the key offset (key_offset layers)
 
     def copy(self) -> "KVCache":
         out = KVCache()
         out.layers, out.length, out.doc, out.last_token = dict(self.layers), self.length, self.doc, self.last_token
+        out.last_keys = dict(self.last_keys)
         return out
 
 
@@ -310,6 +330,13 @@ class CachedWindow:
             theta = self.positions.to(torch.float32)[:, None] * freqs[None]
             cos, sin = theta.cos(), theta.sin()
         return rotate(x, cos, sin)
+
+    def previous_key(self, layer: nn.Module, k: Tensor) -> Tensor:
+        """The key (B, 1, H, D) of the position before this chunk, before its offset (zeros at the start), and this
+        chunk's last one kept for the next (the key offset of `layer`)."""
+        before = self.cache.last_keys.get(id(layer))
+        self.cache.last_keys[id(layer)] = k[:, -1:]
+        return before if before is not None else k.new_zeros(k.size(0), 1, *k.shape[2:])
 
     def attend(self, layer: nn.Module, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
         """q, k, v (B, H, T, D) of the new positions; extends the layer's cache and drops keys no later query sees."""
