@@ -101,7 +101,6 @@ class Recipe:
     sample_tokens: int  # after training, print a sample of this many tokens (0: none)
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
-    backout_after: int = 0  # >0: the head reads the final state minus lambda x the state after this many blocks
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     name: str = ""
     description: str = ""
@@ -188,8 +187,6 @@ class Recipe:
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
         need(len(self.mtp_weights) <= 3 and all(w >= 0 for w in self.mtp_weights),
              f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
-        need(0 <= self.backout_after < self.num_layers, f"backout_after={self.backout_after} must lie in "
-             f"0..num_layers-1 (0: off)")
         need(0 < self.mtp_end_frac <= 1, f"mtp_end_frac={self.mtp_end_frac} must lie in (0, 1]")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
@@ -204,14 +201,16 @@ class Recipe:
 FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
 
 # Ideas measured as no gain on the 1-GPU track and then removed: each field and its "off" value. Their results are
-# in experiments/2026-11-25_fast-1gpu-h100/README.md; commit RETIRED_AT holds their code. Old recipe files, logs
+# in experiments/2026-11-25_fast-1gpu-h100/README.md; commit RETIRED_AT (or the field's own in RETIRED_COMMITS)
+# holds their code. Old recipe files, logs
 # and checkpoints still load while these fields hold their off value.
 RETIRED_AT = "fe89ee1"
 RETIRED_FIELDS = {
     "align_rows_to_docs": False, "max_doc_tokens": 0, "max_doc_tokens_stages": [], "batch_stages": [],
     "fused_mlp": False, "ve_gate": False, "skip_gate": False, "bigram_buckets": 0, "paired_head_layers": [],
-    "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0,
+    "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0, "backout_after": 0,
 }
+RETIRED_COMMITS = {"backout_after": "8ee2980"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:
@@ -225,7 +224,8 @@ def _is_retired(key: str, value, source: str) -> bool:
             pass
     if value != RETIRED_FIELDS[key]:
         raise RecipeError(f"{source}: {key}={value!r}: this idea was measured as no gain and removed "
-                          f"(experiments/2026-11-25_fast-1gpu-h100/README.md; `git show {RETIRED_AT}` has its code)")
+                          f"(experiments/2026-11-25_fast-1gpu-h100/README.md; `git show "
+                          f"{RETIRED_COMMITS.get(key, RETIRED_AT)}` has its code)")
     return True
 
 

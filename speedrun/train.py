@@ -166,13 +166,15 @@ class Trainer:
         for line in plan.describe(r).splitlines():
             say(f"  {line}")
         t_launch = time.perf_counter()
+        setup_s = time.time() - PROCESS_START  # import, data checks, model and optimisers: before any compiling
         try:
             warmup_and_restore(self.runner, self.optimizers, r, plan, self.model.window(0), say)
             start = self._restore() if self.ckpt is not None else RunResult(None, [], [], 0.0)
             if plan.device.type == "cuda":
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
-            say(f"warm-up: {r.warmup_steps} untimed steps and state restore in {time.perf_counter() - t_launch:.1f}s")
+            say(f"warm-up: {r.warmup_steps} untimed steps and state restore in {time.perf_counter() - t_launch:.1f}s "
+                f"(after {setup_s:.1f}s of setup)")
             with StopRequest() as stop:
                 result = self._loop(start, stop)
         except torch.OutOfMemoryError as e:

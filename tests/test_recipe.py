@@ -10,6 +10,7 @@ from speedrun.recipe import (
     FIELDS,
     RECIPE_DIR,
     RETIRED_AT,
+    RETIRED_COMMITS,
     RETIRED_FIELDS,
     Recipe,
     RecipeError,
@@ -68,7 +69,8 @@ def test_retired_fields_load_when_off_and_refuse_when_on(field, off, tmp_path):
     assert recipe_from_dict({**load_recipe("tiny").to_dict(), field: off}) == load_recipe("tiny")
     on = {bool: True, int: 2, float: 0.5, list: [2]}[type(off)]
     msg = _error("tiny", [f"{field}={json.dumps(on).lower()}"])
-    assert msg.startswith(f"--set {field}:") and "measured as no gain and removed" in msg and RETIRED_AT in msg
+    commit = RETIRED_COMMITS.get(field, RETIRED_AT)
+    assert msg.startswith(f"--set {field}:") and "measured as no gain and removed" in msg and commit in msg
     assert "\n" not in msg
 
 
@@ -245,7 +247,7 @@ def test_missing_fields(tmp_path):
     assert missing == required
     # fields added after logs and checkpoints were written have an off default, so those still load
     assert {k for k, f in FIELDS.items() if f.default is not dataclasses.MISSING} == {
-        "name", "description", "backout_after", "key_offset"}
+        "name", "description", "key_offset"}
 
 
 def test_base_loop(tmp_path):
@@ -320,8 +322,9 @@ def test_fast_differs_from_record21_only_in_its_stated_fields(r21):
     fast = load_recipe("fast")
     differ = {k for k, v in fast.to_dict().items() if v != r21.to_dict()[k]}
     assert differ == {"name", "description", "no_mlp_layers", "smear", "attn_gate", "fused_head_loss", "fp8_mlp",
-                      "mtp_weights", "orthogonalizer", "normuon_beta2", "steps", "cooldown_frac"}
-    assert (fast.fp8_mlp, fast.mtp_weights, fast.mtp_end_frac, fast.steps) == (True, [0.5, 0.25], 0.5, 1075)
+                      "mtp_weights", "orthogonalizer", "normuon_beta2", "steps", "cooldown_frac", "key_offset"}
+    assert (fast.fp8_mlp, fast.mtp_weights, fast.mtp_end_frac, fast.key_offset, fast.steps) == (
+        True, [0.5, 0.25], 0.5, True, 1035)
     fast_1gpu = load_recipe("fast_1gpu")
     differ = {k for k, v in fast_1gpu.to_dict().items() if v != fast.to_dict()[k]}
     assert differ == {"name", "description", "batch_tokens", "train_loop"}

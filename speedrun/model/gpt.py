@@ -159,9 +159,6 @@ class GPT(nn.Module):
         # Smear: x[t] += lambda * sigmoid(w . x[t][:gate_dims]) * x[t-1] on the token embeddings (lambda starts at 0)
         self.smear_gate_w = gate_weight(1, r.gate_dims) if r.smear else None
         self.smear_lambda = nn.Parameter(torch.zeros(1)) if r.smear else None
-        # Backout: the head sees the final state minus lambda x the state after the first `backout_after` blocks, so
-        # those blocks can write context for later layers that the prediction need not carry (lambda starts at 0).
-        self.backout_lambda = nn.Parameter(torch.zeros(1)) if r.backout_after else None
         self.ve_table = [r.value_embed_layer(i) for i in range(r.num_layers)]
         self.long_layer = [c == "L" for c in r.window_pattern]
         self._window_tensors: dict = {}  # (blocks, device) -> int32 tensor, see `window`
@@ -253,9 +250,7 @@ class GPT(nn.Module):
                       not_start)
             if i < n:
                 skips.append(x)
-            if i + 1 == self.recipe.backout_after:
-                early = x
-        return x - self.backout_lambda.type_as(x) * early if self.backout_lambda is not None else x
+        return x
 
     def head(self, x: Tensor) -> Tensor:
         logits = self.lm_head(norm(x)).float()

@@ -1,14 +1,13 @@
-"""Two later records' ideas on CPU: the key offset of the long-window layers and the backout before the head
-(formulas, the unchanged model at initialisation, causality and document isolation with both on)."""
+"""The key offset of the long-window layers on CPU: which layers, the formula, causality and document isolation
+(KV-cache decoding with it: test_sample.py)."""
 
 import pytest
 import torch
 
-from speedrun.model.gpt import GPT
 from speedrun.model.rotary import rotary_frequencies
 from tests.test_model import FAST, build, random_tokens, randomize_, small_recipe
 
-NEXT = dict(FAST, key_offset=True, backout_after=2)
+NEXT = dict(FAST, key_offset=True)
 
 
 @pytest.fixture(scope="module")
@@ -58,32 +57,8 @@ def test_key_offset_shifts_the_position_free_dims_within_documents(next_model):
     assert want[:, 1:20].abs().max() > 0.1
 
 
-def test_backout_subtracts_lambda_times_the_early_state(next_model):
-    m = next_model
-    tokens = random_tokens(256, 4, eot_at=[0, 90])
-    outs = {}
-    hooks = [m.blocks[1].register_forward_hook(lambda mod, a, out: outs.setdefault("early", out)),
-             m.blocks[-1].register_forward_hook(lambda mod, a, out: outs.setdefault("last", out))]
-    with torch.no_grad():
-        got = m.trunk(tokens, *m.masks(tokens, 8))
-    for h in hooks:
-        h.remove()
-    assert abs(m.backout_lambda.item()) > 0.01
-    torch.testing.assert_close(got, outs["last"] - m.backout_lambda * outs["early"])
-
-
-def test_backout_starts_as_the_model_without_it():
-    """lambda starts at 0 and takes no random numbers: at initialisation the logits equal those without backout."""
-    tokens = random_tokens(256, 5, eot_at=[0, 70])
-    with_it, without = build(small_recipe(**FAST, backout_after=3)), build(small_recipe(**FAST))
-    assert with_it.backout_lambda.item() == 0.0 and without.backout_lambda is None
-    with torch.no_grad():
-        torch.testing.assert_close(with_it(tokens, None, 8), without(tokens, None, 8), atol=0, rtol=0)
-    assert any(p is with_it.backout_lambda for p in with_it.param_groups()["scalar"])
-
-
 @pytest.mark.parametrize("p", [0, 31, 32, 100, 254])
-def test_causality_with_key_offset_and_backout(next_model, p):
+def test_causality_with_key_offset(next_model, p):
     a = random_tokens(256, 10, eot_at=[0, 150])
     b = a.clone()
     b[p + 1:] = random_tokens(256 - p - 1, 11, eot_at=[e for e in (0, 3, 40) if e < 256 - p - 1])
@@ -102,11 +77,3 @@ def test_document_isolation_with_key_offset(next_model, e):
     with torch.no_grad():
         la, lb = next_model(a, None, 8), next_model(b, None, 8)
     torch.testing.assert_close(la[0, e:], lb[0, e:], atol=1e-5, rtol=0)
-
-
-def test_recipe_checks_backout_layer():
-    from speedrun.recipe import RecipeError
-
-    with pytest.raises(RecipeError, match="backout_after=6 must lie in 0..num_layers-1"):
-        small_recipe(backout_after=6)
-    assert isinstance(GPT(small_recipe(backout_after=5)).backout_lambda, torch.nn.Parameter)
