@@ -80,3 +80,16 @@ def test_norm_is_rms_norm_without_weight():
     torch.testing.assert_close(norm(x), want, atol=1e-6, rtol=1e-6)
     assert torch.allclose(norm(x).pow(2).mean(-1), torch.ones(3, 5), atol=1e-5)
     assert torch.equal(norm(torch.zeros(4, 8)), torch.zeros(4, 8))
+
+
+def test_one_rotary_table_for_all_layers():
+    """Every attention layer uses the model's one table (each its own would be 2 x 67 MB at record21's lengths),
+    and the table is no part of the state dict."""
+    from speedrun.model.gpt import GPT
+    from speedrun.recipe import load_recipe
+
+    with torch.device("meta"):
+        model = GPT(load_recipe("record21"))
+    tables = {id(b.attn.rotary) for b in model.blocks if b.attn is not None}
+    assert len(tables) == 1
+    assert not [k for k in model.state_dict() if "rotary" in k]
