@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from speedrun.errors import SpeedrunError
 from speedrun.files import temp_path, write_atomic
-from speedrun.stats import DEFAULT_TARGET, Run, find_logs, group_label, label_settings, load_run
+from speedrun.stats import DEFAULT_TARGET, Run, find_logs, group_label, label_settings, load_run, shared_settings
 
 MAX_RUN_LINES = 8
 TARGET_NEAR = 0.5  # the target is drawn when within this fraction of the losses' span from them
@@ -158,6 +158,9 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
     what = f"{n_runs} run{'s' * (n_runs != 1)}" + (f" in {len(series)} groups: mean line, min–max band"
                                                    if n_runs > MAX_RUN_LINES else "")
     title = f"Validation loss, {what}. Y axis cut above: the early losses (~10.8 at step 0) are off the top."
+    shared = shared_settings(runs)
+    if shared:  # left out of every legend entry
+        title += f"\nEvery run: {shared}"
     if not show_target:  # said, so a reader does not look for it
         best = min(float(s["loss"].min()) for s in series)
         title += (f"\nTarget {target:g} not drawn: far {'below' if target < best else 'above'} these losses "

@@ -59,12 +59,14 @@ def group_label(run: Run, settings: str) -> str:
 def changed_fields(recipe: dict) -> dict:
     """The fields of a logged recipe that differ from the recipe of that name as this checkout defines it (what a
     reader needs to tell runs of one recipe apart); {} when none or the name is unknown."""
-    from speedrun.recipe import RecipeError, load_recipe
+    from speedrun.recipe import RETIRED_FIELDS, RecipeError, load_recipe
 
     try:
         current = load_recipe(str(recipe.get("name"))).to_dict()
     except RecipeError:
         return {}
+    # a removed idea that the run had on is what sets it apart most of all
+    current.update(RETIRED_FIELDS)
     return {k: v for k, v in recipe.items() if k not in UNLABELLED_FIELDS and k in current and current[k] != v}
 
 
@@ -75,7 +77,27 @@ def format_fields(fields: dict) -> str:
 def label_settings(runs: list[Run]) -> dict[tuple[str, str, str], str]:
     """Run.group -> the settings its label shows: changed_fields, plus, where groups of one recipe name would still
     look alike (they differ in a field changed_fields leaves out, or their recipe is not defined in this checkout),
-    every field that tells them apart."""
+    every field that tells them apart; less the settings every group shares (`shared_settings`, said once)."""
+    shown = _shown_fields(runs)
+    common = _common_fields(shown)
+    return {key: format_fields({f: v for f, v in fields.items() if f not in common}) for key, fields in shown.items()}
+
+
+def shared_settings(runs: list[Run]) -> str:
+    """The settings (beyond the recipes' own) that every group of several shows alike, e.g. the data files of a
+    comparison on one track: '' for a single group, where the label says them."""
+    return format_fields(_common_fields(_shown_fields(runs)))
+
+
+def _common_fields(shown: dict) -> dict:
+    groups = list(shown.values())
+    if len(groups) < 2:
+        return {}
+    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    return {f: v for f, v in groups[0].items() if all(f in g and same(g[f], v) for g in groups[1:])}
+
+
+def _shown_fields(runs: list[Run]) -> dict[tuple[str, str, str], dict]:
     first = {r.group: r for r in reversed(runs)}  # the first run of each group
     # an upstream log's name is no recipe of ours
     shown = {key: changed_fields(r.log.recipe) if r.log is not None and r.log.source == "speedrun" else {}
@@ -89,7 +111,7 @@ def label_settings(runs: list[Run]) -> dict[tuple[str, str, str], str]:
         differ = [f for f in names if len({json.dumps(v.get(f), sort_keys=True) for v in values.values()}) > 1]
         for k in keys:
             shown[k] = {**shown[k], **{f: values[k].get(f, "(not logged)") for f in differ if f not in shown[k]}}
-    return {key: format_fields(fields) for key, fields in shown.items()}
+    return shown
 
 
 @dataclass
@@ -118,6 +140,7 @@ class Summary:
     overall: Stats | None  # None when no run counts
     groups: dict[tuple[str, str, str], Stats] = field(default_factory=dict)  # Run.group -> stats
     labels: dict[tuple[str, str, str], str] = field(default_factory=dict)  # Run.group -> group_label
+    shared: str = ""  # settings every group shares, left out of the labels (shared_settings)
 
     @property
     def counted(self) -> list[Run]:
@@ -229,7 +252,7 @@ def summarize(paths: list[str], target: float = DEFAULT_TARGET) -> Summary:
     settings = label_settings(counted)
     return Summary(target, runs, stats_of(counted) if counted else None,
                    {k: stats_of(v) for k, v in sorted(groups.items())},
-                   {k: group_label(v[0], settings[k]) for k, v in groups.items()})
+                   {k: group_label(v[0], settings[k]) for k, v in groups.items()}, shared_settings(counted))
 
 
 def format_p(p: float | None) -> str:
@@ -291,7 +314,8 @@ def format_summary(summary: Summary) -> str:
     else:
         lines += [f"complete runs: n = {s.n}", *_stats_lines(s)]
         if len(summary.groups) > 1:
-            lines += ["", "by recipe, settings and commit:"]
+            lines += ["", "by recipe, settings and commit" + (f" (every run: {summary.shared})" if summary.shared
+                                                              else "") + ":"]
             for key, g in summary.groups.items():
                 lines += [f"  {summary.labels[key]}: n = {g.n}", *_stats_lines(g, "    "),
                           "    " + verdict(g).replace("VERDICT: ", "verdict: ")]

@@ -68,10 +68,11 @@ def test_groups_beyond_eight_runs(tmp_path):
         lines = ax.get_lines()
         assert len(lines) == 3 + 1  # groups a, b, a-unfinished + target
         assert len(ax.collections) == 3  # a min-max band per group
-        (ga,) = [l for l in lines if l.get_label().startswith("tiny steps=100 @ aaaaaaaaaa: 5 runs")]
+        (ga,) = [l for l in lines if l.get_label().startswith("tiny @ aaaaaaaaaa: 5 runs")]  # steps=100: the title
         assert ga.get_ydata()[-1] == pytest.approx(np.mean(finals_a))
         (gu,) = [l for l in lines if "incomplete" in l.get_label()]
         assert gu.get_linestyle() == ":"
+    assert fig._suptitle.get_text().endswith("\nEvery run: steps=100")
     band = fig.axes[1].collections[0].get_paths()[0].vertices[:, 1]
     assert band.min() == pytest.approx(3.20) and band.max() == pytest.approx(10.8)
 
@@ -112,6 +113,16 @@ def test_labels_show_data_files_and_never_a_step0_loss_as_final(tmp_path):
     labels = sorted(l.get_label() for l in fig.axes[1].get_lines())
     assert labels == ["target 3.28", "tiny (demo): final 3.2000", "tiny (early) (incomplete): no val loss after step 0",
                       "tiny train_files=data/mine val_files=data/mine (mine): final 3.2500"]
+
+
+def test_settings_every_run_shares_go_in_the_title(tmp_path):
+    track = dict(train_files="track/train_*.bin", val_files="track/val.bin")
+    hand_log(tmp_path / "a.txt", 3.2, steps=120, recipe=track)
+    hand_log(tmp_path / "b.txt", 3.25, steps=150, recipe=track)
+    fig = plot_logs([str(tmp_path)], str(tmp_path / "p.png"), target=3.22)
+    labels = sorted(l.get_label() for l in fig.axes[1].get_lines())
+    assert labels == ["target 3.22", "tiny (a): final 3.2000", "tiny steps=150 (b): final 3.2500"]
+    assert "\nEvery run: train_files=track/train_*.bin val_files=track/val.bin" in fig._suptitle.get_text()
 
 
 def test_far_target_is_left_out(tmp_path):

@@ -250,6 +250,29 @@ def test_labels_show_the_data_files_when_they_differ(tmp_path):
     assert "tiny train_files=data/mine/*train*.bin val_files=data/mine/*val*.bin @ unknown: n = 2" in text
 
 
+def test_settings_every_group_shares_are_said_once(tmp_path):
+    """A comparison on one track: the data files every group shares leave the labels and head the groups' table once;
+    a removed idea (retired field) that a run had on stays in its label."""
+    track = dict(train_files="track/train_*.bin", val_files="track/val.bin", val_tokens=4096)
+    for i, loss in enumerate((3.20, 3.21)):
+        hand_log(tmp_path / f"base{i}.txt", loss, steps=120, recipe=track)
+        hand_log(tmp_path / f"long{i}.txt", loss - 0.01, steps=150, recipe=track)
+        hand_log(tmp_path / f"old{i}.txt", loss, steps=120, recipe=dict(track, bigram_buckets=1024))
+    s = summarize([str(tmp_path)])
+    assert sorted(s.labels.values()) == ["tiny @ unknown", "tiny bigram_buckets=1024 @ unknown",
+                                         "tiny steps=150 @ unknown"]
+    assert s.shared == "train_files=track/train_*.bin val_files=track/val.bin"  # val_tokens: only to tell apart
+    text = stats_report([str(tmp_path)])[0]
+    assert f"by recipe, settings and commit (every run: {s.shared}):" in text
+    one = tmp_path / "one"
+    one.mkdir()
+    hand_log(one / "a.txt", 3.2, steps=120, recipe=track)
+    hand_log(one / "b.txt", 3.21, steps=120, recipe=track)
+    alone = summarize([str(one)])  # a single group: its label says everything, nothing is shared out
+    assert alone.shared == "" and list(alone.labels.values()) == [
+        "tiny train_files=track/train_*.bin val_files=track/val.bin @ unknown"]
+
+
 def test_time_interval_never_goes_below_zero(tmp_path):
     """Three runs of 1.0, 1.1 and 9.0 s: the 95% t interval of the mean is 3.7 +- 11.3 s; a time bound is never
     negative, so its lower end is 0 and the report says it was clipped."""
