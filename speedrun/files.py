@@ -11,14 +11,22 @@ from typing import BinaryIO
 from speedrun.errors import SpeedrunError
 
 
-def check_writable_folder(path, what: str) -> None:
-    """SpeedrunError unless `path` is, or can be made, a folder we can write in (checked up front; creates nothing)."""
+def check_writable_folder(path, what: str, error: type[SpeedrunError] = SpeedrunError, shown=None) -> list[Path]:
+    """`error` (one line: "WHAT SHOWN: why") unless `path` is, or can be made, a folder we can write in; checked up
+    front, creating nothing. Returns the folders that would have to be made, top first. `shown`: the name the user
+    gave, when `path` is the folder of that file (default `path`)."""
     path = Path(path)
-    existing = next(p for p in (path, *path.parents) if p.exists())
+    shown = path if shown is None else Path(shown)
+    missing, existing = [], path
+    while not existing.exists() and existing != existing.parent:  # also past a file: "FILE/sub" does not exist
+        missing.append(existing)
+        existing = existing.parent
     if not existing.is_dir():
-        raise SpeedrunError(f"{what} {path}: {existing} is a file, not a folder")
+        why = "exists and is not a folder" if existing == shown else f"{existing} is a file, not a folder"
+        raise error(f"{what} {shown}: {why}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise SpeedrunError(f"{what} {path}: no permission to write in {existing}")
+        raise error(f"{what} {shown}: no permission to write in {existing}")
+    return missing[::-1]
 
 
 def temp_path(path: Path) -> Path:

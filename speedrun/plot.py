@@ -3,10 +3,7 @@ one line per (recipe, commit) group: the mean curve with a min-max band. Unfinis
 they are not read as results. Drawn on a bare Figure with the Agg canvas: no pyplot state.
 """
 
-import errno
-import os
 import re
-import stat
 import sys
 from pathlib import Path
 
@@ -15,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from speedrun.errors import SpeedrunError
-from speedrun.files import temp_path, write_atomic
+from speedrun.files import check_writable_folder, temp_path, write_atomic
 from speedrun.stats import DEFAULT_TARGET, Run, find_logs, group_label, label_settings, load_run, shared_settings
 
 MAX_RUN_LINES = 8
@@ -96,25 +93,17 @@ def _check_out(out: str) -> tuple[Path, str]:
     out_path = Path(out)
     fmt = out_path.suffix.lstrip(".").lower() or "png"
     if fmt not in FigureCanvasAgg.get_supported_filetypes():
-        raise SpeedrunError(f"{out}: unsupported image type '.{fmt}' (use .png, .svg or .pdf)")
+        raise SpeedrunError(f"--out {out}: unsupported image type '.{fmt}' (use .png, .svg or .pdf)")
     if out_path.is_dir():
-        raise SpeedrunError(f"cannot write {out}: it is a folder")
-    for parent in out_path.parents:  # nearest first: the first that exists must be a folder
-        try:
-            if not stat.S_ISDIR(os.stat(parent).st_mode):
-                raise SpeedrunError(f"cannot write {out}: {parent} is not a folder")
-        except OSError as e:
-            if e.errno in (errno.ENOENT, errno.ENOTDIR):  # missing, or some ancestor above is a file: found further up
-                continue
-        break  # a folder, or unreadable: the probe below says what is wrong
-    try:
+        raise SpeedrunError(f"--out {out}: is a folder; name the image file")
+    check_writable_folder(out_path.parent, "--out", shown=out_path)
+    try:  # the real test (read-only disks; root, whom os.access always lets write)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         probe = temp_path(out_path)
-        open(probe, "xb").close()  # the real test: permissions, read-only disks, ...
+        open(probe, "xb").close()
         probe.unlink()
     except OSError as e:
-        raise SpeedrunError(f"cannot write {out}: folder {out_path.parent} is not writable "
-                            f"({e.strerror or e})") from None
+        raise SpeedrunError(f"--out {out}: cannot write there ({e.strerror or e})") from None
     return out_path, fmt
 
 

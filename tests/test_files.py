@@ -8,12 +8,23 @@ from speedrun.errors import SpeedrunError
 from speedrun.files import check_writable_folder, write_atomic
 
 
+class OwnError(SpeedrunError):
+    pass
+
+
 def test_writable_folder_checks(tmp_path, monkeypatch):
-    check_writable_folder(tmp_path / "new" / "deeper", "--log-dir")  # may be made: fine, and nothing is made
-    assert list(tmp_path.iterdir()) == []
+    """One check for every output folder (train's --log-dir and --checkpoint-dir, tokenize --out, plot --out)."""
+    made = check_writable_folder(tmp_path / "new" / "deeper", "--log-dir")  # may be made: fine, and nothing is made
+    assert list(tmp_path.iterdir()) == [] and made == [tmp_path / "new", tmp_path / "new" / "deeper"]
+    assert check_writable_folder(tmp_path, "--log-dir") == []
     (tmp_path / "f").write_text("x")
     with pytest.raises(SpeedrunError, match=r"^--out .*f/sub: .*f is a file, not a folder$"):
         check_writable_folder(tmp_path / "f" / "sub", "--out")
+    with pytest.raises(OwnError, match=r"^--out .*/f: exists and is not a folder$"):
+        check_writable_folder(tmp_path / "f", "--out", OwnError)
+    # the folder of a file the user named: the message names the file
+    with pytest.raises(SpeedrunError, match=r"^--out .*f/x.png: .*f is a file, not a folder$"):
+        check_writable_folder(tmp_path / "f", "--out", shown=tmp_path / "f" / "x.png")
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a user without rights (root has them all)
     with pytest.raises(SpeedrunError, match="no permission to write in"):
         check_writable_folder(tmp_path / "x", "--checkpoint-dir")

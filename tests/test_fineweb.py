@@ -183,6 +183,16 @@ def test_http_refusal_and_write_errors_are_named(hub, tmp_path):
                          fetch=LocalFetch(hub, fail=OSError(28, "No space left on device")))
 
 
+def test_dir_that_is_a_file_or_below_one_fails_before_any_download(hub, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    for out, why in ((tmp_path / "afile", "exists and is not a folder"),
+                     (tmp_path / "afile" / "sub", f"{tmp_path / 'afile'} is a file, not a folder")):
+        fetch = LocalFetch(hub)
+        with pytest.raises(SpeedrunError, match=f"^--dir {out}: {why}$"):
+            download_fineweb("10B", 1, str(out), fetch=fetch)
+        assert fetch.calls == []
+
+
 def test_fetch_that_returns_another_path_and_default_dir(hub, tmp_path, monkeypatch):
     staging = tmp_path / "staging"
     staging.mkdir()

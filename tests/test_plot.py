@@ -154,9 +154,9 @@ def test_unwritable_output_is_one_line_before_any_work(tmp_path, monkeypatch):
     (tmp_path / "FILE").write_text("a file, not a folder\n")
     before = sorted(p.name for p in tmp_path.rglob("*"))
     for out in (tmp_path / "FILE" / "x.png", tmp_path / "FILE" / "sub" / "x.png"):
-        with pytest.raises(SpeedrunError, match=f"^cannot write {out}: {tmp_path / 'FILE'} is not a folder$"):
+        with pytest.raises(SpeedrunError, match=f"^--out {out}: {tmp_path / 'FILE'} is a file, not a folder$"):
             plot_logs([str(tmp_path / "logs")], str(out))
-    with pytest.raises(SpeedrunError, match="it is a folder"):
+    with pytest.raises(SpeedrunError, match="is a folder; name the image file"):
         plot_logs([str(tmp_path / "logs")], str(tmp_path / "logs"))
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written
 
@@ -166,8 +166,8 @@ def test_unwritable_output_is_one_line_before_any_work(tmp_path, monkeypatch):
         return open(path, mode, *args, **kwargs)
 
     monkeypatch.setattr(plot_module, "open", no_write, raising=False)
-    with pytest.raises(SpeedrunError, match=f"cannot write .*: folder {tmp_path / 'ro'} is not writable "
-                                            r"\(Permission denied\)"):
+    with pytest.raises(SpeedrunError, match=f"^--out {tmp_path / 'ro' / 'x.png'}: cannot write there "
+                                            r"\(Permission denied\)$"):
         plot_logs([str(tmp_path / "logs")], str(tmp_path / "ro" / "x.png"))
     monkeypatch.undo()
     assert not list((tmp_path / "ro").iterdir())  # the folder may be made; nothing in it
@@ -186,7 +186,7 @@ def test_read_only_folder(tmp_path):
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        with pytest.raises(SpeedrunError, match=f"cannot write {ro / 'x.png'}: folder {ro} is not writable"):
+        with pytest.raises(SpeedrunError, match=f"^--out {ro / 'x.png'}: no permission to write in {ro}$"):
             plot_logs([str(tmp_path / "logs")], str(ro / "x.png"))
         assert not list(ro.iterdir())
     finally:

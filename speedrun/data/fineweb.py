@@ -16,7 +16,7 @@ from pathlib import Path
 
 from speedrun.data.shards import ShardError, shard_header
 from speedrun.errors import SpeedrunError
-from speedrun.files import write_atomic
+from speedrun.files import check_writable_folder, write_atomic
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,7 @@ def download_fineweb(variant: str, train_shards: int, out_dir: str | None, fetch
     `fetch(repo_id, filename, out_dir) -> path` does one download (default: `hub_fetch`); tests inject their own."""
     v, names = shard_filenames(variant, train_shards)
     out = Path(out_dir if out_dir is not None else v.default_dir)
-    if out.exists() and not out.is_dir():
-        raise SpeedrunError(f"--dir {out}: exists and is not a folder")
+    check_writable_folder(out, "--dir")
     print(f"FineWeb {variant}: {len(names)} files ({train_shards} train + val) from {v.repo_id} into {out}/",
           flush=True)
     created = not out.exists()

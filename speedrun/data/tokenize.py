@@ -22,6 +22,7 @@ import numpy as np
 from speedrun.data.shards import write_shard
 from speedrun.data.tokenizer import encode_document, gpt2
 from speedrun.errors import SpeedrunError
+from speedrun.files import check_writable_folder
 
 # Work unit sent to a worker: documents up to this many characters (or documents). Large enough that pickling
 # and scheduling cost little next to BPE, small enough that both cores stay busy on a few MB of input.
@@ -314,20 +315,6 @@ class _DefaultVal:
             self.sink.add(*self.held.popleft())
 
 
-def _check_out(out: Path) -> list[Path]:
-    """Fail before any work if --out cannot take the shards; return the folders that must be made, top first."""
-    missing, existing = [], out
-    while not existing.exists() and existing != existing.parent:
-        missing.append(existing)
-        existing = existing.parent
-    if not existing.is_dir():
-        where = "exists and is not a folder" if existing == out else f"{existing} is a file, not a folder"
-        raise TokenizeError(f"--out {out}: {where}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise TokenizeError(f"--out {out}: no permission to write in {existing}")
-    return missing[::-1]
-
-
 def _remove_dirs(made: list[Path]) -> None:
     with contextlib.suppress(OSError):  # made by this call and empty again: leave the file system as it was
         for d in reversed(made):
@@ -351,7 +338,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     if not name or "/" in name or os.sep in name or name.startswith("."):
         raise TokenizeError(f"--name {name!r}: must be a plain file-name prefix")
     out = Path(out_dir)
-    made = _check_out(out)
+    made = check_writable_folder(out, "--out", TokenizeError)  # the folders to remove again if this fails
     skipped: list[Path] = []
     files = expand_inputs(inputs, skipped)
     if skipped:
@@ -363,7 +350,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     gpt2()  # build the BPE once here: forked workers inherit it
 
-    try:  # what _check_out cannot foresee (a read-only file system, a full disk) fails here, before tokenizing
+    try:  # what check_writable_folder cannot foresee (a read-only file system, a full disk) fails here, before tokenizing
         out.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-tokenize-", dir=out))
     except OSError as e:
