@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 
 import torch
+from cuda_timing import median_cuda_ms
 
 from speedrun.data.shards import read_shard
 from speedrun.model.attention import BlockLists, flex_block_mask
@@ -46,18 +46,6 @@ def row_tokens(shard: str | None, T: int) -> torch.Tensor:
     toks[torch.randint(0, T, (T // 1000,), generator=g)] = 50256
     toks[0] = 50256
     return toks
-
-
-def time_ms(fn, iters: int) -> float:
-    ts = []
-    for _ in range(iters):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        ts.append((a, b))
-    torch.cuda.synchronize()
-    return statistics.median(x.elapsed_time(y) for x, y in ts)
 
 
 def main(argv=None) -> int:
@@ -103,10 +91,10 @@ def main(argv=None) -> int:
                     reference[w] = out
                 else:
                     row[f"max_diff_w{w}"] = max(float((a.float() - b.float()).abs().max()) for a, b in zip(out, reference[w]))
-                fwd = time_ms(lambda: attend(q, k, v, m), args.iters)
+                fwd = median_cuda_ms(lambda: attend(q, k, v, m), args.iters)
                 step = lambda: attend(qq, kk, vv, m).backward(dy)
                 row[f"fwd_ms_w{w}"] = fwd
-                row[f"fwd_bwd_ms_w{w}"] = time_ms(step, args.iters)
+                row[f"fwd_bwd_ms_w{w}"] = median_cuda_ms(step, args.iters)
         except Exception as e:  # noqa: BLE001 - a config the compiler rejects is reported, the rest go on
             row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
         rows.append(row)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,9 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--kernel-only", action="store_true", help="only the loss kernel, default launch, plain and MTP")
     args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("head_loss: needs a CUDA GPU", file=sys.stderr)
+        sys.exit(2)
     torch.manual_seed(0)
     N, K, V = args.tokens, args.dim, args.vocab
     x = F.rms_norm(torch.randn(N, K, device="cuda"), (K,)).bfloat16().requires_grad_()
