@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from speedrun.errors import SpeedrunError
 from speedrun.files import check_writable_folder, temp_path, write_atomic
-from speedrun.stats import DEFAULT_TARGET, Run, find_logs, group_label, label_settings, load_run, shared_settings
+from speedrun.stats import DEFAULT_TARGET, Run, find_logs, group_label, label_settings, load_run
 
 MAX_RUN_LINES = 8
 TARGET_NEAR = 0.5  # the target is drawn when within this fraction of the losses' span from them
@@ -43,7 +43,7 @@ def _run_label(run: Run, settings: str) -> str:
 
 def _series(runs: list[Run]) -> list[dict]:
     """One dict per line to draw: label, style, and x/y for both panels (+ band for groups)."""
-    settings = label_settings(runs)
+    settings = label_settings(runs)[0]
     if len(runs) <= MAX_RUN_LINES:
         return [dict(zip(("steps", "secs", "loss"), _points([r]).T), label=_run_label(r, settings[r.group]),
                      done=r.counted, planned=r.steps_planned, band=None) for r in runs]
@@ -147,7 +147,7 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
     what = f"{n_runs} run{'s' * (n_runs != 1)}" + (f" in {len(series)} groups: mean line, min–max band"
                                                    if n_runs > MAX_RUN_LINES else "")
     title = f"Validation loss, {what}. Y axis cut above: the early losses (~10.8 at step 0) are off the top."
-    shared = shared_settings(runs)
+    shared = label_settings(runs)[1]
     if shared:  # left out of every legend entry
         title += f"\nEvery run: {shared}"
     if not show_target:  # said, so a reader does not look for it

@@ -120,19 +120,18 @@ class Recipe:
         return None
 
     def grad_accum_steps(self, world_size: int) -> int:
-        per_micro = world_size * self.seq_len
-        if self.batch_tokens % per_micro:
-            raise RecipeError(f"batch_tokens={self.batch_tokens} is not divisible by world size {world_size} x "
-                              f"seq_len {self.seq_len} = {per_micro}")
-        return self.batch_tokens // per_micro
+        return self._rows_per_rank("batch_tokens", "seq_len", world_size)
 
     def val_batches(self, world_size: int) -> int:
         """Validation batches per rank (each of val_seq_len tokens)."""
-        per_step = world_size * self.val_seq_len
-        if self.val_tokens % per_step:
-            raise RecipeError(f"val_tokens={self.val_tokens} is not divisible by world size {world_size} x "
-                              f"val_seq_len {self.val_seq_len} = {per_step}")
-        return self.val_tokens // per_step
+        return self._rows_per_rank("val_tokens", "val_seq_len", world_size)
+
+    def _rows_per_rank(self, total: str, row: str, world_size: int) -> int:
+        per_step = world_size * getattr(self, row)
+        if getattr(self, total) % per_step:
+            raise RecipeError(f"{total}={getattr(self, total)} is not divisible by world size {world_size} x "
+                              f"{row} {getattr(self, row)} = {per_step}")
+        return getattr(self, total) // per_step
 
     def check(self) -> "Recipe":
         """Check combinations that no single type can; raise RecipeError naming the field."""

@@ -74,27 +74,17 @@ def format_fields(fields: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in fields.items())
 
 
-def label_settings(runs: list[Run]) -> dict[tuple[str, str, str], str]:
-    """Run.group -> the settings its label shows: changed_fields, plus, where groups of one recipe name would still
-    look alike (they differ in a field changed_fields leaves out, or their recipe is not defined in this checkout),
-    every field that tells them apart; less the settings every group shares (`shared_settings`, said once)."""
+def label_settings(runs: list[Run]) -> tuple[dict[tuple[str, str, str], str], str]:
+    """(Run.group -> the settings its label shows, the settings every group shares). A label shows changed_fields,
+    plus, where groups of one recipe name would still look alike (they differ in a field changed_fields leaves out,
+    or their recipe is not defined in this checkout), every field that tells them apart; less what every group of
+    several shows alike (a comparison's data files, say), which is said once instead."""
     shown = _shown_fields(runs)
-    common = _common_fields(shown)
-    return {key: format_fields({f: v for f, v in fields.items() if f not in common}) for key, fields in shown.items()}
-
-
-def shared_settings(runs: list[Run]) -> str:
-    """The settings (beyond the recipes' own) that every group of several shows alike, e.g. the data files of a
-    comparison on one track: '' for a single group, where the label says them."""
-    return format_fields(_common_fields(_shown_fields(runs)))
-
-
-def _common_fields(shown: dict) -> dict:
-    groups = list(shown.values())
-    if len(groups) < 2:
-        return {}
     same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-    return {f: v for f, v in groups[0].items() if all(f in g and same(g[f], v) for g in groups[1:])}
+    first, *rest = shown.values() if shown else [{}]
+    common = {f: v for f, v in first.items() if rest and all(f in g and same(g[f], v) for g in rest)}
+    labels = {key: format_fields({f: v for f, v in fields.items() if f not in common}) for key, fields in shown.items()}
+    return labels, format_fields(common)
 
 
 def _shown_fields(runs: list[Run]) -> dict[tuple[str, str, str], dict]:
@@ -140,7 +130,7 @@ class Summary:
     overall: Stats | None  # None when no run counts
     groups: dict[tuple[str, str, str], Stats] = field(default_factory=dict)  # Run.group -> stats
     labels: dict[tuple[str, str, str], str] = field(default_factory=dict)  # Run.group -> group_label
-    shared: str = ""  # settings every group shares, left out of the labels (shared_settings)
+    shared: str = ""  # settings every group shares, left out of the labels (label_settings)
 
     @property
     def counted(self) -> list[Run]:
@@ -249,10 +239,10 @@ def summarize(paths: list[str], target: float = DEFAULT_TARGET) -> Summary:
     groups: dict[tuple[str, str, str], list[Run]] = {}
     for r in counted:
         groups.setdefault(r.group, []).append(r)
-    settings = label_settings(counted)
+    settings, shared = label_settings(counted)
     return Summary(target, runs, stats_of(counted) if counted else None,
                    {k: stats_of(v) for k, v in sorted(groups.items())},
-                   {k: group_label(v[0], settings[k]) for k, v in groups.items()}, shared_settings(counted))
+                   {k: group_label(v[0], settings[k]) for k, v in groups.items()}, shared)
 
 
 def format_p(p: float | None) -> str:

@@ -18,7 +18,7 @@ from speedrun import PROCESS_START
 from speedrun import checkpoint as ckpt_mod
 from speedrun.build import build_model, build_optimizers
 from speedrun.data.demo import data_files
-from speedrun.data.shards import read_shard, shard_header
+from speedrun.data.shards import shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
 from speedrun.distributed import barrier_if_distributed
 from speedrun.errors import TrainingError
@@ -134,9 +134,7 @@ class Trainer:
         if shared:
             raise RecipeError(f"train_files and val_files share {shared[0]}" + (f" and {len(shared) - 1} more" if
                               len(shared) > 1 else "") + ": validation would score tokens the model trained on")
-        check_val_size(self.val_files, r.val_tokens, r.val_seq_len, plan.world_size)
-        for f in {*train_files, *self.val_files}:  # token ids in range: a bad shard fails now, not mid-run
-            read_shard(f, vocab_size=r.vocab_size)
+        check_val_size(self.val_files, r.val_tokens, r.val_seq_len, plan.world_size, r.vocab_size)
         file_list = [(f.name, shard_header(f)) for f in train_files]
         position = None
         if self.ckpt is not None:

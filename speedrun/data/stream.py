@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speedrun.data.shards import ShardError, read_shard, resolve_shards, shard_header
+from speedrun.data.shards import MAX_TOKEN, ShardError, read_shard, resolve_shards, shard_header
 from speedrun.data.tokenizer import VOCAB_SIZE
 
 
@@ -39,10 +39,11 @@ class BatchStream:
                              f"{world_size} x {seq_len}-token rows")
         self.batch_tokens, self.seq_len, self.rank, self.world_size = batch_tokens, seq_len, rank, world_size
         self.accum = batch_tokens // (seq_len * world_size)
-        self.loop, self.device, self.vocab_size = loop, torch.device(device), vocab_size
+        self.loop, self.device = loop, torch.device(device)
         self.position = position or StreamPosition()
         self._tokens, self._tokens_shard = None, -1
-        usable = [shard_header(f) > batch_tokens for f in self.files]  # validates every header up front
+        # every header and token id checked once, here: a bad shard fails before any work, not mid-run on the clock
+        usable = [len(read_shard(f, vocab_size=vocab_size)) > batch_tokens for f in self.files]
         if not any(usable):
             where = self.files[0] if len(self.files) == 1 else f"{self.files[0].parent} ({len(self.files)} shards)"
             raise ShardError(f"{where}: no shard holds more than one {role} batch of {batch_tokens:,} tokens "
@@ -50,7 +51,7 @@ class BatchStream:
 
     def _shard_tokens(self) -> np.ndarray:
         if self._tokens_shard != self.position.shard:
-            self._tokens = read_shard(self.files[self.position.shard], vocab_size=self.vocab_size)
+            self._tokens = read_shard(self.files[self.position.shard], vocab_size=MAX_TOKEN + 1)  # checked above
             self._tokens_shard = self.position.shard
         return self._tokens
 
@@ -96,15 +97,15 @@ class BatchStream:
         return self.next_step()
 
 
-def check_val_size(files, val_tokens: int, val_seq_len: int, world_size: int = 1) -> None:
-    """Raise ShardError (one line, naming the files) unless the val files hold `val_tokens` positions.
-    The positions scored do not depend on `world_size` (see `val_batches`); it is accepted for symmetry only."""
-    for _ in val_batches(files, val_tokens, val_seq_len, 0, 1, read=False):
+def check_val_size(files, val_tokens: int, val_seq_len: int, world_size: int = 1, vocab_size: int = VOCAB_SIZE) -> None:
+    """Raise ShardError (one line, naming the files) unless the val files hold `val_tokens` positions, every token id
+    below `vocab_size`. The positions scored do not depend on `world_size` (see `val_batches`): accepted for symmetry."""
+    for _ in val_batches(files, val_tokens, val_seq_len, 0, 1, read=False, vocab_size=vocab_size):
         pass
 
 
 def val_batches(files, val_tokens: int, val_seq_len: int, rank: int = 0, world_size: int = 1,
-                device: str | torch.device = "cpu", read: bool = True):
+                device: str | torch.device = "cpu", read: bool = True, vocab_size: int = VOCAB_SIZE):
     """This rank's validation rows, read from the start of the val stream every time it is called.
     The stream is walked in rows of val_seq_len whatever the world size, and rank r scores rows r, r + W, ...;
     so the positions scored never depend on the number of ranks, even across several val shards."""
@@ -112,7 +113,8 @@ def val_batches(files, val_tokens: int, val_seq_len: int, rank: int = 0, world_s
     if val_tokens % val_seq_len or rows % world_size:
         raise ValueError(f"val_tokens={val_tokens} is not a multiple of world size x val_seq_len = "
                          f"{world_size * val_seq_len}")
-    stream = BatchStream(files, val_seq_len, val_seq_len, 0, 1, loop=False, device=device, role="validation")
+    stream = BatchStream(files, val_seq_len, val_seq_len, 0, 1, loop=False, device=device, role="validation",
+                         vocab_size=vocab_size)
     for row in range(rows):
         try:
             if row % world_size != rank:
