@@ -68,15 +68,14 @@ def gate_weight(outputs: int, inputs: int) -> nn.Parameter:
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, r: Recipe, key_offset: bool = False, rotary: Rotary | None = None):
+    def __init__(self, r: Recipe, key_offset: bool, rotary: Rotary):
         super().__init__()
         self.num_heads, self.head_dim, self.scale = r.num_heads, r.head_dim, r.attn_scale
         hdim = r.num_heads * r.head_dim
         # One merged weight; Muon orthogonalises its three (hdim, dim) slices separately.
         self.qkv_w = nn.Parameter(init_uniform_(torch.empty(3, hdim, r.model_dim), r.model_dim))
         self.lambdas = nn.Parameter(torch.tensor([0.5, 0.5]))  # v = a*v + b*ve
-        # The model passes one table for all layers: each of its own would be 2 x 67 MB at record21's lengths.
-        self.rotary = rotary if rotary is not None else rotary_table(r)
+        self.rotary = rotary  # one table for all layers: each its own would be 2 x 67 MB at record21's lengths
         self.c_proj = CastedLinear(hdim, r.model_dim, zero_init=True)
         # Sparse attention gate: each head's output scaled by sigmoid(w_h . x[:gate_dims]), so a head can switch
         # itself off for a token instead of parking attention on a sink.
@@ -128,12 +127,8 @@ class MLP(nn.Module):
         return self.c_proj(F.relu(self.c_fc(x)).square())
 
 
-def rotary_table(r: Recipe) -> Rotary:
-    return Rotary(r.head_dim, max(r.seq_len, r.val_seq_len), r.rotary_base)
-
-
 class Block(nn.Module):
-    def __init__(self, r: Recipe, layer: int, rotary: Rotary | None = None):
+    def __init__(self, r: Recipe, layer: int, rotary: Rotary):
         super().__init__()
         key_offset = r.key_offset and r.window_pattern[layer] == "L"
         self.attn = None if layer in r.no_attn_layers else CausalSelfAttention(r, key_offset, rotary)
@@ -157,7 +152,7 @@ class GPT(nn.Module):
         self.recipe, self.attention = r, attention
         self.embed = nn.Embedding(r.vocab_size, r.model_dim)
         self.value_embeds = nn.ModuleList(nn.Embedding(r.vocab_size, r.model_dim) for _ in range(r.value_embeds))
-        rotary = rotary_table(r)  # shared by every layer's attention
+        rotary = Rotary(r.head_dim, max(r.seq_len, r.val_seq_len), r.rotary_base)  # shared by every layer
         self.blocks = nn.ModuleList(Block(r, i, rotary) for i in range(r.num_layers))
         fp8 = (r.fp8_x_scale, r.fp8_w_scale, r.fp8_grad_scale) if r.fp8_head else None
         self.lm_head = CastedLinear(r.model_dim, r.padded_vocab, fp8_scales=fp8, zero_init=True)
