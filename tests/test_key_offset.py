@@ -3,9 +3,9 @@
 
 import pytest
 import torch
+from test_model import FAST, build, random_tokens, randomize_, small_recipe
 
 from speedrun.model.rotary import rotary_frequencies
-from tests.test_model import FAST, build, random_tokens, randomize_, small_recipe
 
 NEXT = dict(FAST, key_offset=True)
 
