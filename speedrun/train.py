@@ -115,11 +115,27 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
             metrics.close()
 
 
+class Laps:
+    """Seconds of each set-up phase, from the package's import on: where launch time goes before compiling."""
+
+    def __init__(self):
+        self.t, self.laps = PROCESS_START, {}
+
+    def __call__(self, name: str) -> None:
+        now = time.time()
+        self.laps[name], self.t = now - self.t, now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {s:.1f}" for name, s in self.laps.items())
+
+
 class Trainer:
     """One run's components (stream, model, optimisers, log, checkpoint keeper) and its loop."""
 
     def __init__(self, r: Recipe, plan: Plan, log_dir, print_every, say, save_every, checkpoint_dir, resume):
         self.r, self.plan = r, plan
+        self.laps = laps = Laps()
+        laps("imports+plan")  # since the package's import: torch, the command line, the recipe, the device plan
         self.ckpt = _checked_resume(resume, r)
         if save_every is None and self.ckpt is not None:
             save_every = self.ckpt.save_every
@@ -142,6 +158,7 @@ class Trainer:
             position = StreamPosition(**self.ckpt.stream)
         self.stream = BatchStream(train_files, r.batch_tokens, r.seq_len, plan.rank, plan.world_size,
                                   loop=r.train_loop, device=plan.device, position=position, vocab_size=r.vocab_size)
+        laps("data")
         if plan.device.type == "cuda":
             torch.cuda.set_device(plan.device)
         else:
@@ -150,10 +167,13 @@ class Trainer:
         if plan.world_size > 1:
             for p in self.model.parameters():
                 torch.distributed.broadcast(p.detach(), 0)
+        laps("model")
         self.optimizers = build_optimizers(self.model, r, compile_ns=plan.compile)
         self.runner = torch.compile(self.model, dynamic=False) if plan.compile else self.model
+        laps("optimisers")
         self.print_every = print_every or (1 if r.steps <= 200 else 10)
         self.log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main, sections={"plan": plan.describe(r)})
+        laps("log")
         self.say = say if plan.main else (lambda *a, **k: None)
         self.keeper = CheckpointKeeper(self, Path(checkpoint_dir), file_list)
         self.metrics = Metrics()
@@ -164,7 +184,7 @@ class Trainer:
         for line in plan.describe(r).splitlines():
             say(f"  {line}")
         t_launch = time.perf_counter()
-        setup_s = time.time() - PROCESS_START  # import, data checks, model and optimisers: before any compiling
+        setup_s = time.time() - PROCESS_START  # before any compiling
         try:
             warmup_and_restore(self.runner, self.optimizers, r, plan, self.model.window(0), say)
             start = self._restore() if self.ckpt is not None else RunResult(None, [], [], 0.0)
@@ -172,7 +192,7 @@ class Trainer:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
             say(f"warm-up: {r.warmup_steps} untimed steps and state restore in {time.perf_counter() - t_launch:.1f}s "
-                f"(after {setup_s:.1f}s of setup)")
+                f"(after {setup_s:.1f}s of setup: {self.laps})")
             with StopRequest() as stop:
                 result = self._loop(start, stop)
         except torch.OutOfMemoryError as e:

@@ -165,6 +165,18 @@ def test_short_run_val_losses(short_run):
     assert result.log_path is not None and Path(result.log_path).parent == log_dir
 
 
+def test_warm_up_line_says_where_the_setup_time_went(short_run):
+    """Launch time before any compiling, phase by phase, in the order they run (a slow start shows where it is)."""
+    import re
+    *_, lines = short_run
+    (line,) = [a[0] for a in lines if a[0].startswith("warm-up: ")]
+    m = re.search(r"\(after ([\d.]+)s of setup: imports\+plan ([\d.]+), data ([\d.]+), model ([\d.]+), "
+                  r"optimisers ([\d.]+), log ([\d.]+)\)$", line)
+    assert m, line
+    total, *phases = map(float, m.groups())
+    assert sum(phases) <= total + 0.3  # each rounded to 0.1 s; what is left ran between the log and the warm-up
+
+
 def test_short_run_log_parses(short_run):
     r, result, log_dir, _ = short_run
     logs = list(log_dir.iterdir())
