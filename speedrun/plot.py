@@ -41,9 +41,9 @@ def _run_label(run: Run, settings: str) -> str:
     return f"{name} ({run.status}): last {run.last_val[1]:.4f} at step {run.last_val[0]}/{run.steps_planned}"
 
 
-def _series(runs: list[Run]) -> list[dict]:
-    """One dict per line to draw: label, style, and x/y for both panels (+ band for groups)."""
-    settings = label_settings(runs)[0]
+def _series(runs: list[Run], settings: dict) -> list[dict]:
+    """One dict per line to draw: label, style, and x/y for both panels (+ band for groups). settings: per group,
+    from label_settings."""
     if len(runs) <= MAX_RUN_LINES:
         return [dict(zip(("steps", "secs", "loss"), _points([r]).T), label=_run_label(r, settings[r.group]),
                      done=r.counted, planned=r.steps_planned, band=None) for r in runs]
@@ -118,7 +118,8 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
             runs.append(r)
     if not runs:
         raise SpeedrunError(f"no val loss points to plot in {', '.join(paths)}")
-    series = _series(runs)
+    settings, shared = label_settings(runs)
+    series = _series(runs, settings)
     fig = Figure(figsize=(13, 5.6), layout="constrained")
     FigureCanvasAgg(fig)
     ax_t, ax_s = fig.subplots(1, 2, sharey=True)
@@ -147,7 +148,6 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
     what = f"{n_runs} run{'s' * (n_runs != 1)}" + (f" in {len(series)} groups: mean line, min–max band"
                                                    if n_runs > MAX_RUN_LINES else "")
     title = f"Validation loss, {what}. Y axis cut above: the early losses (~10.8 at step 0) are off the top."
-    shared = label_settings(runs)[1]
     if shared:  # left out of every legend entry
         title += f"\nEvery run: {shared}"
     if not show_target:  # said, so a reader does not look for it
