@@ -29,7 +29,7 @@ if [ "$what" = ttt ]; then
   # timeout signals its whole process group, so the training processes that time_to_target.py starts stop too
   timeout "${LIMIT:-540}" python3 benchmarks/time_to_target.py --out "/tmp/ttt/$name" "${TRACK[@]}" --set val_every=0 "$@"
   rc=$?
-  tar czf "$OUT/$name.tgz" -C /tmp/ttt "$name"
+  tar czf "$OUT/$name.tgz" --exclude=checkpoints -C /tmp/ttt "$name"  # weights stay on the device (1 GB each)
   exit $rc
 fi
 case $what in tests|all) python3 -m pytest -q tests/gpu -s 2>&1 | tee "$OUT/gpu_tests.txt" ;; esac

@@ -40,8 +40,9 @@ def parse_variant(text: str) -> tuple[str, str, list[str]]:
 def launch(label: str, recipe: str, sets: list[str], common: list[str], out: Path, print_every: int):
     folder = out / label
     folder.mkdir(parents=True, exist_ok=True)
+    # each variant its own checkpoint folder: variants of one recipe would otherwise write the same final file
     cmd = [sys.executable, "-m", "speedrun", "train", "--recipe", recipe, "--log-dir", str(folder),
-           "--print-every", str(print_every)]
+           "--checkpoint-dir", str(folder / "checkpoints"), "--print-every", str(print_every)]
     for s in common + sets:
         cmd += ["--set", s]
     console = open(folder / "console.txt", "w")

@@ -102,6 +102,9 @@ class Recipe:
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
+    logit_offset: float = 0.0  # logits = cap * sigmoid((raw + offset) / cap_div): asymmetric about raw = 0
+    attn_proj_random_init: bool = False  # attention output projection: uniform init like the others (else zeros)
+    scalar_adam_betas: list[float] = dataclasses.field(default_factory=list)  # Adam betas of the scalars ([]: adam_betas)
     name: str = ""
     description: str = ""
 
@@ -172,6 +175,9 @@ class Recipe:
         need(self.batch_tokens % self.seq_len == 0,
              f"batch_tokens={self.batch_tokens} must be a multiple of seq_len={self.seq_len}")
         need(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas), "adam_betas must be two values in [0, 1)")
+        need(not self.scalar_adam_betas or len(self.scalar_adam_betas) == 2
+             and all(0 <= b < 1 for b in self.scalar_adam_betas),
+             "scalar_adam_betas must be [] (adam_betas) or two values in [0, 1)")
         need(len(self.ns_coefficients) == 3, "ns_coefficients must be three numbers (a, b, c)")
         need(self.orthogonalizer in ("newton_schulz", "polar_express"),
              f"orthogonalizer={self.orthogonalizer!r} must be newton_schulz or polar_express")
@@ -198,6 +204,7 @@ class Recipe:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
+REQUIRED = [n for n, f in FIELDS.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
 
 # Ideas measured as no gain on the 1-GPU track and then removed: each field and its "off" value. Their results are
 # in experiments/2026-11-25_fast-1gpu-h100/README.md; commit RETIRED_AT (or the field's own in RETIRED_COMMITS)
@@ -303,7 +310,7 @@ def load_recipe(name_or_path: str = "tiny", overrides: list[str] | dict | None =
     values = _read_toml(name_or_path)
     given = apply_overrides(values, overrides)
     _derive_shapes(values, given)
-    missing = [f for f, spec in FIELDS.items() if f not in values and spec.default is dataclasses.MISSING]
+    missing = [f for f in REQUIRED if f not in values]
     if missing:
         raise RecipeError(f"recipe {name_or_path}: missing field(s) {', '.join(missing)} (add them or set base = \"record21\")")
     return Recipe(**values).check()
@@ -343,7 +350,7 @@ def recipe_from_dict(d: dict, source: str = "recipe") -> Recipe:
     unknown = sorted(set(d) - set(FIELDS))
     if unknown:
         raise RecipeError(f"{source}: unknown field(s) {', '.join(unknown)}")
-    missing = [f for f, spec in FIELDS.items() if f not in d and spec.default is dataclasses.MISSING]
+    missing = [f for f in REQUIRED if f not in d]
     if missing:
         raise RecipeError(f"{source}: missing field(s) {', '.join(missing)}")
     return Recipe(**d).check()

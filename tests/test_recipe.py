@@ -8,6 +8,7 @@ import pytest
 
 from speedrun.recipe import (
     FIELDS,
+    REQUIRED,
     RECIPE_DIR,
     RETIRED_AT,
     RETIRED_COMMITS,
@@ -243,11 +244,11 @@ def test_missing_fields(tmp_path):
     msg = _error(str(path))
     assert str(path) in msg and "missing field(s)" in msg
     missing = re.search(r"missing field\(s\) (.*) \(add them", msg).group(1).split(", ")
-    required = [k for k, f in FIELDS.items() if k != "steps" and f.default is dataclasses.MISSING]
+    required = [k for k in REQUIRED if k != "steps"]
     assert missing == required
     # fields added after logs and checkpoints were written have an off default, so those still load
-    assert {k for k, f in FIELDS.items() if f.default is not dataclasses.MISSING} == {
-        "name", "description", "key_offset"}
+    assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset", "logit_offset",
+                                           "attn_proj_random_init", "scalar_adam_betas"}
 
 
 def test_base_loop(tmp_path):
