@@ -32,7 +32,7 @@ def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[t
     adam_groups = [
         dict(params=groups["head"], lr=r.lr_head),
         dict(params=groups["embed"], lr=r.lr_embed),
-        dict(params=groups["scalar"], lr=r.lr_scalar, betas=tuple(r.scalar_adam_betas or r.adam_betas)),
+        dict(params=groups["scalar"], lr=r.lr_scalar),
     ]
     cuda = next(model.parameters()).is_cuda
     adam = torch.optim.Adam(adam_groups, betas=tuple(r.adam_betas), eps=r.adam_eps, fused=cuda)

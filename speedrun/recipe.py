@@ -102,9 +102,6 @@ class Recipe:
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
-    logit_offset: float = 0.0  # logits = cap * sigmoid((raw + offset) / cap_div): asymmetric about raw = 0
-    attn_proj_random_init: bool = False  # attention output projection: uniform init like the others (else zeros)
-    scalar_adam_betas: list[float] = dataclasses.field(default_factory=list)  # Adam betas of the scalars ([]: adam_betas)
     name: str = ""
     description: str = ""
 
@@ -175,9 +172,6 @@ class Recipe:
         need(self.batch_tokens % self.seq_len == 0,
              f"batch_tokens={self.batch_tokens} must be a multiple of seq_len={self.seq_len}")
         need(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas), "adam_betas must be two values in [0, 1)")
-        need(not self.scalar_adam_betas or len(self.scalar_adam_betas) == 2
-             and all(0 <= b < 1 for b in self.scalar_adam_betas),
-             "scalar_adam_betas must be [] (adam_betas) or two values in [0, 1)")
         need(len(self.ns_coefficients) == 3, "ns_coefficients must be three numbers (a, b, c)")
         need(self.orthogonalizer in ("newton_schulz", "polar_express"),
              f"orthogonalizer={self.orthogonalizer!r} must be newton_schulz or polar_express")
@@ -215,8 +209,10 @@ RETIRED_FIELDS = {
     "align_rows_to_docs": False, "max_doc_tokens": 0, "max_doc_tokens_stages": [], "batch_stages": [],
     "fused_mlp": False, "ve_gate": False, "skip_gate": False, "bigram_buckets": 0, "paired_head_layers": [],
     "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0, "backout_after": 0,
+    "logit_offset": 0.0, "attn_proj_random_init": False, "scalar_adam_betas": [],
 }
-RETIRED_COMMITS = {"backout_after": "8ee2980"}  # removed later than RETIRED_AT
+RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
+                   "scalar_adam_betas": "34c3e85"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:

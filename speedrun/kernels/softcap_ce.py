@@ -1,7 +1,7 @@
 """Soft-capped cross-entropy whose forward pass also writes the logits' gradient: one Triton kernel.
 
 For logits l (N, V), targets t and multi-token-prediction extra targets e_ij (-1 where absent) with weights w_j,
-s = sigmoid((l + offset) / div), z = cap * s (the soft-capped logits) and lse_i = logsumexp(z_i):
+s = sigmoid(l / div), z = cap * s (the soft-capped logits) and lse_i = logsumexp(z_i):
 
     loss_i      = (lse_i - z_i[t_i]) + sum_j w_j (lse_i - z_i[e_ij])          over the e_ij >= 0
     dloss_i/dl  = ((1 + sum_j w_j) softmax(z_i) - onehot(t_i) - sum_j w_j onehot(e_ij)) * (cap / div) * s_i * (1 - s_i)
@@ -29,12 +29,12 @@ MAX_CAP = 60.0  # exp(-cap) stays a normal float32
 
 
 def softcap_cross_entropy_reference(logits: Tensor, targets: Tensor, cap: float, div: float, grad_scale: float = 1.0,
-                                    extra: Tensor | None = None, extra_weights: Tensor | None = None,
-                                    offset: float = 0.0) -> tuple[Tensor, Tensor]:
+                                    extra: Tensor | None = None, extra_weights: Tensor | None = None
+                                    ) -> tuple[Tensor, Tensor]:
     """(per-row losses float32 (N,), grad_scale * dloss_i/dlogits float32 (N, V)), computed in float32.
     extra (N, J) extra targets (-1: none) weighted by extra_weights (J,): the multi-token-prediction terms."""
     lf = logits.float()
-    s = torch.sigmoid((lf + offset) / div)
+    s = torch.sigmoid(lf / div)
     z = cap * s
     lse = torch.logsumexp(z, dim=-1)
     losses = lse - z.gather(-1, targets.long()[:, None])[:, 0]
@@ -54,9 +54,8 @@ if triton is not None:
 
     @triton.jit
     def _softcap_ce_kernel(logits_ptr, targets_ptr, losses_ptr, grad_ptr, extra_ptr, weights_ptr, V,
-                           logits_row_stride, grad_row_stride, extra_row_stride, cap, inv_div, shift, grad_scale,
+                           logits_row_stride, grad_row_stride, extra_row_stride, cap, inv_div, grad_scale,
                            BLOCK: tl.constexpr, NUM_EXTRA: tl.constexpr):
-        # shift = offset / div: s = sigmoid(raw * inv_div + shift)
         # NUM_EXTRA is a compile-time constant: with 0 every extra-target line below is compiled out and the
         # kernel is the plain one (extra_ptr and weights_ptr are then never read).
         row = tl.program_id(0).to(tl.int64)
@@ -67,18 +66,18 @@ if triton is not None:
             cols = start + tl.arange(0, BLOCK)
             inside = cols < V
             raw = tl.load(row_logits + cols, mask=inside, other=0.0, eviction_policy="evict_last").to(tl.float32)
-            z = cap * tl.sigmoid(raw * inv_div + shift)
+            z = cap * tl.sigmoid(raw * inv_div)
             acc += tl.where(inside, tl.exp(z - cap), 0.0)
         lse = cap + tl.log(tl.sum(acc, axis=0))
         target = tl.load(targets_ptr + row)
-        z_target = cap * tl.sigmoid(tl.load(row_logits + target).to(tl.float32) * inv_div + shift)
+        z_target = cap * tl.sigmoid(tl.load(row_logits + target).to(tl.float32) * inv_div)
         loss = lse - z_target
         extra_sum = 0.0  # sum of the weights of this row's present extra targets
         if NUM_EXTRA > 0:
             for j in tl.static_range(NUM_EXTRA):
                 e = tl.load(extra_ptr + row * extra_row_stride + j)
                 w = tl.where(e >= 0, tl.load(weights_ptr + j), 0.0)
-                z_e = cap * tl.sigmoid(tl.load(row_logits + tl.maximum(e, 0)).to(tl.float32) * inv_div + shift)
+                z_e = cap * tl.sigmoid(tl.load(row_logits + tl.maximum(e, 0)).to(tl.float32) * inv_div)
                 loss += w * (lse - z_e)
                 extra_sum += w
         tl.store(losses_ptr + row, loss)
@@ -92,26 +91,26 @@ if triton is not None:
             cols = start + tl.arange(0, BLOCK)
             inside = cols < V
             raw = tl.load(row_logits + cols, mask=inside, other=0.0, eviction_policy="evict_first").to(tl.float32)
-            s = tl.sigmoid(raw * inv_div + shift)
+            s = tl.sigmoid(raw * inv_div)
             d = tl.exp(cap * s - lse_p) * (slope * s * (1.0 - s))
             tl.store(row_grad + cols, d.to(grad_ptr.dtype.element_ty), mask=inside)
         # the one-hot columns: each written whole (softmax part minus every one-hot weight that falls on it, so
         # coinciding targets give the same value), after a barrier so that it lands after the loop's store of it
         tl.debug_barrier()
         _write_onehot_column(target, target, row_logits, row_grad, extra_ptr + row * extra_row_stride, weights_ptr,
-                             cap, inv_div, shift, lse_p, slope, NUM_EXTRA)
+                             cap, inv_div, lse_p, slope, NUM_EXTRA)
         if NUM_EXTRA > 0:
             for j in tl.static_range(NUM_EXTRA):
                 e = tl.load(extra_ptr + row * extra_row_stride + j)
                 if e >= 0:
                     _write_onehot_column(e, target, row_logits, row_grad, extra_ptr + row * extra_row_stride,
-                                         weights_ptr, cap, inv_div, shift, lse_p, slope, NUM_EXTRA)
+                                         weights_ptr, cap, inv_div, lse_p, slope, NUM_EXTRA)
 
     @triton.jit
-    def _write_onehot_column(col, target, row_logits, row_grad, row_extra, weights_ptr, cap, inv_div, shift, lse_p,
-                             slope, NUM_EXTRA: tl.constexpr):
+    def _write_onehot_column(col, target, row_logits, row_grad, row_extra, weights_ptr, cap, inv_div, lse_p, slope,
+                             NUM_EXTRA: tl.constexpr):
         """grad[col] = ((1 + sum w) softmax(z)[col] - [col == target] - sum_j w_j [col == e_j]) * slope s (1 - s)."""
-        s = tl.sigmoid(tl.load(row_logits + col).to(tl.float32) * inv_div + shift)
+        s = tl.sigmoid(tl.load(row_logits + col).to(tl.float32) * inv_div)
         p = tl.exp(cap * s - lse_p) - tl.where(col == target, 1.0, 0.0)
         if NUM_EXTRA > 0:
             for j in tl.static_range(NUM_EXTRA):
@@ -121,8 +120,8 @@ if triton is not None:
 
 def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float, div: float, grad_scale: float = 1.0,
                                     grad_dtype: torch.dtype = torch.bfloat16, block: int = 2048, num_warps: int = 4,
-                                    extra: Tensor | None = None, extra_weights: Tensor | None = None,
-                                    offset: float = 0.0) -> tuple[Tensor, Tensor]:
+                                    extra: Tensor | None = None, extra_weights: Tensor | None = None
+                                    ) -> tuple[Tensor, Tensor]:
     """logits (N, V) with unit stride along V, targets (N,) in [0, V) -> (per-row losses float32 (N,),
     grad_scale * dloss_i/dlogits (N, V) in `grad_dtype`). Needs Triton (a CUDA GPU, or TRITON_INTERPRET=1).
     extra (N, J) integer multi-token-prediction targets in [0, V) or -1 (none), extra_weights (J,) float32 on the
@@ -151,6 +150,6 @@ def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float,
         extra, weights = targets, losses
     if N:
         _softcap_ce_kernel[(N,)](logits, targets, losses, grad, extra, weights, V, logits.stride(0), grad.stride(0),
-                                 extra.stride(0), float(cap), 1.0 / div, offset / div, float(grad_scale), BLOCK=block,
+                                 extra.stride(0), float(cap), 1.0 / div, float(grad_scale), BLOCK=block,
                                  NUM_EXTRA=num_extra, num_warps=num_warps)
     return losses, grad

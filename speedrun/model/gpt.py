@@ -76,7 +76,7 @@ class CausalSelfAttention(nn.Module):
         self.qkv_w = nn.Parameter(init_uniform_(torch.empty(3, hdim, r.model_dim), r.model_dim))
         self.lambdas = nn.Parameter(torch.tensor([0.5, 0.5]))  # v = a*v + b*ve
         self.rotary = rotary  # one table for all layers: each its own would be 2 x 67 MB at record21's lengths
-        self.c_proj = CastedLinear(hdim, r.model_dim, zero_init=not r.attn_proj_random_init)
+        self.c_proj = CastedLinear(hdim, r.model_dim, zero_init=True)
         # Sparse attention gate: each head's output scaled by sigmoid(w_h . x[:gate_dims]), so a head can switch
         # itself off for a token instead of parking attention on a sink.
         self.gate_dims = r.gate_dims
@@ -197,8 +197,7 @@ class GPT(nn.Module):
         if targets is not None and self.fused_head_loss_active():
             r = self.recipe
             return fp8_softcap_cross_entropy(norm(x), self.lm_head.weight, targets, *self.lm_head.fp8_scales,
-                                             r.logit_cap, r.logit_cap_div, extra, None if extra is None else self.mtp_w,
-                                             r.logit_offset)
+                                             r.logit_cap, r.logit_cap_div, extra, None if extra is None else self.mtp_w)
         logits = self.head(x)
         if targets is None:
             return logits
@@ -257,7 +256,7 @@ class GPT(nn.Module):
     def head(self, x: Tensor) -> Tensor:
         logits = self.lm_head(norm(x)).float()
         r = self.recipe
-        return r.logit_cap * torch.sigmoid((logits + r.logit_offset) / r.logit_cap_div)
+        return r.logit_cap * torch.sigmoid(logits / r.logit_cap_div)
 
     def forward_cached(self, inputs: Tensor, cache: "KVCache", long_blocks: int, last_only: bool = False) -> Tensor:
         """inputs (T,) at positions cache.length ... cache.length + T - 1, after those in `cache` (which this extends)
