@@ -83,6 +83,30 @@ def time_steps(runner, optimizers, r, plan, batches_fn, window, steps: int) -> l
     return [s.elapsed_time(e) for s, e in times]
 
 
+PROFILED_STEPS = 5
+# Kernel families by name, first match wins: where a step's GPU time goes (the profile's self CUDA times).
+CATEGORIES = [("loss kernel", r"_softcap_ce"), ("attention (flex templates)", r"flex|triton_tem"),
+              ("fp8 matmul", r"f8|e4m3|e5m2|fp8"), ("matmul", r"gemm|nvjet|cutlass|xmma|sm90|sm100"),
+              ("optimizer foreach/adam", r"multi_tensor|foreach|adam"), ("fused elementwise/reductions",
+              r"^triton_(poi|red|per)"), ("copies/fills", r"copy|memcpy|memset|fill|cat")]
+
+
+def kernel_categories(events) -> str:
+    """Per-step GPU ms of each kernel family (CATEGORIES) and their total: what a step's kernels keep busy."""
+    import re
+
+    totals: dict[str, float] = {}
+    for e in events:
+        ms = getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0)) / 1000 / PROFILED_STEPS
+        if ms <= 0 or e.key.startswith("ProfilerStep"):
+            continue
+        name = next((c for c, pat in CATEGORIES if re.search(pat, e.key, re.I)), "other")
+        totals[name] = totals.get(name, 0.0) + ms
+    lines = [f"{'kernel family':<30} {'ms/step':>8}"] + [f"{k:<30} {v:>8.2f}" for k, v in
+                                                       sorted(totals.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines + [f"{'total (GPU busy)':<30} {sum(totals.values()):>8.2f}"])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default="record21_1gpu")
@@ -137,8 +161,10 @@ def main(argv=None) -> int:
 
         w = wt(windows[at_steps[-1]])
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            time_steps(runner, optimizers, r, plan, batches_fn, w, 5)
-        print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70))
+            time_steps(runner, optimizers, r, plan, batches_fn, w, PROFILED_STEPS)
+        events = prof.key_averages()
+        print(events.table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=90))
+        print(kernel_categories(events))
     print(f"\n{torch.cuda.get_device_name()} | recipe {r.name} | {r.batch_tokens:,} tokens/step "
           f"({accum} x {r.seq_len:,}) | data {'shards' if args.shards else 'synthetic'} | "
           f"compile + warm-up {compile_s:.0f}s | torch {torch.__version__}")
