@@ -102,6 +102,7 @@ class Recipe:
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
+    untied_value_embeds: bool = False  # the last `value_embeds` layers get tables of their own (2 x value_embeds)
     name: str = ""
     description: str = ""
 
@@ -111,13 +112,18 @@ class Recipe:
         return math.ceil(self.vocab_size / self.vocab_multiple) * self.vocab_multiple
 
     def value_embed_layer(self, layer: int) -> int | None:
-        """Which value-embedding table `layer` uses: first k layers use 0..k-1, last k layers again 0..k-1."""
+        """Which value-embedding table `layer` uses: first k layers use 0..k-1, last k layers again 0..k-1 (with
+        untied_value_embeds k..2k-1)."""
         k = self.value_embeds
         if layer < k:
             return layer
         if layer >= self.num_layers - k:
-            return layer - (self.num_layers - k)
+            return layer - (self.num_layers - k) + (k if self.untied_value_embeds else 0)
         return None
+
+    @property
+    def value_embed_tables(self) -> int:
+        return self.value_embeds * (2 if self.untied_value_embeds else 1)
 
     def grad_accum_steps(self, world_size: int) -> int:
         return self._rows_per_rank("batch_tokens", "seq_len", world_size)
@@ -149,6 +155,9 @@ class Recipe:
         need(set(self.window_pattern) <= {"L", "S"}, "window_pattern may hold only 'L' and 'S'")
         need(2 * self.value_embeds <= self.num_layers, f"value_embeds={self.value_embeds} needs >= 2x as many layers")
         need(all(0 <= i < self.num_layers for i in self.no_attn_layers), "no_attn_layers must name existing layers")
+        need(not self.untied_value_embeds or all(self.value_embed_layer(i) is None for i in self.no_attn_layers),
+             f"untied_value_embeds: layers {self.no_attn_layers} have no attention, so their own value-embedding table "
+             f"would never be read")
         need(self.head_dim % 4 == 0, f"head_dim={self.head_dim} must be a multiple of 4 (half-truncated rotary)")
         need(self.model_dim % self.num_heads == 0,
              f"model_dim={self.model_dim} must be divisible by num_heads={self.num_heads} (head_dim = model_dim / num_heads)")
