@@ -92,14 +92,16 @@ CATEGORIES = [("loss kernel", r"_softcap_ce"), ("attention (flex templates)", r"
 
 
 def kernel_categories(events) -> str:
-    """Per-step GPU ms of each kernel family (CATEGORIES) and their total: what a step's kernels keep busy."""
+    """Per-step GPU ms of each kernel family (CATEGORIES) and their total: what a step's kernels keep busy. Only
+    device-side kernel events count: a CPU op (aten::mm) and an annotation (Optimizer.step#Muon.step) repeat the
+    time of the kernels under them."""
     import re
 
     totals: dict[str, float] = {}
     for e in events:
-        ms = getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0)) / 1000 / PROFILED_STEPS
-        if ms <= 0 or e.key.startswith("ProfilerStep"):
+        if str(getattr(e, "device_type", "")).split(".")[-1] != "CUDA" or e.key.startswith(("ProfilerStep", "Optimizer.")):
             continue
+        ms = getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0)) / 1000 / PROFILED_STEPS
         name = next((c for c, pat in CATEGORIES if re.search(pat, e.key, re.I)), "other")
         totals[name] = totals.get(name, 0.0) + ms
     lines = [f"{'kernel family':<30} {'ms/step':>8}"] + [f"{k:<30} {v:>8.2f}" for k, v in

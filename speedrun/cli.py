@@ -210,7 +210,7 @@ def dry_run_report(recipe, plan) -> str:
     assert sum(count(g) for g in groups.values()) == total, "optimiser groups must cover every parameter once"
     gpt2_like = count(groups["muon"]) + model.embed.weight.numel() + count(groups["scalar"])
     lines.append(f"  as GPT-2 counts ('124M' for GPT-2 small: the blocks and one token embedding, its head tied to it): "
-                 f"{gpt2_like:,}; the untied head and {recipe.value_embed_tables} value embeddings add the rest")
+                 f"{gpt2_like:,}; the untied head and {recipe.value_embeds} value embeddings add the rest")
     lines.append(f"tokens: {recipe.batch_tokens:,} per step, {recipe.batch_tokens * recipe.steps:,} over "
                  f"{recipe.steps} steps; validation {recipe.val_tokens:,} tokens")
     lines += ["device plan:", *("  " + l for l in plan.describe(recipe).splitlines())]

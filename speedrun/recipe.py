@@ -102,7 +102,6 @@ class Recipe:
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
-    untied_value_embeds: bool = False  # the last `value_embeds` layers get tables of their own (2 x value_embeds)
     name: str = ""
     description: str = ""
 
@@ -112,18 +111,13 @@ class Recipe:
         return math.ceil(self.vocab_size / self.vocab_multiple) * self.vocab_multiple
 
     def value_embed_layer(self, layer: int) -> int | None:
-        """Which value-embedding table `layer` uses: first k layers use 0..k-1, last k layers again 0..k-1 (with
-        untied_value_embeds k..2k-1)."""
+        """Which value-embedding table `layer` uses: first k layers use 0..k-1, last k layers again 0..k-1."""
         k = self.value_embeds
         if layer < k:
             return layer
         if layer >= self.num_layers - k:
-            return layer - (self.num_layers - k) + (k if self.untied_value_embeds else 0)
+            return layer - (self.num_layers - k)
         return None
-
-    @property
-    def value_embed_tables(self) -> int:
-        return self.value_embeds * (2 if self.untied_value_embeds else 1)
 
     def grad_accum_steps(self, world_size: int) -> int:
         return self._rows_per_rank("batch_tokens", "seq_len", world_size)
@@ -155,9 +149,6 @@ class Recipe:
         need(set(self.window_pattern) <= {"L", "S"}, "window_pattern may hold only 'L' and 'S'")
         need(2 * self.value_embeds <= self.num_layers, f"value_embeds={self.value_embeds} needs >= 2x as many layers")
         need(all(0 <= i < self.num_layers for i in self.no_attn_layers), "no_attn_layers must name existing layers")
-        need(not self.untied_value_embeds or all(self.value_embed_layer(i) is None for i in self.no_attn_layers),
-             f"untied_value_embeds: layers {self.no_attn_layers} have no attention, so their own value-embedding table "
-             f"would never be read")
         need(self.head_dim % 4 == 0, f"head_dim={self.head_dim} must be a multiple of 4 (half-truncated rotary)")
         need(self.model_dim % self.num_heads == 0,
              f"model_dim={self.model_dim} must be divisible by num_heads={self.num_heads} (head_dim = model_dim / num_heads)")
@@ -218,10 +209,10 @@ RETIRED_FIELDS = {
     "align_rows_to_docs": False, "max_doc_tokens": 0, "max_doc_tokens_stages": [], "batch_stages": [],
     "fused_mlp": False, "ve_gate": False, "skip_gate": False, "bigram_buckets": 0, "paired_head_layers": [],
     "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0, "backout_after": 0,
-    "logit_offset": 0.0, "attn_proj_random_init": False, "scalar_adam_betas": [],
+    "logit_offset": 0.0, "attn_proj_random_init": False, "scalar_adam_betas": [], "untied_value_embeds": False,
 }
 RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
-                   "scalar_adam_betas": "34c3e85"}  # removed later than RETIRED_AT
+                   "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:

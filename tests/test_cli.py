@@ -30,7 +30,7 @@ def expected_counts(r) -> dict[str, int]:
     attn_layers = r.num_layers - len(set(r.no_attn_layers))
     hdim = r.num_heads * r.head_dim
     counts = {
-        "embed": r.vocab_size * r.model_dim * (1 + r.value_embed_tables),  # token + value embeddings
+        "embed": r.vocab_size * r.model_dim * (1 + r.value_embeds),  # token + value embeddings
         "head": r.padded_vocab * r.model_dim,
         # merged QKV (3 x dim x hdim) + output projection per attention layer; MLP in + out per layer
         "muon": attn_layers * 4 * r.model_dim * hdim + r.num_layers * 2 * r.model_dim * r.mlp_hidden,

@@ -21,3 +21,25 @@ def test_gpu_benchmark_without_a_gpu_says_so(name):
                           env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"{name}: needs a CUDA GPU"]
+
+
+def test_step_time_kernel_families_count_device_kernels_once():
+    """The profile's family table: CPU ops and optimiser annotations repeat their kernels' time, so only
+    device-side kernel events count (the first GPU profile summed both: 179 ms of kernels in an 88 ms step)."""
+    from types import SimpleNamespace as Event
+
+    from benchscript import load_benchmark
+    from torch.autograd import DeviceType
+
+    step_time = load_benchmark("step_time")
+    per_step = lambda ms: ms * 1000 * step_time.PROFILED_STEPS  # microseconds over the profiled steps
+    cuda, cpu = DeviceType.CUDA, DeviceType.CPU
+    events = [Event(key="triton_tem_fused_flex_attention_backward_1", device_type=cuda, self_device_time_total=per_step(13)),
+              Event(key="triton_tem_fused_flex_attention_backward_1", device_type=cpu, self_device_time_total=per_step(13)),
+              Event(key="aten::mm", device_type=cpu, self_device_time_total=per_step(11)),
+              Event(key="nvjet_sm90_tst_192x192_64x3", device_type=cuda, self_device_time_total=per_step(11)),
+              Event(key="Optimizer.step#Muon.step", device_type=cuda, self_device_time_total=per_step(5)),
+              Event(key="_softcap_ce_kernel", device_type=cuda, self_device_time_total=per_step(4.5))]
+    rows = dict(line.rsplit(None, 1) for line in step_time.kernel_categories(events).splitlines()[1:])
+    rows = {k.strip(): float(v) for k, v in rows.items()}
+    assert rows == {"attention (flex templates)": 13.0, "matmul": 11.0, "loss kernel": 4.5, "total (GPU busy)": 28.5}

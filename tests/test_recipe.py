@@ -50,10 +50,6 @@ def test_tiny(r21):
     assert r.train_files == r.val_files == "demo"
     assert r.gpu_only is False and r.fp8_head is False
     assert r.value_embeds == 2 and [r.value_embed_layer(i) for i in range(6)] == [0, 1, None, None, 0, 1]
-    assert r.value_embed_tables == 2
-    untied = load_recipe("tiny", {"untied_value_embeds": True, "no_attn_layers": [2]})
-    assert [untied.value_embed_layer(i) for i in range(6)] == [0, 1, None, None, 2, 3]
-    assert untied.value_embed_tables == 4
     assert r.grad_accum_steps(1) == 1
     # everything it does not set comes from record21
     for k in ("attn_scale", "rotary_base", "logit_cap", "logit_cap_div", "adam_betas", "adam_eps", "lr_head",
@@ -251,7 +247,7 @@ def test_missing_fields(tmp_path):
     required = [k for k in REQUIRED if k != "steps"]
     assert missing == required
     # fields added after logs and checkpoints were written have an off default, so those still load
-    assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset", "untied_value_embeds"}
+    assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset"}
 
 
 def test_base_loop(tmp_path):

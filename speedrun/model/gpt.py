@@ -151,7 +151,7 @@ class GPT(nn.Module):
             raise ValueError(f"attention back-end {attention!r}: expected 'flex' or 'dense'")
         self.recipe, self.attention = r, attention
         self.embed = nn.Embedding(r.vocab_size, r.model_dim)
-        self.value_embeds = nn.ModuleList(nn.Embedding(r.vocab_size, r.model_dim) for _ in range(r.value_embed_tables))
+        self.value_embeds = nn.ModuleList(nn.Embedding(r.vocab_size, r.model_dim) for _ in range(r.value_embeds))
         rotary = Rotary(r.head_dim, max(r.seq_len, r.val_seq_len), r.rotary_base)  # shared by every layer
         self.blocks = nn.ModuleList(Block(r, i, rotary) for i in range(r.num_layers))
         fp8 = (r.fp8_x_scale, r.fp8_w_scale, r.fp8_grad_scale) if r.fp8_head else None
