@@ -168,6 +168,10 @@ class Trainer:
             for p in self.model.parameters():
                 torch.distributed.broadcast(p.detach(), 0)
         laps("model")
+        if plan.compile:
+            from torch import _dynamo  # noqa: F401 (the first torch.compile imports the compiler: seconds, shown apart)
+
+            laps("compiler import")
         self.optimizers = build_optimizers(self.model, r, compile_ns=plan.compile)
         self.runner = torch.compile(self.model, dynamic=False) if plan.compile else self.model
         laps("optimisers")

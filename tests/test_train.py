@@ -20,7 +20,7 @@ from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
 from speedrun.runlog import FORMAT_LINE, PACKAGE_DIR, LogError, parse_log
 from speedrun.step import train_step, warmup_and_restore
-from speedrun.train import run
+from speedrun.train import Trainer, run
 
 LN_VOCAB = math.log(50304)
 SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
@@ -170,6 +170,7 @@ def test_warm_up_line_says_where_the_setup_time_went(short_run):
     import re
     *_, lines = short_run
     (line,) = [a[0] for a in lines if a[0].startswith("warm-up: ")]
+    # with torch.compile on (GPU) a "compiler import" phase comes before the optimisers; this CPU run compiles nothing
     m = re.search(r"\(after ([\d.]+)s of setup: imports\+plan ([\d.]+), data ([\d.]+), model ([\d.]+), "
                   r"optimisers ([\d.]+), log ([\d.]+)\)$", line)
     assert m, line
@@ -360,3 +361,14 @@ def test_train_step_sets_each_steps_mtp_weights(shard_files, tmp_path):
     assert abs(result.val_losses[0][1] - LN_VOCAB) < 1e-3  # validation scores the next token alone
     # step 1, the untrained model: ln(vocab) per term, the +2 term missing at row ends and document ends only
     assert 1.45 * LN_VOCAB < result.train_losses[0] <= 1.5 * LN_VOCAB
+
+
+def test_setup_phases_show_the_compiler_import_apart_when_compiling(shard_files, tmp_path):
+    """With torch.compile on, importing the compiler (seconds on a fresh machine) is its own phase, not the
+    optimisers'. Only the Trainer is built here: nothing is compiled."""
+    r = run_recipe(shard_files, compile="on")
+    plan = make_plan(r, force_device="cpu")
+    assert plan.compile
+    trainer = Trainer(r, plan, str(tmp_path / "logs"), None, lambda *a, **k: None, None, str(tmp_path / "ck"), None)
+    assert list(trainer.laps.laps) == ["imports+plan", "data", "model", "compiler import", "optimisers", "log"]
+    trainer.log.finish(False, "test: set-up only")
