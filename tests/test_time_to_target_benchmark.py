@@ -66,3 +66,21 @@ def test_sigterm_stops_running_variants_and_still_writes_the_table(tmp_path, mon
     assert rows["slow"]["status"] == "no log"
     out = capsys.readouterr().out
     assert "SIGTERM: stopping 1 running variant(s); not started: never" in out and "| done |" in out
+
+
+def test_each_variant_writes_logs_and_checkpoints_in_its_own_folder(tmp_path, monkeypatch):
+    """Variants of one recipe name their final checkpoints alike (ckpt_fast_1gpu_step001035.pt): each gets its own
+    checkpoint folder, so variants run at once do not overwrite each other's weights."""
+    started = []
+
+    class FakeProc:
+        def __init__(self, cmd, **kw):
+            started.append(cmd)
+
+    monkeypatch.setattr(ttt.subprocess, "Popen", FakeProc)
+    for label in ("a", "b"):
+        _, console = ttt.launch(label, "fast_1gpu", ["steps=3"], ["val_every=0"], tmp_path, 250)
+        console.close()
+    folders = [(cmd[cmd.index("--log-dir") + 1], cmd[cmd.index("--checkpoint-dir") + 1]) for cmd in started]
+    assert folders == [(str(tmp_path / v), str(tmp_path / v / "checkpoints")) for v in ("a", "b")]
+    assert started[0][-4:] == ["--set", "val_every=0", "--set", "steps=3"]
