@@ -5,8 +5,7 @@ window of the final training step, the training device plan's model (bf16 embedd
 
 import dataclasses
 
-import torch
-
+from speedrun.build import compile_model
 from speedrun.checkpoint import Checkpoint, load
 from speedrun.data.demo import data_files
 from speedrun.data.shards import ShardError, shard_header
@@ -43,7 +42,7 @@ def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = Non
                          f"--val-tokens {val_tokens:,}")
     model, plan, _ = load_on(ckpt, device)
     r = dataclasses.replace(r, val_tokens=val_tokens)
-    runner = torch.compile(model, dynamic=False) if plan.compile else model
+    runner = compile_model(model, plan.compile)
     model.train()  # evaluate() switches to eval mode and back, as in training
     loss = evaluate(runner, r, plan, model.window(r.steps), files)
     model.eval()
