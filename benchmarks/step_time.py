@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speedrun.build import build_model, build_optimizers, compile_model
+from speedrun.build import build_model, build_optimizers
 from speedrun.data.stream import BatchStream
 from speedrun.data.tokenizer import EOT
 from speedrun.model.attention import document_ids
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     torch.cuda.set_device(plan.device)
     model = build_model(r, plan)
     optimizers = build_optimizers(model, r, compile_ns=plan.compile)
-    runner = compile_model(model, plan.compile)
+    runner = torch.compile(model, dynamic=False) if plan.compile else model
     accum = r.grad_accum_steps(1)
 
     if args.shards:

@@ -1,9 +1,8 @@
 """Building a run's model and optimisers from a recipe and its device plan."""
 
 import torch
-from torch import nn
 
-from speedrun.model.gpt import GPT, CastedLinear, Regions
+from speedrun.model.gpt import GPT, CastedLinear
 from speedrun.optim.muon import Muon
 from speedrun.plan import Plan
 from speedrun.recipe import Recipe
@@ -45,36 +44,3 @@ def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[t
         for g in opt.param_groups:
             g["initial_lr"] = g["lr"]
     return adam, muon
-
-
-# Dynamo counts compiled versions per code object: every block shares Block.forward, and its layouts (attention or
-# not, MLP or not, value embeddings, key offset, skip input) times training / validation / sampling lengths pass the
-# default of 8, after which it would run the blocks uncompiled.
-RECOMPILE_LIMIT = 64
-
-
-class CompiledRegions(nn.Module):
-    """The model compiled by region: the prologue (embeddings, masks), each block, and the output (head and loss)
-    compiled apart, joined by the model's own eager `forward`. Blocks of one layout share one compiled graph, so
-    a launch compiles a few blocks instead of all of them as one graph (see experiments part 10 for the time).
-    Holds the model as `_orig_mod`, like torch.compile's wrapper: `speedrun.step.uncompiled` finds it there."""
-
-    def __init__(self, model: GPT, backend: str = "inductor"):
-        super().__init__()
-        self._orig_mod = model
-        import torch._dynamo
-
-        dynamo = torch._dynamo.config
-        dynamo.recompile_limit = max(dynamo.recompile_limit, RECOMPILE_LIMIT)
-        compiled = lambda fn: torch.compile(fn, backend=backend, dynamic=False)
-        # A tuple, not a ModuleList: the compiled wrappers must not register the blocks a second time.
-        self.regions = Regions(compiled(model.prologue), tuple(compiled(b) for b in model.blocks),
-                               compiled(model.output))
-
-    def forward(self, inputs, targets, long_blocks):
-        return self._orig_mod(inputs, targets, long_blocks, regions=self.regions)
-
-
-def compile_model(model: GPT, compile: bool) -> nn.Module:
-    """What runs the training and validation steps: the model compiled by region, or the model itself."""
-    return CompiledRegions(model) if compile else model

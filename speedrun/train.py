@@ -16,7 +16,7 @@ import torch
 
 from speedrun import PROCESS_START
 from speedrun import checkpoint as ckpt_mod
-from speedrun.build import build_model, build_optimizers, compile_model
+from speedrun.build import build_model, build_optimizers
 from speedrun.data.demo import data_files
 from speedrun.data.shards import shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
@@ -173,7 +173,7 @@ class Trainer:
 
             laps("compiler import")
         self.optimizers = build_optimizers(self.model, r, compile_ns=plan.compile)
-        self.runner = compile_model(self.model, plan.compile)
+        self.runner = torch.compile(self.model, dynamic=False) if plan.compile else self.model
         laps("optimisers")
         self.print_every = print_every or (1 if r.steps <= 200 else 10)
         self.log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main, sections={"plan": plan.describe(r)})

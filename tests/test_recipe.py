@@ -1,5 +1,6 @@
 """Recipes: loading, inheritance, overrides, derived shapes, retired fields, errors (the spec: test_recipe_spec.py)."""
 
+import dataclasses
 import json
 import re
 
@@ -7,8 +8,8 @@ import pytest
 
 from speedrun.recipe import (
     FIELDS,
-    RECIPE_DIR,
     REQUIRED,
+    RECIPE_DIR,
     RETIRED_AT,
     RETIRED_COMMITS,
     RETIRED_FIELDS,

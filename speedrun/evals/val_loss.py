@@ -5,7 +5,8 @@ window of the final training step, the training device plan's model (bf16 embedd
 
 import dataclasses
 
-from speedrun.build import compile_model
+import torch
+
 from speedrun.checkpoint import Checkpoint, load
 from speedrun.data.demo import data_files
 from speedrun.data.shards import ShardError, shard_header
@@ -42,7 +43,7 @@ def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = Non
                          f"--val-tokens {val_tokens:,}")
     model, plan, _ = load_on(ckpt, device)
     r = dataclasses.replace(r, val_tokens=val_tokens)
-    runner = compile_model(model, plan.compile)
+    runner = torch.compile(model, dynamic=False) if plan.compile else model
     model.train()  # evaluate() switches to eval mode and back, as in training
     loss = evaluate(runner, r, plan, model.window(r.steps), files)
     model.eval()

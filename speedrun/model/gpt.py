@@ -3,9 +3,6 @@ logits, FP8 head. One row of tokens per call (batch 1); documents are separated 
 `GPT.forward_cached` is the incremental path (generation, completion scoring) against a `KVCache`.
 """
 
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -138,22 +135,11 @@ class Block(nn.Module):
         self.mlp = None if layer in r.no_mlp_layers else MLP(r)
         self.lambdas = nn.Parameter(torch.tensor([1.0, 0.0]))  # x = l0*x + l1*x0
 
-    def forward(self, x: Tensor, ve: Tensor | None, x0: Tensor, mask, not_start: Tensor | None = None,
-                skip: Tensor | None = None, skip_weight: Tensor | None = None) -> Tensor:
-        if skip is not None:  # U-net: a second-half block first adds its first-half partner's output
-            x = x + skip_weight * skip
+    def forward(self, x: Tensor, ve: Tensor | None, x0: Tensor, mask, not_start: Tensor | None = None) -> Tensor:
         x = self.lambdas[0] * x + self.lambdas[1] * x0
         if self.attn is not None:
             x = x + self.attn(norm(x), ve, mask, not_start)
         return x + self.mlp(norm(x)) if self.mlp is not None else x
-
-
-class Regions(NamedTuple):
-    """Stand-ins for a GPT's own pieces in `GPT.forward`: what a compiled runner passes (speedrun.build)."""
-
-    prologue: Callable  # (inputs, long_blocks) -> (x0, value embeddings, long mask, short mask, not_start)
-    blocks: Sequence[Callable]  # one per block, called as the block
-    output: Callable  # (final hidden states, targets) -> loss, or logits if targets is None
 
 
 class GPT(nn.Module):
@@ -201,23 +187,12 @@ class GPT(nn.Module):
         build = flex_block_mask if self.attention == "flex" else dense_mask
         return build(lists, long_blocks), build(lists, short_window_blocks(long_blocks))
 
-    def forward(self, inputs: Tensor, targets: Tensor | None, long_blocks: int | Tensor,
-                regions: Regions | None = None) -> Tensor:
+    def forward(self, inputs: Tensor, targets: Tensor | None, long_blocks: int | Tensor) -> Tensor:
         """inputs (T,) token ids -> mean cross-entropy against targets (in training with multi-token prediction,
-        plus its weighted extra terms), or the capped logits if targets is None. `regions`: compiled stand-ins for
-        the model's own prologue, blocks and output (speedrun.build.CompiledRegions); the glue stays eager."""
+        plus its weighted extra terms), or the capped logits if targets is None."""
         if inputs.ndim != 1:
             raise ValueError(f"inputs must be one row of tokens (1-D), got shape {tuple(inputs.shape)}")
-        prologue, blocks, output = regions or (self.prologue, self.blocks, self.output)
-        x0, ve, long_mask, short_mask, not_start = prologue(inputs, long_blocks)
-        return output(self.stack(blocks, x0, ve, long_mask, short_mask, not_start), targets)
-
-    def prologue(self, inputs: Tensor, long_blocks: int | Tensor) -> tuple:
-        """(T,) token ids -> (x0 (1, T, dim), value embeddings, long and short masks, not_start (T,))."""
-        return (*self.embeddings(inputs), *self.masks(inputs, long_blocks), inputs != EOT)
-
-    def output(self, x: Tensor, targets: Tensor | None) -> Tensor:
-        """Final hidden states (1, T, dim) -> the loss against targets, or the capped logits if targets is None."""
+        x = self.trunk(inputs, *self.masks(inputs, long_blocks))
         extra = mtp_targets(targets, self.mtp_w.numel()) if targets is not None and self.mtp_active() else None
         if targets is not None and self.fused_head_loss_active():
             r = self.recipe
@@ -256,34 +231,27 @@ class GPT(nn.Module):
         mixed = cur + gate * prev
         return mixed if previous is not None else torch.cat([x[:1], mixed])
 
-    def embeddings(self, inputs: Tensor, previous_token: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
-        """(T,) token ids -> (x0 (1, T, dim) the normed token embeddings, the value embeddings (1, T, dim) each).
-        `previous_token` (1,): the token before inputs[0] (incremental decoding; smear looks back), or None."""
+    def trunk(self, inputs: Tensor, long_mask, short_mask, previous_token: Tensor | None = None) -> Tensor:
+        """Embeddings and blocks: (T,) token ids -> (1, T, model_dim) final hidden states. `previous_token` (1,):
+        the token before inputs[0] (incremental decoding), or None at the start of a sequence."""
         ve = [table(inputs)[None] for table in self.value_embeds]
         x = self.embed(inputs)
         if self.smear_gate_w is not None:
             previous = self.embed(previous_token)[0] if previous_token is not None else None
             x = self.smear_embeddings(x, inputs, previous)
-        return norm(x[None]), ve
-
-    def stack(self, blocks, x0: Tensor, ve: list[Tensor], long_mask, short_mask, not_start: Tensor) -> Tensor:
-        """The blocks (the model's own or compiled stand-ins) over x0 -> final hidden states (1, T, dim)."""
-        x, skips, n = x0, [], len(self.skip_weights)
-        for i, block in enumerate(blocks):
+        x = x0 = norm(x[None])
+        not_start = inputs != EOT
+        skips = []
+        n = len(self.skip_weights)
+        for i, block in enumerate(self.blocks):
+            if i >= n:  # U-net: the second half adds the first half's outputs, last in first out
+                x = x + self.skip_weights[i - n] * skips.pop()
             t = self.ve_table[i]
-            # U-net: the second half adds the first half's outputs, last in first out (inside the block)
-            skip = (skips.pop(), self.skip_weights[i - n]) if i >= n else (None, None)
             x = block(x, ve[t] if t is not None else None, x0, long_mask if self.long_layer[i] else short_mask,
-                      not_start, *skip)
+                      not_start)
             if i < n:
                 skips.append(x)
         return x
-
-    def trunk(self, inputs: Tensor, long_mask, short_mask, previous_token: Tensor | None = None) -> Tensor:
-        """Embeddings and blocks: (T,) token ids -> (1, T, model_dim) final hidden states. `previous_token` (1,):
-        the token before inputs[0] (incremental decoding), or None at the start of a sequence."""
-        x0, ve = self.embeddings(inputs, previous_token)
-        return self.stack(self.blocks, x0, ve, long_mask, short_mask, inputs != EOT)
 
     def head(self, x: Tensor) -> Tensor:
         logits = self.lm_head(norm(x)).float()

@@ -9,7 +9,6 @@ import json
 import pytest
 import torch
 
-from speedrun.build import compile_model
 from speedrun.checkpoint import load_model
 from speedrun.data.demo import data_files
 from speedrun.data.tokenizer import EOT
@@ -64,7 +63,7 @@ def test_gpu_cached_decoding_matches_compiled_flex_forward(runs):
     x[0], x[600] = EOT, EOT
     x = x.cuda()
     with torch.no_grad():
-        full = compile_model(model, True)(x, None, torch.tensor(window, dtype=torch.int32, device="cuda"))[0]
+        full = torch.compile(model, dynamic=False)(x, None, torch.tensor(window, dtype=torch.int32, device="cuda"))[0]
         cache, parts, i = KVCache(), [], 0
         for n in [300, 1, 1, 400, 1, 321]:
             parts.append(model.forward_cached(x[i: i + n], cache, window))

@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speedrun.build import compile_model
 from speedrun.data.tokenizer import EOT
 from speedrun.kernels.softcap_ce import softcap_cross_entropy_reference, softcap_cross_entropy_with_grad
 from speedrun.model.attention import BlockLists, dense_attention, dense_mask, flex_block_mask
@@ -96,7 +95,7 @@ def test_compiled_flex_model_matches_dense_model(features):
     tokens = random_docs(r.seq_len + 1, 600, seed=1)
     inputs, targets = tokens[:-1].int(), tokens[1:].long()
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        loss_flex = compile_model(flex, True)(inputs, targets, torch.tensor(7, device="cuda"))
+        loss_flex = torch.compile(flex, dynamic=False)(inputs, targets, torch.tensor(7, device="cuda"))
         loss_dense = dense(inputs, targets, 7)
     print(f"\ncompiled flex model loss {loss_flex.item():.5f} vs dense model loss {loss_dense.item():.5f}")
     assert abs(loss_flex.item() - loss_dense.item()) < 2e-2 * abs(loss_dense.item())
@@ -165,7 +164,7 @@ def test_compiled_model_with_fused_head_loss_matches_unfused():
     for m in models:
         assert m.fused_head_loss_active() == m.recipe.fused_head_loss
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = compile_model(m, True)(inputs, targets, torch.tensor(7, device="cuda"))
+            loss = torch.compile(m, dynamic=False)(inputs, targets, torch.tensor(7, device="cuda"))
         loss.backward()
         losses.append(loss.item())
         grads.append({n: p.grad.float() for n, p in m.named_parameters() if p.grad is not None})
@@ -238,7 +237,7 @@ def compiled_mlp_variants(settings: list[str], flag: str):
     for m in models:
         for t in m.embedding_tables():
             t.bfloat16()
-        loss = compile_model(m, True)(inputs, targets, torch.tensor(7, device="cuda"))
+        loss = torch.compile(m, dynamic=False)(inputs, targets, torch.tensor(7, device="cuda"))
         loss.backward()
         losses.append(loss.item())
         grads.append({n: p.grad.float() for n, p in m.named_parameters() if p.grad is not None})
@@ -321,7 +320,7 @@ def test_compiled_model_with_mtp_fused_matches_unfused_without_recompiling():
         # op's inner compiled function is shared, and its first real call differs from later ones in the weight's
         # dispatch keys: it compiles twice in the first two calls, as in the trainer's untimed warm-up.)
         torch._dynamo.reset()
-        compiled = compile_model(m, True)
+        compiled = torch.compile(m, dynamic=False)
         for step in (0, 0, 25, 50):  # weights 1x (twice: the warm-up), 0.5x, 0
             m.set_mtp_step(step)
             with torch.autocast("cuda", dtype=torch.bfloat16), \
