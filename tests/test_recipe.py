@@ -1,6 +1,5 @@
 """Recipes: loading, inheritance, overrides, derived shapes, retired fields, errors (the spec: test_recipe_spec.py)."""
 
-import dataclasses
 import json
 import re
 
@@ -8,8 +7,8 @@ import pytest
 
 from speedrun.recipe import (
     FIELDS,
-    REQUIRED,
     RECIPE_DIR,
+    REQUIRED,
     RETIRED_AT,
     RETIRED_COMMITS,
     RETIRED_FIELDS,
