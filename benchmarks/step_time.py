@@ -29,7 +29,7 @@ from speedrun.model.attention import document_ids
 from speedrun.optim.schedule import long_window_blocks
 from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
-from speedrun.step import train_step, warmup_and_restore
+from speedrun.step import format_phases, train_step, warmup_and_restore
 
 
 def synthetic_tokens(n: int, vocab: int, mean_doc: int, seed: int) -> torch.Tensor:
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
     at_steps = args.at_step or [0, r.steps]
     windows = {s: long_window_blocks(s, r.steps, r.window_ramp_tokens, r.attn_block_size) for s in at_steps}
     wt = lambda w: torch.tensor(w, dtype=torch.int32, device=plan.device)
-    warmup_and_restore(runner, optimizers, r, plan, wt(windows[at_steps[0]]))
+    first = warmup_and_restore(runner, optimizers, r, plan, wt(windows[at_steps[0]]))
     compile_s = time.time() - t0
     rows = []
     for s, w in windows.items():
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
         print(kernel_categories(events))
     print(f"\n{torch.cuda.get_device_name()} | recipe {r.name} | {r.batch_tokens:,} tokens/step "
           f"({accum} x {r.seq_len:,}) | data {'shards' if args.shards else 'synthetic'} | "
-          f"compile + warm-up {compile_s:.0f}s | torch {torch.__version__}")
+          f"compile + warm-up {compile_s:.0f}s (first step: {format_phases(first)}) | torch {torch.__version__}")
     print(f"{'at step':>8} {'window':>7} {'median ms':>10} {'mean ms':>8} {'min ms':>7} {'tok/s':>10} "
           f"{'TFLOP/s':>8} {'peak alloc GiB':>15} {'reserved GiB':>13}")
     for row in rows:
@@ -178,8 +178,8 @@ def main(argv=None) -> int:
               f"{row['min_ms']:>7.2f} {row['tokens_per_s']:>10,.0f} {row['tflops']:>8.1f} "
               f"{row['peak_alloc_gib']:>15.2f} {row['peak_reserved_gib']:>13.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(device=torch.cuda.get_device_name(), recipe=r.name, rows=rows),
-                                              indent=1))
+        out = dict(device=torch.cuda.get_device_name(), recipe=r.name, compile_s=compile_s, first_step=first, rows=rows)
+        Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
 
 

@@ -40,27 +40,52 @@ def optimizer_step(model, optimizers, step: int, r: Recipe, world_size: int) -> 
     model.zero_grad(set_to_none=True)
 
 
-def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_size: int) -> torch.Tensor:
+class PhaseClock:
+    """Seconds per phase of a step, the device synchronised at each boundary (so only for untimed steps: the first
+    warm-up step, where torch.compile's time goes). With `phases` None it does nothing."""
+
+    def __init__(self, phases: dict[str, float] | None):
+        self.phases, self.t = phases, time.perf_counter()
+
+    def lap(self, name: str, on: torch.Tensor) -> None:
+        if self.phases is None:
+            return
+        if on.is_cuda:
+            torch.cuda.synchronize(on.device)
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self.t
+        self.t = now
+
+
+def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_size: int,
+               phases: dict[str, float] | None = None) -> torch.Tensor:
     """One optimiser step over this rank's micro-batches; returns the step's train loss averaged over all
     micro-batches of all ranks (a tensor; reading it is left to the caller). With multi-token prediction that
-    loss includes the extra targets' weighted terms (until their weights reach 0)."""
+    loss includes the extra targets' weighted terms (until their weights reach 0). `phases`: a dict to add the
+    seconds of the forward passes, backward passes and optimiser step to (see PhaseClock), or None."""
     total = None
+    clock = PhaseClock(phases)
     uncompiled(model).set_mtp_step(step)  # in place, so a compiled model does not recompile
     for inputs, targets in batches:
         loss = model(inputs, targets, window) / len(batches)
+        clock.lap("forward", loss)
         loss.backward()
+        clock.lap("backward", loss)
         total = loss.detach() if total is None else total + loss.detach()
     optimizer_step(model, optimizers, step, r, world_size)
+    clock.lap("optimisers", total)
     return all_reduce_mean(total) if world_size > 1 else total
 
 
-def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window, say=None) -> None:
+def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window, say=None) -> dict[str, float]:
     """Run `warmup_steps` steps on random tokens to compile and warm kernels, then restore every initial state.
+    Returns the first step's seconds by phase (forward, backward, optimisers; empty without warm-up steps).
 
     Nothing learned here survives, the data stream is untouched, and the global RNG is left as it was.
     """
+    first: dict[str, float] = {}
     if r.warmup_steps == 0:
-        return
+        return first
     base = uncompiled(model)
     initial = dict(model=copy.deepcopy(base.state_dict()), opts=[copy.deepcopy(o.state_dict()) for o in optimizers])
     gen = torch.Generator(device="cpu").manual_seed(12345 + plan.rank)
@@ -68,12 +93,19 @@ def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window, say=Non
     for i in range(r.warmup_steps):
         tokens = torch.randint(0, r.vocab_size, (r.seq_len + 1,), generator=gen).to(plan.device)
         batch = [(tokens[:-1].int(), tokens[1:].long())]
-        train_step(model, batch, optimizers, 0, window, r, plan.world_size).item()  # .item(): time each step whole
+        # .item(): time each step whole; the first (the compiling one) also by phase
+        train_step(model, batch, optimizers, 0, window, r, plan.world_size, first if i == 0 else None).item()
         if say is not None and (i < 2 or i == r.warmup_steps - 1):  # the compiling steps, and the last
-            say(f"warm-up step {i + 1}/{r.warmup_steps}: {time.perf_counter() - t0:.1f}s")
+            detail = f" ({format_phases(first)})" if i == 0 else ""
+            say(f"warm-up step {i + 1}/{r.warmup_steps}: {time.perf_counter() - t0:.1f}s{detail}")
     base.load_state_dict(initial["model"])
     for opt, state in zip(optimizers, initial["opts"]):
         opt.load_state_dict(state)
+    return first
+
+
+def format_phases(phases: dict[str, float]) -> str:
+    return ", ".join(f"{name} {s:.1f}s" for name, s in phases.items())
 
 
 def evaluate(model, r: Recipe, plan: Plan, window, val_files) -> float:

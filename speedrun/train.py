@@ -29,7 +29,7 @@ from speedrun.model.gpt import GPT
 from speedrun.plan import Plan, keep_large_allocations
 from speedrun.recipe import Recipe, RecipeError
 from speedrun.runlog import RunLog
-from speedrun.step import evaluate, train_step, warmup_and_restore
+from speedrun.step import evaluate, format_phases, train_step, warmup_and_restore
 
 
 @dataclass
@@ -190,13 +190,17 @@ class Trainer:
         t_launch = time.perf_counter()
         setup_s = time.time() - PROCESS_START  # before any compiling
         try:
-            warmup_and_restore(self.runner, self.optimizers, r, plan, self.model.window(0), say)
+            first = warmup_and_restore(self.runner, self.optimizers, r, plan, self.model.window(0), say)
             start = self._restore() if self.ckpt is not None else RunResult(None, [], [], 0.0)
             if plan.device.type == "cuda":
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
-            say(f"warm-up: {r.warmup_steps} untimed steps and state restore in {time.perf_counter() - t_launch:.1f}s "
+            warm_s = time.perf_counter() - t_launch
+            say(f"warm-up: {r.warmup_steps} untimed steps and state restore in {warm_s:.1f}s "
                 f"(after {setup_s:.1f}s of setup: {self.laps})")
+            # where a launch goes, kept with the run (the first warm-up step is where torch.compile compiles)
+            log.write(f"launch_phases: setup {setup_s:.1f}s ({self.laps}); warm-up {warm_s:.1f}s"
+                      + (f" (first step: {format_phases(first)})" if first else ""))
             with StopRequest() as stop:
                 result = self._loop(start, stop)
         except torch.OutOfMemoryError as e:

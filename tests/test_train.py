@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,40 @@ def test_warm_up_line_says_where_the_setup_time_went(short_run):
     assert m, line
     total, *phases = map(float, m.groups())
     assert sum(phases) <= total + 0.3  # each rounded to 0.1 s; what is left ran between the log and the warm-up
+
+
+def test_first_warm_up_step_is_timed_by_phase_on_screen_and_in_the_log(short_run):
+    """The first warm-up step (where torch.compile compiles) is split into forward, backward and optimisers, on the
+    console and in the run log's launch_phases line, which the log readers pass over."""
+    import re
+    r, result, _, lines = short_run
+    (step1,) = [a[0] for a in lines if a[0].startswith("warm-up step 1/")]
+    m = re.fullmatch(r"warm-up step 1/1: ([\d.]+)s \(forward ([\d.]+)s, backward ([\d.]+)s, optimisers ([\d.]+)s\)",
+                     step1)
+    assert m, step1
+    total, *phases = map(float, m.groups())
+    assert sum(phases) <= total + 0.2
+    text = Path(result.log_path).read_text()
+    (logged,) = [ln for ln in text.splitlines() if ln.startswith("launch_phases: ")]
+    assert re.fullmatch(r"launch_phases: setup [\d.]+s \(imports\+plan .*, log [\d.]+\); warm-up [\d.]+s "
+                        r"\(first step: forward [\d.]+s, backward [\d.]+s, optimisers [\d.]+s\)", logged), logged
+    log = parse_log(result.log_path)  # still reads as a run log
+    assert log.complete and [s for s, _, _ in log.val] == [0, 3, 6]
+
+
+def test_train_step_phases_add_up_over_micro_batches():
+    r = load_recipe("tiny", SMALL)
+    plan = make_plan(r, force_device="cpu")
+    model = build_model(r, plan)
+    phases = {}
+    t0 = time.perf_counter()
+    train_step(model, random_batch(1) + random_batch(2), build_optimizers(model, r), 0, 1, r, 1, phases)
+    elapsed = time.perf_counter() - t0
+    assert list(phases) == ["forward", "backward", "optimisers"]
+    assert all(v > 0 for v in phases.values()) and sum(phases.values()) <= elapsed
+    before = dict(phases)
+    train_step(model, random_batch(3), build_optimizers(model, r), 1, 1, r, 1, phases)  # adds to the same dict
+    assert all(phases[k] > before[k] for k in before)
 
 
 def test_short_run_log_parses(short_run):
