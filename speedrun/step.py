@@ -45,7 +45,7 @@ class PhaseClock:
     warm-up step, where torch.compile's time goes). With `phases` None it does nothing."""
 
     def __init__(self, phases: dict[str, float] | None):
-        self.phases, self.t = phases, time.perf_counter()
+        self.phases, self.t = phases, time.perf_counter() if phases is not None else 0.0  # nothing per timed step
 
     def lap(self, name: str, on: torch.Tensor) -> None:
         if self.phases is None:
