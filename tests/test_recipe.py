@@ -289,10 +289,17 @@ def test_unknown_base(tmp_path):
     (["mtp_weights=[nan]"], "mtp_weights=[nan]"),
     (["mtp_end_frac=0"], "mtp_end_frac=0.0 must lie in (0, 1]"),
     (["mtp_end_frac=1.01"], "mtp_end_frac=1.01 must lie in (0, 1]"),
+    (["num_heads=3"], "model_dim=128 must be divisible by num_heads=3"),
+    (["model_dim=256", "head_dim=64"], "num_heads=2 x head_dim=64 must equal model_dim=256"),
+    (["muon_lr=-1"], "muon_lr=-1.0 must be positive"),
+    (["lr_embed=0"], "lr_embed=0.0 must be positive"),
+    (["muon_momentum=1.5"], "muon_momentum=1.5 must lie in [0, 1)"),
+    (["min_lr_frac=-0.1"], "min_lr_frac=-0.1 must lie in [0, 1)"),
 ])
 def test_impossible_combinations(items, fragment):
+    """Each refused in one line that names the recipe and the culprit."""
     msg = _error("tiny", items)
-    assert msg.startswith("recipe tiny:") and fragment in msg, msg
+    assert msg.startswith("recipe tiny:") and fragment in msg and "\n" not in msg, msg
 
 
 @pytest.mark.parametrize("world_size", [3, 5, 16])
@@ -354,16 +361,3 @@ def test_width_in_a_recipe_file_derives_too(tmp_path):
     path.write_text('base = "tiny"\nmodel_dim = 192\nnum_heads = 3\n')
     r = load_recipe(str(path))
     assert (r.model_dim, r.num_heads, r.head_dim, r.mlp_hidden) == (192, 3, 64, 768)
-
-
-@pytest.mark.parametrize("items, fragment", [
-    (["num_heads=3"], "model_dim=128 must be divisible by num_heads=3"),
-    (["model_dim=256", "head_dim=64"], "num_heads=2 x head_dim=64 must equal model_dim=256"),
-    (["muon_lr=-1"], "muon_lr=-1.0 must be positive"),
-    (["lr_embed=0"], "lr_embed=0.0 must be positive"),
-    (["muon_momentum=1.5"], "muon_momentum=1.5 must lie in [0, 1)"),
-    (["min_lr_frac=-0.1"], "min_lr_frac=-0.1 must lie in [0, 1)"),
-])
-def test_shape_and_optimiser_values_refused_in_one_line(items, fragment):
-    msg = _error("tiny", items)
-    assert fragment in msg and "\n" not in msg, msg
