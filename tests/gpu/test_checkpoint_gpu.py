@@ -46,12 +46,14 @@ def test_gpu_resume(runs):
     for name, other in (("saving", saving), ("resumed", resumed)):
         loss_diff = (torch.tensor(other.train_losses) - a).abs().max().item()
         sa, so = straight.model.state_dict(), other.model.state_dict()
-        # Relative above 1: two identical GPU runs already differ by one bf16 step (2^-6 at |w| in [2, 4)) in the
-        # embedding tables, whose compiled backward accumulates with atomics (seen on an H200, 2026-12-02).
-        param_diff = max(((so[k].float() - sa[k].float()).abs() / sa[k].float().abs().clamp_min(1)).max().item()
+        # Per tensor, not per element: the compiled embedding backward accumulates with atomics, so two identical GPU
+        # runs differ in a few embedding entries, and Adam (eps 1e-10, lr 0.6) turns a near-zero gradient whose sign
+        # flipped into a full step of opposite sign (max elementwise difference 1.30 beside three other trainings
+        # on an H200, 2026-12-02, with the losses within 2e-4). A checkpoint that lost state moves whole tensors.
+        param_diff = max(((so[k].float() - sa[k].float()).norm() / sa[k].float().norm().clamp_min(1)).item()
                          for k in sa)
         report[name] = (loss_diff, param_diff, [s for s, _ in other.val_losses])
-    print(f"\nGPU resume vs straight (max |loss diff|, max |param diff| / max(1, |param|), val steps): {report}")
+    print(f"\nGPU resume vs straight (max |loss diff|, max ||param diff|| / max(1, ||param||), val steps): {report}")
     for loss_diff, param_diff, val_steps in report.values():
         assert val_steps == [0, 3, 6, 8]
         assert loss_diff < 1e-3 and param_diff < 1e-2
