@@ -50,8 +50,8 @@ def test_gpu_resume(runs):
         # runs differ in a few embedding entries, and Adam (eps 1e-10, lr 0.6) can turn a near-zero gradient whose
         # sign flipped into a full step of opposite sign: the likely cause of an elementwise difference of 1.30 beside
         # three other trainings (H200, 2026-12-02; losses within 2e-4). A checkpoint that lost state moves whole tensors.
-        param_diff, worst = max((((so[k].float() - sa[k].float()).norm() / sa[k].float().norm().clamp_min(1)).item(), k)
-                                for k in sa)
+        rel = lambda k: ((so[k].float() - sa[k].float()).norm() / sa[k].float().norm().clamp_min(1)).item()
+        param_diff, worst = max((rel(k), k) for k in sa)
         report[name] = (loss_diff, param_diff, [s for s, _ in other.val_losses], worst)
     print(f"\nGPU resume vs straight (max |loss diff|, max ||param diff|| / max(1, ||param||), val steps, "
           f"that parameter): {report}")
