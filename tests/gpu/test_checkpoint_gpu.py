@@ -49,7 +49,7 @@ def test_gpu_resume(runs):
         # Per tensor, not per element: the compiled embedding backward accumulates with atomics, so two identical GPU
         # runs differ in a few embedding entries, and Adam (eps 1e-10, lr 0.6) can turn a near-zero gradient whose
         # sign flipped into a full step of opposite sign: the likely cause of an elementwise difference of 1.30 beside
-        # three other trainings (H200, 2026-12-02; losses within 2e-4). A checkpoint that lost state moves whole tensors.
+        # three other trainings (H200, 2026-12-02; losses within 2e-4). Lost checkpoint state moves whole tensors.
         rel = lambda k: ((so[k].float() - sa[k].float()).norm() / sa[k].float().norm().clamp_min(1)).item()
         param_diff, worst = max((rel(k), k) for k in sa)
         report[name] = (loss_diff, param_diff, [s for s, _ in other.val_losses], worst)
