@@ -20,8 +20,9 @@ from speedrun.runlog import LOG_SUFFIXES, LogError, ParsedLog, parse_log, read_l
 DEFAULT_TARGET = 3.28
 P_BAR = 0.01  # the speedrun record bar: p < 0.01 that the mean final val loss is below the target
 # Left out of a label unless they tell two groups apart (see label_settings): the name is the label's first word;
-# the validation size rarely changes. The data files do show: runs on the demo corpus and on data/mine must differ.
-UNLABELLED_FIELDS = {"val_tokens", "name", "description"}
+# the validation size rarely changes; runs of other seeds are one group. The data files do show: runs on the demo
+# corpus and on data/mine must differ.
+UNLABELLED_FIELDS = {"val_tokens", "name", "description", "seed"}
 _SMI_GPU = re.compile(r"^\|\s+(\d+)\s+(\S.*?)\s+(?:On|Off)\s+\|", re.M)  # nvidia-smi: '|   0  NVIDIA H100 ...  On  |'
 
 
@@ -46,9 +47,10 @@ class Run:
 
     @property
     def group(self) -> tuple[str, str, str]:
-        """(recipe, commit, every recipe value): runs are pooled only when they ran the same recipe values,
-        so runs that differ by a --set are never averaged together."""
-        values = {k: v for k, v in (self.log.recipe if self.log is not None else {}).items() if k != "description"}
+        """(recipe, commit, every recipe value but the seed): runs are pooled only when they ran the same recipe
+        values, so runs that differ by a --set are never averaged together; runs of other seeds are repeats."""
+        values = {k: v for k, v in (self.log.recipe if self.log is not None else {}).items()
+                  if k not in ("description", "seed")}
         return (self.recipe, self.commit, json.dumps(values, sort_keys=True))
 
 
@@ -311,6 +313,10 @@ def format_summary(summary: Summary) -> str:
                           "    " + verdict(g).replace("VERDICT: ", "verdict: ")]
             lines += ["", f"note: the overall numbers pool {len(summary.groups)} groups (recipe values or commit "
                           "differ); a record is judged on the runs of one group"]
+    seeds = {r.log.recipe.get("seed") for r in summary.counted}
+    if s is not None and s.n > 1 and len(seeds) == 1 and None not in seeds:
+        lines += ["", f"note: every run used seed {seeds.pop()}, so they differ only by the GPU's nondeterminism: the "
+                      "t-test says how well a run repeats, not how it varies with the seed (--set seed=N to vary it)"]
     lines += ["", verdict(s)]
     return "\n".join(lines)
 

@@ -308,3 +308,19 @@ def test_unfinished_runs_show_their_last_real_val_loss(tmp_path):
     assert "last val 3.9750 @ step 50" in rows[crashed.name]
     assert "last val 3.9000 @ step 50" in rows["short.txt"]
     assert " — " in rows[failed.name] and "10.8" not in text
+
+
+def test_runs_of_other_seeds_pool_and_one_seed_is_said(tmp_path):
+    """Seeds are repeats of one recipe, not settings that split the runs into groups; when every run shares one
+    seed the report says what its t-test measures."""
+    for seed, loss in ((0, 3.270), (1, 3.272), (2, 3.271)):
+        hand_log(tmp_path / "seeds" / f"{seed}.txt", loss, recipe={"seed": seed})
+        hand_log(tmp_path / "one" / f"{seed}.txt", loss, recipe={"seed": 0})
+    s = summarize([str(tmp_path / "seeds")], 3.28)
+    assert len(s.groups) == 1 and s.overall.n == 3
+    text = stats_report([str(tmp_path / "seeds")], 3.28)[0]
+    assert "by recipe, settings and commit" not in text and "note: every run used seed" not in text
+    assert "seed=" not in "".join(s.labels.values())
+    text = stats_report([str(tmp_path / "one")], 3.28)[0]
+    assert "note: every run used seed 0, so they differ only by the GPU's nondeterminism" in text
+    assert "meets the record's p < 0.01 bar" in text
