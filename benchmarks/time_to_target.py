@@ -9,6 +9,7 @@ loss, the training time, the training time at which val first reached the target
 Each variant is LABEL:RECIPE[,key=value...]; the shared --set overrides apply to all, before each variant's own.
 --parallel N runs N variants at once on the same GPU (to compare losses in less wall time: their step times are
 then not comparable and the table says so); the default runs them one after another, each alone on the device.
+--seeds N runs every variant with seeds 0..N-1, seed by seed (labels LABEL-s0 ...).
 A variant that fails is reported as failed and the others go on. The table is printed last and written as JSON,
 also when SIGTERM (e.g. from `timeout`) ends the script: the running variants are stopped, and reported with
 what their logs hold so far.
@@ -35,6 +36,16 @@ def parse_variant(text: str) -> tuple[str, str, list[str]]:
         raise SystemExit(f"variant {text!r}: expected LABEL:RECIPE[,key=value...]")
     recipe, *sets = re.split(r",(?![^\[]*\])", rest)  # commas inside [...] belong to a list value
     return label, recipe, sets
+
+
+def with_seeds(variants: list[tuple[str, str, list[str]]], seeds: int) -> list[tuple[str, str, list[str]]]:
+    """Each variant once per seed 0..seeds-1 (labels LABEL-sK), seed by seed, so that a drifting machine touches
+    every variant alike; `speedrun stats` pools runs that differ only in their seed."""
+    if seeds == 1:
+        return variants
+    if given := [label for label, _, sets in variants if any(s.split("=")[0].strip() == "seed" for s in sets)]:
+        raise SystemExit(f"--seeds {seeds}: variant {given[0]} sets its own seed")
+    return [(f"{label}-s{k}", recipe, [*sets, f"seed={k}"]) for k in range(seeds) for label, recipe, sets in variants]
 
 
 def launch(label: str, recipe: str, sets: list[str], common: list[str], out: Path, print_every: int):
@@ -100,9 +111,12 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], dest="common", metavar="KEY=VALUE")
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--print-every", type=int, default=250)
+    ap.add_argument("--seeds", type=int, default=1, help="run every variant with seeds 0..N-1 (repeats for stats)")
     args = ap.parse_args(argv)
+    if args.seeds < 1:
+        ap.error("--seeds must be at least 1")
     out = Path(args.out)
-    variants = [parse_variant(v) for v in args.variants]
+    variants = with_seeds([parse_variant(v) for v in args.variants], args.seeds)
     concurrent = args.parallel > 1
     rows, queue, running = [], list(variants), []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from benchscript import load_benchmark
 from logfactory import runlog
 
@@ -12,6 +13,16 @@ def test_parse_variant_keeps_list_values_whole():
     assert ttt.parse_variant("mtp:fast_1gpu,steps=1300,mtp_weights=[0.5,0.25],seed=1") == (
         "mtp", "fast_1gpu", ["steps=1300", "mtp_weights=[0.5,0.25]", "seed=1"])
     assert ttt.parse_variant("base:record21_1gpu") == ("base", "record21_1gpu", [])
+
+
+def test_seeds_repeat_every_variant_seed_by_seed():
+    variants = [ttt.parse_variant("a:fast_1gpu,steps=10"), ttt.parse_variant("b:record21_1gpu")]
+    assert ttt.with_seeds(variants, 1) == variants
+    assert ttt.with_seeds(variants, 2) == [
+        ("a-s0", "fast_1gpu", ["steps=10", "seed=0"]), ("b-s0", "record21_1gpu", ["seed=0"]),
+        ("a-s1", "fast_1gpu", ["steps=10", "seed=1"]), ("b-s1", "record21_1gpu", ["seed=1"])]
+    with pytest.raises(SystemExit, match="variant c sets its own seed"):
+        ttt.with_seeds([ttt.parse_variant("c:tiny,seed=3")], 2)
 
 
 def test_summary_and_table_from_logs(tmp_path):
