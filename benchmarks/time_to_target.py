@@ -115,6 +115,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.seeds < 1:
         ap.error("--seeds must be at least 1")
+    if args.seeds > 1 and any(s.split("=")[0].strip() == "seed" for s in args.common):
+        ap.error(f"--seeds {args.seeds} sets each run's seed: drop --set seed=...")
     out = Path(args.out)
     variants = with_seeds([parse_variant(v) for v in args.variants], args.seeds)
     concurrent = args.parallel > 1

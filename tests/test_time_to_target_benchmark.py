@@ -25,6 +25,13 @@ def test_seeds_repeat_every_variant_seed_by_seed():
         ttt.with_seeds([ttt.parse_variant("c:tiny,seed=3")], 2)
 
 
+def test_seeds_with_a_shared_seed_is_refused_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        ttt.main(["--out", str(tmp_path), "--seeds", "2", "--set", "seed=5", "a:tiny"])
+    assert e.value.code == 2 and "--seeds 2 sets each run's seed: drop --set seed=..." in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing started
+
+
 def test_summary_and_table_from_logs(tmp_path):
     """curve(3.0, 100 steps, val every 25, 10 ms a step): 3.122 @ 75, 3.0 @ 100."""
     runlog(tmp_path / "a", 3.0)
