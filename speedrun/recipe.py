@@ -102,6 +102,7 @@ class Recipe:
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
+    fp8_attn: bool = False  # attention's QKV and output matmuls in FP8 like fp8_mlp (training, GPU; needs fp8_mlp)
     name: str = ""
     description: str = ""
 
@@ -183,6 +184,7 @@ class Recipe:
         need(0 <= self.normuon_beta2 < 1, "normuon_beta2 must lie in [0, 1) (0: off)")
         need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
         need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
+        need(self.fp8_mlp or not self.fp8_attn, "fp8_attn needs fp8_mlp = true (the device plan gates both as one)")
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
         need(len(self.mtp_weights) <= 3 and all(w >= 0 for w in self.mtp_weights),
              f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
