@@ -16,7 +16,7 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
         model.lm_head.fp8_scales = None
     if not plan.fp8_mlp:
         for module in model.modules():
-            if isinstance(module, CastedLinear) or hasattr(module, "fp8_dynamic"):
+            if isinstance(module, CastedLinear):
                 module.fp8_dynamic = False
     model = model.to(plan.device)
     if plan.device.type == "cuda":

@@ -102,7 +102,6 @@ class Recipe:
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
-    fp8_attn: bool = False  # attention's QKV and output matmuls in FP8 like fp8_mlp (training, GPU; needs fp8_mlp)
     name: str = ""
     description: str = ""
 
@@ -184,7 +183,6 @@ class Recipe:
         need(0 <= self.normuon_beta2 < 1, "normuon_beta2 must lie in [0, 1) (0: off)")
         need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
         need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
-        need(self.fp8_mlp or not self.fp8_attn, "fp8_attn needs fp8_mlp = true (the device plan gates both as one)")
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
         need(len(self.mtp_weights) <= 3 and all(w >= 0 for w in self.mtp_weights),
              f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
@@ -212,9 +210,11 @@ RETIRED_FIELDS = {
     "fused_mlp": False, "ve_gate": False, "skip_gate": False, "bigram_buckets": 0, "paired_head_layers": [],
     "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0, "backout_after": 0,
     "logit_offset": 0.0, "attn_proj_random_init": False, "scalar_adam_betas": [], "untied_value_embeds": False,
+    "fp8_attn": False,
 }
 RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
-                   "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6"}  # removed later than RETIRED_AT
+                   "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6",
+                   "fp8_attn": "2acae1f"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:

@@ -77,7 +77,6 @@ class CausalSelfAttention(nn.Module):
         self.lambdas = nn.Parameter(torch.tensor([0.5, 0.5]))  # v = a*v + b*ve
         self.rotary = rotary  # one table for all layers: each its own would be 2 x 67 MB at record21's lengths
         self.c_proj = CastedLinear(hdim, r.model_dim, zero_init=True)
-        self.fp8_dynamic = self.c_proj.fp8_dynamic = r.fp8_attn  # the QKV matmul's flag; cleared like the MLP's
         # Sparse attention gate: each head's output scaled by sigmoid(w_h . x[:gate_dims]), so a head can switch
         # itself off for a token instead of parking attention on a sink.
         self.gate_dims = r.gate_dims
@@ -91,8 +90,7 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: Tensor, ve: Tensor | None, mask, not_start: Tensor | None = None) -> Tensor:
         """not_start (T,): False where a document starts (the key offset, which needs it, never reaches across one)."""
         B, T = x.size(0), x.size(1)
-        w = self.qkv_w.flatten(end_dim=1)
-        qkv = dynamic_fp8_linear(x, w) if self.fp8_dynamic and self.training else F.linear(x, w.type_as(x))
+        qkv = F.linear(x, self.qkv_w.flatten(end_dim=1).type_as(x))
         q, k, v = qkv.view(B, T, 3 * self.num_heads, self.head_dim).chunk(3, dim=-2)
         q, k = norm(q), norm(k)
         cached = isinstance(mask, CachedWindow)
