@@ -32,6 +32,8 @@ CONFIGS = {
     "fwd128x128_w8s2": {"fwd_BLOCK_M": 128, "fwd_BLOCK_N": 128, "fwd_num_warps": 8, "fwd_num_stages": 2},
     "fwd64x64_w4s3": {"fwd_BLOCK_M": 64, "fwd_BLOCK_N": 64, "fwd_num_warps": 4, "fwd_num_stages": 3},
     "fwd128x64_w8s4": {"fwd_BLOCK_M": 128, "fwd_BLOCK_N": 64, "fwd_num_warps": 8, "fwd_num_stages": 4},
+    # FlashAttention-4's CuTe DSL kernels in place of Triton's (needs the flash-attn-4 package: flash_attn.cute)
+    "flash": {"BACKEND": "FLASH"},
 }
 
 
@@ -68,8 +70,9 @@ def main(argv=None) -> int:
     windows = [int(w) for w in args.windows.split(",")]
     masks = {w: flex_block_mask(lists, torch.tensor(w, dtype=torch.int32, device=dev)) for w in windows}
     g = torch.Generator(device=dev).manual_seed(0)
-    q, k, v = (torch.nn.functional.rms_norm(torch.randn(1, H, T, D, device=dev, generator=g), (D,)).bfloat16()
-               for _ in range(3))
+    # the model's layout: one (1, T, 3H, D) projection, each of q, k, v a (1, H, T, D) view of it
+    qkv = torch.nn.functional.rms_norm(torch.randn(1, T, 3 * H, D, device=dev, generator=g), (D,)).bfloat16()
+    q, k, v = (t.transpose(1, 2) for t in qkv.chunk(3, dim=2))
     dy = torch.randn(1, H, T, D, device=dev, generator=g).bfloat16()
     reference, rows = {}, []
     for name in args.configs.split(","):

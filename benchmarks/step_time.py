@@ -127,6 +127,8 @@ def main(argv=None) -> int:
         return 2
     r = load_recipe(args.recipe, args.overrides)
     plan = make_plan(r)
+    for note in plan.notes:  # e.g. a kernel asked for that this machine lacks: the figures are then not of it
+        print(f"note: {note}")
     torch.cuda.set_device(plan.device)
     model = build_model(r, plan)
     optimizers = build_optimizers(model, r, compile_ns=plan.compile)

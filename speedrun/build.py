@@ -2,7 +2,7 @@
 
 import torch
 
-from speedrun.model.gpt import GPT, CastedLinear
+from speedrun.model.gpt import GPT, CastedLinear, CausalSelfAttention
 from speedrun.optim.muon import Muon
 from speedrun.plan import Plan
 from speedrun.recipe import Recipe
@@ -18,6 +18,10 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
         for module in model.modules():
             if isinstance(module, CastedLinear):
                 module.fp8_dynamic = False
+    if not plan.flash_attention:
+        for module in model.modules():
+            if isinstance(module, CausalSelfAttention):
+                module.flex_options = None
     model = model.to(plan.device)
     if plan.device.type == "cuda":
         for table in model.embedding_tables():

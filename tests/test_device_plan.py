@@ -111,3 +111,33 @@ def test_fp8_mlp_follows_fp8_support_and_build_model_clears_it(monkeypatch):
     model = build_model(small, plan)
     flags = [b.mlp.c_fc.fp8_dynamic or b.mlp.c_proj.fp8_dynamic for b in model.blocks if b.mlp is not None]
     assert flags and not any(flags)
+
+
+def test_flash_attention_kernels_follow_their_package_and_gpu(monkeypatch):
+    """attention_kernel = flash runs FlashAttention-4's kernels where the package and an sm90+ GPU are; elsewhere
+    the plan says why and the model keeps FlexAttention's Triton kernels (build_model clears its option)."""
+    import speedrun.plan as plan_mod
+    from speedrun.build import build_model
+    from speedrun.model.attention import flash_kernels_available
+
+    r = load_recipe("fast_1gpu", ["attention_kernel=flash"])
+    fake_gpu(monkeypatch, (9, 0))
+    monkeypatch.setattr(plan_mod, "flash_kernels_available", lambda device=None: True)
+    plan = make_plan(r)
+    assert plan.flash_attention and "FlashAttention-4 kernels" in plan.describe(r)
+    assert not make_plan(load_recipe("fast_1gpu")).flash_attention  # off unless asked for
+    monkeypatch.setattr(plan_mod, "flash_kernels_available", lambda device=None: False)
+    plan = make_plan(r)
+    assert not plan.flash_attention and "FlashAttention-4" not in plan.describe(r)
+    assert any("flash-attn-4" in n and "Triton kernels run instead" in n for n in plan.notes)
+    fake_gpu(monkeypatch, (8, 0))
+    assert not flash_kernels_available()  # below sm90, whatever is installed
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    small = load_recipe("tiny", ["attention_kernel=flash"])
+    plan = make_plan(small)
+    assert not plan.flash_attention and any("attention_kernel = flash needs a GPU" in n for n in plan.notes)
+    assert small.attention_kernel == "flash"
+    model = build_model(small, plan)
+    assert all(b.attn.flex_options is None for b in model.blocks if b.attn is not None)
+    with pytest.raises(ValueError, match="attention_kernel='fa3' must be triton or flash"):
+        load_recipe("tiny", ["attention_kernel=fa3"])

@@ -75,6 +75,8 @@ class CausalSelfAttention(nn.Module):
         # One merged weight; Muon orthogonalises its three (hdim, dim) slices separately.
         self.qkv_w = nn.Parameter(init_uniform_(torch.empty(3, hdim, r.model_dim), r.model_dim))
         self.lambdas = nn.Parameter(torch.tensor([0.5, 0.5]))  # v = a*v + b*ve
+        # FlexAttention's kernels: None (Triton) or FlashAttention-4's; the device plan clears it where those are absent
+        self.flex_options = {"BACKEND": "FLASH"} if r.attention_kernel == "flash" else None
         self.rotary = rotary  # one table for all layers: each its own would be 2 x 67 MB at record21's lengths
         self.c_proj = CastedLinear(hdim, r.model_dim, zero_init=True)
         # Sparse attention gate: each head's output scaled by sigmoid(w_h . x[:gate_dims]), so a head can switch
@@ -108,7 +110,7 @@ class CausalSelfAttention(nn.Module):
         else:
             from torch.nn.attention.flex_attention import flex_attention
 
-            y = flex_attention(q, k, v, block_mask=mask, scale=self.scale)
+            y = flex_attention(q, k, v, block_mask=mask, scale=self.scale, kernel_options=self.flex_options)
         y = y.transpose(1, 2)
         if self.gate_w is not None:
             y = y * torch.sigmoid(F.linear(x[..., : self.gate_dims], self.gate_w.type_as(x)))[..., None]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from speedrun.data.tokenizer import EOT
 from speedrun.kernels.softcap_ce import softcap_cross_entropy_reference, softcap_cross_entropy_with_grad
-from speedrun.model.attention import BlockLists, dense_attention, dense_mask, flex_block_mask
+from speedrun.model.attention import BlockLists, dense_attention, dense_mask, flash_kernels_available, flex_block_mask
 from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy, fp8_supported
 from speedrun.recipe import load_recipe
 
@@ -216,9 +216,9 @@ def test_dynamic_fp8_mlp_matches_bf16_mlp(compiled):
     assert all(e < 0.12 for e in errs.values())
 
 
-def compiled_mlp_variants(settings: list[str], flag: str):
-    """(losses, relative gradient errors) of a compiled 4-layer `fast` model with the MLP `settings`, against the
-    same weights with the MLP modules' `flag` attribute cleared (the plain bf16 MLP)."""
+def compiled_model_variants(settings: list[str], flag: str):
+    """(losses, relative gradient errors) of a compiled 4-layer `fast` model with the `settings`, against the same
+    weights with every module's `flag` attribute cleared to None (the MLP's plain bf16 path, Triton attention...)."""
     from speedrun.model.gpt import GPT
 
     r = load_recipe("fast", [*SMALL_MODEL, "mtp_weights=[]", *settings])  # next-token loss only: the MLP differs
@@ -230,7 +230,7 @@ def compiled_mlp_variants(settings: list[str], flag: str):
     models[1].load_state_dict(models[0].state_dict())
     for m in models[1].modules():
         if hasattr(m, flag):
-            setattr(m, flag, False)
+            setattr(m, flag, None)
     tokens = random_docs(r.seq_len + 1, 600, seed=3)
     inputs, targets = tokens[:-1].int(), tokens[1:].long()
     losses, grads = [], []
@@ -248,10 +248,21 @@ def compiled_mlp_variants(settings: list[str], flag: str):
 
 @pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
 def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
-    losses, errs = compiled_mlp_variants(["fp8_mlp=true"], "fp8_dynamic")
+    losses, errs = compiled_model_variants(["fp8_mlp=true"], "fp8_dynamic")
     print(f"\ncompiled model, FP8 MLP loss {losses[0]:.5f} vs bf16 MLP {losses[1]:.5f}; grad errors {errs}")
     assert abs(losses[0] - losses[1]) < 5e-3 * losses[1]
     assert all(e < 0.15 for e in errs.values())
+
+
+@pytest.mark.skipif(not flash_kernels_available(),
+                    reason="needs the flash-attn-4 package (flash_attn.cute) and a GPU of compute capability >= 9.0")
+def test_flash_attention_kernels_match_triton_kernels():
+    """attention_kernel=flash: the compiled model's FlexAttention through FlashAttention-4's kernels gives the loss
+    and gradients of FlexAttention's Triton kernels (same mask, same math; only the tiling and order differ)."""
+    losses, errs = compiled_model_variants(["attention_kernel=flash"], "flex_options")
+    print(f"\ncompiled model, FlashAttention-4 kernels loss {losses[0]:.5f} vs Triton {losses[1]:.5f}; grad errors {errs}")
+    assert abs(losses[0] - losses[1]) < 1e-3 * losses[1]
+    assert all(e < 0.05 for e in errs.values())
 
 
 # --- multi-token prediction --------------------------------------------------------------------------------------------
