@@ -86,7 +86,7 @@ def time_steps(runner, optimizers, r, plan, batches_fn, window, steps: int) -> l
 PROFILED_STEPS = 5
 # Kernel families by name, first match wins: where a step's GPU time goes (the profile's self CUDA times). cuBLAS's
 # nvjet kernels with FP8 operands start q (e4m3) or r (e5m2): on an H200 they summed to aten::_scaled_mm's time.
-CATEGORIES = [("loss kernel", r"_softcap_ce"), ("attention (flex templates)", r"flex|triton_tem"),
+CATEGORIES = [("loss kernel", r"_softcap_ce"), ("attention (flex templates)", r"flex|triton_tem|[Ff]lash"),
               ("fp8 matmul", r"nvjet_sm\d+_[qr]|f8|e4m3|e5m2|fp8"), ("matmul", r"gemm|nvjet|cutlass|xmma|sm90|sm100"),
               ("optimizer foreach/adam", r"multi_tensor|foreach|adam"), ("fused elementwise/reductions",
               r"^triton_(poi|red|per)"), ("copies/fills", r"copy|memcpy|memset|fill|cat")]
