@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 13 (prepared in session 12, not yet run), call 1 (carry [".fa4/a"]): park the first half of the FlashAttention-4 bundle, then the GPU tests.
+# Part 13 (prepared in part 12, not yet run), call 1 (carry [".fa4/a"]): park the first half of the FlashAttention-4 bundle, then the GPU tests.
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 mkdir -p .fa4store && cp .fa4/a/part.00 .fa4store/ && ls -la .fa4store
 nvidia-smi --query-gpu=name,memory.total,driver_version,uuid --format=csv,noheader

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 13 (prepared in session 12, not yet run), call 2 (carry [".fa4/b"]): unpack the FlashAttention-4 bundle (flash-attn-4 4.0.0b36, nvidia-cutlass-dsl
+# Part 13 (prepared in part 12, not yet run), call 2 (carry [".fa4/b"]): unpack the FlashAttention-4 bundle (flash-attn-4 4.0.0b36, nvidia-cutlass-dsl
 # 4.8.1 cu13, quack-kernels, apache-tvm-ffi, torch-c-dlpack-ext) into .fa4site, then FlexAttention FLASH vs Triton:
 # one layer (attention.py), the GPU test, and fast_1gpu's step at both kernels (step_time.py, synthetic tokens).
 T0=$(date +%s)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 13 (prepared in session 12, not yet run), call 3 (carry [".data"]): fast_1gpu with FlashAttention-4's kernels, fast_1gpu and record21_1gpu,
+# Part 13 (prepared in part 12, not yet run), call 3 (carry [".data"]): fast_1gpu with FlashAttention-4's kernels, fast_1gpu and record21_1gpu,
 # each alone, one after another (FlashAttention-4 from .fa4site, unpacked in call 2 on this machine).
 export PYTHONUNBUFFERED=1; T0=$(date +%s)
 export PYTHONPATH=$PWD:$PWD/.fa4site:$PWD/.fa4site/nvidia_cutlass_dsl/dsl_packages
