@@ -97,8 +97,12 @@ def _shown_fields(runs: list[Run]) -> dict[tuple[str, str, str], dict]:
     alike: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
     for key, r in first.items():  # the commit is left out: it shows in the stats labels, and per-run lines differ
         alike.setdefault((r.recipe, format_fields(shown[key])), []).append(key)
+    from speedrun.recipe import FIELDS, REQUIRED, RETIRED_FIELDS
+
+    # a field a log predates reads as its default (or a removed idea's off value): not a difference to show
+    defaults = {**RETIRED_FIELDS, **{n: f.default for n, f in FIELDS.items() if n not in REQUIRED}}
     for keys in alike.values():
-        values = {k: json.loads(k[2]) for k in keys}
+        values = {k: {**defaults, **json.loads(k[2])} for k in keys}
         names = sorted(set().union(*values.values()) - {"name", "description"})
         differ = [f for f in names if len({json.dumps(v.get(f), sort_keys=True) for v in values.values()}) > 1]
         for k in keys:

@@ -324,3 +324,13 @@ def test_runs_of_other_seeds_pool_and_one_seed_is_said(tmp_path):
     text = stats_report([str(tmp_path / "one")], 3.28)[0]
     assert "note: every run used seed 0, so they differ only by the GPU's nondeterminism" in text
     assert "meets the record's p < 0.01 bar" in text
+
+
+def test_a_field_a_log_predates_reads_as_its_default(tmp_path):
+    """Logs written before a field existed pool labels with logs that hold it at its default (or a removed idea
+    at its off value): the labels name the commits, not `field=(not logged)` against `field=False`."""
+    hand_log(tmp_path / "old.txt", 3.27, commit="a" * 40)
+    hand_log(tmp_path / "new.txt", 3.27, commit="b" * 40, recipe={"key_offset": False, "fp8_attn": False})
+    hand_log(tmp_path / "on.txt", 3.27, commit="c" * 40, recipe={"key_offset": True})
+    labels = sorted(summarize([str(tmp_path)]).labels.values())
+    assert labels == ["tiny @ aaaaaaaaaa", "tiny @ bbbbbbbbbb", "tiny key_offset=True @ cccccccccc"]
