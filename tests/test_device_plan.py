@@ -130,6 +130,14 @@ def test_flash_attention_kernels_follow_their_package_and_gpu(monkeypatch):
     plan = make_plan(r)
     assert not plan.flash_attention and "FlashAttention-4" not in plan.describe(r)
     assert any("flash-attn-4" in n and "Triton kernels run instead" in n for n in plan.notes)
+    def no_parent(name):  # find_spec("flash_attn.cute") raises when flash_attn itself is not installed
+        raise ModuleNotFoundError(name)
+
+    for find_spec in (no_parent, lambda name: None):  # an sm90 GPU, no flash_attn package or no .cute in it
+        monkeypatch.setattr("importlib.util.find_spec", find_spec)
+        assert not flash_kernels_available()
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
+    assert flash_kernels_available()
     fake_gpu(monkeypatch, (8, 0))
     assert not flash_kernels_available()  # below sm90, whatever is installed
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
