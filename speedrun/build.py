@@ -14,14 +14,11 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
     model = GPT(r, attention=plan.attention)
     if not plan.fp8_head:
         model.lm_head.fp8_scales = None
-    if not plan.fp8_mlp:
-        for module in model.modules():
-            if isinstance(module, CastedLinear):
-                module.fp8_dynamic = False
-    if not plan.flash_attention:
-        for module in model.modules():
-            if isinstance(module, CausalSelfAttention):
-                module.flex_options = None
+    for module in model.modules():
+        if not plan.fp8_mlp and isinstance(module, CastedLinear):
+            module.fp8_dynamic = False
+        if not plan.flash_attention and isinstance(module, CausalSelfAttention):
+            module.flex_options = None
     model = model.to(plan.device)
     if plan.device.type == "cuda":
         for table in model.embedding_tables():

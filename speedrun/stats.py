@@ -90,6 +90,8 @@ def label_settings(runs: list[Run]) -> tuple[dict[tuple[str, str, str], str], st
 
 
 def _shown_fields(runs: list[Run]) -> dict[tuple[str, str, str], dict]:
+    from speedrun.recipe import FIELDS, REQUIRED, RETIRED_FIELDS
+
     first = {r.group: r for r in reversed(runs)}  # the first run of each group
     # an upstream log's name is no recipe of ours
     shown = {key: changed_fields(r.log.recipe) if r.log is not None and r.log.source == "speedrun" else {}
@@ -97,8 +99,6 @@ def _shown_fields(runs: list[Run]) -> dict[tuple[str, str, str], dict]:
     alike: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
     for key, r in first.items():  # the commit is left out: it shows in the stats labels, and per-run lines differ
         alike.setdefault((r.recipe, format_fields(shown[key])), []).append(key)
-    from speedrun.recipe import FIELDS, REQUIRED, RETIRED_FIELDS
-
     # a field a log predates reads as its default (or a removed idea's off value): not a difference to show
     defaults = {**RETIRED_FIELDS, **{n: f.default for n, f in FIELDS.items() if n not in REQUIRED}}
     for keys in alike.values():
