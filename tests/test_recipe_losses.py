@@ -38,8 +38,14 @@ def test_recipe_trains_as_before_the_lean_core(name, tmp_path):
     r = load_recipe(name, {**SMALL, **then})
     result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=lambda *a, **k: None)
     want = BEFORE[name]
-    # A few ulps of slack for another CPU's vector units; a changed code path moves these by far more.
-    assert result.train_losses == pytest.approx(want["train"], rel=1e-5)
-    assert [v for _, v in result.val_losses] == pytest.approx(want["val"], rel=1e-5)
+    # Recorded on an AVX-512 CPU. On an AVX2 one (2026-12-02) the matmuls round differently and the runs drift
+    # apart about 3x per step: 0 at step 1, < 5e-6 by step 3, 1.8e-5 at step 4, 4.4e-4 at step 7, a parameter sum
+    # 2.8e-3 off. So the first three steps (forward, then two updates) are held to a few ulps, where a changed code
+    # path shows at once, and the rest to what that drift allows.
+    val = [v for _, v in result.val_losses]
     params = float(sum(p.detach().double().sum() for p in result.model.parameters()))
-    assert params == pytest.approx(want["params"], rel=1e-5)
+    assert result.train_losses[:3] == pytest.approx(want["train"][:3], rel=1e-5)
+    assert val[0] == pytest.approx(want["val"][0], rel=1e-6)
+    assert result.train_losses[3:] == pytest.approx(want["train"][3:], rel=2e-3)
+    assert val[1:] == pytest.approx(want["val"][1:], rel=1e-3)
+    assert params == pytest.approx(want["params"], rel=1e-2)
