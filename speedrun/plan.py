@@ -7,9 +7,12 @@ from dataclasses import dataclass, field
 import torch
 
 from speedrun.errors import TrainingError
-from speedrun.model.attention import flash_kernels_available
+from speedrun.model.fa4 import FA4_VERSION, fa4_available
 from speedrun.model.fp8 import fp8_supported
 from speedrun.recipe import Recipe
+
+ATTENTION = {"flex": "FlexAttention block masks", "fa4": "FlashAttention-4 varlen kernels (documents as sequences, "
+             "token windows)", "dense": "dense boolean mask + SDPA"}
 
 
 @dataclass
@@ -18,10 +21,9 @@ class Plan:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    attention: str = "dense"  # flex | dense
+    attention: str = "dense"  # flex | fa4 | dense
     fp8_head: bool = False
     fp8_mlp: bool = False
-    flash_attention: bool = False  # FlexAttention with FlashAttention-4's kernels (attention_kernel = "flash")
     compile: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -38,8 +40,8 @@ class Plan:
             + (f" ({torch.cuda.get_device_name(self.device)})" if gpu else ""),
             f"batch: {r.batch_tokens:,} tokens/step = {self.world_size} rank(s) x {accum} accumulation step(s) x "
             f"{r.seq_len:,} tokens",
-            f"attention: {'FlexAttention block masks' if self.attention == 'flex' else 'dense boolean mask + SDPA'}"
-            + (" (FlashAttention-4 kernels)" if self.flash_attention else ""),
+            f"attention: {ATTENTION[self.attention]}"
+            + (", token windows" if r.attention_kernel == "fa4" and self.attention == "dense" else ""),
             f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}"
             + ("; fused with the soft-capped loss (Triton kernel)" if self.fp8_head and r.fused_head_loss else ""),
             f"MLP matmuls: {'FP8 (e4m3/e5m2, per-tensor dynamic scales) in training' if self.fp8_mlp else 'plain'}",
@@ -77,17 +79,17 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
     r.grad_accum_steps(world_size)  # these raise RecipeError if the batches do not divide
     r.val_batches(world_size)
     if device.type == "cuda":
-        plan.attention = "flex"
+        plan.attention = "fa4" if r.attention_kernel == "fa4" else "flex"
+        if plan.attention == "fa4" and has_gpu and not fa4_available(device):
+            raise TrainingError(f"recipe {r.name}: attention_kernel = fa4 needs a GPU of compute capability >= 9.0 "
+                                f"and flash-attn-4 (pip install 'flash-attn-4=={FA4_VERSION}'); "
+                                "attention_kernel=triton runs FlexAttention instead")
         plan.compile = r.compile != "off"
         fp8_ok = fp8_supported(device) if has_gpu else True
         for wanted, what in ((r.fp8_head, "head"), (r.fp8_mlp, "MLP")):
             if wanted and not fp8_ok:
                 plan.notes.append(f"this GPU has no FP8 tensor cores (compute capability < 8.9): the {what} runs in bf16")
         plan.fp8_head, plan.fp8_mlp = r.fp8_head and fp8_ok, r.fp8_mlp and fp8_ok
-        plan.flash_attention = r.attention_kernel == "flash" and (flash_kernels_available(device) or not has_gpu)
-        if r.attention_kernel == "flash" and not plan.flash_attention:
-            plan.notes.append("attention_kernel = flash needs compute capability >= 9.0 and the flash-attn-4 package "
-                              "(flash_attn.cute): FlexAttention's Triton kernels run instead")
         if r.fused_head_loss and not plan.fp8_head:
             plan.notes.append("fused_head_loss fuses the FP8 head: without it the loss runs unfused")
     else:
@@ -98,8 +100,8 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
                               + (" and the loss unfused (fused_head_loss)" if r.fused_head_loss else ""))
         if r.fp8_mlp:
             plan.notes.append("FP8 MLP needs a GPU: the MLP runs in float32 on CPU")
-        if r.attention_kernel == "flash":
-            plan.notes.append("attention_kernel = flash needs a GPU: attention runs densely on CPU")
+        if r.attention_kernel == "fa4":
+            plan.notes.append("attention_kernel = fa4 needs a GPU: its rule (token windows) runs densely on CPU")
     return plan
 
 

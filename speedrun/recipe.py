@@ -102,7 +102,9 @@ class Recipe:
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
-    attention_kernel: str = "triton"  # FlexAttention's kernels: triton (PyTorch's) | flash (FlashAttention-4's, GPU)
+    # triton: FlexAttention (PyTorch's Triton kernels), block windows | fa4: FlashAttention-4's varlen kernels (GPU,
+    # flash-attn-4 package), token windows (speedrun/model/fa4.py); CPUs run either rule densely
+    attention_kernel: str = "triton"
     name: str = ""
     description: str = ""
 
@@ -189,8 +191,8 @@ class Recipe:
              f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
         need(0 < self.mtp_end_frac <= 1, f"mtp_end_frac={self.mtp_end_frac} must lie in (0, 1]")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
-        need(self.attention_kernel in ("triton", "flash"), f"attention_kernel={self.attention_kernel!r} must be "
-             "triton or flash")
+        need(self.attention_kernel in ("triton", "fa4"), f"attention_kernel={self.attention_kernel!r} must be "
+             "triton or fa4")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")

@@ -113,37 +113,38 @@ def test_fp8_mlp_follows_fp8_support_and_build_model_clears_it(monkeypatch):
     assert flags and not any(flags)
 
 
-def test_flash_attention_kernels_follow_their_package_and_gpu(monkeypatch):
-    """attention_kernel = flash runs FlashAttention-4's kernels where the package and an sm90+ GPU are; elsewhere
-    the plan says why and the model keeps FlexAttention's Triton kernels (build_model clears its option)."""
+def test_fa4_attention_needs_its_package_and_gpu(monkeypatch):
+    """attention_kernel = fa4 runs FlashAttention-4's varlen kernels where the package and an sm90+ GPU are; a GPU
+    without them refuses in one line (FlexAttention's block windows would be another rule); a CPU runs the rule
+    densely, with a note."""
     import speedrun.plan as plan_mod
     from speedrun.build import build_model
-    from speedrun.model.attention import flash_kernels_available
+    from speedrun.model.fa4 import fa4_available
 
-    r = load_recipe("fast_1gpu", ["attention_kernel=flash"])
+    r = load_recipe("fast_1gpu", ["attention_kernel=fa4"])
     fake_gpu(monkeypatch, (9, 0))
-    monkeypatch.setattr(plan_mod, "flash_kernels_available", lambda device=None: True)
+    monkeypatch.setattr(plan_mod, "fa4_available", lambda device=None: True)
     plan = make_plan(r)
-    assert plan.flash_attention and "FlashAttention-4 kernels" in plan.describe(r)
-    assert not make_plan(load_recipe("fast_1gpu")).flash_attention  # off unless asked for
-    monkeypatch.setattr(plan_mod, "flash_kernels_available", lambda device=None: False)
-    plan = make_plan(r)
-    assert not plan.flash_attention and "FlashAttention-4" not in plan.describe(r)
-    assert any("flash-attn-4" in n and "Triton kernels run instead" in n for n in plan.notes)
+    assert plan.attention == "fa4" and "FlashAttention-4 varlen kernels" in plan.describe(r)
+    assert make_plan(load_recipe("fast_1gpu")).attention == "flex"  # off unless asked for
+    monkeypatch.setattr(plan_mod, "fa4_available", lambda device=None: False)
+    with pytest.raises(TrainingError, match="attention_kernel = fa4 needs a GPU of compute capability >= 9.0 and "
+                                            "flash-attn-4"):
+        make_plan(r)
+
     def no_parent(name):  # find_spec("flash_attn.cute") raises when flash_attn itself is not installed
         raise ModuleNotFoundError(name)
 
     for find_spec in (no_parent, lambda name: None):  # an sm90 GPU, no flash_attn package or no .cute in it
         monkeypatch.setattr("importlib.util.find_spec", find_spec)
-        assert not flash_kernels_available()
+        assert not fa4_available()
     monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
-    assert flash_kernels_available()
+    assert fa4_available()
     fake_gpu(monkeypatch, (8, 0))
-    assert not flash_kernels_available()  # below sm90, whatever is installed
+    assert not fa4_available()  # below sm90, whatever is installed
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    small = load_recipe("tiny", ["attention_kernel=flash"])
+    small = load_recipe("tiny", ["attention_kernel=fa4"])
     plan = make_plan(small)
-    assert not plan.flash_attention and any("attention_kernel = flash needs a GPU" in n for n in plan.notes)
-    assert small.attention_kernel == "flash"
-    model = build_model(small, plan)
-    assert all(b.attn.flex_options is None for b in model.blocks if b.attn is not None)
+    assert plan.attention == "dense" and any("attention_kernel = fa4 needs a GPU" in n for n in plan.notes)
+    assert "dense boolean mask + SDPA, token windows" in plan.describe(small)
+    assert build_model(small, plan).token_windows

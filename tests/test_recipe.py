@@ -295,7 +295,7 @@ def test_unknown_base(tmp_path):
     (["lr_embed=0"], "lr_embed=0.0 must be positive"),
     (["muon_momentum=1.5"], "muon_momentum=1.5 must lie in [0, 1)"),
     (["min_lr_frac=-0.1"], "min_lr_frac=-0.1 must lie in [0, 1)"),
-    (["attention_kernel=fa3"], "attention_kernel='fa3' must be triton or flash"),
+    (["attention_kernel=fa3"], "attention_kernel='fa3' must be triton or fa4"),
 ])
 def test_impossible_combinations(items, fragment):
     """Each refused in one line that names the recipe and the culprit."""

@@ -128,19 +128,6 @@ def reference_mask(tokens: Tensor, window_blocks: int, block_size: int, docs: Te
             & (blk[:, None] - blk[None, :] < window_blocks))
 
 
-def flash_kernels_available(device: torch.device | str | None = None) -> bool:
-    """FlexAttention's FLASH back-end runs here: a GPU of compute capability 9.0 or newer and the flash-attn-4
-    package (its `flash_attn.cute` kernels, which torch.compile calls in place of its Triton ones)."""
-    import importlib.util
-
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability(device)[0] < 9:
-        return False
-    try:
-        return importlib.util.find_spec("flash_attn.cute") is not None
-    except ModuleNotFoundError:  # no flash_attn package at all
-        return False
-
-
 def dense_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
     """Reference attention: q, k, v (B, H, T, D); mask (T, T) boolean."""
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)

@@ -1,6 +1,7 @@
 """GPU checks (skipped without CUDA): FP8 head vs bf16 matmul, FlexAttention vs the dense reference, the compiled
 flex model vs the dense model, the soft-capped cross-entropy kernel vs its reference and the fused head + loss op
-vs the unfused FP8 head (each also with multi-token prediction), and the FP8 MLP vs bf16. Run on the GPU machine:
+vs the unfused FP8 head (each also with multi-token prediction), the FP8 MLP vs bf16, and (where flash-attn-4 is
+installed) FlashAttention-4's varlen op and model vs their dense twin. Run on the GPU machine:
 `pytest -q tests/gpu -s` prints the errors."""
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import torch.nn.functional as F
 
 from speedrun.data.tokenizer import EOT
 from speedrun.kernels.softcap_ce import softcap_cross_entropy_reference, softcap_cross_entropy_with_grad
-from speedrun.model.attention import BlockLists, dense_attention, dense_mask, flash_kernels_available, flex_block_mask
+from speedrun.model.attention import BlockLists, dense_attention, dense_mask, flex_block_mask
+from speedrun.model.fa4 import fa4_available
 from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy, fp8_supported
 from speedrun.recipe import load_recipe
 
@@ -254,15 +256,67 @@ def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
     assert all(e < 0.15 for e in errs.values())
 
 
-@pytest.mark.skipif(not flash_kernels_available(),
-                    reason="needs the flash-attn-4 package (flash_attn.cute) and a GPU of compute capability >= 9.0")
-def test_flash_attention_kernels_match_triton_kernels():
-    """attention_kernel=flash: the compiled model's FlexAttention through FlashAttention-4's kernels gives the loss
-    and gradients of FlexAttention's Triton kernels (same mask, same math; only the tiling and order differ)."""
-    losses, errs = compiled_model_variants(["attention_kernel=flash"], "flex_options")
-    print(f"\ncompiled model, FlashAttention-4 kernels loss {losses[0]:.5f} vs Triton {losses[1]:.5f}; grad errors {errs}")
-    assert abs(losses[0] - losses[1]) < 1e-3 * losses[1]
-    assert all(e < 0.05 for e in errs.values())
+FA4_MISSING = "needs the flash-attn-4 package (flash_attn.cute) and a GPU of compute capability >= 9.0"
+
+
+@pytest.mark.skipif(not fa4_available(), reason=FA4_MISSING)
+def test_fa4_varlen_matches_its_dense_twin():
+    """FlashAttention-4's varlen op (outputs and gradients) against SDPA in float32 under the dense twin's mask, from
+    the same padded bounds: long and short windows, a window wider than the row, documents of a few tokens."""
+    from speedrun.model.fa4 import doc_bounds, fa4_varlen_fwd, varlen_dense_mask, window_tokens
+
+    torch.manual_seed(0)
+    T, H, D = 4096, 6, 128
+    inputs = random_docs(T, 300, seed=5).int()
+    inputs[100:140:7] = EOT  # documents of 7 tokens
+    cu = doc_bounds(inputs)
+    q, k, v = (torch.randn(T, H, D, device="cuda").bfloat16().requires_grad_() for _ in range(3))
+    dy = torch.randn(T, H, D, device="cuda").bfloat16()
+    for w, short in ((3, False), (3, True), (64, False)):
+        out, lse = fa4_varlen_fwd(q, k, v, cu, torch.tensor(w), short, 128, 0.12)
+        grads = torch.autograd.grad(out, (q, k, v), dy)
+        ref_in = [t.detach().float().transpose(0, 1).requires_grad_() for t in (q, k, v)]
+        mask = varlen_dense_mask(cu, window_tokens(w, short, 128))
+        ref = dense_attention(*(t[None] for t in ref_in), mask, 0.12)[0].transpose(0, 1)
+        ref_grads = torch.autograd.grad(ref, ref_in, dy.float())
+        errs = dict(out=rel_err(out, ref), **{f"d{n}": rel_err(g, rg.transpose(0, 1))
+                                               for n, g, rg in zip("qkv", grads, ref_grads)})
+        print(f"\nFA4 varlen vs dense twin, window {w}{' (short)' if short else ''}: {errs}")
+        assert out.shape == q.shape and lse.shape == (H, T)
+        assert all(e < 0.02 for e in errs.values())
+
+
+@pytest.mark.skipif(not fa4_available(), reason=FA4_MISSING)
+def test_compiled_fa4_model_matches_dense_twin_model():
+    """attention_kernel = fa4: the compiled model on FlashAttention-4 against the same weights on the dense twin
+    (token windows, eager): loss and gradients, at two windows (a CPU tensor, as GPT.window gives)."""
+    from speedrun.model.gpt import GPT
+
+    r = load_recipe("fast_1gpu", SMALL_MODEL + ["attention_kernel=fa4", "fp8_mlp=false", "mtp_weights=[]"])
+    torch.manual_seed(0)
+    models = [GPT(r, attention=a).cuda() for a in ("fa4", "dense")]
+    for name, p in models[0].named_parameters():  # give the zero-initialised projections values
+        if name.endswith("c_proj.weight") or name == "lm_head.weight":
+            torch.nn.init.normal_(p, std=0.02)
+    models[1].load_state_dict(models[0].state_dict())
+    for m in models:
+        for t in m.embedding_tables():
+            t.bfloat16()  # as in training: bf16 activations from the embeddings on
+    tokens = random_docs(r.seq_len + 1, 600, seed=3)
+    inputs, targets = tokens[:-1].int(), tokens[1:].long()
+    compiled = torch.compile(models[0], dynamic=False)
+    for w in (3, 7):
+        losses, grads = [], []
+        for m, run, window in ((models[0], compiled, torch.tensor(w)), (models[1], models[1], w)):
+            m.zero_grad()
+            loss = run(inputs, targets, window)
+            loss.backward()
+            losses.append(loss.item())
+            grads.append({n: p.grad.float() for n, p in m.named_parameters() if p.grad is not None})
+        errs = {n: rel_err(grads[0][n], grads[1][n]) for n in ("blocks.1.mlp.c_fc.weight", "blocks.2.attn.qkv_w")}
+        print(f"\ncompiled FA4 model, window {w}: loss {losses[0]:.5f} vs dense twin {losses[1]:.5f}; grad errors {errs}")
+        assert abs(losses[0] - losses[1]) < 2e-3 * losses[1]
+        assert all(e < 0.05 for e in errs.values())
 
 
 # --- multi-token prediction --------------------------------------------------------------------------------------------
