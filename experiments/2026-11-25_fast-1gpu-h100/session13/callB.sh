@@ -4,17 +4,7 @@
 # varlen kernel), the GPU test, and the step of fast_1gpu at both kernels and of record21_1gpu (step_time.py).
 T0=$(date +%s); export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,uuid --format=csv,noheader
-S=/tmp/fa4site
-if [ ! -d $S/flash_attn ]; then
-  cat /tmp/fa4store/part.00 .fa4/b/part.01 > /tmp/fa4.tar.xz
-  echo "sha256 $(sha256sum /tmp/fa4.tar.xz | cut -c1-64) want $(cat .fa4/b/sha256)"
-  mkdir -p $S && xz -dc /tmp/fa4.tar.xz | tar x -C $S
-fi
-export PYTHONPATH=$PWD:$S:$S/nvidia_cutlass_dsl/dsl_packages
-for m in cuda.bindings.driver einops google.protobuf; do
-  python3 -c "import $m" 2>/dev/null && echo "$m: the machine's" || { echo "$m: the bundle's"; FB=1; }
-done
-[ -z "${FB:-}" ] || export PYTHONPATH=$PYTHONPATH:$S/fallback
+source experiments/2026-11-25_fast-1gpu-h100/session13/fa4_env.sh
 echo "PYTHONPATH=$PYTHONPATH" > $OUT/env.txt
 python3 -m pip install -q --no-deps -e . >/dev/null 2>&1
 python3 -c "import cutlass.cute, flash_attn.cute.interface; from speedrun.model.attention import flash_kernels_available as f; print('flash_attn.cute imports; available:', f())" 2>&1 | tail -3

@@ -5,13 +5,7 @@
 # whole GPU suite with the time left.
 T0=$(date +%s); export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,uuid --format=csv,noheader
-S=/tmp/fa4site
-if [ ! -d $S/flash_attn ]; then
-  cat /tmp/fa4store/part.00 .fa4/b/part.01 > /tmp/fa4.tar.xz
-  echo "sha256 $(sha256sum /tmp/fa4.tar.xz | cut -c1-64) want $(cat .fa4/b/sha256)"
-  mkdir -p $S && xz -dc /tmp/fa4.tar.xz | tar x -C $S
-fi
-export PYTHONPATH=$PWD:$S:$S/nvidia_cutlass_dsl/dsl_packages
+source experiments/2026-11-25_fast-1gpu-h100/session13/fa4_env.sh
 python3 -m pip install -q --no-deps -e . >/dev/null 2>&1
 python3 -c "from speedrun.model.fa4 import fa4_available as f; print('fa4 available:', f())" 2>&1 | tail -2
 timeout 200 python3 -m pytest -q tests/gpu/test_gpu.py -k fa4 -p no:cacheprovider -s > $OUT/fa4_tests.txt 2>&1
