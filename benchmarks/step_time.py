@@ -145,14 +145,16 @@ def main(argv=None) -> int:
     t0 = time.time()
     at_steps = args.at_step or [0, r.steps]
     windows = {s: long_window_blocks(s, r.steps, r.window_ramp_tokens, r.attn_block_size) for s in at_steps}
-    wt = lambda w: torch.tensor(w, dtype=torch.int32, device=plan.device)
-    first = warmup_and_restore(runner, optimizers, r, plan, wt(windows[at_steps[0]]))
+    # The window as the trainer passes it (GPT.window): a device tensor for FlexAttention, a CPU one for
+    # FlashAttention-4, whose op reads it on the host (a device one would stop the GPU at every layer).
+    wt = {s: model.window(s) for s in at_steps}
+    first = warmup_and_restore(runner, optimizers, r, plan, wt[at_steps[0]])
     compile_s = time.time() - t0
     rows = []
     for s, w in windows.items():
-        time_steps(runner, optimizers, r, plan, batches_fn, wt(w), args.warmup)
+        time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.warmup)
         torch.cuda.reset_peak_memory_stats()
-        ms = time_steps(runner, optimizers, r, plan, batches_fn, wt(w), args.steps)
+        ms = time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.steps)
         sample = [b[0] for b in batches_fn(0)]
         flops = model_flops(r, model, sample, w)
         med = statistics.median(ms)
@@ -164,7 +166,7 @@ def main(argv=None) -> int:
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
-        w = wt(windows[at_steps[-1]])
+        w = wt[at_steps[-1]]
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             time_steps(runner, optimizers, r, plan, batches_fn, w, PROFILED_STEPS)
         events = prof.key_averages()

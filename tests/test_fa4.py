@@ -62,6 +62,18 @@ def test_fake_ops_give_the_kernels_shapes():
     assert out.shape == q.shape and out.dtype == torch.bfloat16
     assert lse.shape == (6, 512) and lse.dtype == torch.float32
     assert [g.shape for g in grads] == [q.shape] * 3
+    with FakeTensorMode(), pytest.raises(ValueError, match="window must be a CPU tensor"):  # caught when traced
+        q = torch.empty(512, 6, 128, dtype=torch.bfloat16, device="cuda")
+        bounds = torch.zeros(257, dtype=torch.int32, device="cuda")
+        fa4_varlen_fwd(q, q, q, bounds, torch.tensor(3, device="cuda"), False, 128, 0.12)
+
+
+def test_the_model_gives_fa4_its_window_on_the_host():
+    r = load_recipe("tiny", ["attention_kernel=fa4"])
+    m = GPT(r, attention="fa4")
+    w = m.window(r.steps)
+    assert isinstance(w, torch.Tensor) and w.device.type == "cpu" and w.dtype == torch.int32
+    assert m.window(r.steps) is w  # made once per window
 
 
 def small_model(over):

@@ -64,12 +64,20 @@ def varlen_dense_mask(cu_seqlens: Tensor, left: int) -> Tensor:
     return (diff >= 0) & (diff <= left) & (seq[:, None] == seq[None, :])
 
 
+def check_host_window(window_blocks: Tensor) -> None:
+    """The window must live on the host: reading a device one would stop the GPU at every attention call."""
+    if window_blocks.device.type != "cpu":
+        raise ValueError(f"the fa4 attention window must be a CPU tensor (GPT.window gives one), got one on "
+                         f"{window_blocks.device}")
+
+
 @torch.library.custom_op("speedrun::fa4_varlen_fwd", mutates_args=())
 def fa4_varlen_fwd(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor, window_blocks: Tensor, short: bool,
                    block_size: int, scale: float) -> tuple[Tensor, Tensor]:
     """q, k, v (T, H, D) bf16 -> (out (T, H, D), lse (H, T) float32)."""
     from flash_attn.cute.interface import _flash_attn_fwd
 
+    check_host_window(window_blocks)
     left = window_tokens(int(window_blocks), short, block_size)
     q, k, v = (t.contiguous() for t in (q, k, v))  # the kernels want the head dim dense (no-ops when it is)
     out, lse, *_ = _flash_attn_fwd(q, k, v, cu_seqlens_q=cu_seqlens, cu_seqlens_k=cu_seqlens, softmax_scale=scale,
@@ -79,6 +87,7 @@ def fa4_varlen_fwd(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor, window_b
 
 @fa4_varlen_fwd.register_fake
 def _(q, k, v, cu_seqlens, window_blocks, short, block_size, scale):
+    check_host_window(window_blocks)  # at trace time, before a compiled graph ever runs
     return torch.empty_like(q), q.new_empty(q.size(1), q.size(0), dtype=torch.float32)
 
 

@@ -13,7 +13,7 @@ grep -E "FA4|compiled FA4|passed|failed|Error" $OUT/fa4_tests.txt | tail -8 | cu
 echo "fa4 tests done at $(( $(date +%s) - T0 ))s"
 for v in fast_1gpu:fa4 fast_1gpu:triton record21_1gpu:triton; do
   r=${v%%:*}; k=${v##*:}; left=$(( 400 - ($(date +%s) - T0) )); [ $left -lt 60 ] && break
-  timeout $left python3 benchmarks/step_time.py --recipe $r --set attention_kernel=$k --steps 30 \
+  timeout $left python3 benchmarks/step_time.py --recipe $r --set attention_kernel=$k --steps 30 --profile \
     --json $OUT/st_${r}_$k.json > $OUT/st_${r}_$k.txt 2>&1; echo "step_time $r $k rc $?"; tail -3 $OUT/st_${r}_$k.txt | cut -c1-200
 done
 left=$(( 590 - ($(date +%s) - T0) ))
