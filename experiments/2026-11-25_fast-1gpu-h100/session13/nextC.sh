@@ -3,6 +3,7 @@
 # in /tmp/fa4site): fast_1gpu with attention_kernel = fa4, fast_1gpu and record21_1gpu, each alone, to val 3.41.
 export PYTHONUNBUFFERED=1; T0=$(date +%s)
 export PYTHONPATH=$PWD:/tmp/fa4site:/tmp/fa4site/nvidia_cutlass_dsl/dsl_packages
+[ -d /tmp/fa4site/flash_attn ] || echo "nextC: no /tmp/fa4site on this machine (a new one?): the fa4 run will refuse" >&2
 bash benchmarks/gpu_session.sh setup > $OUT/setup.txt 2>&1; head -1 $OUT/setup.txt
 LIMIT=$(( 585 - ($(date +%s) - T0) )) bash benchmarks/gpu_session.sh ttt c3 --target 3.41 fa4:fast_1gpu,attention_kernel=fa4 \
   fast:fast_1gpu record21:record21_1gpu > $OUT/ttt.txt 2>&1
