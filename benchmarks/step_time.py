@@ -42,8 +42,9 @@ def synthetic_tokens(n: int, vocab: int, mean_doc: int, seed: int) -> torch.Tens
     return torch.from_numpy(toks)
 
 
-def attended_pairs(tokens: torch.Tensor, window_blocks: int, block: int) -> int:
-    """Key-query pairs the mask allows: k <= q, same document, block distance < window."""
+def attended_pairs(tokens: torch.Tensor, window_blocks: int, block: int, token_windows: bool = False) -> int:
+    """Key-query pairs the mask allows: k <= q, same document, block distance < window (token_windows, as
+    attention_kernel = fa4 has it: q - k < window * block)."""
     T = tokens.numel()
     docs = document_ids(tokens)
     pos = torch.arange(T)
@@ -51,7 +52,8 @@ def attended_pairs(tokens: torch.Tensor, window_blocks: int, block: int) -> int:
     is_start = torch.ones(T, dtype=torch.bool)
     is_start[1:] = docs[1:] != docs[:-1]
     start = torch.cummax(torch.where(is_start, pos, torch.zeros_like(pos)), 0).values
-    lo = torch.maximum(start, (pos // block - window_blocks + 1).clamp_min(0) * block)
+    reach = pos - window_blocks * block + 1 if token_windows else (pos // block - window_blocks + 1) * block
+    lo = torch.maximum(start, reach.clamp_min(0))
     return int((pos - lo + 1).sum())
 
 
@@ -63,8 +65,9 @@ def model_flops(r, model, tokens_list, window_blocks: int) -> float:
     attn_layers = r.num_layers - len(r.no_attn_layers)
     d = r.head_dim * r.num_heads
     for t in tokens_list:
-        long_pairs = attended_pairs(t.cpu(), window_blocks, r.attn_block_size)
-        short_pairs = attended_pairs(t.cpu(), max(1, window_blocks // 2), r.attn_block_size)
+        tw = r.attention_kernel == "fa4"
+        long_pairs = attended_pairs(t.cpu(), window_blocks, r.attn_block_size, tw)
+        short_pairs = attended_pairs(t.cpu(), max(1, window_blocks // 2), r.attn_block_size, tw)
         n_long = sum(1 for i, c in enumerate(r.window_pattern) if c == "L" and i not in r.no_attn_layers)
         flops += 12 * d * (n_long * long_pairs + (attn_layers - n_long) * short_pairs)
     return flops
