@@ -64,8 +64,8 @@ def model_flops(r, model, tokens_list, window_blocks: int) -> float:
     flops = 6 * matmul_params * n_tok
     attn_layers = r.num_layers - len(r.no_attn_layers)
     d = r.head_dim * r.num_heads
+    tw = r.attention_kernel == "fa4"
     for t in tokens_list:
-        tw = r.attention_kernel == "fa4"
         long_pairs = attended_pairs(t.cpu(), window_blocks, r.attn_block_size, tw)
         short_pairs = attended_pairs(t.cpu(), max(1, window_blocks // 2), r.attn_block_size, tw)
         n_long = sum(1 for i, c in enumerate(r.window_pattern) if c == "L" and i not in r.no_attn_layers)

@@ -8,8 +8,8 @@ Documents reach the kernel as `cu_seqlens` of a fixed length (`doc_bounds`), so 
 and never waits for the GPU to count them: the starts of the first `max_docs(T)` documents, then T repeated (empty
 sequences, which the kernel skips). A row with more documents than that runs its last ones as one sequence; the
 dense twin (`varlen_dense_mask`: the CPU path and the tests' reference) reads the same bounds, so both sides agree
-on every row. The window arrives as a CPU tensor and is read inside the op, so a
-growing window neither recompiles nor copies anything to the GPU.
+on every row. The window arrives as a CPU tensor and is read inside the op, so a growing window neither
+recompiles nor copies anything to the GPU.
 """
 
 import torch
