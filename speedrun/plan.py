@@ -56,7 +56,8 @@ class Plan:
 
 
 def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False) -> Plan:
-    """Decide device, ranks, attention back-end, FP8 and compile, refusing impossible plans before any work.
+    """Decide device, ranks, attention back-end, FP8 and compile, refusing impossible plans before any work. On a
+    GPU without FlashAttention-4, a recipe's attention_kernel = fa4 becomes triton (in `r` itself, noted).
 
     With `dry_run`, a GPU plan is described even where no GPU is visible instead of refusing.
     """
@@ -79,11 +80,13 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
     r.grad_accum_steps(world_size)  # these raise RecipeError if the batches do not divide
     r.val_batches(world_size)
     if device.type == "cuda":
+        if r.attention_kernel == "fa4" and has_gpu and not fa4_available(device):
+            # the recipe itself changes, so the run log, stats and checkpoints say what ran: exactly a triton run
+            r.attention_kernel = "triton"
+            plan.notes.append(f"attention_kernel = fa4 needs flash-attn-4 (pip install 'flash-attn-4=={FA4_VERSION}' "
+                              "or speedrun[flash]) and a GPU of compute capability >= 9.0: running attention_kernel = "
+                              "triton (FlexAttention, block windows) instead")
         plan.attention = "fa4" if r.attention_kernel == "fa4" else "flex"
-        if plan.attention == "fa4" and has_gpu and not fa4_available(device):
-            raise TrainingError(f"recipe {r.name}: attention_kernel = fa4 needs a GPU of compute capability >= 9.0 "
-                                f"and flash-attn-4 (pip install 'flash-attn-4=={FA4_VERSION}'); "
-                                "attention_kernel=triton runs FlexAttention instead")
         plan.compile = r.compile != "off"
         fp8_ok = fp8_supported(device) if has_gpu else True
         for wanted, what in ((r.fp8_head, "head"), (r.fp8_mlp, "MLP")):

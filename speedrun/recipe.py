@@ -103,7 +103,8 @@ class Recipe:
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     # triton: FlexAttention (PyTorch's Triton kernels), block windows | fa4: FlashAttention-4's varlen kernels (GPU,
-    # flash-attn-4 package), token windows (speedrun/model/fa4.py); CPUs run either rule densely
+    # flash-attn-4 package), token windows (speedrun/model/fa4.py); CPUs run either rule densely, and a GPU without
+    # the package runs triton (make_plan)
     attention_kernel: str = "triton"
     name: str = ""
     description: str = ""

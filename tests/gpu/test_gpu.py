@@ -160,7 +160,8 @@ def fused_and_unfused_models(r, seed: int):
 @pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
 def test_compiled_model_with_fused_head_loss_matches_unfused():
     # the head and loss alone differ: fast's FP8 MLP and MTP off, as when this was first checked on the GPU
-    r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true", "fp8_mlp=false", "mtp_weights=[]"])
+    r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true", "fp8_mlp=false", "mtp_weights=[]",
+                             "attention_kernel=triton"])
     models, inputs, targets = fused_and_unfused_models(r, seed=2)
     losses, grads = [], []
     for m in models:
@@ -223,7 +224,8 @@ def compiled_model_variants(settings: list[str], flag: str):
     weights with every module's `flag` attribute cleared to None (the MLP's plain bf16 path, Triton attention...)."""
     from speedrun.model.gpt import GPT
 
-    r = load_recipe("fast", [*SMALL_MODEL, "mtp_weights=[]", *settings])  # next-token loss only: the MLP differs
+    # next-token loss only: the MLP differs; FlexAttention, as both models run it
+    r = load_recipe("fast", [*SMALL_MODEL, "mtp_weights=[]", "attention_kernel=triton", *settings])
     torch.manual_seed(0)
     models = [GPT(r, attention="flex").cuda() for _ in range(2)]
     for name, p in models[0].named_parameters():  # give the zero-initialised projections values
@@ -377,7 +379,7 @@ def test_compiled_model_with_mtp_fused_matches_unfused_without_recompiling():
     import torch._dynamo
 
     r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true", "fp8_mlp=false",
-                             "mtp_weights=[0.5, 0.25]", "steps=100"])
+                             "mtp_weights=[0.5, 0.25]", "steps=100", "attention_kernel=triton"])
     models, inputs, targets = fused_and_unfused_models(r, seed=6)
     losses = {0: [], 1: []}
     for k, m in enumerate(models):
