@@ -12,11 +12,13 @@ export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || python3 -m pip install -q --no-deps -e . || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version,uuid --format=csv,noheader  # uuid: same machine as the last call?
 python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'
-if [ -d .data/corpus ]; then
+# The shards may come over several calls (.data/corpus, .data/park, ...: tree + carry must stay under 64 MiB);
+# /tmp/corpus keeps what earlier calls on the same machine unpacked.
+if [ -d .data ]; then
   python3 - <<'PY'
 import lzma, shutil, pathlib
-src = pathlib.Path(".data/corpus"); dst = pathlib.Path("/tmp/corpus"); dst.mkdir(exist_ok=True)
-for f in sorted(src.glob("*.bin.xz")):
+dst = pathlib.Path("/tmp/corpus"); dst.mkdir(exist_ok=True)
+for f in sorted(pathlib.Path(".data").glob("*/*.bin.xz")):
     out = dst / f.name[:-3]
     if not out.exists():
         with lzma.open(f) as a, open(out, "wb") as b: shutil.copyfileobj(a, b, 1 << 24)
