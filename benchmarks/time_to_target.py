@@ -9,7 +9,8 @@ loss, the training time, the training time at which val first reached the target
 Each variant is LABEL:RECIPE[,key=value...]; the shared --set overrides apply to all, before each variant's own.
 --parallel N runs N variants at once on the same GPU (to compare losses in less wall time: their step times are
 then not comparable and the table says so); the default runs them one after another, each alone on the device.
---seeds N runs every variant with seeds 0..N-1, seed by seed (labels LABEL-s0 ...).
+--seeds N runs every variant with seeds 0..N-1, seed by seed (labels LABEL-s0 ...); --first-seed K starts at K
+(seeds K..K+N-1), e.g. to test a recipe on seeds it was not tuned on.
 A variant that fails is reported as failed and the others go on. The table is printed last and written as JSON,
 also when SIGTERM (e.g. from `timeout`) ends the script: the running variants are stopped, and reported with
 what their logs hold so far.
@@ -38,14 +39,16 @@ def parse_variant(text: str) -> tuple[str, str, list[str]]:
     return label, recipe, sets
 
 
-def with_seeds(variants: list[tuple[str, str, list[str]]], seeds: int) -> list[tuple[str, str, list[str]]]:
-    """Each variant once per seed 0..seeds-1 (labels LABEL-sK), seed by seed, so that a drifting machine touches
-    every variant alike; `speedrun stats` pools runs that differ only in their seed."""
-    if seeds == 1:
+def with_seeds(variants: list[tuple[str, str, list[str]]], seeds: int,
+               first: int = 0) -> list[tuple[str, str, list[str]]]:
+    """Each variant once per seed first..first+seeds-1 (labels LABEL-sK), seed by seed, so that a drifting machine
+    touches every variant alike; `speedrun stats` pools runs that differ only in their seed."""
+    if seeds == 1 and first == 0:
         return variants
     if given := [label for label, _, sets in variants if any(s.split("=")[0].strip() == "seed" for s in sets)]:
-        raise SystemExit(f"--seeds {seeds}: variant {given[0]} sets its own seed")
-    return [(f"{label}-s{k}", recipe, [*sets, f"seed={k}"]) for k in range(seeds) for label, recipe, sets in variants]
+        raise SystemExit(f"--seeds {seeds} --first-seed {first}: variant {given[0]} sets its own seed")
+    return [(f"{label}-s{k}", recipe, [*sets, f"seed={k}"]) for k in range(first, first + seeds)
+            for label, recipe, sets in variants]
 
 
 def launch(label: str, recipe: str, sets: list[str], common: list[str], out: Path, print_every: int):
@@ -112,13 +115,17 @@ def main(argv=None) -> int:
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--print-every", type=int, default=250)
     ap.add_argument("--seeds", type=int, default=1, help="run every variant with seeds 0..N-1 (repeats for stats)")
+    ap.add_argument("--first-seed", type=int, default=0, help="with --seeds N: seeds K..K+N-1 instead")
     args = ap.parse_args(argv)
     if args.seeds < 1:
         ap.error("--seeds must be at least 1")
-    if args.seeds > 1 and any(s.split("=")[0].strip() == "seed" for s in args.common):
-        ap.error(f"--seeds {args.seeds} sets each run's seed: drop --set seed=...")
+    if args.first_seed < 0:
+        ap.error("--first-seed must be at least 0")
+    seeded = args.seeds > 1 or args.first_seed > 0
+    if seeded and any(s.split("=")[0].strip() == "seed" for s in args.common):
+        ap.error(f"--seeds {args.seeds} --first-seed {args.first_seed} sets each run's seed: drop --set seed=...")
     out = Path(args.out)
-    variants = with_seeds([parse_variant(v) for v in args.variants], args.seeds)
+    variants = with_seeds([parse_variant(v) for v in args.variants], args.seeds, args.first_seed)
     concurrent = args.parallel > 1
     rows, queue, running = [], list(variants), []
 

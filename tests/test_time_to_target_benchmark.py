@@ -23,13 +23,24 @@ def test_seeds_repeat_every_variant_seed_by_seed():
         ("a-s1", "fast_1gpu", ["steps=10", "seed=1"]), ("b-s1", "record21_1gpu", ["seed=1"])]
     with pytest.raises(SystemExit, match="variant c sets its own seed"):
         ttt.with_seeds([ttt.parse_variant("c:tiny,seed=3")], 2)
+    # seeds the recipe was not tuned on: 1 and 2, or 3 alone
+    assert ttt.with_seeds(variants[:1], 2, first=1) == [("a-s1", "fast_1gpu", ["steps=10", "seed=1"]),
+                                                         ("a-s2", "fast_1gpu", ["steps=10", "seed=2"])]
+    assert ttt.with_seeds(variants[1:], 1, first=3) == [("b-s3", "record21_1gpu", ["seed=3"])]
 
 
 def test_seeds_with_a_shared_seed_is_refused_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         ttt.main(["--out", str(tmp_path), "--seeds", "2", "--set", "seed=5", "a:tiny"])
-    assert e.value.code == 2 and "--seeds 2 sets each run's seed: drop --set seed=..." in capsys.readouterr().err
+    assert e.value.code == 2 and "--seeds 2 --first-seed 0 sets each run's seed: drop --set seed=..." \
+        in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing started
+    for bad, message in ((["--first-seed", "4", "--set", "seed=5"], "--seeds 1 --first-seed 4 sets each run's seed"),
+                         (["--seeds", "2", "--first-seed", "-1"], "--first-seed must be at least 0")):
+        with pytest.raises(SystemExit) as e:
+            ttt.main(["--out", str(tmp_path), *bad, "a:tiny"])
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_summary_and_table_from_logs(tmp_path):
