@@ -39,13 +39,18 @@ def parse_variant(text: str) -> tuple[str, str, list[str]]:
     return label, recipe, sets
 
 
+def sets_seed(sets: list[str]) -> bool:
+    """Whether these KEY=VALUE overrides set the seed."""
+    return any(s.split("=")[0].strip() == "seed" for s in sets)
+
+
 def with_seeds(variants: list[tuple[str, str, list[str]]], seeds: int,
                first: int = 0) -> list[tuple[str, str, list[str]]]:
     """Each variant once per seed first..first+seeds-1 (labels LABEL-sK), seed by seed, so that a drifting machine
     touches every variant alike; `speedrun stats` pools runs that differ only in their seed."""
     if seeds == 1 and first == 0:
         return variants
-    if given := [label for label, _, sets in variants if any(s.split("=")[0].strip() == "seed" for s in sets)]:
+    if given := [label for label, _, sets in variants if sets_seed(sets)]:
         raise SystemExit(f"--seeds {seeds} --first-seed {first}: variant {given[0]} sets its own seed")
     return [(f"{label}-s{k}", recipe, [*sets, f"seed={k}"]) for k in range(first, first + seeds)
             for label, recipe, sets in variants]
@@ -122,7 +127,7 @@ def main(argv=None) -> int:
     if args.first_seed < 0:
         ap.error("--first-seed must be at least 0")
     seeded = args.seeds > 1 or args.first_seed > 0
-    if seeded and any(s.split("=")[0].strip() == "seed" for s in args.common):
+    if seeded and sets_seed(args.common):
         ap.error(f"--seeds {args.seeds} --first-seed {args.first_seed} sets each run's seed: drop --set seed=...")
     out = Path(args.out)
     variants = with_seeds([parse_variant(v) for v in args.variants], args.seeds, args.first_seed)
