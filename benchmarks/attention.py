@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 
@@ -33,8 +32,6 @@ CONFIGS = {
     "fwd128x128_w8s2": {"fwd_BLOCK_M": 128, "fwd_BLOCK_N": 128, "fwd_num_warps": 8, "fwd_num_stages": 2},
     "fwd64x64_w4s3": {"fwd_BLOCK_M": 64, "fwd_BLOCK_N": 64, "fwd_num_warps": 4, "fwd_num_stages": 3},
     "fwd128x64_w8s4": {"fwd_BLOCK_M": 128, "fwd_BLOCK_N": 64, "fwd_num_warps": 8, "fwd_num_stages": 4},
-    # FlashAttention-4's CuTe DSL kernels in place of Triton's (needs the flash-attn-4 package: flash_attn.cute)
-    "flash": {"BACKEND": "FLASH"},
 }
 
 
@@ -51,31 +48,6 @@ def row_tokens(shard: str | None, T: int) -> torch.Tensor:
     return toks
 
 
-def fa4_varlen_row(docs, q, k, v, dy, windows, iters) -> dict:
-    """FlashAttention-4's own varlen entry point: each document a sequence (cu_seqlens), causal, a sliding window of
-    w * 128 tokens. Token windows are not the recipe's block windows, so its outputs are not compared."""
-    row = dict(config="fa4-varlen", options={"window": "tokens"})
-    try:
-        from flash_attn.cute.interface import flash_attn_varlen_func
-
-        starts = torch.nonzero(torch.diff(docs, prepend=docs[:1] - 1)).flatten()
-        cu = torch.cat([starts, starts.new_tensor([docs.numel()])]).int()
-        longest = int((cu[1:] - cu[:-1]).max())
-        qs, ks, vs = (t[0].transpose(0, 1).detach().requires_grad_() for t in (q, k, v))  # (T, H, D)
-        dys = dy[0].transpose(0, 1)
-        for w in windows:
-            def fwd():
-                out = flash_attn_varlen_func(qs, ks, vs, cu_seqlens_q=cu, cu_seqlens_k=cu, max_seqlen_q=longest,
-                                             max_seqlen_k=longest, softmax_scale=0.12, causal=True,
-                                             window_size=(w * 128 - 1, 0))
-                return out[0] if isinstance(out, tuple) else out
-            row[f"fwd_ms_w{w}"] = median_cuda_ms(fwd, iters)
-            row[f"fwd_bwd_ms_w{w}"] = median_cuda_ms(lambda: fwd().backward(dys), iters)
-    except Exception as e:  # noqa: BLE001 - not installed, or this GPU / torch is not supported: say so
-        row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
-    return row
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shard", default="/tmp/corpus/corpus_train_000000.bin")
@@ -84,8 +56,6 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--budget", type=float, default=150.0)
     ap.add_argument("--json", default=None)
-    ap.add_argument("--fa4-varlen", action="store_true", help="also time flash_attn.cute's varlen function (documents "
-                    "as sequences, token-granular windows: close to the mask, not the same; timing only)")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("attention: needs a CUDA GPU", file=sys.stderr)
@@ -130,16 +100,13 @@ def main(argv=None) -> int:
             row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
         rows.append(row)
         print(json.dumps(row), flush=True)
-    if args.fa4_varlen:
-        rows.append(fa4_varlen_row(lists.docs, q, k, v, dy, windows, args.iters))
-        print(json.dumps(rows[-1]), flush=True)
     print(f"\n{torch.cuda.get_device_name()} | torch {torch.__version__} | T={T}, {H} heads x {D}, bf16 | median of "
           f"{args.iters} | {time.time() - t_start:.0f}s")
     head = "".join(f"{f'fwd w{w}':>10}{f'fwd+bwd w{w}':>14}{f'diff w{w}':>10}" for w in windows)
     print(f"{'config':<18}{head}")
     for row in rows:
         cells = "".join(f"{row.get(f'fwd_ms_w{w}', float('nan')):>10.3f}{row.get(f'fwd_bwd_ms_w{w}', float('nan')):>14.3f}"
-                        f"{row.get(f'max_diff_w{w}', 0.0 if row['config'] == 'default' else math.nan):>10.2e}" for w in windows)
+                        f"{row.get(f'max_diff_w{w}', 0.0):>10.2e}" for w in windows)
         print(f"{row['config']:<18}{cells}" + (f"  {row['error']}" if "error" in row else ""))
     if args.json:
         with open(args.json, "w") as f:

@@ -42,9 +42,8 @@ def synthetic_tokens(n: int, vocab: int, mean_doc: int, seed: int) -> torch.Tens
     return torch.from_numpy(toks)
 
 
-def attended_pairs(tokens: torch.Tensor, window_blocks: int, block: int, token_windows: bool = False) -> int:
-    """Key-query pairs the mask allows: k <= q, same document, block distance < window (token_windows, as
-    attention_kernel = fa4 has it: q - k < window * block)."""
+def attended_pairs(tokens: torch.Tensor, window_blocks: int, block: int) -> int:
+    """Key-query pairs the mask allows: k <= q, same document, block distance < window."""
     T = tokens.numel()
     docs = document_ids(tokens)
     pos = torch.arange(T)
@@ -52,8 +51,7 @@ def attended_pairs(tokens: torch.Tensor, window_blocks: int, block: int, token_w
     is_start = torch.ones(T, dtype=torch.bool)
     is_start[1:] = docs[1:] != docs[:-1]
     start = torch.cummax(torch.where(is_start, pos, torch.zeros_like(pos)), 0).values
-    reach = pos - window_blocks * block + 1 if token_windows else (pos // block - window_blocks + 1) * block
-    lo = torch.maximum(start, reach.clamp_min(0))
+    lo = torch.maximum(start, (pos // block - window_blocks + 1).clamp_min(0) * block)
     return int((pos - lo + 1).sum())
 
 
@@ -64,10 +62,9 @@ def model_flops(r, model, tokens_list, window_blocks: int) -> float:
     flops = 6 * matmul_params * n_tok
     attn_layers = r.num_layers - len(r.no_attn_layers)
     d = r.head_dim * r.num_heads
-    tw = r.attention_kernel == "fa4"
     for t in tokens_list:
-        long_pairs = attended_pairs(t.cpu(), window_blocks, r.attn_block_size, tw)
-        short_pairs = attended_pairs(t.cpu(), max(1, window_blocks // 2), r.attn_block_size, tw)
+        long_pairs = attended_pairs(t.cpu(), window_blocks, r.attn_block_size)
+        short_pairs = attended_pairs(t.cpu(), max(1, window_blocks // 2), r.attn_block_size)
         n_long = sum(1 for i, c in enumerate(r.window_pattern) if c == "L" and i not in r.no_attn_layers)
         flops += 12 * d * (n_long * long_pairs + (attn_layers - n_long) * short_pairs)
     return flops
@@ -89,7 +86,7 @@ def time_steps(runner, optimizers, r, plan, batches_fn, window, steps: int) -> l
 PROFILED_STEPS = 5
 # Kernel families by name, first match wins: where a step's GPU time goes (the profile's self CUDA times). cuBLAS's
 # nvjet kernels with FP8 operands start q (e4m3) or r (e5m2): on an H200 they summed to aten::_scaled_mm's time.
-CATEGORIES = [("loss kernel", r"_softcap_ce"), ("attention (flex templates)", r"flex|triton_tem|[Ff]lash"),
+CATEGORIES = [("loss kernel", r"_softcap_ce"), ("attention (flex templates)", r"flex|triton_tem"),
               ("fp8 matmul", r"nvjet_sm\d+_[qr]|f8|e4m3|e5m2|fp8"), ("matmul", r"gemm|nvjet|cutlass|xmma|sm90|sm100"),
               ("optimizer foreach/adam", r"multi_tensor|foreach|adam"), ("fused elementwise/reductions",
               r"^triton_(poi|red|per)"), ("copies/fills", r"copy|memcpy|memset|fill|cat")]
@@ -130,7 +127,7 @@ def main(argv=None) -> int:
         return 2
     r = load_recipe(args.recipe, args.overrides)
     plan = make_plan(r)
-    for note in plan.notes:  # e.g. a kernel asked for that this machine lacks: the figures are then not of it
+    for note in plan.notes:  # e.g. FP8 asked for on a GPU without it: the figures are then not of it
         print(f"note: {note}")
     torch.cuda.set_device(plan.device)
     model = build_model(r, plan)
@@ -148,8 +145,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     at_steps = args.at_step or [0, r.steps]
     windows = {s: long_window_blocks(s, r.steps, r.window_ramp_tokens, r.attn_block_size) for s in at_steps}
-    # The window as the trainer passes it (GPT.window): a device tensor for FlexAttention, a CPU one for
-    # FlashAttention-4, whose op reads it on the host (a device one would stop the GPU at every layer).
+    # The window as the trainer passes it (GPT.window): one device tensor per window, made once.
     wt = {s: model.window(s) for s in at_steps}
     first = warmup_and_restore(runner, optimizers, r, plan, wt[at_steps[0]])
     compile_s = time.time() - t0

@@ -7,12 +7,8 @@ from dataclasses import dataclass, field
 import torch
 
 from speedrun.errors import TrainingError
-from speedrun.model.fa4 import FA4_VERSION, fa4_available
 from speedrun.model.fp8 import fp8_supported
 from speedrun.recipe import Recipe
-
-ATTENTION = {"flex": "FlexAttention block masks", "fa4": "FlashAttention-4 varlen kernels (documents as sequences, "
-             "token windows)", "dense": "dense boolean mask + SDPA"}
 
 
 @dataclass
@@ -21,7 +17,7 @@ class Plan:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    attention: str = "dense"  # flex | fa4 | dense
+    attention: str = "dense"  # flex | dense
     fp8_head: bool = False
     fp8_mlp: bool = False
     compile: bool = False
@@ -40,8 +36,7 @@ class Plan:
             + (f" ({torch.cuda.get_device_name(self.device)})" if gpu else ""),
             f"batch: {r.batch_tokens:,} tokens/step = {self.world_size} rank(s) x {accum} accumulation step(s) x "
             f"{r.seq_len:,} tokens",
-            f"attention: {ATTENTION[self.attention]}"
-            + (", token windows" if r.attention_kernel == "fa4" and self.attention == "dense" else ""),
+            f"attention: {'FlexAttention block masks' if self.attention == 'flex' else 'dense boolean mask + SDPA'}",
             f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}"
             + ("; fused with the soft-capped loss (Triton kernel)" if self.fp8_head and r.fused_head_loss else ""),
             f"MLP matmuls: {'FP8 (e4m3/e5m2, per-tensor dynamic scales) in training' if self.fp8_mlp else 'plain'}",
@@ -56,8 +51,7 @@ class Plan:
 
 
 def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False) -> Plan:
-    """Decide device, ranks, attention back-end, FP8 and compile, refusing impossible plans before any work. On a
-    GPU without FlashAttention-4, a recipe's attention_kernel = fa4 becomes triton (in `r` itself, noted).
+    """Decide device, ranks, attention back-end, FP8 and compile, refusing impossible plans before any work.
 
     With `dry_run`, a GPU plan is described even where no GPU is visible instead of refusing.
     """
@@ -80,13 +74,7 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
     r.grad_accum_steps(world_size)  # these raise RecipeError if the batches do not divide
     r.val_batches(world_size)
     if device.type == "cuda":
-        if r.attention_kernel == "fa4" and has_gpu and not fa4_available(device):
-            # the recipe itself changes, so the run log, stats and checkpoints say what ran: exactly a triton run
-            r.attention_kernel = "triton"
-            plan.notes.append(f"attention_kernel = fa4 needs flash-attn-4 (pip install 'flash-attn-4=={FA4_VERSION}' "
-                              "or speedrun[flash]) and a GPU of compute capability >= 9.0: running attention_kernel = "
-                              "triton (FlexAttention, block windows) instead")
-        plan.attention = "fa4" if r.attention_kernel == "fa4" else "flex"
+        plan.attention = "flex"
         plan.compile = r.compile != "off"
         fp8_ok = fp8_supported(device) if has_gpu else True
         for wanted, what in ((r.fp8_head, "head"), (r.fp8_mlp, "MLP")):
@@ -103,8 +91,6 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
                               + (" and the loss unfused (fused_head_loss)" if r.fused_head_loss else ""))
         if r.fp8_mlp:
             plan.notes.append("FP8 MLP needs a GPU: the MLP runs in float32 on CPU")
-        if r.attention_kernel == "fa4":
-            plan.notes.append("attention_kernel = fa4 needs a GPU: its rule (token windows) runs densely on CPU")
     return plan
 
 

@@ -102,10 +102,6 @@ class Recipe:
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
-    # triton: FlexAttention (PyTorch's Triton kernels), block windows | fa4: FlashAttention-4's varlen kernels (GPU,
-    # flash-attn-4 package), token windows (speedrun/model/fa4.py); CPUs run either rule densely, and a GPU without
-    # the package runs triton (make_plan)
-    attention_kernel: str = "triton"
     name: str = ""
     description: str = ""
 
@@ -192,8 +188,6 @@ class Recipe:
              f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
         need(0 < self.mtp_end_frac <= 1, f"mtp_end_frac={self.mtp_end_frac} must lie in (0, 1]")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
-        need(self.attention_kernel in ("triton", "fa4"), f"attention_kernel={self.attention_kernel!r} must be "
-             "triton or fa4")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
@@ -216,11 +210,11 @@ RETIRED_FIELDS = {
     "fused_mlp": False, "ve_gate": False, "skip_gate": False, "bigram_buckets": 0, "paired_head_layers": [],
     "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0, "backout_after": 0,
     "logit_offset": 0.0, "attn_proj_random_init": False, "scalar_adam_betas": [], "untied_value_embeds": False,
-    "fp8_attn": False,
+    "fp8_attn": False, "attention_kernel": "triton",
 }
 RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
                    "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6",
-                   "fp8_attn": "2acae1f"}  # removed later than RETIRED_AT
+                   "fp8_attn": "2acae1f", "attention_kernel": "5699dc3"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:

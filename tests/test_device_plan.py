@@ -80,7 +80,7 @@ def test_tiny_runs_anywhere(monkeypatch, gpu):
 
 def test_fused_head_loss_follows_the_fp8_head(monkeypatch):
     """fast fuses the head with its loss where FP8 runs; below sm89 both fall back, and the notes say so."""
-    fast = load_recipe("fast", ["attention_kernel=triton"])  # no FlashAttention-4 note to mix in
+    fast = load_recipe("fast")
     fake_gpu(monkeypatch, (9, 0))
     plan = make_plan(fast)
     assert plan.fp8_head and not plan.notes
@@ -111,49 +111,3 @@ def test_fp8_mlp_follows_fp8_support_and_build_model_clears_it(monkeypatch):
     model = build_model(small, plan)
     flags = [b.mlp.c_fc.fp8_dynamic or b.mlp.c_proj.fp8_dynamic for b in model.blocks if b.mlp is not None]
     assert flags and not any(flags)
-
-
-def test_fa4_attention_falls_back_to_triton_without_its_package_or_gpu(monkeypatch):
-    """attention_kernel = fa4 (fast's) runs FlashAttention-4's varlen kernels where the package and an sm90+ GPU are;
-    a GPU without them runs triton instead, noted, with the recipe itself changed so that the log, stats and
-    checkpoints say what ran; a CPU runs the token rule densely, with a note."""
-    import speedrun.plan as plan_mod
-    from speedrun.build import build_model
-    from speedrun.model.fa4 import fa4_available
-    from speedrun.model.gpt import GPT
-
-    fake_gpu(monkeypatch, (9, 0))
-    monkeypatch.setattr(plan_mod, "fa4_available", lambda device=None: True)
-    r = load_recipe("fast_1gpu")
-    plan = make_plan(r)
-    assert plan.attention == "fa4" and r.attention_kernel == "fa4" and not plan.notes
-    assert "FlashAttention-4 varlen kernels" in plan.describe(r)
-    assert make_plan(load_recipe("fast_1gpu", ["attention_kernel=triton"])).attention == "flex"
-    assert make_plan(load_recipe("record21_1gpu")).attention == "flex"
-    monkeypatch.setattr(plan_mod, "fa4_available", lambda device=None: False)
-    r = load_recipe("fast_1gpu")
-    plan = make_plan(r)
-    assert plan.attention == "flex" and r.attention_kernel == "triton"
-    assert r.to_dict()["attention_kernel"] == "triton"  # what the run log records
-    (note,) = plan.notes
-    assert note.startswith("attention_kernel = fa4 needs flash-attn-4") and "running attention_kernel = triton" in note
-    assert f"note: {note}" in plan.describe(r) and "FlexAttention block masks" in plan.describe(r)
-    with torch.device("meta"):
-        assert not GPT(r, attention=plan.attention).token_windows  # FlexAttention's block rule
-
-    def no_parent(name):  # find_spec("flash_attn.cute") raises when flash_attn itself is not installed
-        raise ModuleNotFoundError(name)
-
-    for find_spec in (no_parent, lambda name: None):  # an sm90 GPU, no flash_attn package or no .cute in it
-        monkeypatch.setattr("importlib.util.find_spec", find_spec)
-        assert not fa4_available()
-    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
-    assert fa4_available()
-    fake_gpu(monkeypatch, (8, 0))
-    assert not fa4_available()  # below sm90, whatever is installed
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    small = load_recipe("tiny", ["attention_kernel=fa4"])
-    plan = make_plan(small)
-    assert plan.attention == "dense" and any("attention_kernel = fa4 needs a GPU" in n for n in plan.notes)
-    assert "dense boolean mask + SDPA, token windows" in plan.describe(small)
-    assert build_model(small, plan).token_windows

@@ -47,19 +47,15 @@ def test_step_time_kernel_families_count_device_kernels_once():
                     "total (GPU busy)": 33.5}
 
 
-@pytest.mark.parametrize("token_windows", [False, True], ids=["block windows", "token windows (fa4)"])
-def test_step_time_counts_the_pairs_each_rule_allows(token_windows):
-    """The TFLOP/s column's attention term: attended_pairs against the dense masks of both rules."""
+def test_step_time_counts_the_pairs_the_mask_allows():
+    """The TFLOP/s column's attention term: attended_pairs against the rule's dense mask."""
     from benchscript import load_benchmark
 
     from speedrun.data.tokenizer import EOT
     from speedrun.model.attention import reference_mask
-    from speedrun.model.fa4 import doc_bounds, varlen_dense_mask, window_tokens
 
     step_time = load_benchmark("step_time")
     tokens = torch.randint(0, 1000, (512,), generator=torch.Generator().manual_seed(0))
     tokens[[0, 37, 200, 201, 450]] = EOT
     for w in (1, 2, 5):
-        want = (varlen_dense_mask(doc_bounds(tokens), window_tokens(w, False, 32)) if token_windows
-                else reference_mask(tokens, w, 32))
-        assert step_time.attended_pairs(tokens, w, 32, token_windows) == int(want.sum())
+        assert step_time.attended_pairs(tokens, w, 32) == int(reference_mask(tokens, w, 32).sum())

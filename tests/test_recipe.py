@@ -67,7 +67,7 @@ def test_retired_fields_load_when_off_and_refuse_when_on(field, off, tmp_path):
     path.write_text(f'base = "tiny"\n{field} = {json.dumps(off).lower()}\n')
     assert load_recipe(str(path)).to_dict() == {**load_recipe("tiny").to_dict(), "name": "old", "description": ""}
     assert recipe_from_dict({**load_recipe("tiny").to_dict(), field: off}) == load_recipe("tiny")
-    on = {bool: True, int: 2, float: 0.5, list: [2]}[type(off)]
+    on = {bool: True, int: 2, float: 0.5, list: [2], str: "fa4"}[type(off)]
     msg = _error("tiny", [f"{field}={json.dumps(on).lower()}"])
     commit = RETIRED_COMMITS.get(field, RETIRED_AT)
     assert msg.startswith(f"--set {field}:") and "measured as no gain and removed" in msg and commit in msg
@@ -246,7 +246,7 @@ def test_missing_fields(tmp_path):
     required = [k for k in REQUIRED if k != "steps"]
     assert missing == required
     # fields added after logs and checkpoints were written have an off default, so those still load
-    assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset", "attention_kernel"}
+    assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset"}
 
 
 def test_base_loop(tmp_path):
@@ -295,7 +295,6 @@ def test_unknown_base(tmp_path):
     (["lr_embed=0"], "lr_embed=0.0 must be positive"),
     (["muon_momentum=1.5"], "muon_momentum=1.5 must lie in [0, 1)"),
     (["min_lr_frac=-0.1"], "min_lr_frac=-0.1 must lie in [0, 1)"),
-    (["attention_kernel=fa3"], "attention_kernel='fa3' must be triton or fa4"),
 ])
 def test_impossible_combinations(items, fragment):
     """Each refused in one line that names the recipe and the culprit."""
@@ -330,9 +329,9 @@ def test_fast_differs_from_record21_only_in_its_stated_fields(r21):
     differ = {k for k, v in fast.to_dict().items() if v != r21.to_dict()[k]}
     assert differ == {"name", "description", "no_mlp_layers", "smear", "attn_gate", "fused_head_loss", "fp8_mlp",
                       "mtp_weights", "orthogonalizer", "normuon_beta2", "muon_lr", "steps", "cooldown_frac",
-                      "key_offset", "attention_kernel"}
-    assert (fast.fp8_mlp, fast.mtp_weights, fast.mtp_end_frac, fast.key_offset, fast.muon_lr, fast.steps,
-            fast.attention_kernel) == (True, [0.5, 0.25], 0.5, True, 0.04, 1250, "fa4")
+                      "key_offset"}
+    assert (fast.fp8_mlp, fast.mtp_weights, fast.mtp_end_frac, fast.key_offset, fast.muon_lr, fast.steps) == (
+        True, [0.5, 0.25], 0.5, True, 0.04, 1250)
     fast_1gpu = load_recipe("fast_1gpu")
     differ = {k for k, v in fast_1gpu.to_dict().items() if v != fast.to_dict()[k]}
     assert differ == {"name", "description", "batch_tokens", "train_loop"}

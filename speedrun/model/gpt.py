@@ -16,7 +16,6 @@ from speedrun.model.attention import (
     flex_block_mask,
     short_window_blocks,
 )
-from speedrun.model.fa4 import VarlenWindow, doc_bounds, varlen_dense_mask, window_tokens
 from speedrun.model.fp8 import dynamic_fp8_linear, fp8_linear, fp8_softcap_cross_entropy
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
 from speedrun.model.rotary import Rotary, rotary_frequencies, rotate
@@ -101,19 +100,16 @@ class CausalSelfAttention(nn.Module):
             shifted = torch.cat([before, k[:, :-1]], dim=1) * not_start[None, :, None, None].to(k.dtype)
             k = torch.where(self.stationary, shifted, k)
         v = self.lambdas[0] * v if ve is None else self.lambdas[0] * v + self.lambdas[1] * ve.view_as(v)
-        if isinstance(mask, VarlenWindow):  # FlashAttention-4 takes (T, H, D) as they are
-            y = mask.attend(q, k, v, self.scale)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        if cached:
+            y = mask.attend(self, q, k, v, self.scale)
+        elif isinstance(mask, Tensor):
+            y = dense_attention(q, k, v, mask, self.scale)
         else:
-            q, k, v = (t.transpose(1, 2) for t in (q, k, v))
-            if cached:
-                y = mask.attend(self, q, k, v, self.scale)
-            elif isinstance(mask, Tensor):
-                y = dense_attention(q, k, v, mask, self.scale)
-            else:
-                from torch.nn.attention.flex_attention import flex_attention
+            from torch.nn.attention.flex_attention import flex_attention
 
-                y = flex_attention(q, k, v, block_mask=mask, scale=self.scale)
-            y = y.transpose(1, 2)
+            y = flex_attention(q, k, v, block_mask=mask, scale=self.scale)
+        y = y.transpose(1, 2)
         if self.gate_w is not None:
             y = y * torch.sigmoid(F.linear(x[..., : self.gate_dims], self.gate_w.type_as(x)))[..., None]
         y = y.contiguous().view(B, T, self.num_heads * self.head_dim)
@@ -147,17 +143,12 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """`attention="flex"` uses FlexAttention block masks (GPU); `"fa4"` FlashAttention-4's varlen kernels (GPU,
-    token windows: recipes with attention_kernel = "fa4"); `"dense"` a boolean mask with SDPA (anywhere), of the
-    recipe's rule (block or token windows)."""
+    """`attention="flex"` uses FlexAttention block masks (GPU); `"dense"` a boolean mask with SDPA (anywhere)."""
 
     def __init__(self, r: Recipe, attention: str = "dense"):
         super().__init__()
-        if attention not in ("flex", "dense", "fa4"):
-            raise ValueError(f"attention back-end {attention!r}: expected 'flex', 'fa4' or 'dense'")
-        self.token_windows = r.attention_kernel == "fa4"  # the window counts tokens (FlashAttention's rule)
-        if attention != "dense" and (attention == "fa4") != self.token_windows:
-            raise ValueError(f"attention back-end {attention!r} does not run attention_kernel={r.attention_kernel!r}")
+        if attention not in ("flex", "dense"):
+            raise ValueError(f"attention back-end {attention!r}: expected 'flex' or 'dense'")
         self.recipe, self.attention = r, attention
         self.embed = nn.Embedding(r.vocab_size, r.model_dim)
         self.value_embeds = nn.ModuleList(nn.Embedding(r.vocab_size, r.model_dim) for _ in range(r.value_embeds))
@@ -180,12 +171,11 @@ class GPT(nn.Module):
 
     def window(self, step: int) -> int | Tensor:
         """The long window at `step` in blocks; for FlexAttention an int32 tensor, so a growing window never
-        recompiles, made once per window: a new one each step is a host-to-device copy that stalls the GPU. For
-        FlashAttention-4 a CPU tensor, read by its op on the host."""
+        recompiles, made once per window: a new one each step is a host-to-device copy that stalls the GPU."""
         r = self.recipe
         w = long_window_blocks(step, r.steps, r.window_ramp_tokens, r.attn_block_size)
-        if self.attention in ("flex", "fa4"):
-            device = self.embed.weight.device if self.attention == "flex" else torch.device("cpu")
+        if self.attention == "flex":
+            device = self.embed.weight.device
             cached = self._window_tensors.get((w, device))
             if cached is None:
                 cached = self._window_tensors[(w, device)] = torch.tensor(w, dtype=torch.int32, device=device)
@@ -194,13 +184,7 @@ class GPT(nn.Module):
 
     def masks(self, inputs: Tensor, long_blocks: int | Tensor) -> tuple:
         """(long-window mask, short-window mask) of the back-end."""
-        bs = self.recipe.attn_block_size
-        if self.token_windows:
-            cu = doc_bounds(inputs)
-            if self.attention == "fa4":
-                return VarlenWindow(cu, long_blocks, False, bs), VarlenWindow(cu, long_blocks, True, bs)
-            return tuple(varlen_dense_mask(cu, window_tokens(int(long_blocks), short, bs)) for short in (False, True))
-        lists = BlockLists.build(inputs, bs)
+        lists = BlockLists.build(inputs, self.recipe.attn_block_size)
         build = flex_block_mask if self.attention == "flex" else dense_mask
         return build(lists, long_blocks), build(lists, short_window_blocks(long_blocks))
 
@@ -286,8 +270,7 @@ class GPT(nn.Module):
         docs = cache.doc + document_ids(inputs)
         long_w = int(long_blocks)
         block = self.recipe.attn_block_size
-        long_mask, short_mask = (CachedWindow(cache, positions, docs, w, block, self.recipe.rotary_base,
-                                              self.token_windows)
+        long_mask, short_mask = (CachedWindow(cache, positions, docs, w, block, self.recipe.rotary_base)
                                  for w in (long_w, short_window_blocks(long_w)))
         x = self.trunk(inputs, long_mask, short_mask, cache.last_token if cache.length else None)
         cache.length += T
@@ -330,14 +313,9 @@ class CachedWindow:
     absolute positions, attention to cached + new keys under the full pass's rule (speedrun/model/attention.py)."""
 
     def __init__(self, cache: KVCache, positions: Tensor, docs: Tensor, window_blocks: int, block_size: int,
-                 rotary_base: float, token_windows: bool = False):
+                 rotary_base: float):
         self.cache, self.positions, self.docs = cache, positions, docs
-        self.window, self.block, self.base, self.token_windows = window_blocks, block_size, rotary_base, token_windows
-
-    def near(self, q_pos: Tensor | int, k_pos: Tensor) -> Tensor:
-        """The window part of the rule: block distance < window, or (token windows) distance < window tokens."""
-        b = self.block
-        return q_pos - k_pos < self.window * b if self.token_windows else q_pos // b - k_pos // b < self.window
+        self.window, self.block, self.base = window_blocks, block_size, rotary_base
 
     def rotate(self, rotary: Rotary, x: Tensor) -> Tensor:
         """Rotary.forward at positions self.positions (x: (B, T, H, D)); the same arithmetic, so the same values."""
@@ -366,12 +344,13 @@ class CachedWindow:
             k, v, pos_all, docs_all = torch.cat([k0, k], 2), torch.cat([v0, v], 2), torch.cat([p0, pos]), torch.cat([d0, docs])
         else:
             pos_all, docs_all = pos, docs
+        b = self.block
         mask = ((pos_all[None, :] <= pos[:, None]) & (docs_all[None, :] == docs[:, None])
-                & self.near(pos[:, None], pos_all[None, :]))
+                & (pos[:, None] // b - pos_all[None, :] // b < self.window))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
         # Later queries sit at positions > pos[-1] in documents >= docs[-1]: older blocks and documents are out of reach.
         nxt = int(pos[-1]) + 1
-        keep = self.near(nxt, pos_all) & (docs_all == docs[-1])
+        keep = (nxt // b - pos_all // b < self.window) & (docs_all == docs[-1])
         first = int((~keep).sum())  # keep is False then True (positions and documents only grow)
         self.cache.layers[key] = (k[:, :, first:], v[:, :, first:], pos_all[first:], docs_all[first:])
         return y

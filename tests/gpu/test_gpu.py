@@ -1,7 +1,6 @@
 """GPU checks (skipped without CUDA): FP8 head vs bf16 matmul, FlexAttention vs the dense reference, the compiled
 flex model vs the dense model, the soft-capped cross-entropy kernel vs its reference and the fused head + loss op
-vs the unfused FP8 head (each also with multi-token prediction), the FP8 MLP vs bf16, and (where flash-attn-4 is
-installed) FlashAttention-4's varlen op and model vs their dense twin. Run on the GPU machine:
+vs the unfused FP8 head (each also with multi-token prediction), and the FP8 MLP vs bf16. Run on the GPU machine:
 `pytest -q tests/gpu -s` prints the errors."""
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import torch.nn.functional as F
 from speedrun.data.tokenizer import EOT
 from speedrun.kernels.softcap_ce import softcap_cross_entropy_reference, softcap_cross_entropy_with_grad
 from speedrun.model.attention import BlockLists, dense_attention, dense_mask, flex_block_mask
-from speedrun.model.fa4 import fa4_available
 from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy, fp8_supported
 from speedrun.recipe import load_recipe
 
@@ -160,8 +158,7 @@ def fused_and_unfused_models(r, seed: int):
 @pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
 def test_compiled_model_with_fused_head_loss_matches_unfused():
     # the head and loss alone differ: fast's FP8 MLP and MTP off, as when this was first checked on the GPU
-    r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true", "fp8_mlp=false", "mtp_weights=[]",
-                             "attention_kernel=triton"])
+    r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true", "fp8_mlp=false", "mtp_weights=[]"])
     models, inputs, targets = fused_and_unfused_models(r, seed=2)
     losses, grads = [], []
     for m in models:
@@ -224,8 +221,7 @@ def compiled_model_variants(settings: list[str], flag: str):
     weights with every module's `flag` attribute cleared to None (the MLP's plain bf16 path, Triton attention...)."""
     from speedrun.model.gpt import GPT
 
-    # next-token loss only: the MLP differs; FlexAttention, as both models run it
-    r = load_recipe("fast", [*SMALL_MODEL, "mtp_weights=[]", "attention_kernel=triton", *settings])
+    r = load_recipe("fast", [*SMALL_MODEL, "mtp_weights=[]", *settings])  # next-token loss only: the MLP differs
     torch.manual_seed(0)
     models = [GPT(r, attention="flex").cuda() for _ in range(2)]
     for name, p in models[0].named_parameters():  # give the zero-initialised projections values
@@ -256,69 +252,6 @@ def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
     print(f"\ncompiled model, FP8 MLP loss {losses[0]:.5f} vs bf16 MLP {losses[1]:.5f}; grad errors {errs}")
     assert abs(losses[0] - losses[1]) < 5e-3 * losses[1]
     assert all(e < 0.15 for e in errs.values())
-
-
-FA4_MISSING = "needs the flash-attn-4 package (flash_attn.cute) and a GPU of compute capability >= 9.0"
-
-
-@pytest.mark.skipif(not fa4_available(), reason=FA4_MISSING)
-def test_fa4_varlen_matches_its_dense_twin():
-    """FlashAttention-4's varlen op (outputs and gradients) against SDPA in float32 under the dense twin's mask, from
-    the same padded bounds: long and short windows, a window wider than the row, documents of a few tokens."""
-    from speedrun.model.fa4 import doc_bounds, fa4_varlen_fwd, varlen_dense_mask, window_tokens
-
-    torch.manual_seed(0)
-    T, H, D = 4096, 6, 128
-    inputs = random_docs(T, 300, seed=5).int()
-    inputs[100:140:7] = EOT  # documents of 7 tokens
-    cu = doc_bounds(inputs)
-    q, k, v = (torch.randn(T, H, D, device="cuda").bfloat16().requires_grad_() for _ in range(3))
-    dy = torch.randn(T, H, D, device="cuda").bfloat16()
-    for w, short in ((3, False), (3, True), (64, False)):
-        out, lse = fa4_varlen_fwd(q, k, v, cu, torch.tensor(w), short, 128, 0.12)
-        grads = torch.autograd.grad(out, (q, k, v), dy)
-        ref_in = [t.detach().float().transpose(0, 1).requires_grad_() for t in (q, k, v)]
-        mask = varlen_dense_mask(cu, window_tokens(w, short, 128))
-        ref = dense_attention(*(t[None] for t in ref_in), mask, 0.12)[0].transpose(0, 1)
-        ref_grads = torch.autograd.grad(ref, ref_in, dy.float())
-        errs = dict(out=rel_err(out, ref), **{f"d{n}": rel_err(g, rg.transpose(0, 1))
-                                               for n, g, rg in zip("qkv", grads, ref_grads)})
-        print(f"\nFA4 varlen vs dense twin, window {w}{' (short)' if short else ''}: {errs}")
-        assert out.shape == q.shape and lse.shape == (H, T)
-        assert all(e < 0.02 for e in errs.values())
-
-
-@pytest.mark.skipif(not fa4_available(), reason=FA4_MISSING)
-def test_compiled_fa4_model_matches_dense_twin_model():
-    """attention_kernel = fa4: the compiled model on FlashAttention-4 against the same weights on the dense twin
-    (token windows, eager): loss and gradients, at two windows (a CPU tensor, as GPT.window gives)."""
-    from speedrun.model.gpt import GPT
-
-    r = load_recipe("fast_1gpu", SMALL_MODEL + ["attention_kernel=fa4", "fp8_mlp=false", "mtp_weights=[]"])
-    torch.manual_seed(0)
-    models = [GPT(r, attention=a).cuda() for a in ("fa4", "dense")]
-    for name, p in models[0].named_parameters():  # give the zero-initialised projections values
-        if name.endswith("c_proj.weight") or name == "lm_head.weight":
-            torch.nn.init.normal_(p, std=0.02)
-    models[1].load_state_dict(models[0].state_dict())
-    for m in models:
-        for t in m.embedding_tables():
-            t.bfloat16()  # as in training: bf16 activations from the embeddings on
-    tokens = random_docs(r.seq_len + 1, 600, seed=3)
-    inputs, targets = tokens[:-1].int(), tokens[1:].long()
-    compiled = torch.compile(models[0], dynamic=False)
-    for w in (3, 7):
-        losses, grads = [], []
-        for m, run, window in ((models[0], compiled, torch.tensor(w)), (models[1], models[1], w)):
-            m.zero_grad()
-            loss = run(inputs, targets, window)
-            loss.backward()
-            losses.append(loss.item())
-            grads.append({n: p.grad.float() for n, p in m.named_parameters() if p.grad is not None})
-        errs = {n: rel_err(grads[0][n], grads[1][n]) for n in ("blocks.1.mlp.c_fc.weight", "blocks.2.attn.qkv_w")}
-        print(f"\ncompiled FA4 model, window {w}: loss {losses[0]:.5f} vs dense twin {losses[1]:.5f}; grad errors {errs}")
-        assert abs(losses[0] - losses[1]) < 2e-3 * losses[1]
-        assert all(e < 0.05 for e in errs.values())
 
 
 # --- multi-token prediction --------------------------------------------------------------------------------------------
@@ -379,7 +312,7 @@ def test_compiled_model_with_mtp_fused_matches_unfused_without_recompiling():
     import torch._dynamo
 
     r = load_recipe("fast", [*SMALL_MODEL, "fused_head_loss=true", "fp8_mlp=false",
-                             "mtp_weights=[0.5, 0.25]", "steps=100", "attention_kernel=triton"])
+                             "mtp_weights=[0.5, 0.25]", "steps=100"])
     models, inputs, targets = fused_and_unfused_models(r, seed=6)
     losses = {0: [], 1: []}
     for k, m in enumerate(models):
