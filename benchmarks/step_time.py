@@ -92,22 +92,36 @@ CATEGORIES = [("loss kernel", r"_softcap_ce"), ("attention (flex templates)", r"
               r"^triton_(poi|red|per)"), ("copies/fills", r"copy|memcpy|memset|fill|cat")]
 
 
-def kernel_categories(events) -> str:
-    """Per-step GPU ms of each kernel family (CATEGORIES) and their total: what a step's kernels keep busy. Only
-    device-side kernel events count: a CPU op (aten::mm) and an annotation (Optimizer.step#Muon.step) repeat the
-    time of the kernels under them."""
+def device_kernels(events) -> list[tuple[str, float, str]]:
+    """(full kernel name, GPU ms per step, family) of every device-side kernel, longest first. Only device-side
+    kernel events count: a CPU op (aten::mm) and an annotation (Optimizer.step#Muon.step) repeat the time of the
+    kernels under them."""
     import re
 
-    totals: dict[str, float] = {}
+    out = []
     for e in events:
         if str(getattr(e, "device_type", "")).split(".")[-1] != "CUDA" or e.key.startswith(("ProfilerStep", "Optimizer.")):
             continue
         ms = getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0)) / 1000 / PROFILED_STEPS
-        name = next((c for c, pat in CATEGORIES if re.search(pat, e.key, re.I)), "other")
-        totals[name] = totals.get(name, 0.0) + ms
+        out.append((e.key, ms, next((c for c, pat in CATEGORIES if re.search(pat, e.key, re.I)), "other")))
+    return sorted(out, key=lambda k: -k[1])
+
+
+def kernel_categories(events) -> str:
+    """Per-step GPU ms of each kernel family (CATEGORIES) and their total: what a step's kernels keep busy."""
+    totals: dict[str, float] = {}
+    for _, ms, family in device_kernels(events):
+        totals[family] = totals.get(family, 0.0) + ms
     lines = [f"{'kernel family':<30} {'ms/step':>8}"] + [f"{k:<30} {v:>8.2f}" for k, v in
                                                        sorted(totals.items(), key=lambda kv: -kv[1])]
     return "\n".join(lines + [f"{'total (GPU busy)':<30} {sum(totals.values()):>8.2f}"])
+
+
+def kernel_list(kernels: list[tuple[str, float, str]], top: int = 25) -> str:
+    """The longest kernels with their whole names (Inductor names a kernel after every op it fused, and the
+    profiler's table cuts them at its column width)."""
+    return "\n".join([f"{'ms/step':>8}  {'family':<28} kernel"]
+                     + [f"{ms:>8.2f}  {family:<28} {name}" for name, ms, family in kernels[:top]])
 
 
 def main(argv=None) -> int:
@@ -119,7 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--shards", default=None, help="train shards instead of synthetic tokens")
     ap.add_argument("--at-step", type=int, action="append", default=None,
                     help="schedule step whose attention window to time at (repeatable; default: 0 and the last)")
-    ap.add_argument("--profile", action="store_true", help="print the top CUDA kernels of 5 profiled steps")
+    ap.add_argument("--profile", action="store_true", help="profile 5 steps at the last window: the longest kernels "
+                    "by whole name, the kernel families, and with --json every kernel")
     ap.add_argument("--json", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -170,6 +185,8 @@ def main(argv=None) -> int:
             time_steps(runner, optimizers, r, plan, batches_fn, w, PROFILED_STEPS)
         events = prof.key_averages()
         print(events.table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=90))
+        kernels = device_kernels(events)
+        print(kernel_list(kernels))
         print(kernel_categories(events))
     print(f"\n{torch.cuda.get_device_name()} | recipe {r.name} | {r.batch_tokens:,} tokens/step "
           f"({accum} x {r.seq_len:,}) | data {'shards' if args.shards else 'synthetic'} | "
@@ -182,6 +199,8 @@ def main(argv=None) -> int:
               f"{row['peak_alloc_gib']:>15.2f} {row['peak_reserved_gib']:>13.2f}")
     if args.json:
         out = dict(device=torch.cuda.get_device_name(), recipe=r.name, compile_s=compile_s, first_step=first, rows=rows)
+        if args.profile:  # every kernel of the profiled steps, whole names, at the last window timed
+            out["kernels"] = [dict(name=n, ms_per_step=ms, family=f) for n, ms, f in kernels]
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
 

@@ -47,6 +47,26 @@ def test_step_time_kernel_families_count_device_kernels_once():
                     "total (GPU busy)": 33.5}
 
 
+def test_step_time_kernel_list_keeps_whole_names():
+    """The per-kernel list: device kernels only, longest first, names whole (Inductor's name every op it fused, past
+    the profiler table's 90 characters), each with its family."""
+    from types import SimpleNamespace as Event
+
+    from benchscript import load_benchmark
+    from torch.autograd import DeviceType
+
+    step_time = load_benchmark("step_time")
+    per_step = lambda ms: ms * 1000 * step_time.PROFILED_STEPS
+    long_name = "triton_poi_fused__fused_rms_norm__scaled_mm__to_copy_clamp_clone_exp2_floor_log2_mul_permute_pow_relu_7"
+    events = [Event(key="aten::_scaled_mm", device_type=DeviceType.CPU, self_device_time_total=per_step(9)),
+              Event(key="nvjet_sm90_qqtst_192x192_128x4", device_type=DeviceType.CUDA, self_device_time_total=per_step(2)),
+              Event(key=long_name, device_type=DeviceType.CUDA, self_device_time_total=per_step(3.5))]
+    kernels = step_time.device_kernels(events)
+    assert kernels == [(long_name, 3.5, "fused elementwise/reductions"), ("nvjet_sm90_qqtst_192x192_128x4", 2.0, "fp8 matmul")]
+    lines = step_time.kernel_list(kernels, top=1).splitlines()
+    assert len(lines) == 2 and lines[1].endswith(long_name) and lines[1].split()[0] == "3.50"
+
+
 def test_step_time_counts_the_pairs_the_mask_allows():
     """The TFLOP/s column's attention term: attended_pairs against the rule's dense mask."""
     from benchscript import load_benchmark
