@@ -107,10 +107,11 @@ def device_kernels(events) -> list[tuple[str, float, str]]:
     return sorted(out, key=lambda k: -k[1])
 
 
-def kernel_categories(events) -> str:
-    """Per-step GPU ms of each kernel family (CATEGORIES) and their total: what a step's kernels keep busy."""
+def kernel_categories(kernels: list[tuple[str, float, str]]) -> str:
+    """Per-step GPU ms of each kernel family (CATEGORIES) and their total, from `device_kernels`: what a step's
+    kernels keep busy."""
     totals: dict[str, float] = {}
-    for _, ms, family in device_kernels(events):
+    for _, ms, family in kernels:
         totals[family] = totals.get(family, 0.0) + ms
     lines = [f"{'kernel family':<30} {'ms/step':>8}"] + [f"{k:<30} {v:>8.2f}" for k, v in
                                                        sorted(totals.items(), key=lambda kv: -kv[1])]
@@ -187,7 +188,7 @@ def main(argv=None) -> int:
         print(events.table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=90))
         kernels = device_kernels(events)
         print(kernel_list(kernels))
-        print(kernel_categories(events))
+        print(kernel_categories(kernels))
     print(f"\n{torch.cuda.get_device_name()} | recipe {r.name} | {r.batch_tokens:,} tokens/step "
           f"({accum} x {r.seq_len:,}) | data {'shards' if args.shards else 'synthetic'} | "
           f"compile + warm-up {compile_s:.0f}s (first step: {format_phases(first)}) | torch {torch.__version__}")
