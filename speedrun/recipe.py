@@ -96,7 +96,7 @@ class Recipe:
     warmup_steps: int  # untimed kernel warm-up steps, then model and optimisers are restored
     seed: int
     device: str  # auto | cuda | cpu
-    compile: str  # auto (on for cuda) | on | off
+    compile: str  # auto (on for cuda) | on | off | tuned (on, and Inductor tunes each kernel's launch: a slow first compile)
     gpu_only: bool  # refuse to run on CPU unless --device cpu is forced
     sample_tokens: int  # after training, print a sample of this many tokens (0: none)
     sample_prompt: str
@@ -189,7 +189,7 @@ class Recipe:
         need(0 < self.mtp_end_frac <= 1, f"mtp_end_frac={self.mtp_end_frac} must lie in (0, 1]")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
-        need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
+        need(self.compile in ("auto", "on", "off", "tuned"), f"compile={self.compile!r} must be auto, on, off or tuned")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
         return self
 

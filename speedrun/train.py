@@ -26,7 +26,7 @@ from speedrun.files import check_writable_folder
 from speedrun.interrupt import Interrupted, StopRequest, StopVote
 from speedrun.metrics import Metrics
 from speedrun.model.gpt import GPT
-from speedrun.plan import Plan, keep_large_allocations
+from speedrun.plan import Plan, configure_compiler, keep_large_allocations
 from speedrun.recipe import Recipe, RecipeError
 from speedrun.runlog import RunLog
 from speedrun.step import evaluate, format_phases, train_step, warmup_and_restore
@@ -171,6 +171,7 @@ class Trainer:
         if plan.compile:
             from torch import _dynamo  # noqa: F401 (the first torch.compile imports the compiler: seconds, shown apart)
 
+            configure_compiler(plan)
             laps("compiler import")
         self.optimizers = build_optimizers(self.model, r, compile_ns=plan.compile)
         self.runner = torch.compile(self.model, dynamic=False) if plan.compile else self.model

@@ -111,3 +111,35 @@ def test_fp8_mlp_follows_fp8_support_and_build_model_clears_it(monkeypatch):
     model = build_model(small, plan)
     flags = [b.mlp.c_fc.fp8_dynamic or b.mlp.c_proj.fp8_dynamic for b in model.blocks if b.mlp is not None]
     assert flags and not any(flags)
+
+
+@pytest.mark.parametrize("value, compiled, tuned", [("auto", True, False), ("on", True, False), ("off", False, False),
+                                                    ("tuned", True, True)])
+def test_compile_values_on_a_gpu(monkeypatch, value, compiled, tuned):
+    fake_gpu(monkeypatch, (9, 0))
+    r = load_recipe("fast_1gpu", [f"compile={value}"])
+    plan = make_plan(r)
+    assert (plan.compile, plan.tune_kernels) == (compiled, tuned)
+    assert ("kernels tuned by coordinate descent" in plan.describe(r)) is tuned
+
+
+def test_tuned_compile_on_cpu_compiles_untuned_and_says_so():
+    r = load_recipe("tiny", ["compile=tuned"])
+    plan = make_plan(r, force_device="cpu")
+    assert plan.compile and not plan.tune_kernels
+    assert any("compile = tuned tunes GPU (Triton) kernels only" in n for n in plan.notes)
+
+
+def test_configure_compiler_sets_inductor_coordinate_descent_from_the_plan(monkeypatch):
+    import torch._inductor.config as inductor_config
+
+    from speedrun.plan import configure_compiler
+
+    monkeypatch.setattr(inductor_config, "coordinate_descent_tuning", False)
+    fake_gpu(monkeypatch, (9, 0))
+    configure_compiler(make_plan(load_recipe("fast_1gpu", ["compile=tuned"])))
+    assert inductor_config.coordinate_descent_tuning is True
+    configure_compiler(make_plan(load_recipe("fast_1gpu")))  # a later plan without tuning turns it off again
+    assert inductor_config.coordinate_descent_tuning is False
+    configure_compiler(make_plan(load_recipe("fast_1gpu", ["compile=off"])))  # nothing compiled: left alone
+    assert inductor_config.coordinate_descent_tuning is False

@@ -12,6 +12,7 @@ from speedrun.data.demo import data_files
 from speedrun.data.shards import ShardError, shard_header
 from speedrun.errors import SpeedrunError
 from speedrun.evals.sample import load_on
+from speedrun.plan import configure_compiler
 from speedrun.step import evaluate
 
 
@@ -43,6 +44,7 @@ def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = Non
                          f"--val-tokens {val_tokens:,}")
     model, plan, _ = load_on(ckpt, device)
     r = dataclasses.replace(r, val_tokens=val_tokens)
+    configure_compiler(plan)
     runner = torch.compile(model, dynamic=False) if plan.compile else model
     model.train()  # evaluate() switches to eval mode and back, as in training
     loss = evaluate(runner, r, plan, model.window(r.steps), files)
