@@ -104,11 +104,12 @@ def configure_compiler(plan: Plan) -> None:
     """Set Inductor's options for this plan before anything is compiled (the model and the optimisers' functions).
     `tune_kernels`: coordinate descent over each generated kernel's block sizes and warps, benchmarked on the GPU.
     On an H200 it took `fast_1gpu`'s step from 84.7 to 76.5-77.1 ms and its first compile from 85 to 387 s
-    (experiments part 17); Inductor's on-disk cache keeps the tuned kernels for later launches."""
-    if plan.compile:
+    (experiments part 17); Inductor's on-disk cache keeps the tuned kernels for later launches. Without it Inductor's
+    own setting stands (TORCHINDUCTOR_COORDINATE_DESCENT_TUNING=1 in the environment still works)."""
+    if plan.compile and plan.tune_kernels:
         import torch._inductor.config as inductor_config
 
-        inductor_config.coordinate_descent_tuning = plan.tune_kernels
+        inductor_config.coordinate_descent_tuning = True
 
 
 def keep_large_allocations() -> None:
