@@ -64,10 +64,10 @@ if triton is not None:
         tl.store(block_max_ptr + pid_n * tl.num_programs(1) + pid_h, tl.max(tl.max(tl.abs(v), axis=1), axis=0))
         scaled = tl.clamp(v * tl.load(scale_ptr), -FMAX, FMAX)
         tl.store(y_ptr + offs, scaled.to(y_ptr.dtype.element_ty), mask=mask)
-        # The transposed copy (H, N), from the transposed float32 tile (so consecutive threads write consecutive rows,
-        # and no 8-bit layout conversion is asked of the compiler); the same values cast the same way.
-        tl.store(yt_ptr + cols[:, None] * N + rows[None, :], tl.trans(scaled).to(yt_ptr.dtype.element_ty),
-                 mask=(cols[:, None] < H) & (rows[None, :] < N))
+        # The transposed copy (H, N): the same tile through transposed addresses; Triton's coalescing pass gives this
+        # store its own layout (through shared memory). An explicit tl.trans of the tile before the store wrote wrong
+        # rows of the copy on an H200 (Triton 3.6; right in the interpreter): experiments part 17, call B3.
+        tl.store(yt_ptr + cols[None, :] * N + rows[:, None], scaled.to(yt_ptr.dtype.element_ty), mask=mask)
 
 
 def _launch(g: Tensor | None, p: Tensor, scale: Tensor, amax: Tensor, dtype: torch.dtype, out_dtype: torch.dtype | None,
