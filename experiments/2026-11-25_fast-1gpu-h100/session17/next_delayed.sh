@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# For the session that brings the delayed FP8 MLP back (`git checkout <commit> -- speedrun tests`, the commit named in
+# For the session that brings the delayed FP8 MLP back (`git revert dc6482d`, the commit that took it off main; see
 # experiments part 17), on a machine that already unpacked the track (carry .data/park, then .data/corpus, setup):
 # the new kernels' GPU tests first (stop if red), then the step against the dynamic build, each alone, alternating;
 # then the GPU suite beside one 1200-step run at seed 7 (part 16's dynamic run there: 3.3806).
