@@ -190,8 +190,10 @@ def main(argv=None) -> int:
         kernels = device_kernels(events)
         print(kernel_list(kernels))
         print(kernel_categories(kernels))
-    print(f"\n{torch.cuda.get_device_name()} | recipe {r.name} | {r.batch_tokens:,} tokens/step "
-          f"({accum} x {r.seq_len:,}) | data {'shards' if args.shards else 'synthetic'} | "
+    changed = f" ({', '.join(f'--set {o}' for o in args.overrides)})" if args.overrides else ""
+    compiled = "tuned" if plan.tune_kernels else "on" if plan.compile else "off"
+    print(f"\n{torch.cuda.get_device_name()} | recipe {r.name}{changed} | compile {compiled} | "
+          f"{r.batch_tokens:,} tokens/step ({accum} x {r.seq_len:,}) | data {'shards' if args.shards else 'synthetic'} | "
           f"compile + warm-up {compile_s:.0f}s (first step: {format_phases(first)}) | torch {torch.__version__}")
     print(f"{'at step':>8} {'window':>7} {'median ms':>10} {'mean ms':>8} {'min ms':>7} {'tok/s':>10} "
           f"{'TFLOP/s':>8} {'peak alloc GiB':>15} {'reserved GiB':>13}")
@@ -200,7 +202,8 @@ def main(argv=None) -> int:
               f"{row['min_ms']:>7.2f} {row['tokens_per_s']:>10,.0f} {row['tflops']:>8.1f} "
               f"{row['peak_alloc_gib']:>15.2f} {row['peak_reserved_gib']:>13.2f}")
     if args.json:
-        out = dict(device=torch.cuda.get_device_name(), recipe=r.name, compile_s=compile_s, first_step=first, rows=rows)
+        out = dict(device=torch.cuda.get_device_name(), recipe=r.name, overrides=args.overrides, compile=compiled,
+                   compile_s=compile_s, first_step=first, rows=rows)
         if args.profile:  # every kernel of the profiled steps, whole names, at the last window timed
             out["kernels"] = [dict(name=n, ms_per_step=ms, family=f) for n, ms, f in kernels]
         Path(args.json).write_text(json.dumps(out, indent=1))
