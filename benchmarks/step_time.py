@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speedrun.build import build_model, build_optimizers
+from speedrun.build import build_model, build_optimizers, compiled_runner
 from speedrun.data.stream import BatchStream
 from speedrun.data.tokenizer import EOT
 from speedrun.model.attention import document_ids
 from speedrun.optim.schedule import long_window_blocks
-from speedrun.plan import configure_compiler, make_plan
+from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
 from speedrun.step import format_phases, train_step, warmup_and_restore
 
@@ -147,9 +147,8 @@ def main(argv=None) -> int:
         print(f"note: {note}")
     torch.cuda.set_device(plan.device)
     model = build_model(r, plan)
-    configure_compiler(plan)
     optimizers = build_optimizers(model, r, compile_ns=plan.compile)
-    runner = torch.compile(model, dynamic=False) if plan.compile else model
+    runner = compiled_runner(model, plan)
     accum = r.grad_accum_steps(1)
 
     if args.shards:

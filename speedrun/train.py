@@ -16,7 +16,7 @@ import torch
 
 from speedrun import PROCESS_START
 from speedrun import checkpoint as ckpt_mod
-from speedrun.build import build_model, build_optimizers
+from speedrun.build import build_model, build_optimizers, compiled_runner
 from speedrun.data.demo import data_files
 from speedrun.data.shards import shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
@@ -26,7 +26,7 @@ from speedrun.files import check_writable_folder
 from speedrun.interrupt import Interrupted, StopRequest, StopVote
 from speedrun.metrics import Metrics
 from speedrun.model.gpt import GPT
-from speedrun.plan import Plan, configure_compiler, keep_large_allocations
+from speedrun.plan import Plan, keep_large_allocations
 from speedrun.recipe import Recipe, RecipeError
 from speedrun.runlog import RunLog
 from speedrun.step import evaluate, format_phases, train_step, warmup_and_restore
@@ -171,10 +171,9 @@ class Trainer:
         if plan.compile:
             from torch import _dynamo  # noqa: F401 (the first torch.compile imports the compiler: seconds, shown apart)
 
-            configure_compiler(plan)
             laps("compiler import")
         self.optimizers = build_optimizers(self.model, r, compile_ns=plan.compile)
-        self.runner = torch.compile(self.model, dynamic=False) if plan.compile else self.model
+        self.runner = compiled_runner(self.model, plan)
         laps("optimisers")
         self.print_every = print_every or (1 if r.steps <= 200 else 10)
         self.log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main, sections={"plan": plan.describe(r)})

@@ -411,13 +411,10 @@ def test_setup_phases_show_the_compiler_import_apart_when_compiling(shard_files,
 
 def test_trainer_configures_the_compiler_from_its_plan(shard_files, tmp_path, monkeypatch):
     """The trainer sets Inductor's options before it compiles anything (compile = tuned: coordinate descent)."""
-    import torch._inductor.config as inductor_config
-
-    import speedrun.train as train_module
+    import speedrun.build as build_module
 
     seen = []
-    monkeypatch.setattr(train_module, "configure_compiler", lambda plan: seen.append(plan))
-    monkeypatch.setattr(inductor_config, "coordinate_descent_tuning", False)
+    monkeypatch.setattr(build_module, "configure_compiler", lambda plan: seen.append(plan))
     r = run_recipe(shard_files, compile="on")
     plan = make_plan(r, force_device="cpu")
     trainer = Trainer(r, plan, str(tmp_path / "logs"), None, lambda *a, **k: None, None, str(tmp_path / "ck"), None)

@@ -5,14 +5,12 @@ window of the final training step, the training device plan's model (bf16 embedd
 
 import dataclasses
 
-import torch
-
+from speedrun.build import compiled_runner
 from speedrun.checkpoint import Checkpoint, load
 from speedrun.data.demo import data_files
 from speedrun.data.shards import ShardError, shard_header
 from speedrun.errors import SpeedrunError
 from speedrun.evals.sample import load_on
-from speedrun.plan import configure_compiler
 from speedrun.step import evaluate
 
 
@@ -44,8 +42,7 @@ def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = Non
                          f"--val-tokens {val_tokens:,}")
     model, plan, _ = load_on(ckpt, device)
     r = dataclasses.replace(r, val_tokens=val_tokens)
-    configure_compiler(plan)
-    runner = torch.compile(model, dynamic=False) if plan.compile else model
+    runner = compiled_runner(model, plan)
     model.train()  # evaluate() switches to eval mode and back, as in training
     loss = evaluate(runner, r, plan, model.window(r.steps), files)
     model.eval()
