@@ -102,6 +102,7 @@ class Recipe:
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
+    fp8_mlp_scaling: str = "dynamic"  # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's)
     name: str = ""
     description: str = ""
 
@@ -188,6 +189,9 @@ class Recipe:
              f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
         need(0 < self.mtp_end_frac <= 1, f"mtp_end_frac={self.mtp_end_frac} must lie in (0, 1]")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
+        need(self.fp8_mlp_scaling in ("dynamic", "delayed"),
+             f"fp8_mlp_scaling={self.fp8_mlp_scaling!r} must be dynamic or delayed")
+        need(self.fp8_mlp or self.fp8_mlp_scaling == "dynamic", "fp8_mlp_scaling = delayed needs fp8_mlp = true")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile in ("auto", "on", "off", "tuned"), f"compile={self.compile!r} must be auto, on, off or tuned")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")

@@ -8,6 +8,7 @@ and the backward pass is the two matmuls alone, the incoming loss gradient folde
 """
 
 import functools
+import math
 
 import torch
 from torch import Tensor
@@ -219,3 +220,74 @@ def dynamic_fp8_reference(x: Tensor, w: Tensor) -> Tensor:
     """Forward of `dynamic_fp8_linear` in float32 arithmetic on the FP8-rounded inputs (runs anywhere)."""
     (x_f8, x_inv), (w_f8, w_inv) = dynamic_fp8(x, torch.float8_e4m3fn), dynamic_fp8(w, torch.float8_e4m3fn)
     return (x_f8.float() * x_inv) @ (w_f8.float() * w_inv).T
+
+
+# The MLP with delayed scaling (recipe fp8_mlp_scaling = "delayed"): the ReLU² output h and its gradient d take
+# their scales from the previous step's maxima, so each is cast, and transposed for its weight gradient, in one pass
+# (speedrun/kernels/relu2_fp8.py). The input is RMS-normalised without a weight, so |x_i| <= sqrt(dim): a fixed
+# power-of-two scale fits it into e4m3 with no maximum to find. The weights keep per-step dynamic scales (small).
+DELAYED_MARGIN = 2.0  # one binade of headroom over last step's maximum; more than that saturates
+FALLBACK_AMAX = (16.0, 2.0**-12)  # (h, d) before any step has measured them (h ~ relu(N(0, 0.5))^2 at init)
+
+
+def normed_input_scale(dim: int) -> float:
+    """The largest power of two s with s * sqrt(dim) * 1.01 <= e4m3's maximum (1 % for the bf16 norm's rounding)."""
+    return 2.0 ** math.floor(math.log2(torch.finfo(torch.float8_e4m3fn).max / (dim**0.5 * 1.01)))
+
+
+def delayed_scale(amax: Tensor, kind: int, dtype: torch.dtype) -> Tensor:
+    """Power-of-two scale (float32, 0-d: Inductor's _scaled_mm wants both scales of one rank) for a tensor whose last maximum was `amax` (0: not measured yet)."""
+    a = torch.where(amax > 0, amax, FALLBACK_AMAX[kind]).float()
+    return torch.exp2(torch.floor(torch.log2(torch.finfo(dtype).max / (DELAYED_MARGIN * a))))
+
+
+class DelayedFP8MLP(torch.autograd.Function):
+    """c_proj(relu(c_fc(x))²) with all six matmuls in FP8. state (2, 2) float32: [previous step, this step] x [h, d]
+    maxima, the previous row read here, the current one raised by the kernels."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w_fc: Tensor, w_proj: Tensor, state: Tensor) -> Tensor:
+        from speedrun.kernels.relu2_fp8 import relu2_fp8_op
+
+        e4m3 = torch.float8_e4m3fn
+        xs = normed_input_scale(x.size(1))
+        x_f8 = x.float().mul(xs).clamp(-448.0, 448.0).to(e4m3)
+        x_inv = x.new_tensor(1 / xs, dtype=torch.float32)
+        fc_f8, fc_inv = dynamic_fp8(w_fc, e4m3)
+        proj_f8, proj_inv = dynamic_fp8(w_proj, e4m3)
+        p = torch._scaled_mm(x_f8, fc_f8.T, scale_a=x_inv, scale_b=fc_inv, out_dtype=torch.bfloat16,
+                             use_fast_accum=True)
+        h_scale = delayed_scale(state[0, 0], 0, e4m3)
+        h_f8 = relu2_fp8_op(p, h_scale, state)
+        out = torch._scaled_mm(h_f8, proj_f8.T, scale_a=h_scale.reciprocal(), scale_b=proj_inv,
+                               out_dtype=torch.bfloat16, use_fast_accum=True)
+        d_scale = delayed_scale(state[0, 1], 1, torch.float8_e5m2)
+        ctx.save_for_backward(x_f8, x_inv, fc_f8, fc_inv, proj_f8, proj_inv, p, h_scale, d_scale, state)
+        ctx.dtypes = (x.dtype, w_fc.dtype, w_proj.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        from speedrun.kernels.relu2_fp8 import relu2_fp8_transposed_op, relu2_grad_fp8_op
+
+        x_f8, x_inv, fc_f8, fc_inv, proj_f8, proj_inv, p, h_scale, d_scale, state = ctx.saved_tensors
+        g_f8, g_inv = dynamic_fp8(g.contiguous(), torch.float8_e5m2)  # (N, dim): small beside (N, hidden)
+        h_t_f8 = relu2_fp8_transposed_op(p, h_scale)  # the forward's cast again, transposed (not kept: memory)
+        grad_proj = torch._scaled_mm(g_f8.T.contiguous(), h_t_f8.T, scale_a=g_inv, scale_b=h_scale.reciprocal(),
+                                     out_dtype=torch.float32, use_fast_accum=False)
+        grad_h = torch._scaled_mm(g_f8, proj_f8.T.contiguous().T, scale_a=g_inv, scale_b=proj_inv,
+                                  out_dtype=torch.bfloat16, use_fast_accum=False)
+        d_f8, d_t_f8 = relu2_grad_fp8_op(grad_h, p, d_scale, state)
+        d_inv = d_scale.reciprocal()
+        grad_x = torch._scaled_mm(d_f8, fc_f8.T.contiguous().T, scale_a=d_inv, scale_b=fc_inv,
+                                  out_dtype=torch.bfloat16, use_fast_accum=False)
+        grad_fc = torch._scaled_mm(d_t_f8, x_f8.T.contiguous().T, scale_a=d_inv, scale_b=x_inv,
+                                   out_dtype=torch.float32, use_fast_accum=False)
+        x_dtype, fc_dtype, proj_dtype = ctx.dtypes
+        return grad_x.to(x_dtype), grad_fc.to(fc_dtype), grad_proj.to(proj_dtype), None
+
+
+def delayed_fp8_mlp(x: Tensor, w_fc: Tensor, w_proj: Tensor, state: Tensor) -> Tensor:
+    """The MLP of a normalised x (any leading shape) in FP8 with delayed scales; state: the MLP's (2, 2) maxima."""
+    out = DelayedFP8MLP.apply(x.flatten(0, -2).contiguous(), w_fc, w_proj, state)
+    return out.view(*x.shape[:-1], w_proj.shape[0])

@@ -16,7 +16,7 @@ from speedrun.model.attention import (
     flex_block_mask,
     short_window_blocks,
 )
-from speedrun.model.fp8 import dynamic_fp8_linear, fp8_linear, fp8_softcap_cross_entropy
+from speedrun.model.fp8 import delayed_fp8_mlp, dynamic_fp8_linear, fp8_linear, fp8_softcap_cross_entropy
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
 from speedrun.model.rotary import Rotary, rotary_frequencies, rotate
 from speedrun.optim.schedule import long_window_blocks, mtp_decay
@@ -122,8 +122,14 @@ class MLP(nn.Module):
         self.c_fc = CastedLinear(r.model_dim, r.mlp_hidden)
         self.c_proj = CastedLinear(r.mlp_hidden, r.model_dim, zero_init=True)
         self.c_fc.fp8_dynamic = self.c_proj.fp8_dynamic = r.fp8_mlp
+        # Delayed FP8 scaling: last step's maxima of ReLU² and of its gradient (speedrun/model/fp8.py). Persistent:
+        # checkpoints carry it, so a resumed run casts as the straight run did.
+        delayed = r.fp8_mlp and r.fp8_mlp_scaling == "delayed"
+        self.register_buffer("fp8_amax", torch.zeros(2, 2) if delayed else None)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.fp8_amax is not None and self.c_fc.fp8_dynamic and self.training:
+            return delayed_fp8_mlp(x, self.c_fc.weight, self.c_proj.weight, self.fp8_amax)
         return self.c_proj(F.relu(self.c_fc(x)).square())
 
 
@@ -216,6 +222,14 @@ class GPT(nn.Module):
         if self.mtp_w is not None:
             r = self.recipe
             torch.mul(self.mtp_start, mtp_decay(step, r.steps, r.mtp_end_frac), out=self.mtp_w)
+
+    def roll_fp8_amax(self) -> None:
+        """After each optimiser step: this step's FP8 maxima become the previous step's, and the current row restarts
+        at 0 (the MLPs with delayed scaling; nothing without them)."""
+        states = [b for n, b in self.named_buffers() if n.endswith("fp8_amax")]
+        if states:
+            torch._foreach_copy_([b[0] for b in states], [b[1] for b in states])
+            torch._foreach_zero_([b[1] for b in states])
 
     def fused_head_loss_active(self) -> bool:
         return (self.recipe.fused_head_loss and self.lm_head.fp8_scales is not None and self.training

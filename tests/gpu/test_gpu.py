@@ -216,9 +216,65 @@ def test_dynamic_fp8_mlp_matches_bf16_mlp(compiled):
     assert all(e < 0.12 for e in errs.values())
 
 
-def compiled_model_variants(settings: list[str], flag: str):
+@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
+@pytest.mark.parametrize("grad", [False, True])
+def test_relu2_fp8_kernels_match_their_references(grad):
+    """The delayed-scaling MLP's cast kernels against the PyTorch references, FP8 values and running maximum, at a
+    row count that is no multiple of the blocks."""
+    from speedrun.kernels.relu2_fp8 import relu2_fp8, relu2_fp8_reference, relu2_grad_fp8, relu2_grad_fp8_reference
+
+    torch.manual_seed(0)
+    p = (torch.randn(4103, 3072, device="cuda") * 2).bfloat16()
+    g = (torch.randn(4103, 3072, device="cuda") * 1e-4).bfloat16()
+    g[5, 7] = 10.0  # saturates at this scale
+    scale = torch.tensor([2.0**16 if grad else 16.0], device="cuda")
+    amax = torch.tensor([0.5], device="cuda")
+    y, yt = relu2_grad_fp8(g, p, scale, amax) if grad else relu2_fp8(p, scale, amax)
+    ry, ryt, ramax = relu2_grad_fp8_reference(g, p, scale) if grad else relu2_fp8_reference(p, scale)
+    if not grad:  # the model's two calls: the row-major copy (measured), the transposed one (not)
+        assert torch.equal(relu2_fp8(p, scale, None, cols=False)[0], y)
+        assert torch.equal(relu2_fp8(p, scale, None, rows=False)[1], yt)
+    same = (y.float() == ry.float()).float().mean().item()
+    print(f"\nrelu2 {'grad ' if grad else ''}FP8 kernel: {same:.6f} of the values equal to the reference's; "
+          f"amax {amax.item():.6g} vs {ramax.item():.6g}")
+    print(f"transposed copy: {(yt.float() == ryt.float()).float().mean().item():.6f} of the values equal")
+    assert y.dtype == ry.dtype and yt.shape == (3072, 4103) and torch.equal(yt, y.t().contiguous())
+    assert same > 0.9999 and rel_err(y, ry) < 1e-3
+    assert amax.item() == pytest.approx(max(0.5, ramax.item()), rel=1e-6)
+
+
+@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
+@pytest.mark.parametrize("compiled", [False, True])
+def test_delayed_fp8_mlp_matches_bf16_mlp(compiled):
+    """fp8_mlp_scaling = delayed against the bf16 MLP at the record's sizes, at the second step (the first measures
+    the maxima the second casts with); compiled, the kernels' maxima must still reach the state buffer."""
+    from speedrun.model.fp8 import delayed_fp8_mlp
+
+    x, w_fc, w_proj, g = record_mlp_inputs()
+    state = torch.zeros(2, 2, device="cuda")
+    run = torch.compile(delayed_fp8_mlp, dynamic=False) if compiled else delayed_fp8_mlp
+    for _ in range(2):
+        x.grad = w_fc.grad = w_proj.grad = None
+        y = run(x, w_fc, w_proj, state)
+        y.backward(g)
+        measured = state[1].clone()
+        state[0], state[1] = state[1].clone(), 0.0  # the trainer's roll
+    got = (y.detach(), x.grad.clone(), w_fc.grad.clone(), w_proj.grad.clone())
+    x.grad = w_fc.grad = w_proj.grad = None
+    y_ref = F.linear(F.relu(F.linear(x, w_fc.bfloat16())).square(), w_proj.bfloat16())
+    y_ref.backward(g)
+    errs = dict(out=rel_err(got[0], y_ref), grad_x=rel_err(got[1], x.grad), grad_w_fc=rel_err(got[2], w_fc.grad),
+                grad_w_proj=rel_err(got[3], w_proj.grad))
+    print(f"\ndelayed FP8 MLP ({'compiled' if compiled else 'eager'}) vs bf16: relative errors {errs}; "
+          f"maxima {measured.tolist()}")
+    assert measured[0] > 0 and measured[1] > 0
+    assert all(e < 0.12 for e in errs.values())
+
+
+def compiled_model_variants(settings: list[str], flag: str, prime: bool = False):
     """(losses, relative gradient errors) of a compiled 4-layer `fast` model with the `settings`, against the same
-    weights with every module's `flag` attribute cleared to None (the MLP's plain bf16 path, Triton attention...)."""
+    weights with every module's `flag` attribute cleared to None (the MLP's plain bf16 path, Triton attention...).
+    `prime`: one untimed forward and backward of the first model first, its FP8 maxima then rolled into place."""
     from speedrun.model.gpt import GPT
 
     r = load_recipe("fast", [*SMALL_MODEL, "mtp_weights=[]", *settings])  # next-token loss only: the MLP differs
@@ -234,9 +290,13 @@ def compiled_model_variants(settings: list[str], flag: str):
     tokens = random_docs(r.seq_len + 1, 600, seed=3)
     inputs, targets = tokens[:-1].int(), tokens[1:].long()
     losses, grads = [], []
-    for m in models:
+    for i, m in enumerate(models):
         for t in m.embedding_tables():
             t.bfloat16()
+        if prime and i == 0:
+            torch.compile(m, dynamic=False)(inputs, targets, torch.tensor(7, device="cuda")).backward()
+            m.roll_fp8_amax()
+            m.zero_grad(set_to_none=True)
         loss = torch.compile(m, dynamic=False)(inputs, targets, torch.tensor(7, device="cuda"))
         loss.backward()
         losses.append(loss.item())
@@ -250,6 +310,14 @@ def compiled_model_variants(settings: list[str], flag: str):
 def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
     losses, errs = compiled_model_variants(["fp8_mlp=true"], "fp8_dynamic")
     print(f"\ncompiled model, FP8 MLP loss {losses[0]:.5f} vs bf16 MLP {losses[1]:.5f}; grad errors {errs}")
+    assert abs(losses[0] - losses[1]) < 5e-3 * losses[1]
+    assert all(e < 0.15 for e in errs.values())
+
+
+@pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
+def test_compiled_model_with_delayed_fp8_mlp_close_to_bf16_mlp():
+    losses, errs = compiled_model_variants(["fp8_mlp=true", "fp8_mlp_scaling='delayed'"], "fp8_dynamic", prime=True)
+    print(f"\ncompiled model, delayed FP8 MLP loss {losses[0]:.5f} vs bf16 MLP {losses[1]:.5f}; grad errors {errs}")
     assert abs(losses[0] - losses[1]) < 5e-3 * losses[1]
     assert all(e < 0.15 for e in errs.values())
 
