@@ -54,23 +54,34 @@ if triton is not None:
         pid_n, pid_h = tl.program_id(0), tl.program_id(1)
         rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         cols = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
-        mask = (rows[:, None] < N) & (cols[None, :] < H)
-        offs = rows[:, None] * H + cols[None, :]
+        s = tl.load(scale_ptr)
+        if ROWS or MEASURE:
+            mask = (rows[:, None] < N) & (cols[None, :] < H)
+            v = _relu2_tile(g_ptr, p_ptr, rows[:, None] * H + cols[None, :], mask, GRAD)
+            if MEASURE:  # one slot per block, not an atomic on one address: thousands of blocks would queue on it
+                tl.store(block_max_ptr + pid_n * tl.num_programs(1) + pid_h, tl.max(tl.max(tl.abs(v), axis=1), axis=0))
+            if ROWS:
+                tl.store(y_ptr + rows[:, None] * H + cols[None, :],
+                         tl.clamp(v * s, -FMAX, FMAX).to(y_ptr.dtype.element_ty), mask=mask)
+        # The transposed copy (H, N) from its own (BLOCK_H, BLOCK_N) tile, read through transposed addresses (the
+        # second read of p and g mostly hits L2) and stored contiguously. Storing the row tile through transposed
+        # addresses instead, with or without tl.trans, cast first or as bytes, wrote wrong values in the gradient
+        # kernel on an H200 (Triton 3.6; right in the interpreter): experiments part 18, transpose_variants.py.
+        if COLS:
+            tmask = (rows[None, :] < N) & (cols[:, None] < H)
+            vt = _relu2_tile(g_ptr, p_ptr, rows[None, :] * H + cols[:, None], tmask, GRAD)
+            tl.store(yt_ptr + cols[:, None] * N + rows[None, :],
+                     tl.clamp(vt * s, -FMAX, FMAX).to(yt_ptr.dtype.element_ty), mask=tmask)
+
+    @triton.jit
+    def _relu2_tile(g_ptr, p_ptr, offs, mask, GRAD: tl.constexpr):
+        """relu(p)² or g * 2 relu(p) at `offs`, float32."""
         r = tl.maximum(tl.load(p_ptr + offs, mask=mask, other=0.0).to(tl.float32), 0.0)
         if GRAD:
             v = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32) * 2.0 * r
         else:
             v = r * r
-        if MEASURE:  # one slot per block, not an atomic on one address: thousands of blocks would queue on it
-            tl.store(block_max_ptr + pid_n * tl.num_programs(1) + pid_h, tl.max(tl.max(tl.abs(v), axis=1), axis=0))
-        scaled = tl.clamp(v * tl.load(scale_ptr), -FMAX, FMAX)
-        if ROWS:
-            tl.store(y_ptr + offs, scaled.to(y_ptr.dtype.element_ty), mask=mask)
-        # The transposed copy (H, N): the same tile through transposed addresses; Triton's coalescing pass gives this
-        # store its own layout (through shared memory). An explicit tl.trans of the tile before the store wrote wrong
-        # rows of the copy on an H200 (Triton 3.6; right in the interpreter): experiments part 17, call B3.
-        if COLS:
-            tl.store(yt_ptr + cols[None, :] * N + rows[:, None], scaled.to(yt_ptr.dtype.element_ty), mask=mask)
+        return v
 
 
 def _launch(g: Tensor | None, p: Tensor, scale: Tensor, amax: Tensor | None, dtype: torch.dtype,

@@ -308,7 +308,7 @@ def compiled_model_variants(settings: list[str], flag: str, prime: bool = False)
 
 @pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
 def test_compiled_model_with_fp8_mlp_close_to_bf16_mlp():
-    losses, errs = compiled_model_variants(["fp8_mlp=true"], "fp8_dynamic")
+    losses, errs = compiled_model_variants(["fp8_mlp=true", "fp8_mlp_scaling='dynamic'"], "fp8_dynamic")
     print(f"\ncompiled model, FP8 MLP loss {losses[0]:.5f} vs bf16 MLP {losses[1]:.5f}; grad errors {errs}")
     assert abs(losses[0] - losses[1]) < 5e-3 * losses[1]
     assert all(e < 0.15 for e in errs.values())
