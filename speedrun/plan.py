@@ -10,6 +10,9 @@ from speedrun.errors import TrainingError
 from speedrun.model.fp8 import fp8_supported
 from speedrun.recipe import Recipe
 
+# how the plan's summary names the MLP's FP8 scales (recipe field fp8_mlp_scaling)
+MLP_SCALES = {"dynamic": "dynamic scales", "delayed": "delayed scales from the last step's maxima"}
+
 
 @dataclass
 class Plan:
@@ -40,7 +43,8 @@ class Plan:
             f"attention: {'FlexAttention block masks' if self.attention == 'flex' else 'dense boolean mask + SDPA'}",
             f"head matmul: {'FP8 (e4m3/e5m2) in training' if self.fp8_head else 'plain (no FP8)'}"
             + ("; fused with the soft-capped loss (Triton kernel)" if self.fp8_head and r.fused_head_loss else ""),
-            f"MLP matmuls: {'FP8 (e4m3/e5m2, per-tensor dynamic scales) in training' if self.fp8_mlp else 'plain'}",
+            "MLP matmuls: " + (f"FP8 (e4m3/e5m2, per-tensor {MLP_SCALES[r.fp8_mlp_scaling]}) in training"
+                               if self.fp8_mlp else "plain"),
             *([f"multi-token prediction: extra targets +2..+{len(r.mtp_weights) + 1} weighted "
                f"{', '.join(f'{w:g}' for w in r.mtp_weights)} at step 0, falling linearly to 0 at step "
                f"{math.ceil(r.mtp_end_frac * r.steps)} of {r.steps} (the train loss includes them until then)"]

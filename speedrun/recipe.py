@@ -55,7 +55,7 @@ class Recipe:
     fp8_x_scale: float
     fp8_w_scale: float
     fp8_grad_scale: float
-    fp8_mlp: bool  # MLP matmuls (forward and both gradients) in FP8 with per-tensor dynamic scales, in training (GPU)
+    fp8_mlp: bool  # MLP matmuls (forward and both gradients) in FP8 with per-tensor scales (fp8_mlp_scaling), in training
     fused_head_loss: bool  # FP8 head + soft-capped cross-entropy as one op, gradient written in the forward (Triton)
     no_mlp_layers: list[int]  # layers without an MLP
     smear: bool  # add a gated share of the previous token's embedding to each token's (within a document)
@@ -102,7 +102,8 @@ class Recipe:
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
-    fp8_mlp_scaling: str = "dynamic"  # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's)
+    # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
+    fp8_mlp_scaling: str = "dynamic"
     name: str = ""
     description: str = ""
 
@@ -191,7 +192,6 @@ class Recipe:
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.fp8_mlp_scaling in ("dynamic", "delayed"),
              f"fp8_mlp_scaling={self.fp8_mlp_scaling!r} must be dynamic or delayed")
-        need(self.fp8_mlp or self.fp8_mlp_scaling == "dynamic", "fp8_mlp_scaling = delayed needs fp8_mlp = true")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile in ("auto", "on", "off", "tuned"), f"compile={self.compile!r} must be auto, on, off or tuned")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")

@@ -73,7 +73,7 @@ def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_s
         clock.lap("backward", loss)
         total = loss.detach() if total is None else total + loss.detach()
     optimizer_step(model, optimizers, step, r, world_size)
-    uncompiled(model).roll_fp8_amax()
+    uncompiled(model).roll_fp8_amax(world_size)
     clock.lap("optimisers", total)
     return all_reduce_mean(total) if world_size > 1 else total
 

@@ -14,7 +14,9 @@ from speedrun.train import run
 
 FAST = {"smear": True, "attn_gate": True, "no_mlp_layers": [0], "orthogonalizer": "polar_express",
         "normuon_beta2": 0.95, "mtp_weights": [0.5, 0.25]}
-VARIANTS = {"": {}, "fast": FAST}
+# the MLP in FP8 with delayed scales (CPU reference ops): the ranks must share their maxima
+FAST_FP8 = {**FAST, "fp8_mlp": True, "fp8_mlp_scaling": "delayed"}
+VARIANTS = {"": {}, "fast": FAST, "fast_fp8": FAST_FP8}
 
 
 def main(out, train, val, batch_tokens, variant=""):

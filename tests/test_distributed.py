@@ -38,7 +38,7 @@ def _run(shards, nproc, batch_tokens, name, variant=""):
     return torch.load(out)
 
 
-@pytest.mark.parametrize("variant", ["", "fast"], ids=["record21", "fast"])
+@pytest.mark.parametrize("variant", ["", "fast", "fast_fp8"], ids=["record21", "fast", "fast_fp8"])
 def test_two_ranks_equal_one_rank_with_two_accumulation_steps(shards, variant):
     """Also with the fast recipe's changes: NorMuon's statistics are taken after the all-gather, on every rank."""
     two_ranks = _run(shards, 2, 2 * SEQ, "ranks2", variant)

@@ -158,11 +158,12 @@ def test_delayed_mlp_tracks_the_float32_mlp_and_records_its_maxima():
 
 
 def test_recipe_switch_and_model_path():
-    assert load_recipe("fast").fp8_mlp_scaling == "dynamic"
+    assert load_recipe("fast").fp8_mlp_scaling == load_recipe("fast_1gpu").fp8_mlp_scaling == "delayed"
+    assert load_recipe("record21").fp8_mlp_scaling == "dynamic"  # the default; record21 has no FP8 MLP
     with pytest.raises(RecipeError, match="fp8_mlp_scaling='static' must be dynamic or delayed"):
         load_recipe("fast", ["fp8_mlp_scaling='static'"])
-    with pytest.raises(RecipeError, match="needs fp8_mlp = true"):
-        load_recipe("record21", ["fp8_mlp_scaling='delayed'"])
+    # fast with its FP8 MLP off (as some GPU tests ask) stays valid: the scaling then has nothing to scale
+    assert load_recipe("fast", ["fp8_mlp=false"]).fp8_mlp_scaling == "delayed"
     from speedrun.model.gpt import GPT
 
     r = load_recipe("tiny", ["fp8_mlp=true", "fp8_mlp_scaling='delayed'"])
@@ -187,10 +188,36 @@ def test_train_step_rolls_the_maxima_after_the_optimisers(monkeypatch):
     opts = build_optimizers(model, r)
     order = []
     monkeypatch.setattr(step_module, "optimizer_step", lambda *a, **k: order.append("optimisers"))
-    monkeypatch.setattr(type(model), "roll_fp8_amax", lambda self: order.append("roll"))
+    monkeypatch.setattr(type(model), "roll_fp8_amax", lambda self, world_size: order.append(("roll", world_size)))
     tokens = torch.randint(0, r.vocab_size, (r.seq_len + 1,))
     step_module.train_step(model, [(tokens[:-1].int(), tokens[1:].long())], opts, 0, model.window(0), r, 1)
-    assert order == ["optimisers", "roll"]
+    assert order == ["optimisers", ("roll", 1)]
+
+
+def test_ranks_roll_the_maxima_over_all_ranks(tmp_path):
+    """With 2 gloo ranks each rank's measured maxima become the maxima over both ranks (so all cast with the same
+    scales). Power-of-two scales hide most differences in a short training run (tests/test_distributed.py), so the
+    ranks here measure clearly different values."""
+    script = tmp_path / "roll.py"
+    script.write_text(textwrap.dedent('''
+        import torch, torch.distributed as dist
+        from speedrun.model.gpt import GPT
+        from speedrun.recipe import load_recipe
+        dist.init_process_group("gloo")
+        rank = dist.get_rank()
+        model = GPT(load_recipe("tiny", ["fp8_mlp=true", "fp8_mlp_scaling='delayed'"]))
+        mlp = model.blocks[1].mlp
+        mlp.fp8_amax[1] = torch.tensor([[3.0, 0.5], [1.0, 7.0]][rank])
+        model.roll_fp8_amax(2)
+        if rank == 1:
+            assert mlp.fp8_amax.tolist() == [[3.0, 7.0], [0.0, 0.0]], mlp.fp8_amax.tolist()
+            print("rolled over ranks")
+        dist.destroy_process_group()
+    '''))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "rolled over ranks" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_compiled_delayed_mlp_equals_eager_and_its_maxima_reach_the_state():

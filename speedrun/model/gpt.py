@@ -4,6 +4,7 @@ logits, FP8 head. One row of tokens per call (batch 1); documents are separated 
 """
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -223,11 +224,16 @@ class GPT(nn.Module):
             r = self.recipe
             torch.mul(self.mtp_start, mtp_decay(step, r.steps, r.mtp_end_frac), out=self.mtp_w)
 
-    def roll_fp8_amax(self) -> None:
+    def roll_fp8_amax(self, world_size: int = 1) -> None:
         """After each optimiser step: this step's FP8 maxima become the previous step's, and the current row restarts
-        at 0 (the MLPs with delayed scaling; nothing without them)."""
+        at 0 (the MLPs with delayed scaling; nothing without them). Across ranks the maxima are the maxima over all of
+        them, so that every rank casts with the same scales and N ranks train as one rank with N accumulation steps."""
         states = [b for n, b in self.named_buffers() if n.endswith("fp8_amax")]
         if states:
+            if world_size > 1:
+                current = torch.stack([b[1] for b in states])
+                dist.all_reduce(current, op=dist.ReduceOp.MAX)
+                torch._foreach_copy_([b[1] for b in states], list(current.unbind()))
             torch._foreach_copy_([b[0] for b in states], [b[1] for b in states])
             torch._foreach_zero_([b[1] for b in states])
 
