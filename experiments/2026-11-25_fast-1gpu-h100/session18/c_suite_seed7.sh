@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Part 18, second call on the machine of call2 (carry .data/corpus; .data/park came with call2): the GPU suite
+# Part 18, call c, on the machine of call b (carry .data/corpus; .data/park came with call b): the GPU suite
 # beside one 1200-step fast_1gpu run at seed 7 with fp8_mlp_scaling=delayed (part 16's dynamic run there: 3.3806).
 export PYTHONUNBUFFERED=1; T0=$(date +%s)
 bash benchmarks/gpu_session.sh setup > $OUT/setup3.txt 2>&1; tail -1 $OUT/setup3.txt | cut -c1-200
