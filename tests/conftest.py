@@ -6,11 +6,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from speedrun.data.shards import write_shard
 
@@ -53,3 +57,31 @@ def _keep_large_allocations():
     from speedrun.plan import keep_large_allocations
 
     keep_large_allocations()
+
+
+@pytest.fixture
+def run_interpreted():
+    """A function that runs a Python script in a fresh process under Triton's interpreter (TRITON_INTERPRET is read
+    when a kernel is defined) and returns (the finished process, the JSON on its last stdout line or None)."""
+    pytest.importorskip("triton")
+
+    def run(script: str, timeout: int = 300):
+        env = dict(os.environ, TRITON_INTERPRET="1")
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
+        lines = done.stdout.strip().splitlines()
+        return done, json.loads(lines[-1]) if done.returncode == 0 and lines else None
+
+    return run
+
+
+def mlp_test_batch(model) -> tuple[list, torch.Tensor, torch.Tensor]:
+    """(the model's MLPs, inputs, targets) for tests of the MLP's FP8 paths: the zero-initialised projections and the
+    head get values, so that the loss depends on the MLPs; 256 random tokens, fixed seeds."""
+    mlps = [b.mlp for b in model.blocks if b.mlp is not None]
+    with torch.no_grad():
+        for m in mlps:
+            m.c_proj.weight.normal_(0, 0.02, generator=torch.Generator().manual_seed(3))
+        model.lm_head.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(4))
+    x = torch.randint(0, 50256, (256,), generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 50256, (256,), generator=torch.Generator().manual_seed(2))
+    return mlps, x, y

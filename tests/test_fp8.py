@@ -6,15 +6,12 @@ tensors (and compile the ops' torch.compile'd bodies), the real op is also compa
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
+from conftest import mlp_test_batch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import speedrun.model.fp8 as fp8
@@ -213,18 +210,14 @@ HEAD_LOSS_IN_INTERPRETER = textwrap.dedent("""
 
 
 @needs_cpu_scaled_mm
-def test_fused_head_loss_op_with_extra_targets_on_cpu():
+def test_fused_head_loss_op_with_extra_targets_on_cpu(run_interpreted):
     """The whole op with multi-token-prediction targets (its Triton kernel in the interpreter, a fresh process):
     loss and both gradients against the reference on the FP8-rounded logits; zero weights give the op without
     them, bit for bit."""
-    pytest.importorskip("triton")
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    done = subprocess.run([sys.executable, "-c", HEAD_LOSS_IN_INTERPRETER], env=env, capture_output=True, text=True,
-                          timeout=600)
+    done, r = run_interpreted(HEAD_LOSS_IN_INTERPRETER, timeout=600)
     if done.returncode and any(n in done.stderr for n in ("InductorError", "TorchDynamoException", "CppCompileError")):
         pytest.skip("the FP8 op's compiled body does not build on this CPU")  # pragma: no cover
     assert done.returncode == 0, done.stderr[-3000:]
-    r = json.loads(done.stdout.strip().splitlines()[-1])
     print(r)
     assert r["loss_err"] < 1e-3 and r["plain_err"] < 1e-3, r
     assert r["mtp_adds"] > 1 and abs(r["mtp_adds"] - r["want_adds"]) < 1e-3, r
@@ -367,15 +360,9 @@ def test_mlp_in_training_uses_dynamic_fp8_and_stays_close_to_the_plain_mlp():
     torch.manual_seed(0)
     model = GPT(load_recipe("tiny", {**SMALL, "fp8_mlp": True}))
     model.lm_head.fp8_scales = None
-    mlps = [b.mlp for b in model.blocks if b.mlp is not None]
+    mlps, x, y = mlp_test_batch(model)
     assert mlps and all(m.c_fc.fp8_dynamic and m.c_proj.fp8_dynamic for m in mlps)
     assert not model.lm_head.fp8_dynamic
-    with torch.no_grad():
-        for m in mlps:  # the zero-initialised projections given values, so the loss depends on the MLPs
-            m.c_proj.weight.normal_(0, 0.02, generator=torch.Generator().manual_seed(3))
-        model.lm_head.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(4))
-    x = torch.randint(0, 50256, (256,), generator=torch.Generator().manual_seed(1))
-    y = torch.randint(0, 50256, (256,), generator=torch.Generator().manual_seed(2))
     fp8_loss = model.train()(x, y, 2)
     fp8_loss.backward()
     fp8_grad = mlps[0].c_fc.weight.grad.clone()

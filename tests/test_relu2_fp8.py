@@ -10,6 +10,7 @@ import textwrap
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import mlp_test_batch
 
 from speedrun.kernels.relu2_fp8 import E4M3, E5M2, relu2_fp8_reference, relu2_grad_fp8_reference
 from speedrun.model.fp8 import delayed_fp8_mlp, delayed_scale, normed_input_scale
@@ -77,14 +78,9 @@ INTERPRETED = textwrap.dedent("""
 """)
 
 
-def test_kernels_in_the_triton_interpreter_match_the_references():
-    pytest.importorskip("triton")
-    env = dict(os.environ, TRITON_INTERPRET="1")  # read when the kernel is defined: a fresh process
-    done = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=300)
+def test_kernels_in_the_triton_interpreter_match_the_references(run_interpreted):
+    done, r = run_interpreted(INTERPRETED)
     assert done.returncode == 0, done.stderr[-2000:]
-    import json
-
-    r = json.loads(done.stdout.strip().splitlines()[-1])
     h_err, ht_err, h_amax, h_max = r["h"]
     assert h_err == 0 and ht_err == 0 and h_amax == pytest.approx(h_max, rel=1e-6)
     assert r["kept"] == 1e9
@@ -249,13 +245,7 @@ def test_model_in_training_takes_the_delayed_path_and_stays_close_to_the_plain_m
 
     model = GPT(load_recipe("tiny", ["fp8_mlp=true", "fp8_mlp_scaling='delayed'", "fp8_head=false",
                                      "fused_head_loss=false"]))
-    mlps = [b.mlp for b in model.blocks if b.mlp is not None]
-    with torch.no_grad():
-        for m in mlps:  # the zero-initialised projections given values, so the loss depends on the MLPs
-            m.c_proj.weight.normal_(0, 0.02, generator=torch.Generator().manual_seed(3))
-        model.lm_head.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(4))
-    x = torch.randint(0, 50256, (256,), generator=torch.Generator().manual_seed(1))
-    y = torch.randint(0, 50256, (256,), generator=torch.Generator().manual_seed(2))
+    mlps, x, y = mlp_test_batch(model)
     try:
         fp8_loss = model.train()(x, y, 2)
     except RuntimeError as e:

@@ -3,10 +3,6 @@ reference in Triton's interpreter (CPU; skipped where Triton is not installed). 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -128,12 +124,9 @@ INTERPRETED = textwrap.dedent("""
 """)
 
 
-def test_triton_kernel_matches_reference_in_interpreter():
-    pytest.importorskip("triton")
-    env = dict(os.environ, TRITON_INTERPRET="1")  # read when the kernel is defined: a fresh process
-    done = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=300)
+def test_triton_kernel_matches_reference_in_interpreter(run_interpreted):
+    done, results = run_interpreted(INTERPRETED)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(done.stdout.strip().splitlines()[-1])
     for case, r in results.items():
         N, V = map(int, case.split("/")[0].split("x"))
         assert r["shape"] == [N, V], case
@@ -211,14 +204,11 @@ INTERPRETED_MTP = textwrap.dedent("""
 """)
 
 
-def test_triton_kernel_with_extra_targets_matches_reference_in_interpreter():
+def test_triton_kernel_with_extra_targets_matches_reference_in_interpreter(run_interpreted):
     """Extra targets (1-3 of them, some absent) against the reference; with none, or with zero weights, exactly the
     bits of the kernel as it was before them."""
-    pytest.importorskip("triton")
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    done = subprocess.run([sys.executable, "-c", INTERPRETED_MTP], env=env, capture_output=True, text=True, timeout=300)
+    done, results = run_interpreted(INTERPRETED_MTP)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(results) == 4
     for case, r in results.items():
         N, V = map(int, case.split("/")[0].split("x"))
