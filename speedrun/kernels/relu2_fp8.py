@@ -1,16 +1,16 @@
 """ReLU² and its gradient cast to FP8 in one pass each, for the MLP with delayed scaling (`fp8_mlp_scaling`).
 
-Forward:  h = relu(p)²            -> h * s in e4m3, row-major and transposed, and max|h| into a running maximum.
+Forward:  h = relu(p)²            -> h * s in e4m3, row-major and/or transposed, and max|h| into a running maximum.
 Backward: d = g * 2 relu(p)       -> d * s in e5m2, row-major and transposed, and max|d| into a running maximum.
 
 p is the c_fc output (N, H) in bf16, g the gradient of h. The scale s comes in as a float32 tensor (from the
-previous step's maximum), so neither pass waits on a reduction over its own output, and each reads its inputs once:
-dynamic scaling reads them twice (the maximum, then the cast) and copies the FP8 result again to transpose it for
-the weight-gradient matmul. Values past the format's largest finite value saturate (e4m3fn has no infinity: an
-unclamped cast would give NaN). The running maximum is float32 >= 0, so an atomic max on it is exact and the order
-of the blocks does not matter (each block writes its own maximum; one small reduction follows). `relu2_fp8_reference` / `relu2_grad_fp8_reference` are the same arithmetic in
-PyTorch (any device); the kernels run on a CUDA GPU or under TRITON_INTERPRET=1 (with float32 outputs there: the
-interpreter's float8 rounding is not round-to-nearest).
+previous step's maximum), so no pass waits on a reduction over its own output: dynamic scaling reads its input
+twice (the maximum, then the cast) and copies the FP8 result again to transpose it for the weight-gradient matmul.
+Values past the format's largest finite value saturate (e4m3fn has no infinity: an unclamped cast would give NaN).
+Each block writes its own maximum and one small reduction follows, so the order of the blocks does not matter.
+`relu2_fp8_reference` / `relu2_grad_fp8_reference` are the same arithmetic in PyTorch (any device); the kernels run on
+a CUDA GPU or under TRITON_INTERPRET=1 (with float32 outputs there: the interpreter's float8 rounding is not
+round-to-nearest).
 """
 
 import torch

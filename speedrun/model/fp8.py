@@ -236,7 +236,8 @@ def normed_input_scale(dim: int) -> float:
 
 
 def delayed_scale(amax: Tensor, kind: int, dtype: torch.dtype) -> Tensor:
-    """Power-of-two scale (float32, 0-d: Inductor's _scaled_mm wants both scales of one rank) for a tensor whose last maximum was `amax` (0: not measured yet)."""
+    """Power-of-two scale (float32, 0-d: Inductor's _scaled_mm wants both scales of one rank) for a tensor whose last
+    maximum was `amax` (0: not measured yet)."""
     a = torch.where(amax > 0, amax, FALLBACK_AMAX[kind]).float()
     return torch.exp2(torch.floor(torch.log2(torch.finfo(dtype).max / (DELAYED_MARGIN * a))))
 
@@ -251,7 +252,8 @@ class DelayedFP8MLP(torch.autograd.Function):
 
         e4m3 = torch.float8_e4m3fn
         xs = normed_input_scale(x.size(1))
-        x_f8 = x.float().mul(xs).clamp(-448.0, 448.0).to(e4m3)
+        big = torch.finfo(e4m3).max
+        x_f8 = x.float().mul(xs).clamp(-big, big).to(e4m3)
         x_inv = x.new_tensor(1 / xs, dtype=torch.float32)
         fc_f8, fc_inv = dynamic_fp8(w_fc, e4m3)
         proj_f8, proj_inv = dynamic_fp8(w_proj, e4m3)

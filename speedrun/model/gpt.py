@@ -229,13 +229,15 @@ class GPT(nn.Module):
         at 0 (the MLPs with delayed scaling; nothing without them). Across ranks the maxima are the maxima over all of
         them, so that every rank casts with the same scales and N ranks train as one rank with N accumulation steps."""
         states = [b for n, b in self.named_buffers() if n.endswith("fp8_amax")]
-        if states:
-            if world_size > 1:
-                current = torch.stack([b[1] for b in states])
-                dist.all_reduce(current, op=dist.ReduceOp.MAX)
-                torch._foreach_copy_([b[1] for b in states], list(current.unbind()))
-            torch._foreach_copy_([b[0] for b in states], [b[1] for b in states])
-            torch._foreach_zero_([b[1] for b in states])
+        if not states:
+            return
+        current = [b[1] for b in states]
+        if world_size > 1:
+            stacked = torch.stack(current)
+            dist.all_reduce(stacked, op=dist.ReduceOp.MAX)
+            current = list(stacked.unbind())
+        torch._foreach_copy_([b[0] for b in states], current)
+        torch._foreach_zero_([b[1] for b in states])
 
     def fused_head_loss_active(self) -> bool:
         return (self.recipe.fused_head_loss and self.lm_head.fp8_scales is not None and self.training
