@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import speedrun
 from speedrun.errors import SpeedrunError
@@ -135,6 +136,10 @@ def cmd_train(args) -> int:
     if args.dry_run:
         print(dry_run_report(recipe, plan))
         return 0
+    if args.compile_cache:
+        check_compile_cache_path(args.compile_cache)
+        if not plan.compile and plan.main:
+            print(f"note: torch.compile is off for this run: --compile-cache {args.compile_cache} is not used")
     metrics = None
     if (args.wandb or args.tensorboard) and plan.main:
         from speedrun.metrics import open_metrics
@@ -145,7 +150,8 @@ def cmd_train(args) -> int:
             # --save-every 0 (the default) on resume keeps the checkpoint's own setting
             result = run(recipe, plan, log_dir=args.log_dir, print_every=args.print_every,
                          save_every=args.save_every or None, checkpoint_dir=args.checkpoint_dir, resume=resume,
-                         keep_last=args.keep_last, save_final=not args.no_final_checkpoint, metrics=metrics)
+                         keep_last=args.keep_last, save_final=not args.no_final_checkpoint, metrics=metrics,
+                         compile_cache=args.compile_cache)
         except Interrupted as e:
             if plan.main:
                 print(f"speedrun: error: {e}", file=sys.stderr)
@@ -163,6 +169,14 @@ def cmd_train(args) -> int:
     finally:
         shutdown_distributed()
     return 0
+
+
+def check_compile_cache_path(path: str) -> None:
+    """Before any work: the cache file must be a file (or not exist yet) in a folder we can write in."""
+    from speedrun.files import check_writable_folder
+    if Path(path).is_dir():
+        raise SpeedrunError(f"--compile-cache {path}: is a folder; give a file name, e.g. {Path(path) / 'fast.cache'}")
+    check_writable_folder(Path(path).parent, "--compile-cache", shown=path)
 
 
 def check_nproc(recipe, nproc: int, device: str | None, resumed: bool = False) -> None:
@@ -308,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", metavar="DIR",
                    help="also write TensorBoard scalars to DIR/RUN (pip install 'speedrun[tensorboard]')")
     p.add_argument("--resume", metavar="PATH|latest", help="continue a run from a checkpoint")
+    p.add_argument("--compile-cache", metavar="FILE",
+                   help="torch.compile's compiled kernels in one file: loaded before compiling (a fresh machine "
+                        "launches in a fraction of the time), written after the warm-up when it lacked them")
     p.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="get tokens in place: download FineWeb shards, tokenize text, inspect shards")

@@ -17,6 +17,7 @@ import torch
 from speedrun import PROCESS_START
 from speedrun import checkpoint as ckpt_mod
 from speedrun.build import build_model, build_optimizers, compiled_runner
+from speedrun.compile_cache import CompileCache
 from speedrun.data.demo import data_files
 from speedrun.data.shards import shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
@@ -96,16 +97,18 @@ class DeferredScalar:
 
 def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = None, say=print,
         save_every: int | None = None, checkpoint_dir: str | None = None, resume=None, keep_last: int = 0,
-        save_final: bool = False, metrics: Metrics | None = None) -> RunResult:
+        save_final: bool = False, metrics: Metrics | None = None, compile_cache: str | None = None) -> RunResult:
     """Train `r` under `plan`. Returns the losses and the log path; raises TrainingError on a dead run.
 
     save_every: a full checkpoint every N steps and at the end (None on resume: the checkpoint's); keep_last: how
     many periodic ones to keep (0: all); save_final: else the final weights. checkpoint_dir: None is the resumed
     checkpoint's folder, else `checkpoints`. resume: a checkpoint (path) of this recipe, continued from its step
     with a new log (the losses returned cover the whole run). metrics: wandb / TensorBoard sinks (rank 0).
+    compile_cache: a file of torch.compile artifacts, loaded before compiling and (rank 0) written as the run ends
+    when it compiled anything the file lacked (speedrun.compile_cache).
     """
     try:
-        trainer = Trainer(r, plan, log_dir, print_every, say, save_every, checkpoint_dir, resume)
+        trainer = Trainer(r, plan, log_dir, print_every, say, save_every, checkpoint_dir, resume, compile_cache)
         trainer.keeper.keep_last, trainer.keeper.save_final = keep_last, save_final
         if metrics is not None and plan.main:
             trainer.metrics = metrics
@@ -132,7 +135,8 @@ class Laps:
 class Trainer:
     """One run's components (stream, model, optimisers, log, checkpoint keeper) and its loop."""
 
-    def __init__(self, r: Recipe, plan: Plan, log_dir, print_every, say, save_every, checkpoint_dir, resume):
+    def __init__(self, r: Recipe, plan: Plan, log_dir, print_every, say, save_every, checkpoint_dir, resume,
+                 compile_cache=None):
         self.r, self.plan = r, plan
         self.laps = laps = Laps()
         laps("imports+plan")  # since the package's import: torch, the command line, the recipe, the device plan
@@ -172,6 +176,11 @@ class Trainer:
             from torch import _dynamo  # noqa: F401 (the first torch.compile imports the compiler: seconds, shown apart)
 
             laps("compiler import")
+        self.compile_cache = None
+        if compile_cache is not None and plan.compile:
+            self.compile_cache = CompileCache(Path(compile_cache), plan.device)
+            self.compile_cache.load()  # before the optimisers' and the model's compiles
+            laps("compile cache")
         self.optimizers = build_optimizers(self.model, r, compile_ns=plan.compile)
         self.runner = compiled_runner(self.model, plan)
         laps("optimisers")
@@ -187,6 +196,9 @@ class Trainer:
         say(f"speedrun: recipe {r.name}, {r.steps} steps of {r.batch_tokens:,} tokens; log {log.path}")
         for line in plan.describe(r).splitlines():
             say(f"  {line}")
+        if self.compile_cache is not None:
+            say(f"  {self.compile_cache.message}")
+            log.note(self.compile_cache.message)
         t_launch = time.perf_counter()
         setup_s = time.time() - PROCESS_START  # before any compiling
         try:
@@ -201,6 +213,9 @@ class Trainer:
             # where a launch goes, kept with the run (the first warm-up step is where torch.compile compiles)
             log.write(f"launch_phases: setup {setup_s:.1f}s ({self.laps}); warm-up {warm_s:.1f}s"
                       + (f" (first step: {format_phases(first)})" if first else ""))
+            if self.compile_cache is not None:
+                say(self.compile_cache.graph_counts())
+                log.note(self.compile_cache.graph_counts())
             with StopRequest() as stop:
                 result = self._loop(start, stop)
         except torch.OutOfMemoryError as e:
@@ -213,10 +228,21 @@ class Trainer:
                 reason = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
             log.finish(False, reason)
             raise
+        finally:
+            self._save_compile_cache()
         log.finish(True)
         result.log_path = str(log.path) if plan.main else None
         result.model = self.model
         return result
+
+    def _save_compile_cache(self) -> None:
+        """Once, as the run ends in any way (torch's packed artifacts cannot be saved twice in one process: a second
+        pack holds the first's entries but loads only its own), so the file also has what validation compiled."""
+        if self.compile_cache is not None and self.plan.main:
+            done = self.compile_cache.save()
+            if done:
+                self.say(done)
+                self.log.note(done)
 
     def _restore(self) -> "RunResult":
         """Load the resumed checkpoint's state into the model, optimisers and RNG; its losses and clock so far."""
