@@ -40,11 +40,13 @@ def test_step_time_kernel_families_count_device_kernels_once():
               Event(key="nvjet_sm90_tst_192x192_64x3", device_type=cuda, self_device_time_total=per_step(11)),
               Event(key="nvjet_sm90_qqtst_192x192_128x4", device_type=cuda, self_device_time_total=per_step(5)),
               Event(key="Optimizer.step#Muon.step", device_type=cuda, self_device_time_total=per_step(5)),
-              Event(key="_softcap_ce_kernel", device_type=cuda, self_device_time_total=per_step(4.5))]
+              Event(key="_softcap_ce_kernel", device_type=cuda, self_device_time_total=per_step(4.5)),
+              Event(key="_relu2_fp8_kernel", device_type=cuda, self_device_time_total=per_step(2.5))]
     rows = dict(line.rsplit(None, 1) for line in step_time.kernel_categories(step_time.device_kernels(events)).splitlines()[1:])
     rows = {k.strip(): float(v) for k, v in rows.items()}
+    # our ReLU² + FP8 cast kernel is element-wise: it must not count as a matmul for the "fp8" in its name
     assert rows == {"attention (flex templates)": 13.0, "matmul": 11.0, "fp8 matmul": 5.0, "loss kernel": 4.5,
-                    "total (GPU busy)": 33.5}
+                    "fp8 casts (ReLU² kernel)": 2.5, "total (GPU busy)": 36.0}
 
 
 def test_step_time_kernel_list_keeps_whole_names():
