@@ -116,6 +116,8 @@ def cmd_train(args) -> int:
     # Read before torchrun starts too: a bad key should not cost N process starts.
     recipe = resume.recipe if resume is not None else load_recipe(
         args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
+    if args.compile_cache:
+        check_compile_cache_path(args.compile_cache)  # before torchrun: one error, not one per rank
     if args.nproc > 1 and "RANK" not in os.environ:
         check_nproc(recipe, args.nproc, args.device, resumed=resume is not None)
         # Ctrl-C reaches torchrun and every rank; the ranks finish the step, checkpoint and exit. Wait for them
@@ -137,7 +139,6 @@ def cmd_train(args) -> int:
         print(dry_run_report(recipe, plan))
         return 0
     if args.compile_cache:
-        check_compile_cache_path(args.compile_cache)
         if not plan.compile and plan.main:
             print(f"note: torch.compile is off for this run: --compile-cache {args.compile_cache} is not used")
     metrics = None
