@@ -88,7 +88,8 @@ PROFILED_STEPS = 5
 # nvjet kernels with FP8 operands start q (e4m3) or r (e5m2): on an H200 they summed to aten::_scaled_mm's time.
 CATEGORIES = [("loss kernel", r"_softcap_ce"), ("attention (flex templates)", r"flex|triton_tem"),
               # the FP8 MLP's ReLU² + cast kernel (ours): element-wise, not a matmul, though its name says fp8
-              ("fp8 casts (ReLU² kernel)", r"_relu2_fp8"), ("fp8 matmul", r"nvjet_sm\d+_[qr]|f8|e4m3|e5m2|fp8"), ("matmul", r"gemm|nvjet|cutlass|xmma|sm90|sm100"),
+              ("fp8 casts (ReLU² kernel)", r"_relu2_fp8"), ("fp8 matmul", r"nvjet_sm\d+_[qr]|f8|e4m3|e5m2|fp8"),
+              ("matmul", r"gemm|nvjet|cutlass|xmma|sm90|sm100"),
               ("optimizer foreach/adam", r"multi_tensor|foreach|adam"), ("fused elementwise/reductions",
               r"^triton_(poi|red|per)"), ("copies/fills", r"copy|memcpy|memset|fill|cat")]
 

@@ -138,9 +138,8 @@ def cmd_train(args) -> int:
     if args.dry_run:
         print(dry_run_report(recipe, plan))
         return 0
-    if args.compile_cache:
-        if not plan.compile and plan.main:
-            print(f"note: torch.compile is off for this run: --compile-cache {args.compile_cache} is not used")
+    if args.compile_cache and not plan.compile and plan.main:
+        print(f"note: torch.compile is off for this run: --compile-cache {args.compile_cache} is not used")
     metrics = None
     if (args.wandb or args.tensorboard) and plan.main:
         from speedrun.metrics import open_metrics
@@ -325,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="PATH|latest", help="continue a run from a checkpoint")
     p.add_argument("--compile-cache", metavar="FILE",
                    help="torch.compile's compiled kernels in one file: loaded before compiling (a fresh machine "
-                        "launches in a fraction of the time), written after the warm-up when it lacked them")
+                        "launches in a fraction of the time), written as the run ends when it lacked some")
     p.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="get tokens in place: download FineWeb shards, tokenize text, inspect shards")
