@@ -192,7 +192,7 @@ def main(argv=None) -> int:
         print(kernel_list(kernels))
         print(kernel_categories(kernels))
     changed = f" ({', '.join(f'--set {o}' for o in args.overrides)})" if args.overrides else ""
-    compiled = "tuned" if plan.tune_kernels else "on" if plan.compile else "off"
+    compiled = "on" if plan.compile else "off"
     print(f"\n{torch.cuda.get_device_name()} | recipe {r.name}{changed} | compile {compiled} | "
           f"{r.batch_tokens:,} tokens/step ({accum} x {r.seq_len:,}) | data {'shards' if args.shards else 'synthetic'} | "
           f"compile + warm-up {compile_s:.0f}s (first step: {format_phases(first)}) | torch {torch.__version__}")

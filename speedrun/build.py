@@ -4,7 +4,7 @@ import torch
 
 from speedrun.model.gpt import GPT, CastedLinear
 from speedrun.optim.muon import Muon
-from speedrun.plan import Plan, configure_compiler
+from speedrun.plan import Plan
 from speedrun.recipe import Recipe
 
 
@@ -25,12 +25,8 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
 
 
 def compiled_runner(model: GPT, plan: Plan):
-    """What the plan runs: the model compiled with the plan's Inductor options (compile = tuned), or the model itself.
-    The options are global, so the optimisers' compiled functions, built at their first step, get them too."""
-    if not plan.compile:
-        return model
-    configure_compiler(plan)
-    return torch.compile(model, dynamic=False)
+    """What the plan runs: the model under torch.compile, or the model itself."""
+    return torch.compile(model, dynamic=False) if plan.compile else model
 
 
 def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[torch.optim.Adam, Muon]:

@@ -24,7 +24,6 @@ class Plan:
     fp8_head: bool = False
     fp8_mlp: bool = False
     compile: bool = False
-    tune_kernels: bool = False  # recipe compile = "tuned": Inductor's coordinate-descent search for each kernel
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -50,9 +49,7 @@ class Plan:
                f"{math.ceil(r.mtp_end_frac * r.steps)} of {r.steps} (the train loss includes them until then)"]
               if r.mtp_weights else []),
             f"precision: {dtype}",
-            f"torch.compile: {'on' if self.compile else 'off'}"
-            + (" (kernels tuned by coordinate descent: the first compile on a machine takes minutes longer)"
-               if self.tune_kernels else ""),
+            f"torch.compile: {'on' if self.compile else 'off'}",
         ]
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
@@ -83,7 +80,6 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
     if device.type == "cuda":
         plan.attention = "flex"
         plan.compile = r.compile != "off"
-        plan.tune_kernels = r.compile == "tuned"
         fp8_ok = fp8_supported(device) if has_gpu else True
         for wanted, what in ((r.fp8_head, "head"), (r.fp8_mlp, "MLP")):
             if wanted and not fp8_ok:
@@ -92,9 +88,7 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
         if r.fused_head_loss and not plan.fp8_head:
             plan.notes.append("fused_head_loss fuses the FP8 head: without it the loss runs unfused")
     else:
-        plan.compile = r.compile in ("on", "tuned")
-        if r.compile == "tuned":
-            plan.notes.append("compile = tuned tunes GPU (Triton) kernels only: on CPU it compiles as compile = on")
+        plan.compile = r.compile == "on"
         plan.notes.append("Newton-Schulz runs in float32 on CPU (bfloat16 matmuls are several times slower there)")
         if r.fp8_head:
             plan.notes.append("FP8 head needs a GPU: the head runs in float32 on CPU"
@@ -102,18 +96,6 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
         if r.fp8_mlp:
             plan.notes.append("FP8 MLP needs a GPU: the MLP runs in float32 on CPU")
     return plan
-
-
-def configure_compiler(plan: Plan) -> None:
-    """Set Inductor's options for this plan before anything is compiled (the model and the optimisers' functions).
-    `tune_kernels`: coordinate descent over each generated kernel's block sizes and warps, benchmarked on the GPU.
-    On an H200 it took `fast_1gpu`'s step from 84.7 to 76.5-77.1 ms and its first compile from 85 to 387 s
-    (experiments part 17); Inductor's on-disk cache keeps the tuned kernels for later launches. Without it Inductor's
-    own setting stands (TORCHINDUCTOR_COORDINATE_DESCENT_TUNING=1 in the environment still works)."""
-    if plan.compile and plan.tune_kernels:
-        import torch._inductor.config as inductor_config
-
-        inductor_config.coordinate_descent_tuning = True
 
 
 def keep_large_allocations() -> None:

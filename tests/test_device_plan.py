@@ -6,7 +6,7 @@ import torch
 
 from speedrun.errors import TrainingError
 from speedrun.plan import make_plan
-from speedrun.recipe import load_recipe
+from speedrun.recipe import RecipeError, load_recipe
 
 
 def fake_gpu(monkeypatch, capability):
@@ -113,33 +113,15 @@ def test_fp8_mlp_follows_fp8_support_and_build_model_clears_it(monkeypatch):
     assert flags and not any(flags)
 
 
-@pytest.mark.parametrize("value, compiled, tuned", [("auto", True, False), ("on", True, False), ("off", False, False),
-                                                    ("tuned", True, True)])
-def test_compile_values_on_a_gpu(monkeypatch, value, compiled, tuned):
+@pytest.mark.parametrize("value, compiled", [("auto", True), ("on", True), ("off", False)])
+def test_compile_values_on_a_gpu(monkeypatch, value, compiled):
     fake_gpu(monkeypatch, (9, 0))
     r = load_recipe("fast_1gpu", [f"compile={value}"])
     plan = make_plan(r)
-    assert (plan.compile, plan.tune_kernels) == (compiled, tuned)
-    assert ("kernels tuned by coordinate descent" in plan.describe(r)) is tuned
+    assert plan.compile == compiled
+    assert f"torch.compile: {'on' if compiled else 'off'}" in plan.describe(r)
 
 
-def test_tuned_compile_on_cpu_compiles_untuned_and_says_so():
-    r = load_recipe("tiny", ["compile=tuned"])
-    plan = make_plan(r, force_device="cpu")
-    assert plan.compile and not plan.tune_kernels
-    assert any("compile = tuned tunes GPU (Triton) kernels only" in n for n in plan.notes)
-
-
-def test_configure_compiler_sets_inductor_coordinate_descent_from_the_plan(monkeypatch):
-    import torch._inductor.config as inductor_config
-
-    from speedrun.plan import configure_compiler
-
-    monkeypatch.setattr(inductor_config, "coordinate_descent_tuning", False)
-    fake_gpu(monkeypatch, (9, 0))
-    configure_compiler(make_plan(load_recipe("fast_1gpu", ["compile=tuned"])))
-    assert inductor_config.coordinate_descent_tuning is True
-    monkeypatch.setattr(inductor_config, "coordinate_descent_tuning", False)
-    configure_compiler(make_plan(load_recipe("fast_1gpu")))  # untuned plans leave Inductor's own setting
-    configure_compiler(make_plan(load_recipe("fast_1gpu", ["compile=off"])))
-    assert inductor_config.coordinate_descent_tuning is False
+def test_removed_tuned_compile_is_refused_with_its_commit_and_the_inductor_option():
+    with pytest.raises(RecipeError, match=r"compile='tuned' was removed .*abc2775.*TORCHINDUCTOR_COORDINATE_DESCENT"):
+        load_recipe("tiny", ["compile=tuned"])

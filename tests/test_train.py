@@ -407,16 +407,3 @@ def test_setup_phases_show_the_compiler_import_apart_when_compiling(shard_files,
     trainer = Trainer(r, plan, str(tmp_path / "logs"), None, lambda *a, **k: None, None, str(tmp_path / "ck"), None)
     assert list(trainer.laps.laps) == ["imports+plan", "data", "model", "compiler import", "optimisers", "log"]
     trainer.log.finish(False, "test: set-up only")
-
-
-def test_trainer_configures_the_compiler_from_its_plan(shard_files, tmp_path, monkeypatch):
-    """The trainer sets Inductor's options before it compiles anything (compile = tuned: coordinate descent)."""
-    import speedrun.build as build_module
-
-    seen = []
-    monkeypatch.setattr(build_module, "configure_compiler", lambda plan: seen.append(plan))
-    r = run_recipe(shard_files, compile="on")
-    plan = make_plan(r, force_device="cpu")
-    trainer = Trainer(r, plan, str(tmp_path / "logs"), None, lambda *a, **k: None, None, str(tmp_path / "ck"), None)
-    assert seen == [plan]
-    trainer.log.finish(False, "test: set-up only")
