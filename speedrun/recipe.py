@@ -102,7 +102,6 @@ class Recipe:
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
-    xsa: bool = False  # exclusive self-attention: each head's output minus a learned share of its own-value component
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
     name: str = ""

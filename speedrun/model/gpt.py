@@ -68,13 +68,6 @@ def gate_weight(outputs: int, inputs: int) -> nn.Parameter:
     return nn.Parameter(torch.zeros(outputs, inputs))
 
 
-def exclude_self_value(y: Tensor, v: Tensor, alpha: Tensor) -> Tensor:
-    """y, v (B, H, T, D) -> y - alpha_h (y . v / v . v) v per head and position, in float32 (a zero v leaves y as is)."""
-    yf, vf = y.float(), v.float()
-    along = (yf * vf).sum(-1, keepdim=True) / (vf * vf).sum(-1, keepdim=True).clamp_min(1e-12)
-    return (yf - alpha.float()[:, None, None] * along * vf).type_as(y)
-
-
 class CausalSelfAttention(nn.Module):
     def __init__(self, r: Recipe, key_offset: bool, rotary: Rotary):
         super().__init__()
@@ -94,9 +87,6 @@ class CausalSelfAttention(nn.Module):
         self.key_offset = key_offset
         stationary = rotary_frequencies(r.head_dim, r.rotary_base).repeat(2) == 0 if key_offset else None
         self.register_buffer("stationary", stationary, persistent=False)
-        # Exclusive self-attention: each head's output minus alpha_h times its component along the token's own value,
-        # so attention carries context and the residual stream the token itself (alpha learned, starts at 1).
-        self.xsa_alpha = nn.Parameter(torch.ones(r.num_heads)) if r.xsa else None
 
     def forward(self, x: Tensor, ve: Tensor | None, mask, not_start: Tensor | None = None) -> Tensor:
         """not_start (T,): False where a document starts (the key offset, which needs it, never reaches across one)."""
@@ -120,8 +110,6 @@ class CausalSelfAttention(nn.Module):
             from torch.nn.attention.flex_attention import flex_attention
 
             y = flex_attention(q, k, v, block_mask=mask, scale=self.scale)
-        if self.xsa_alpha is not None:
-            y = exclude_self_value(y, v, self.xsa_alpha)
         y = y.transpose(1, 2)
         if self.gate_w is not None:
             y = y * torch.sigmoid(F.linear(x[..., : self.gate_dims], self.gate_w.type_as(x)))[..., None]

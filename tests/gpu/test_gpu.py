@@ -74,10 +74,8 @@ def test_flex_attention_matches_dense_reference(window):
     assert err < 1e-2
 
 
-FAST_FEATURES = ["smear=true", "attn_gate=true", "no_mlp_layers=[0]", "key_offset=true"]
-
-
-@pytest.mark.parametrize("features", [[], FAST_FEATURES, [*FAST_FEATURES, "xsa=true"]], ids=["record21", "fast", "fast+xsa"])
+@pytest.mark.parametrize("features", [[], ["smear=true", "attn_gate=true", "no_mlp_layers=[0]", "key_offset=true"]],
+                         ids=["record21", "fast"])
 def test_compiled_flex_model_matches_dense_model(features):
     r = load_recipe("record21", [*SMALL_MODEL, *features])
     from speedrun.model.gpt import GPT
