@@ -216,11 +216,11 @@ RETIRED_FIELDS = {
     "fused_mlp": False, "ve_gate": False, "skip_gate": False, "bigram_buckets": 0, "paired_head_layers": [],
     "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0, "backout_after": 0,
     "logit_offset": 0.0, "attn_proj_random_init": False, "scalar_adam_betas": [], "untied_value_embeds": False,
-    "fp8_attn": False, "attention_kernel": "triton",
+    "fp8_attn": False, "attention_kernel": "triton", "xsa": False,
 }
 RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
                    "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6",
-                   "fp8_attn": "2acae1f", "attention_kernel": "5699dc3"}  # removed later than RETIRED_AT
+                   "fp8_attn": "2acae1f", "attention_kernel": "5699dc3", "xsa": "8eaae27"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:
