@@ -252,6 +252,12 @@ def cmd_stats(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_compare(args) -> int:
+    from speedrun.compare import compare_report
+    print(compare_report(args.base, args.change))
+    return 0
+
+
 def cmd_plot(args) -> int:
     from speedrun.plot import plot_logs
     plot_logs(args.logs, args.out, target=args.target)
@@ -351,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("logs", nargs="+", help="run log files or folders")
     p.add_argument("--target", type=float, default=3.28, help="val loss target")
     p.set_defaults(func=cmd_stats)
+    p = sub.add_parser("compare", help="a change against a baseline: final val loss paired by seed and unpaired, "
+                                       "two-sided t-tests, and the training-time ratio")
+    p.add_argument("--base", nargs="+", required=True, help="the baseline's run log files or folders")
+    p.add_argument("--change", nargs="+", required=True, help="the change's run log files or folders")
+    p.set_defaults(func=cmd_compare)
     p = sub.add_parser("plot", help="val loss against training time and steps, one line per run")
     p.add_argument("logs", nargs="+", help="run log files or folders")
     p.add_argument("--out", required=True, help="PNG file to write")

@@ -1,0 +1,138 @@
+"""`speedrun compare`: a change against a baseline, from their run logs. The final val loss of the two sets is compared
+paired by seed where both sides ran the same seeds (each seed's data order and initialisation are then the same, so
+the seed-to-seed spread drops out) and unpaired (Welch's t-test) over all complete runs; the mean training times give
+a ratio. Only complete runs count, as in `speedrun stats`.
+"""
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.stats
+
+from speedrun.errors import SpeedrunError
+from speedrun.stats import Run, find_logs, format_p, load_run, short_commit
+
+ALPHA = 0.05  # two-sided level at which a difference is called significant
+
+
+@dataclass
+class Side:
+    name: str  # base | change
+    runs: list[Run]  # complete runs only
+    left_out: list[Run]  # logs that are not complete runs, with their status
+
+    @property
+    def losses(self) -> np.ndarray:
+        return np.array([r.final_val_loss for r in self.runs], dtype=np.float64)
+
+    def by_seed(self) -> dict[int, float]:
+        """Mean final val loss per seed (repeats of a seed averaged); runs whose log names no seed are left out."""
+        seeds: dict[int, list[float]] = {}
+        for r in self.runs:
+            seed = r.log.recipe.get("seed") if r.log is not None else None
+            if seed is not None:
+                seeds.setdefault(int(seed), []).append(r.final_val_loss)
+        return {s: float(np.mean(v)) for s, v in sorted(seeds.items())}
+
+
+@dataclass
+class Comparison:
+    base: Side
+    change: Side
+    pairs: dict[int, tuple[float, float]]  # seed -> (base, change) mean final val loss
+    paired: tuple[float, float] | None  # (t, two-sided p) over the pairs; None for fewer than 2 pairs
+    welch: tuple[float, float] | None  # (t, two-sided p); None unless both sides have 2+ runs
+    time_ratio: float  # mean training time, change / base
+
+    @property
+    def difference(self) -> float:
+        """Change minus base: the mean over the seed pairs where there are 2+, else the difference of the means."""
+        if self.paired is not None:
+            return float(np.mean([c - b for b, c in self.pairs.values()]))
+        return float(self.change.losses.mean() - self.base.losses.mean())
+
+
+def load_side(name: str, paths: list[str]) -> Side:
+    runs = [load_run(p) for p in find_logs(paths)]
+    counted = [r for r in runs if r.counted]
+    if not counted:
+        raise SpeedrunError(f"{name}: no complete run among {len(runs)} log(s) ({', '.join(paths)})")
+    return Side(name, counted, [r for r in runs if not r.counted])
+
+
+def compare(base_paths: list[str], change_paths: list[str]) -> Comparison:
+    base, change = load_side("base", base_paths), load_side("change", change_paths)
+    both = {r.path.resolve() for r in base.runs + base.left_out} & {r.path.resolve() for r in change.runs + change.left_out}
+    if both:
+        raise SpeedrunError(f"{sorted(both)[0]}: given as both base and change")
+    b, c = base.by_seed(), change.by_seed()
+    pairs = {s: (b[s], c[s]) for s in b if s in c}
+    paired = welch = None
+    if len(pairs) >= 2:
+        res = scipy.stats.ttest_rel([v[1] for v in pairs.values()], [v[0] for v in pairs.values()])
+        paired = (float(res.statistic), float(res.pvalue))
+    if len(base.runs) >= 2 and len(change.runs) >= 2:
+        res = scipy.stats.ttest_ind(change.losses, base.losses, equal_var=False)
+        welch = (float(res.statistic), float(res.pvalue))
+    times = lambda side: np.mean([r.training_time_s for r in side.runs])
+    return Comparison(base, change, pairs, paired, welch, float(times(change) / times(base)))
+
+
+def _side_line(side: Side) -> str:
+    x = side.losses
+    seeds = sorted(side.by_seed())
+    commits = sorted({short_commit(r.commit) for r in side.runs})
+    spread = f", std {x.std(ddof=1):.4f}" if len(x) > 1 else ""
+    return (f"{side.name}: {len(x)} complete run(s), seeds {', '.join(map(str, seeds)) or '(not logged)'}: final val "
+            f"mean {x.mean():.4f}{spread}, min {x.min():.4f}, max {x.max():.4f}; training time mean "
+            f"{np.mean([r.training_time_s for r in side.runs]):.1f} s; commit {', '.join(commits)}"
+            + (f"; left out: {_left_out(side.left_out)}" if side.left_out else ""))
+
+
+def _left_out(runs: list[Run]) -> str:
+    """'2 incomplete, 1 not a run log' (what `speedrun stats` lists one by one)."""
+    names = {"malformed": "not a run log", "complete": "complete without a final val"}  # the rest: failed, incomplete
+    kinds = Counter(names.get(r.status, r.status) for r in runs)
+    return ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.4f}"
+
+
+def verdict(cmp: Comparison) -> str:
+    test = cmp.paired or cmp.welch
+    if test is None:
+        return ("VERDICT: too few runs for a test (need 2+ seeds run on both sides, or 2+ runs on each): "
+                f"change - base = {_signed(cmp.difference)}")
+    how = f"paired over {len(cmp.pairs)} seeds" if cmp.paired else "Welch, unpaired"
+    direction = "lower" if cmp.difference < 0 else "higher"
+    if test[1] < ALPHA:
+        return (f"VERDICT: the change ends {direction} by {abs(cmp.difference):.4f} "
+                f"(p = {format_p(test[1])}, {how}): significant at {ALPHA:g}")
+    return (f"VERDICT: no significant difference: change - base = {_signed(cmp.difference)} "
+            f"(p = {format_p(test[1])}, {how}; {ALPHA:g} not reached)")
+
+
+def format_comparison(cmp: Comparison) -> str:
+    lines = [_side_line(cmp.base), _side_line(cmp.change), "", "final val loss, change - base:"]
+    if cmp.pairs:
+        each = ", ".join(f"{s}: {_signed(c - b)}" for s, (b, c) in cmp.pairs.items())
+        test = (f"; t = {cmp.paired[0]:.3f}, p = {format_p(cmp.paired[1])} (two-sided)" if cmp.paired
+                else " (one seed: no test)")
+        lines.append(f"  paired by seed ({each}): mean {_signed(np.mean([c - b for b, c in cmp.pairs.values()]))}"
+                     + test)
+    else:
+        lines.append("  paired by seed: no seed ran on both sides")
+    means = _signed(float(cmp.change.losses.mean() - cmp.base.losses.mean()))
+    lines.append(f"  all runs (Welch): difference of means {means}"
+                 + (f"; t = {cmp.welch[0]:.3f}, p = {format_p(cmp.welch[1])} (two-sided)" if cmp.welch
+                    else " (a side has one run: no test)"))
+    lines += [f"training time, change / base: {cmp.time_ratio:.3f}x (means of the training clocks; runs that shared "
+              "a GPU with others ran slower)", "", verdict(cmp)]
+    return "\n".join(lines)
+
+
+def compare_report(base_paths: list[str], change_paths: list[str]) -> str:
+    return format_comparison(compare(base_paths, change_paths))

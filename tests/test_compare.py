@@ -1,0 +1,87 @@
+"""`speedrun compare`: pairs by seed, numbers equal scipy's, and only complete runs count on either side."""
+
+from __future__ import annotations
+
+import pytest
+import scipy.stats
+from logfactory import hand_log
+
+from speedrun.cli import main
+from speedrun.compare import compare, compare_report
+from speedrun.errors import SpeedrunError
+
+BASE = {7: 3.3852, 8: 3.3748, 11: 3.3879, 12: 3.3722}
+CHANGE = {7: 3.3798, 8: 3.3923, 11: 3.3889, 13: 3.3730}  # seeds 7, 8, 11 pair; 12 and 13 do not
+
+
+def logs(folder, losses: dict[int, float], ms_per_step: float = 10.0):
+    for seed, loss in losses.items():
+        hand_log(folder / f"s{seed}.txt", loss, recipe={"seed": seed}, ms_per_step=ms_per_step)
+    return str(folder)
+
+
+def test_paired_by_seed_and_welch_equal_scipy(tmp_path):
+    cmp = compare([logs(tmp_path / "base", BASE)], [logs(tmp_path / "change", CHANGE, ms_per_step=12.0)])
+    assert cmp.pairs == {s: (BASE[s], CHANGE[s]) for s in (7, 8, 11)}
+    ref = scipy.stats.ttest_rel([CHANGE[s] for s in (7, 8, 11)], [BASE[s] for s in (7, 8, 11)])
+    assert cmp.paired == pytest.approx((ref.statistic, ref.pvalue))
+    ref = scipy.stats.ttest_ind(list(CHANGE.values()), list(BASE.values()), equal_var=False)
+    assert cmp.welch == pytest.approx((ref.statistic, ref.pvalue))
+    assert cmp.difference == pytest.approx((-0.0054 + 0.0175 + 0.0010) / 3)
+    assert cmp.time_ratio == pytest.approx(1.2)
+    text = compare_report([str(tmp_path / "base")], [str(tmp_path / "change")])
+    assert "7: -0.0054, 8: +0.0175, 11: +0.0010" in text and "1.200x" in text
+    assert "VERDICT: no significant difference: change - base = +0.0044" in text and "paired over 3 seeds" in text
+
+
+def test_repeats_of_a_seed_are_averaged_and_a_clear_gain_is_called(tmp_path):
+    base = logs(tmp_path / "base", {1: 3.40, 2: 3.41, 3: 3.39})
+    hand_log(tmp_path / "base" / "s1b.txt", 3.42, recipe={"seed": 1})  # seed 1 again: its mean is 3.41
+    change = logs(tmp_path / "change", {1: 3.38, 2: 3.389, 3: 3.371})
+    cmp = compare([base], [change])
+    assert cmp.pairs[1] == pytest.approx((3.41, 3.38))
+    assert cmp.paired[1] < 0.05
+    text = compare_report([base], [change])
+    assert "VERDICT: the change ends lower by 0.0233" in text and "significant at 0.05" in text
+
+
+def test_without_shared_seeds_it_falls_back_to_welch(tmp_path):
+    cmp = compare([logs(tmp_path / "a", {1: 3.40, 2: 3.41})], [logs(tmp_path / "b", {3: 3.30, 4: 3.31})])
+    assert cmp.pairs == {} and cmp.paired is None and cmp.welch[1] < 0.05
+    text = compare_report([str(tmp_path / "a")], [str(tmp_path / "b")])
+    assert "no seed ran on both sides" in text and "(p = " in text and "Welch, unpaired" in text
+
+
+def test_too_few_runs_for_a_test(tmp_path):
+    text = compare_report([logs(tmp_path / "a", {1: 3.40})], [logs(tmp_path / "b", {1: 3.39, 2: 3.38})])
+    assert "(one seed: no test)" in text and "a side has one run: no test" in text
+    assert "VERDICT: too few runs for a test" in text
+
+
+def test_only_complete_runs_count(tmp_path):
+    base = logs(tmp_path / "base", {1: 3.40, 2: 3.41})
+    hand_log(tmp_path / "base" / "crash.txt", 3.0, recipe={"seed": 3}, end=None)
+    (tmp_path / "base" / "notes.txt").write_text("not a log\n")
+    cmp = compare([base], [logs(tmp_path / "change", {1: 3.39, 2: 3.40, 3: 3.10})])
+    assert len(cmp.base.runs) == 2 and set(cmp.pairs) == {1, 2}  # the crashed seed-3 run pairs with nothing
+    assert "left out: 1 incomplete, 1 not a run log" in compare_report([base], [str(tmp_path / "change")])
+
+
+def test_errors(tmp_path):
+    a = logs(tmp_path / "a", {1: 3.40})
+    hand_log(tmp_path / "crashed" / "c.txt", 3.0, end=None)
+    with pytest.raises(SpeedrunError, match="change: no complete run among 1 log"):
+        compare([a], [str(tmp_path / "crashed")])
+    with pytest.raises(SpeedrunError, match="given as both base and change"):
+        compare([a], [str(tmp_path / "a" / "s1.txt")])
+    with pytest.raises(SpeedrunError, match="no such file or folder"):
+        compare([a], [str(tmp_path / "missing")])
+
+
+def test_cli(tmp_path, capsys):
+    a, b = logs(tmp_path / "a", {1: 3.40, 2: 3.41}), logs(tmp_path / "b", {1: 3.39, 2: 3.41})
+    assert main(["compare", "--base", a, "--change", b]) == 0
+    assert "paired by seed (1: -0.0100, 2: +0.0000)" in capsys.readouterr().out
+    assert main(["compare", "--base", a, "--change", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing" in err
