@@ -43,7 +43,7 @@ class Comparison:
     pairs: dict[int, tuple[float, float]]  # seed -> (base, change) mean final val loss
     paired: tuple[float, float] | None  # (t, two-sided p) over the pairs; None for fewer than 2 pairs
     welch: tuple[float, float] | None  # (t, two-sided p); None unless both sides have 2+ runs
-    time_ratio: float  # mean training time, change / base
+    time_ratio: float  # mean training time, change / base (nan when the base's is 0)
 
     @property
     def difference(self) -> float:
@@ -75,8 +75,8 @@ def compare(base_paths: list[str], change_paths: list[str]) -> Comparison:
     if len(base.runs) >= 2 and len(change.runs) >= 2:
         res = scipy.stats.ttest_ind(change.losses, base.losses, equal_var=False)
         welch = (float(res.statistic), float(res.pvalue))
-    times = lambda side: np.mean([r.training_time_s for r in side.runs])
-    return Comparison(base, change, pairs, paired, welch, float(times(change) / times(base)))
+    base_s, change_s = (float(np.mean([r.training_time_s for r in side.runs])) for side in (base, change))
+    return Comparison(base, change, pairs, paired, welch, change_s / base_s if base_s > 0 else float("nan"))
 
 
 def _side_line(side: Side) -> str:
@@ -129,8 +129,9 @@ def format_comparison(cmp: Comparison) -> str:
     lines.append(f"  all runs (Welch): difference of means {means}"
                  + (f"; t = {cmp.welch[0]:.3f}, p = {format_p(cmp.welch[1])} (two-sided)" if cmp.welch
                     else " (a side has one run: no test)"))
-    lines += [f"training time, change / base: {cmp.time_ratio:.3f}x (means of the training clocks; runs that shared "
-              "a GPU with others ran slower)", "", verdict(cmp)]
+    ratio = "— (the base's logged training time is 0)" if np.isnan(cmp.time_ratio) else f"{cmp.time_ratio:.3f}x"
+    lines += [f"training time, change / base: {ratio} (means of the training clocks; runs that shared a GPU with "
+              "others ran slower)", "", verdict(cmp)]
     return "\n".join(lines)
 
 

@@ -58,6 +58,11 @@ def test_too_few_runs_for_a_test(tmp_path):
     assert "VERDICT: too few runs for a test" in text
 
 
+def test_a_zero_base_time_gives_no_ratio(tmp_path):
+    text = compare_report([logs(tmp_path / "a", {1: 3.40}, ms_per_step=0.0)], [logs(tmp_path / "b", {1: 3.39})])
+    assert "change / base: — (the base's logged training time is 0)" in text
+
+
 def test_only_complete_runs_count(tmp_path):
     base = logs(tmp_path / "base", {1: 3.40, 2: 3.41})
     hand_log(tmp_path / "base" / "crash.txt", 3.0, recipe={"seed": 3}, end=None)
