@@ -109,15 +109,18 @@ def device_kernels(events) -> list[tuple[str, float, str]]:
     return sorted(out, key=lambda k: -k[1])
 
 
-def kernel_categories(kernels: list[tuple[str, float, str]]) -> str:
+def kernel_categories(kernels: list[tuple[str, float, str]], step_ms: float | None = None) -> str:
     """Per-step GPU ms of each kernel family (CATEGORIES) and their total, from `device_kernels`: what a step's
-    kernels keep busy."""
+    kernels keep busy. step_ms (the unprofiled median step at that window): also the time the GPU waits for work,
+    launches and host code, which fewer launches (CUDA graphs) could take back and faster kernels cannot."""
     totals: dict[str, float] = {}
     for _, ms, family in kernels:
         totals[family] = totals.get(family, 0.0) + ms
     lines = [f"{'kernel family':<30} {'ms/step':>8}"] + [f"{k:<30} {v:>8.2f}" for k, v in
                                                        sorted(totals.items(), key=lambda kv: -kv[1])]
-    return "\n".join(lines + [f"{'total (GPU busy)':<30} {sum(totals.values()):>8.2f}"])
+    busy = sum(totals.values())
+    idle = [] if step_ms is None else [f"{'GPU idle (median step - busy)':<30} {step_ms - busy:>8.2f}"]
+    return "\n".join(lines + [f"{'total (GPU busy)':<30} {busy:>8.2f}", *idle])
 
 
 def kernel_list(kernels: list[tuple[str, float, str]], top: int = 25) -> str:
@@ -190,7 +193,7 @@ def main(argv=None) -> int:
         print(events.table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=90))
         kernels = device_kernels(events)
         print(kernel_list(kernels))
-        print(kernel_categories(kernels))
+        print(kernel_categories(kernels, rows[-1]["median_ms"]))
     changed = f" ({', '.join(f'--set {o}' for o in args.overrides)})" if args.overrides else ""
     compiled = "on" if plan.compile else "off"
     print(f"\n{torch.cuda.get_device_name()} | recipe {r.name}{changed} | compile {compiled} | "
@@ -207,6 +210,7 @@ def main(argv=None) -> int:
                    compile_s=compile_s, first_step=first, rows=rows)
         if args.profile:  # every kernel of the profiled steps, whole names, at the last window timed
             out["kernels"] = [dict(name=n, ms_per_step=ms, family=f) for n, ms, f in kernels]
+            out["gpu_busy_ms_per_step"] = sum(ms for _, ms, _ in kernels)
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
 

@@ -47,6 +47,9 @@ def test_step_time_kernel_families_count_device_kernels_once():
     # our ReLU² + FP8 cast kernel is element-wise: it must not count as a matmul for the "fp8" in its name
     assert rows == {"attention (flex templates)": 13.0, "matmul": 11.0, "fp8 matmul": 5.0, "loss kernel": 4.5,
                     "fp8 casts (ReLU² kernel)": 2.5, "total (GPU busy)": 36.0}
+    # with the unprofiled step time: what the GPU spends waiting
+    table = step_time.kernel_categories(step_time.device_kernels(events), step_ms=38.5)
+    assert table.splitlines()[-1].split() == ["GPU", "idle", "(median", "step", "-", "busy)", "2.50"]
 
 
 def test_step_time_kernel_list_keeps_whole_names():
