@@ -214,8 +214,9 @@ class Trainer:
             log.write(f"launch_phases: setup {setup_s:.1f}s ({self.laps}); warm-up {warm_s:.1f}s"
                       + (f" (first step: {format_phases(first)})" if first else ""))
             if self.compile_cache is not None:
-                say(self.compile_cache.graph_counts())
-                log.note(self.compile_cache.graph_counts())
+                counts = self.compile_cache.graph_counts()
+                say(counts)
+                log.note(counts)
             with StopRequest() as stop:
                 result = self._loop(start, stop)
         except torch.OutOfMemoryError as e:
