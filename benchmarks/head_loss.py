@@ -6,8 +6,9 @@ multi-token prediction (2 extra targets). Prints a table of median times (CUDA e
 
     python benchmarks/head_loss.py [--tokens 49152] [--json out.json] [--kernel-only]
 
---kernel-only times the loss kernel alone at its default launch, without and with the extra targets (seconds, not
-minutes: nothing to compile but the kernel).
+--kernel-only times the loss kernel alone at its default launch, without and with the extra targets, with the
+approximate-tanh sigmoid (the default on a GPU) and with the exact one (seconds, not minutes: nothing to compile but
+the kernel).
 """
 
 from __future__ import annotations
@@ -86,11 +87,18 @@ def main() -> None:
                                                   extra_weights=weights)
     ms = median_cuda_ms(run)
     rows.append(dict(what="loss kernel alone, default launch, MTP +2 +3", ms=ms, gb_per_s=N * V * 3 / 1e9 / ms * 1e3))
+    for mtp in (False, True):  # the exact sigmoid (two special-function ops, not one), same launch
+        run = lambda mtp=mtp: softcap_cross_entropy_with_grad(
+            logits, targets, CAP, DIV, 10.0, torch.float8_e5m2, extra=extra if mtp else None,
+            extra_weights=weights if mtp else None, fast_sigmoid=False)
+        ms = median_cuda_ms(run)
+        rows.append(dict(what="loss kernel alone, exact sigmoid" + (", MTP +2 +3" if mtp else ""), ms=ms,
+                         gb_per_s=N * V * 3 / 1e9 / ms * 1e3))
     print(f"\n{torch.cuda.get_device_name()} | torch {torch.__version__} | N={N} K={K} V={V}")
-    print(f"{'what':<44} {'ms':>8}  extra")
+    print(f"{'what':<46} {'ms':>8}  extra")
     for r in rows:
         extra = f"peak {r['peak_mib']:,.0f} MiB" if "peak_mib" in r else f"{r['gb_per_s']:,.0f} GB/s (min traffic)"
-        print(f"{r['what']:<44} {r['ms']:>8.3f}  {extra}")
+        print(f"{r['what']:<46} {r['ms']:>8.3f}  {extra}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(device=torch.cuda.get_device_name(), torch=torch.__version__, N=N, K=K, V=V, rows=rows), f,

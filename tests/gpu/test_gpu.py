@@ -109,7 +109,8 @@ def test_softcap_cross_entropy_kernel_matches_reference(grad_dtype):
     targets = torch.randint(0, V, (N,), device="cuda")
     targets[0], targets[1] = 0, V - 1
     scale = 524288.0 / N
-    losses, grad = softcap_cross_entropy_with_grad(logits, targets, 30.0, 7.5, grad_scale=scale, grad_dtype=grad_dtype)
+    losses, grad = softcap_cross_entropy_with_grad(logits, targets, 30.0, 7.5, grad_scale=scale, grad_dtype=grad_dtype,
+                                                   fast_sigmoid=False)  # the exact sigmoid; the fast one: below
     want_losses, want_grad = softcap_cross_entropy_reference(logits, targets, 30.0, 7.5, grad_scale=scale)
     loss_err = (losses - want_losses).abs().max().item()
     # every entry within one step of the output format at its magnitude (e5m2: 2 mantissa bits)
@@ -118,6 +119,53 @@ def test_softcap_cross_entropy_kernel_matches_reference(grad_dtype):
     print(f"\nsoftcap CE kernel ({grad_dtype}): max loss error {loss_err:.2e}, grad beyond one step {rel:.2e}")
     assert grad.dtype == grad_dtype and loss_err < 1e-4
     assert rel <= 1e-6 * scale
+
+
+@pytest.mark.parametrize("num_extra", [0, 2])
+def test_softcap_cross_entropy_kernel_fast_sigmoid_within_its_error_bound(num_extra):
+    """The default GPU kernel (sigmoid from the approximate tanh) against the exact reference, entry by entry, within
+    the bound the tanh's error gives (speedrun/kernels/softcap_ce.py): |ds| <= 2^-12 moves z by at most cap 2^-12, a
+    row's loss by twice that, p by a factor within exp(+-2 cap 2^-12), and s(1 - s) by at most |ds|."""
+    from speedrun.model.mtp import mtp_targets
+
+    torch.manual_seed(0)
+    N, V, cap, div = 2048, 50304, 30.0, 7.5
+    logits = (torch.randn(N, V, device="cuda") * 10).bfloat16()
+    targets = random_docs(N, 300, seed=6).long()
+    extra = mtp_targets(targets, num_extra) if num_extra else None
+    weights = torch.tensor([0.5, 0.25], device="cuda") if num_extra else None
+    scale = 524288.0 / N
+    losses, grad = softcap_cross_entropy_with_grad(logits, targets, cap, div, grad_scale=scale,
+                                                   grad_dtype=torch.float32, extra=extra, extra_weights=weights)
+    want_losses, want_grad = softcap_cross_entropy_reference(logits, targets, cap, div, scale, extra, weights)
+    ds = 2.0**-12 * 1.01
+    dz = cap * ds
+    s = torch.sigmoid(logits.float() / div)
+    z = cap * s
+    p = torch.softmax(z, dim=-1)
+    present = torch.where(extra >= 0, weights[None], 0.0) if num_extra else None
+    w_sum = 1 + (present.sum(-1, keepdim=True) if num_extra else 0)
+    onehots = torch.zeros_like(p).scatter_add_(1, targets[:, None], torch.ones_like(p[:, :1]))
+    if num_extra:
+        onehots.scatter_add_(1, extra.clamp(min=0), present)
+    ratio = torch.exp(torch.tensor(2 * dz)).item() - 1  # p's largest relative change
+    # d = scale cap/div (w_sum p - onehots) s(1 - s): the change through p, and through s(1 - s); float32's own slack
+    k = scale * cap / div
+    bound = k * (ratio * w_sum * p * (s * (1 - s) + ds) + (w_sum * p - onehots).abs() * ds)
+    bound = bound + 1e-5 * want_grad.abs() + 1e-6 * scale
+    excess = ((grad - want_grad).abs() - bound).max().item()
+    loss_err = (losses - want_losses).abs()
+    print(f"\nsoftcap CE kernel, fast sigmoid, {num_extra} extra targets: max loss error {loss_err.max().item():.2e} "
+          f"(bound {2 * dz * w_sum.max().item():.2e}), mean loss error {(losses - want_losses).mean().item():+.2e}, "
+          f"grad rel. error {rel_err(grad, want_grad):.2e}, worst grad entry vs its bound {excess:+.2e}")
+    assert loss_err.max().item() <= 2 * dz * w_sum.max().item() + 1e-4
+    assert abs((losses - want_losses).mean().item()) < 1e-3
+    assert excess <= 0
+    # the e5m2 gradient the head uses: each entry within one e5m2 step (2 mantissa bits) of the exact value, as the
+    # exact kernel's (above), with the bound's slack
+    g8 = softcap_cross_entropy_with_grad(logits, targets, cap, div, grad_scale=scale, grad_dtype=torch.float8_e5m2,
+                                         extra=extra, extra_weights=weights)[1]
+    assert ((g8.float() - want_grad).abs() - 2**-2 * want_grad.abs() - 1.25 * bound).max().item() <= 2**-15
 
 
 @pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
@@ -332,13 +380,12 @@ def test_softcap_cross_entropy_kernel_with_extra_targets_matches_reference():
     targets = random_docs(N, 300, seed=4).long()
     extra = mtp_targets(targets, 2)
     weights = torch.tensor([0.5, 0.25], device="cuda")
-    losses, grad = softcap_cross_entropy_with_grad(logits, targets, 30.0, 7.5, grad_scale=3.0, grad_dtype=torch.float32,
-                                                   extra=extra, extra_weights=weights)
+    exact = dict(grad_scale=3.0, grad_dtype=torch.float32, fast_sigmoid=False)
+    losses, grad = softcap_cross_entropy_with_grad(logits, targets, 30.0, 7.5, extra=extra, extra_weights=weights,
+                                                   **exact)
     want_losses, want_grad = softcap_cross_entropy_reference(logits, targets, 30.0, 7.5, 3.0, extra, weights)
-    plain_losses, plain_grad = softcap_cross_entropy_with_grad(logits, targets, 30.0, 7.5, grad_scale=3.0,
-                                                               grad_dtype=torch.float32)
-    zero = softcap_cross_entropy_with_grad(logits, targets, 30.0, 7.5, grad_scale=3.0, grad_dtype=torch.float32,
-                                           extra=extra, extra_weights=weights * 0)
+    plain_losses, plain_grad = softcap_cross_entropy_with_grad(logits, targets, 30.0, 7.5, **exact)
+    zero = softcap_cross_entropy_with_grad(logits, targets, 30.0, 7.5, extra=extra, extra_weights=weights * 0, **exact)
     errs = dict(loss=(losses - want_losses).abs().max().item(), grad=rel_err(grad, want_grad))
     print(f"\nsoftcap CE kernel with 2 extra targets: {errs}")
     assert errs["loss"] < 1e-4 and errs["grad"] < 1e-5
