@@ -144,7 +144,7 @@ def test_softcap_cross_entropy_kernel_fast_sigmoid_within_its_error_bound(num_ex
     z = cap * s
     p = torch.softmax(z, dim=-1)
     present = torch.where(extra >= 0, weights[None], 0.0) if num_extra else None
-    w_sum = 1 + (present.sum(-1, keepdim=True) if num_extra else 0)
+    w_sum = 1 + (present.sum(-1, keepdim=True) if num_extra else torch.zeros_like(p[:, :1]))
     onehots = torch.zeros_like(p).scatter_add_(1, targets[:, None], torch.ones_like(p[:, :1]))
     if num_extra:
         onehots.scatter_add_(1, extra.clamp(min=0), present)
