@@ -11,7 +11,7 @@ import numpy as np
 import scipy.stats
 
 from speedrun.errors import SpeedrunError
-from speedrun.stats import Run, find_logs, format_p, load_run, short_commit
+from speedrun.stats import Run, find_logs, format_p, load_run
 
 ALPHA = 0.05  # two-sided level at which a difference is called significant
 
@@ -82,7 +82,7 @@ def compare(base_paths: list[str], change_paths: list[str]) -> Comparison:
 def _side_line(side: Side) -> str:
     x = side.losses
     seeds = sorted(side.by_seed())
-    commits = sorted({short_commit(r.commit) for r in side.runs})
+    commits = sorted({r.version for r in side.runs})
     spread = f", std {x.std(ddof=1):.4f}" if len(x) > 1 else ""
     return (f"{side.name}: {len(x)} complete run(s), seeds {', '.join(map(str, seeds)) or '(not logged)'}: final val "
             f"mean {x.mean():.4f}{spread}, min {x.min():.4f}, max {x.max():.4f}; training time mean "

@@ -8,6 +8,7 @@ then `peak_memory allocated:X MiB reserved:Y MiB`, `training_time_ms:T` and a la
 `=== end: complete ===` or `=== end: failed: REASON ===`. A log without an end line is an incomplete run.
 """
 
+import hashlib
 import json
 import lzma
 import os
@@ -144,6 +145,7 @@ class ParsedLog:
     failure: str = ""
     environment: str = ""
     source: str = "speedrun"  # speedrun (our format) | upstream (a modded-nanogpt record log)
+    code_hash: str = ""  # sha-256 (12 hex) of the logged package source; "" where the log holds none
 
     @property
     def complete(self) -> bool:
@@ -193,7 +195,8 @@ def parse_log(path: str | os.PathLike) -> ParsedLog:
         raise LogError(f"{path}: the recipe section is not valid JSON") from None
     if "steps" not in recipe:
         raise LogError(f"{path}: the recipe section has no 'steps'")
-    log = ParsedLog(path, recipe, int(recipe["steps"]), environment="\n".join(sections.get("environment", [])))
+    log = ParsedLog(path, recipe, int(recipe["steps"]), environment="\n".join(sections.get("environment", [])),
+                    code_hash=code_hash({t: body for t, body in sections.items() if t.startswith("code: ")}))
     for line in sections.get("steps", []):  # only here: the code section may hold look-alike lines
         if m := _STEP.match(line):
             log.train_steps.append((int(m[1]), float(m[3]), None if m[5] is None else float(m[5])))
@@ -205,6 +208,18 @@ def parse_log(path: str | os.PathLike) -> ParsedLog:
             log.status = "complete" if m[1] == "complete" else "failed"
             log.failure = m[2] or ""
     return log
+
+
+def code_hash(code_sections: dict[str, list[str]]) -> str:
+    """What ran, whatever git said: the log's `code:` sections (file name and lines) hashed. A run from a modified
+    checkout, or from a copy whose .git is stale (as on a machine that receives only the working tree), logs the same
+    commit for different code; this tells such runs apart. "" without code sections."""
+    if not code_sections:
+        return ""
+    digest = hashlib.sha256()
+    for title in sorted(code_sections):
+        digest.update(("\0".join([title, *code_sections[title]]) + "\0\0").encode())
+    return digest.hexdigest()[:12]
 
 
 def _parse_upstream(path: Path, lines: list[str]) -> ParsedLog:

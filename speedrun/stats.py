@@ -34,6 +34,7 @@ class Run:
     log: ParsedLog | None = None
     recipe: str = "?"
     commit: str = "?"
+    code: str = ""  # hash of the source the log holds (runlog.code_hash); "" for logs without it
     device: str = "cpu"
     final_val_loss: float | None = None  # only for a finished run: val loss at the last planned step
     last_val: tuple[int, float] | None = None  # (step, loss) of the last validation after step 0
@@ -47,15 +48,23 @@ class Run:
 
     @property
     def group(self) -> tuple[str, str, str]:
-        """(recipe, commit, every recipe value but the seed): runs are pooled only when they ran the same recipe
+        """(recipe, version, every recipe value but the seed): runs are pooled only when they ran the same recipe
         values, so runs that differ by a --set are never averaged together; runs of other seeds are repeats."""
         values = {k: v for k, v in (self.log.recipe if self.log is not None else {}).items()
                   if k not in ("description", "seed")}
-        return (self.recipe, self.commit, json.dumps(values, sort_keys=True))
+        return (self.recipe, self.version, json.dumps(values, sort_keys=True))
+
+    @property
+    def version(self) -> str:
+        """The short commit; for a modified checkout (or none) also the logged code's hash: the commit alone then does
+        not say what ran, and runs of different code must not be pooled."""
+        short = short_commit(self.commit)
+        clean = re.fullmatch(r"[0-9a-f]{7,10}", short) is not None
+        return f"{short} code {self.code[:8]}" if self.code and not clean else short
 
 
 def group_label(run: Run, settings: str) -> str:
-    return f"{run.recipe}{' ' + settings if settings else ''} @ {short_commit(run.commit)}"
+    return f"{run.recipe}{' ' + settings if settings else ''} @ {run.version}"
 
 
 def changed_fields(recipe: dict) -> dict:
@@ -188,7 +197,8 @@ def load_run(path: Path) -> Run:
     # a complete run's time is the one of its last validation, as in the records; otherwise the latest seen
     time_ms = log.training_time_ms if log.complete else latest_ms
     run = Run(path, log.status, log.failure, log, recipe=str(log.recipe.get("name", "?")),
-              commit=_env_value(log.environment, "git_commit") or "unknown", device=device_name(log.environment),
+              commit=_env_value(log.environment, "git_commit") or "unknown", code=log.code_hash,
+              device=device_name(log.environment),
               final_val_loss=log.final_val_loss, last_val=log.last_val[:2] if log.last_val else None,
               steps_done=done, steps_planned=log.steps, training_time_s=None if time_ms is None else time_ms / 1000)
     if log.complete and log.final_val_loss is None:
@@ -297,7 +307,7 @@ def format_summary(summary: Summary) -> str:
         final = (f"{r.final_val_loss:.4f}" if r.final_val_loss is not None else
                  f"last val {r.last_val[1]:.4f} @ step {r.last_val[0]}" if r.last_val else "—")
         hit = time_to_target(r.log, summary.target)
-        rows.append([r.path.name, r.recipe, short_commit(r.commit), final, f"{r.steps_done}/{r.steps_planned}",
+        rows.append([r.path.name, r.recipe, r.version, final, f"{r.steps_done}/{r.steps_planned}",
                      f"{r.training_time_s:.1f}" if r.training_time_s is not None else "—",
                      f"{hit[1]:.1f} @ {hit[0]}" if hit else "not reached", status])
     widths = [max(map(len, column)) for column in zip(*rows)]

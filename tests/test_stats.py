@@ -11,7 +11,7 @@ import scipy.stats
 from logfactory import hand_log, runlog
 
 from speedrun.errors import SpeedrunError
-from speedrun.runlog import LogError
+from speedrun.runlog import PACKAGE_DIR, LogError, code_files, code_hash, parse_log
 from speedrun.stats import format_p, stats_report, summarize
 
 LOSSES = [3.2750, 3.2770, 3.2740, 3.2760, 3.2750]
@@ -183,6 +183,34 @@ def test_groups_by_recipe_and_commit(tmp_path):
     text = stats_report([str(tmp_path)])[0]
     assert "by recipe, settings and commit:" in text and "tiny steps=100 @ aaaaaaaaaa: n = 3" in text
     assert "tiny steps=100 @ bbbbbbbbbb*: n = 2" in text and "pool 3 groups" in text
+
+
+def test_a_modified_checkout_is_told_apart_by_the_code_it_logged(tmp_path):
+    """Runs from one modified commit (or a copy whose .git is stale) but different code are two groups, labelled
+    with the logged code's hash; a clean commit's label stays the commit alone."""
+    a, b = "a" * 40, "b" * 40 + " (modified)"
+    old = {"speedrun/model/gpt.py": "x = 1\ny = 2", "speedrun/train.py": "run()"}
+    new = {**old, "speedrun/model/gpt.py": "x = 1\ny = 3"}
+    for i, loss in enumerate((3.20, 3.21)):
+        hand_log(tmp_path / f"old{i}.txt", loss, commit=b, code=old)
+    for i, loss in enumerate((3.25, 3.26)):
+        hand_log(tmp_path / f"new{i}.txt", loss, commit=b, code=new)
+    hand_log(tmp_path / "clean.txt", 3.3, commit=a, code=old)
+    s = summarize([str(tmp_path)])
+    old_hash, new_hash = (parse_log(tmp_path / f"{n}0.txt").code_hash for n in ("old", "new"))
+    assert old_hash == parse_log(tmp_path / "old1.txt").code_hash == parse_log(tmp_path / "clean.txt").code_hash
+    assert len(old_hash) == 12 and old_hash != new_hash
+    assert sorted(s.labels.values()) == sorted([f"tiny @ bbbbbbbbbb* code {old_hash[:8]}",
+                                                f"tiny @ bbbbbbbbbb* code {new_hash[:8]}", "tiny @ aaaaaaaaaa"])
+    assert sorted(g.n for g in s.groups.values()) == [1, 2, 2]
+    assert parse_log(hand_log(tmp_path / "nocode.txt", 3.3)).code_hash == ""  # an old or hand-made log
+
+
+def test_the_trainer_logs_the_code_hash_of_its_own_package(tmp_path):
+    """What a real run log hashes to is the checkout's package source, as the trainer wrote it."""
+    log = parse_log(runlog(tmp_path, 3.2))
+    assert log.code_hash == code_hash({f"code: {p.relative_to(PACKAGE_DIR.parent)}": p.read_text().rstrip("\n")
+                                       .split("\n") for p in code_files()})  # an empty file: one empty line
 
 
 def test_runs_with_other_recipe_values_are_not_pooled(tmp_path):
