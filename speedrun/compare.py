@@ -14,6 +14,8 @@ from speedrun.errors import SpeedrunError
 from speedrun.stats import Run, find_logs, format_p, load_run
 
 ALPHA = 0.05  # two-sided level at which a difference is called significant
+POWER = 0.8  # the chance of reaching ALPHA that the seeds-needed estimate plans for
+MAX_SEEDS = 1000  # beyond this the estimate says "more than"
 
 
 @dataclass
@@ -51,6 +53,23 @@ class Comparison:
         if self.paired is not None:
             return float(np.mean([c - b for b, c in self.pairs.values()]))
         return float(self.change.losses.mean() - self.base.losses.mean())
+
+
+def seeds_for_power(diffs: list[float], power: float = POWER, alpha: float = ALPHA) -> int | None:
+    """Seeds (pairs) a paired two-sided t-test needs to reach `alpha` with probability `power`, if the true mean and
+    spread of the paired differences were the ones observed (the noncentral t); None when they cannot say (fewer
+    than 2 differences, no spread, or a mean of 0), MAX_SEEDS + 1 when more than MAX_SEEDS. A planning figure: the
+    observed effect of a few seeds is itself uncertain."""
+    d = np.asarray(diffs, dtype=np.float64)
+    if len(d) < 2 or d.std(ddof=1) == 0 or d.mean() == 0:
+        return None
+    effect = abs(d.mean()) / d.std(ddof=1)
+    for n in range(2, MAX_SEEDS + 1):
+        crit = scipy.stats.t.ppf(1 - alpha / 2, n - 1)
+        shift = effect * n**0.5
+        if scipy.stats.nct.sf(crit, n - 1, shift) + scipy.stats.nct.cdf(-crit, n - 1, shift) >= power:
+            return n
+    return MAX_SEEDS + 1
 
 
 def load_side(name: str, paths: list[str]) -> Side:
@@ -129,6 +148,12 @@ def format_comparison(cmp: Comparison) -> str:
     lines.append(f"  all runs (Welch): difference of means {means}"
                  + (f"; t = {cmp.welch[0]:.3f}, p = {format_p(cmp.welch[1])} (two-sided)" if cmp.welch
                     else " (a side has one run: no test)"))
+    if cmp.paired is not None and cmp.paired[1] >= ALPHA:
+        n = seeds_for_power([c - b for b, c in cmp.pairs.values()])
+        if n is not None:
+            need = f"more than {MAX_SEEDS}" if n > MAX_SEEDS else f"about {n}"
+            lines.append(f"  seeds to tell this difference at this spread: {need} (p < {ALPHA:g} with probability "
+                         f"{POWER:.0%}, paired, if the observed mean and spread were the true ones)")
     ratio = "— (the base's logged training time is 0)" if np.isnan(cmp.time_ratio) else f"{cmp.time_ratio:.3f}x"
     lines += [f"training time, change / base: {ratio} (means of the training clocks; runs that shared a GPU with "
               "others ran slower)", "", verdict(cmp)]

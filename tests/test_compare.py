@@ -7,7 +7,7 @@ import scipy.stats
 from logfactory import hand_log
 
 from speedrun.cli import main
-from speedrun.compare import compare, compare_report
+from speedrun.compare import MAX_SEEDS, compare, compare_report, seeds_for_power
 from speedrun.errors import SpeedrunError
 
 BASE = {7: 3.3852, 8: 3.3748, 11: 3.3879, 12: 3.3722}
@@ -32,6 +32,23 @@ def test_paired_by_seed_and_welch_equal_scipy(tmp_path):
     text = compare_report([str(tmp_path / "base")], [str(tmp_path / "change")])
     assert "7: -0.0054, 8: +0.0175, 11: +0.0010" in text and "1.200x" in text
     assert "VERDICT: no significant difference: change - base = +0.0044" in text and "paired over 3 seeds" in text
+    need = seeds_for_power([CHANGE[s] - BASE[s] for s in (7, 8, 11)])
+    assert f"seeds to tell this difference at this spread: about {need} (p < 0.05 with probability 80%" in text
+
+
+@pytest.mark.parametrize("effect, seeds", [(0.2, 199), (0.5, 34), (0.8, 15), (1.0, 10)])
+def test_seeds_for_power_match_the_paired_t_test_tables(effect, seeds):
+    """G*Power's sample sizes for a two-sided paired t-test at 0.05 and power 0.8, by effect size dz = mean / sd."""
+    diffs = [effect * 0.01 + 0.01 * k for k in (-1, 0, 1)]  # mean effect * 0.01, sd 0.01 (ddof 1)
+    assert seeds_for_power(diffs) == seeds
+    assert seeds_for_power([-d for d in diffs]) == seeds  # the direction does not matter
+
+
+def test_seeds_for_power_says_when_it_cannot_say():
+    assert seeds_for_power([0.01]) is None  # one difference: no spread
+    assert seeds_for_power([0.01, 0.01]) is None  # no spread
+    assert seeds_for_power([-0.01, 0.01]) is None  # a mean of 0
+    assert seeds_for_power([0.0001, -0.01, 0.0102]) == MAX_SEEDS + 1  # a tiny effect in a large spread
 
 
 def test_repeats_of_a_seed_are_averaged_and_a_clear_gain_is_called(tmp_path):
@@ -43,6 +60,7 @@ def test_repeats_of_a_seed_are_averaged_and_a_clear_gain_is_called(tmp_path):
     assert cmp.paired[1] < 0.05
     text = compare_report([base], [change])
     assert "VERDICT: the change ends lower by 0.0233" in text and "significant at 0.05" in text
+    assert "seeds to tell" not in text  # told already: no planning line
 
 
 def test_without_shared_seeds_it_falls_back_to_welch(tmp_path):
