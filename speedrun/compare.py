@@ -48,10 +48,15 @@ class Comparison:
     time_ratio: float  # mean training time, change / base (nan when the base's is 0)
 
     @property
+    def paired_differences(self) -> list[float]:
+        """Change minus base, seed by seed (the paired seeds' order)."""
+        return [c - b for b, c in self.pairs.values()]
+
+    @property
     def difference(self) -> float:
         """Change minus base: the mean over the seed pairs where there are 2+, else the difference of the means."""
         if self.paired is not None:
-            return float(np.mean([c - b for b, c in self.pairs.values()]))
+            return float(np.mean(self.paired_differences))
         return float(self.change.losses.mean() - self.base.losses.mean())
 
 
@@ -140,8 +145,7 @@ def format_comparison(cmp: Comparison) -> str:
         each = ", ".join(f"{s}: {_signed(c - b)}" for s, (b, c) in cmp.pairs.items())
         test = (f"; t = {cmp.paired[0]:.3f}, p = {format_p(cmp.paired[1])} (two-sided)" if cmp.paired
                 else " (one seed: no test)")
-        lines.append(f"  paired by seed ({each}): mean {_signed(np.mean([c - b for b, c in cmp.pairs.values()]))}"
-                     + test)
+        lines.append(f"  paired by seed ({each}): mean {_signed(np.mean(cmp.paired_differences))}" + test)
     else:
         lines.append("  paired by seed: no seed ran on both sides")
     means = _signed(float(cmp.change.losses.mean() - cmp.base.losses.mean()))
@@ -149,7 +153,7 @@ def format_comparison(cmp: Comparison) -> str:
                  + (f"; t = {cmp.welch[0]:.3f}, p = {format_p(cmp.welch[1])} (two-sided)" if cmp.welch
                     else " (a side has one run: no test)"))
     if cmp.paired is not None and cmp.paired[1] >= ALPHA:
-        n = seeds_for_power([c - b for b, c in cmp.pairs.values()])
+        n = seeds_for_power(cmp.paired_differences)
         if n is not None:
             need = f"more than {MAX_SEEDS}" if n > MAX_SEEDS else f"about {n}"
             lines.append(f"  seeds to tell this difference at this spread: {need} (p < {ALPHA:g} with probability "

@@ -34,7 +34,6 @@ class Run:
     log: ParsedLog | None = None
     recipe: str = "?"
     commit: str = "?"
-    code: str = ""  # hash of the source the log holds (runlog.code_hash); "" for logs without it
     device: str = "cpu"
     final_val_loss: float | None = None  # only for a finished run: val loss at the last planned step
     last_val: tuple[int, float] | None = None  # (step, loss) of the last validation after step 0
@@ -58,9 +57,9 @@ class Run:
     def version(self) -> str:
         """The short commit; for a modified checkout (or none) also the logged code's hash: the commit alone then does
         not say what ran, and runs of different code must not be pooled."""
-        short = short_commit(self.commit)
+        short, code = short_commit(self.commit), self.log.code_hash if self.log is not None else ""
         clean = re.fullmatch(r"[0-9a-f]{7,10}", short) is not None
-        return f"{short} code {self.code[:8]}" if self.code and not clean else short
+        return f"{short} code {code[:8]}" if code and not clean else short
 
 
 def group_label(run: Run, settings: str) -> str:
@@ -197,8 +196,7 @@ def load_run(path: Path) -> Run:
     # a complete run's time is the one of its last validation, as in the records; otherwise the latest seen
     time_ms = log.training_time_ms if log.complete else latest_ms
     run = Run(path, log.status, log.failure, log, recipe=str(log.recipe.get("name", "?")),
-              commit=_env_value(log.environment, "git_commit") or "unknown", code=log.code_hash,
-              device=device_name(log.environment),
+              commit=_env_value(log.environment, "git_commit") or "unknown", device=device_name(log.environment),
               final_val_loss=log.final_val_loss, last_val=log.last_val[:2] if log.last_val else None,
               steps_done=done, steps_planned=log.steps, training_time_s=None if time_ms is None else time_ms / 1000)
     if log.complete and log.final_val_loss is None:
