@@ -104,6 +104,7 @@ class Recipe:
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
+    fp8_qkv: bool = False  # the attention's QKV matmul (forward and both gradients) in FP8, in training (GPU)
     name: str = ""
     description: str = ""
 
