@@ -2,7 +2,7 @@
 
 import torch
 
-from speedrun.model.gpt import GPT, CastedLinear, CausalSelfAttention
+from speedrun.model.gpt import GPT, CastedLinear
 from speedrun.optim.muon import Muon
 from speedrun.plan import Plan
 from speedrun.recipe import Recipe
@@ -17,8 +17,6 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
     for module in model.modules():
         if not plan.fp8_mlp and isinstance(module, CastedLinear):
             module.fp8_dynamic = False
-        if not plan.fp8_qkv and isinstance(module, CausalSelfAttention):
-            module.fp8_qkv = False
     model = model.to(plan.device)
     if plan.device.type == "cuda":
         for table in model.embedding_tables():

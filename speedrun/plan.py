@@ -23,7 +23,6 @@ class Plan:
     attention: str = "dense"  # flex | dense
     fp8_head: bool = False
     fp8_mlp: bool = False
-    fp8_qkv: bool = False
     compile: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -45,8 +44,6 @@ class Plan:
             + ("; fused with the soft-capped loss (Triton kernel)" if self.fp8_head and r.fused_head_loss else ""),
             "MLP matmuls: " + (f"FP8 (e4m3/e5m2, per-tensor {MLP_SCALES[r.fp8_mlp_scaling]}) in training"
                                if self.fp8_mlp else "plain"),
-            *(["attention QKV matmul: FP8 (e4m3/e5m2; the normalised input at a fixed scale) in training"]
-              if self.fp8_qkv else []),
             *([f"multi-token prediction: extra targets +2..+{len(r.mtp_weights) + 1} weighted "
                f"{', '.join(f'{w:g}' for w in r.mtp_weights)} at step 0, falling linearly to 0 at step "
                f"{math.ceil(r.mtp_end_frac * r.steps)} of {r.steps} (the train loss includes them until then)"]
@@ -84,10 +81,10 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
         plan.attention = "flex"
         plan.compile = r.compile != "off"
         fp8_ok = fp8_supported(device) if has_gpu else True
-        for wanted, what in ((r.fp8_head, "head"), (r.fp8_mlp, "MLP"), (r.fp8_qkv, "attention's QKV matmul")):
+        for wanted, what in ((r.fp8_head, "head"), (r.fp8_mlp, "MLP")):
             if wanted and not fp8_ok:
                 plan.notes.append(f"this GPU has no FP8 tensor cores (compute capability < 8.9): the {what} runs in bf16")
-        plan.fp8_head, plan.fp8_mlp, plan.fp8_qkv = r.fp8_head and fp8_ok, r.fp8_mlp and fp8_ok, r.fp8_qkv and fp8_ok
+        plan.fp8_head, plan.fp8_mlp = r.fp8_head and fp8_ok, r.fp8_mlp and fp8_ok
         if r.fused_head_loss and not plan.fp8_head:
             plan.notes.append("fused_head_loss fuses the FP8 head: without it the loss runs unfused")
     else:
@@ -98,8 +95,6 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
                               + (" and the loss unfused (fused_head_loss)" if r.fused_head_loss else ""))
         if r.fp8_mlp:
             plan.notes.append("FP8 MLP needs a GPU: the MLP runs in float32 on CPU")
-        if r.fp8_qkv:
-            plan.notes.append("FP8 QKV needs a GPU: the attention's QKV matmul runs in float32 on CPU")
     return plan
 
 

@@ -104,7 +104,6 @@ class Recipe:
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
-    fp8_qkv: bool = False  # the attention's QKV matmul (forward and both gradients) in FP8, in training (GPU)
     name: str = ""
     description: str = ""
 
@@ -217,11 +216,12 @@ RETIRED_FIELDS = {
     "fused_mlp": False, "ve_gate": False, "skip_gate": False, "bigram_buckets": 0, "paired_head_layers": [],
     "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0, "backout_after": 0,
     "logit_offset": 0.0, "attn_proj_random_init": False, "scalar_adam_betas": [], "untied_value_embeds": False,
-    "fp8_attn": False, "attention_kernel": "triton", "xsa": False,
+    "fp8_attn": False, "attention_kernel": "triton", "xsa": False, "fp8_qkv": False,
 }
 RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
                    "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6",
-                   "fp8_attn": "2acae1f", "attention_kernel": "5699dc3", "xsa": "8eaae27"}  # removed later than RETIRED_AT
+                   "fp8_attn": "2acae1f", "attention_kernel": "5699dc3", "xsa": "8eaae27",
+                   "fp8_qkv": "073984e"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:

@@ -296,13 +296,12 @@ def test_trainer_drops_fp8_on_cpu():
     from speedrun.build import build_model
     from speedrun.plan import make_plan
 
-    r = load_recipe("tiny", {**SMALL, "fp8_head": True, "fp8_qkv": True})
+    r = load_recipe("tiny", {**SMALL, "fp8_head": True})
     plan = make_plan(r, force_device="cpu")
-    assert plan.fp8_head is False and plan.fp8_qkv is False
-    assert any("FP8 head" in n for n in plan.notes) and any("FP8 QKV" in n for n in plan.notes)
+    assert plan.fp8_head is False
+    assert any("FP8" in n for n in plan.notes)
     model = build_model(r, plan)
     assert model.lm_head.fp8_scales is None
-    assert not any(b.attn.fp8_qkv for b in model.blocks if b.attn is not None)
     loss = model(torch.zeros(256, dtype=torch.long), torch.zeros(256, dtype=torch.long), 1)
     assert math.isclose(loss.item(), math.log(50304), abs_tol=1e-4)
 
@@ -392,65 +391,3 @@ def test_mlp_in_training_uses_dynamic_fp8_and_stays_close_to_the_plain_mlp():
         assert calls
     finally:
         fp8.DynamicFP8Linear.apply = orig
-
-
-# --- FP8 for the attention's QKV matmul (its input RMS-normalised, cast at a fixed scale) -------------------------------
-@needs_cpu_scaled_mm
-@pytest.mark.parametrize("seed", [0, 1])
-def test_normed_fp8_linear_forward_and_gradients_match_the_fp8_rounded_arithmetic(seed):
-    gen = torch.Generator().manual_seed(seed)
-    D = 64
-    x = torch.nn.functional.rms_norm(torch.randn(3, 16, D, generator=gen) * 4, (D,))
-    x[0, 0] = 0.0
-    x[0, 0, 5] = -(D**0.5)  # the largest value a normalised input reaches: must not saturate
-    x = x.to(torch.bfloat16).requires_grad_()
-    w = (torch.randn(96, D, generator=gen) * 0.05).requires_grad_()
-    y = fp8.normed_fp8_linear(x, w)
-    assert y.shape == (3, 16, 96) and y.dtype == torch.bfloat16
-    torch.testing.assert_close(y.float(), fp8.normed_fp8_reference(x.detach(), w.detach()), atol=1e-2, rtol=1e-2)
-    xs = fp8.normed_input_scale(D)
-    xr = fp8_round(x.detach().reshape(48, D), xs, E4M3)
-    assert xr[0, 5] == -(D**0.5)  # exact: a power of two times a value e4m3 holds
-    g = torch.randn(3, 16, 96, generator=gen).to(torch.bfloat16) * 1e-3
-    y.backward(g)
-    assert x.grad.dtype == torch.bfloat16 and w.grad.dtype == torch.float32 and w.grad.is_contiguous()
-    rounded = lambda t, dtype: (lambda f8, inv: f8.float() * inv)(*fp8.dynamic_fp8(t, dtype))
-    gr, wr = rounded(g.reshape(48, 96), E5M2), rounded(w.detach(), E4M3)
-    torch.testing.assert_close(w.grad, gr.T @ xr, atol=1e-7, rtol=1e-4)  # x at its fixed scale, not its own maximum
-    torch.testing.assert_close(x.grad.reshape(48, D).float(), gr @ wr, atol=1e-6, rtol=1e-2)
-    xf, wf = x.detach().float().requires_grad_(), w.detach().clone().requires_grad_()
-    (xf @ wf.T).backward(g.float())
-    rel = lambda a, b: ((a.float() - b).norm() / b.norm()).item()
-    assert rel(y.detach(), xf.detach() @ wf.detach().T) < 0.06
-    assert rel(x.grad, xf.grad) < 0.12 and rel(w.grad, wf.grad) < 0.12
-
-
-@needs_cpu_scaled_mm
-def test_attention_in_training_uses_fp8_qkv_and_stays_close_to_the_plain_model(monkeypatch):
-    """fp8_qkv sends the QKV matmul through FP8 in training only; the loss moves by FP8 rounding alone."""
-    torch.manual_seed(0)
-    model = GPT(load_recipe("tiny", {**SMALL, "fp8_qkv": True}))
-    model.lm_head.fp8_scales = None
-    _, x, y = mlp_test_batch(model)
-    attns = [b.attn for b in model.blocks if b.attn is not None]
-    with torch.no_grad():  # the zero-initialised output projections get values, so that the loss depends on QKV
-        for a in attns:
-            a.c_proj.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(6))
-    assert attns and all(a.fp8_qkv for a in attns)
-    fp8_loss = model.train()(x, y, 2)
-    fp8_loss.backward()
-    fp8_grad = attns[0].qkv_w.grad.clone()
-    model.zero_grad()
-    for a in attns:
-        a.fp8_qkv = False
-    plain_loss = model(x, y, 2)
-    plain_loss.backward()
-    assert fp8_loss.item() != plain_loss.item()  # really ran through FP8
-    assert abs(fp8_loss.item() - plain_loss.item()) < 2e-3 * plain_loss.item()
-    plain_grad = attns[0].qkv_w.grad
-    assert ((fp8_grad - plain_grad).norm() / plain_grad.norm()).item() < 0.15
-    for a in attns:  # validation and sampling never use FP8
-        a.fp8_qkv = True
-    monkeypatch.setattr(gpt_mod, "normed_fp8_linear", lambda *a: pytest.fail("FP8 QKV used in eval"))
-    with torch.no_grad():
-        model.eval()(x, y, 2)

@@ -216,40 +216,6 @@ def dynamic_fp8_linear(x: Tensor, w: Tensor) -> Tensor:
     return out.view(*x.shape[:-1], w.shape[0])
 
 
-class NormedFP8Linear(DynamicFP8Linear):
-    """DynamicFP8Linear for an RMS-normalised x without a weight (the attention's QKV input): |x_i| <= sqrt(dim), so
-    x takes the fixed scale of `normed_input_scale` and its cast needs no maximum (it fuses into the norm's kernel).
-    The weight and the output gradient keep dynamic scales; the backward pass is DynamicFP8Linear's."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, w: Tensor) -> Tensor:
-        e4m3 = torch.float8_e4m3fn
-        xs = normed_input_scale(x.size(1))
-        big = torch.finfo(e4m3).max
-        x_f8 = x.float().mul(xs).clamp(-big, big).to(e4m3)
-        x_inv = x.new_tensor(1 / xs, dtype=torch.float32)
-        w_f8, w_inv = dynamic_fp8(w, e4m3)
-        out = torch._scaled_mm(x_f8, w_f8.T, scale_a=x_inv, scale_b=w_inv, out_dtype=torch.bfloat16,
-                               use_fast_accum=True)
-        ctx.save_for_backward(x_f8, x_inv, w_f8, w_inv)
-        ctx.x_dtype, ctx.w_dtype = x.dtype, w.dtype
-        return out
-
-
-def normed_fp8_linear(x: Tensor, w: Tensor) -> Tensor:
-    """x @ w.T in FP8 for an RMS-normalised x (any leading shape), w (out, dim) float32; out in x's dtype."""
-    out = NormedFP8Linear.apply(x.flatten(0, -2).contiguous(), w)
-    return out.view(*x.shape[:-1], w.shape[0]).to(x.dtype)
-
-
-def normed_fp8_reference(x: Tensor, w: Tensor) -> Tensor:
-    """Forward of `normed_fp8_linear` in float32 arithmetic on the FP8-rounded inputs (runs anywhere)."""
-    x2 = x.flatten(0, -2)
-    w_f8, w_inv = dynamic_fp8(w, torch.float8_e4m3fn)
-    out = fp8_round(x2, normed_input_scale(x2.size(1)), torch.float8_e4m3fn) @ (w_f8.float() * w_inv).T
-    return out.view(*x.shape[:-1], w.shape[0])
-
-
 def dynamic_fp8_reference(x: Tensor, w: Tensor) -> Tensor:
     """Forward of `dynamic_fp8_linear` in float32 arithmetic on the FP8-rounded inputs (runs anywhere)."""
     (x_f8, x_inv), (w_f8, w_inv) = dynamic_fp8(x, torch.float8_e4m3fn), dynamic_fp8(w, torch.float8_e4m3fn)

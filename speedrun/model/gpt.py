@@ -17,13 +17,7 @@ from speedrun.model.attention import (
     flex_block_mask,
     short_window_blocks,
 )
-from speedrun.model.fp8 import (
-    delayed_fp8_mlp,
-    dynamic_fp8_linear,
-    fp8_linear,
-    fp8_softcap_cross_entropy,
-    normed_fp8_linear,
-)
+from speedrun.model.fp8 import delayed_fp8_mlp, dynamic_fp8_linear, fp8_linear, fp8_softcap_cross_entropy
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
 from speedrun.model.rotary import Rotary, rotary_frequencies, rotate
 from speedrun.optim.schedule import long_window_blocks, mtp_decay
@@ -82,7 +76,6 @@ class CausalSelfAttention(nn.Module):
         # One merged weight; Muon orthogonalises its three (hdim, dim) slices separately.
         self.qkv_w = nn.Parameter(init_uniform_(torch.empty(3, hdim, r.model_dim), r.model_dim))
         self.lambdas = nn.Parameter(torch.tensor([0.5, 0.5]))  # v = a*v + b*ve
-        self.fp8_qkv = r.fp8_qkv  # in training; cleared by the trainer where the GPU has no FP8
         self.rotary = rotary  # one table for all layers: each its own would be 2 x 67 MB at record21's lengths
         self.c_proj = CastedLinear(hdim, r.model_dim, zero_init=True)
         # Sparse attention gate: each head's output scaled by sigmoid(w_h . x[:gate_dims]), so a head can switch
@@ -96,11 +89,9 @@ class CausalSelfAttention(nn.Module):
         self.register_buffer("stationary", stationary, persistent=False)
 
     def forward(self, x: Tensor, ve: Tensor | None, mask, not_start: Tensor | None = None) -> Tensor:
-        """x: the block's RMS-normalised input. not_start (T,): False where a document starts (the key offset, which
-        needs it, never reaches across one)."""
+        """not_start (T,): False where a document starts (the key offset, which needs it, never reaches across one)."""
         B, T = x.size(0), x.size(1)
-        w = self.qkv_w.flatten(end_dim=1)
-        qkv = normed_fp8_linear(x, w) if self.fp8_qkv and self.training else F.linear(x, w.type_as(x))
+        qkv = F.linear(x, self.qkv_w.flatten(end_dim=1).type_as(x))
         q, k, v = qkv.view(B, T, 3 * self.num_heads, self.head_dim).chunk(3, dim=-2)
         q, k = norm(q), norm(k)
         cached = isinstance(mask, CachedWindow)
