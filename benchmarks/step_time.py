@@ -152,7 +152,7 @@ def main(argv=None) -> int:
         print(f"note: {note}")
     torch.cuda.set_device(plan.device)
     model = build_model(r, plan)
-    optimizers = build_optimizers(model, r, compile=plan.compile)
+    optimizers = build_optimizers(model, r, compile_ns=plan.compile)
     runner = compiled_runner(model, plan)
     accum = r.grad_accum_steps(1)
 

@@ -29,7 +29,7 @@ def compiled_runner(model: GPT, plan: Plan):
     return torch.compile(model, dynamic=False) if plan.compile else model
 
 
-def build_optimizers(model: GPT, r: Recipe, compile: bool = False) -> tuple[torch.optim.Adam, Muon]:
+def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[torch.optim.Adam, Muon]:
     """(Adam for head, embeddings and scalars; Muon for the block matrices), each group's `initial_lr` set for
     the schedules."""
     groups = model.param_groups()
@@ -43,7 +43,7 @@ def build_optimizers(model: GPT, r: Recipe, compile: bool = False) -> tuple[torc
     # Newton-Schulz in bf16 as in the record; float32 on CPUs, where bf16 matmuls are several times slower
     muon = Muon(groups["muon"], lr=r.muon_lr, momentum=r.muon_momentum, ns_steps=r.ns_steps,
                 ns_coefficients=r.ns_coefficients, ns_dtype=torch.bfloat16 if cuda else torch.float32,
-                compile=compile, orthogonalizer=r.orthogonalizer, normuon_beta2=r.normuon_beta2)
+                compile_ns=compile_ns, orthogonalizer=r.orthogonalizer, normuon_beta2=r.normuon_beta2)
     for opt in (adam, muon):
         for g in opt.param_groups:
             g["initial_lr"] = g["lr"]

@@ -181,7 +181,7 @@ class Trainer:
             self.compile_cache = CompileCache(Path(compile_cache), plan.device)
             self.compile_cache.load()  # before the optimisers' and the model's compiles
             laps("compile cache")
-        self.optimizers = build_optimizers(self.model, r, compile=plan.compile)
+        self.optimizers = build_optimizers(self.model, r, compile_ns=plan.compile)
         self.runner = compiled_runner(self.model, plan)
         laps("optimisers")
         self.print_every = print_every or (1 if r.steps <= 200 else 10)

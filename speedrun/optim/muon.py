@@ -71,41 +71,14 @@ def wide_matrices(t: Tensor) -> Tensor:
     return m.mT if m.size(-2) > m.size(-1) else m
 
 
-def momentum_matrices(grads: list[Tensor], bufs: list[Tensor], momentum, nesterov: bool, dtype) -> Tensor:
-    """The momentum step of one group, in place (buf = lerp(buf, g, 1 - mu)), then its update directions (with
-    Nesterov lerp(g, buf, mu), else the buffers) stacked wide in one (k, rows, cols) batch of `dtype` for
-    Newton-Schulz. `momentum`: a float, or a 0-d tensor (compiled: a new value each step never recompiles)."""
-    for g, b in zip(grads, bufs):
-        b.lerp_(g, 1 - momentum)
-    src = [torch.lerp(g, b, momentum) for g, b in zip(grads, bufs)] if nesterov else bufs
-    return torch.cat([wide_matrices(t) for t in src]).to(dtype)
-
-
-def apply_updates(params: list[Tensor], updates: Tensor, lr, second_moment: Tensor | None = None,
-                  beta2: float = 0.0) -> None:
-    """p -= lr * shape_scale(p) * u for each parameter and its slices of the orthogonalised batch `updates` (wide,
-    in the order of `params`), after NorMuon's scaling when `second_moment` is given. `lr`: float or 0-d tensor."""
-    if second_moment is not None:
-        updates = normuon_scale(updates, second_moment, beta2, per_row=updates.size(-2) == updates.size(-1))
-    counts = [p.numel() // (p.size(-2) * p.size(-1)) for p in params]  # matrices per parameter
-    for p, u in zip(params, updates[: sum(counts)].split(counts)):
-        tall = p.size(-2) > p.size(-1)
-        u = (u.mT if tall else u).reshape(p.shape).to(p.dtype)
-        p.sub_(u * (lr * shape_scale(p)))
-
-
 class Muon(torch.optim.Optimizer):
     """Muon over >=2-D parameters. Matrices of one shape (up to transposition; a 3-D parameter gives one per slice)
     form a group orthogonalised as one batch: two batched Newton-Schulz calls a step for record 21, not one per
     parameter. With several ranks, each orthogonalises a contiguous share of every batch and the shares are
-    all-gathered asynchronously, the gather of one group overlapping the next group's Newton-Schulz work.
-
-    `compile`: each group's step as three compiled pieces (momentum + stacking, Newton-Schulz, NorMuon + update),
-    so the element-wise work runs as a few fused kernels, not one launch per parameter and operation; lr and
-    momentum then travel as 0-d device tensors, so the schedules never recompile."""
+    all-gathered asynchronously, the gather of one group overlapping the next group's Newton-Schulz work."""
 
     def __init__(self, params, lr: float = 0.05, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
-                 ns_coefficients=NS_COEFFICIENTS, ns_dtype: torch.dtype = torch.bfloat16, compile: bool = False,
+                 ns_coefficients=NS_COEFFICIENTS, ns_dtype: torch.dtype = torch.bfloat16, compile_ns: bool = False,
                  orthogonalizer: str = "newton_schulz", normuon_beta2: float = 0.0):
         params = list(params)
         if any(p.ndim < 2 for p in params):
@@ -124,43 +97,35 @@ class Muon(torch.optim.Optimizer):
             ns = lambda x, steps, coefficients, dtype: polar_express(x, steps, dtype)
         else:
             ns = newton_schulz
-        wrap = (lambda f: torch.compile(f, dynamic=False)) if compile else (lambda f: f)
-        self.compiled = compile
-        self._ns, self._momentum, self._apply = wrap(ns), wrap(momentum_matrices), wrap(apply_updates)
-        self._scalars: dict[int, Tensor] = {}  # group index -> (lr, momentum) on the device, compiled pieces only
+        self._ns = torch.compile(ns, dynamic=False) if compile_ns else ns
+        self._normuon = torch.compile(normuon_scale, dynamic=False) if compile_ns else normuon_scale
         self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         self.rank = dist.get_rank() if self.world_size > 1 else 0
-
-    def _lr_momentum(self, index: int, group, device) -> tuple:
-        """This step's (lr, momentum): floats, or for the compiled pieces 0-d float32 device tensors refilled in
-        place (a fill, not a host-to-device copy that would wait for the GPU)."""
-        if not self.compiled:
-            return group["lr"], group["momentum"]
-        t = self._scalars.get(index)
-        if t is None or t.device != device:
-            t = self._scalars[index] = torch.zeros(2, dtype=torch.float32, device=device)
-        t[0].fill_(group["lr"])
-        t[1].fill_(group["momentum"])
-        return t[0], t[1]
 
     @torch.no_grad()
     def step(self):
         pending = []
-        for index, group in enumerate(self.param_groups):
+        for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
+            grads = [p.grad for p in params]
             bufs = []
             for p in params:
                 state = self.state[p]
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = torch.zeros_like(p.grad)
                 bufs.append(state["momentum_buffer"])
-            lr, mu = self._lr_momentum(index, group, params[0].device)
-            X = self._momentum([p.grad for p in params], bufs, mu, group["nesterov"], self.ns_dtype)
+            mu = group["momentum"]
+            torch._foreach_lerp_(bufs, grads, 1 - mu)  # buf = lerp(buf, g, 1 - mu)
+            if group["nesterov"]:
+                torch._foreach_lerp_(grads, bufs, mu)  # g = lerp(g, buf, mu)
+            mats = [wide_matrices(g) for g in (grads if group["nesterov"] else bufs)]
+            counts = [m.size(0) for m in mats]
+            X = torch.cat(mats)
             ns = lambda x: self._ns(x, group["ns_steps"], group["ns_coefficients"], self.ns_dtype)
             if self.world_size == 1:
-                self._finish(group, params, ns(X), lr)
+                self._apply(params, counts, self._normalise(group, params, ns(X)), group)
                 continue
             ws, n = self.world_size, X.size(0)
             share = -(-n // ws)
@@ -170,21 +135,28 @@ class Muon(torch.optim.Optimizer):
             mine = ns(X[self.rank * share:(self.rank + 1) * share]).contiguous()
             gathered = torch.empty(share * ws, *X.shape[1:], dtype=mine.dtype, device=X.device)
             handle = _all_gather(gathered, mine, async_op=True)
-            pending.append((handle, group, params, gathered[:n], lr))
-        for handle, group, params, gathered, lr in pending:
+            pending.append((handle, group, params, counts, gathered))
+        for handle, group, params, counts, gathered in pending:
             handle.wait()
             # NorMuon runs after the gather, on every rank alike: cheap elementwise work, same result as one rank.
-            self._finish(group, params, gathered, lr)
+            self._apply(params, counts, self._normalise(group, params, gathered[: sum(counts)]), group)
 
-    def _finish(self, group, params, updates: Tensor, lr) -> None:
-        """NorMuon (if on) and the parameter update; the group's second-moment buffer lives with its first parameter."""
+    def _normalise(self, group, params, updates: Tensor) -> Tensor:
         beta2 = group["normuon_beta2"]
-        second_moment = None
-        if beta2:
-            k, rows, cols = updates.shape
-            state = self.state[params[0]]
-            if "normuon_second_moment" not in state:
-                shape = (k, rows, 1) if rows == cols else (k, 1, cols)
-                state["normuon_second_moment"] = torch.zeros(shape, dtype=torch.float32, device=updates.device)
-            second_moment = state["normuon_second_moment"]
-        self._apply(params, updates, lr, second_moment, beta2)
+        if not beta2:
+            return updates
+        k, rows, cols = updates.shape
+        per_row = rows == cols
+        state = self.state[params[0]]  # one buffer for the group's stacked batch, kept with its first parameter
+        if "normuon_second_moment" not in state:
+            shape = (k, rows, 1) if per_row else (k, 1, cols)
+            state["normuon_second_moment"] = torch.zeros(shape, dtype=torch.float32, device=updates.device)
+        return self._normuon(updates, state["normuon_second_moment"], beta2, per_row)
+
+    @staticmethod
+    def _apply(params, counts, updates: Tensor, group) -> None:
+        lr = group["lr"]
+        for p, u in zip(params, updates[: sum(counts)].split(counts)):
+            tall = p.size(-2) > p.size(-1)
+            u = (u.mT if tall else u).reshape(p.shape).to(p.dtype)
+            p.add_(u, alpha=-lr * shape_scale(p))
