@@ -6,7 +6,7 @@
 # `fast_1gpu`'s 42 block matrices with random gradients on the GPU, six Muon steps, in a process of its own for each
 # build, each with compile caches of its own (TORCHINDUCTOR_CACHE_DIR, TRITON_CACHE_DIR): empty (a fresh machine),
 # then again warm (the same folders). "new": main's code (momentum + stacking, Newton-Schulz, NorMuon + update, each
-# compiled); "base": 800ac2c's (Newton-Schulz compiled, the rest eager foreach). Rule, fixed before the run: if new's
+# compiled); "base": 800ac2c's (Newton-Schulz and NorMuon compiled, momentum and update eager foreach). Rule, fixed before the run: if new's
 # first step takes at least 10 s longer than base's on empty caches, the compiled momentum and update pieces go (they
 # took 0.6 ms off a 76 ms step in part 23: about 0.7 s of an 1100-step run).
 export PYTHONUNBUFFERED=1; T0=$(date +%s)
