@@ -104,6 +104,10 @@ class Recipe:
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
+    # NorMuon over each matrix's output neurons (the MLP's output projection then per output row, not per input column)
+    normuon_output_axis: bool = False
+    head_embed_adam_betas: list[float] = dataclasses.field(default_factory=list)  # head + token embedding ([]: adam_betas)
+    value_embed_adam_betas: list[float] = dataclasses.field(default_factory=list)  # value embeddings ([]: adam_betas)
     name: str = ""
     description: str = ""
 
@@ -183,6 +187,10 @@ class Recipe:
             need(1 <= self.ns_steps <= len(POLAR_EXPRESS_COEFFICIENTS),
                  f"ns_steps={self.ns_steps}: polar_express has coefficients for 1..{len(POLAR_EXPRESS_COEFFICIENTS)} steps")
         need(0 <= self.normuon_beta2 < 1, "normuon_beta2 must lie in [0, 1) (0: off)")
+        for name in ("head_embed_adam_betas", "value_embed_adam_betas"):
+            betas = getattr(self, name)
+            need(betas == [] or (len(betas) == 2 and all(0 <= b < 1 for b in betas)),
+                 f"{name}={betas} must be [] (adam_betas) or two values in [0, 1)")
         need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
         need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
@@ -205,6 +213,9 @@ class Recipe:
 
 FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
 REQUIRED = [n for n, f in FIELDS.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+# the optional fields' values when a recipe (or an older log) leaves them out
+DEFAULTS = {n: f.default_factory() if f.default is dataclasses.MISSING else f.default
+            for n, f in FIELDS.items() if n not in REQUIRED}
 
 # Ideas measured as no gain on the 1-GPU track and then removed: each field and its "off" value. Their results are
 # in experiments/2026-11-25_fast-1gpu-h100/README.md; commit RETIRED_AT (or the field's own in RETIRED_COMMITS)

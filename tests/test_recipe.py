@@ -246,7 +246,8 @@ def test_missing_fields(tmp_path):
     required = [k for k in REQUIRED if k != "steps"]
     assert missing == required
     # fields added after logs and checkpoints were written have an off default, so those still load
-    assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset", "fp8_mlp_scaling"}
+    assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset", "fp8_mlp_scaling", "normuon_output_axis",
+                                            "head_embed_adam_betas", "value_embed_adam_betas"}
 
 
 def test_base_loop(tmp_path):
