@@ -96,7 +96,7 @@ class Recipe:
     warmup_steps: int  # untimed kernel warm-up steps, then model and optimisers are restored
     seed: int
     device: str  # auto | cuda | cpu
-    compile: str  # auto (on for cuda) | on | off
+    compile: str  # auto (on for cuda) | on | off | graphs (on, and the model's forward and backward as CUDA graphs)
     gpu_only: bool  # refuse to run on CPU unless --device cpu is forced
     sample_tokens: int  # after training, print a sample of this many tokens (0: none)
     sample_prompt: str
@@ -203,7 +203,7 @@ class Recipe:
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile != "tuned", "compile='tuned' was removed (experiments part 21; `git show abc2775` has its code): "
              "TORCHINDUCTOR_COORDINATE_DESCENT_TUNING=1 sets the same Inductor option")
-        need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
+        need(self.compile in ("auto", "on", "off", "graphs"), f"compile={self.compile!r} must be auto, on, off or graphs")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
         return self
 
