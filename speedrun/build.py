@@ -26,10 +26,7 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
 
 def compiled_runner(model: GPT, plan: Plan):
     """What the plan runs: the model under torch.compile, or the model itself."""
-    if not plan.compile:
-        return model
-    # reduce-overhead: each forward and backward graph replayed as one CUDA graph (no launch gaps between kernels)
-    return torch.compile(model, dynamic=False, mode="reduce-overhead" if plan.cuda_graphs else None)
+    return torch.compile(model, dynamic=False) if plan.compile else model
 
 
 def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[torch.optim.Adam, Muon]:
@@ -58,8 +55,7 @@ def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[t
     # Newton-Schulz in bf16 as in the record; float32 on CPUs, where bf16 matmuls are several times slower
     muon = Muon(groups["muon"], lr=r.muon_lr, momentum=r.muon_momentum, ns_steps=r.ns_steps,
                 ns_coefficients=r.ns_coefficients, ns_dtype=torch.bfloat16 if cuda else torch.float32,
-                compile_ns=compile_ns, orthogonalizer=r.orthogonalizer, normuon_beta2=r.normuon_beta2,
-                normuon_output_axis=r.normuon_output_axis)
+                compile_ns=compile_ns, orthogonalizer=r.orthogonalizer, normuon_beta2=r.normuon_beta2)
     for opt in (adam, muon):
         for g in opt.param_groups:
             g["initial_lr"] = g["lr"]

@@ -24,7 +24,6 @@ class Plan:
     fp8_head: bool = False
     fp8_mlp: bool = False
     compile: bool = False
-    cuda_graphs: bool = False  # compiled with mode="reduce-overhead": forward and backward replayed as CUDA graphs
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -50,8 +49,7 @@ class Plan:
                f"{math.ceil(r.mtp_end_frac * r.steps)} of {r.steps} (the train loss includes them until then)"]
               if r.mtp_weights else []),
             f"precision: {dtype}",
-            f"torch.compile: {'on' if self.compile else 'off'}"
-            + (" (forward and backward as CUDA graphs)" if self.cuda_graphs else ""),
+            f"torch.compile: {'on' if self.compile else 'off'}",
         ]
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
@@ -82,7 +80,6 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
     if device.type == "cuda":
         plan.attention = "flex"
         plan.compile = r.compile != "off"
-        plan.cuda_graphs = r.compile == "graphs"
         fp8_ok = fp8_supported(device) if has_gpu else True
         for wanted, what in ((r.fp8_head, "head"), (r.fp8_mlp, "MLP")):
             if wanted and not fp8_ok:
@@ -91,9 +88,7 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
         if r.fused_head_loss and not plan.fp8_head:
             plan.notes.append("fused_head_loss fuses the FP8 head: without it the loss runs unfused")
     else:
-        plan.compile = r.compile in ("on", "graphs")
-        if r.compile == "graphs":
-            plan.notes.append("compile = graphs: CUDA graphs need a GPU, the CPU compiles without them")
+        plan.compile = r.compile == "on"
         plan.notes.append("Newton-Schulz runs in float32 on CPU (bfloat16 matmuls are several times slower there)")
         if r.fp8_head:
             plan.notes.append("FP8 head needs a GPU: the head runs in float32 on CPU"

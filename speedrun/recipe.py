@@ -96,7 +96,7 @@ class Recipe:
     warmup_steps: int  # untimed kernel warm-up steps, then model and optimisers are restored
     seed: int
     device: str  # auto | cuda | cpu
-    compile: str  # auto (on for cuda) | on | off | graphs (on, and the model's forward and backward as CUDA graphs)
+    compile: str  # auto (on for cuda) | on | off
     gpu_only: bool  # refuse to run on CPU unless --device cpu is forced
     sample_tokens: int  # after training, print a sample of this many tokens (0: none)
     sample_prompt: str
@@ -104,8 +104,6 @@ class Recipe:
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
-    # NorMuon over each matrix's output neurons (the MLP's output projection then per output row, not per input column)
-    normuon_output_axis: bool = False
     head_embed_adam_betas: list[float] = dataclasses.field(default_factory=list)  # head + token embedding ([]: adam_betas)
     value_embed_adam_betas: list[float] = dataclasses.field(default_factory=list)  # value embeddings ([]: adam_betas)
     name: str = ""
@@ -203,7 +201,9 @@ class Recipe:
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile != "tuned", "compile='tuned' was removed (experiments part 21; `git show abc2775` has its code): "
              "TORCHINDUCTOR_COORDINATE_DESCENT_TUNING=1 sets the same Inductor option")
-        need(self.compile in ("auto", "on", "off", "graphs"), f"compile={self.compile!r} must be auto, on, off or graphs")
+        need(self.compile != "graphs", "compile='graphs' was removed (experiments part 25; `git show 01dfd43` has its code): "
+             "CUDA graph trees refused the model (allocations in the graph pool not tracked as outputs)")
+        need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
         return self
 
@@ -227,12 +227,12 @@ RETIRED_FIELDS = {
     "fused_mlp": False, "ve_gate": False, "skip_gate": False, "bigram_buckets": 0, "paired_head_layers": [],
     "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0, "backout_after": 0,
     "logit_offset": 0.0, "attn_proj_random_init": False, "scalar_adam_betas": [], "untied_value_embeds": False,
-    "fp8_attn": False, "attention_kernel": "triton", "xsa": False, "fp8_qkv": False,
+    "fp8_attn": False, "attention_kernel": "triton", "xsa": False, "fp8_qkv": False, "normuon_output_axis": False,
 }
 RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
                    "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6",
                    "fp8_attn": "2acae1f", "attention_kernel": "5699dc3", "xsa": "8eaae27",
-                   "fp8_qkv": "073984e"}  # removed later than RETIRED_AT
+                   "fp8_qkv": "073984e", "normuon_output_axis": "5776620"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:

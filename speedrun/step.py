@@ -67,8 +67,6 @@ def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_s
     clock = PhaseClock(phases)
     uncompiled(model).set_mtp_step(step)  # in place, so a compiled model does not recompile
     for inputs, targets in batches:
-        # a new step for CUDA graph trees (compile = graphs): the last replay's outputs are consumed by now
-        torch.compiler.cudagraph_mark_step_begin()
         loss = model(inputs, targets, window) / len(batches)
         clock.lap("forward", loss)
         loss.backward()

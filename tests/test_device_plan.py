@@ -122,27 +122,11 @@ def test_compile_values_on_a_gpu(monkeypatch, value, compiled):
     assert f"torch.compile: {'on' if compiled else 'off'}" in plan.describe(r)
 
 
-def test_compile_graphs_on_a_gpu_and_on_the_cpu(monkeypatch):
-    """compile = graphs: compiled with mode="reduce-overhead" (CUDA graphs) on a GPU; on the CPU compiled without."""
-    from speedrun.build import compiled_runner
-
-    fake_gpu(monkeypatch, (9, 0))
-    r = load_recipe("fast_1gpu", ["compile=graphs"])
-    plan = make_plan(r)
-    assert plan.compile and plan.cuda_graphs
-    assert "torch.compile: on (forward and backward as CUDA graphs)" in plan.describe(r)
-    modes = []
-    monkeypatch.setattr(torch, "compile", lambda model, **kw: modes.append(kw.get("mode")) or model)
-    compiled_runner(torch.nn.Linear(2, 2), plan)
-    plan.cuda_graphs = False
-    compiled_runner(torch.nn.Linear(2, 2), plan)
-    assert modes == ["reduce-overhead", None]
-    monkeypatch.undo()
-    small = load_recipe("tiny", ["compile=graphs"])
-    cpu = make_plan(small, force_device="cpu")
-    assert cpu.compile and not cpu.cuda_graphs and any("CUDA graphs need a GPU" in n for n in cpu.notes)
-
-
 def test_removed_tuned_compile_is_refused_with_its_commit_and_the_inductor_option():
     with pytest.raises(RecipeError, match=r"compile='tuned' was removed .*abc2775.*TORCHINDUCTOR_COORDINATE_DESCENT"):
         load_recipe("tiny", ["compile=tuned"])
+
+
+def test_removed_graphs_compile_is_refused_with_its_commit():
+    with pytest.raises(RecipeError, match=r"compile='graphs' was removed .*01dfd43"):
+        load_recipe("tiny", ["compile=graphs"])

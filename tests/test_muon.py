@@ -348,52 +348,6 @@ def test_muon_with_normuon_and_polar_express_matches_hand_computation():
     torch.testing.assert_close(p.detach(), want, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("compile_ns", [False, True])
-def test_normuon_output_axis_normalises_each_matrix_over_its_outputs(compile_ns):
-    """normuon_output_axis: a group of one tall and one wide matrix of the same shape (an MLP's c_fc and c_proj),
-    each updated as if alone with NorMuon's statistics over its own output rows; without it, the wide one's are
-    over its input columns (the stacked batch's columns), so the two settings differ there and only there."""
-    lr, mu, beta2 = 0.05, 0.9, 0.95
-    tall, wide = (96, 32), (32, 96)
-    starts = {tall: gaussian(tall, 50), wide: gaussian(wide, 51)}
-    grads = {s: [gaussian(s, 52 + i + 10 * k) for i in range(2)] for k, s in enumerate((tall, wide))}
-
-    def run(output_axis):
-        ps = [torch.nn.Parameter(starts[s].clone()) for s in (tall, wide)]
-        opt = Muon(ps, lr=lr, momentum=mu, ns_dtype=torch.float32, orthogonalizer="polar_express",
-                   normuon_beta2=beta2, normuon_output_axis=output_axis, compile_ns=compile_ns)
-        for i in range(2):
-            for p, s in zip(ps, (tall, wide)):
-                p.grad = grads[s][i].clone()
-            opt.step()
-        return [p.detach() for p in ps]
-
-    def alone(s):  # one matrix, statistics over its output rows (dim 1 of its own (out, in) update)
-        want, buf, v = starts[s].clone(), torch.zeros(s), torch.zeros(s[0], 1)
-        for g in grads[s]:
-            buf = torch.lerp(buf, g, 1 - mu)
-            u = polar_express(torch.lerp(g, buf, mu), dtype=torch.float32)
-            v = beta2 * v + (1 - beta2) * u.square().mean(dim=1, keepdim=True)
-            scaled = u / v.sqrt()
-            want = want - lr * shape_scale(want) * scaled * (u.norm() / scaled.norm())
-        return want
-
-    got, before = run(True), run(False)
-    for p, s in zip(got, (tall, wide)):
-        torch.testing.assert_close(p, alone(s), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(before[0], got[0], atol=1e-6, rtol=1e-6)  # the tall one: outputs were columns already
-    assert not torch.allclose(before[1], got[1], atol=1e-4)  # the wide one: rows now, columns before
-
-
-def test_normuon_output_axis_leaves_square_groups_as_they_were():
-    ps = {flag: torch.nn.Parameter(gaussian((48, 48), 60)) for flag in (False, True)}
-    for flag, p in ps.items():
-        opt = Muon([p], lr=0.05, ns_dtype=torch.float32, normuon_beta2=0.95, normuon_output_axis=flag)
-        p.grad = gaussian((48, 48), 61)
-        opt.step()
-    torch.testing.assert_close(ps[True].detach(), ps[False].detach(), atol=0, rtol=0)
-
-
 def test_muon_rejects_unknown_orthogonalizer():
     with pytest.raises(ValueError, match="orthogonalizer"):
         Muon([torch.nn.Parameter(torch.zeros(3, 4))], orthogonalizer="svd")

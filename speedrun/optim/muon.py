@@ -58,20 +58,6 @@ def normuon_scale(U: Tensor, second_moment: Tensor, beta2: float, per_row: bool)
     return scaled * ratio
 
 
-def normuon_scale_by_output(U: Tensor, rows_sq: Tensor, cols_sq: Tensor, beta2: float, from_tall: Tensor) -> Tensor:
-    """NorMuon over each matrix's output neurons, whatever its orientation in the wide batch U (k, rows, cols): a matrix
-    stored tall (`from_tall` (k, 1, 1) bool, its outputs now the columns) takes the columns' EMA (`cols_sq` (k, 1, cols)),
-    the others the rows' (`rows_sq` (k, rows, 1)); both EMAs are kept for every matrix (float32, updated in place)."""
-    u = U.float()
-    sq = u.square()
-    rows_sq.lerp_(sq.mean(dim=-1, keepdim=True), 1 - beta2)
-    cols_sq.lerp_(sq.mean(dim=-2, keepdim=True), 1 - beta2)
-    inv = torch.where(from_tall, cols_sq.clamp_min(1e-10).rsqrt(), rows_sq.clamp_min(1e-10).rsqrt())
-    scaled = u * inv
-    ratio = u.norm(dim=(-2, -1), keepdim=True) / scaled.norm(dim=(-2, -1), keepdim=True).clamp_min(1e-10)
-    return scaled * ratio
-
-
 def shape_scale(p: Tensor) -> float:
     return max(1.0, p.size(-2) / p.size(-1)) ** 0.5
 
@@ -93,16 +79,14 @@ class Muon(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 0.05, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
                  ns_coefficients=NS_COEFFICIENTS, ns_dtype: torch.dtype = torch.bfloat16, compile_ns: bool = False,
-                 orthogonalizer: str = "newton_schulz", normuon_beta2: float = 0.0,
-                 normuon_output_axis: bool = False):
+                 orthogonalizer: str = "newton_schulz", normuon_beta2: float = 0.0):
         params = list(params)
         if any(p.ndim < 2 for p in params):
             raise ValueError("Muon handles only parameters with 2 or more dimensions")
         if orthogonalizer not in ("newton_schulz", "polar_express"):
             raise ValueError(f"orthogonalizer {orthogonalizer!r}: expected newton_schulz or polar_express")
         defaults = dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps,
-                        ns_coefficients=tuple(ns_coefficients), normuon_beta2=normuon_beta2,
-                        normuon_output_axis=normuon_output_axis)
+                        ns_coefficients=tuple(ns_coefficients), normuon_beta2=normuon_beta2)
         by_shape: dict[tuple[int, int], list] = {}
         for p in params:
             by_shape.setdefault(tuple(sorted(p.shape[-2:])), []).append(p)
@@ -115,9 +99,6 @@ class Muon(torch.optim.Optimizer):
             ns = newton_schulz
         self._ns = torch.compile(ns, dynamic=False) if compile_ns else ns
         self._normuon = torch.compile(normuon_scale, dynamic=False) if compile_ns else normuon_scale
-        self._normuon_out = (torch.compile(normuon_scale_by_output, dynamic=False) if compile_ns
-                             else normuon_scale_by_output)
-        self._from_tall: dict = {}  # (param ids, device) -> (k, 1, 1) bool: which matrices are stored tall
         self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         self.rank = dist.get_rank() if self.world_size > 1 else 0
 
@@ -165,19 +146,8 @@ class Muon(torch.optim.Optimizer):
         if not beta2:
             return updates
         k, rows, cols = updates.shape
-        state = self.state[params[0]]  # the group's stacked buffers, kept with its first parameter
-        if group.get("normuon_output_axis") and rows != cols:
-            if "normuon_rows_sq" not in state:
-                state["normuon_rows_sq"] = torch.zeros(k, rows, 1, dtype=torch.float32, device=updates.device)
-                state["normuon_cols_sq"] = torch.zeros(k, 1, cols, dtype=torch.float32, device=updates.device)
-            key = (tuple(id(p) for p in params), updates.device)
-            from_tall = self._from_tall.get(key)
-            if from_tall is None:  # made once: a host-to-device copy each step would wait for the GPU
-                from_tall = self._from_tall[key] = torch.tensor(
-                    [p.size(-2) > p.size(-1) for p in params for _ in range(p.numel() // (rows * cols))],
-                    device=updates.device).view(k, 1, 1)
-            return self._normuon_out(updates, state["normuon_rows_sq"], state["normuon_cols_sq"], beta2, from_tall)
         per_row = rows == cols
+        state = self.state[params[0]]  # one buffer for the group's stacked batch, kept with its first parameter
         if "normuon_second_moment" not in state:
             shape = (k, rows, 1) if per_row else (k, 1, cols)
             state["normuon_second_moment"] = torch.zeros(shape, dtype=torch.float32, device=updates.device)
