@@ -104,6 +104,8 @@ class Recipe:
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
+    head_embed_adam_betas: list[float] = dataclasses.field(default_factory=list)  # head + token embedding ([]: adam_betas)
+    value_embed_adam_betas: list[float] = dataclasses.field(default_factory=list)  # value embeddings ([]: adam_betas)
     name: str = ""
     description: str = ""
 
@@ -183,6 +185,10 @@ class Recipe:
             need(1 <= self.ns_steps <= len(POLAR_EXPRESS_COEFFICIENTS),
                  f"ns_steps={self.ns_steps}: polar_express has coefficients for 1..{len(POLAR_EXPRESS_COEFFICIENTS)} steps")
         need(0 <= self.normuon_beta2 < 1, "normuon_beta2 must lie in [0, 1) (0: off)")
+        for name in ("head_embed_adam_betas", "value_embed_adam_betas"):
+            betas = getattr(self, name)
+            need(betas == [] or (len(betas) == 2 and all(0 <= b < 1 for b in betas)),
+                 f"{name}={betas} must be [] (adam_betas) or two values in [0, 1)")
         need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
         need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
@@ -195,6 +201,8 @@ class Recipe:
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
         need(self.compile != "tuned", "compile='tuned' was removed (experiments part 21; `git show abc2775` has its code): "
              "TORCHINDUCTOR_COORDINATE_DESCENT_TUNING=1 sets the same Inductor option")
+        need(self.compile != "graphs", "compile='graphs' was removed (experiments part 25; `git show 01dfd43` has its code): "
+             "CUDA graph trees refused the model (allocations in the graph pool not tracked as outputs)")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
         return self
@@ -205,6 +213,9 @@ class Recipe:
 
 FIELDS = {f.name: f for f in dataclasses.fields(Recipe)}
 REQUIRED = [n for n, f in FIELDS.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+# the optional fields' values when a recipe (or an older log) leaves them out
+DEFAULTS = {n: f.default_factory() if f.default is dataclasses.MISSING else f.default
+            for n, f in FIELDS.items() if n not in REQUIRED}
 
 # Ideas measured as no gain on the 1-GPU track and then removed: each field and its "off" value. Their results are
 # in experiments/2026-11-25_fast-1gpu-h100/README.md; commit RETIRED_AT (or the field's own in RETIRED_COMMITS)
@@ -216,12 +227,12 @@ RETIRED_FIELDS = {
     "fused_mlp": False, "ve_gate": False, "skip_gate": False, "bigram_buckets": 0, "paired_head_layers": [],
     "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0, "backout_after": 0,
     "logit_offset": 0.0, "attn_proj_random_init": False, "scalar_adam_betas": [], "untied_value_embeds": False,
-    "fp8_attn": False, "attention_kernel": "triton", "xsa": False, "fp8_qkv": False,
+    "fp8_attn": False, "attention_kernel": "triton", "xsa": False, "fp8_qkv": False, "normuon_output_axis": False,
 }
 RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
                    "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6",
                    "fp8_attn": "2acae1f", "attention_kernel": "5699dc3", "xsa": "8eaae27",
-                   "fp8_qkv": "073984e"}  # removed later than RETIRED_AT
+                   "fp8_qkv": "073984e", "normuon_output_axis": "5776620"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:

@@ -98,7 +98,7 @@ def label_settings(runs: list[Run]) -> tuple[dict[tuple[str, str, str], str], st
 
 
 def _shown_fields(runs: list[Run]) -> dict[tuple[str, str, str], dict]:
-    from speedrun.recipe import FIELDS, REQUIRED, RETIRED_FIELDS
+    from speedrun.recipe import DEFAULTS, RETIRED_FIELDS
 
     first = {r.group: r for r in reversed(runs)}  # the first run of each group
     # an upstream log's name is no recipe of ours
@@ -108,7 +108,7 @@ def _shown_fields(runs: list[Run]) -> dict[tuple[str, str, str], dict]:
     for key, r in first.items():  # the commit is left out: it shows in the stats labels, and per-run lines differ
         alike.setdefault((r.recipe, format_fields(shown[key])), []).append(key)
     # a field a log predates reads as its default (or a removed idea's off value): not a difference to show
-    defaults = {**RETIRED_FIELDS, **{n: f.default for n, f in FIELDS.items() if n not in REQUIRED}}
+    defaults = {**RETIRED_FIELDS, **DEFAULTS}
     for keys in alike.values():
         values = {k: {**defaults, **json.loads(k[2])} for k in keys}
         names = sorted(set().union(*values.values()) - {"name", "description"})

@@ -125,3 +125,8 @@ def test_compile_values_on_a_gpu(monkeypatch, value, compiled):
 def test_removed_tuned_compile_is_refused_with_its_commit_and_the_inductor_option():
     with pytest.raises(RecipeError, match=r"compile='tuned' was removed .*abc2775.*TORCHINDUCTOR_COORDINATE_DESCENT"):
         load_recipe("tiny", ["compile=tuned"])
+
+
+def test_removed_graphs_compile_is_refused_with_its_commit():
+    with pytest.raises(RecipeError, match=r"compile='graphs' was removed .*01dfd43"):
+        load_recipe("tiny", ["compile=graphs"])
