@@ -38,18 +38,6 @@ def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[t
         dict(params=groups["embed"], lr=r.lr_embed),
         dict(params=groups["scalar"], lr=r.lr_scalar),
     ]
-    if r.head_embed_adam_betas or r.value_embed_adam_betas:
-        # betas of their own for the head and token embedding, and for the value embeddings (their gradients are
-        # sparse rows: a rare token's row should not carry a stale first moment far); four groups only then, so
-        # checkpoints of the three-group layout still load
-        own = lambda betas: dict(betas=tuple(betas)) if betas else {}
-        token, values = groups["embed"][:1], groups["embed"][1:]
-        adam_groups = [
-            dict(params=groups["head"], lr=r.lr_head, **own(r.head_embed_adam_betas)),
-            dict(params=token, lr=r.lr_embed, **own(r.head_embed_adam_betas)),
-            dict(params=values, lr=r.lr_embed, **own(r.value_embed_adam_betas)),
-            dict(params=groups["scalar"], lr=r.lr_scalar),
-        ]
     cuda = next(model.parameters()).is_cuda
     adam = torch.optim.Adam(adam_groups, betas=tuple(r.adam_betas), eps=r.adam_eps, fused=cuda)
     # Newton-Schulz in bf16 as in the record; float32 on CPUs, where bf16 matmuls are several times slower

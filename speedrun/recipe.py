@@ -104,8 +104,6 @@ class Recipe:
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
-    head_embed_adam_betas: list[float] = dataclasses.field(default_factory=list)  # head + token embedding ([]: adam_betas)
-    value_embed_adam_betas: list[float] = dataclasses.field(default_factory=list)  # value embeddings ([]: adam_betas)
     name: str = ""
     description: str = ""
 
@@ -185,10 +183,6 @@ class Recipe:
             need(1 <= self.ns_steps <= len(POLAR_EXPRESS_COEFFICIENTS),
                  f"ns_steps={self.ns_steps}: polar_express has coefficients for 1..{len(POLAR_EXPRESS_COEFFICIENTS)} steps")
         need(0 <= self.normuon_beta2 < 1, "normuon_beta2 must lie in [0, 1) (0: off)")
-        for name in ("head_embed_adam_betas", "value_embed_adam_betas"):
-            betas = getattr(self, name)
-            need(betas == [] or (len(betas) == 2 and all(0 <= b < 1 for b in betas)),
-                 f"{name}={betas} must be [] (adam_betas) or two values in [0, 1)")
         need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
         need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
@@ -228,11 +222,13 @@ RETIRED_FIELDS = {
     "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0, "backout_after": 0,
     "logit_offset": 0.0, "attn_proj_random_init": False, "scalar_adam_betas": [], "untied_value_embeds": False,
     "fp8_attn": False, "attention_kernel": "triton", "xsa": False, "fp8_qkv": False, "normuon_output_axis": False,
+    "head_embed_adam_betas": [], "value_embed_adam_betas": [],
 }
 RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
                    "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6",
                    "fp8_attn": "2acae1f", "attention_kernel": "5699dc3", "xsa": "8eaae27",
-                   "fp8_qkv": "073984e", "normuon_output_axis": "5776620"}  # removed later than RETIRED_AT
+                   "fp8_qkv": "073984e", "normuon_output_axis": "5776620",
+                   "head_embed_adam_betas": "741f397", "value_embed_adam_betas": "741f397"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:

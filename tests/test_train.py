@@ -407,33 +407,3 @@ def test_setup_phases_show_the_compiler_import_apart_when_compiling(shard_files,
     trainer = Trainer(r, plan, str(tmp_path / "logs"), None, lambda *a, **k: None, None, str(tmp_path / "ck"), None)
     assert list(trainer.laps.laps) == ["imports+plan", "data", "model", "compiler import", "optimisers", "log"]
     trainer.log.finish(False, "test: set-up only")
-
-
-def test_adam_betas_of_their_own_for_the_embeddings_and_head():
-    """head_embed_adam_betas / value_embed_adam_betas: the head and token embedding, and the value embeddings, in
-    Adam groups with those betas (four groups); unset, the three groups of before, all at adam_betas."""
-    r = load_recipe("tiny", SMALL)
-    model = build_model(r, make_plan(r, force_device="cpu"))
-    adam, _ = build_optimizers(model, r)
-    assert [len(g["params"]) for g in adam.param_groups] == [1, 1 + r.value_embeds, len(model.param_groups()["scalar"])]
-    assert all(g["betas"] == tuple(r.adam_betas) for g in adam.param_groups)
-    r2 = load_recipe("tiny", {**SMALL, "head_embed_adam_betas": [0.5, 0.95], "value_embed_adam_betas": [0.75, 0.95]})
-    model = build_model(r2, make_plan(r2, force_device="cpu"))
-    adam, _ = build_optimizers(model, r2)
-    got = [(g["params"], g["betas"], g["lr"]) for g in adam.param_groups]
-    assert got[0] == ([model.lm_head.weight], (0.5, 0.95), r2.lr_head)
-    assert got[1] == ([model.embed.weight], (0.5, 0.95), r2.lr_embed)
-    assert got[2] == ([t.weight for t in model.value_embeds], (0.75, 0.95), r2.lr_embed)
-    assert got[3][1] == tuple(r2.adam_betas) and got[3][2] == r2.lr_scalar
-    assert all(g["initial_lr"] == g["lr"] for g in adam.param_groups)
-    loss = model(*random_batch(0)[0], 1)
-    loss.backward()
-    adam.step()  # the four groups step
-
-
-@pytest.mark.parametrize("bad", [[0.5], [0.5, 1.0], [-0.1, 0.9]])
-def test_adam_betas_fields_reject_bad_values(bad):
-    from speedrun.recipe import RecipeError
-
-    with pytest.raises(RecipeError, match="head_embed_adam_betas"):
-        load_recipe("tiny", {**SMALL, "head_embed_adam_betas": bad})
