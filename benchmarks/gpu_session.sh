@@ -4,7 +4,10 @@
 # (setup: install and unpack the corpus only), or
 #   LIMIT=540 bash benchmarks/gpu_session.sh ttt NAME [time_to_target.py args: --target, --parallel, variants ...]
 # which runs benchmarks/time_to_target.py on the 1-GPU track (val at step 0 and the end only) under a LIMIT-second
-# deadline and packs its logs into $OUT/NAME.tgz: one file however many variants (the device returns 8 files at most).
+# deadline and packs its logs into $OUT/NAME.tgz: one file however many variants (the device returns 8 files at most), or
+#   bash benchmarks/gpu_session.sh launch [RECIPE]
+# which times a launch (default fast_1gpu: 30 steps on random tokens; issue 19's goal 3 wants it first on a fresh
+# machine, so on empty compile folders) and prints TorchDynamo's compile-time table; its printout goes to $OUT/launch.txt.xz.
 set -uo pipefail
 what=${1:-all}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -32,6 +35,30 @@ if [ "$what" = ttt ]; then
   timeout "${LIMIT:-540}" python3 benchmarks/time_to_target.py --out "/tmp/ttt/$name" "${TRACK[@]}" --set val_every=0 "$@"
   rc=$?
   tar czf "$OUT/$name.tgz" --exclude=checkpoints -C /tmp/ttt "$name"  # weights stay on the device (1 GB each)
+  exit $rc
+fi
+if [ "$what" = launch ]; then
+  recipe=${2:-fast_1gpu}
+  echo "inductor cache folders before: $(ls -d /tmp/torchinductor_* 2>/dev/null | wc -l)"
+  python3 - "$recipe" <<'PY'
+import sys, pathlib, numpy as np
+from speedrun.data.shards import write_shard
+from speedrun.recipe import load_recipe
+r, d = load_recipe(sys.argv[1]), pathlib.Path("/tmp/launch")
+d.mkdir(exist_ok=True)
+rng = np.random.default_rng(0)
+write_shard(d / "train_000000.bin", rng.integers(0, 50257, 30 * r.batch_tokens + 1, dtype=np.uint16))
+write_shard(d / "val_000000.bin", rng.integers(0, 50257, 262144 + 1, dtype=np.uint16))
+PY
+  # TORCH_LOGS=dynamo: the compile-time table at exit (where torch.compile's seconds go)
+  TORCH_LOGS=dynamo timeout 300 speedrun train --recipe "$recipe" --set steps=30 --set train_files=/tmp/launch/train_000000.bin \
+    --set val_files=/tmp/launch/val_000000.bin --set val_tokens=262144 --set val_every=0 --no-final-checkpoint \
+    --print-every 10 --log-dir /tmp/launch/logs > "$OUT/launch.txt" 2>&1
+  rc=$?
+  grep -E "^warm-up step 1/|^warm-up:|launch to first|peak memory" "$OUT/launch.txt" | cut -c1-250
+  grep "utils.py:910\]" "$OUT/launch.txt" | sed 's/.*utils.py:910\] //' |
+    grep -E "^(Function|bytecode_tracing|aot_trace_joint|compile_fx.<locals>|GraphLowering.(run|codegen)|async_compile.wait|CachingAutotuner)"
+  xz -9f "$OUT/launch.txt"
   exit $rc
 fi
 case $what in tests|all) python3 -m pytest -q tests/gpu -s 2>&1 | tee "$OUT/gpu_tests.txt" ;; esac
