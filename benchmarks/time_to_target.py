@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -35,7 +34,13 @@ def parse_variant(text: str) -> tuple[str, str, list[str]]:
     label, _, rest = text.partition(":")
     if not rest:
         raise SystemExit(f"variant {text!r}: expected LABEL:RECIPE[,key=value...]")
-    recipe, *sets = re.split(r",(?![^\[]*\])", rest)  # commas inside [...] belong to a list value
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(rest):  # commas inside [...] (at any depth) belong to a list value
+        depth += (c == "[") - (c == "]")
+        if c == "," and depth == 0:
+            parts.append(rest[start:i])
+            start = i + 1
+    recipe, *sets = [*parts, rest[start:]]
     return label, recipe, sets
 
 

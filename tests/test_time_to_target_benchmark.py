@@ -13,6 +13,8 @@ def test_parse_variant_keeps_list_values_whole():
     assert ttt.parse_variant("mtp:fast_1gpu,steps=1300,mtp_weights=[0.5,0.25],seed=1") == (
         "mtp", "fast_1gpu", ["steps=1300", "mtp_weights=[0.5,0.25]", "seed=1"])
     assert ttt.parse_variant("base:record21_1gpu") == ("base", "record21_1gpu", [])
+    assert ttt.parse_variant("s:fast_1gpu,skip_pairs=[[4,7],[1,3]],seed=7") == (
+        "s", "fast_1gpu", ["skip_pairs=[[4,7],[1,3]]", "seed=7"])
 
 
 def test_seeds_repeat_every_variant_seed_by_seed():
