@@ -23,6 +23,9 @@ from speedrun.model.rotary import Rotary, rotary_frequencies, rotate
 from speedrun.optim.schedule import long_window_blocks, mtp_decay
 from speedrun.recipe import Recipe
 
+# positions per slice of the validation loss (GPT.sliced_loss): 16,384 x 50,304 logits are 1.6 GiB in bf16
+LOSS_SLICE_TOKENS = 16384
+
 
 def norm(x: Tensor) -> Tensor:
     return F.rms_norm(x, (x.size(-1),))
@@ -206,6 +209,8 @@ class GPT(nn.Module):
             r = self.recipe
             return fp8_softcap_cross_entropy(norm(x), self.lm_head.weight, targets, *self.lm_head.fp8_scales,
                                              r.logit_cap, r.logit_cap_div, extra, None if extra is None else self.mtp_w)
+        if targets is not None and extra is None and not torch.is_grad_enabled():
+            return self.sliced_loss(x, targets)
         logits = self.head(x)
         if targets is None:
             return logits
@@ -213,6 +218,16 @@ class GPT(nn.Module):
         if extra is not None:
             return mtp_cross_entropy(logits, targets, extra, self.mtp_w)
         return F.cross_entropy(logits, targets)
+
+    def sliced_loss(self, x: Tensor, targets: Tensor) -> Tensor:
+        """Mean cross-entropy without gradients (validation), the head and loss over slices of LOSS_SLICE_TOKENS
+        positions: one slice's logits exist at a time, not a whole val row's (262,144 x 50,304 in bf16: 24.6 GiB)."""
+        x, targets = x.reshape(-1, x.size(-1)), targets.reshape(-1)
+        total = torch.zeros((), dtype=torch.float32, device=x.device)
+        for i in range(0, targets.numel(), LOSS_SLICE_TOKENS):  # unrolled by torch.compile (static sizes)
+            logits = self.head(x[i:i + LOSS_SLICE_TOKENS])
+            total = total + F.cross_entropy(logits, targets[i:i + LOSS_SLICE_TOKENS], reduction="sum")
+        return total / targets.numel()
 
     def mtp_active(self) -> bool:
         """Multi-token prediction is on in training with gradients (validation and sampling: next token alone)."""
