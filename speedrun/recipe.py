@@ -104,9 +104,6 @@ class Recipe:
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
-    # the skips as [from, to] block pairs (block from's output added, weighted, to block to's input); []: the U-net
-    skip_pairs: list[list[int]] = dataclasses.field(default_factory=list)
-    block_lambda_init: float = 1.0  # each block's input is l0*x + l1*x0: l0's initial value
     name: str = ""
     description: str = ""
 
@@ -187,8 +184,6 @@ class Recipe:
                  f"ns_steps={self.ns_steps}: polar_express has coefficients for 1..{len(POLAR_EXPRESS_COEFFICIENTS)} steps")
         need(0 <= self.normuon_beta2 < 1, "normuon_beta2 must lie in [0, 1) (0: off)")
         need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
-        need(all(len(p) == 2 and 0 <= p[0] < p[1] < self.num_layers for p in self.skip_pairs),
-             f"skip_pairs={self.skip_pairs}: each pair must be [from, to] with 0 <= from < to < num_layers")
         need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
         need(len(self.mtp_weights) <= 3 and all(w >= 0 for w in self.mtp_weights),
@@ -227,13 +222,14 @@ RETIRED_FIELDS = {
     "adam_every": 1, "ns_symmetric_kernel": False, "muon_weight_decay": 0.0, "backout_after": 0,
     "logit_offset": 0.0, "attn_proj_random_init": False, "scalar_adam_betas": [], "untied_value_embeds": False,
     "fp8_attn": False, "attention_kernel": "triton", "xsa": False, "fp8_qkv": False, "normuon_output_axis": False,
-    "head_embed_adam_betas": [], "value_embed_adam_betas": [],
+    "head_embed_adam_betas": [], "value_embed_adam_betas": [], "skip_pairs": [], "block_lambda_init": 1.0,
 }
 RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
                    "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6",
                    "fp8_attn": "2acae1f", "attention_kernel": "5699dc3", "xsa": "8eaae27",
                    "fp8_qkv": "073984e", "normuon_output_axis": "5776620",
-                   "head_embed_adam_betas": "741f397", "value_embed_adam_betas": "741f397"}  # removed later than RETIRED_AT
+                   "head_embed_adam_betas": "741f397", "value_embed_adam_betas": "741f397",
+                   "skip_pairs": "4b27225", "block_lambda_init": "4b27225"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:
@@ -266,18 +262,13 @@ def _coerce(key: str, value, source: str):
         except tomllib.TOMLDecodeError:
             raise bad() from None
     try:
-        return _value(hint, value)
+        if typing.get_origin(hint) is list:
+            if not isinstance(value, list):
+                raise TypeError
+            return [_scalar(typing.get_args(hint)[0], v, whole_floats=False) for v in value]
+        return _scalar(hint, value)
     except TypeError:
         raise bad() from None
-
-
-def _value(hint, v, whole_floats: bool = True):
-    """v as a `hint` (a scalar type, or a list of them, or a list of such lists), else TypeError."""
-    if typing.get_origin(hint) is list:
-        if not isinstance(v, list):
-            raise TypeError
-        return [_value(typing.get_args(hint)[0], x, whole_floats=False) for x in v]
-    return _scalar(hint, v, whole_floats)
 
 
 def _scalar(kind, v, whole_floats: bool = True):

@@ -27,15 +27,6 @@ from speedrun.recipe import Recipe
 LOSS_SLICE_TOKENS = 16384
 
 
-def unet_skips(r: Recipe) -> list[tuple[int, int]]:
-    """The skips as (from, to) block pairs, each with a learned weight: block `from`'s output is added to block `to`'s
-    input. By default the U-net: the first half's outputs go to the second half, last in first out."""
-    if r.skip_pairs:
-        return [(src, dst) for src, dst in r.skip_pairs]
-    n = r.num_layers // 2
-    return [(n - 1 - k, n + k) for k in range(n)]
-
-
 def norm(x: Tensor) -> Tensor:
     return F.rms_norm(x, (x.size(-1),))
 
@@ -152,7 +143,7 @@ class Block(nn.Module):
         key_offset = r.key_offset and r.window_pattern[layer] == "L"
         self.attn = None if layer in r.no_attn_layers else CausalSelfAttention(r, key_offset, rotary)
         self.mlp = None if layer in r.no_mlp_layers else MLP(r)
-        self.lambdas = nn.Parameter(torch.tensor([r.block_lambda_init, 0.0]))  # x = l0*x + l1*x0
+        self.lambdas = nn.Parameter(torch.tensor([1.0, 0.0]))  # x = l0*x + l1*x0
 
     def forward(self, x: Tensor, ve: Tensor | None, x0: Tensor, mask, not_start: Tensor | None = None) -> Tensor:
         x = self.lambdas[0] * x + self.lambdas[1] * x0
@@ -175,10 +166,7 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(r, i, rotary) for i in range(r.num_layers))
         fp8 = (r.fp8_x_scale, r.fp8_w_scale, r.fp8_grad_scale) if r.fp8_head else None
         self.lm_head = CastedLinear(r.model_dim, r.padded_vocab, fp8_scales=fp8, zero_init=True)
-        pairs = unet_skips(r)
-        self.skip_weights = nn.Parameter(torch.ones(len(pairs)))
-        self.skips_into = [[(k, src) for k, (src, dst) in enumerate(pairs) if dst == i] for i in range(r.num_layers)]
-        self.skip_sources = {src for src, _ in pairs}
+        self.skip_weights = nn.Parameter(torch.ones(r.num_layers // 2))
         # Smear: x[t] += lambda * sigmoid(w . x[t][:gate_dims]) * x[t-1] on the token embeddings (lambda starts at 0)
         self.smear_gate_w = gate_weight(1, r.gate_dims) if r.smear else None
         self.smear_lambda = nn.Parameter(torch.zeros(1)) if r.smear else None
@@ -291,15 +279,16 @@ class GPT(nn.Module):
             x = self.smear_embeddings(x, inputs, previous)
         x = x0 = norm(x[None])
         not_start = inputs != EOT
-        outputs = {}  # the blocks' outputs that a skip reads later
+        skips = []
+        n = len(self.skip_weights)
         for i, block in enumerate(self.blocks):
-            for k, src in self.skips_into[i]:
-                x = x + self.skip_weights[k] * outputs[src]
+            if i >= n:  # U-net: the second half adds the first half's outputs, last in first out
+                x = x + self.skip_weights[i - n] * skips.pop()
             t = self.ve_table[i]
             x = block(x, ve[t] if t is not None else None, x0, long_mask if self.long_layer[i] else short_mask,
                       not_start)
-            if i in self.skip_sources:
-                outputs[i] = x
+            if i < n:
+                skips.append(x)
         return x
 
     def head(self, x: Tensor) -> Tensor:
