@@ -4,9 +4,9 @@ long val row never holds all its logits at once, and the same mean as the whole 
 import pytest
 import torch
 import torch.nn.functional as F
+from test_model import build, random_tokens, randomize_, small_recipe
 
 import speedrun.model.gpt as gpt
-from tests.test_model import build, random_tokens, randomize_, small_recipe
 
 
 @pytest.fixture(scope="module")

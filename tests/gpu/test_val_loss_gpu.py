@@ -3,12 +3,12 @@ gradients holds one slice's logits at a time, and its loss is the one-slice loss
 
 import pytest
 import torch
+from test_gpu import random_docs
 
 import speedrun.model.gpt as gpt
 from speedrun.build import build_model
 from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
-from tests.gpu.test_gpu import random_docs
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
