@@ -4,9 +4,11 @@
 
 A step stalls when its time exceeds the median of the 21 steps around it by more than --over ms (the median follows
 the attention window's growth, a stall does not move it). Each log gets one line: steps, median step, the stalls'
-count, total excess and the steps where they fell; with three or more, their typical spacing, since a stall that
-repeats every N steps has a cause to find (in parts 20-26 of the experiments, 13 stalls of 20-45 ms a run, every
-80-130 steps: the period of Python's full garbage collections).
+count, their total excess, what they cost the run net of the step after each (the clock reads at step boundaries on
+the host: a host-side pause delays one reading while the GPU works through its queue, and the next step then
+reads that much shorter), and the steps where they fell; with three or more, their typical spacing.
+In part 27 of the experiments the 13 stalls of 20-45 ms in a `fast_1gpu` run (every 82 steps) summed to 371 ms, and
+to about 10 ms net: the next step made each one up, so they cost the run almost nothing.
 Logs of runs that shared the GPU are noisy: read only runs timed alone.
 """
 
@@ -29,27 +31,31 @@ def step_durations(train_steps: list[tuple[int, float, float | None]]) -> list[t
     return out
 
 
-def stalls(durations: list[tuple[int, float]], over_ms: float, half_window: int = 10) -> list[tuple[int, float]]:
-    """(step, ms over the local median) for each step more than over_ms above the median of its neighbourhood."""
+def stalls(durations: list[tuple[int, float]], over_ms: float,
+           half_window: int = 10) -> list[tuple[int, float, float]]:
+    """(step, ms over the local median, ms over net of the next step) for each step more than over_ms above the
+    median of its neighbourhood. The net figure adds the next step's own excess, negative when it made up time."""
     ms = [d for _, d in durations]
+    excess = [d - statistics.median(ms[max(0, i - half_window): i + half_window + 1]) for i, d in enumerate(ms)]
     found = []
-    for i, (step, d) in enumerate(durations):
-        local = statistics.median(ms[max(0, i - half_window): i + half_window + 1])
-        if d - local > over_ms:
-            found.append((step, d - local))
+    for i, (step, _) in enumerate(durations):
+        if excess[i] > over_ms:
+            after = excess[i + 1] if i + 1 < len(ms) and durations[i + 1][0] == step + 1 else 0.0
+            found.append((step, excess[i], excess[i] + after))
     return found
 
 
-def describe(name: str, durations: list[tuple[int, float]], found: list[tuple[int, float]]) -> str:
+def describe(name: str, durations: list[tuple[int, float]], found: list[tuple[int, float, float]]) -> str:
     if not durations:
         return f"{name}: no consecutive timed steps in the log"
     median = statistics.median(d for _, d in durations)
     line = (f"{name}: {len(durations)} steps, median {median:.1f} ms; {len(found)} stalls, "
-            f"{sum(e for _, e in found):.0f} ms over in all")
+            f"{sum(e for _, e, _ in found):.0f} ms over in all, {sum(n for _, _, n in found):.0f} ms net of the "
+            "next steps")
     if found:
-        line += " at steps " + ", ".join(str(s) for s, _ in found[:20]) + (" ..." if len(found) > 20 else "")
+        line += " at steps " + ", ".join(str(s) for s, _, _ in found[:20]) + (" ..." if len(found) > 20 else "")
     if len(found) >= 3:
-        line += f"; every {statistics.median(b - a for (a, _), (b, _) in zip(found, found[1:])):.0f} steps"
+        line += f"; every {statistics.median(b[0] - a[0] for a, b in zip(found, found[1:])):.0f} steps"
     return line
 
 
