@@ -12,3 +12,7 @@ if [ "$n" != 5 ]; then echo "NO TRAINING: $n of 5 train shards here"; exit 3; fi
 LIMIT=540 bash benchmarks/gpu_session.sh ttt g --target 3.41 fast:fast_1gpu,seed=7 record21:record21_1gpu > $OUT/ttt.txt 2>&1
 echo "ttt rc $? at $(( $(date +%s) - T0 ))s"; tail -4 $OUT/ttt.txt | cut -c1-250
 python3 benchmarks/step_stalls.py /tmp/ttt/g/*/*_1gpu_*.txt | sed 's#.*/g/##' | cut -c1-250
+# The ReLU² FP8 kernels over 16 launch configurations (benchmarks/relu2_fp8.py; never tuned): a configuration at
+# least 10% faster on `grad` or on `fwd` + `fwd_t` together, output the same, becomes the default in a later commit.
+python3 benchmarks/relu2_fp8.py --json $OUT/relu2.json > $OUT/relu2.txt 2>&1
+echo "relu2 rc $? at $(( $(date +%s) - T0 ))s"; tail -1 $OUT/relu2.txt | cut -c1-300
