@@ -6,8 +6,6 @@ A resumed run still warms up (that compiles the kernels), then loads the checkpo
 position, RNG, clock and losses and goes on from its step: on CPU bit for bit as an uninterrupted run.
 """
 
-import contextlib
-import gc
 import math
 import signal
 import time
@@ -120,19 +118,6 @@ def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = 
             metrics.close()
 
 
-@contextlib.contextmanager
-def python_gc_frozen():
-    """Python's garbage collector without the objects that setup and torch.compile made: otherwise each of its full
-    collections walks all of them, a 20-45 ms stall every 80-130 steps on an H200 (13 a run in the logs of parts
-    20-24). Unfrozen after, so that a process which trains again can still free them."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 class Laps:
     """Seconds of each set-up phase, from the package's import on: where launch time goes before compiling."""
 
@@ -232,7 +217,7 @@ class Trainer:
                 counts = self.compile_cache.graph_counts()
                 say(counts)
                 log.note(counts)
-            with StopRequest() as stop, python_gc_frozen():
+            with StopRequest() as stop:
                 result = self._loop(start, stop)
         except torch.OutOfMemoryError as e:
             log.finish(False, f"out of memory: {str(e).splitlines()[0] if str(e) else ''}")

@@ -407,30 +407,3 @@ def test_setup_phases_show_the_compiler_import_apart_when_compiling(shard_files,
     trainer = Trainer(r, plan, str(tmp_path / "logs"), None, lambda *a, **k: None, None, str(tmp_path / "ck"), None)
     assert list(trainer.laps.laps) == ["imports+plan", "data", "model", "compiler import", "optimisers", "log"]
     trainer.log.finish(False, "test: set-up only")
-
-
-def test_timed_steps_run_with_setup_objects_frozen_out_of_the_garbage_collector(shard_files, tmp_path, monkeypatch):
-    """Python's full collections must not walk what setup and compiling made (on a GPU that was a 20-45 ms stall every
-    80-130 steps): frozen before the first timed step, back in the collector's care after the run, failed or not."""
-    import gc
-
-    import speedrun.train as train_mod
-
-    seen = []  # (frozen objects, objects the oldest generation would walk) at each timed step
-
-    def spy(*args, **kwargs):
-        seen.append((gc.get_freeze_count(), len(gc.get_objects(generation=2))))
-        return train_step(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "train_step", spy)
-    r = run_recipe(shard_files)
-    assert gc.get_freeze_count() == 0
-    run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=quiet, checkpoint_dir=str(tmp_path / "ck"))
-    assert len(seen) == r.steps
-    assert all(frozen > 50_000 and oldest < frozen / 10 for frozen, oldest in seen), seen
-    assert gc.get_freeze_count() == 0
-    monkeypatch.setattr(GPT, "forward", lambda *a, **k: torch.tensor(float("nan")))
-    with pytest.raises(TrainingError):
-        run(run_recipe(shard_files, warmup_steps=0), make_plan(r, force_device="cpu"), log_dir=str(tmp_path),
-            say=quiet, checkpoint_dir=str(tmp_path / "ck2"))
-    assert gc.get_freeze_count() == 0
