@@ -8,7 +8,7 @@ count, their total excess, what they cost the run net of the step after each (th
 the host: a host-side pause delays one reading while the GPU works through its queue, and the next step then
 reads that much shorter), and the steps where they fell; with three or more, their typical spacing.
 In part 27 of the experiments the 13 stalls of 20-45 ms in a `fast_1gpu` run (every 82 steps) summed to 371 ms, and
-to about 10 ms net: the next step made each one up, so they cost the run almost nothing.
+to 15 ms net: the next step made each one up, so they cost the run almost nothing.
 Logs of runs that shared the GPU are noisy: read only runs timed alone.
 """
 
