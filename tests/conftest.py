@@ -59,6 +59,24 @@ def _keep_large_allocations():
     keep_large_allocations()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_compile_cache_on_gpu(request):
+    """Each GPU test (tests/gpu) starts with an empty torch.compile cache, and fails if dynamo hits its recompile limit.
+
+    Dynamo counts the compiles of one code object (GPT.forward) over the whole pytest process, and past its limit (8)
+    runs that code eagerly without failing: a compiled-path check then tests the eager path, and FlexAttention's eager
+    fallback builds dense scores (96 GiB for test_val_loss_gpu's 64K-token row: an OOM in part 28's call A)."""
+    if "gpu" not in request.node.path.parent.name:
+        yield
+        return
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        yield
+    torch._dynamo.reset()
+
+
 @pytest.fixture
 def run_interpreted():
     """A function that runs a Python script in a fresh process under Triton's interpreter (TRITON_INTERPRET is read
