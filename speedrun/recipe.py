@@ -52,6 +52,7 @@ class Recipe:
     logit_cap: float  # logits = cap * sigmoid(raw / cap_div)
     logit_cap_div: float
     fp8_head: bool  # FP8 head matmul in training (GPU with compute capability >= 8.9 only)
+    tied_head: bool  # one (padded_vocab, dim) table is the token embedding and the head (Adam at lr_head)
     fp8_x_scale: float
     fp8_w_scale: float
     fp8_grad_scale: float

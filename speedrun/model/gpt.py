@@ -63,6 +63,7 @@ class CastedLinear(nn.Linear):
         return F.linear(x, self.weight.type_as(x))
 
 
+TIED_INIT_STD = 0.005  # a tied embedding/head table's init (upstream record 51)
 GATE_SUFFIX = "gate_w"  # parameters named *gate_w are small gate matrices: Adam with the scalars, not Muon
 
 
@@ -160,12 +161,17 @@ class GPT(nn.Module):
         if attention not in ("flex", "dense"):
             raise ValueError(f"attention back-end {attention!r}: expected 'flex' or 'dense'")
         self.recipe, self.attention = r, attention
-        self.embed = nn.Embedding(r.vocab_size, r.model_dim)
+        # tied_head: one table of padded_vocab rows (the rows past the vocabulary are never looked up), initialised
+        # small since it is the head too (upstream record 51's 0.005), in place of N(0, 1) and a zero head
+        self.embed = nn.Embedding(r.padded_vocab if r.tied_head else r.vocab_size, r.model_dim)
         self.value_embeds = nn.ModuleList(nn.Embedding(r.vocab_size, r.model_dim) for _ in range(r.value_embeds))
         rotary = Rotary(r.head_dim, max(r.seq_len, r.val_seq_len), r.rotary_base)  # shared by every layer
         self.blocks = nn.ModuleList(Block(r, i, rotary) for i in range(r.num_layers))
         fp8 = (r.fp8_x_scale, r.fp8_w_scale, r.fp8_grad_scale) if r.fp8_head else None
         self.lm_head = CastedLinear(r.model_dim, r.padded_vocab, fp8_scales=fp8, zero_init=True)
+        if r.tied_head:
+            nn.init.normal_(self.embed.weight, std=TIED_INIT_STD)
+            self.lm_head.weight = self.embed.weight
         self.skip_weights = nn.Parameter(torch.ones(r.num_layers // 2))
         # Smear: x[t] += lambda * sigmoid(w . x[t][:gate_dims]) * x[t-1] on the token embeddings (lambda starts at 0)
         self.smear_gate_w = gate_weight(1, r.gate_dims) if r.smear else None
@@ -316,13 +322,15 @@ class GPT(nn.Module):
         return self.head(x[:, -1:] if last_only else x)[0]
 
     def embedding_tables(self) -> list[nn.Embedding]:
-        """Token and value embedding tables (Adam at lr_embed; kept in bf16 on the GPU)."""
+        """Token and value embedding tables (kept in bf16 on the GPU; a tied head with them)."""
         return [self.embed, *self.value_embeds]
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Each parameter in exactly one group; a tied table in "head" (Adam at lr_head, as upstream)."""
         blocks = list(self.blocks.named_parameters())
+        tied = self.lm_head.weight is self.embed.weight
         return {"muon": [p for n, p in blocks if p.ndim >= 2 and not n.endswith(GATE_SUFFIX)],
-                "embed": [t.weight for t in self.embedding_tables()],
+                "embed": [t.weight for t in self.embedding_tables() if not (tied and t is self.embed)],
                 "head": [self.lm_head.weight],
                 "scalar": [p for n, p in self.named_parameters() if p.ndim < 2 or n.endswith(GATE_SUFFIX)]}
 
