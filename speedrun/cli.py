@@ -217,14 +217,17 @@ def dry_run_report(recipe, plan) -> str:
     total = count(model.parameters())
     lines = [f"recipe {recipe.name}: {recipe.description}", json.dumps(recipe.to_dict(), indent=1), "",
              f"parameters: {total:,} in total (built on the meta device: no weights allocated)"]
-    labels = {"muon": "Muon (block matrices)", "embed": "Adam embeddings (token + value)", "head": "Adam head",
-              "scalar": "Adam scalars"}
+    tied = model.lm_head.weight is model.embed.weight
+    labels = {"muon": "Muon (block matrices)",
+              "embed": "Adam embeddings (value)" if tied else "Adam embeddings (token + value)",
+              "head": "Adam head = token embedding (tied)" if tied else "Adam head", "scalar": "Adam scalars"}
     for key, label in labels.items():
         lines.append(f"  {label:<34} {count(groups[key]):>13,}  ({len(groups[key])} tensors)")
     assert sum(count(g) for g in groups.values()) == total, "optimiser groups must cover every parameter once"
     gpt2_like = count(groups["muon"]) + model.embed.weight.numel() + count(groups["scalar"])
     lines.append(f"  as GPT-2 counts ('124M' for GPT-2 small: the blocks and one token embedding, its head tied to it): "
-                 f"{gpt2_like:,}; the untied head and {recipe.value_embeds} value embeddings add the rest")
+                 f"{gpt2_like:,}; " + (f"{recipe.value_embeds} value embeddings add the rest" if tied else
+                                        f"the untied head and {recipe.value_embeds} value embeddings add the rest"))
     lines.append(f"tokens: {recipe.batch_tokens:,} per step, {recipe.batch_tokens * recipe.steps:,} over "
                  f"{recipe.steps} steps; validation {recipe.val_tokens:,} tokens")
     lines += ["device plan:", *("  " + l for l in plan.describe(recipe).splitlines())]

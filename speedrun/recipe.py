@@ -52,7 +52,6 @@ class Recipe:
     logit_cap: float  # logits = cap * sigmoid(raw / cap_div)
     logit_cap_div: float
     fp8_head: bool  # FP8 head matmul in training (GPU with compute capability >= 8.9 only)
-    tied_head: bool  # one (padded_vocab, dim) table is the token embedding and the head (Adam at lr_head)
     fp8_x_scale: float
     fp8_w_scale: float
     fp8_grad_scale: float
@@ -103,6 +102,7 @@ class Recipe:
     sample_prompt: str
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
+    tied_head: bool = False  # one (padded_vocab, dim) table is the token embedding and the head (Adam at lr_head)
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
     name: str = ""
