@@ -70,13 +70,15 @@ def model_flops(r, model, tokens_list, window_blocks: int) -> float:
     return flops
 
 
-def time_steps(runner, optimizers, r, plan, batches_fn, window, steps: int) -> list[float]:
+def time_steps(runner, optimizers, r, plan, batches_fn, window, steps: int, at_step: int = 0) -> list[float]:
+    """CUDA-event times of `steps` training steps, each run as step `at_step` of the schedule (a sampled head's rows
+    and the MTP weights follow it; the weights keep training, which does not change the work)."""
     times = []
     for i in range(steps):
         batches = batches_fn(i)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        train_step(runner, batches, optimizers, 0, window, r, plan.world_size)
+        train_step(runner, batches, optimizers, at_step, window, r, plan.world_size)
         end.record()
         times.append((start, end))
     torch.cuda.synchronize()
@@ -172,9 +174,9 @@ def main(argv=None) -> int:
     compile_s = time.time() - t0
     rows = []
     for s, w in windows.items():
-        time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.warmup)
+        time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.warmup, s)
         torch.cuda.reset_peak_memory_stats()
-        ms = time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.steps)
+        ms = time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.steps, s)
         sample = [b[0] for b in batches_fn(0)]
         flops = model_flops(r, model, sample, w)
         med = statistics.median(ms)
@@ -188,7 +190,7 @@ def main(argv=None) -> int:
 
         w = wt[at_steps[-1]]
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            time_steps(runner, optimizers, r, plan, batches_fn, w, PROFILED_STEPS)
+            time_steps(runner, optimizers, r, plan, batches_fn, w, PROFILED_STEPS, at_steps[-1])
         events = prof.key_averages()
         print(events.table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=90))
         kernels = device_kernels(events)

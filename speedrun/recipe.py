@@ -103,6 +103,10 @@ class Recipe:
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     tied_head: bool = False  # one (padded_vocab, dim) table is the token embedding and the head (Adam at lr_head)
+    # sampled softmax in training (speedrun.model.sampled_head): the loss over this many head rows, every target of
+    # the step among them (0: off), until sampled_head_end_frac of the steps; the full softmax after
+    sampled_head_rows: int = 0
+    sampled_head_end_frac: float = 0.93
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
     name: str = ""
@@ -190,6 +194,11 @@ class Recipe:
         need(len(self.mtp_weights) <= 3 and all(w >= 0 for w in self.mtp_weights),
              f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
         need(0 < self.mtp_end_frac <= 1, f"mtp_end_frac={self.mtp_end_frac} must lie in (0, 1]")
+        need(self.sampled_head_rows == 0 or (0 < self.sampled_head_rows < self.padded_vocab
+                                             and self.sampled_head_rows % 128 == 0),
+             f"sampled_head_rows={self.sampled_head_rows} must be 0 (off) or a multiple of 128 below the head's "
+             f"{self.padded_vocab} rows")
+        need(0 < self.sampled_head_end_frac <= 1, "sampled_head_end_frac must lie in (0, 1]")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.fp8_mlp_scaling in ("dynamic", "delayed"),
              f"fp8_mlp_scaling={self.fp8_mlp_scaling!r} must be dynamic or delayed")

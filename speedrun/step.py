@@ -65,7 +65,7 @@ def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_s
     seconds of the forward passes, backward passes and optimiser step to (see PhaseClock), or None."""
     total = None
     clock = PhaseClock(phases)
-    uncompiled(model).set_mtp_step(step)  # in place, so a compiled model does not recompile
+    uncompiled(model).set_step(step)  # MTP weights in place (no recompile); the sampled head's rows
     for inputs, targets in batches:
         loss = model(inputs, targets, window) / len(batches)
         clock.lap("forward", loss)
@@ -94,12 +94,15 @@ def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window, say=Non
     for i in range(r.warmup_steps):
         tokens = torch.randint(0, r.vocab_size, (r.seq_len + 1,), generator=gen).to(plan.device)
         batch = [(tokens[:-1].int(), tokens[1:].long())]
+        # with a sampled head, odd warm-up steps run as the last step does (the full softmax): both graphs compile
+        step = r.steps if r.sampled_head_rows and i % 2 else 0
         # .item(): time each step whole; the first (the compiling one) also by phase
-        train_step(model, batch, optimizers, 0, window, r, plan.world_size, first if i == 0 else None).item()
+        train_step(model, batch, optimizers, step, window, r, plan.world_size, first if i == 0 else None).item()
         if say is not None and (i < 2 or i == r.warmup_steps - 1):  # the compiling steps, and the last
             detail = f" ({format_phases(first)})" if i == 0 else ""
             say(f"warm-up step {i + 1}/{r.warmup_steps}: {time.perf_counter() - t0:.1f}s{detail}")
     base.load_state_dict(initial["model"])
+    base.head_left_out.zero_()  # random tokens have more distinct targets than a sampled head's rows: not a run's
     for opt, state in zip(optimizers, initial["opts"]):
         opt.load_state_dict(state)
     return first

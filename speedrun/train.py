@@ -320,6 +320,14 @@ class Trainer:
 
     def _validate(self, step: int, window) -> None:
         r, result = self.r, self.result
+        if r.sampled_head_rows:  # read here, where the run waits for the GPU anyway
+            left = self.model.head_left_out.clone()
+            if self.plan.world_size > 1:
+                torch.distributed.all_reduce(left, op=torch.distributed.ReduceOp.MAX)
+            if left.item() > 0:
+                self.keeper.fail(f"sampled_head_rows={r.sampled_head_rows} is too few: a training step before step "
+                                 f"{step} had {left.item()} more distinct target tokens than that",
+                                 advice="raise sampled_head_rows, or set it to 0")
         val = evaluate(self.runner, r, self.plan, window, self.val_files)
         if not math.isfinite(val):
             self.keeper.fail(f"step {step}: val loss is {val}")
@@ -435,7 +443,7 @@ class CheckpointKeeper:
         if self.trainer.plan.main and (self.good is None or self.good[0] != step):
             self.good, self.good_path = (step, self._snapshot(step)), None
 
-    def fail(self, what: str):
+    def fail(self, what: str, advice: str = "lower the learning rates or check the data"):
         """Stop the run: write the last good state (if any) and raise TrainingError naming it."""
         if self.good is None:
             where = "no good state was kept (none before the first validation)"
@@ -446,7 +454,7 @@ class CheckpointKeeper:
                 ckpt_mod.write(path, snap)
             where = f"last good state (step {step}) in checkpoint {path}"
         barrier_if_distributed(self.trainer.plan.world_size)
-        raise TrainingError(f"{what}; stopping: {where} (lower the learning rates or check the data)")
+        raise TrainingError(f"{what}; stopping: {where} ({advice})")
 
 
 def _fmt_time(seconds: float) -> str:

@@ -137,7 +137,7 @@ ROW_X, ROW_Y = tokens(256, 1, eot_at=[0, 90]), tokens(256, 2, eot_at=[89, 150, 1
 
 def test_training_loss_adds_exactly_the_weighted_extra_terms():
     model = build().train()
-    model.set_mtp_step(0)
+    model.set_step(0)
     loss = model(ROW_X, ROW_Y, 4)
     logits = model(ROW_X, None, 4)[0].detach()  # the same head output the loss scores
     plain = F.cross_entropy(logits, ROW_Y)
@@ -152,7 +152,7 @@ def test_training_loss_adds_exactly_the_weighted_extra_terms():
 
 def test_eval_and_no_grad_forward_score_the_next_token_only():
     model = build().train()
-    model.set_mtp_step(0)
+    model.set_step(0)
     with torch.no_grad():
         logits = model(ROW_X, None, 4)[0]
         plain = F.cross_entropy(logits, ROW_Y)
@@ -169,7 +169,7 @@ def test_zero_weights_train_exactly_as_the_model_without_mtp():
     model, plain = build(), build(weights=[])
     plain.load_state_dict(model.state_dict())
     assert plain.mtp_w is None and not plain.mtp_active()
-    model.set_mtp_step(model.recipe.steps // 2)  # end_frac 0.5
+    model.set_step(model.recipe.steps // 2)  # end_frac 0.5
     assert model.mtp_w.tolist() == [0.0, 0.0] and model.train().mtp_active()
     losses = []
     for m in (model, plain.train()):
@@ -181,12 +181,12 @@ def test_zero_weights_train_exactly_as_the_model_without_mtp():
         assert torch.equal(p.grad, q.grad), name
 
 
-def test_set_mtp_step_follows_the_schedule_in_place():
+def test_set_step_follows_the_mtp_schedule_in_place():
     model = build(weights=[0.6, 0.3, 0.15], mtp_end_frac=0.8)
     buffer = model.mtp_w
     r = model.recipe
     for step in (0, 1, 37, 95, 96, 119):
-        model.set_mtp_step(step)
+        model.set_step(step)
         assert model.mtp_w is buffer  # the same tensor: what a compiled graph holds
         want = mtp_weights_at(step, r.steps, r.mtp_weights, r.mtp_end_frac)
         torch.testing.assert_close(model.mtp_w, torch.tensor(want), rtol=1e-6, atol=0)
@@ -226,7 +226,7 @@ def test_compiled_model_reads_new_weights_without_recompiling():
     got, want = [], []
     with torch._dynamo.config.patch(error_on_recompile=True):
         for step in (0, 30, 59, 60, 100):
-            model.set_mtp_step(step)
+            model.set_step(step)
             got.append(compiled(ROW_X, ROW_Y, 4).item())
             want.append(model(ROW_X, ROW_Y, 4).item())
     torch._dynamo.reset()

@@ -246,7 +246,8 @@ def test_missing_fields(tmp_path):
     required = [k for k in REQUIRED if k != "steps"]
     assert missing == required
     # fields added after logs and checkpoints were written have an off default, so those still load
-    assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset", "fp8_mlp_scaling", "tied_head"}
+    assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset", "fp8_mlp_scaling", "tied_head",
+                                           "sampled_head_rows", "sampled_head_end_frac"}
 
 
 def test_base_loop(tmp_path):

@@ -20,6 +20,7 @@ from speedrun.model.attention import (
 from speedrun.model.fp8 import delayed_fp8_mlp, dynamic_fp8_linear, fp8_linear, fp8_softcap_cross_entropy
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
 from speedrun.model.rotary import Rotary, rotary_frequencies, rotate
+from speedrun.model.sampled_head import candidate_rows, negatives_offset, rows_at
 from speedrun.optim.schedule import long_window_blocks, mtp_decay
 from speedrun.recipe import Recipe
 
@@ -179,11 +180,16 @@ class GPT(nn.Module):
         self.ve_table = [r.value_embed_layer(i) for i in range(r.num_layers)]
         self.long_layer = [c == "L" for c in r.window_pattern]
         self._window_tensors: dict = {}  # (blocks, device) -> int32 tensor, see `window`
-        # Multi-token prediction weights of the current step, rewritten in place by `set_mtp_step` so a compiled model
+        # Multi-token prediction weights of the current step, rewritten in place by `set_step` so a compiled model
         # reads them without recompiling. Not persistent: checkpoints and warm-up restores need not carry them.
         mtp = torch.tensor(r.mtp_weights, dtype=torch.float32) if r.mtp_weights else None
         self.register_buffer("mtp_start", mtp, persistent=False)
         self.register_buffer("mtp_w", None if mtp is None else mtp.clone(), persistent=False)
+        # Sampled softmax (sampled_head_rows): the head rows the current step's loss uses (0: all), set by `set_step`
+        # (a compiled model compiles one graph for each value), and the most distinct targets any step had beyond them
+        self.head_rows = 0
+        self.register_buffer("head_left_out", torch.zeros((), dtype=torch.long), persistent=False)
+        self.register_buffer("head_offset", torch.zeros((), dtype=torch.long), persistent=False)  # its negatives' start
 
     def window(self, step: int) -> int | Tensor:
         """The long window at `step` in blocks; for FlexAttention an int32 tensor, so a growing window never
@@ -211,13 +217,19 @@ class GPT(nn.Module):
             raise ValueError(f"inputs must be one row of tokens (1-D), got shape {tuple(inputs.shape)}")
         x = self.trunk(inputs, *self.masks(inputs, long_blocks))
         extra = mtp_targets(targets, self.mtp_w.numel()) if targets is not None and self.mtp_active() else None
+        weight = self.lm_head.weight
+        if targets is not None and self.head_rows and self.training and torch.is_grad_enabled():
+            ids, targets, extra, left_out = candidate_rows(targets, extra, weight.size(0), self.head_rows,
+                                                           self.head_offset)
+            self.head_left_out.copy_(torch.maximum(self.head_left_out, left_out))
+            weight = weight.index_select(0, ids)  # its gradient lands in those rows of the head
         if targets is not None and self.fused_head_loss_active():
             r = self.recipe
-            return fp8_softcap_cross_entropy(norm(x), self.lm_head.weight, targets, *self.lm_head.fp8_scales,
+            return fp8_softcap_cross_entropy(norm(x), weight, targets, *self.lm_head.fp8_scales,
                                              r.logit_cap, r.logit_cap_div, extra, None if extra is None else self.mtp_w)
         if targets is not None and extra is None and not torch.is_grad_enabled():
             return self.sliced_loss(x, targets)
-        logits = self.head(x)
+        logits = self.head(x, weight)
         if targets is None:
             return logits
         logits, targets = logits.view(-1, logits.size(-1)), targets.view(-1)
@@ -239,11 +251,15 @@ class GPT(nn.Module):
         """Multi-token prediction is on in training with gradients (validation and sampling: next token alone)."""
         return self.mtp_w is not None and self.training and torch.is_grad_enabled()
 
-    def set_mtp_step(self, step: int) -> None:
-        """Set the MTP weights of `step` (schedule.mtp_weights_at) in place: a host-to-device copy waits for the GPU."""
+    def set_step(self, step: int) -> None:
+        """Set what changes with the step: the MTP weights (in place: a host-to-device copy waits for the GPU) and the
+        sampled head's row count."""
+        r = self.recipe
         if self.mtp_w is not None:
-            r = self.recipe
             torch.mul(self.mtp_start, mtp_decay(step, r.steps, r.mtp_end_frac), out=self.mtp_w)
+        self.head_rows = rows_at(step, r.steps, r.sampled_head_rows, r.sampled_head_end_frac)
+        if self.head_rows:
+            self.head_offset.fill_(negatives_offset(step, self.head_rows, self.lm_head.weight.size(0)))
 
     def roll_fp8_amax(self, world_size: int = 1) -> None:
         """After each optimiser step: this step's FP8 maxima become the previous step's, and the current row restarts
@@ -297,8 +313,15 @@ class GPT(nn.Module):
                 skips.append(x)
         return x
 
-    def head(self, x: Tensor) -> Tensor:
-        logits = self.lm_head(norm(x)).float()
+    def head(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
+        """Capped logits over the head's rows, or over `weight`'s (the sampled head's rows) with the same casts."""
+        lin = self.lm_head
+        if weight is None or weight is lin.weight:
+            logits = lin(norm(x)).float()
+        elif lin.fp8_scales is not None and self.training:
+            logits = fp8_linear(norm(x), weight, *lin.fp8_scales).float()
+        else:
+            logits = F.linear(norm(x), weight.type_as(x)).float()
         r = self.recipe
         return r.logit_cap * torch.sigmoid(logits / r.logit_cap_div)
 

@@ -437,7 +437,7 @@ def test_compiled_model_with_mtp_fused_matches_unfused_without_recompiling():
         torch._dynamo.reset()
         compiled = torch.compile(m, dynamic=False)
         for step in (0, 0, 25, 50):  # weights 1x (twice: the warm-up), 0.5x, 0
-            m.set_mtp_step(step)
+            m.set_step(step)
             with torch.autocast("cuda", dtype=torch.bfloat16), \
                     torch._dynamo.config.patch(error_on_recompile=step > 0):
                 loss = compiled(inputs, targets, torch.tensor(7, device="cuda"))
