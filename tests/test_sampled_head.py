@@ -152,3 +152,28 @@ def test_a_sampled_run_trains_and_too_few_rows_stop_it(shard_files, tmp_path):  
     with pytest.raises(TrainingError, match=r"sampled_head_rows=128 is too few: a training step before step 3 had "
                                             r"\d+ more distinct target tokens.*raise sampled_head_rows"):
         run(few, make_plan(few, force_device="cpu"), log_dir=str(tmp_path / "few"), say=lambda *a, **k: None)
+
+
+def test_switching_to_the_full_softmax_recompiles_the_head_alone():
+    # The warm-up compiles the sampled and the full head; the trunk (attention, blocks) must compile once, or a
+    # launch pays for the whole model twice.
+    graph_sizes = []
+
+    def recording_backend(gm, example_inputs):
+        graph_sizes.append(sum(node.op == "call_function" for node in gm.graph.nodes))
+        return gm.forward
+
+    r = small_recipe(sampled_head_rows=1024, sampled_head_end_frac=0.5, steps=10)
+    model = randomize_(build(r)).train()
+    compiled = torch.compile(model, backend=recording_backend, dynamic=False)
+    tokens = random_tokens(257, seed=3, eot_at=(0, 90))
+    losses = {}
+    for step in (0, 9, 0, 9):  # sampled, full, then both again from the compiled cache
+        model.set_step(step)
+        losses.setdefault(step, []).append(compiled(tokens[:-1], tokens[1:], 4).item())
+    assert len(graph_sizes) == 3, graph_sizes  # the trunk, the sampled head, the full head; nothing more
+    trunk, *heads = graph_sizes
+    assert trunk > 10 * max(heads), graph_sizes
+    for step in (0, 9):
+        model.set_step(step)
+        assert losses[step] == [pytest.approx(model(tokens[:-1], tokens[1:], 4).item(), rel=1e-5)] * 2

@@ -216,6 +216,11 @@ class GPT(nn.Module):
         if inputs.ndim != 1:
             raise ValueError(f"inputs must be one row of tokens (1-D), got shape {tuple(inputs.shape)}")
         x = self.trunk(inputs, *self.masks(inputs, long_blocks))
+        if self.recipe.sampled_head_rows:
+            # The head's row count changes once in a run (sampled, then full), and TorchDynamo compiles a frame anew
+            # for each. Breaking the graph here keeps the trunk in a frame that never reads it, so only the head's
+            # small graph compiles twice, not the whole model.
+            torch._dynamo.graph_break()
         extra = mtp_targets(targets, self.mtp_w.numel()) if targets is not None and self.mtp_active() else None
         weight = self.lm_head.weight
         if targets is not None and self.head_rows and self.training and torch.is_grad_enabled():
