@@ -94,8 +94,9 @@ def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window, say=Non
     for i in range(r.warmup_steps):
         tokens = torch.randint(0, r.vocab_size, (r.seq_len + 1,), generator=gen).to(plan.device)
         batch = [(tokens[:-1].int(), tokens[1:].long())]
-        # with a sampled head, odd warm-up steps run as the last step does (the full softmax): both graphs compile
-        step = r.steps if r.sampled_head_rows and i % 2 else 0
+        # with a sampled head, odd warm-up steps run as the last training step does: when that one has the full
+        # softmax, both head graphs compile here; when the head is sampled to the end, only the sampled one
+        step = r.steps - 1 if r.sampled_head_rows and i % 2 else 0
         # .item(): time each step whole; the first (the compiling one) also by phase
         train_step(model, batch, optimizers, step, window, r, plan.world_size, first if i == 0 else None).item()
         if say is not None and (i < 2 or i == r.warmup_steps - 1):  # the compiling steps, and the last

@@ -141,6 +141,12 @@ def test_warm_up_compiles_both_heads_and_forgets_its_random_tokens(monkeypatch):
     warmup_and_restore(model, build_optimizers(model, r), r, plan, 1)
     assert rows_seen == [128, 0, 128, 0]
     assert model.head_left_out.item() == 0  # 256 random tokens: more distinct targets than 128 rows, forgotten
+    # sampled to the last step: the full head is never trained with, so the warm-up does not compile it
+    rows_seen.clear()
+    to_the_end = load_recipe("tiny", {**SMALL, "warmup_steps": 4, "sampled_head_rows": 128, "sampled_head_end_frac": 1.0})
+    model = build_model(to_the_end, plan)
+    warmup_and_restore(model, build_optimizers(model, to_the_end), to_the_end, plan, 1)
+    assert rows_seen == [128, 128, 128, 128]
 
 
 def test_a_sampled_run_trains_and_too_few_rows_stop_it(shard_files, tmp_path):  # noqa: F811
