@@ -1,10 +1,14 @@
 """CPU probe (torch 2.13.0+cpu): torch.compiler.nested_compile_region on Block.forward, so that structurally equal
 blocks compile once (hierarchical compilation), against the plain whole-model compile; 12 small layers, dense
 attention. Run from the repository root: TORCHINDUCTOR_CACHE_DIR=<empty> PYTHONPATH=. python THIS plain|region."""
-import sys, time, os
+import sys
+import time
+
 import torch
+
 sys.path.insert(0, "tests")
 from test_model import build, random_tokens, randomize_, small_recipe
+
 from speedrun.model import gpt
 
 if sys.argv[1] == "region":
