@@ -247,7 +247,8 @@ def test_missing_fields(tmp_path):
     assert missing == required
     # fields added after logs and checkpoints were written have an off default, so those still load
     assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset", "fp8_mlp_scaling", "tied_head",
-                                           "sampled_head_rows", "sampled_head_end_frac"}
+                                           "tail_average_groups", "tail_average_start_frac", "tail_average_decay",
+                                           "tail_average_blend", "sampled_head_rows", "sampled_head_end_frac"}
 
 
 def test_base_loop(tmp_path):
