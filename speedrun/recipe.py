@@ -113,6 +113,8 @@ class Recipe:
     # the step among them (0: off), until sampled_head_end_frac of the steps; the full softmax after
     sampled_head_rows: int = 0
     sampled_head_end_frac: float = 0.93
+    # Muon's momentum back down to muon_momentum_start, linearly over the last this-many steps (0: off)
+    muon_momentum_cooldown_steps: int = 0
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
     name: str = ""
@@ -203,6 +205,8 @@ class Recipe:
         groups = ("embed", "head", "muon", "scalar")
         need(set(self.tail_average_groups) <= set(groups) and len(set(self.tail_average_groups)) == len(
             self.tail_average_groups), f"tail_average_groups={self.tail_average_groups} must name distinct groups of {groups}")
+        need(0 <= self.muon_momentum_cooldown_steps <= self.steps,
+             f"muon_momentum_cooldown_steps={self.muon_momentum_cooldown_steps} must lie in 0..steps={self.steps}")
         need(0 < self.tail_average_start_frac < 1, "tail_average_start_frac must lie in (0, 1)")
         need(0 < self.tail_average_decay < 1, "tail_average_decay must lie in (0, 1)")
         need(0 < self.tail_average_blend <= 1, "tail_average_blend must lie in (0, 1]")
