@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# NOT RUN in part 30 (no device time left); the same runs and rules are session31/callB.sh.
 # Part 30, call D (carry [".data/cand"]; the same machine): three at once on call A's chosen tree, losses only.
 #   s1000_8, s1000_13: `fast_1gpu` at 1000 steps, seeds 8 and 13. Rule (fixed in part 29): `fast` moves to 1000 steps if
 #     s1000_8 and call C's fast1000 (seed 7) both end at or under 3.400; s1000_13 is then goal 4's third run.
