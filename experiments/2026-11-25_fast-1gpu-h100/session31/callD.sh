@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Part 31 (planned), call D (carry [".data/cand"]; the same machine as calls A-C, all six files in /tmp/corpus): three at
 # once, losses only, at seed 15 (not used before), each at the step count `fast` has when the call runs. Make the
-# archive first from branch candidates-s30 rebased on main (main + the endgame average + the momentum cooldown, both off):
+# archive (call A's) from branch candidates-s30 with main merged in (main + the split compile, the endgame average and the
+# momentum cooldown, the last two off; the split changes how the model compiles, not what it computes, and all three
+# runs share it):
 #   git archive candidates-s30 speedrun tests benchmarks/step_time.py | gzip > .data/cand/cand_s30.tgz
 #   base15: `fast_1gpu` as it is.
 #   mom15:  muon_momentum_cooldown_steps=50 (upstream record 39: Muon's momentum back to 0.85 over the last 50 steps).
