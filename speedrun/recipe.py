@@ -103,10 +103,18 @@ class Recipe:
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     tied_head: bool = False  # one (padded_vocab, dim) table is the token embedding and the head (Adam at lr_head)
+    # endgame averaging: an fp32 EMA of these parameter groups (embed, head, muon, scalar; []: off) from
+    # start_frac of the steps on, blended into the weights after the last step (speedrun.optim.tail_average)
+    tail_average_groups: list[str] = dataclasses.field(default_factory=list)
+    tail_average_start_frac: float = 0.65
+    tail_average_decay: float = 0.9933
+    tail_average_blend: float = 0.65
     # sampled softmax in training (speedrun.model.sampled_head): the loss over this many head rows, every target of
     # the step among them (0: off), until sampled_head_end_frac of the steps; the full softmax after
     sampled_head_rows: int = 0
     sampled_head_end_frac: float = 0.93
+    # Muon's momentum back down to muon_momentum_start, linearly over the last this-many steps (0: off)
+    muon_momentum_cooldown_steps: int = 0
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
     name: str = ""
@@ -194,6 +202,14 @@ class Recipe:
         need(len(self.mtp_weights) <= 3 and all(w >= 0 for w in self.mtp_weights),
              f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
         need(0 < self.mtp_end_frac <= 1, f"mtp_end_frac={self.mtp_end_frac} must lie in (0, 1]")
+        groups = ("embed", "head", "muon", "scalar")
+        need(set(self.tail_average_groups) <= set(groups) and len(set(self.tail_average_groups)) == len(
+            self.tail_average_groups), f"tail_average_groups={self.tail_average_groups} must name distinct groups of {groups}")
+        need(0 <= self.muon_momentum_cooldown_steps <= self.steps,
+             f"muon_momentum_cooldown_steps={self.muon_momentum_cooldown_steps} must lie in 0..steps={self.steps}")
+        need(0 < self.tail_average_start_frac < 1, "tail_average_start_frac must lie in (0, 1)")
+        need(0 < self.tail_average_decay < 1, "tail_average_decay must lie in (0, 1)")
+        need(0 < self.tail_average_blend <= 1, "tail_average_blend must lie in (0, 1]")
         need(self.sampled_head_rows == 0 or (0 < self.sampled_head_rows < self.padded_vocab
                                              and self.sampled_head_rows % 128 == 0),
              f"sampled_head_rows={self.sampled_head_rows} must be 0 (off) or a multiple of 128 below the head's "
