@@ -24,31 +24,9 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
     return model
 
 
-class SplitCompiled(torch.nn.Module):
-    """The model's trunk and head compiled apart, called as the model is (`_orig_mod` as torch.compile's wrapper
-    has it). For a sampled head: its row count changes once in a run (sampled, then full), and TorchDynamo compiles a
-    frame anew for each, so in one frame the whole model would compile twice; here only the head's small graph does.
-    Two frames, not a graph break inside one: TorchDynamo traces a frame that breaks twice (on a lent H200 the
-    restart cost 4.8 s of each launch, part 30)."""
-
-    def __init__(self, model: GPT, **compile_options):
-        super().__init__()
-        self._orig_mod = model
-        self.compiled_features = torch.compile(model.features, **compile_options)
-        self.compiled_head_loss = torch.compile(model.head_loss, **compile_options)
-
-    def forward(self, inputs, targets, long_blocks):
-        return self.compiled_head_loss(self.compiled_features(inputs, long_blocks), targets)
-
-
-def compiled_runner(model: GPT, plan: Plan, **compile_options):
-    """What the plan runs: the model under torch.compile (`compile_options`: more of torch.compile's arguments), or
-    the model itself."""
-    if not plan.compile:
-        return model
-    if model.recipe.sampled_head_rows:
-        return SplitCompiled(model, dynamic=False, **compile_options)
-    return torch.compile(model, dynamic=False, **compile_options)
+def compiled_runner(model: GPT, plan: Plan):
+    """What the plan runs: the model under torch.compile, or the model itself."""
+    return torch.compile(model, dynamic=False) if plan.compile else model
 
 
 def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[torch.optim.Adam, Muon]:

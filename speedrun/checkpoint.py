@@ -35,7 +35,7 @@ class Checkpoint:
     recipe: Recipe
     step: int  # optimiser steps completed
     model: dict
-    optimizers: list[dict]  # [adam, muon] (+ the tail average's state when the recipe has one)
+    optimizers: list[dict]  # [adam, muon]
     stream: dict  # StreamPosition fields: shard, offset, passes
     rng: dict
     train_time_ms: float = 0.0

@@ -103,18 +103,10 @@ class Recipe:
     # Later ideas, with defaults (off) so that logs and checkpoints written before them still load.
     key_offset: bool = False  # long-window layers: the keys' position-free dims taken from the previous token
     tied_head: bool = False  # one (padded_vocab, dim) table is the token embedding and the head (Adam at lr_head)
-    # endgame averaging: an fp32 EMA of these parameter groups (embed, head, muon, scalar; []: off) from
-    # start_frac of the steps on, blended into the weights after the last step (speedrun.optim.tail_average)
-    tail_average_groups: list[str] = dataclasses.field(default_factory=list)
-    tail_average_start_frac: float = 0.65
-    tail_average_decay: float = 0.9933
-    tail_average_blend: float = 0.65
     # sampled softmax in training (speedrun.model.sampled_head): the loss over this many head rows, every target of
     # the step among them (0: off), until sampled_head_end_frac of the steps; the full softmax after
     sampled_head_rows: int = 0
     sampled_head_end_frac: float = 0.93
-    # Muon's momentum back down to muon_momentum_start, linearly over the last this-many steps (0: off)
-    muon_momentum_cooldown_steps: int = 0
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
     name: str = ""
@@ -202,14 +194,6 @@ class Recipe:
         need(len(self.mtp_weights) <= 3 and all(w >= 0 for w in self.mtp_weights),
              f"mtp_weights={self.mtp_weights} must hold at most 3 weights, each >= 0 ([]: off)")
         need(0 < self.mtp_end_frac <= 1, f"mtp_end_frac={self.mtp_end_frac} must lie in (0, 1]")
-        groups = ("embed", "head", "muon", "scalar")
-        need(set(self.tail_average_groups) <= set(groups) and len(set(self.tail_average_groups)) == len(
-            self.tail_average_groups), f"tail_average_groups={self.tail_average_groups} must name distinct groups of {groups}")
-        need(0 <= self.muon_momentum_cooldown_steps <= self.steps,
-             f"muon_momentum_cooldown_steps={self.muon_momentum_cooldown_steps} must lie in 0..steps={self.steps}")
-        need(0 < self.tail_average_start_frac < 1, "tail_average_start_frac must lie in (0, 1)")
-        need(0 < self.tail_average_decay < 1, "tail_average_decay must lie in (0, 1)")
-        need(0 < self.tail_average_blend <= 1, "tail_average_blend must lie in (0, 1]")
         need(self.sampled_head_rows == 0 or (0 < self.sampled_head_rows < self.padded_vocab
                                              and self.sampled_head_rows % 128 == 0),
              f"sampled_head_rows={self.sampled_head_rows} must be 0 (off) or a multiple of 128 below the head's "
@@ -249,13 +233,18 @@ RETIRED_FIELDS = {
     "logit_offset": 0.0, "attn_proj_random_init": False, "scalar_adam_betas": [], "untied_value_embeds": False,
     "fp8_attn": False, "attention_kernel": "triton", "xsa": False, "fp8_qkv": False, "normuon_output_axis": False,
     "head_embed_adam_betas": [], "value_embed_adam_betas": [], "skip_pairs": [], "block_lambda_init": 1.0,
+    "tail_average_groups": [], "tail_average_start_frac": 0.65, "tail_average_decay": 0.9933,
+    "tail_average_blend": 0.65, "muon_momentum_cooldown_steps": 0,
 }
 RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
                    "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6",
                    "fp8_attn": "2acae1f", "attention_kernel": "5699dc3", "xsa": "8eaae27",
                    "fp8_qkv": "073984e", "normuon_output_axis": "5776620",
                    "head_embed_adam_betas": "741f397", "value_embed_adam_betas": "741f397",
-                   "skip_pairs": "4b27225", "block_lambda_init": "4b27225"}  # removed later than RETIRED_AT
+                   "skip_pairs": "4b27225", "block_lambda_init": "4b27225",
+                   "tail_average_groups": "a3a0049", "tail_average_start_frac": "a3a0049",
+                   "tail_average_decay": "a3a0049", "tail_average_blend": "a3a0049",
+                   "muon_momentum_cooldown_steps": "18f590c"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:

@@ -24,8 +24,7 @@ def apply_schedules(step: int, r: Recipe, adam, muon) -> None:
         for g in opt.param_groups:
             g["lr"] = g["initial_lr"] * mult
     for g in muon.param_groups:
-        g["momentum"] = muon_momentum(step, r.muon_momentum_start, r.muon_momentum, r.muon_momentum_warmup_steps,
-                                      r.steps, r.muon_momentum_cooldown_steps)
+        g["momentum"] = muon_momentum(step, r.muon_momentum_start, r.muon_momentum, r.muon_momentum_warmup_steps)
 
 
 def optimizer_step(model, optimizers, step: int, r: Recipe, world_size: int) -> None:

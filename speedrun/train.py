@@ -27,7 +27,6 @@ from speedrun.files import check_writable_folder
 from speedrun.interrupt import Interrupted, StopRequest, StopVote
 from speedrun.metrics import Metrics
 from speedrun.model.gpt import GPT
-from speedrun.optim.tail_average import tail_average_for
 from speedrun.plan import Plan, keep_large_allocations
 from speedrun.recipe import Recipe, RecipeError
 from speedrun.runlog import RunLog
@@ -183,9 +182,6 @@ class Trainer:
             self.compile_cache.load()  # before the optimisers' and the model's compiles
             laps("compile cache")
         self.optimizers = build_optimizers(self.model, r, compile_ns=plan.compile)
-        self.tail = tail_average_for(self.model, r)
-        # what a full checkpoint holds besides the weights: the optimisers' state, and the tail average's
-        self.stateful = (*self.optimizers, *([self.tail] if self.tail is not None else []))
         self.runner = compiled_runner(self.model, plan)
         laps("optimisers")
         self.print_every = print_every or (1 if r.steps <= 200 else 10)
@@ -253,7 +249,7 @@ class Trainer:
         """Load the resumed checkpoint's state into the model, optimisers and RNG; its losses and clock so far."""
         ckpt = self.ckpt
         ckpt_mod.load_weights(self.model, ckpt)
-        for opt, state in zip(self.stateful, ckpt.optimizers, strict=True):
+        for opt, state in zip(self.optimizers, ckpt.optimizers):
             opt.load_state_dict(state)
         ckpt_mod.restore_rng(ckpt.rng)
         self.log.note(f"resumed from {ckpt.path} at step {ckpt.step}"
@@ -296,10 +292,6 @@ class Trainer:
                     f"the train files ran out at step {step} of {r.steps}; add shards or set train_loop = true"
                 ) from None
             loss = train_step(self.runner, batches, self.optimizers, step, window(step), r, plan.world_size)
-            if self.tail is not None:
-                self.tail.update(step + 1)
-                if step + 1 == r.steps:
-                    self.tail.blend()  # on the clock: the weights validated and saved are the blended ones
             self.step_times[step + 1] = clock.now()
             self._report(self.losses.push(step + 1, loss))
             done = step + 1
@@ -411,7 +403,7 @@ class CheckpointKeeper:
 
     def _snapshot(self, step, weights_only: bool = False) -> dict:
         t = self.trainer
-        return ckpt_mod.payload(model=t.model, optimizers=() if weights_only else t.stateful, step=step,
+        return ckpt_mod.payload(model=t.model, optimizers=() if weights_only else t.optimizers, step=step,
                                 stream_position=t.stream.position, recipe=t.r, log_path=str(t.log.path),
                                 train_time_ms=t.clock.ms, train_losses=t.result.train_losses,
                                 val_losses=t.result.val_losses, train_files=self.file_list,

@@ -177,10 +177,7 @@ def test_missing_corrupt_and_foreign_files(state, tmp_path):
 
 # --- exact resume ------------------------------------------------------------------------------------------------
 RESUME_VARIANTS = {"record21": {}, "fast": dict(smear=True, attn_gate=True, no_mlp_layers=[0], normuon_beta2=0.95,
-                                                orthogonalizer="polar_express", mtp_weights=[0.5, 0.25]),
-                   # the tail average starts at step 2, before the checkpoint at 3: its state must travel with it
-                   "tail": dict(tail_average_groups=["embed", "head", "muon", "scalar"], tail_average_start_frac=0.3,
-                                tail_average_decay=0.5, tail_average_blend=0.5)}
+                                                orthogonalizer="polar_express", mtp_weights=[0.5, 0.25])}
 
 
 @pytest.fixture(scope="module", params=list(RESUME_VARIANTS))
@@ -256,8 +253,7 @@ def test_resume_refusals(runs, tmp_path):
         run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=quiet, resume=final)
     # --recipe/--set may repeat the checkpoint's recipe, not change it
     overrides = {k: v for k, v in r.to_dict().items() if k in SMALL or k in ("steps", "train_files", "val_files",
-                 "val_tokens", "val_every", "warmup_steps", "train_loop", "sample_tokens",
-                 *(k for variant in RESUME_VARIANTS.values() for k in variant))}
+                 "val_tokens", "val_every", "warmup_steps", "train_loop", "sample_tokens", *RESUME_VARIANTS["fast"])}
     assert load_for_resume(str(half.path), recipe_name="tiny", overrides=overrides).step == 3
     with pytest.raises(CheckpointError, match=r"change steps \(checkpoint 6, given 12\)"):
         load_for_resume(str(half.path), recipe_name="tiny", overrides={**overrides, "steps": 12})

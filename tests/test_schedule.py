@@ -75,20 +75,6 @@ def test_muon_momentum_no_warmup():
     assert muon_momentum(0, 0.85, 0.95, 0) == 0.95
 
 
-@pytest.mark.parametrize("step,want", [(0, 0.85), (300, 0.95), (949, 0.95), (950, 0.95), (975, 0.90), (990, 0.87),
-                                       (1000, 0.85)])
-def test_muon_momentum_cooldown_returns_to_the_start_value(step, want):
-    assert muon_momentum(step, 0.85, 0.95, 300, steps=1000, cooldown_steps=50) == pytest.approx(want, abs=1e-12)
-
-
-def test_muon_momentum_cooldown_meets_a_warmup_that_has_not_ended():
-    # 100 steps, warm-up 300, cooldown 50: the lower of the two ramps, so no jump where they cross
-    got = [muon_momentum(s, 0.85, 0.95, 300, steps=100, cooldown_steps=50) for s in range(101)]
-    assert max(got) == pytest.approx(0.85 + 0.1 * 85 / 300, abs=1e-12)  # the ramps cross between steps 85 and 86
-    assert all(abs(a - b) <= 0.1 / 50 + 1e-12 for a, b in zip(got, got[1:]))
-    assert got[-1] == pytest.approx(0.85)
-
-
 def exact_blocks(step, steps=N, ramp=1728, block=128):
     """128 * ceil((1728 * s / N) / 128) tokens, at least one block, in exact integer arithmetic."""
     return max(1, -(-ramp * step // (steps * block)))
@@ -137,22 +123,3 @@ def test_mtp_weights_other_cases():
     values = [mtp_decay(s, 1770, 0.3) for s in range(1771)]
     assert values[0] == 1.0 and all(a >= b for a, b in zip(values, values[1:]))
     assert values[531] == 0.0 and values[530] > 0  # 0.3 * 1770 = 531
-
-
-def test_the_step_sets_muon_momentum_from_the_recipe_cooldown():
-    import torch
-
-    from speedrun.recipe import load_recipe
-    from speedrun.step import apply_schedules
-
-    r = load_recipe("tiny", ["steps=200", "muon_momentum_warmup_steps=10", "muon_momentum_cooldown_steps=40"])
-    p = torch.nn.Parameter(torch.zeros(2, 2))
-    adam, muon = torch.optim.SGD([p], lr=0.1), torch.optim.SGD([p], lr=0.1, momentum=0.5)
-    for g in (*adam.param_groups, *muon.param_groups):
-        g["initial_lr"] = 0.1
-    got = {}
-    for step in (100, 180, 200):
-        apply_schedules(step, r, adam, muon)
-        got[step] = muon.param_groups[0]["momentum"]
-    lo, hi = r.muon_momentum_start, r.muon_momentum
-    assert got == pytest.approx({100: hi, 180: (lo + hi) / 2, 200: lo})

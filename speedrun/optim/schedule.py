@@ -11,14 +11,8 @@ def lr_multiplier(step: int, steps: int, cooldown_frac: float, min_frac: float) 
     return w * 1.0 + (1 - w) * min_frac
 
 
-def muon_momentum(step: int, start: float, end: float, warmup_steps: int, steps: int = 0,
-                  cooldown_steps: int = 0) -> float:
-    """Linear from `start` to `end` over the first warmup_steps, then `end`; with cooldown_steps > 0, linear back to
-    `start` over the last cooldown_steps of `steps` (upstream record 39: a lower momentum follows the last,
-    small-lr updates more closely)."""
+def muon_momentum(step: int, start: float, end: float, warmup_steps: int) -> float:
     frac = min(step / warmup_steps, 1.0) if warmup_steps > 0 else 1.0
-    if cooldown_steps > 0:
-        frac = min(frac, max(0.0, (steps - step) / cooldown_steps))
     return (1 - frac) * start + frac * end
 
 
