@@ -107,8 +107,6 @@ class Recipe:
     # the step among them (0: off), until sampled_head_end_frac of the steps; the full softmax after
     sampled_head_rows: int = 0
     sampled_head_end_frac: float = 0.93
-    # each sampled negative's logit plus log(non-target rows / negatives) in the softmax (log-Q correction)
-    sampled_head_weighted_negatives: bool = False
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
     name: str = ""
@@ -201,8 +199,6 @@ class Recipe:
              f"sampled_head_rows={self.sampled_head_rows} must be 0 (off) or a multiple of 128 below the head's "
              f"{self.padded_vocab} rows")
         need(0 < self.sampled_head_end_frac <= 1, "sampled_head_end_frac must lie in (0, 1]")
-        need(self.sampled_head_rows or not self.sampled_head_weighted_negatives,
-             "sampled_head_weighted_negatives needs a sampled head (sampled_head_rows > 0)")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.fp8_mlp_scaling in ("dynamic", "delayed"),
              f"fp8_mlp_scaling={self.fp8_mlp_scaling!r} must be dynamic or delayed")

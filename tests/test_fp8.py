@@ -205,13 +205,6 @@ HEAD_LOSS_IN_INTERPRETER = textwrap.dedent("""
     out["want_adds"] = (want.mean() - softcap_cross_entropy_reference(logits, targets, CAP, DIV)[0].mean()).item()
     zero = run(extra, weights * 0)
     out["zero_is_plain"] = all(torch.equal(a, b) for a, b in zip(zero, (plain, pgx, pgw)))
-    bias = torch.where(torch.arange(V) >= 40, 2.5, 0.0)  # the sampled head's weighted negatives
-    loss_b, gx_b, gw_b = run(extra, weights, bias)
-    want_b, grad_b = softcap_cross_entropy_reference(logits, targets, CAP, DIV, 1 / N, extra, weights, bias)
-    grad_b = fp8_round(grad_b, G_S, torch.float8_e5m2) * 0.5
-    out["bias_loss_err"] = abs(loss_b.item() - want_b.mean().item())
-    out["bias_adds"] = loss_b.item() - loss.item()
-    out["bias_grad_x_err"], out["bias_grad_w_err"] = rel(gx_b, grad_b @ wr), rel(gw_b, grad_b.T @ xr)
     print(json.dumps(out))
 """)
 
@@ -220,7 +213,7 @@ HEAD_LOSS_IN_INTERPRETER = textwrap.dedent("""
 def test_fused_head_loss_op_with_extra_targets_on_cpu(run_interpreted):
     """The whole op with multi-token-prediction targets (its Triton kernel in the interpreter, a fresh process):
     loss and both gradients against the reference on the FP8-rounded logits; zero weights give the op without
-    them, bit for bit; a column bias as the reference has it."""
+    them, bit for bit."""
     done, r = run_interpreted(HEAD_LOSS_IN_INTERPRETER, timeout=600)
     if done.returncode and any(n in done.stderr for n in ("InductorError", "TorchDynamoException", "CppCompileError")):
         pytest.skip("the FP8 op's compiled body does not build on this CPU")  # pragma: no cover
@@ -230,9 +223,6 @@ def test_fused_head_loss_op_with_extra_targets_on_cpu(run_interpreted):
     assert r["mtp_adds"] > 1 and abs(r["mtp_adds"] - r["want_adds"]) < 1e-3, r
     assert r["grad_x_err"] < 1e-2 and r["grad_w_err"] < 1e-2, r  # the same e5m2 gradient, up to a few roundings
     assert r["zero_is_plain"], r
-    # a column bias (the sampled head's weighted negatives): a larger normaliser, as the reference has it
-    assert r["bias_loss_err"] < 1e-3 and r["bias_adds"] > 0.1, r
-    assert r["bias_grad_x_err"] < 1e-2 and r["bias_grad_w_err"] < 1e-2, r
 
 
 # --- the float32 reference -----------------------------------------------------------------------------------------

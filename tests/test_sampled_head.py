@@ -13,7 +13,7 @@ from test_train import SMALL, run_recipe, shard_files  # noqa: F401 (a fixture)
 from speedrun.build import build_model, build_optimizers
 from speedrun.errors import TrainingError
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
-from speedrun.model.sampled_head import candidate_rows, negatives_bias, negatives_offset, rows_at
+from speedrun.model.sampled_head import candidate_rows, negatives_offset, rows_at
 from speedrun.plan import make_plan
 from speedrun.recipe import RecipeError, load_recipe
 from speedrun.step import warmup_and_restore
@@ -25,55 +25,25 @@ def test_candidate_rows_hold_every_target_first_then_the_lowest_other_ids():
     targets = torch.randint(0, 1000, (300,), generator=g)
     extra = torch.randint(0, 1000, (300, 2), generator=g)
     extra[::7, 1] = -1
-    ids, t, e, left_out, kept = candidate_rows(targets, extra, vocab_rows=1024, rows=768)
+    ids, t, e, left_out = candidate_rows(targets, extra, vocab_rows=1024, rows=768)
     wanted = set(targets.tolist()) | set(extra[extra >= 0].tolist()) | {0}  # a -1 marks row 0 too
     k = len(wanted)
-    assert ids.shape == (768,) and left_out.item() == 0 and kept.item() == k
+    assert ids.shape == (768,) and left_out.item() == 0
     assert ids[:k].tolist() == sorted(wanted)
     others = ids[k:].tolist()
     assert others == sorted(set(range(1024)) - wanted)[: 768 - k]
     assert torch.equal(ids[t], targets) and t.max() < k
     assert torch.equal(e < 0, extra < 0) and torch.equal(ids[e[e >= 0]], extra[extra >= 0])
-    _, _, none, _, _ = candidate_rows(targets, None, 1024, 768)
+    _, _, none, _ = candidate_rows(targets, None, 1024, 768)
     assert none is None
-    *_, over, kept_all = candidate_rows(targets, extra, 1024, 128)
-    assert over.item() == k - 128 and kept_all.item() == 128
+    *_, over = candidate_rows(targets, extra, 1024, 128)
+    assert over.item() == k - 128
     # the negatives start at an offset (a device tensor in the model) and wrap around
     for offset in (500, torch.tensor(500)):
-        ids, t, _, _, _ = candidate_rows(targets, extra, vocab_rows=1024, rows=768, offset=offset)
+        ids, t, _, _ = candidate_rows(targets, extra, vocab_rows=1024, rows=768, offset=offset)
         free = sorted(set(range(1024)) - wanted)
         assert ids[:k].tolist() == sorted(wanted) and torch.equal(ids[t], targets)
         assert ids[k:].tolist() == ([i for i in free if i >= 500] + [i for i in free if i < 500])[: 768 - k]
-
-
-def test_negatives_bias_weights_each_negative_by_the_rows_it_stands_for():
-    bias = negatives_bias(torch.tensor(300), vocab_rows=1024, rows=768)
-    assert bias.shape == (768,) and bias.dtype == torch.float32
-    assert bias[:300].abs().max() == 0
-    assert torch.allclose(bias[300:], torch.full((468,), math.log((1024 - 300) / (768 - 300))))
-    assert negatives_bias(torch.tensor(768), 1024, 768).abs().max() == 0  # no negatives: nothing to weight
-    assert negatives_bias(torch.tensor(100), 1024, 1024)[100:].abs().max() < 1e-7  # every row: the full softmax
-
-
-def test_weighted_negatives_estimate_the_full_normaliser_over_the_steps():
-    """Over the offsets of successive steps the weighted negatives' exp-sum averages the exp-sum of all non-target
-    rows (what the full softmax's normaliser has beyond the targets); unweighted, it has a part of it. Targets spread
-    over the vocabulary (with targets crowded in one region, the non-targets there are negatives more often)."""
-    g = torch.Generator().manual_seed(4)
-    vocab_rows, rows = 1000, 256  # the offset moves by 256: 125 steps visit every multiple of 8
-    targets = torch.randint(0, vocab_rows, (150,), generator=g)
-    z = torch.rand(vocab_rows, generator=g) * 3  # one position's capped logits
-    wanted = torch.zeros(vocab_rows, dtype=torch.bool)
-    wanted[targets] = True
-    full_others = z[~wanted].exp().sum()
-    weighted, plain = [], []
-    for step in range(125):
-        ids, _, _, _, kept = candidate_rows(targets, None, vocab_rows, rows, negatives_offset(step, rows, vocab_rows))
-        neg = z[ids[kept:]].exp()
-        weighted.append((neg * negatives_bias(kept, vocab_rows, rows)[kept:].exp()).sum())
-        plain.append(neg.sum())
-    assert torch.stack(weighted).mean() == pytest.approx(full_others.item(), rel=0.03)
-    assert torch.stack(plain).mean() < 0.5 * full_others
 
 
 def test_rows_and_negatives_follow_the_schedule():
@@ -100,7 +70,7 @@ def sampled_and_full(model, rows, seed=3):
         logits = model(inputs, None, 4).view(-1, model.recipe.padded_vocab)
         full = model(inputs, targets, 4)
     extra = mtp_targets(targets, model.mtp_w.numel()) if model.mtp_w is not None else None
-    ids, t, e, _, _ = candidate_rows(targets, extra, model.recipe.padded_vocab, rows)
+    ids, t, e, _ = candidate_rows(targets, extra, model.recipe.padded_vocab, rows)
     return loss, grad, full, logits, (ids, t, e)
 
 
@@ -118,25 +88,6 @@ def test_sampled_loss_is_the_cross_entropy_over_its_rows(mtp):
     whole = (mtp_cross_entropy(logits, targets, mtp_targets(targets, 2), model.mtp_w) if mtp
              else F.cross_entropy(logits, targets))
     assert loss.item() < whole.item()  # fewer rows in the normaliser
-    outside = torch.ones(r.padded_vocab, dtype=torch.bool)
-    outside[ids] = False
-    assert grad[outside].abs().max() == 0 and grad[ids].abs().max() > 0
-
-
-@pytest.mark.parametrize("mtp", [False, True], ids=["next-token", "mtp"])
-def test_weighted_negatives_loss_is_the_cross_entropy_with_their_bias(mtp):
-    r = small_recipe(sampled_head_weighted_negatives=True, sampled_head_rows=1024,
-                     **(dict(mtp_weights=[0.5, 0.25]) if mtp else {}))
-    model = randomize_(build(r))
-    if mtp:
-        model.set_step(0)
-    loss, grad, full, logits, (ids, t, e) = sampled_and_full(model, rows=1024)
-    kept = int(t.max() if e is None else max(t.max(), e.max())) + 1
-    sub = logits[:, ids] + negatives_bias(torch.tensor(kept), r.padded_vocab, 1024)
-    want = mtp_cross_entropy(sub, t, e, model.mtp_w) if mtp else F.cross_entropy(sub, t)
-    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
-    unweighted = mtp_cross_entropy(logits[:, ids], t, e, model.mtp_w) if mtp else F.cross_entropy(logits[:, ids], t)
-    assert loss.item() > unweighted.item() + 0.1  # the estimated normaliser holds the rows left out
     outside = torch.ones(r.padded_vocab, dtype=torch.bool)
     outside[ids] = False
     assert grad[outside].abs().max() == 0 and grad[ids].abs().max() > 0
@@ -173,8 +124,6 @@ def test_recipe_checks_the_row_count():
             small_recipe(sampled_head_rows=bad)
     with pytest.raises(RecipeError, match="sampled_head_end_frac"):
         small_recipe(sampled_head_end_frac=0.0)
-    with pytest.raises(RecipeError, match="sampled_head_weighted_negatives needs a sampled head"):
-        small_recipe(sampled_head_rows=0, sampled_head_weighted_negatives=True)
 
 
 def test_warm_up_compiles_both_heads_and_forgets_its_random_tokens(monkeypatch):

@@ -7,8 +7,6 @@ s = sigmoid(l / div), z = cap * s (the soft-capped logits) and lse_i = logsumexp
     dloss_i/dl  = ((1 + sum_j w_j) softmax(z_i) - onehot(t_i) - sum_j w_j onehot(e_ij)) * (cap / div) * s_i * (1 - s_i)
 
 The extra terms read the same row's logits: a few scalar loads per row, nothing more per vocabulary entry.
-An optional column bias b (V,) adds to z before the softmax (z_i + b everywhere above, the loss included): the sampled
-head's weighted negatives (speedrun/model/sampled_head.py).
 Computing the gradient in the forward pass means the (N x V) logits are read twice and never kept for the
 backward pass, and the gradient is written once, already scaled and in the dtype its consumer wants (FP8 e5m2
 for the FP8 head's backward matmuls) instead of as float32 that a later kernel casts.
@@ -38,14 +36,13 @@ MAX_CAP = 60.0  # exp(-cap) stays a normal float32
 
 
 def softcap_cross_entropy_reference(logits: Tensor, targets: Tensor, cap: float, div: float, grad_scale: float = 1.0,
-                                    extra: Tensor | None = None, extra_weights: Tensor | None = None,
-                                    logit_bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                                    extra: Tensor | None = None, extra_weights: Tensor | None = None
+                                    ) -> tuple[Tensor, Tensor]:
     """(per-row losses float32 (N,), grad_scale * dloss_i/dlogits float32 (N, V)), computed in float32.
-    extra (N, J) extra targets (-1: none) weighted by extra_weights (J,): the multi-token-prediction terms.
-    logit_bias (V,): added to every row's capped logits."""
+    extra (N, J) extra targets (-1: none) weighted by extra_weights (J,): the multi-token-prediction terms."""
     lf = logits.float()
     s = torch.sigmoid(lf / div)
-    z = cap * s if logit_bias is None else cap * s + logit_bias.float()
+    z = cap * s
     lse = torch.logsumexp(z, dim=-1)
     losses = lse - z.gather(-1, targets.long()[:, None])[:, 0]
     d = torch.softmax(z, dim=-1)
@@ -73,11 +70,11 @@ if triton is not None:
             return tl.sigmoid(x)
 
     @triton.jit
-    def _softcap_ce_kernel(logits_ptr, targets_ptr, losses_ptr, grad_ptr, extra_ptr, weights_ptr, bias_ptr, V,
+    def _softcap_ce_kernel(logits_ptr, targets_ptr, losses_ptr, grad_ptr, extra_ptr, weights_ptr, V,
                            logits_row_stride, grad_row_stride, extra_row_stride, cap, inv_div, grad_scale,
-                           BLOCK: tl.constexpr, NUM_EXTRA: tl.constexpr, FAST: tl.constexpr, HAS_BIAS: tl.constexpr):
-        # NUM_EXTRA and HAS_BIAS are compile-time constants: with 0 / False every extra-target or bias line below is
-        # compiled out and the kernel is the plain one (extra_ptr, weights_ptr, bias_ptr are then never read).
+                           BLOCK: tl.constexpr, NUM_EXTRA: tl.constexpr, FAST: tl.constexpr):
+        # NUM_EXTRA is a compile-time constant: with 0 every extra-target line below is compiled out and the
+        # kernel is the plain one (extra_ptr and weights_ptr are then never read).
         row = tl.program_id(0).to(tl.int64)
         row_logits = logits_ptr + row * logits_row_stride
         # pass 1: sum of exp(z - cap) over the row (kept in L2 for pass 2)
@@ -87,14 +84,10 @@ if triton is not None:
             inside = cols < V
             raw = tl.load(row_logits + cols, mask=inside, other=0.0, eviction_policy="evict_last").to(tl.float32)
             z = cap * _sigmoid(raw * inv_div, FAST)
-            if HAS_BIAS:  # z - cap can then exceed 0 by the largest bias: a few units, far from overflow
-                z += tl.load(bias_ptr + cols, mask=inside, other=0.0)
             acc += tl.where(inside, tl.exp(z - cap), 0.0)
         lse = cap + tl.log(tl.sum(acc, axis=0))
         target = tl.load(targets_ptr + row)
         z_target = cap * _sigmoid(tl.load(row_logits + target).to(tl.float32) * inv_div, FAST)
-        if HAS_BIAS:
-            z_target += tl.load(bias_ptr + target)
         loss = lse - z_target
         extra_sum = 0.0  # sum of the weights of this row's present extra targets
         if NUM_EXTRA > 0:
@@ -102,8 +95,6 @@ if triton is not None:
                 e = tl.load(extra_ptr + row * extra_row_stride + j)
                 w = tl.where(e >= 0, tl.load(weights_ptr + j), 0.0)
                 z_e = cap * _sigmoid(tl.load(row_logits + tl.maximum(e, 0)).to(tl.float32) * inv_div, FAST)
-                if HAS_BIAS:
-                    z_e += tl.load(bias_ptr + tl.maximum(e, 0))
                 loss += w * (lse - z_e)
                 extra_sum += w
         tl.store(losses_ptr + row, loss)
@@ -118,32 +109,26 @@ if triton is not None:
             inside = cols < V
             raw = tl.load(row_logits + cols, mask=inside, other=0.0, eviction_policy="evict_first").to(tl.float32)
             s = _sigmoid(raw * inv_div, FAST)
-            z = cap * s
-            if HAS_BIAS:
-                z += tl.load(bias_ptr + cols, mask=inside, other=0.0)
-            d = tl.exp(z - lse_p) * (slope * s * (1.0 - s))
+            d = tl.exp(cap * s - lse_p) * (slope * s * (1.0 - s))
             tl.store(row_grad + cols, d.to(grad_ptr.dtype.element_ty), mask=inside)
         # the one-hot columns: each written whole (softmax part minus every one-hot weight that falls on it, so
         # coinciding targets give the same value), after a barrier so that it lands after the loop's store of it
         tl.debug_barrier()
         _write_onehot_column(target, target, row_logits, row_grad, extra_ptr + row * extra_row_stride, weights_ptr,
-                             bias_ptr, cap, inv_div, lse_p, slope, NUM_EXTRA, FAST, HAS_BIAS)
+                             cap, inv_div, lse_p, slope, NUM_EXTRA, FAST)
         if NUM_EXTRA > 0:
             for j in tl.static_range(NUM_EXTRA):
                 e = tl.load(extra_ptr + row * extra_row_stride + j)
                 if e >= 0:
                     _write_onehot_column(e, target, row_logits, row_grad, extra_ptr + row * extra_row_stride,
-                                         weights_ptr, bias_ptr, cap, inv_div, lse_p, slope, NUM_EXTRA, FAST, HAS_BIAS)
+                                         weights_ptr, cap, inv_div, lse_p, slope, NUM_EXTRA, FAST)
 
     @triton.jit
-    def _write_onehot_column(col, target, row_logits, row_grad, row_extra, weights_ptr, bias_ptr, cap, inv_div, lse_p,
-                             slope, NUM_EXTRA: tl.constexpr, FAST: tl.constexpr, HAS_BIAS: tl.constexpr):
+    def _write_onehot_column(col, target, row_logits, row_grad, row_extra, weights_ptr, cap, inv_div, lse_p, slope,
+                             NUM_EXTRA: tl.constexpr, FAST: tl.constexpr):
         """grad[col] = ((1 + sum w) softmax(z)[col] - [col == target] - sum_j w_j [col == e_j]) * slope s (1 - s)."""
         s = _sigmoid(tl.load(row_logits + col).to(tl.float32) * inv_div, FAST)
-        z = cap * s
-        if HAS_BIAS:
-            z += tl.load(bias_ptr + col)
-        p = tl.exp(z - lse_p) - tl.where(col == target, 1.0, 0.0)
+        p = tl.exp(cap * s - lse_p) - tl.where(col == target, 1.0, 0.0)
         if NUM_EXTRA > 0:
             for j in tl.static_range(NUM_EXTRA):
                 p -= tl.where(tl.load(row_extra + j) == col, tl.load(weights_ptr + j), 0.0)
@@ -153,16 +138,14 @@ if triton is not None:
 def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float, div: float, grad_scale: float = 1.0,
                                     grad_dtype: torch.dtype = torch.bfloat16, block: int = 2048, num_warps: int = 4,
                                     extra: Tensor | None = None, extra_weights: Tensor | None = None,
-                                    fast_sigmoid: bool | None = None, logit_bias: Tensor | None = None
-                                    ) -> tuple[Tensor, Tensor]:
+                                    fast_sigmoid: bool | None = None) -> tuple[Tensor, Tensor]:
     """logits (N, V) with unit stride along V, targets (N,) in [0, V) -> (per-row losses float32 (N,),
     grad_scale * dloss_i/dlogits (N, V) in `grad_dtype`). Needs Triton (a CUDA GPU, or TRITON_INTERPRET=1).
     extra (N, J) integer multi-token-prediction targets in [0, V) or -1 (none), extra_weights (J,) float32 on the
     same device (read there, so a weight can change between calls without a recompile).
     Default launch: the fastest of blocks 2048-8192 x 4-16 warps on an H100 at 49,152 x 50,304 (4.70 ms against
     4.93 ms for 4096 x 8, exact sigmoid; `benchmarks/head_loss.py`). Bound by its exp/sigmoid throughput.
-    fast_sigmoid: the approximate tanh (module docstring); None: on CUDA tensors (the interpreter has no PTX).
-    logit_bias (V,) float on the same device: added to every row's capped logits (read there: no recompile)."""
+    fast_sigmoid: the approximate tanh (module docstring); None: on CUDA tensors (the interpreter has no PTX)."""
     if logits.ndim != 2 or logits.stride(1) != 1 or targets.shape != logits.shape[:1]:
         raise ValueError(f"logits must be (N, V) with unit column stride and targets (N,); got "
                          f"{tuple(logits.shape)} / stride {logits.stride()} and {tuple(targets.shape)}")
@@ -172,9 +155,6 @@ def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float,
         raise ValueError(f"extra targets must be integers (N, J) = ({logits.size(0)}, J) with weights (J,); got "
                          f"{tuple(extra.shape)} {extra.dtype} and "
                          f"{None if extra_weights is None else tuple(extra_weights.shape)}")
-    if logit_bias is not None and (tuple(logit_bias.shape) != (logits.size(1),) or not logit_bias.is_floating_point()):
-        raise ValueError(f"logit_bias must be a float vector of the logits' width ({logits.size(1)},); got "
-                         f"{tuple(logit_bias.shape)} {logit_bias.dtype}")
     if not 0 < cap <= MAX_CAP:
         raise ValueError(f"soft cap {cap} outside (0, {MAX_CAP}]: the kernel's fixed exp offset needs a moderate cap")
     if triton is None:
@@ -186,10 +166,9 @@ def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float,
         extra, weights = extra.contiguous(), extra_weights.float().contiguous()
     else:  # never read (NUM_EXTRA = 0)
         extra, weights = targets, losses
-    bias = losses if logit_bias is None else logit_bias.float().contiguous()  # never read without HAS_BIAS
     if N:
-        _softcap_ce_kernel[(N,)](logits, targets, losses, grad, extra, weights, bias, V, logits.stride(0),
-                                 grad.stride(0), extra.stride(0), float(cap), 1.0 / div, float(grad_scale), BLOCK=block,
+        _softcap_ce_kernel[(N,)](logits, targets, losses, grad, extra, weights, V, logits.stride(0), grad.stride(0),
+                                 extra.stride(0), float(cap), 1.0 / div, float(grad_scale), BLOCK=block,
                                  NUM_EXTRA=num_extra, FAST=logits.is_cuda if fast_sigmoid is None else fast_sigmoid,
-                                 HAS_BIAS=logit_bias is not None, num_warps=num_warps)
+                                 num_warps=num_warps)
     return losses, grad

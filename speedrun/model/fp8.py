@@ -115,27 +115,25 @@ def fp8_reference(x: Tensor, w: Tensor, x_s: float, w_s: float) -> Tensor:
 # The head + loss op replaces: logits kept for backward, a float32 gradient, its bf16 cast and its e5m2 cast.
 @torch.library.custom_op("speedrun::fp8_head_loss", mutates_args=())
 def fp8_head_loss(x: Tensor, w: Tensor, targets: Tensor, x_s: float, w_s: float, grad_s: float, cap: float,
-                  div: float, extra: Tensor | None = None, extra_weights: Tensor | None = None,
-                  logit_bias: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                  div: float, extra: Tensor | None = None, extra_weights: Tensor | None = None
+                  ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """x (N, K) contiguous, w (V, K), targets (N,) -> (mean over N of the cross-entropy of the soft-capped logits
     cap * sigmoid(x @ w.T / div), x_f8, w_f8, g_f8 = grad_s * dloss/dlogits in e5m2). extra (N, J), extra_weights
-    (J,) float32: multi-token-prediction targets (-1: none) and weights, read on the device (no recompile).
-    logit_bias (V,) float32: added to the capped logits (the sampled head's weighted negatives)."""
+    (J,) float32: multi-token-prediction targets (-1: none) and weights, read on the device (no recompile)."""
     from speedrun.kernels.softcap_ce import softcap_cross_entropy_with_grad
 
     assert x.is_contiguous() and w.is_contiguous()
     logits, x_f8, w_f8 = _compiled(_forward)(x, w, x_s, w_s)
     losses, g_f8 = softcap_cross_entropy_with_grad(logits, targets, cap, div, grad_scale=grad_s / x.size(0),
                                                    grad_dtype=torch.float8_e5m2, extra=extra,
-                                                   extra_weights=extra_weights, logit_bias=logit_bias)
+                                                   extra_weights=extra_weights)
     return losses.mean(), x_f8, w_f8, g_f8
 
 
 @fp8_head_loss.register_fake
-def _(x, w, targets, x_s, w_s, grad_s, cap, div, extra=None, extra_weights=None, logit_bias=None):
+def _(x, w, targets, x_s, w_s, grad_s, cap, div, extra=None, extra_weights=None):
     assert extra is None or (extra.shape[0] == x.shape[0] and extra_weights is not None
                              and tuple(extra_weights.shape) == (extra.shape[1],))
-    assert logit_bias is None or tuple(logit_bias.shape) == (w.shape[0],)
     return (x.new_empty((), dtype=torch.float32), x.to(torch.float8_e4m3fn), w.to(torch.float8_e4m3fn),
             x.new_empty(x.shape[0], w.shape[0], dtype=torch.float8_e5m2))
 
@@ -163,19 +161,18 @@ def _setup_head_loss_context(ctx, inputs, output):
 def _head_loss_backward(ctx, grad_loss, *_):
     g_f8, x_f8, w_f8 = ctx.saved_tensors
     grad_x, grad_w = torch.ops.speedrun.fp8_head_loss_backward(grad_loss, g_f8, x_f8, w_f8, *ctx.scales)
-    return (grad_x, grad_w) + (None,) * 9  # no gradient for targets, scales, cap, mtp, bias
+    return grad_x, grad_w, None, None, None, None, None, None, None, None  # no gradient for targets, scales, mtp
 
 
 fp8_head_loss.register_autograd(_head_loss_backward, setup_context=_setup_head_loss_context)
 
 
 def fp8_softcap_cross_entropy(x: Tensor, w: Tensor, targets: Tensor, x_s: float, w_s: float, grad_s: float, cap: float,
-                              div: float, extra: Tensor | None = None, extra_weights: Tensor | None = None,
-                              logit_bias: Tensor | None = None) -> Tensor:
+                              div: float, extra: Tensor | None = None, extra_weights: Tensor | None = None) -> Tensor:
     """The mean loss of `fp8_head_loss` (GPU, FP8) for x of any leading shape."""
     x2 = x.flatten(0, -2).contiguous()
     return torch.ops.speedrun.fp8_head_loss(x2, w, targets.reshape(-1), x_s, w_s, grad_s, cap, div, extra,
-                                            extra_weights, logit_bias)[0]
+                                            extra_weights)[0]
 
 
 # The MLP matmuls: FP8 with scales from each tensor's own maximum, as their activations and gradients move over

@@ -20,7 +20,7 @@ from speedrun.model.attention import (
 from speedrun.model.fp8 import delayed_fp8_mlp, dynamic_fp8_linear, fp8_linear, fp8_softcap_cross_entropy
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
 from speedrun.model.rotary import Rotary, rotary_frequencies, rotate
-from speedrun.model.sampled_head import candidate_rows, negatives_bias, negatives_offset, rows_at
+from speedrun.model.sampled_head import candidate_rows, negatives_offset, rows_at
 from speedrun.optim.schedule import long_window_blocks, mtp_decay
 from speedrun.recipe import Recipe
 
@@ -222,26 +222,21 @@ class GPT(nn.Module):
             # small graph compiles twice, not the whole model.
             torch._dynamo.graph_break()
         extra = mtp_targets(targets, self.mtp_w.numel()) if targets is not None and self.mtp_active() else None
-        weight, bias = self.lm_head.weight, None
+        weight = self.lm_head.weight
         if targets is not None and self.head_rows and self.training and torch.is_grad_enabled():
-            ids, targets, extra, left_out, kept = candidate_rows(targets, extra, weight.size(0), self.head_rows,
-                                                                 self.head_offset)
+            ids, targets, extra, left_out = candidate_rows(targets, extra, weight.size(0), self.head_rows,
+                                                           self.head_offset)
             self.head_left_out.copy_(torch.maximum(self.head_left_out, left_out))
-            if self.recipe.sampled_head_weighted_negatives:
-                bias = negatives_bias(kept, weight.size(0), self.head_rows)
             weight = weight.index_select(0, ids)  # its gradient lands in those rows of the head
         if targets is not None and self.fused_head_loss_active():
             r = self.recipe
             return fp8_softcap_cross_entropy(norm(x), weight, targets, *self.lm_head.fp8_scales,
-                                             r.logit_cap, r.logit_cap_div, extra, None if extra is None else self.mtp_w,
-                                             bias)
+                                             r.logit_cap, r.logit_cap_div, extra, None if extra is None else self.mtp_w)
         if targets is not None and extra is None and not torch.is_grad_enabled():
             return self.sliced_loss(x, targets)
         logits = self.head(x, weight)
         if targets is None:
             return logits
-        if bias is not None:
-            logits = logits + bias
         logits, targets = logits.view(-1, logits.size(-1)), targets.view(-1)
         if extra is not None:
             return mtp_cross_entropy(logits, targets, extra, self.mtp_w)

@@ -7,11 +7,6 @@ The head's matmuls and the loss kernel then work on `rows` columns, not the whol
 tokens absent from the step are not pushed down. So a run switches to the full softmax for its last steps
 (`sampled_head_end_frac`), and validation always scores the full vocabulary.
 
-With weighted negatives (`sampled_head_weighted_negatives`), each negative stands for all the step's non-target
-rows: its logit gets log(non-target rows / negatives) added in the softmax (`negatives_bias`), the log-Q correction
-of a sampled softmax. The normaliser is then an estimate of the full one instead of a part of it: the loss reads
-like the full softmax's, and the trunk's gradient is that of the full softmax in expectation over the steps.
-
 The row count is fixed so that the compiled graph keeps static shapes. A step with more distinct targets than
 `rows` cannot be scored; `candidate_rows` reports how many targets it had to leave out, and the trainer stops the
 run with an error if that count is ever above 0.
@@ -24,12 +19,11 @@ from torch import Tensor
 
 
 def candidate_rows(targets: Tensor, extra: Tensor | None, vocab_rows: int, rows: int, offset: Tensor | int = 0
-                   ) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor]:
+                   ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
     """targets (N,) and extra (N, J) token ids (-1 in extra: no target) -> (ids (rows,) int64: the head rows the
     loss uses, every target's first in id order, then the other tokens in id order from `offset` on, wrapping around;
     targets and extra renumbered into 0..rows-1 (extra keeps its -1s); left out: a 0-d int64 tensor, the count of
-    distinct targets beyond `rows`; kept: a 0-d int64 tensor, the count of target rows, so ids[kept:] are the
-    negatives). `offset`: an int or a 0-d tensor (a device tensor: no recompile as it moves)."""
+    distinct targets beyond `rows`). `offset`: an int or a 0-d tensor (a device tensor: no recompile as it moves)."""
     targets = targets.reshape(-1).long()
     wanted = torch.zeros(vocab_rows, dtype=torch.bool, device=targets.device)
     wanted[targets] = True
@@ -41,20 +35,9 @@ def candidate_rows(targets: Tensor, extra: Tensor | None, vocab_rows: int, rows:
     ids = torch.argsort(key)[:rows]
     renumber = torch.zeros(vocab_rows, dtype=torch.long, device=targets.device)
     renumber[ids] = torch.arange(rows, device=targets.device)
-    distinct = wanted.sum()
-    left_out = (distinct - rows).clamp(min=0)
+    left_out = (wanted.sum() - rows).clamp(min=0)
     new_extra = None if extra is None else torch.where(extra >= 0, renumber[extra.clamp(min=0)], -1)
-    return ids, renumber[targets], new_extra, left_out, distinct.clamp(max=rows)
-
-
-def negatives_bias(kept: Tensor, vocab_rows: int, rows: int) -> Tensor:
-    """(rows,) float32 added to the sampled logits: 0 on the `kept` target columns, then log((vocab_rows - kept) /
-    (rows - kept)) on the negatives', each of which stands for that many of the step's non-target rows. As the
-    offset moves, a non-target row is a negative in about that share of the steps (exactly where targets spread
-    evenly over the ids; more often where they crowd): the log-Q correction of a uniform proposal."""
-    kept = kept.float()
-    weight = torch.log((vocab_rows - kept) / (rows - kept).clamp(min=1))
-    return torch.where(torch.arange(rows, device=kept.device) >= kept, weight, 0.0)
+    return ids, renumber[targets], new_extra, left_out
 
 
 def negatives_offset(step: int, rows: int, vocab_rows: int) -> int:
