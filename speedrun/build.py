@@ -1,8 +1,10 @@
 """Building a run's model and optimisers from a recipe and its device plan."""
 
+import types
+
 import torch
 
-from speedrun.model.gpt import GPT, CastedLinear
+from speedrun.model.gpt import GPT, Block, CastedLinear
 from speedrun.optim.muon import Muon
 from speedrun.plan import Plan
 from speedrun.recipe import Recipe
@@ -24,9 +26,43 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
     return model
 
 
+# With nested compile regions, Inductor's in-place and reused buffers gave wrong gradients on the CPU (torch 2.11 and
+# 2.13; experiments session31/cpu_region_kinds_probe.py): either one on was enough. Both stay off with regions.
+REGION_INDUCTOR_OPTIONS = {"inplace_buffers": False, "allow_buffer_reuse": False}
+
+
+def block_kind(model: GPT, layer: int) -> tuple[bool, ...]:
+    """What makes blocks compile differently: attention, MLP, key offset, a value embedding, the long window, and
+    being the first block, whose input x is x0 itself: TorchDynamo traces the two as one input there, and a region
+    traced so, stamped onto a later block of the same kind, got the wrong arguments (CPU, torch 2.13)."""
+    block = model.blocks[layer]
+    return (block.attn is not None, block.mlp is not None, block.attn is not None and block.attn.key_offset,
+            model.ve_table[layer] is not None, model.long_layer[layer], layer == 0)
+
+
+def share_block_regions(model: GPT) -> int:
+    """Mark each block's forward as a nested compile region shared with the blocks of its kind, so torch.compile
+    compiles one block of each kind and reuses it for the rest. TorchDynamo keys a region on its code object, and
+    one region for all blocks stamped one kind's graph onto another (part 30), so each kind gets a renamed copy of
+    Block.forward's code. Returns the number of kinds."""
+    regions = {}
+    for layer, block in enumerate(model.blocks):
+        kind = block_kind(model, layer)
+        if kind not in regions:
+            name = "block_" + "".join(str(int(k)) for k in kind)
+            code = Block.forward.__code__.replace(co_name=name)
+            regions[kind] = torch.compiler.nested_compile_region(
+                types.FunctionType(code, Block.forward.__globals__, name, Block.forward.__defaults__))
+        block.region = regions[kind]
+    return len(regions)
+
+
 def compiled_runner(model: GPT, plan: Plan):
-    """What the plan runs: the model under torch.compile, or the model itself."""
-    return torch.compile(model, dynamic=False) if plan.compile else model
+    """What the plan runs: the model under torch.compile with its blocks as shared regions, or the model itself."""
+    if not plan.compile:
+        return model
+    share_block_regions(model)
+    return torch.compile(model, dynamic=False, options=REGION_INDUCTOR_OPTIONS)
 
 
 def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[torch.optim.Adam, Muon]:

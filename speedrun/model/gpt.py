@@ -146,6 +146,7 @@ class Block(nn.Module):
         self.attn = None if layer in r.no_attn_layers else CausalSelfAttention(r, key_offset, rotary)
         self.mlp = None if layer in r.no_mlp_layers else MLP(r)
         self.lambdas = nn.Parameter(torch.tensor([1.0, 0.0]))  # x = l0*x + l1*x0
+        self.region = None  # a nested compile region shared by the blocks of one kind (speedrun.build), or None
 
     def forward(self, x: Tensor, ve: Tensor | None, x0: Tensor, mask, not_start: Tensor | None = None) -> Tensor:
         x = self.lambdas[0] * x + self.lambdas[1] * x0
@@ -312,8 +313,9 @@ class GPT(nn.Module):
             if i >= n:  # U-net: the second half adds the first half's outputs, last in first out
                 x = x + self.skip_weights[i - n] * skips.pop()
             t = self.ve_table[i]
-            x = block(x, ve[t] if t is not None else None, x0, long_mask if self.long_layer[i] else short_mask,
-                      not_start)
+            args = (x, ve[t] if t is not None else None, x0, long_mask if self.long_layer[i] else short_mask,
+                    not_start)
+            x = block(*args) if block.region is None else block.region(block, *args)
             if i < n:
                 skips.append(x)
         return x
