@@ -24,9 +24,14 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
     return model
 
 
+# Inductor compiles each element-wise kernel with one launch configuration instead of trying two: a fresh launch
+# spends most of its time compiling Triton kernels (experiments part 31: 38-42 s waiting on them).
+INDUCTOR_OPTIONS = {"triton.autotune_pointwise": False}
+
+
 def compiled_runner(model: GPT, plan: Plan):
     """What the plan runs: the model under torch.compile, or the model itself."""
-    return torch.compile(model, dynamic=False) if plan.compile else model
+    return torch.compile(model, dynamic=False, options=INDUCTOR_OPTIONS) if plan.compile else model
 
 
 def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[torch.optim.Adam, Muon]:
