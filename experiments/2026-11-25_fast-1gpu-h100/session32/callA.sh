@@ -22,5 +22,11 @@ bash benchmarks/gpu_session.sh launch fast_1gpu > $OUT/launch_pw.txt 2>&1; cut -
 mv $OUT/launch.txt.xz $OUT/launch_pw_log.txt.xz; echo "pw launch done at $(( $(date +%s) - T0 ))s"
 python3 benchmarks/step_time.py --recipe fast_1gpu --steps 30 --shards "$S" --at-step 900 --at-step 999 \
   --json $OUT/step_pw.json > /tmp/step_pw.txt 2>&1; echo "pw step rc $? at $(( $(date +%s) - T0 ))s"
-tar czf $OUT/step_logs.tgz -C /tmp step_main.txt step_pw.txt
+# Where a fresh launch's compile goes: FlexAttention's forward and backward kernels alone, one layer at the track's shape,
+# on empty compile folders of their own (if they take most of Inductor's 38-42 s wait, fewer element-wise
+# configurations cannot shorten it much)
+TORCHINDUCTOR_CACHE_DIR=/tmp/inductor_attn TRITON_CACHE_DIR=/tmp/triton_attn timeout 120 python3 benchmarks/attention.py \
+  --configs default --windows 14 --iters 5 --shard /tmp/corpus/corpus_train_000000.bin > /tmp/attention.txt 2>&1
+echo "attention compile probe rc $? at $(( $(date +%s) - T0 ))s"; tail -2 /tmp/attention.txt | cut -c1-150
+tar czf $OUT/step_logs.tgz -C /tmp step_main.txt step_pw.txt attention.txt
 python3 experiments/2026-11-25_fast-1gpu-h100/session32/decide.py A "$OUT" | tee /tmp/s32_A.txt
