@@ -26,6 +26,10 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
     return model
 
 
+# Inductor compiles each element-wise kernel with one launch configuration instead of trying two: a fresh launch
+# spends most of its time compiling Triton kernels (experiments part 31: 38-42 s waiting on them).
+INDUCTOR_OPTIONS = {"triton.autotune_pointwise": False}
+
 # With nested compile regions, Inductor's in-place and reused buffers gave wrong gradients on the CPU (torch 2.11 and
 # 2.13; experiments session31/cpu_region_kinds_probe.py): either one on was enough. Both stay off with regions.
 REGION_INDUCTOR_OPTIONS = {"inplace_buffers": False, "allow_buffer_reuse": False}
@@ -62,7 +66,7 @@ def compiled_runner(model: GPT, plan: Plan):
     if not plan.compile:
         return model
     share_block_regions(model)
-    return torch.compile(model, dynamic=False, options=REGION_INDUCTOR_OPTIONS)
+    return torch.compile(model, dynamic=False, options={**INDUCTOR_OPTIONS, **REGION_INDUCTOR_OPTIONS})
 
 
 def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[torch.optim.Adam, Muon]:

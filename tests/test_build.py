@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_model import build, random_tokens, randomize_, small_recipe
 
-from speedrun.build import REGION_INDUCTOR_OPTIONS, block_kind, compiled_runner, share_block_regions
+from speedrun.build import INDUCTOR_OPTIONS, REGION_INDUCTOR_OPTIONS, block_kind, compiled_runner, share_block_regions
 from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
 
@@ -60,14 +60,15 @@ def test_compiled_regions_train_like_the_eager_model():
 
 def test_the_compiled_model_gets_region_options_this_torch_knows(monkeypatch):
     known = torch._inductor.config.get_config_copy()
-    assert all(key in known for key in REGION_INDUCTOR_OPTIONS), sorted(REGION_INDUCTOR_OPTIONS)
+    options = {**INDUCTOR_OPTIONS, **REGION_INDUCTOR_OPTIONS}
+    assert all(key in known for key in options), sorted(options)
     seen = {}
     monkeypatch.setattr(torch, "compile", lambda model, **kwargs: seen.update(kwargs, model=model) or "compiled")
     r = load_recipe("tiny", ["compile=on"])
     plan = make_plan(r, force_device="cpu")
     model = build(r)
     assert plan.compile and compiled_runner(model, plan) == "compiled"
-    assert seen == {"model": model, "dynamic": False, "options": REGION_INDUCTOR_OPTIONS}
+    assert seen == {"model": model, "dynamic": False, "options": options}
     assert all(block.region is not None for block in model.blocks)
 
 
