@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Part 32 (planned), call C (call A's machine; carry [".data/park", ".data/cand"]). If call B's rule sent the candidate
-# to main, the GPU suite runs on main + the candidate (the code the merge will have); otherwise goal 1 again on main as
+# Part 32 (planned), call C (call A's machine; carry [".data/park", ".data/cand"]). If call B's rules sent a candidate
+# (or both) to main, the GPU suite runs on main + it (the code the merge will have). Otherwise goal 1 again on main as
 # it is: `fast_1gpu` (1000 steps) and `record21_1gpu`, each alone (part 30's 0.406x was one pair on another machine).
 export PYTHONUNBUFFERED=1; T0=$(date +%s)
-d=$(cat /tmp/s32_decision 2>/dev/null); echo "call B's decision: ${d:-none (not call A's machine?)}"
-if [ "$d" = to_main ]; then
-  tar xzf .data/cand/cand_s31.tgz && grep -n "INDUCTOR_OPTIONS = " speedrun/build.py
+d=$(cat /tmp/s32_decision 2>/dev/null); echo "call B's decision: ${d:-missing: not the machine of call A?}"
+if [ "$d" = pw ] || [ "$d" = regions ] || [ "$d" = both ]; then
+  tar xzf .data/cand/cand_$d.tgz && grep -n "^INDUCTOR_OPTIONS = \|^def share_block_regions" speedrun/build.py
   pip install -q --no-deps -e . > /dev/null 2>&1
   python3 -m pytest -q tests/gpu -s > $OUT/gpu_tests.txt 2>&1; echo "GPU suite rc $? at $(( $(date +%s) - T0 ))s"
   tail -1 $OUT/gpu_tests.txt; xz -9f $OUT/gpu_tests.txt
