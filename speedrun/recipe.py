@@ -235,6 +235,7 @@ RETIRED_FIELDS = {
     "head_embed_adam_betas": [], "value_embed_adam_betas": [], "skip_pairs": [], "block_lambda_init": 1.0,
     "tail_average_groups": [], "tail_average_start_frac": 0.65, "tail_average_decay": 0.9933,
     "tail_average_blend": 0.65, "muon_momentum_cooldown_steps": 0, "sampled_head_weighted_negatives": False,
+    "sampled_head_full_tokens": 0,
 }
 RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
                    "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6",
@@ -245,7 +246,7 @@ RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_
                    "tail_average_groups": "a3a0049", "tail_average_start_frac": "a3a0049",
                    "tail_average_decay": "a3a0049", "tail_average_blend": "a3a0049",
                    "muon_momentum_cooldown_steps": "18f590c",
-                   "sampled_head_weighted_negatives": "40133b6"}  # removed later than RETIRED_AT
+                   "sampled_head_weighted_negatives": "40133b6", "sampled_head_full_tokens": "0a8501e"}  # removed later than RETIRED_AT
 
 
 def _is_retired(key: str, value, source: str) -> bool:
