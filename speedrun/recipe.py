@@ -107,6 +107,9 @@ class Recipe:
     # the step among them (0: off), until sampled_head_end_frac of the steps; the full softmax after
     sampled_head_rows: int = 0
     sampled_head_end_frac: float = 0.93
+    # after sampled_head_end_frac: 0 = the full softmax over every token; N > 0 = over the first N tokens of each row
+    # only, the others keep the sampled rows (every head row still pushed each step, at a fraction of the cost)
+    sampled_head_full_tokens: int = 0
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
     name: str = ""
@@ -199,6 +202,10 @@ class Recipe:
              f"sampled_head_rows={self.sampled_head_rows} must be 0 (off) or a multiple of 128 below the head's "
              f"{self.padded_vocab} rows")
         need(0 < self.sampled_head_end_frac <= 1, "sampled_head_end_frac must lie in (0, 1]")
+        need(self.sampled_head_full_tokens == 0 or (self.sampled_head_rows and self.sampled_head_full_tokens % 128 == 0
+                                                    and 0 < self.sampled_head_full_tokens < self.seq_len),
+             f"sampled_head_full_tokens={self.sampled_head_full_tokens} must be 0 (off) or, with sampled_head_rows, "
+             f"a multiple of 128 below seq_len={self.seq_len}")
         need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
         need(self.fp8_mlp_scaling in ("dynamic", "delayed"),
              f"fp8_mlp_scaling={self.fp8_mlp_scaling!r} must be dynamic or delayed")

@@ -247,7 +247,7 @@ def test_missing_fields(tmp_path):
     assert missing == required
     # fields added after logs and checkpoints were written have an off default, so those still load
     assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset", "fp8_mlp_scaling", "tied_head",
-                                           "sampled_head_rows", "sampled_head_end_frac"}
+                                           "sampled_head_rows", "sampled_head_end_frac", "sampled_head_full_tokens"}
 
 
 def test_base_loop(tmp_path):
@@ -330,10 +330,11 @@ def test_fast_differs_from_record21_only_in_its_stated_fields(r21):
     differ = {k for k, v in fast.to_dict().items() if v != r21.to_dict()[k]}
     assert differ == {"name", "description", "no_mlp_layers", "smear", "attn_gate", "fused_head_loss", "fp8_mlp",
                       "mtp_weights", "orthogonalizer", "normuon_beta2", "muon_lr", "steps", "cooldown_frac",
-                      "key_offset", "fp8_mlp_scaling", "no_attn_layers", "tied_head", "sampled_head_rows"}
+                      "key_offset", "fp8_mlp_scaling", "no_attn_layers", "tied_head", "sampled_head_rows",
+                      "sampled_head_full_tokens"}
     assert (fast.fp8_mlp, fast.fp8_mlp_scaling, fast.mtp_weights, fast.mtp_end_frac, fast.key_offset, fast.muon_lr,
-            fast.tied_head, fast.sampled_head_rows, fast.sampled_head_end_frac, fast.steps) == (
-        True, "delayed", [0.5, 0.25], 0.5, True, 0.04, True, 12288, 0.93, 1000)
+            fast.tied_head, fast.sampled_head_rows, fast.sampled_head_end_frac, fast.sampled_head_full_tokens,
+            fast.steps) == (True, "delayed", [0.5, 0.25], 0.5, True, 0.04, True, 12288, 0.93, 2048, 1000)
     assert fast.no_mlp_layers == [0] and fast.no_attn_layers == [0, 7]  # layer 0: residual scalars only
     fast_1gpu = load_recipe("fast_1gpu")
     differ = {k for k, v in fast_1gpu.to_dict().items() if v != fast.to_dict()[k]}

@@ -33,8 +33,9 @@ BEFORE = {
 @pytest.mark.parametrize("name", sorted(BEFORE))
 def test_recipe_trains_as_before_the_lean_core(name, tmp_path):
     # fast drops the first layer's MLP; at 4 layers that is layer 0 too. Its key offset, Muon lr 0.04, tied head and
-    # sampled softmax came after fe89ee1: set back here.
-    then = ({"no_mlp_layers": [0], "key_offset": False, "muon_lr": 0.05, "tied_head": False, "sampled_head_rows": 0}
+    # sampled softmax (and its partial full softmax) came after fe89ee1: set back here.
+    then = ({"no_mlp_layers": [0], "key_offset": False, "muon_lr": 0.05, "tied_head": False, "sampled_head_rows": 0,
+             "sampled_head_full_tokens": 0}
             if name == "fast" else {})
     r = load_recipe(name, {**SMALL, **then})
     result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=lambda *a, **k: None)

@@ -47,12 +47,16 @@ def test_candidate_rows_hold_every_target_first_then_the_lowest_other_ids():
 
 
 def test_rows_and_negatives_follow_the_schedule():
-    assert [rows_at(s, 100, 256, 0.9) for s in (0, 89, 90, 99)] == [256, 256, 0, 0]
-    assert rows_at(0, 100, 0, 0.9) == 0
+    assert [rows_at(s, 100, 256, 0.9) for s in (0, 89, 90, 99)] == [(256, 0), (256, 0), (0, 0), (0, 0)]
+    assert rows_at(0, 100, 0, 0.9) == (0, 0) and rows_at(95, 100, 0, 0.9, 128) == (0, 0)
+    assert [rows_at(s, 100, 256, 0.9, 128) for s in (89, 90, 99)] == [(256, 0), (256, 128), (256, 128)]
     assert [negatives_offset(s, 12288, 50304) for s in (0, 1, 4, 5)] == [0, 12288, 49152, 11136]
     model = build(small_recipe(sampled_head_rows=1024, steps=100))
     model.set_step(3)
-    assert model.head_rows == 1024 and model.head_offset.item() == 3072
+    assert model.head_rows == 1024 and model.head_offset.item() == 3072 and model.head_full_tokens == 0
+    model = build(small_recipe(sampled_head_rows=1024, sampled_head_full_tokens=128, steps=100))
+    model.set_step(99)
+    assert (model.head_rows, model.head_full_tokens, model.head_offset.item()) == (1024, 128, 99 * 1024 % model.recipe.padded_vocab)
 
 
 def sampled_and_full(model, rows, seed=3):
@@ -124,6 +128,40 @@ def test_recipe_checks_the_row_count():
             small_recipe(sampled_head_rows=bad)
     with pytest.raises(RecipeError, match="sampled_head_end_frac"):
         small_recipe(sampled_head_end_frac=0.0)
+    for bad in ({"sampled_head_full_tokens": 128}, {"sampled_head_rows": 1024, "sampled_head_full_tokens": 100},
+                {"sampled_head_rows": 1024, "sampled_head_full_tokens": 256}):  # the small recipe's rows: 256 tokens
+        with pytest.raises(RecipeError, match="sampled_head_full_tokens"):
+            small_recipe(**bad)
+
+
+@pytest.mark.parametrize("mtp", [False, True], ids=["next-token", "mtp"])
+def test_partial_full_softmax_scores_the_first_tokens_over_every_row(mtp):
+    # After sampled_head_end_frac with sampled_head_full_tokens = k: the first k tokens' loss over all rows, the rest's
+    # over the rows sampled from their own targets, weighted by token count; every row of the head gets a gradient.
+    r = small_recipe(sampled_head_rows=1024, sampled_head_full_tokens=128, steps=10,
+                     **(dict(mtp_weights=[0.5, 0.25]) if mtp else {}))
+    model = randomize_(build(r)).train()
+    model.set_step(9)
+    assert (model.head_rows, model.head_full_tokens) == (1024, 128)
+    tokens = random_tokens(257, seed=3, eot_at=(0, 90))
+    inputs, targets = tokens[:-1], tokens[1:]
+    loss = model(inputs, targets, 4)
+    loss.backward()
+    grad = model.lm_head.weight.grad
+    with torch.no_grad():
+        logits = model.head(model.trunk(inputs, *model.masks(inputs, 4))).view(-1, r.padded_vocab)
+    extra = mtp_targets(targets, 2) if mtp else None
+    ce = (lambda lg, t, e: mtp_cross_entropy(lg, t, e, model.mtp_w)) if mtp else (lambda lg, t, e: F.cross_entropy(lg, t))
+    ids, t, e, _ = candidate_rows(targets[128:], None if extra is None else extra[128:], r.padded_vocab, 1024,
+                                  model.head_offset)
+    want = (128 * ce(logits[:128], targets[:128], None if extra is None else extra[:128])
+            + 128 * ce(logits[128:, ids], t, e)) / 256
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    assert (grad.abs().amax(dim=1) > 0).all()  # rows outside the sample too, through the first 128 tokens
+    model.zero_grad(set_to_none=True)
+    model.head_full_tokens = 0  # the same step fully sampled: the rows outside get nothing
+    model(inputs, targets, 4).backward()
+    assert (model.lm_head.weight.grad.abs().amax(dim=1) == 0).any()
 
 
 def test_warm_up_compiles_both_heads_and_forgets_its_random_tokens(monkeypatch):
@@ -147,6 +185,14 @@ def test_warm_up_compiles_both_heads_and_forgets_its_random_tokens(monkeypatch):
     model = build_model(to_the_end, plan)
     warmup_and_restore(model, build_optimizers(model, to_the_end), to_the_end, plan, 1)
     assert rows_seen == [128, 128, 128, 128]
+    # a partial full softmax after the sampled steps: the warm-up compiles the sampled and the partial head
+    rows_seen.clear()
+    partial = load_recipe("tiny", {**SMALL, "warmup_steps": 4, "sampled_head_rows": 128, "sampled_head_full_tokens": 128})
+    model = build_model(partial, plan)
+    seen_full = []
+    monkeypatch.setattr(type(model), "forward", lambda self, *a: seen_full.append(self.head_full_tokens) or spy(self, *a))
+    warmup_and_restore(model, build_optimizers(model, partial), partial, plan, 1)
+    assert rows_seen == [128] * 4 and seen_full == [0, 128, 0, 128]
 
 
 def test_a_sampled_run_trains_and_too_few_rows_stop_it(shard_files, tmp_path):  # noqa: F811

@@ -188,6 +188,7 @@ class GPT(nn.Module):
         # Sampled softmax (sampled_head_rows): the head rows the current step's loss uses (0: all), set by `set_step`
         # (a compiled model compiles one graph for each value), and the most distinct targets any step had beyond them
         self.head_rows = 0
+        self.head_full_tokens = 0  # with sampled rows: the first this many tokens of a row scored over all rows
         self.register_buffer("head_left_out", torch.zeros((), dtype=torch.long), persistent=False)
         self.register_buffer("head_offset", torch.zeros((), dtype=torch.long), persistent=False)  # its negatives' start
 
@@ -224,19 +225,34 @@ class GPT(nn.Module):
         extra = mtp_targets(targets, self.mtp_w.numel()) if targets is not None and self.mtp_active() else None
         weight = self.lm_head.weight
         if targets is not None and self.head_rows and self.training and torch.is_grad_enabled():
-            ids, targets, extra, left_out = candidate_rows(targets, extra, weight.size(0), self.head_rows,
-                                                           self.head_offset)
-            self.head_left_out.copy_(torch.maximum(self.head_left_out, left_out))
-            weight = weight.index_select(0, ids)  # its gradient lands in those rows of the head
-        if targets is not None and self.fused_head_loss_active():
+            k = self.head_full_tokens
+            if k:  # the first k tokens with the full softmax, the rest with the sampled rows; the mean over all
+                n = targets.numel()
+                full = self.training_loss(x[:, :k], weight, targets[:k], None if extra is None else extra[:k])
+                rest = self.sampled_loss(x[:, k:], targets[k:], None if extra is None else extra[k:])
+                return (k * full + (n - k) * rest) / n
+            return self.sampled_loss(x, targets, extra)
+        if targets is not None and (extra is not None or torch.is_grad_enabled()):
+            return self.training_loss(x, weight, targets, extra)
+        if targets is not None:
+            return self.sliced_loss(x, targets)
+        return self.head(x, weight)
+
+    def sampled_loss(self, x: Tensor, targets: Tensor, extra: Tensor | None) -> Tensor:
+        """The training loss over the sampled head's rows: every target of these tokens, then negatives."""
+        weight = self.lm_head.weight
+        ids, targets, extra, left_out = candidate_rows(targets, extra, weight.size(0), self.head_rows, self.head_offset)
+        self.head_left_out.copy_(torch.maximum(self.head_left_out, left_out))
+        return self.training_loss(x, weight.index_select(0, ids), targets, extra)  # its gradient lands in those rows
+
+    def training_loss(self, x: Tensor, weight: Tensor, targets: Tensor, extra: Tensor | None) -> Tensor:
+        """Mean cross-entropy of x (1, T, dim) over `weight`'s rows (the head's, or the sampled ones), with the
+        multi-token-prediction terms when `extra` is given: the fused FP8 head + loss where it is on."""
+        if self.fused_head_loss_active():
             r = self.recipe
             return fp8_softcap_cross_entropy(norm(x), weight, targets, *self.lm_head.fp8_scales,
                                              r.logit_cap, r.logit_cap_div, extra, None if extra is None else self.mtp_w)
-        if targets is not None and extra is None and not torch.is_grad_enabled():
-            return self.sliced_loss(x, targets)
         logits = self.head(x, weight)
-        if targets is None:
-            return logits
         logits, targets = logits.view(-1, logits.size(-1)), targets.view(-1)
         if extra is not None:
             return mtp_cross_entropy(logits, targets, extra, self.mtp_w)
@@ -262,7 +278,8 @@ class GPT(nn.Module):
         r = self.recipe
         if self.mtp_w is not None:
             torch.mul(self.mtp_start, mtp_decay(step, r.steps, r.mtp_end_frac), out=self.mtp_w)
-        self.head_rows = rows_at(step, r.steps, r.sampled_head_rows, r.sampled_head_end_frac)
+        self.head_rows, self.head_full_tokens = rows_at(step, r.steps, r.sampled_head_rows, r.sampled_head_end_frac,
+                                                        r.sampled_head_full_tokens)
         if self.head_rows:
             self.head_offset.fill_(negatives_offset(step, self.head_rows, self.lm_head.weight.size(0)))
 

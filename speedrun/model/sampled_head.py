@@ -5,7 +5,10 @@ in id order from an offset that moves by `rows` each step, so that every token i
 
 The head's matmuls and the loss kernel then work on `rows` columns, not the whole vocabulary. The gradient is biased:
 tokens absent from the step are not pushed down. So a run switches to the full softmax for its last steps
-(`sampled_head_end_frac`), and validation always scores the full vocabulary.
+(`sampled_head_end_frac`), and validation always scores the full vocabulary. With `sampled_head_full_tokens` = N the
+switch is partial: the first N tokens of each row get the full softmax, the rest keep the sampled rows. Every head row
+is then pushed each step, which is what Adam (nearly blind to a gradient's scale) needs to move the rare rows as the
+full softmax does, for about N / seq_len of the full softmax's extra cost.
 
 The row count is fixed so that the compiled graph keeps static shapes. A step with more distinct targets than
 `rows` cannot be scored; `candidate_rows` reports how many targets it had to leave out, and the trainer stops the
@@ -46,6 +49,11 @@ def negatives_offset(step: int, rows: int, vocab_rows: int) -> int:
     return step * rows % vocab_rows
 
 
-def rows_at(step: int, steps: int, rows: int, end_frac: float) -> int:
-    """The sampled row count at `step` of `steps` (0: the full softmax)."""
-    return rows if rows > 0 and step < round(end_frac * steps) else 0
+def rows_at(step: int, steps: int, rows: int, end_frac: float, full_tokens: int = 0) -> tuple[int, int]:
+    """(sampled row count, tokens of each row scored with the full softmax first) at `step` of `steps`: (rows, 0)
+    while sampled; after end_frac (0, 0), the full softmax everywhere, or (rows, full_tokens) when full_tokens > 0."""
+    if rows <= 0:
+        return 0, 0
+    if step < round(end_frac * steps):
+        return rows, 0
+    return (rows, full_tokens) if full_tokens > 0 else (0, 0)

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(not (torch.cuda.is_available() and fp8_supported
 
 
 def test_compiled_sampled_head_matches_unfused_and_switches_to_full():
-    r = load_recipe("fast", [*SMALL_MODEL, "sampled_head_rows=8192", "sampled_head_end_frac=0.5"])
+    r = load_recipe("fast", [*SMALL_MODEL, "sampled_head_rows=8192", "sampled_head_end_frac=0.5",
+                             "sampled_head_full_tokens=0"])
     models, inputs, targets = fused_and_unfused_models(r, seed=6)
     window = torch.tensor(7, device="cuda")
     losses, grads = [], []
@@ -49,3 +50,25 @@ def test_compiled_sampled_head_matches_unfused_and_switches_to_full():
     print(f"full softmax: fused {full[0]:.5f} vs unfused {full[1]:.5f}; sampled again {again:.5f}")
     assert abs(full[0] - full[1]) < 1e-3 * full[1]
     assert again == pytest.approx(losses[0], rel=1e-4)
+
+
+def test_compiled_partial_full_softmax_matches_unfused():
+    # sampled_head_full_tokens: after the sampled steps the first 1,024 tokens over all rows, the rest over the sampled
+    # rows (MTP kept on to the end, so the extra targets are split too): fused against unfused, every row trained
+    r = load_recipe("fast", [*SMALL_MODEL, "sampled_head_rows=8192", "sampled_head_end_frac=0.5",
+                             "sampled_head_full_tokens=1024", "mtp_end_frac=1.0"])
+    models, inputs, targets = fused_and_unfused_models(r, seed=7)
+    window = torch.tensor(7, device="cuda")
+    losses, grads = [], []
+    for m in models:
+        m.set_step(r.steps - 1)
+        assert (m.head_rows, m.head_full_tokens) == (8192, 1024)
+        loss = torch.compile(m, dynamic=False)(inputs, targets, window)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(m.lm_head.weight.grad.float())
+    err = rel_err(grads[0], grads[1])
+    print(f"\npartial full softmax, compiled: fused {losses[0]:.5f} vs unfused {losses[1]:.5f}; head grad error {err:.4f}")
+    assert abs(losses[0] - losses[1]) < 1e-3 * losses[1] and err < 0.03
+    assert (grads[0][: r.vocab_size].abs().amax(dim=1) > 0).all()
+    assert models[0].head_left_out.item() == 0
