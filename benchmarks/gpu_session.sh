@@ -8,6 +8,8 @@
 #   bash benchmarks/gpu_session.sh launch [RECIPE]
 # which times a launch (default fast_1gpu: 30 steps on random tokens; issue 19's goal 3 wants it first on a fresh
 # machine, so on empty compile folders) and prints TorchDynamo's compile-time table; its printout goes to $OUT/launch.txt.xz.
+# With TRACE=1 it also writes torch's structured trace and prints each compiled graph and the Triton kernels that took
+# longest to compile (benchmarks/compile_times.py; to $OUT/compile_times.txt): the trace's writing lengthens that launch.
 set -uo pipefail
 what=${1:-all}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -51,6 +53,8 @@ write_shard(d / "train_000000.bin", rng.integers(0, 50257, 30 * r.batch_tokens +
 write_shard(d / "val_000000.bin", rng.integers(0, 50257, 262144 + 1, dtype=np.uint16))
 PY
   # TORCH_LOGS=dynamo: the compile-time table at exit (where torch.compile's seconds go)
+  rm -rf /tmp/launch/trace
+  [ "${TRACE:-0}" = 1 ] && export TORCH_TRACE=/tmp/launch/trace
   TORCH_LOGS=dynamo timeout 300 speedrun train --recipe "$recipe" --set steps=30 --set train_files=/tmp/launch/train_000000.bin \
     --set val_files=/tmp/launch/val_000000.bin --set val_tokens=262144 --set val_every=0 --no-final-checkpoint \
     --print-every 10 --log-dir /tmp/launch/logs > "$OUT/launch.txt" 2>&1
@@ -59,6 +63,7 @@ PY
   grep "utils.py:910\]" "$OUT/launch.txt" | sed 's/.*utils.py:910\] //' |
     grep -E "^(Function|bytecode_tracing|aot_trace_joint|compile_fx.<locals>|GraphLowering.(run|codegen)|async_compile.wait|CachingAutotuner)"
   xz -9f "$OUT/launch.txt"
+  [ "${TRACE:-0}" = 1 ] && python3 benchmarks/compile_times.py /tmp/launch/trace --top 20 | tee "$OUT/compile_times.txt"
   exit $rc
 fi
 case $what in tests|all) python3 -m pytest -q tests/gpu -s 2>&1 | tee "$OUT/gpu_tests.txt" ;; esac
