@@ -192,6 +192,45 @@ def test_window_actually_limits_a_long_document():
         assert m[last, last - w * bs + 1] and (w == nb or not m[last, last - w * bs])
 
 
+def _argsorted(dense: torch.Tensor) -> tuple[list, list]:
+    """What the lists were before part 34 (a stable argsort, then flipped): True columns highest first, then False."""
+    num = dense.sum(-1, dtype=torch.int32)
+    return num.tolist(), dense.argsort(dim=-1, stable=True).flip(-1).tolist()
+
+
+@pytest.mark.parametrize("bs,nb,name", CASES)
+def test_sort_free_lists_equal_an_argsort_and_torchs_transpose(bs, nb, name):
+    """The lists made without a sort (a sort kernel compiles for 25 s on the GPU) hold the very order an argsort gives,
+    every entry (the unused tail too), and the BlockMask's query-block lists (the backward pass's) equal what
+    `BlockMask.from_kv_blocks` computes from the same key-block lists with torch's argsort."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    tokens = sequences(bs, nb)[name]
+    lists = BlockLists.build(tokens, bs)
+    docs = document_ids(tokens)
+    low, high = docs.view(nb, bs)[:, 0], docs.view(nb, bs)[:, -1]
+    blk = torch.arange(nb)
+    any_ = (blk[:, None] >= blk) & (low[:, None] <= high) & (high[:, None] >= low)
+    all_ = (blk[:, None] > blk) & (low[:, None] == high) & (high[:, None] == low)
+    assert (lists.partial_num.tolist(), lists.partial_idx.tolist()) == _argsorted(any_ & ~all_)
+    assert (lists.full_num.tolist(), lists.full_idx.tolist()) == _argsorted(all_)
+    for lst, num, rank in [(lists.partial_idx, lists.partial_num, lists.partial_rank),
+                           (lists.full_idx, lists.full_num, lists.full_rank)]:
+        for i in range(nb):  # rank: each listed block's place, nb for the rest
+            want = torch.full((nb,), nb, dtype=torch.int32)
+            want[lst[i, : int(num[i])].long()] = torch.arange(int(num[i]), dtype=torch.int32)
+            assert torch.equal(rank[i], want)
+    for w in range(1, nb + 1):
+        ours = flex_block_mask(lists, w)
+        theirs = BlockMask.from_kv_blocks(ours.kv_num_blocks, ours.kv_indices, ours.full_kv_num_blocks,
+                                          ours.full_kv_indices, BLOCK_SIZE=bs, mask_mod=ours.mask_mod)
+        for field in ("q_num_blocks", "q_indices", "full_q_num_blocks", "full_q_indices"):
+            a, b = getattr(ours, field), getattr(theirs, field)
+            assert a.dtype == b.dtype == torch.int32 and a.is_contiguous(), field
+            assert torch.equal(a, b), f"window {w}: {field} differs from torch's"
+        assert ours.seq_lengths == theirs.seq_lengths and ours.BLOCK_SIZE == theirs.BLOCK_SIZE
+
+
 def test_block_lists_layout_for_a_known_sequence():
     """bs 4, 4 blocks, EOT at 0 and 6: block docs (1,1),(1,2),(2,2),(2,2)."""
     tokens = tokens_with_eots(16, [0, 6])

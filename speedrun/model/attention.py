@@ -4,6 +4,11 @@ The rule: query q sees key k iff k <= q, both lie in the same document, and bloc
 `block_size` tokens, w the window in blocks). Realised as FlexAttention does it: per query block, a list of *full*
 key blocks (no per-token check) and of *partial* key blocks (checked per token by the mask_mod), both nearest first
 and truncated to the window: `BlockLists`, shared by `flex_block_mask` (GPU) and `dense_mask` (CPU, SDPA).
+
+No list is made by sorting. The lists are built inside the compiled model, and Inductor turns a sort into a Triton
+kernel that took 24.5 s to compile on a lent H200 (the block lists' argsort; torch's own transpose of the lists took
+5.8 s more), most of a fresh launch's wait on the compile workers (experiments part 34). `_ordered` counts places
+with a matmul against a triangular matrix and puts the indices there with a scatter, which compile in about a second.
 """
 
 from dataclasses import dataclass
@@ -33,8 +38,10 @@ class BlockLists:
 
     partial_num: Tensor  # (nb,) int32
     partial_idx: Tensor  # (nb, nb) int32, row i: candidate key blocks, highest index first
+    partial_rank: Tensor  # (nb, nb) int32: [i, j] key block j's place in row i's list, nb where j is not listed
     full_num: Tensor
     full_idx: Tensor
+    full_rank: Tensor
     docs: Tensor  # (T,) document id per position, for the token-level check in partial blocks
     block_size: int
 
@@ -58,9 +65,9 @@ class BlockLists:
         doc_all = (docs_low[:, None] == docs_high) & (docs_high[:, None] == docs_low)  # both blocks one document
         any_ = causal_any & doc_any
         all_ = causal_all & doc_all
-        p_num, p_idx = _ordered(any_ & ~all_)
-        f_num, f_idx = _ordered(all_)
-        return BlockLists(p_num, p_idx, f_num, f_idx, docs, block_size)
+        p_num, p_idx, p_rank = _ordered(any_ & ~all_, descending=True)
+        f_num, f_idx, f_rank = _ordered(all_, descending=True)
+        return BlockLists(p_num, p_idx, p_rank, f_num, f_idx, f_rank, docs, block_size)
 
     def truncated(self, window_blocks: int | Tensor) -> tuple[Tensor, Tensor]:
         """(partial_num, full_num) keeping the nearest blocks of a `window_blocks` window: at most w-1 full
@@ -81,40 +88,52 @@ def windowed_document_causal(docs: Tensor, window_blocks, block_size: int):
     return mask_mod
 
 
-def _ordered(dense: Tensor) -> tuple[Tensor, Tensor]:
-    """Dense (nb, nb) block matrix -> (count per row, column indices with the True ones first, highest first)."""
-    num = dense.sum(dim=-1, dtype=torch.int32)
-    idx = dense.argsort(dim=-1, descending=False, stable=True).flip(-1).to(torch.int32)
-    return num.contiguous(), idx.contiguous()
+def _ordered(dense: Tensor, descending: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Dense (n, n) boolean -> (count per row, column order, rank), all int32. The order is a stable argsort's: the
+    True columns first, then the False ones, each highest first if `descending` else lowest first. rank[i, j] is
+    column j's place in row i where dense[i, j] is True, else n. Exact in float32 (and TF32): 0/1 inputs, sums <= n."""
+    n = dense.size(-1)
+    ones = dense.to(torch.float32)
+    col = torch.arange(n, device=dense.device)
+    before = (col[:, None] > col[None, :]) if descending else (col[:, None] < col[None, :])  # [k, j]: k comes first
+    before = before.to(torch.float32)
+    num = ones.sum(-1, keepdim=True)
+    place = torch.where(dense, ones @ before, num + (1 - ones) @ before).to(torch.int64)
+    order = torch.empty(dense.shape, dtype=torch.int32, device=dense.device)
+    order.scatter_(-1, place, col.to(torch.int32).expand(dense.shape))
+    rank = torch.where(dense, place, n).to(torch.int32)
+    return num[..., 0].to(torch.int32), order, rank
 
 
 def flex_block_mask(lists: BlockLists, window_blocks: int | Tensor):
+    """The FlexAttention BlockMask of a window: the key-block lists truncated to it, and for the backward pass their
+    transpose, per key block the query blocks that visit it, lowest first (what `BlockMask.from_kv_blocks` makes
+    with an argsort)."""
     from torch.nn.attention.flex_attention import BlockMask
 
     partial, full = lists.truncated(window_blocks)
-    return BlockMask.from_kv_blocks(partial[None, None], lists.partial_idx[None, None], full[None, None],
-                                    lists.full_idx[None, None], BLOCK_SIZE=lists.block_size,
-                                    mask_mod=windowed_document_causal(lists.docs, window_blocks, lists.block_size))
+    q_partial = _ordered((lists.partial_rank < partial[:, None]).T, descending=False)
+    q_full = _ordered((lists.full_rank < full[:, None]).T, descending=False)
+    T = lists.docs.numel()
+    lead = lambda t: t[None, None]
+    return BlockMask(seq_lengths=(T, T), kv_num_blocks=lead(partial), kv_indices=lead(lists.partial_idx),
+                     full_kv_num_blocks=lead(full), full_kv_indices=lead(lists.full_idx),
+                     q_num_blocks=lead(q_partial[0]), q_indices=lead(q_partial[1]),
+                     full_q_num_blocks=lead(q_full[0]), full_q_indices=lead(q_full[1]),
+                     BLOCK_SIZE=(lists.block_size, lists.block_size),
+                     mask_mod=windowed_document_causal(lists.docs, window_blocks, lists.block_size))
 
 
 def dense_mask(lists: BlockLists, window_blocks: int) -> Tensor:
     """(T, T) boolean mask from the same block lists (CPU back-end): full blocks wholly, partial ones per token."""
     partial, full = lists.truncated(window_blocks)
-    nb = lists.partial_idx.shape[0]
-    rank = torch.arange(nb, device=partial.device)
-    full_sel = _scatter_rows(lists.full_idx, rank[None, :] < full[:, None], nb)
-    partial_sel = _scatter_rows(lists.partial_idx, rank[None, :] < partial[:, None], nb)
+    full_sel = lists.full_rank < full[:, None]
+    partial_sel = lists.partial_rank < partial[:, None]
     bs = lists.block_size
     expand = lambda m: m.repeat_interleave(bs, 0).repeat_interleave(bs, 1)
-    T = nb * bs
-    pos = torch.arange(T, device=partial.device)
+    pos = torch.arange(lists.docs.numel(), device=partial.device)
     token_rule = (pos[:, None] >= pos[None, :]) & (lists.docs[:, None] == lists.docs[None, :])
     return expand(full_sel) | (expand(partial_sel) & token_rule)
-
-
-def _scatter_rows(idx: Tensor, keep: Tensor, nb: int) -> Tensor:
-    out = torch.zeros(nb, nb, dtype=torch.bool, device=idx.device)
-    return out.scatter_(1, idx.long(), keep)
 
 
 def reference_mask(tokens: Tensor, window_blocks: int, block_size: int, docs: Tensor | None = None) -> Tensor:
