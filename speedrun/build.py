@@ -26,7 +26,15 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
 
 def compiled_runner(model: GPT, plan: Plan):
     """What the plan runs: the model under torch.compile, or the model itself."""
-    return torch.compile(model, dynamic=False) if plan.compile else model
+    if not plan.compile:
+        return model
+    # AOTAutograd caches a traced and partitioned joint graph only if it holds no custom autograd.Function, unless
+    # told that those are safe to cache. Ours are: their forward and backward are traced into the graph that keys the
+    # entry, so an edited backward is a new entry (tests/test_build.py). The FP8 MLP is one (DelayedFP8MLP): without
+    # this, every launch on warm compile folders traced, partitioned and compiled the model again (warm launches of
+    # fast_1gpu on an H200 4.8 and 6.5 s shorter with it, experiments part 35).
+    torch._functorch.config.autograd_cache_allow_custom_autograd_functions = True
+    return torch.compile(model, dynamic=False)
 
 
 def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[torch.optim.Adam, Muon]:

@@ -1,0 +1,53 @@
+"""Building the run: the compiled model's joint graph is kept by AOTAutograd's cache, the FP8 MLP's custom
+autograd.Function included, so a second process (or a second compile) skips tracing and partitioning it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from speedrun.build import compiled_runner
+from speedrun.model.gpt import GPT
+from speedrun.plan import Plan
+from speedrun.recipe import load_recipe
+
+# two layers of the delayed FP8 MLP (a custom autograd.Function) on the dense (CPU) attention
+SMALL_FP8 = ["fp8_mlp=true", "fp8_mlp_scaling='delayed'", "fp8_head=false", "fused_head_loss=false", "num_layers=2",
+             "window_pattern='LS'", "no_attn_layers=[]", "value_embeds=1", "model_dim=64", "head_dim=32",
+             "num_heads=2", "mlp_hidden=128", "seq_len=256", "val_seq_len=256", "window_ramp_tokens=256",
+             "batch_tokens=256"]
+
+
+def test_plain_plan_runs_the_model_itself():
+    model = GPT(load_recipe("tiny"))
+    assert compiled_runner(model, Plan(torch.device("cpu"), compile=False)) is model
+
+
+def test_second_compile_of_the_fp8_model_comes_from_the_aot_autograd_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # empty: the first compile cannot hit
+    monkeypatch.setattr(torch._functorch.config, "autograd_cache_allow_custom_autograd_functions", False)
+    torch.manual_seed(0)
+    model = GPT(load_recipe("tiny", SMALL_FP8)).train()
+    x, y = torch.randint(0, 50000, (256,)), torch.randint(0, 50000, (256,))
+    try:
+        model(x[:128], y[:128], 2)
+    except RuntimeError as e:
+        pytest.skip(f"torch {torch.__version__} has no float8 _scaled_mm on CPU ({str(e)[:80]})")
+    results = []
+    counters.clear()
+    for _ in range(2):
+        torch._dynamo.reset()  # a new compile, as in a new process: only the on-disk caches remain
+        for p in model.parameters():
+            p.grad = None
+        for b in model.buffers():
+            if b.dtype == torch.float32 and b.shape == (2, 2):
+                b.zero_()  # the MLPs' FP8 maxima: each compile starts from the same state
+        loss = compiled_runner(model, Plan(torch.device("cpu"), compile=True))(x, y, model.window(5))
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    aot = counters["aot_autograd"]
+    assert aot["autograd_cache_bypass"] == 0, dict(aot)
+    assert aot["autograd_cache_miss"] == 1 and aot["autograd_cache_hit"] == 1, dict(aot)
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert torch.equal(loss_a, loss_b) and all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
