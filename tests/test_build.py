@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import Tensor
 from torch._dynamo.utils import counters
 
 from speedrun.build import compiled_runner
@@ -51,3 +52,40 @@ def test_second_compile_of_the_fp8_model_comes_from_the_aot_autograd_cache(tmp_p
     assert aot["autograd_cache_miss"] == 1 and aot["autograd_cache_hit"] == 1, dict(aot)
     (loss_a, grads_a), (loss_b, grads_b) = results
     assert torch.equal(loss_a, loss_b) and all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+
+
+def _scale_function(grad_factor: float) -> type[torch.autograd.Function]:
+    """A custom autograd.Function whose backward differs by one constant: an edit to its code, as a user makes."""
+
+    class Scale(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * grad_factor
+
+    return Scale
+
+
+def test_an_edited_custom_backward_is_compiled_again_not_taken_from_the_cache(tmp_path, monkeypatch):
+    """With custom autograd.Functions cacheable, an edit to one's backward must change the cache key: a stale entry
+    would train with the old gradient and say nothing."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(torch._functorch.config, "autograd_cache_allow_custom_autograd_functions", False)
+    compiled_runner(GPT(load_recipe("tiny")), Plan(torch.device("cpu"), compile=True))  # sets the switch
+
+    def grad_through(fn: type[torch.autograd.Function]) -> Tensor:
+        torch._dynamo.reset()  # as a new process would: only the on-disk caches remain
+        x = torch.ones(4, requires_grad=True)
+        torch.compile(lambda t: fn.apply(t).sum(), dynamic=False)(x).backward()
+        return x.grad
+
+    counters.clear()
+    assert torch.equal(grad_through(_scale_function(2.0)), torch.full((4,), 2.0))
+    assert torch.equal(grad_through(_scale_function(2.0)), torch.full((4,), 2.0))  # the same code: a hit
+    assert torch.equal(grad_through(_scale_function(3.0)), torch.full((4,), 3.0))  # edited: a miss, the new gradient
+    aot = counters["aot_autograd"]
+    assert aot["autograd_cache_bypass"] == 0, dict(aot)
+    assert aot["autograd_cache_miss"] == 2 and aot["autograd_cache_hit"] == 1, dict(aot)
