@@ -5,9 +5,11 @@ throughput that ms implies (the least bytes each call must move) and the ratio t
 
     python benchmarks/relu2_fp8.py [--tokens 49152] [--hidden 3072] [--configs 64x128x8,128x64x4,...] [--json F]
 
-The calls: `fwd` relu(p)² to e4m3, row-major, with its maximum (the forward); `fwd_t` the same, transposed only (the
-backward's copy for c_proj's weight gradient); `grad` g·2relu(p) to e5m2, row-major and transposed, with its
-maximum (the backward). Part 20's profile put the three at 0.24 ms a call, about twice their memory-bound time.
+The calls: `both` relu(p)² to e4m3, row-major and transposed, with its maximum (the model's forward, which keeps the
+transposed copy for c_proj's weight gradient); `fwd` the row-major copy alone with its maximum, and `fwd_t` the
+transposed copy alone (the forward, and the backward's recomputed copy, before part 34's candidate); `grad`
+g·2relu(p) to e5m2, row-major and transposed, with its maximum (the backward). Part 20's profile put the three calls
+of then at 0.24 ms a call, about twice their memory-bound time.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 DEFAULT = (64, 128, 8)  # relu2_fp8 / relu2_grad_fp8's block_n, block_h, num_warps
 GRID = [(bn, bh, w) for bn in (32, 64, 128) for bh in (64, 128, 256) for w in (4, 8) if bn * bh <= 16384]
 # the least bytes a call moves per element: bf16 reads, fp8 writes
-BYTES_PER_ELEMENT = {"fwd": 2 + 1, "fwd_t": 2 + 1, "grad": 2 + 2 + 1 + 1}
+BYTES_PER_ELEMENT = {"both": 2 + 1 + 1, "fwd": 2 + 1, "fwd_t": 2 + 1, "grad": 2 + 2 + 1 + 1}
 
 
 def parse_configs(text: str | None) -> list[tuple[int, int, int]]:
@@ -82,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     def call(mode, bn, bh, w):
         amax = torch.zeros(1, device="cuda")
         kw = dict(block_n=bn, block_h=bh, num_warps=w)
-        if mode == "fwd":
+        if mode == "both":
+            out = (*relu2_fp8(p, scale_h, amax, **kw), amax)
+        elif mode == "fwd":
             out = relu2_fp8(p, scale_h, amax, cols=False, **kw)[0], amax
         elif mode == "fwd_t":
             out = relu2_fp8(p, scale_h, None, rows=False, **kw)[1], None
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return [t.view(torch.uint8) if t.dtype.itemsize == 1 else t for t in out if t is not None]
 
     rows = []
-    for mode in ("fwd", "fwd_t", "grad"):
+    for mode in ("both", "fwd", "fwd_t", "grad"):
         reference = call(mode, *DEFAULT)
         base_ms = None
         for bn, bh, w in configs:

@@ -27,6 +27,7 @@ def test_bad_configs_are_one_line_errors(bad, why):
 def test_throughput_counts_the_least_bytes_each_call_moves():
     # 1000 x 1000 elements in 1 ms: 3 bytes each for the forward casts, 6 for the gradient's
     assert bench.gbps("fwd", 1000, 1000, 1.0) == pytest.approx(3.0)
+    assert bench.gbps("both", 1000, 1000, 1.0) == pytest.approx(4.0)  # one bf16 read, two e4m3 writes
     assert bench.gbps("grad", 1000, 1000, 1.0) == pytest.approx(6.0)
 
 

@@ -132,38 +132,25 @@ def relu2_grad_fp8(g: Tensor, p: Tensor, scale: Tensor, amax: Tensor, dtype: tor
 # float32 state (rows: previous step, this step; columns: h, d) without being declared a mutation: nothing in a
 # compiled graph reads that slot, and the trainer moves it to row 0 between steps (GPT.roll_fp8_amax). A declared
 # mutation would be functionalised: the backward graph would write into a copy of the state, not the state.
-# Forward: the row-major cast only (c_proj's input), measured. Backward: the transposed copy (c_proj's weight
-# gradient) recomputed from the kept c_fc output: keeping it instead cost 1.55 GiB at the peak (part 17, call B3).
+# Forward: both copies in one pass, measured: c_proj's input, and the transposed copy that c_proj's weight gradient
+# needs, kept for the backward pass (151 MB a layer at the track's shape). Part 17 recomputed that copy in the backward
+# pass instead, reading the c_fc output once more per layer, because memory was short then; the training peak is now
+# 21,207 MiB against record21_1gpu's 28,814.
 @torch.library.custom_op("speedrun::relu2_fp8", mutates_args=())
-def relu2_fp8_op(p: Tensor, scale: Tensor, state: Tensor) -> Tensor:
-    return relu2_fp8(p.contiguous(), scale, state[1, 0:1], cols=False)[0]
+def relu2_fp8_op(p: Tensor, scale: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+    return relu2_fp8(p.contiguous(), scale, state[1, 0:1])
 
 
 @relu2_fp8_op.register_kernel("cpu")
 def _(p, scale, state):
-    y, _, amax = relu2_fp8_reference(p, scale)
+    y, yt, amax = relu2_fp8_reference(p, scale)
     state[1, 0] = torch.maximum(state[1, 0], amax)
-    return y
+    return y, yt
 
 
 @relu2_fp8_op.register_fake
 def _(p, scale, state):
-    return p.new_empty(p.shape, dtype=E4M3)
-
-
-@torch.library.custom_op("speedrun::relu2_fp8_transposed", mutates_args=())
-def relu2_fp8_transposed_op(p: Tensor, scale: Tensor) -> Tensor:
-    return relu2_fp8(p.contiguous(), scale, None, rows=False)[1]
-
-
-@relu2_fp8_transposed_op.register_kernel("cpu")
-def _(p, scale):
-    return relu2_fp8_reference(p, scale)[1]
-
-
-@relu2_fp8_transposed_op.register_fake
-def _(p, scale):
-    return p.new_empty(p.shape[::-1], dtype=E4M3)
+    return p.new_empty(p.shape, dtype=E4M3), p.new_empty(p.shape[::-1], dtype=E4M3)
 
 
 @torch.library.custom_op("speedrun::relu2_grad_fp8", mutates_args=())

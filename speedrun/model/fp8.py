@@ -260,21 +260,20 @@ class DelayedFP8MLP(torch.autograd.Function):
         p = torch._scaled_mm(x_f8, fc_f8.T, scale_a=x_inv, scale_b=fc_inv, out_dtype=torch.bfloat16,
                              use_fast_accum=True)
         h_scale = delayed_scale(state[0, 0], 0, e4m3)
-        h_f8 = relu2_fp8_op(p, h_scale, state)
+        h_f8, h_t_f8 = relu2_fp8_op(p, h_scale, state)  # h_t_f8: c_proj's weight gradient, in the backward
         out = torch._scaled_mm(h_f8, proj_f8.T, scale_a=h_scale.reciprocal(), scale_b=proj_inv,
                                out_dtype=torch.bfloat16, use_fast_accum=True)
         d_scale = delayed_scale(state[0, 1], 1, torch.float8_e5m2)
-        ctx.save_for_backward(x_f8, x_inv, fc_f8, fc_inv, proj_f8, proj_inv, p, h_scale, d_scale, state)
+        ctx.save_for_backward(x_f8, x_inv, fc_f8, fc_inv, proj_f8, proj_inv, p, h_t_f8, h_scale, d_scale, state)
         ctx.dtypes = (x.dtype, w_fc.dtype, w_proj.dtype)
         return out
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        from speedrun.kernels.relu2_fp8 import relu2_fp8_transposed_op, relu2_grad_fp8_op
+        from speedrun.kernels.relu2_fp8 import relu2_grad_fp8_op
 
-        x_f8, x_inv, fc_f8, fc_inv, proj_f8, proj_inv, p, h_scale, d_scale, state = ctx.saved_tensors
+        x_f8, x_inv, fc_f8, fc_inv, proj_f8, proj_inv, p, h_t_f8, h_scale, d_scale, state = ctx.saved_tensors
         g_f8, g_inv = dynamic_fp8(g.contiguous(), torch.float8_e5m2)  # (N, dim): small beside (N, hidden)
-        h_t_f8 = relu2_fp8_transposed_op(p, h_scale)  # the forward's cast again, transposed (not kept: memory)
         grad_proj = torch._scaled_mm(g_f8.T.contiguous(), h_t_f8.T, scale_a=g_inv, scale_b=h_scale.reciprocal(),
                                      out_dtype=torch.float32, use_fast_accum=False)
         grad_h = torch._scaled_mm(g_f8, proj_f8.T.contiguous().T, scale_a=g_inv, scale_b=proj_inv,
