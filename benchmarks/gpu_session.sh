@@ -5,7 +5,7 @@
 #   LIMIT=540 bash benchmarks/gpu_session.sh ttt NAME [time_to_target.py args: --target, --parallel, variants ...]
 # which runs benchmarks/time_to_target.py on the 1-GPU track (val at step 0 and the end only) under a LIMIT-second
 # deadline and packs its logs into $OUT/NAME.tgz: one file however many variants (the device returns 8 files at most), or
-#   bash benchmarks/gpu_session.sh launch [RECIPE]
+#   bash benchmarks/gpu_session.sh launch [RECIPE [--set KEY=VALUE ...]]
 # which times a launch (default fast_1gpu: 30 steps on random tokens; issue 19's goal 3 wants it first on a fresh
 # machine, so on empty compile folders) and prints TorchDynamo's compile-time table; its printout goes to $OUT/launch.txt.xz.
 # With TRACE=1 it also writes torch's structured trace and prints each compiled graph and the Triton kernels that took
@@ -57,9 +57,9 @@ PY
   [ "${TRACE:-0}" = 1 ] && export TORCH_TRACE=/tmp/launch/trace
   TORCH_LOGS=dynamo timeout 300 speedrun train --recipe "$recipe" --set steps=30 --set train_files=/tmp/launch/train_000000.bin \
     --set val_files=/tmp/launch/val_000000.bin --set val_tokens=262144 --set val_every=0 --no-final-checkpoint \
-    --print-every 10 --log-dir /tmp/launch/logs > "$OUT/launch.txt" 2>&1
+    --print-every 10 --log-dir /tmp/launch/logs "${@:3}" > "$OUT/launch.txt" 2>&1
   rc=$?
-  grep -E "^warm-up step 1/|^warm-up:|launch to first|peak memory" "$OUT/launch.txt" | cut -c1-250
+  grep -E "^warm-up step 1/|^warm-up:|^CUDA graphs:|launch to first|peak memory" "$OUT/launch.txt" | cut -c1-250
   grep "utils.py:910\]" "$OUT/launch.txt" | sed 's/.*utils.py:910\] //' |
     grep -E "^(Function|bytecode_tracing|aot_trace_joint|compile_fx.<locals>|GraphLowering.(run|codegen)|async_compile.wait|CachingAutotuner)"
   xz -9f "$OUT/launch.txt"

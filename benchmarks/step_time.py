@@ -25,6 +25,7 @@ import torch
 from speedrun.build import build_model, build_optimizers, compiled_runner
 from speedrun.data.stream import BatchStream
 from speedrun.data.tokenizer import EOT
+from speedrun.graphs import GraphedSteps
 from speedrun.model.attention import document_ids
 from speedrun.optim.schedule import long_window_blocks
 from speedrun.plan import make_plan
@@ -70,15 +71,17 @@ def model_flops(r, model, tokens_list, window_blocks: int) -> float:
     return flops
 
 
-def time_steps(runner, optimizers, r, plan, batches_fn, window, steps: int, at_step: int = 0) -> list[float]:
+def time_steps(runner, optimizers, r, plan, batches_fn, window, steps: int, at_step: int = 0, graphs=None
+               ) -> list[float]:
     """CUDA-event times of `steps` training steps, each run as step `at_step` of the schedule (a sampled head's rows
-    and the MTP weights follow it; the weights keep training, which does not change the work)."""
+    and the MTP weights follow it; the weights keep training, which does not change the work). `graphs`: replay
+    each step's forward and backward (speedrun.graphs)."""
     times = []
     for i in range(steps):
         batches = batches_fn(i)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        train_step(runner, batches, optimizers, at_step, window, r, plan.world_size)
+        train_step(runner, batches, optimizers, at_step, window, r, plan.world_size, graphs=graphs)
         end.record()
         times.append((start, end))
     torch.cuda.synchronize()
@@ -156,6 +159,7 @@ def main(argv=None) -> int:
     model = build_model(r, plan)
     optimizers = build_optimizers(model, r, compile_ns=plan.compile)
     runner = compiled_runner(model, plan)
+    graphs = GraphedSteps(runner, plan.device) if plan.cuda_graphs else None
     accum = r.grad_accum_steps(1)
 
     if args.shards:
@@ -170,27 +174,29 @@ def main(argv=None) -> int:
     windows = {s: long_window_blocks(s, r.steps, r.window_ramp_tokens, r.attn_block_size) for s in at_steps}
     # The window as the trainer passes it (GPT.window): one device tensor per window, made once.
     wt = {s: model.window(s) for s in at_steps}
-    first = warmup_and_restore(runner, optimizers, r, plan, wt[at_steps[0]])
+    first = warmup_and_restore(runner, optimizers, r, plan, wt[at_steps[0]], graphs=graphs)
     compile_s = time.time() - t0
     rows = []
     for s, w in windows.items():
-        time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.warmup, s)
+        time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.warmup, s, graphs)
         torch.cuda.reset_peak_memory_stats()
-        ms = time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.steps, s)
+        ms = time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.steps, s, graphs)
         sample = [b[0] for b in batches_fn(0)]
         flops = model_flops(r, model, sample, w)
         med = statistics.median(ms)
         rows.append(dict(at_step=s, window_tokens=w * r.attn_block_size, median_ms=med, mean_ms=statistics.mean(ms),
                          min_ms=min(ms), max_ms=max(ms), tokens_per_s=r.batch_tokens / med * 1000,
                          tflops=flops / (med / 1000) / 1e12,
-                         peak_alloc_gib=torch.cuda.max_memory_allocated() / 2**30,
+                         # a graphed step allocates during its capture only (speedrun.graphs)
+                         peak_alloc_gib=max(torch.cuda.max_memory_allocated(),
+                                            graphs.captured[model.head_rows].peak_bytes if graphs else 0) / 2**30,
                          peak_reserved_gib=torch.cuda.max_memory_reserved() / 2**30))
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
         w = wt[at_steps[-1]]
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            time_steps(runner, optimizers, r, plan, batches_fn, w, PROFILED_STEPS, at_steps[-1])
+            time_steps(runner, optimizers, r, plan, batches_fn, w, PROFILED_STEPS, at_steps[-1], graphs)
         events = prof.key_averages()
         print(events.table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=90))
         kernels = device_kernels(events)

@@ -24,6 +24,7 @@ class Plan:
     fp8_head: bool = False
     fp8_mlp: bool = False
     compile: bool = False
+    cuda_graphs: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -50,6 +51,8 @@ class Plan:
               if r.mtp_weights else []),
             f"precision: {dtype}",
             f"torch.compile: {'on' if self.compile else 'off'}",
+            *(["CUDA graphs: each step's forward and backward passes replayed (a graph per head row count)"]
+              if self.cuda_graphs else []),
         ]
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
@@ -87,6 +90,9 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
         plan.fp8_head, plan.fp8_mlp = r.fp8_head and fp8_ok, r.fp8_mlp and fp8_ok
         if r.fused_head_loss and not plan.fp8_head:
             plan.notes.append("fused_head_loss fuses the FP8 head: without it the loss runs unfused")
+        plan.cuda_graphs = r.cuda_graphs and world_size == 1
+        if r.cuda_graphs and world_size > 1:
+            plan.notes.append("cuda_graphs is measured on one GPU only: with several ranks the steps run without graphs")
     else:
         plan.compile = r.compile == "on"
         plan.notes.append("Newton-Schulz runs in float32 on CPU (bfloat16 matmuls are several times slower there)")
@@ -95,6 +101,8 @@ def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False)
                               + (" and the loss unfused (fused_head_loss)" if r.fused_head_loss else ""))
         if r.fp8_mlp:
             plan.notes.append("FP8 MLP needs a GPU: the MLP runs in float32 on CPU")
+        if r.cuda_graphs:
+            plan.notes.append("CUDA graphs need a GPU: the steps run without them on CPU")
     return plan
 
 

@@ -109,6 +109,9 @@ class Recipe:
     sampled_head_end_frac: float = 0.93
     # dynamic (each tensor's own maximum) | delayed (ReLU² and its gradient: last step's); without fp8_mlp: no effect
     fp8_mlp_scaling: str = "dynamic"
+    # the training step's forward and backward passes as CUDA graphs, one per sampled-head row count (speedrun.graphs;
+    # one GPU only: elsewhere the plan says so and runs without)
+    cuda_graphs: bool = False
     name: str = ""
     description: str = ""
 
@@ -206,7 +209,8 @@ class Recipe:
         need(self.compile != "tuned", "compile='tuned' was removed (experiments part 21; `git show abc2775` has its code): "
              "TORCHINDUCTOR_COORDINATE_DESCENT_TUNING=1 sets the same Inductor option")
         need(self.compile != "graphs", "compile='graphs' was removed (experiments part 25; `git show 01dfd43` has its code): "
-             "CUDA graph trees refused the model (allocations in the graph pool not tracked as outputs)")
+             "CUDA graph trees refused the model (allocations in the graph pool not tracked as outputs); "
+             "cuda_graphs = true captures the step's forward and backward passes instead")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
         return self

@@ -1,5 +1,6 @@
 """One optimiser step (micro-batches, gradient averaging, schedules), the untimed warm-up, and validation."""
 
+import contextlib
 import copy
 import time
 
@@ -58,15 +59,19 @@ class PhaseClock:
 
 
 def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_size: int,
-               phases: dict[str, float] | None = None) -> torch.Tensor:
+               phases: dict[str, float] | None = None, graphs=None) -> torch.Tensor:
     """One optimiser step over this rank's micro-batches; returns the step's train loss averaged over all
     micro-batches of all ranks (a tensor; reading it is left to the caller). With multi-token prediction that
     loss includes the extra targets' weighted terms (until their weights reach 0). `phases`: a dict to add the
-    seconds of the forward passes, backward passes and optimiser step to (see PhaseClock), or None."""
+    seconds of the forward passes, backward passes and optimiser step to (see PhaseClock), or None. `graphs`: a
+    `speedrun.graphs.GraphedSteps` that replays the forward and backward passes, or None (run them here)."""
     total = None
     clock = PhaseClock(phases)
     uncompiled(model).set_step(step)  # MTP weights in place (no recompile); the sampled head's rows
-    for inputs, targets in batches:
+    if graphs is not None:
+        total = graphs(batches, window)
+        clock.lap("forward+backward (graph)", total)
+    for inputs, targets in batches if graphs is None else []:
         loss = model(inputs, targets, window) / len(batches)
         clock.lap("forward", loss)
         loss.backward()
@@ -78,9 +83,12 @@ def train_step(model, batches, optimizers, step: int, window, r: Recipe, world_s
     return all_reduce_mean(total) if world_size > 1 else total
 
 
-def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window, say=None) -> dict[str, float]:
+def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window, say=None, graphs=None
+                       ) -> dict[str, float]:
     """Run `warmup_steps` steps on random tokens to compile and warm kernels, then restore every initial state.
     Returns the first step's seconds by phase (forward, backward, optimisers; empty without warm-up steps).
+    `graphs` (speedrun.graphs.GraphedSteps): the steps run on its stream, and then it captures a graph for each
+    sampled-head row count of the run (the steps' first and last), before the restore.
 
     Nothing learned here survives, the data stream is untouched, and the global RNG is left as it was.
     """
@@ -88,20 +96,36 @@ def warmup_and_restore(model, optimizers, r: Recipe, plan: Plan, window, say=Non
     if r.warmup_steps == 0:
         return first
     base = uncompiled(model)
-    initial = dict(model=copy.deepcopy(base.state_dict()), opts=[copy.deepcopy(o.state_dict()) for o in optimizers])
+    # With graphs the initial state waits in host memory, so that the device holds during capture what it holds in
+    # training and the captured peak is the training step's (speedrun.graphs: replays allocate nothing).
+    keep = (lambda t: t.detach().to("cpu", copy=True)) if graphs is not None else None
+    snapshot = (lambda sd: torch.utils._pytree.tree_map_only(torch.Tensor, keep, sd)) if keep else copy.deepcopy
+    initial = dict(model=snapshot(base.state_dict()), opts=[snapshot(o.state_dict()) for o in optimizers])
     gen = torch.Generator(device="cpu").manual_seed(12345 + plan.rank)
     t0 = time.perf_counter()
-    for i in range(r.warmup_steps):
-        tokens = torch.randint(0, r.vocab_size, (r.seq_len + 1,), generator=gen).to(plan.device)
-        batch = [(tokens[:-1].int(), tokens[1:].long())]
-        # with a sampled head, odd warm-up steps run as the last training step does: when that one has the full
-        # softmax, both head graphs compile here; when the head is sampled to the end, only the sampled one
-        step = r.steps - 1 if r.sampled_head_rows and i % 2 else 0
-        # .item(): time each step whole; the first (the compiling one) also by phase
-        train_step(model, batch, optimizers, step, window, r, plan.world_size, first if i == 0 else None).item()
-        if say is not None and (i < 2 or i == r.warmup_steps - 1):  # the compiling steps, and the last
-            detail = f" ({format_phases(first)})" if i == 0 else ""
-            say(f"warm-up step {i + 1}/{r.warmup_steps}: {time.perf_counter() - t0:.1f}s{detail}")
+    stream = graphs.stream if graphs is not None and graphs.stream is not None else None
+    with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+        for i in range(r.warmup_steps):
+            tokens = torch.randint(0, r.vocab_size, (r.seq_len + 1,), generator=gen).to(plan.device)
+            batch = [(tokens[:-1].int(), tokens[1:].long())]
+            # with a sampled head, odd warm-up steps run as the last training step does: when that one has the full
+            # softmax, both head graphs compile here; when the head is sampled to the end, only the sampled one
+            step = r.steps - 1 if r.sampled_head_rows and i % 2 else 0
+            # .item(): time each step whole; the first (the compiling one) also by phase
+            train_step(model, batch, optimizers, step, window, r, plan.world_size, first if i == 0 else None).item()
+            if say is not None and (i < 2 or i == r.warmup_steps - 1):  # the compiling steps, and the last
+                detail = f" ({format_phases(first)})" if i == 0 else ""
+                say(f"warm-up step {i + 1}/{r.warmup_steps}: {time.perf_counter() - t0:.1f}s{detail}")
+    if stream is not None:
+        torch.cuda.current_stream().wait_stream(stream)
+    if graphs is not None:
+        t1 = time.perf_counter()
+        for step in (0, r.steps - 1):  # the head's row counts of the run: a graph for each
+            base.set_step(step)
+            if base.head_rows not in graphs.captured:
+                graphs.capture(batch * r.grad_accum_steps(plan.world_size), window)
+        if say is not None:
+            say(f"CUDA graphs: {len(graphs.captured)} captured in {time.perf_counter() - t1:.1f}s")
     base.load_state_dict(initial["model"])
     base.head_left_out.zero_()  # random tokens have more distinct targets than a sampled head's rows: not a run's
     for opt, state in zip(optimizers, initial["opts"]):

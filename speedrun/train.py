@@ -24,6 +24,7 @@ from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
 from speedrun.distributed import barrier_if_distributed
 from speedrun.errors import TrainingError
 from speedrun.files import check_writable_folder
+from speedrun.graphs import GraphedSteps
 from speedrun.interrupt import Interrupted, StopRequest, StopVote
 from speedrun.metrics import Metrics
 from speedrun.model.gpt import GPT
@@ -183,6 +184,7 @@ class Trainer:
             laps("compile cache")
         self.optimizers = build_optimizers(self.model, r, compile_ns=plan.compile)
         self.runner = compiled_runner(self.model, plan)
+        self.graphs = GraphedSteps(self.runner, plan.device) if plan.cuda_graphs else None
         laps("optimisers")
         self.print_every = print_every or (1 if r.steps <= 200 else 10)
         self.log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main, sections={"plan": plan.describe(r)})
@@ -202,7 +204,8 @@ class Trainer:
         t_launch = time.perf_counter()
         setup_s = time.time() - PROCESS_START  # before any compiling
         try:
-            first = warmup_and_restore(self.runner, self.optimizers, r, plan, self.model.window(0), say)
+            first = warmup_and_restore(self.runner, self.optimizers, r, plan, self.model.window(0), say,
+                                       self.graphs)
             start = self._restore() if self.ckpt is not None else RunResult(None, [], [], 0.0)
             if plan.device.type == "cuda":
                 torch.cuda.synchronize()
@@ -291,7 +294,8 @@ class Trainer:
                 raise TrainingError(
                     f"the train files ran out at step {step} of {r.steps}; add shards or set train_loop = true"
                 ) from None
-            loss = train_step(self.runner, batches, self.optimizers, step, window(step), r, plan.world_size)
+            loss = train_step(self.runner, batches, self.optimizers, step, window(step), r, plan.world_size,
+                              graphs=self.graphs)
             self.step_times[step + 1] = clock.now()
             self._report(self.losses.push(step + 1, loss))
             done = step + 1
@@ -308,7 +312,9 @@ class Trainer:
                 clock.start()
         result.training_time_ms = clock.ms
         if plan.device.type == "cuda":
-            alloc = torch.cuda.max_memory_allocated(plan.device) // 2**20
+            # replays allocate nothing the allocator sees: a graphed step's peak is the one its capture had
+            captured = self.graphs.peak_bytes if self.graphs is not None else 0
+            alloc = max(torch.cuda.max_memory_allocated(plan.device), captured) // 2**20
             reserved = torch.cuda.max_memory_reserved(plan.device) // 2**20
             result.peak_allocated_mib = alloc
             log.write(f"peak_memory allocated:{alloc} MiB reserved:{reserved} MiB")

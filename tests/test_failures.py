@@ -42,8 +42,8 @@ def poison_from(monkeypatch, first_bad_step: int):
     """Make the train loss NaN from optimiser step `first_bad_step` on (0-based), as a diverging run would."""
     real = train_mod.train_step
 
-    def step(model, batches, optimizers, step, window, r, world_size):
-        loss = real(model, batches, optimizers, step, window, r, world_size)
+    def step(model, batches, optimizers, step, window, r, world_size, **kw):
+        loss = real(model, batches, optimizers, step, window, r, world_size, **kw)
         if step >= first_bad_step:
             with torch.no_grad():
                 for p in model.parameters():
@@ -110,10 +110,10 @@ import sys, torch
 import speedrun.train as t
 from speedrun.cli import main
 real = t.train_step
-def dying(model, batches, optimizers, step, *a):
+def dying(model, batches, optimizers, step, *a, **kw):
     if step == 2 and torch.distributed.get_rank() == 1:
         raise RuntimeError("rank 1 died on purpose")
-    return real(model, batches, optimizers, step, *a)
+    return real(model, batches, optimizers, step, *a, **kw)
 t.train_step = dying
 sys.exit(main(sys.argv[1:]))
 '''

@@ -247,7 +247,7 @@ def test_missing_fields(tmp_path):
     assert missing == required
     # fields added after logs and checkpoints were written have an off default, so those still load
     assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset", "fp8_mlp_scaling", "tied_head",
-                                           "sampled_head_rows", "sampled_head_end_frac"}
+                                           "sampled_head_rows", "sampled_head_end_frac", "cuda_graphs"}
 
 
 def test_base_loop(tmp_path):
