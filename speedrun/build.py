@@ -2,6 +2,7 @@
 
 import torch
 
+from speedrun.compile_cache import key_caches_to_source
 from speedrun.model.gpt import GPT, CastedLinear
 from speedrun.optim.muon import Muon
 from speedrun.plan import Plan
@@ -34,6 +35,7 @@ def compiled_runner(model: GPT, plan: Plan):
     # this, every launch on warm compile folders traced, partitioned and compiled the model again (warm launches of
     # fast_1gpu on an H200 4.8 and 6.5 s shorter with it, experiments part 35).
     torch._functorch.config.autograd_cache_allow_custom_autograd_functions = True
+    key_caches_to_source()  # a custom op's registered backward is not in that key; the fingerprint of its source is
     return torch.compile(model, dynamic=False)
 
 

@@ -18,9 +18,35 @@ import torch
 from speedrun.errors import TrainingError
 from speedrun.files import write_atomic
 
+# The package's folders whose code torch.compile traces. An edit there must change every compile cache's key: a custom
+# op's registered backward (speedrun::fp8_head_loss) is traced into AOTAutograd's joint graph, but that cache keys on
+# the graph before the trace, so an edited backward came back from the cache unedited (experiments part 36, on an H200
+# with torch 2.11; tests/test_build.py shows it on CPU).
+TRACED_SOURCE = ("model", "kernels", "optim")
+
 MAGIC = "speedrun-compile-cache"
 VERSION = 1
 _packed = False  # torch packs a process's artifacts correctly once only (see CompileCache.save)
+
+
+def source_fingerprint(package: Path = Path(__file__).parent, folders=TRACED_SOURCE) -> str:
+    """A short hash of the Python files under `folders` of `package` (their paths and bytes)."""
+    h = hashlib.sha256()
+    for folder in folders:
+        for f in sorted((package / folder).rglob("*.py")):
+            h.update(f.relative_to(package).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def key_caches_to_source(package: Path = Path(__file__).parent, folders=TRACED_SOURCE) -> str:
+    """Put the traced source's fingerprint into every torch.compile cache key (Inductor's, AOTAutograd's, the
+    autotuner's), after any tag set through TORCH_COMPILE_CACHE_KEY_TAG; before compiling. Returns the tag."""
+    tag = f"speedrun-{source_fingerprint(package, folders)}"
+    current = torch.compiler.config.cache_key_tag
+    if tag not in current.split(":"):
+        torch.compiler.config.cache_key_tag = f"{current}:{tag}" if current else tag
+    return tag
 
 
 def environment(device: torch.device) -> dict[str, str]:

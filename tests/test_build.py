@@ -1,5 +1,6 @@
 """Building the run: the compiled model's joint graph is kept by AOTAutograd's cache, the FP8 MLP's custom
-autograd.Function included, so a second process (or a second compile) skips tracing and partitioning it."""
+autograd.Function included, so a second process (or a second compile) skips tracing and partitioning it; and every
+cache key carries the fingerprint of the traced source, so an edited custom op's backward is compiled again."""
 
 from __future__ import annotations
 
@@ -89,3 +90,66 @@ def test_an_edited_custom_backward_is_compiled_again_not_taken_from_the_cache(tm
     aot = counters["aot_autograd"]
     assert aot["autograd_cache_bypass"] == 0, dict(aot)
     assert aot["autograd_cache_miss"] == 2 and aot["autograd_cache_hit"] == 1, dict(aot)
+
+
+# A custom op with a registered backward, as speedrun/model/fp8.py's head: the module is written to a folder that is
+# fingerprinted like the package's traced source, then edited, and each version compiles in a process of its own on
+# the same compile folders.
+CUSTOM_OP_MODULE = '''
+import torch
+
+@torch.library.custom_op("test_build::scaled", mutates_args=())
+def scaled(x: torch.Tensor) -> torch.Tensor:
+    return x * 2
+
+@scaled.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+def backward(ctx, g):
+    return g * {factor}
+
+scaled.register_autograd(backward, setup_context=lambda ctx, inputs, output: None)
+'''
+
+COMPILE_THROUGH_OP = '''
+import json, sys, torch
+import torch._functorch.config
+from torch._dynamo.utils import counters
+from speedrun.compile_cache import key_caches_to_source
+sys.path.insert(0, sys.argv[1])
+import op_source.model.op  # noqa: F401 (registers test_build::scaled)
+if sys.argv[2] == "tagged":
+    key_caches_to_source(__import__("pathlib").Path(sys.argv[1]) / "op_source", ("model",))
+x = torch.ones(4, requires_grad=True)
+torch.compile(lambda t: torch.ops.test_build.scaled(t).sum(), dynamic=False)(x).backward()
+print(json.dumps(dict(grad=x.grad[0].item(), **counters["aot_autograd"])))
+'''
+
+
+def test_an_edited_custom_op_backward_misses_the_compile_caches_once_keyed_to_its_source(tmp_path):
+    """AOTAutograd's cache keys on the graph before the joint trace, so it does not see a custom op's registered
+    backward: untagged (mode "untagged" of the script), the edited backward (x3) compiled as the old one (x2) on
+    torch 2.13 here and 2.11 on an H200 (experiments part 36). Tagged with the source's fingerprint
+    (`key_caches_to_source`, which every compile of ours calls first), the edit misses and an unedited run hits."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "op_source" / "model"
+    folder.mkdir(parents=True)
+    for name in ("op_source", "op_source/model"):
+        (tmp_path / name / "__init__.py").write_text("")
+
+    def compile_with(factor: float, mode: str) -> dict:
+        (folder / "op.py").write_text(CUSTOM_OP_MODULE.format(factor=factor))
+        env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / f"cache_{mode}"), PYTHONDONTWRITEBYTECODE="1")
+        done = subprocess.run([sys.executable, "-c", COMPILE_THROUGH_OP, str(tmp_path), mode], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    tagged = [compile_with(f, "tagged") for f in (2.0, 3.0, 3.0)]
+    assert [t["grad"] for t in tagged] == [2.0, 3.0, 3.0]
+    assert [t.get("autograd_cache_hit", 0) for t in tagged] == [0, 0, 1]  # the unedited rerun still hits

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor
 
+from speedrun.compile_cache import key_caches_to_source
+
 
 def fp8_supported(device: torch.device | str | None = None) -> bool:
     if not torch.cuda.is_available():
@@ -48,6 +50,7 @@ def _backward_impl(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float
 def _compiled(fn):
     """Compiled inside the ops so that the scaling, FP8 casts and transposed copies fuse into a few kernels
     instead of several passes over the (tokens x vocab) gradient. Built at the first call, not at import."""
+    key_caches_to_source()
     return torch.compile(fn, dynamic=False)
 
 

@@ -4,6 +4,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from speedrun.compile_cache import key_caches_to_source
+
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 # Polar Express (Amsel, Persson, Musco & Gower, 2025): one (a, b, c) per iteration, chosen minimax-optimally so
@@ -97,6 +99,8 @@ class Muon(torch.optim.Optimizer):
             ns = lambda x, steps, coefficients, dtype: polar_express(x, steps, dtype)
         else:
             ns = newton_schulz
+        if compile_ns:
+            key_caches_to_source()
         self._ns = torch.compile(ns, dynamic=False) if compile_ns else ns
         self._normuon = torch.compile(normuon_scale, dynamic=False) if compile_ns else normuon_scale
         self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
