@@ -57,10 +57,11 @@ def test_fp8_head_loss_fake_shapes_on_meta(num_extra):
     targets = torch.empty(N, dtype=torch.long, device="meta")
     extra = None if num_extra is None else torch.empty(N, num_extra, dtype=torch.long, device="meta")
     weights = None if num_extra is None else torch.empty(num_extra, device="meta")
-    loss, x_f8, w_f8, g_f8 = torch.ops.speedrun.fp8_head_loss(x, w, targets, X_S, W_S, G_S, 30.0, 7.5, extra, weights)
+    loss, x_f8, w_f8, g_f8, g_t_f8 = torch.ops.speedrun.fp8_head_loss(x, w, targets, X_S, W_S, G_S, 30.0, 7.5, extra,
+                                                                      weights)
     assert loss.shape == () and loss.dtype == torch.float32
     assert (x_f8.shape, x_f8.dtype, w_f8.shape, w_f8.dtype) == ((N, K), E4M3, (V, K), E4M3)
-    assert g_f8.shape == (N, V) and g_f8.dtype == E5M2
+    assert g_f8.shape == (N, V) and g_f8.dtype == E5M2 and g_t_f8.shape == (V, N) and g_t_f8.dtype == E5M2
     if num_extra:  # extra targets of another row count, or weights of another length, are refused
         with pytest.raises(AssertionError):
             torch.ops.speedrun.fp8_head_loss(x, w, targets, X_S, W_S, G_S, 30.0, 7.5, extra[:-1], weights)
@@ -168,11 +169,11 @@ HEAD_LOSS_IN_INTERPRETER = textwrap.dedent("""
 
     # Triton's interpreter does not round float32 -> e5m2 to nearest (487.6 became 256), so here the kernel writes
     # float32 and torch casts it, as the GPU's conversion does.
-    kernel = kernels.softcap_cross_entropy_with_grad
+    kernel = kernels.softcap_cross_entropy_with_grads
     def float32_then_cast(*args, grad_dtype, **kwargs):
-        losses, grad = kernel(*args, grad_dtype=torch.float32, **kwargs)
-        return losses, grad.to(grad_dtype)
-    kernels.softcap_cross_entropy_with_grad = float32_then_cast
+        losses, grad, grad_t = kernel(*args, grad_dtype=torch.float32, **kwargs)
+        return losses, grad.to(grad_dtype), grad_t.to(grad_dtype)
+    kernels.softcap_cross_entropy_with_grads = float32_then_cast
     X_S, W_S, G_S, CAP, DIV, E4M3 = 2.0, 512.0, 2.0**19, 30.0, 7.5, torch.float8_e4m3fn
     N, K, V = 24, 64, 101
     g = torch.Generator().manual_seed(0)

@@ -217,3 +217,47 @@ def test_triton_kernel_with_extra_targets_matches_reference_in_interpreter(run_i
         assert r["grad_err"] < (1e-5 if "float32" in case else 2**-7), (case, r)
         assert r["mtp_adds"] >= 0 and r["no_extra_row"], (case, r)
         assert r["plain_is_old"] and r["zero_is_plain"], (case, r)
+
+
+# The tiled kernel (several rows a program) writes the gradient in both layouts: against the reference, and against
+# the row kernel on the same inputs, with and without extra targets, with a last tile of rows only partly inside.
+INTERPRETED_TILED = textwrap.dedent("""
+    import json, torch
+    from speedrun.kernels.softcap_ce import (softcap_cross_entropy_reference as ref, softcap_cross_entropy_with_grad as
+                                             rows, softcap_cross_entropy_with_grads as tiled)
+    torch.manual_seed(0)
+    out = {}
+    for N, V, bn, bv, J, dtype in [(7, 1000, 4, 256, 0, torch.float32), (37, 777, 16, 128, 2, torch.float32),
+                                   (5, 301, 8, 64, 2, torch.bfloat16), (33, 515, 32, 128, 3, torch.float32)]:
+        logits = (torch.randn(N, V) * 15).bfloat16()
+        logits[0, :5] = torch.tensor([80.0, -80.0, 0.0, 1e4, -1e4])  # saturated sigmoids
+        targets = torch.randint(0, V, (N,))
+        targets[0], targets[-1] = 0, V - 1
+        kw = {}
+        if J:
+            extra = torch.randint(0, V, (N, J))
+            extra[1], extra[-1, 0], extra[0, 0] = -1, targets[-1], 3  # none; the next token again; saturated
+            kw = dict(extra=extra, extra_weights=torch.tensor([0.5, 0.25, 0.125][:J]))
+        losses, grad, grad_t = tiled(logits, targets, 30.0, 7.5, grad_scale=3.0, grad_dtype=dtype, block_n=bn,
+                                     block_v=bv, **kw)
+        want_losses, want_grad = ref(logits, targets, 30.0, 7.5, grad_scale=3.0, **kw)
+        row_losses, row_grad = rows(logits, targets, 30.0, 7.5, grad_scale=3.0, grad_dtype=dtype, block=256, **kw)
+        out[f"{N}x{V}/{bn}x{bv}/J{J}/{dtype}"] = dict(
+            loss_err=(losses - want_losses).abs().max().item(),
+            grad_err=((grad.float() - want_grad).abs() / (want_grad.abs() + 1e-6)).max().item(),
+            transposed=torch.equal(grad_t, grad.t().contiguous()), shapes=[list(grad.shape), list(grad_t.shape)],
+            vs_rows=max((losses - row_losses).abs().max().item(), (grad.float() - row_grad.float()).abs().max().item()))
+    print(json.dumps(out))
+""")
+
+
+def test_tiled_kernel_writes_both_layouts_and_matches_reference_in_interpreter(run_interpreted):
+    done, results = run_interpreted(INTERPRETED_TILED)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(results) == 4
+    for case, r in results.items():
+        N, V = map(int, case.split("/")[0].split("x"))
+        assert r["shapes"] == [[N, V], [V, N]] and r["transposed"], (case, r)
+        assert r["loss_err"] < 1e-4, (case, r)
+        assert r["grad_err"] < (1e-5 if "float32" in case else 2**-7), (case, r)
+        assert r["vs_rows"] < 1e-4, (case, r)  # the row kernel's sums run in another order: not its bits

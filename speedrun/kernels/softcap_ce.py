@@ -135,17 +135,92 @@ if triton is not None:
         tl.store(row_grad + col, (p * (slope * s * (1.0 - s))).to(row_grad.dtype.element_ty))
 
 
-def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float, div: float, grad_scale: float = 1.0,
-                                    grad_dtype: torch.dtype = torch.bfloat16, block: int = 2048, num_warps: int = 4,
-                                    extra: Tensor | None = None, extra_weights: Tensor | None = None,
-                                    fast_sigmoid: bool | None = None) -> tuple[Tensor, Tensor]:
-    """logits (N, V) with unit stride along V, targets (N,) in [0, V) -> (per-row losses float32 (N,),
-    grad_scale * dloss_i/dlogits (N, V) in `grad_dtype`). Needs Triton (a CUDA GPU, or TRITON_INTERPRET=1).
-    extra (N, J) integer multi-token-prediction targets in [0, V) or -1 (none), extra_weights (J,) float32 on the
-    same device (read there, so a weight can change between calls without a recompile).
-    Default launch: the fastest of blocks 2048-8192 x 4-16 warps on an H100 at 49,152 x 50,304 (4.70 ms against
-    4.93 ms for 4096 x 8, exact sigmoid; `benchmarks/head_loss.py`). Bound by its exp/sigmoid throughput.
-    fast_sigmoid: the approximate tanh (module docstring); None: on CUDA tensors (the interpreter has no PTX)."""
+if triton is not None:
+
+    @triton.jit
+    def _softcap_ce_tiled_kernel(logits_ptr, targets_ptr, losses_ptr, grad_ptr, grad_t_ptr, extra_ptr, weights_ptr,
+                                 N, V, logits_row_stride, grad_row_stride, grad_t_row_stride, extra_row_stride, cap,
+                                 inv_div, grad_scale, BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr,
+                                 NUM_EXTRA: tl.constexpr, FAST: tl.constexpr):
+        """`_softcap_ce_kernel` over BLOCK_N rows a program, which also writes the gradient transposed: a tile's
+        column of BLOCK_N bytes is a whole memory sector of the transposed copy (e5m2), so that copy costs one write,
+        not a transposing kernel's read and write (1.93 ms at 49,152 x 50,304 on an H200, experiments part 36). The
+        rows no longer fit in L2 between the passes, so pass 2 reads the logits again. The one-hot terms are taken
+        per element (a compare against each row's 1 + NUM_EXTRA targets), inside the tile."""
+        rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        live = rows < N
+        rows = rows.to(tl.int64)
+        row_logits = logits_ptr + rows * logits_row_stride
+        # pass 1: each row's sum of exp(z - cap)
+        acc = tl.zeros([BLOCK_N, BLOCK_V], dtype=tl.float32)
+        for start in range(0, V, BLOCK_V):
+            cols = start + tl.arange(0, BLOCK_V)
+            inside = live[:, None] & (cols[None, :] < V)
+            raw = tl.load(row_logits[:, None] + cols[None, :], mask=inside, other=0.0).to(tl.float32)
+            z = cap * _sigmoid(raw * inv_div, FAST)
+            acc += tl.where(inside, tl.exp(z - cap), 0.0)
+        lse = cap + tl.log(tl.maximum(tl.sum(acc, axis=1), 1e-30))  # rows past N: never stored
+        target = tl.load(targets_ptr + rows, mask=live, other=0)
+        z_target = cap * _sigmoid(tl.load(row_logits + target, mask=live, other=0.0).to(tl.float32) * inv_div, FAST)
+        loss = lse - z_target
+        extra_sum = tl.zeros([BLOCK_N], dtype=tl.float32)
+        if NUM_EXTRA > 0:
+            for j in tl.static_range(NUM_EXTRA):
+                e = tl.load(extra_ptr + rows * extra_row_stride + j, mask=live, other=-1)
+                w = tl.where(e >= 0, tl.load(weights_ptr + j), 0.0)
+                z_e = cap * _sigmoid(tl.load(row_logits + tl.maximum(e, 0), mask=live, other=0.0).to(tl.float32)
+                                     * inv_div, FAST)
+                loss += w * (lse - z_e)
+                extra_sum += w
+        tl.store(losses_ptr + rows, loss, mask=live)
+        # pass 2: the gradient, both layouts
+        slope = cap * inv_div * grad_scale
+        lse_p = lse - tl.log(1.0 + extra_sum)
+        for start in range(0, V, BLOCK_V):
+            cols = start + tl.arange(0, BLOCK_V)
+            inside = live[:, None] & (cols[None, :] < V)
+            raw = tl.load(row_logits[:, None] + cols[None, :], mask=inside, other=0.0).to(tl.float32)
+            s = _sigmoid(raw * inv_div, FAST)
+            p = tl.exp(cap * s - lse_p[:, None]) - tl.where(cols[None, :] == target[:, None], 1.0, 0.0)
+            if NUM_EXTRA > 0:
+                for j in tl.static_range(NUM_EXTRA):
+                    e = tl.load(extra_ptr + rows * extra_row_stride + j, mask=live, other=-1)
+                    w = tl.where(e >= 0, tl.load(weights_ptr + j), 0.0)
+                    p -= tl.where(cols[None, :] == e[:, None], w[:, None], 0.0)
+            d = (p * (slope * s * (1.0 - s))).to(grad_ptr.dtype.element_ty)
+            tl.store(grad_ptr + rows[:, None] * grad_row_stride + cols[None, :], d, mask=inside)
+            tl.store(grad_t_ptr + cols[None, :].to(tl.int64) * grad_t_row_stride + rows[:, None], d, mask=inside)
+
+
+def softcap_cross_entropy_with_grads(logits: Tensor, targets: Tensor, cap: float, div: float, grad_scale: float = 1.0,
+                                     grad_dtype: torch.dtype = torch.bfloat16, block_n: int = 32, block_v: int = 128,
+                                     num_warps: int = 4, extra: Tensor | None = None,
+                                     extra_weights: Tensor | None = None, fast_sigmoid: bool | None = None
+                                     ) -> tuple[Tensor, Tensor, Tensor]:
+    """`softcap_cross_entropy_with_grad`, and the gradient transposed as well: (losses (N,), grad (N, V), grad.T
+    contiguous (V, N)). The FP8 head's weight gradient needs that layout (`_scaled_mm` takes its second operand
+    column-major)."""
+    num_extra = _check_inputs(logits, targets, cap, extra, extra_weights)
+    N, V = logits.shape
+    losses = torch.empty(N, dtype=torch.float32, device=logits.device)
+    grad = torch.empty(N, V, dtype=grad_dtype, device=logits.device)
+    grad_t = torch.empty(V, N, dtype=grad_dtype, device=logits.device)
+    if num_extra:
+        extra, weights = extra.contiguous(), extra_weights.float().contiguous()
+    else:  # never read (NUM_EXTRA = 0)
+        extra, weights = targets, losses
+    if N:
+        _softcap_ce_tiled_kernel[(triton.cdiv(N, block_n),)](
+            logits, targets, losses, grad, grad_t, extra, weights, N, V, logits.stride(0), grad.stride(0),
+            grad_t.stride(0), extra.stride(0), float(cap), 1.0 / div, float(grad_scale), BLOCK_N=block_n,
+            BLOCK_V=block_v, NUM_EXTRA=num_extra, FAST=logits.is_cuda if fast_sigmoid is None else fast_sigmoid,
+            num_warps=num_warps)
+    return losses, grad, grad_t
+
+
+def _check_inputs(logits: Tensor, targets: Tensor, cap: float, extra: Tensor | None, extra_weights: Tensor | None
+                  ) -> int:
+    """The number of extra targets a row has; raises on inputs the kernels cannot take."""
     if logits.ndim != 2 or logits.stride(1) != 1 or targets.shape != logits.shape[:1]:
         raise ValueError(f"logits must be (N, V) with unit column stride and targets (N,); got "
                          f"{tuple(logits.shape)} / stride {logits.stride()} and {tuple(targets.shape)}")
@@ -159,6 +234,21 @@ def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float,
         raise ValueError(f"soft cap {cap} outside (0, {MAX_CAP}]: the kernel's fixed exp offset needs a moderate cap")
     if triton is None:
         raise RuntimeError("softcap_cross_entropy_with_grad needs Triton; use softcap_cross_entropy_reference")
+    return num_extra
+
+
+def softcap_cross_entropy_with_grad(logits: Tensor, targets: Tensor, cap: float, div: float, grad_scale: float = 1.0,
+                                    grad_dtype: torch.dtype = torch.bfloat16, block: int = 2048, num_warps: int = 4,
+                                    extra: Tensor | None = None, extra_weights: Tensor | None = None,
+                                    fast_sigmoid: bool | None = None) -> tuple[Tensor, Tensor]:
+    """logits (N, V) with unit stride along V, targets (N,) in [0, V) -> (per-row losses float32 (N,),
+    grad_scale * dloss_i/dlogits (N, V) in `grad_dtype`). Needs Triton (a CUDA GPU, or TRITON_INTERPRET=1).
+    extra (N, J) integer multi-token-prediction targets in [0, V) or -1 (none), extra_weights (J,) float32 on the
+    same device (read there, so a weight can change between calls without a recompile).
+    Default launch: the fastest of blocks 2048-8192 x 4-16 warps on an H100 at 49,152 x 50,304 (4.70 ms against
+    4.93 ms for 4096 x 8, exact sigmoid; `benchmarks/head_loss.py`). Bound by its exp/sigmoid throughput.
+    fast_sigmoid: the approximate tanh (module docstring); None: on CUDA tensors (the interpreter has no PTX)."""
+    num_extra = _check_inputs(logits, targets, cap, extra, extra_weights)
     N, V = logits.shape
     losses = torch.empty(N, dtype=torch.float32, device=logits.device)
     grad = torch.empty(N, V, dtype=grad_dtype, device=logits.device)

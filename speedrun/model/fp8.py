@@ -28,13 +28,16 @@ def _forward(x: Tensor, w: Tensor, x_s: float, w_s: float):
     return out, x_f8, w_f8
 
 
-def _grads_from_fp8(g_f8: Tensor, g_scale: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float):
-    """(grad_x bf16, grad_w float32) from the output gradient g_f8 * g_scale (g_scale a float32 0-d tensor)."""
+def _grads_from_fp8(g_f8: Tensor, g_scale: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float,
+                    g_t_f8: Tensor | None = None):
+    """(grad_x bf16, grad_w float32) from the output gradient g_f8 * g_scale (g_scale a float32 0-d tensor).
+    g_t_f8: g_f8 transposed and contiguous where the caller has it (else it is copied here)."""
     one = lambda s: g_scale.new_tensor(1 / s)
     grad_x = torch._scaled_mm(g_f8, w_f8.T.contiguous().T, out_dtype=torch.bfloat16,
                               scale_a=g_scale, scale_b=one(w_s), use_fast_accum=False)
+    g_t_f8 = g_f8.T.contiguous() if g_t_f8 is None else g_t_f8
     # (K, N) @ (N, M) -> (K, M) row-major; its transpose is the (M, K) weight gradient, column-major.
-    grad_w = torch._scaled_mm(x_f8.T.contiguous(), g_f8.T.contiguous().T, out_dtype=torch.float32,
+    grad_w = torch._scaled_mm(x_f8.T.contiguous(), g_t_f8.T, out_dtype=torch.float32,
                               scale_a=one(x_s), scale_b=g_scale, use_fast_accum=False).T
     return grad_x, grad_w
 
@@ -116,18 +119,19 @@ def fp8_reference(x: Tensor, w: Tensor, x_s: float, w_s: float) -> Tensor:
 @torch.library.custom_op("speedrun::fp8_head_loss", mutates_args=())
 def fp8_head_loss(x: Tensor, w: Tensor, targets: Tensor, x_s: float, w_s: float, grad_s: float, cap: float,
                   div: float, extra: Tensor | None = None, extra_weights: Tensor | None = None
-                  ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """x (N, K) contiguous, w (V, K), targets (N,) -> (mean over N of the cross-entropy of the soft-capped logits
-    cap * sigmoid(x @ w.T / div), x_f8, w_f8, g_f8 = grad_s * dloss/dlogits in e5m2). extra (N, J), extra_weights
-    (J,) float32: multi-token-prediction targets (-1: none) and weights, read on the device (no recompile)."""
-    from speedrun.kernels.softcap_ce import softcap_cross_entropy_with_grad
+    cap * sigmoid(x @ w.T / div), x_f8, w_f8, g_f8 = grad_s * dloss/dlogits in e5m2, and g_f8 transposed, contiguous).
+    extra (N, J), extra_weights (J,) float32: multi-token-prediction targets (-1: none) and weights, read on the
+    device (no recompile)."""
+    from speedrun.kernels.softcap_ce import softcap_cross_entropy_with_grads
 
     assert x.is_contiguous() and w.is_contiguous()
     logits, x_f8, w_f8 = _compiled(_forward)(x, w, x_s, w_s)
-    losses, g_f8 = softcap_cross_entropy_with_grad(logits, targets, cap, div, grad_scale=grad_s / x.size(0),
-                                                   grad_dtype=torch.float8_e5m2, extra=extra,
-                                                   extra_weights=extra_weights)
-    return losses.mean(), x_f8, w_f8, g_f8
+    losses, g_f8, g_t_f8 = softcap_cross_entropy_with_grads(logits, targets, cap, div, grad_scale=grad_s / x.size(0),
+                                                            grad_dtype=torch.float8_e5m2, extra=extra,
+                                                            extra_weights=extra_weights)
+    return losses.mean(), x_f8, w_f8, g_f8, g_t_f8
 
 
 @fp8_head_loss.register_fake
@@ -135,32 +139,33 @@ def _(x, w, targets, x_s, w_s, grad_s, cap, div, extra=None, extra_weights=None)
     assert extra is None or (extra.shape[0] == x.shape[0] and extra_weights is not None
                              and tuple(extra_weights.shape) == (extra.shape[1],))
     return (x.new_empty((), dtype=torch.float32), x.to(torch.float8_e4m3fn), w.to(torch.float8_e4m3fn),
-            x.new_empty(x.shape[0], w.shape[0], dtype=torch.float8_e5m2))
+            x.new_empty(x.shape[0], w.shape[0], dtype=torch.float8_e5m2),
+            x.new_empty(w.shape[0], x.shape[0], dtype=torch.float8_e5m2))
 
 
 @torch.library.custom_op("speedrun::fp8_head_loss_backward", mutates_args=())
-def fp8_head_loss_backward(grad_loss: Tensor, g_f8: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float,
-                           grad_s: float) -> tuple[Tensor, Tensor]:
+def fp8_head_loss_backward(grad_loss: Tensor, g_f8: Tensor, g_t_f8: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float,
+                           w_s: float, grad_s: float) -> tuple[Tensor, Tensor]:
     g_scale = (grad_loss.float() / grad_s).reshape(())
-    return _compiled(_grads_from_fp8)(g_f8, g_scale, x_f8, w_f8, x_s, w_s)
+    return _compiled(_grads_from_fp8)(g_f8, g_scale, x_f8, w_f8, x_s, w_s, g_t_f8)
 
 
 @fp8_head_loss_backward.register_fake
-def _(grad_loss, g_f8, x_f8, w_f8, x_s, w_s, grad_s):
+def _(grad_loss, g_f8, g_t_f8, x_f8, w_f8, x_s, w_s, grad_s):
     return _fake_grads(x_f8, w_f8)
 
 
 def _setup_head_loss_context(ctx, inputs, output):
     x_s, w_s, grad_s = inputs[3:6]
-    _, x_f8, w_f8, g_f8 = output
-    ctx.save_for_backward(g_f8, x_f8, w_f8)
+    _, x_f8, w_f8, g_f8, g_t_f8 = output
+    ctx.save_for_backward(g_f8, g_t_f8, x_f8, w_f8)
     ctx.scales = (x_s, w_s, grad_s)
     ctx.set_materialize_grads(False)
 
 
 def _head_loss_backward(ctx, grad_loss, *_):
-    g_f8, x_f8, w_f8 = ctx.saved_tensors
-    grad_x, grad_w = torch.ops.speedrun.fp8_head_loss_backward(grad_loss, g_f8, x_f8, w_f8, *ctx.scales)
+    g_f8, g_t_f8, x_f8, w_f8 = ctx.saved_tensors
+    grad_x, grad_w = torch.ops.speedrun.fp8_head_loss_backward(grad_loss, g_f8, g_t_f8, x_f8, w_f8, *ctx.scales)
     return grad_x, grad_w, None, None, None, None, None, None, None, None  # no gradient for targets, scales, mtp
 
 

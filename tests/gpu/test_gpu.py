@@ -168,6 +168,37 @@ def test_softcap_cross_entropy_kernel_fast_sigmoid_within_its_error_bound(num_ex
     assert ((g8.float() - want_grad).abs() - 2**-2 * want_grad.abs() - 1.25 * bound).max().item() <= 2**-15
 
 
+@pytest.mark.parametrize("num_extra", [0, 2])
+def test_tiled_softcap_kernel_matches_row_kernel_and_writes_the_transpose(num_extra):
+    """The tiled kernel (the FP8 head's: both layouts of the gradient) against the row kernel, both with the fast
+    sigmoid, on rows that end mid-tile: the same losses and float32 gradients up to summation order, and the e5m2
+    transposed copy exactly the transpose of its row-major one."""
+    from speedrun.kernels.softcap_ce import softcap_cross_entropy_with_grads
+    from speedrun.model.mtp import mtp_targets
+
+    torch.manual_seed(0)
+    N, V, cap, div = 2000, 50304, 30.0, 7.5
+    logits = (torch.randn(N, V, device="cuda") * 10).bfloat16()
+    targets = random_docs(N, 300, seed=6).long()
+    kw = dict(extra=mtp_targets(targets, num_extra), extra_weights=torch.tensor([0.5, 0.25], device="cuda")) \
+        if num_extra else {}
+    scale = 524288.0 / N
+    rows_losses, rows_grad = softcap_cross_entropy_with_grad(logits, targets, cap, div, grad_scale=scale,
+                                                             grad_dtype=torch.float32, **kw)
+    losses, grad, grad_t = softcap_cross_entropy_with_grads(logits, targets, cap, div, grad_scale=scale,
+                                                            grad_dtype=torch.float32, **kw)
+    loss_err = (losses - rows_losses).abs().max().item()
+    grad_err = ((grad - rows_grad).abs() - 1e-5 * rows_grad.abs()).max().item()
+    print(f"\ntiled vs row kernel, {num_extra} extra targets: max loss difference {loss_err:.2e}, "
+          f"grad beyond 1e-5 relative {grad_err:.2e}")
+    assert loss_err < 1e-4 and grad_err <= 1e-6 * scale
+    assert torch.equal(grad_t, grad.T)
+    _, g8, g8_t = softcap_cross_entropy_with_grads(logits, targets, cap, div, grad_scale=scale,
+                                                   grad_dtype=torch.float8_e5m2, **kw)
+    assert torch.equal(g8_t.view(torch.uint8), g8.T.contiguous().view(torch.uint8))
+    assert (g8.float() - rows_grad).abs().max().item() <= 2**-2 * rows_grad.abs().max().item()
+
+
 @pytest.mark.skipif(not fp8_supported(), reason="needs a CUDA GPU with FP8 tensor cores (compute capability >= 8.9)")
 def test_fused_head_loss_matches_unfused_fp8_head():
     torch.manual_seed(0)
