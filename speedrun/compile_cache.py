@@ -8,6 +8,7 @@ JSON header line (what wrote it) and the packed artifacts. Entries only hit for 
 a file from another setup is reported, compiled past and then rewritten, never trusted blindly.
 """
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ VERSION = 1
 _packed = False  # torch packs a process's artifacts correctly once only (see CompileCache.save)
 
 
+@functools.cache  # the model, the FP8 ops and Muon each ask before compiling: the files are read once a process
 def source_fingerprint(package: Path = Path(__file__).parent, folders=TRACED_SOURCE) -> str:
     """A short hash of the Python files under `folders` of `package` (their paths and bytes)."""
     h = hashlib.sha256()
