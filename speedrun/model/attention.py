@@ -99,7 +99,9 @@ def _ordered(dense: Tensor, descending: bool) -> tuple[Tensor, Tensor, Tensor]:
     before = (col[:, None] > col[None, :]) if descending else (col[:, None] < col[None, :])  # [k, j]: k comes first
     before = before.to(torch.float32)
     num = ones.sum(-1, keepdim=True)
-    place = torch.where(dense, ones @ before, num + (1 - ones) @ before).to(torch.int64)
+    ahead = ones @ before  # [i, j]: True columns of row i that come before column j
+    # False columns before j: all columns before j less the True ones ((1 - ones) @ before without a second matmul)
+    place = torch.where(dense, ahead, num + before.sum(0) - ahead).to(torch.int64)
     order = torch.empty(dense.shape, dtype=torch.int32, device=dense.device)
     order.scatter_(-1, place, col.to(torch.int32).expand(dense.shape))
     rank = torch.where(dense, place, n).to(torch.int32)
