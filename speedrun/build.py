@@ -29,14 +29,21 @@ def compiled_runner(model: GPT, plan: Plan):
     """What the plan runs: the model under torch.compile, or the model itself."""
     if not plan.compile:
         return model
+    configure_compiler()
+    return torch.compile(model, dynamic=False)
+
+
+def configure_compiler() -> None:
+    """The compile settings of every process that compiles for a run (the trainer, and its side process)."""
     # AOTAutograd caches a traced and partitioned joint graph only if it holds no custom autograd.Function, unless
     # told that those are safe to cache. Ours are: their forward and backward are traced into the graph that keys the
     # entry, so an edited backward is a new entry (tests/test_build.py). The FP8 MLP is one (DelayedFP8MLP): without
     # this, every launch on warm compile folders traced, partitioned and compiled the model again (warm launches of
     # fast_1gpu on an H200 4.8 and 6.5 s shorter with it, experiments part 35).
+    import torch._functorch.config  # not imported by `import torch` alone (a side process compiles nothing else first)
+
     torch._functorch.config.autograd_cache_allow_custom_autograd_functions = True
     key_caches_to_source()  # a custom op's registered backward is not in that key; the fingerprint of its source is
-    return torch.compile(model, dynamic=False)
 
 
 def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[torch.optim.Adam, Muon]:

@@ -30,6 +30,7 @@ from speedrun.model.gpt import GPT
 from speedrun.plan import Plan, keep_large_allocations
 from speedrun.recipe import Recipe, RecipeError
 from speedrun.runlog import RunLog
+from speedrun.side_compile import start_side_compile
 from speedrun.step import evaluate, format_phases, train_step, warmup_and_restore
 
 
@@ -182,6 +183,7 @@ class Trainer:
             self.compile_cache.load()  # before the optimisers' and the model's compiles
             laps("compile cache")
         self.optimizers = build_optimizers(self.model, r, compile_ns=plan.compile)
+        self.side_compile = start_side_compile(self.optimizers[1])  # Muon's graphs, while this process does the model's
         self.runner = compiled_runner(self.model, plan)
         laps("optimisers")
         self.print_every = print_every or (1 if r.steps <= 200 else 10)
@@ -207,6 +209,10 @@ class Trainer:
             if plan.device.type == "cuda":
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
+            if self.side_compile is not None:  # done long before (part 37); waited for, so it never shares the clock
+                said = self.side_compile.finish(wait_s=30.0)
+                say(said)
+                log.note(said)
             warm_s = time.perf_counter() - t_launch
             say(f"warm-up: {r.warmup_steps} untimed steps and state restore in {warm_s:.1f}s "
                 f"(after {setup_s:.1f}s of setup: {self.laps})")
@@ -230,6 +236,8 @@ class Trainer:
             log.finish(False, reason)
             raise
         finally:
+            if self.side_compile is not None:
+                self.side_compile.stop()
             self._save_compile_cache()
         log.finish(True)
         result.log_path = str(log.path) if plan.main else None

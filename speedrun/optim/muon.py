@@ -89,6 +89,11 @@ class Muon(torch.optim.Optimizer):
             raise ValueError(f"orthogonalizer {orthogonalizer!r}: expected newton_schulz or polar_express")
         defaults = dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps,
                         ns_coefficients=tuple(ns_coefficients), normuon_beta2=normuon_beta2)
+        # what a side process needs to build the same optimiser over parameters of the same shapes (side_compile.py)
+        self.settings = dict(momentum=momentum, nesterov=nesterov, ns_steps=ns_steps,
+                             ns_coefficients=[list(c) if isinstance(c, (tuple, list)) else c for c in ns_coefficients],
+                             ns_dtype=str(ns_dtype).removeprefix("torch."), compile_ns=compile_ns,
+                             orthogonalizer=orthogonalizer, normuon_beta2=normuon_beta2)
         by_shape: dict[tuple[int, int], list] = {}
         for p in params:
             by_shape.setdefault(tuple(sorted(p.shape[-2:])), []).append(p)
@@ -144,6 +149,25 @@ class Muon(torch.optim.Optimizer):
             handle.wait()
             # NorMuon runs after the gather, on every rank alike: cheap elementwise work, same result as one rank.
             self._apply(params, counts, self._normalise(group, params, gathered[: sum(counts)]), group)
+
+    @torch.no_grad()
+    def warm_compile(self) -> None:
+        """Call Newton-Schulz and NorMuon once per group on zeros of the shapes, dtypes and layouts that `step` gives
+        them on this rank, so that compiled ones compile now. Leaves every state as it was."""
+        for group in self.param_groups:
+            mats = [wide_matrices(p) for p in group["params"]]
+            n, (rows, cols), p0 = sum(m.size(0) for m in mats), mats[0].shape[-2:], group["params"][0]
+            ws = self.world_size
+            share = -(-n // ws)
+            X = torch.zeros(n if ws == 1 else share * ws, rows, cols, dtype=p0.dtype, device=p0.device)
+            U = self._ns(X if ws == 1 else X[self.rank * share:(self.rank + 1) * share], group["ns_steps"],
+                         group["ns_coefficients"], self.ns_dtype)
+            beta2 = group["normuon_beta2"]
+            if beta2:
+                U = U if ws == 1 else torch.zeros(share * ws, rows, cols, dtype=U.dtype, device=U.device)[:n]
+                per_row = rows == cols
+                moment = torch.zeros((n, rows, 1) if per_row else (n, 1, cols), dtype=torch.float32, device=U.device)
+                self._normuon(U, moment, beta2, per_row)
 
     def _normalise(self, group, params, updates: Tensor) -> Tensor:
         beta2 = group["normuon_beta2"]
