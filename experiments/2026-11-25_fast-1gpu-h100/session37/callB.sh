@@ -10,7 +10,7 @@ launch() {  # launch BUILD N
   use $1; export TORCHINDUCTOR_CACHE_DIR=/tmp/ind_$2 TRITON_CACHE_DIR=/tmp/tri_$2
   bash benchmarks/gpu_session.sh launch fast_1gpu > /tmp/launch_$2_$1.txt 2>&1; mv $OUT/launch.txt.xz /tmp/launch_$2_$1_log.txt.xz
   echo "$2 $1: $(grep 'launch to first' /tmp/launch_$2_$1.txt | cut -c1-60) | $(grep 'warm-up step 1/' /tmp/launch_$2_$1.txt)" \
-    "| $(grep -o "Muon's graphs.*" /tmp/launch_$2_$1.txt | cut -c1-110) | at $(( $(date +%s) - T0 ))s" | tee -a $OUT/launches.txt
+    "| $(xz -dc /tmp/launch_$2_$1_log.txt.xz | grep -o "Muon's graphs.*" | cut -c1-110) | at $(( $(date +%s) - T0 ))s" | tee -a $OUT/launches.txt
 }
 launch base 1; launch side 2; launch side 3; launch base 4
 use side; export TORCHINDUCTOR_CACHE_DIR=/tmp/ind_t TRITON_CACHE_DIR=/tmp/tri_t
