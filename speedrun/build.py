@@ -25,8 +25,26 @@ def build_model(r: Recipe, plan: Plan) -> GPT:
     return model
 
 
-def compiled_runner(model: GPT, plan: Plan):
-    """What the plan runs: the model under torch.compile, or the model itself."""
+class SplitCompiled(torch.nn.Module):
+    """The model's trunk and head compiled as two frames, called as the model is (`_orig_mod` as torch.compile's
+    wrapper has it). For a sampled head: its row count changes once in a run (sampled, then full), and TorchDynamo
+    compiles a frame anew for each, so in one frame the whole model would compile twice; here only the head's small
+    graph does. Two frames, not a graph break inside one: at a break TorchDynamo traces the frame again from its
+    start (3.9-7.0 s of a launch on lent H200s, parts 31-37), and the graphs are the same (tests/test_sampled_head.py)."""
+
+    def __init__(self, model: GPT, **compile_options):
+        super().__init__()
+        self._orig_mod = model
+        self.compiled_features = torch.compile(model.features, **compile_options)
+        self.compiled_head_loss = torch.compile(model.head_loss, **compile_options)
+
+    def forward(self, inputs, targets, long_blocks):
+        return self.compiled_head_loss(self.compiled_features(inputs, long_blocks), targets)
+
+
+def compiled_runner(model: GPT, plan: Plan, **compile_options):
+    """What the plan runs: the model under torch.compile (`compile_options`: more of torch.compile's arguments), or
+    the model itself."""
     if not plan.compile:
         return model
     # AOTAutograd caches a traced and partitioned joint graph only if it holds no custom autograd.Function, unless
@@ -36,7 +54,9 @@ def compiled_runner(model: GPT, plan: Plan):
     # fast_1gpu on an H200 4.8 and 6.5 s shorter with it, experiments part 35).
     torch._functorch.config.autograd_cache_allow_custom_autograd_functions = True
     key_caches_to_source()  # a custom op's registered backward is not in that key; the fingerprint of its source is
-    return torch.compile(model, dynamic=False)
+    if model.recipe.sampled_head_rows:
+        return SplitCompiled(model, dynamic=False, **compile_options)
+    return torch.compile(model, dynamic=False, **compile_options)
 
 
 def build_optimizers(model: GPT, r: Recipe, compile_ns: bool = False) -> tuple[torch.optim.Adam, Muon]:

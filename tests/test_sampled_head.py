@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,13 +11,13 @@ import torch.nn.functional as F
 from test_model import build, random_tokens, randomize_, small_recipe
 from test_train import SMALL, run_recipe, shard_files  # noqa: F401 (a fixture)
 
-from speedrun.build import build_model, build_optimizers
+from speedrun.build import SplitCompiled, build_model, build_optimizers, compiled_runner
 from speedrun.errors import TrainingError
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
 from speedrun.model.sampled_head import candidate_rows, negatives_offset, rows_at
 from speedrun.plan import make_plan
 from speedrun.recipe import RecipeError, load_recipe
-from speedrun.step import warmup_and_restore
+from speedrun.step import uncompiled, warmup_and_restore
 from speedrun.train import run
 
 
@@ -162,7 +163,8 @@ def test_a_sampled_run_trains_and_too_few_rows_stop_it(shard_files, tmp_path):  
 
 def test_switching_to_the_full_softmax_recompiles_the_head_alone():
     # The warm-up compiles the sampled and the full head; the trunk (attention, blocks) must compile once, or a
-    # launch pays for the whole model twice.
+    # launch pays for the whole model twice. The runner compiles trunk and head as two frames: no graph break, so
+    # TorchDynamo traces nothing twice.
     graph_sizes = []
 
     def recording_backend(gm, example_inputs):
@@ -171,15 +173,30 @@ def test_switching_to_the_full_softmax_recompiles_the_head_alone():
 
     r = small_recipe(sampled_head_rows=1024, sampled_head_end_frac=0.5, steps=10)
     model = randomize_(build(r)).train()
-    compiled = torch.compile(model, backend=recording_backend, dynamic=False)
+    runner = compiled_runner(model, SimpleNamespace(compile=True), backend=recording_backend)
+    assert uncompiled(runner) is model and set(runner.state_dict()) == {f"_orig_mod.{k}" for k in model.state_dict()}
     tokens = random_tokens(257, seed=3, eot_at=(0, 90))
+    torch._dynamo.utils.counters.clear()
     losses = {}
     for step in (0, 9, 0, 9):  # sampled, full, then both again from the compiled cache
         model.set_step(step)
-        losses.setdefault(step, []).append(compiled(tokens[:-1], tokens[1:], 4).item())
+        loss = runner(tokens[:-1], tokens[1:], 4)
+        loss.backward()
+        losses.setdefault(step, []).append(loss.item())
     assert len(graph_sizes) == 3, graph_sizes  # the trunk, the sampled head, the full head; nothing more
     trunk, *heads = graph_sizes
     assert trunk > 10 * max(heads), graph_sizes
+    assert not torch._dynamo.utils.counters["graph_break"], dict(torch._dynamo.utils.counters["graph_break"])
     for step in (0, 9):
         model.set_step(step)
         assert losses[step] == [pytest.approx(model(tokens[:-1], tokens[1:], 4).item(), rel=1e-5)] * 2
+    runner.eval()  # train/eval reach the model through the wrapper
+    assert not model.training
+
+
+def test_a_recipe_without_a_sampled_head_compiles_the_model_whole():
+    r = small_recipe(steps=10)
+    runner = compiled_runner(build(r), SimpleNamespace(compile=True), backend="eager")
+    assert isinstance(runner, torch._dynamo.eval_frame.OptimizedModule)
+    assert isinstance(compiled_runner(build(small_recipe(sampled_head_rows=1024)), SimpleNamespace(compile=True),
+                                      backend="eager"), SplitCompiled)

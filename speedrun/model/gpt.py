@@ -213,14 +213,16 @@ class GPT(nn.Module):
     def forward(self, inputs: Tensor, targets: Tensor | None, long_blocks: int | Tensor) -> Tensor:
         """inputs (T,) token ids -> mean cross-entropy against targets (in training with multi-token prediction,
         plus its weighted extra terms), or the capped logits if targets is None."""
+        return self.head_loss(self.features(inputs, long_blocks), targets)
+
+    def features(self, inputs: Tensor, long_blocks: int | Tensor) -> Tensor:
+        """The trunk's final hidden states (1, T, model_dim): the first half of `forward`."""
         if inputs.ndim != 1:
             raise ValueError(f"inputs must be one row of tokens (1-D), got shape {tuple(inputs.shape)}")
-        x = self.trunk(inputs, *self.masks(inputs, long_blocks))
-        if self.recipe.sampled_head_rows:
-            # The head's row count changes once in a run (sampled, then full), and TorchDynamo compiles a frame anew
-            # for each. Breaking the graph here keeps the trunk in a frame that never reads it, so only the head's
-            # small graph compiles twice, not the whole model.
-            torch._dynamo.graph_break()
+        return self.trunk(inputs, *self.masks(inputs, long_blocks))
+
+    def head_loss(self, x: Tensor, targets: Tensor | None) -> Tensor:
+        """The second half of `forward`: the head and the loss on the trunk's hidden states."""
         extra = mtp_targets(targets, self.mtp_w.numel()) if targets is not None and self.mtp_active() else None
         weight = self.lm_head.weight
         if targets is not None and self.head_rows and self.training and torch.is_grad_enabled():

@@ -1,11 +1,14 @@
 """GPU check of the sampled head (sampled_head_rows) under torch.compile: the fused FP8 head + loss over the sampled
 rows against the unfused FP8 head over the same rows (multi-token targets on), gradients only in those rows; then the
-switch to the full softmax recompiles and matches the unfused loss there."""
+switch to the full softmax, through the trainer's runner, recompiles the head and matches the unfused loss there."""
+
+from types import SimpleNamespace
 
 import pytest
 import torch
 from test_gpu import SMALL_MODEL, fused_and_unfused_models, rel_err
 
+from speedrun.build import compiled_runner
 from speedrun.model.fp8 import fp8_supported
 from speedrun.model.mtp import mtp_targets
 from speedrun.model.sampled_head import candidate_rows
@@ -37,8 +40,9 @@ def test_compiled_sampled_head_matches_unfused_and_switches_to_full():
     assert grads[0][outside].abs().max() == 0 and grads[0][ids].abs().max() > 0
     assert models[0].head_left_out.item() == 0
 
-    # the switch to the full softmax (a second graph of the same compiled model), against the unfused model there
-    runners = [torch.compile(m, dynamic=False) for m in models]
+    # the switch to the full softmax, against the unfused model there, through the trainer's runner (trunk and head
+    # compiled as two frames: the switch compiles a second head graph)
+    runners = [compiled_runner(m, SimpleNamespace(compile=True)) for m in models]
     full = []
     for m, run in zip(models, runners):
         m.set_step(r.steps // 2)
