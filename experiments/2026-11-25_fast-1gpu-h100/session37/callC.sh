@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Part 37, call C (fresh machine): the split compile (`split`, the tree of e772dc3, carried as the working tree) against
+# Part 37, call C (not run: no device was lent after call B; run it from a checkout of branch candidates-s37b, with
+# .data/cand/main.tgz = `git archive 5b07eac speedrun tests benchmarks | gzip`). A fresh machine: the split compile
+# (`split`, the tree of e772dc3, carried as the working tree) against
 # main (`main`, 5b07eac's code, .data/cand/main.tgz): one fresh launch each (split first, in the machine's cold slot),
 # each on empty compile folders of its own; then the GPU suite on split (two processes); then split's step at 900/999
 # if time is left. Carry [".data/cand", ".data/park"].
