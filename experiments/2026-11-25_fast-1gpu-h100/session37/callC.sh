@@ -11,6 +11,14 @@
 export PYTHONUNBUFFERED=1; T0=$(date +%s); S="/tmp/corpus/corpus_train_00000[34].bin"
 mkdir -p /tmp/split && tar cf - speedrun tests benchmarks | tar xf - -C /tmp/split   # keep the candidate's tree
 bash benchmarks/gpu_session.sh setup > $OUT/setup.txt 2>&1; tail -n 2 $OUT/setup.txt | cut -c1-200
+# Import probe (added in session 38, before any call; the rule below is unchanged): the launch's set-up spends 14.5 s
+# importing (part 37: imports+plan 5.1, compiler import 6.1, optimisers 3.3, mostly torch._inductor's import) against
+# about 4 s on a 2-core CPU machine. Are the compiler's .pyc files there, or compiled on a fresh machine's first import?
+imp() { python3 -c 'import time, os; t = time.time(); import torch; a = time.time(); import torch._dynamo; b = time.time()
+import torch._inductor.compile_fx; c = time.time(); d = os.path.dirname(torch.__file__)
+pyc = os.path.isdir(os.path.join(d, "_dynamo", "__pycache__")) and any(f.startswith("symbolic_convert.") for f in os.listdir(os.path.join(d, "_dynamo", "__pycache__")))
+print(f"import {a - t:.2f} s torch, {b - a:.2f} s dynamo, {c - b:.2f} s inductor; site-packages writable {os.access(d, os.W_OK)}, dynamo pyc {pyc}")'; }
+echo "import probe 1: $(imp)" | tee $OUT/imports.txt; echo "import probe 2: $(imp)" | tee -a $OUT/imports.txt
 use() { rm -rf speedrun tests benchmarks; if [ $1 = main ]; then tar xzf .data/cand/main.tgz; else cp -r /tmp/split/* .; fi
   python3 -m pip install -q --no-deps -e . >/dev/null 2>&1; }
 launch() {  # launch BUILD N
