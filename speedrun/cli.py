@@ -367,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("plot", help="val loss against training time and steps, one line per run")
     p.add_argument("logs", nargs="+", help="run log files or folders")
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", default="val_loss.png",
+                   help="image to write, its type from the suffix: .png, .svg or .pdf (default: val_loss.png)")
     p.add_argument("--target", type=float, default=3.28, help="val loss target (a dashed line)")
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("records", help="rebuild the table in records/README.md from the record folders; "

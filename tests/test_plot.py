@@ -191,3 +191,12 @@ def test_read_only_folder(tmp_path):
         assert not list(ro.iterdir())
     finally:
         ro.chmod(0o755)
+
+
+def test_cli_writes_val_loss_png_by_default(tmp_path, monkeypatch, capsys):
+    from speedrun.cli import main
+    runlog(tmp_path / "logs", 3.2)
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", "logs"]) == 0
+    check_png(tmp_path / "val_loss.png")
+    assert capsys.readouterr().out.strip() == "wrote val_loss.png"
