@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Part 37, call C (not run: no device was lent after call B; run it from a checkout of branch candidates-s37b, with
-# .data/cand/main.tgz = `git archive 5b07eac speedrun tests benchmarks | gzip`). A fresh machine: the split compile
-# (`split`, the tree of e772dc3, carried as the working tree) against
-# main (`main`, 5b07eac's code, .data/cand/main.tgz): one fresh launch each (split first, in the machine's cold slot),
+# .data/cand/main.tgz = `git archive main speedrun tests benchmarks | gzip`; since session 39 the branch holds main
+# merged in, so its tree is what a merge would put on main). A fresh machine: the split compile (`split`, the branch's
+# tree, carried as the working tree) against main (`main`, .data/cand/main.tgz): one fresh launch each (split first, in the machine's cold slot),
 # each on empty compile folders of its own; then the GPU suite on split (two processes); then split's step at 900/999
 # if time is left. Carry [".data/cand", ".data/park"].
 # The rule, fixed before the call: the split goes to main if (1) the GPU suite passes on it, (2) its launch has no
