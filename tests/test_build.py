@@ -119,8 +119,7 @@ from torch._dynamo.utils import counters
 from speedrun.compile_cache import key_caches_to_source
 sys.path.insert(0, sys.argv[1])
 import op_source.model.op  # noqa: F401 (registers test_build::scaled)
-if sys.argv[2] == "tagged":
-    key_caches_to_source(__import__("pathlib").Path(sys.argv[1]) / "op_source", ("model",))
+key_caches_to_source(__import__("pathlib").Path(sys.argv[1]) / "op_source", ("model",))
 x = torch.ones(4, requires_grad=True)
 torch.compile(lambda t: torch.ops.test_build.scaled(t).sum(), dynamic=False)(x).backward()
 print(json.dumps(dict(grad=x.grad[0].item(), **counters["aot_autograd"])))
@@ -129,9 +128,9 @@ print(json.dumps(dict(grad=x.grad[0].item(), **counters["aot_autograd"])))
 
 def test_an_edited_custom_op_backward_misses_the_compile_caches_once_keyed_to_its_source(tmp_path):
     """AOTAutograd's cache keys on the graph before the joint trace, so it does not see a custom op's registered
-    backward: untagged (mode "untagged" of the script), the edited backward (x3) compiled as the old one (x2) on
-    torch 2.13 here and 2.11 on an H200 (experiments part 36). Tagged with the source's fingerprint
-    (`key_caches_to_source`, which every compile of ours calls first), the edit misses and an unedited run hits."""
+    backward: without a tag, the edited backward (x3) compiled as the old one (x2), on torch 2.13 on a CPU and 2.11 on
+    an H200 (experiments part 36). Tagged with the source's fingerprint (`key_caches_to_source`, which every compile
+    of ours calls first), the edit misses and an unedited run hits."""
     import json
     import os
     import subprocess
@@ -142,14 +141,14 @@ def test_an_edited_custom_op_backward_misses_the_compile_caches_once_keyed_to_it
     for name in ("op_source", "op_source/model"):
         (tmp_path / name / "__init__.py").write_text("")
 
-    def compile_with(factor: float, mode: str) -> dict:
+    def compile_with(factor: float) -> dict:
         (folder / "op.py").write_text(CUSTOM_OP_MODULE.format(factor=factor))
-        env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / f"cache_{mode}"), PYTHONDONTWRITEBYTECODE="1")
-        done = subprocess.run([sys.executable, "-c", COMPILE_THROUGH_OP, str(tmp_path), mode], env=env,
+        env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "cache"), PYTHONDONTWRITEBYTECODE="1")
+        done = subprocess.run([sys.executable, "-c", COMPILE_THROUGH_OP, str(tmp_path)], env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    tagged = [compile_with(f, "tagged") for f in (2.0, 3.0, 3.0)]
+    tagged = [compile_with(f) for f in (2.0, 3.0, 3.0)]
     assert [t["grad"] for t in tagged] == [2.0, 3.0, 3.0]
     assert [t.get("autograd_cache_hit", 0) for t in tagged] == [0, 0, 1]  # the unedited rerun still hits
