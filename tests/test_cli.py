@@ -236,6 +236,7 @@ def test_dry_run_world_size_that_does_not_divide(capsys, monkeypatch):
 
 @pytest.mark.parametrize("args, fragments", [
     (["--recipe", "nosuch"], ["unknown recipe 'nosuch'"]),
+    (["--recipe", "tiyn"], ["unknown recipe 'tiyn'", "did you mean tiny?"]),
     (["--recipe", "tiny", "--set", "stepz=1"], ["did you mean steps"]),
     (["--recipe", "tiny", "--set", "steps=abc"], ["--set steps"]),
     (["--recipe", "tiny", "--set", "steps"], ["expected key=value"]),
