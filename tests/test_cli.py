@@ -334,6 +334,18 @@ def test_no_command_is_a_usage_error(capsys):
     assert_one_line_error(capsys.readouterr().err, "required: command", "speedrun --help")
 
 
+@pytest.mark.parametrize("argv, stray, help_of", [
+    (["data", "fineweb", "--out", "x"], "--out x", "speedrun data fineweb --help"),
+    (["train", "--stepz", "3"], "--stepz 3", "speedrun train --help"),
+    (["stats", "logs", "--x"], "--x", "speedrun stats --help"),
+])
+def test_a_stray_argument_names_its_own_command_help(capsys, argv, stray, help_of):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert_one_line_error(capsys.readouterr().err, f"unrecognized arguments: {stray}", help_of)
+
+
 # --- the quick start: a default train leaves a model that sample and eval take with no extra flags ---------------------
 def test_default_train_then_sample_and_eval_with_no_flags(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the defaults write logs/ and checkpoints/ in the working folder
