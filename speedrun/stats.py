@@ -283,6 +283,20 @@ def verdict(s: Stats | None) -> str:
     return f"{head} with p = {format_p(s.p_value)} (n = {s.n}): {meets} the record's p < {P_BAR:g} bar"
 
 
+def groups_verdict(summary: Summary) -> str:
+    """The verdict when the complete runs form several groups: their pool is no claim (a record is one recipe,
+    settings and commit), so each group is judged on its own and those that meet the bar are named."""
+    meeting = [(summary.labels[k], g) for k, g in summary.groups.items() if g.meets_bar]
+    head = (f"VERDICT: no pooled verdict: the {summary.overall.n} complete runs are {len(summary.groups)} groups "
+            "(recipe values or commit differ)")
+    if not meeting:
+        return f"{head}; none meets the record's p < {P_BAR:g} bar on its own"
+    named = "; ".join(f"{label} (mean {g.mean:.4f}, p = {format_p(g.p_value)}, n = {g.n})" for label, g in meeting)
+    which = "one group meets" if len(meeting) == 1 else f"{len(meeting)} groups meet"
+    own = "on its own" if len(meeting) == 1 else "each on its own"
+    return f"{head}; {which} the record's p < {P_BAR:g} bar {own}: {named}"
+
+
 def _stats_lines(s: Stats, indent: str = "  ") -> list[str]:
     lines = [f"{indent}final val loss: mean {s.mean:.4f}"
              + (f", std {s.std:.4f}" if s.std is not None else "") + f", min {s.min:.4f}, max {s.max:.4f}"]
@@ -329,7 +343,7 @@ def format_summary(summary: Summary) -> str:
     if s is not None and s.n > 1 and len(seeds) == 1 and None not in seeds:
         lines += ["", f"note: every run used seed {seeds.pop()}, so they differ only by the GPU's nondeterminism: the "
                       "t-test says how well a run repeats, not how it varies with the seed (--set seed=N to vary it)"]
-    lines += ["", verdict(s)]
+    lines += ["", groups_verdict(summary) if len(summary.groups) > 1 else verdict(s)]
     return "\n".join(lines)
 
 

@@ -183,6 +183,15 @@ def test_groups_by_recipe_and_commit(tmp_path):
     text = stats_report([str(tmp_path)])[0]
     assert "by recipe, settings and commit:" in text and "tiny steps=100 @ aaaaaaaaaa: n = 3" in text
     assert "tiny steps=100 @ bbbbbbbbbb*: n = 2" in text and "pool 3 groups" in text
+    # the last line judges each group, never the pool of all six runs
+    assert "VERDICT: mean" not in text
+    assert text.splitlines()[-1] == (
+        "VERDICT: no pooled verdict: the 6 complete runs are 3 groups (recipe values or commit differ); one group "
+        f"meets the record's p < 0.01 bar on its own: tiny steps=100 @ aaaaaaaaaa (mean 3.2100, p = "
+        f"{format_p(by_label['tiny steps=100 @ aaaaaaaaaa'].p_value)}, n = 3)")
+    for i, loss in enumerate((3.0, 3.01)):  # the second group now meets the bar too
+        hand_log(tmp_path / f"b{i}.txt", loss, commit=b)
+    assert "; 2 groups meet the record's p < 0.01 bar each on its own: " in stats_report([str(tmp_path)])[0]
 
 
 def test_a_modified_checkout_is_told_apart_by_the_code_it_logged(tmp_path):
