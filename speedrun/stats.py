@@ -47,11 +47,15 @@ class Run:
 
     @property
     def group(self) -> tuple[str, str, str]:
-        """(recipe, version, every recipe value but the seed): runs are pooled only when they ran the same recipe
-        values, so runs that differ by a --set are never averaged together; runs of other seeds are repeats."""
+        """(recipe, the code that ran, every recipe value but the seed): runs are pooled only when they ran the same
+        recipe values, so runs that differ by a --set are never averaged together; runs of other seeds are repeats.
+        The code is the hash of the package source the log holds, so two commits whose package is identical (a
+        docs-only commit, or a modified checkout equal to the next commit) pool; the commit where no source is
+        logged."""
         values = {k: v for k, v in (self.log.recipe if self.log is not None else {}).items()
                   if k not in ("description", "seed")}
-        return (self.recipe, self.version, json.dumps(values, sort_keys=True))
+        code = self.log.code_hash if self.log is not None else ""
+        return (self.recipe, f"code {code}" if code else self.version, json.dumps(values, sort_keys=True))
 
     @property
     def version(self) -> str:
@@ -62,8 +66,15 @@ class Run:
         return f"{short} code {code[:8]}" if code and not clean else short
 
 
-def group_label(run: Run, settings: str) -> str:
-    return f"{run.recipe}{' ' + settings if settings else ''} @ {run.version}"
+def group_label(runs: list[Run], settings: str) -> str:
+    """The recipe, the settings that tell the group apart, and its version: one commit, or where the same code ran
+    under several (one group by Run.group), each commit and the code's hash."""
+    versions = list(dict.fromkeys(r.version for r in runs))
+    if len(versions) == 1:
+        version = versions[0]
+    else:
+        version = f"{', '.join(dict.fromkeys(short_commit(r.commit) for r in runs))} (same code {runs[0].log.code_hash[:8]})"
+    return f"{runs[0].recipe}{' ' + settings if settings else ''} @ {version}"
 
 
 def changed_fields(recipe: dict) -> dict:
@@ -256,7 +267,7 @@ def summarize(paths: list[str], target: float = DEFAULT_TARGET) -> Summary:
     settings, shared = label_settings(counted)
     return Summary(target, runs, stats_of(counted) if counted else None,
                    {k: stats_of(v) for k, v in sorted(groups.items())},
-                   {k: group_label(v[0], settings[k]) for k, v in groups.items()}, shared)
+                   {k: group_label(v, settings[k]) for k, v in groups.items()}, shared)
 
 
 def format_p(p: float | None) -> str:

@@ -196,7 +196,8 @@ def test_groups_by_recipe_and_commit(tmp_path):
 
 def test_a_modified_checkout_is_told_apart_by_the_code_it_logged(tmp_path):
     """Runs from one modified commit (or a copy whose .git is stale) but different code are two groups, labelled
-    with the logged code's hash; a clean commit's label stays the commit alone."""
+    with the logged code's hash; a clean commit that ran the same code as one of them joins its group (what ran is
+    the code, not the commit's name), and the label names both commits."""
     a, b = "a" * 40, "b" * 40 + " (modified)"
     old = {"speedrun/model/gpt.py": "x = 1\ny = 2", "speedrun/train.py": "run()"}
     new = {**old, "speedrun/model/gpt.py": "x = 1\ny = 3"}
@@ -209,9 +210,11 @@ def test_a_modified_checkout_is_told_apart_by_the_code_it_logged(tmp_path):
     old_hash, new_hash = (parse_log(tmp_path / f"{n}0.txt").code_hash for n in ("old", "new"))
     assert old_hash == parse_log(tmp_path / "old1.txt").code_hash == parse_log(tmp_path / "clean.txt").code_hash
     assert len(old_hash) == 12 and old_hash != new_hash
-    assert sorted(s.labels.values()) == sorted([f"tiny @ bbbbbbbbbb* code {old_hash[:8]}",
-                                                f"tiny @ bbbbbbbbbb* code {new_hash[:8]}", "tiny @ aaaaaaaaaa"])
-    assert sorted(g.n for g in s.groups.values()) == [1, 2, 2]
+    assert sorted(s.labels.values()) == sorted([f"tiny @ aaaaaaaaaa, bbbbbbbbbb* (same code {old_hash[:8]})",
+                                                f"tiny @ bbbbbbbbbb* code {new_hash[:8]}"])
+    assert sorted(g.n for g in s.groups.values()) == [2, 3]
+    alone = summarize([str(tmp_path / "clean.txt")])
+    assert list(alone.labels.values()) == ["tiny steps=100 @ aaaaaaaaaa"]  # a clean commit's label stays the commit alone
     assert parse_log(hand_log(tmp_path / "nocode.txt", 3.3)).code_hash == ""  # an old or hand-made log
 
 
