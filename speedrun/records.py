@@ -23,7 +23,7 @@ Runs worth keeping. Each record is a folder `records/<YYYY-MM-DD>_<short-name>/`
 (`*.txt`, unedited, exactly as `speedrun train` wrote them) and a `README.md` with the command, the device, the
 val loss target of the data it ran on (`- target: X`; 3.28 for FineWeb) and the `speedrun stats` report.
 A record is a claim that the mean final val loss is below the target: the bar is a one-sided t-test with
-p < 0.01 over n >= 2 complete runs of one recipe, settings and commit. Failed, crashed (incomplete) and
+p < 0.01 over n >= 2 complete runs of one recipe, settings and code. Failed, crashed (incomplete) and
 malformed logs are never counted; where a folder's runs ran other code or settings, the row judges its largest
 group of alike runs and counts the others apart ("+k of other code or settings"), never the pool.
 
@@ -37,7 +37,7 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
                target: float = DEFAULT_TARGET, notes: str = "", date: str | None = None) -> Path:
     """Make records/<date>_<name>/ with copies of `logs` (files or folders) and its README; rebuild the table.
     Refuses an existing record folder, files that are not run logs (a record holds evidence only) and complete runs of
-    more than one recipe, settings and commit (a record is a claim about one)."""
+    more than one recipe, settings and code (a record is a claim about one)."""
     date = date or time.strftime("%Y-%m-%d")
     folder = Path(records_dir) / f"{date}_{name}"
     if not RECORD_DIR.match(folder.name):
@@ -50,8 +50,8 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
         if run.status == "malformed":
             raise LogError(f"{run.path}: {run.reason}")
     if len(summary.groups) > 1:
-        raise SpeedrunError(f"the logs' complete runs are {len(summary.groups)} groups (recipe values or commit "
-                            "differ); a record holds runs of one recipe, settings and commit (`speedrun stats` on "
+        raise SpeedrunError(f"the logs' complete runs are {len(summary.groups)} groups (recipe values or code "
+                            "differ); a record holds runs of one recipe, settings and code (`speedrun stats` on "
                             "them shows the groups)")
     if len({s.name for s in sources}) != len(sources):
         raise SpeedrunError("two logs have the same file name; a record keeps them side by side")
@@ -92,7 +92,7 @@ def _row(folder: Path) -> list[str]:
             groups.setdefault(r.group, []).append(r)
     stats = [(compute_stats([r.final_val_loss for r in g], [r.training_time_s for r in g], target), g)
              for g in groups.values()]
-    # A record is a claim about one recipe, settings and commit: a folder holding runs of several such groups is
+    # A record is a claim about one recipe, settings and code: a folder holding runs of several such groups is
     # judged on its largest group (the lowest p among equals, then the earliest run's), never on their pool.
     s, counted = min(stats, key=lambda sg: (-sg[0].n, sg[0].p_value if sg[0].p_value is not None else 1.0),
                      default=(None, []))

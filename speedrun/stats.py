@@ -296,10 +296,10 @@ def verdict(s: Stats | None) -> str:
 
 def groups_verdict(summary: Summary) -> str:
     """The verdict when the complete runs form several groups: their pool is no claim (a record is one recipe,
-    settings and commit), so each group is judged on its own and those that meet the bar are named."""
+    settings and code), so each group is judged on its own and those that meet the bar are named."""
     meeting = [(summary.labels[k], g) for k, g in summary.groups.items() if g.meets_bar]
     head = (f"VERDICT: no pooled verdict: the {summary.overall.n} complete runs are {len(summary.groups)} groups "
-            "(recipe values or commit differ)")
+            "(recipe values or code differ)")
     if not meeting:
         return f"{head}; none meets the record's p < {P_BAR:g} bar on its own"
     named = "; ".join(f"{label} (mean {g.mean:.4f}, p = {format_p(g.p_value)}, n = {g.n})" for label, g in meeting)
@@ -343,12 +343,12 @@ def format_summary(summary: Summary) -> str:
     else:
         lines += [f"complete runs: n = {s.n}", *_stats_lines(s)]
         if len(summary.groups) > 1:
-            lines += ["", "by recipe, settings and commit" + (f" (every run: {summary.shared})" if summary.shared
+            lines += ["", "by recipe, settings and code" + (f" (every run: {summary.shared})" if summary.shared
                                                               else "") + ":"]
             for key, g in summary.groups.items():
                 lines += [f"  {summary.labels[key]}: n = {g.n}", *_stats_lines(g, "    "),
                           "    " + verdict(g).replace("VERDICT: ", "verdict: ")]
-            lines += ["", f"note: the overall numbers pool {len(summary.groups)} groups (recipe values or commit "
+            lines += ["", f"note: the overall numbers pool {len(summary.groups)} groups (recipe values or code "
                           "differ); a record is judged on the runs of one group"]
     seeds = {r.log.recipe.get("seed") for r in summary.counted}
     if s is not None and s.n > 1 and len(seeds) == 1 and None not in seeds:

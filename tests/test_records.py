@@ -74,7 +74,7 @@ def test_rebuild_lists_every_record(tmp_path):
 
 
 def test_a_record_of_several_groups_is_judged_on_its_largest(tmp_path):
-    """A record is a claim about one recipe, settings and commit: where a folder's runs are several such groups (here
+    """A record is a claim about one recipe, settings and code: where a folder's runs are several such groups (here
     a modified checkout whose code changed between runs), the row judges the largest group and counts the others
     apart, never the pool; among groups of one size the earliest run's is shown."""
     records, b = tmp_path / "records", "b" * 40 + " (modified)"
@@ -93,7 +93,7 @@ def test_new_record_refuses_runs_of_several_groups(tmp_path):
     hand_log(tmp_path / "src" / "a.txt", 3.20, steps=100)
     hand_log(tmp_path / "src" / "b.txt", 3.21, steps=120)
     records = tmp_path / "records"
-    with pytest.raises(SpeedrunError, match="2 groups .* a record holds runs of one recipe, settings and commit"):
+    with pytest.raises(SpeedrunError, match="2 groups .* a record holds runs of one recipe, settings and code"):
         new_record(records, "x", [str(tmp_path / "src")], "cmd", "cpu", date="2026-01-01")
     assert not records.exists() or not any(records.iterdir())
 

@@ -181,12 +181,12 @@ def test_groups_by_recipe_and_commit(tmp_path):
         [3.20, 3.21, 3.22], 3.28, alternative="less").pvalue
     assert by_label["other @ aaaaaaaaaa"].n == 1 and s.overall.n == 6
     text = stats_report([str(tmp_path)])[0]
-    assert "by recipe, settings and commit:" in text and "tiny steps=100 @ aaaaaaaaaa: n = 3" in text
+    assert "by recipe, settings and code:" in text and "tiny steps=100 @ aaaaaaaaaa: n = 3" in text
     assert "tiny steps=100 @ bbbbbbbbbb*: n = 2" in text and "pool 3 groups" in text
     # the last line judges each group, never the pool of all six runs
     assert "VERDICT: mean" not in text
     assert text.splitlines()[-1] == (
-        "VERDICT: no pooled verdict: the 6 complete runs are 3 groups (recipe values or commit differ); one group "
+        "VERDICT: no pooled verdict: the 6 complete runs are 3 groups (recipe values or code differ); one group "
         f"meets the record's p < 0.01 bar on its own: tiny steps=100 @ aaaaaaaaaa (mean 3.2100, p = "
         f"{format_p(by_label['tiny steps=100 @ aaaaaaaaaa'].p_value)}, n = 3)")
     for i, loss in enumerate((3.0, 3.01)):  # the second group now meets the bar too
@@ -303,7 +303,7 @@ def test_settings_every_group_shares_are_said_once(tmp_path):
                                          "tiny steps=150 @ unknown"]
     assert s.shared == "train_files=track/train_*.bin val_files=track/val.bin"  # val_tokens: only to tell apart
     text = stats_report([str(tmp_path)])[0]
-    assert f"by recipe, settings and commit (every run: {s.shared}):" in text
+    assert f"by recipe, settings and code (every run: {s.shared}):" in text
     one = tmp_path / "one"
     one.mkdir()
     hand_log(one / "a.txt", 3.2, steps=120, recipe=track)
@@ -359,7 +359,7 @@ def test_runs_of_other_seeds_pool_and_one_seed_is_said(tmp_path):
     s = summarize([str(tmp_path / "seeds")], 3.28)
     assert len(s.groups) == 1 and s.overall.n == 3
     text = stats_report([str(tmp_path / "seeds")], 3.28)[0]
-    assert "by recipe, settings and commit" not in text and "note: every run used seed" not in text
+    assert "by recipe, settings and code" not in text and "note: every run used seed" not in text
     assert "seed=" not in "".join(s.labels.values())
     text = stats_report([str(tmp_path / "one")], 3.28)[0]
     assert "note: every run used seed 0, so they differ only by the GPU's nondeterminism" in text
