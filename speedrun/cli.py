@@ -30,6 +30,8 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _Help)
         super().__init__(*args, **kwargs)
+        # the deepest (sub)command parsed wins this default, so a stray argument is reported against it
+        self.set_defaults(command_parser=self)
 
     def error(self, message):
         self.exit(2, f"speedrun: error: {message} (see '{self.prog} --help')\n")
@@ -411,7 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.argv = argv
     try:
         return args.func(args)

@@ -158,6 +158,11 @@ def format_comparison(cmp: Comparison) -> str:
             need = f"more than {MAX_SEEDS}" if n > MAX_SEEDS else f"about {n}"
             lines.append(f"  seeds to tell this difference at this spread: {need} (p < {ALPHA:g} with probability "
                          f"{POWER:.0%}, paired, if the observed mean and spread were the true ones)")
+    for side in (cmp.base, cmp.change):
+        groups = {r.group for r in side.runs}
+        if len(groups) > 1:  # pooled on purpose (a side is what the user named), but never silently
+            lines.append(f"  note: the {side.name}'s runs are {len(groups)} groups (recipe values or code differ), "
+                         "pooled here; `speedrun stats` on them shows each group")
     ratio = "— (the base's logged training time is 0)" if np.isnan(cmp.time_ratio) else f"{cmp.time_ratio:.3f}x"
     lines += [f"training time, change / base: {ratio} (means of the training clocks; runs that shared a GPU with "
               "others ran slower)", "", verdict(cmp)]

@@ -58,7 +58,7 @@ def _series(runs: list[Run], settings: dict) -> list[dict]:
         at_step = [points[which == i] for i in range(len(steps))]
         losses = [p[:, 2] for p in at_step]
         mean = np.array([l.mean() for l in losses])
-        label = (f"{group_label(members[0], settings[members[0].group])}: {len(members)} run"
+        label = (f"{group_label(members, settings[members[0].group])}: {len(members)} run"
                  + "s" * (len(members) != 1) + (f", mean final {mean[-1]:.4f}" if done else " (incomplete/failed)"))
         out.append(dict(label=label, done=done, planned=max(r.steps_planned for r in members), steps=steps,
                         secs=np.array([p[:, 1].mean() for p in at_step]), loss=mean,

@@ -314,7 +314,10 @@ def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
     if path.suffix != ".toml":
         path = RECIPE_DIR / f"{name_or_path}.toml"
         if not path.exists():
-            raise RecipeError(f"unknown recipe {name_or_path!r} (known: {', '.join(recipe_names())}; or give a .toml path)")
+            close = difflib.get_close_matches(name_or_path, recipe_names(), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise RecipeError(
+                f"unknown recipe {name_or_path!r} ({hint}known: {', '.join(recipe_names())}; or give a .toml path)")
     elif not path.exists():
         raise RecipeError(f"{path}: no such recipe file")
     if str(path.resolve()) in seen:

@@ -12,7 +12,7 @@ from pathlib import Path
 from speedrun.errors import SpeedrunError
 from speedrun.files import write_atomic
 from speedrun.runlog import LogError
-from speedrun.stats import DEFAULT_TARGET, compute_stats, find_logs, format_p, load_run, stats_report
+from speedrun.stats import DEFAULT_TARGET, compute_stats, find_logs, format_p, load_run, stats_report, summarize
 
 RECORD_DIR = re.compile(r"^(\d{4}-\d{2}-\d{2})_([A-Za-z0-9][A-Za-z0-9._-]*)$")
 TARGET_LINE = re.compile(r"^- target: *([0-9.]+)", re.M)  # in a record's README; absent -> DEFAULT_TARGET
@@ -23,8 +23,9 @@ Runs worth keeping. Each record is a folder `records/<YYYY-MM-DD>_<short-name>/`
 (`*.txt`, unedited, exactly as `speedrun train` wrote them) and a `README.md` with the command, the device, the
 val loss target of the data it ran on (`- target: X`; 3.28 for FineWeb) and the `speedrun stats` report.
 A record is a claim that the mean final val loss is below the target: the bar is a one-sided t-test with
-p < 0.01 over n >= 2 complete runs of one recipe and commit. Failed, crashed (incomplete) and malformed logs
-are never counted.
+p < 0.01 over n >= 2 complete runs of one recipe, settings and code. Failed, crashed (incomplete) and
+malformed logs are never counted; where a folder's runs ran other code or settings, the row judges its largest
+group of alike runs and counts the others apart ("+k of other code or settings"), never the pool.
 
 This table is generated: `speedrun records` rebuilds it from the logs in the record folders (do not edit it by
 hand). Add a record with `speedrun.records.new_record(...)`, or by making the folder yourself and running
@@ -35,7 +36,8 @@ hand). Add a record with `speedrun.records.new_record(...)`, or by making the fo
 def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], command: str, device: str,
                target: float = DEFAULT_TARGET, notes: str = "", date: str | None = None) -> Path:
     """Make records/<date>_<name>/ with copies of `logs` (files or folders) and its README; rebuild the table.
-    Refuses an existing record folder and files that are not run logs (a record holds evidence only)."""
+    Refuses an existing record folder, files that are not run logs (a record holds evidence only) and complete runs of
+    more than one recipe, settings and code (a record is a claim about one)."""
     date = date or time.strftime("%Y-%m-%d")
     folder = Path(records_dir) / f"{date}_{name}"
     if not RECORD_DIR.match(folder.name):
@@ -43,9 +45,14 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
     if folder.exists():
         raise SpeedrunError(f"{folder}: the record already exists")
     sources = find_logs(logs)
-    for run in map(load_run, sources):
+    summary = summarize([str(s) for s in sources], target)
+    for run in summary.runs:
         if run.status == "malformed":
             raise LogError(f"{run.path}: {run.reason}")
+    if len(summary.groups) > 1:
+        raise SpeedrunError(f"the logs' complete runs are {len(summary.groups)} groups (recipe values or code "
+                            "differ); a record holds runs of one recipe, settings and code (`speedrun stats` on "
+                            "them shows the groups)")
     if len({s.name for s in sources}) != len(sources):
         raise SpeedrunError("two logs have the same file name; a record keeps them side by side")
     # filled under a hidden name, then renamed: a failed copy leaves no half-made record for the table to list
@@ -79,15 +86,27 @@ def _row(folder: Path) -> list[str]:
         runs = [load_run(p) for p in find_logs([str(folder)])]
     except SpeedrunError:  # a record folder without logs: listed, with nothing to show
         runs = []
-    counted = [r for r in runs if r.counted]
+    groups: dict[tuple[str, str, str], list] = {}
+    for r in runs:
+        if r.counted:
+            groups.setdefault(r.group, []).append(r)
+    stats = [(compute_stats([r.final_val_loss for r in g], [r.training_time_s for r in g], target), g)
+             for g in groups.values()]
+    # A record is a claim about one recipe, settings and code: a folder holding runs of several such groups is
+    # judged on its largest group (the lowest p among equals, then the earliest run's), never on their pool.
+    s, counted = min(stats, key=lambda sg: (-sg[0].n, sg[0].p_value if sg[0].p_value is not None else 1.0),
+                     default=(None, []))
     shown = counted or [r for r in runs if r.status != "malformed"]
     recipe = ", ".join(sorted({r.recipe for r in shown})) or "—"
     device = ", ".join(sorted({r.device for r in shown})) or "—"
-    n = f"{len(counted)}" + (f" (+{len(runs) - len(counted)} not counted)" if len(runs) > len(counted) else "")
+    others = sum(len(g) for g in groups.values()) - len(counted)
+    left_out = [f"+{others} of other code or settings"] if others else []
+    if len(runs) > len(counted) + others:
+        left_out.append(f"+{len(runs) - len(counted) - others} not counted")
+    n = f"{len(counted)}" + (f" ({', '.join(left_out)})" if left_out else "")
     link = f"[{short_name}]({folder.name}/)"
-    if not counted:
+    if s is None:
         return [date, link, recipe, device, n, "—", f"{target:g}", "—", "—"]
-    s = compute_stats([r.final_val_loss for r in counted], [r.training_time_s for r in counted], target)
     return [date, link, recipe, device, n, f"{s.mean:.4f}", f"{target:g}", format_p(s.p_value), f"{s.time_mean_s:.1f}"]
 
 

@@ -47,11 +47,15 @@ class Run:
 
     @property
     def group(self) -> tuple[str, str, str]:
-        """(recipe, version, every recipe value but the seed): runs are pooled only when they ran the same recipe
-        values, so runs that differ by a --set are never averaged together; runs of other seeds are repeats."""
+        """(recipe, the code that ran, every recipe value but the seed): runs are pooled only when they ran the same
+        recipe values, so runs that differ by a --set are never averaged together; runs of other seeds are repeats.
+        The code is the hash of the package source the log holds, so two commits whose package is identical (a
+        docs-only commit, or a modified checkout equal to the next commit) pool; the commit where no source is
+        logged."""
         values = {k: v for k, v in (self.log.recipe if self.log is not None else {}).items()
                   if k not in ("description", "seed")}
-        return (self.recipe, self.version, json.dumps(values, sort_keys=True))
+        code = self.log.code_hash if self.log is not None else ""
+        return (self.recipe, f"code {code}" if code else self.version, json.dumps(values, sort_keys=True))
 
     @property
     def version(self) -> str:
@@ -62,8 +66,15 @@ class Run:
         return f"{short} code {code[:8]}" if code and not clean else short
 
 
-def group_label(run: Run, settings: str) -> str:
-    return f"{run.recipe}{' ' + settings if settings else ''} @ {run.version}"
+def group_label(runs: list[Run], settings: str) -> str:
+    """The recipe, the settings that tell the group apart, and its version: one commit, or where the same code ran
+    under several (one group by Run.group), each commit and the code's hash."""
+    versions = list(dict.fromkeys(r.version for r in runs))
+    if len(versions) == 1:
+        version = versions[0]
+    else:
+        version = f"{', '.join(dict.fromkeys(short_commit(r.commit) for r in runs))} (same code {runs[0].log.code_hash[:8]})"
+    return f"{runs[0].recipe}{' ' + settings if settings else ''} @ {version}"
 
 
 def changed_fields(recipe: dict) -> dict:
@@ -256,7 +267,7 @@ def summarize(paths: list[str], target: float = DEFAULT_TARGET) -> Summary:
     settings, shared = label_settings(counted)
     return Summary(target, runs, stats_of(counted) if counted else None,
                    {k: stats_of(v) for k, v in sorted(groups.items())},
-                   {k: group_label(v[0], settings[k]) for k, v in groups.items()}, shared)
+                   {k: group_label(v, settings[k]) for k, v in groups.items()}, shared)
 
 
 def format_p(p: float | None) -> str:
@@ -281,6 +292,20 @@ def verdict(s: Stats | None) -> str:
                 "(copies of one run?)")
     meets = "meets" if s.meets_bar else "does not meet"
     return f"{head} with p = {format_p(s.p_value)} (n = {s.n}): {meets} the record's p < {P_BAR:g} bar"
+
+
+def groups_verdict(summary: Summary) -> str:
+    """The verdict when the complete runs form several groups: their pool is no claim (a record is one recipe,
+    settings and code), so each group is judged on its own and those that meet the bar are named."""
+    meeting = [(summary.labels[k], g) for k, g in summary.groups.items() if g.meets_bar]
+    head = (f"VERDICT: no pooled verdict: the {summary.overall.n} complete runs are {len(summary.groups)} groups "
+            "(recipe values or code differ)")
+    if not meeting:
+        return f"{head}; none meets the record's p < {P_BAR:g} bar on its own"
+    named = "; ".join(f"{label} (mean {g.mean:.4f}, p = {format_p(g.p_value)}, n = {g.n})" for label, g in meeting)
+    which = "one group meets" if len(meeting) == 1 else f"{len(meeting)} groups meet"
+    own = "on its own" if len(meeting) == 1 else "each on its own"
+    return f"{head}; {which} the record's p < {P_BAR:g} bar {own}: {named}"
 
 
 def _stats_lines(s: Stats, indent: str = "  ") -> list[str]:
@@ -318,18 +343,18 @@ def format_summary(summary: Summary) -> str:
     else:
         lines += [f"complete runs: n = {s.n}", *_stats_lines(s)]
         if len(summary.groups) > 1:
-            lines += ["", "by recipe, settings and commit" + (f" (every run: {summary.shared})" if summary.shared
+            lines += ["", "by recipe, settings and code" + (f" (every run: {summary.shared})" if summary.shared
                                                               else "") + ":"]
             for key, g in summary.groups.items():
                 lines += [f"  {summary.labels[key]}: n = {g.n}", *_stats_lines(g, "    "),
                           "    " + verdict(g).replace("VERDICT: ", "verdict: ")]
-            lines += ["", f"note: the overall numbers pool {len(summary.groups)} groups (recipe values or commit "
+            lines += ["", f"note: the overall numbers pool {len(summary.groups)} groups (recipe values or code "
                           "differ); a record is judged on the runs of one group"]
     seeds = {r.log.recipe.get("seed") for r in summary.counted}
     if s is not None and s.n > 1 and len(seeds) == 1 and None not in seeds:
         lines += ["", f"note: every run used seed {seeds.pop()}, so they differ only by the GPU's nondeterminism: the "
                       "t-test says how well a run repeats, not how it varies with the seed (--set seed=N to vary it)"]
-    lines += ["", verdict(s)]
+    lines += ["", groups_verdict(summary) if len(summary.groups) > 1 else verdict(s)]
     return "\n".join(lines)
 
 

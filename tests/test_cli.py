@@ -236,6 +236,7 @@ def test_dry_run_world_size_that_does_not_divide(capsys, monkeypatch):
 
 @pytest.mark.parametrize("args, fragments", [
     (["--recipe", "nosuch"], ["unknown recipe 'nosuch'"]),
+    (["--recipe", "tiyn"], ["unknown recipe 'tiyn'", "did you mean tiny?"]),
     (["--recipe", "tiny", "--set", "stepz=1"], ["did you mean steps"]),
     (["--recipe", "tiny", "--set", "steps=abc"], ["--set steps"]),
     (["--recipe", "tiny", "--set", "steps"], ["expected key=value"]),
@@ -331,6 +332,18 @@ def test_no_command_is_a_usage_error(capsys):
         main([])
     assert info.value.code == 2
     assert_one_line_error(capsys.readouterr().err, "required: command", "speedrun --help")
+
+
+@pytest.mark.parametrize("argv, stray, help_of", [
+    (["data", "fineweb", "--out", "x"], "--out x", "speedrun data fineweb --help"),
+    (["train", "--stepz", "3"], "--stepz 3", "speedrun train --help"),
+    (["stats", "logs", "--x"], "--x", "speedrun stats --help"),
+])
+def test_a_stray_argument_names_its_own_command_help(capsys, argv, stray, help_of):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert_one_line_error(capsys.readouterr().err, f"unrecognized arguments: {stray}", help_of)
 
 
 # --- the quick start: a default train leaves a model that sample and eval take with no extra flags ---------------------

@@ -70,6 +70,15 @@ def test_without_shared_seeds_it_falls_back_to_welch(tmp_path):
     assert "no seed ran on both sides" in text and "(p = " in text and "Welch, unpaired" in text
 
 
+def test_a_side_of_several_groups_is_pooled_with_a_note(tmp_path):
+    base, change = logs(tmp_path / "base", BASE), logs(tmp_path / "change", CHANGE)
+    assert "groups" not in compare_report([base], [change])
+    hand_log(tmp_path / "change" / "long.txt", 3.37, steps=120, recipe={"seed": 14})  # another `steps`: a 2nd group
+    text = compare_report([base], [change])
+    assert ("note: the change's runs are 2 groups (recipe values or code differ), pooled here; `speedrun stats` on "
+            "them shows each group") in text and "the base's runs are" not in text
+
+
 def test_too_few_runs_for_a_test(tmp_path):
     text = compare_report([logs(tmp_path / "a", {1: 3.40})], [logs(tmp_path / "b", {1: 3.39, 2: 3.38})])
     assert "(one seed: no test)" in text and "a side has one run: no test" in text

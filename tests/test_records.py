@@ -73,6 +73,31 @@ def test_rebuild_lists_every_record(tmp_path):
     assert no_temp_files(records)
 
 
+def test_a_record_of_several_groups_is_judged_on_its_largest(tmp_path):
+    """A record is a claim about one recipe, settings and code: where a folder's runs are several such groups (here
+    a modified checkout whose code changed between runs), the row judges the largest group and counts the others
+    apart, never the pool; among groups of one size the earliest run's is shown."""
+    records, b = tmp_path / "records", "b" * 40 + " (modified)"
+    hand_log(records / "2026-01-01_mixed" / "r0.txt", 3.20, commit=b, code={"speedrun/x.py": "old"})
+    for i, loss in enumerate((3.25, 3.26)):
+        hand_log(records / "2026-01-01_mixed" / f"r{i + 1}.txt", loss, commit=b, code={"speedrun/x.py": "new"})
+    hand_log(records / "2026-01-02_singles" / "a.txt", 3.30, code={"speedrun/x.py": "old"})
+    hand_log(records / "2026-01-02_singles" / "b.txt", 3.10, code={"speedrun/x.py": "new"})
+    mixed, singles = table_rows(rebuild_records_table(str(records)))
+    p = scipy.stats.ttest_1samp([3.25, 3.26], 3.28, alternative="less").pvalue  # the pool's would be 0.0183
+    assert mixed[4:8] == ["2 (+1 of other code or settings)", "3.2550", "3.28", format_p(p)]
+    assert singles[4:8] == ["1 (+1 of other code or settings)", "3.3000", "3.28", "—"]
+
+
+def test_new_record_refuses_runs_of_several_groups(tmp_path):
+    hand_log(tmp_path / "src" / "a.txt", 3.20, steps=100)
+    hand_log(tmp_path / "src" / "b.txt", 3.21, steps=120)
+    records = tmp_path / "records"
+    with pytest.raises(SpeedrunError, match="2 groups .* a record holds runs of one recipe, settings and code"):
+        new_record(records, "x", [str(tmp_path / "src")], "cmd", "cpu", date="2026-01-01")
+    assert not records.exists() or not any(records.iterdir())
+
+
 def test_empty_records_folder(tmp_path):
     path = rebuild_records_table(str(tmp_path))
     assert table_rows(path) == [] and "(no records yet)" in path.read_text()

@@ -181,13 +181,23 @@ def test_groups_by_recipe_and_commit(tmp_path):
         [3.20, 3.21, 3.22], 3.28, alternative="less").pvalue
     assert by_label["other @ aaaaaaaaaa"].n == 1 and s.overall.n == 6
     text = stats_report([str(tmp_path)])[0]
-    assert "by recipe, settings and commit:" in text and "tiny steps=100 @ aaaaaaaaaa: n = 3" in text
+    assert "by recipe, settings and code:" in text and "tiny steps=100 @ aaaaaaaaaa: n = 3" in text
     assert "tiny steps=100 @ bbbbbbbbbb*: n = 2" in text and "pool 3 groups" in text
+    # the last line judges each group, never the pool of all six runs
+    assert "VERDICT: mean" not in text
+    assert text.splitlines()[-1] == (
+        "VERDICT: no pooled verdict: the 6 complete runs are 3 groups (recipe values or code differ); one group "
+        f"meets the record's p < 0.01 bar on its own: tiny steps=100 @ aaaaaaaaaa (mean 3.2100, p = "
+        f"{format_p(by_label['tiny steps=100 @ aaaaaaaaaa'].p_value)}, n = 3)")
+    for i, loss in enumerate((3.0, 3.01)):  # the second group now meets the bar too
+        hand_log(tmp_path / f"b{i}.txt", loss, commit=b)
+    assert "; 2 groups meet the record's p < 0.01 bar each on its own: " in stats_report([str(tmp_path)])[0]
 
 
 def test_a_modified_checkout_is_told_apart_by_the_code_it_logged(tmp_path):
     """Runs from one modified commit (or a copy whose .git is stale) but different code are two groups, labelled
-    with the logged code's hash; a clean commit's label stays the commit alone."""
+    with the logged code's hash; a clean commit that ran the same code as one of them joins its group (what ran is
+    the code, not the commit's name), and the label names both commits."""
     a, b = "a" * 40, "b" * 40 + " (modified)"
     old = {"speedrun/model/gpt.py": "x = 1\ny = 2", "speedrun/train.py": "run()"}
     new = {**old, "speedrun/model/gpt.py": "x = 1\ny = 3"}
@@ -200,9 +210,11 @@ def test_a_modified_checkout_is_told_apart_by_the_code_it_logged(tmp_path):
     old_hash, new_hash = (parse_log(tmp_path / f"{n}0.txt").code_hash for n in ("old", "new"))
     assert old_hash == parse_log(tmp_path / "old1.txt").code_hash == parse_log(tmp_path / "clean.txt").code_hash
     assert len(old_hash) == 12 and old_hash != new_hash
-    assert sorted(s.labels.values()) == sorted([f"tiny @ bbbbbbbbbb* code {old_hash[:8]}",
-                                                f"tiny @ bbbbbbbbbb* code {new_hash[:8]}", "tiny @ aaaaaaaaaa"])
-    assert sorted(g.n for g in s.groups.values()) == [1, 2, 2]
+    assert sorted(s.labels.values()) == sorted([f"tiny @ aaaaaaaaaa, bbbbbbbbbb* (same code {old_hash[:8]})",
+                                                f"tiny @ bbbbbbbbbb* code {new_hash[:8]}"])
+    assert sorted(g.n for g in s.groups.values()) == [2, 3]
+    alone = summarize([str(tmp_path / "clean.txt")])
+    assert list(alone.labels.values()) == ["tiny steps=100 @ aaaaaaaaaa"]  # a clean commit's label stays the commit alone
     assert parse_log(hand_log(tmp_path / "nocode.txt", 3.3)).code_hash == ""  # an old or hand-made log
 
 
@@ -291,7 +303,7 @@ def test_settings_every_group_shares_are_said_once(tmp_path):
                                          "tiny steps=150 @ unknown"]
     assert s.shared == "train_files=track/train_*.bin val_files=track/val.bin"  # val_tokens: only to tell apart
     text = stats_report([str(tmp_path)])[0]
-    assert f"by recipe, settings and commit (every run: {s.shared}):" in text
+    assert f"by recipe, settings and code (every run: {s.shared}):" in text
     one = tmp_path / "one"
     one.mkdir()
     hand_log(one / "a.txt", 3.2, steps=120, recipe=track)
@@ -347,7 +359,7 @@ def test_runs_of_other_seeds_pool_and_one_seed_is_said(tmp_path):
     s = summarize([str(tmp_path / "seeds")], 3.28)
     assert len(s.groups) == 1 and s.overall.n == 3
     text = stats_report([str(tmp_path / "seeds")], 3.28)[0]
-    assert "by recipe, settings and commit" not in text and "note: every run used seed" not in text
+    assert "by recipe, settings and code" not in text and "note: every run used seed" not in text
     assert "seed=" not in "".join(s.labels.values())
     text = stats_report([str(tmp_path / "one")], 3.28)[0]
     assert "note: every run used seed 0, so they differ only by the GPU's nondeterminism" in text
