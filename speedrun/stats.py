@@ -294,6 +294,9 @@ def verdict(s: Stats | None) -> str:
     return f"{head} with p = {format_p(s.p_value)} (n = {s.n}): {meets} the record's p < {P_BAR:g} bar"
 
 
+NAMED_GROUPS = 3  # at most this many groups that meet the bar are named in the verdict line (lowest p first)
+
+
 def groups_verdict(summary: Summary) -> str:
     """The verdict when the complete runs form several groups: their pool is no claim (a record is one recipe,
     settings and code), so each group is judged on its own and those that meet the bar are named."""
@@ -302,7 +305,11 @@ def groups_verdict(summary: Summary) -> str:
             "(recipe values or code differ)")
     if not meeting:
         return f"{head}; none meets the record's p < {P_BAR:g} bar on its own"
-    named = "; ".join(f"{label} (mean {g.mean:.4f}, p = {format_p(g.p_value)}, n = {g.n})" for label, g in meeting)
+    meeting.sort(key=lambda lg: lg[1].p_value)
+    named = "; ".join(f"{label} (mean {g.mean:.4f}, p = {format_p(g.p_value)}, n = {g.n})"
+                      for label, g in meeting[:NAMED_GROUPS])
+    if len(meeting) > NAMED_GROUPS:  # one line stays readable; the groups' table above lists every verdict
+        named += f"; and {len(meeting) - NAMED_GROUPS} more (each group's verdict is listed above)"
     which = "one group meets" if len(meeting) == 1 else f"{len(meeting)} groups meet"
     own = "on its own" if len(meeting) == 1 else "each on its own"
     return f"{head}; {which} the record's p < {P_BAR:g} bar {own}: {named}"

@@ -194,6 +194,18 @@ def test_groups_by_recipe_and_commit(tmp_path):
     assert "; 2 groups meet the record's p < 0.01 bar each on its own: " in stats_report([str(tmp_path)])[0]
 
 
+def test_the_verdict_line_names_at_most_three_groups_lowest_p_first(tmp_path):
+    spreads = {100: 0.005, 101: 0.001, 102: 0.003, 103: 0.002}  # a smaller spread: a lower p at the same mean
+    for steps, d in spreads.items():
+        for i, loss in enumerate((3.0 - d, 3.0 + d)):
+            hand_log(tmp_path / f"s{steps}_{i}.txt", loss, steps=steps)
+    last = stats_report([str(tmp_path)])[0].splitlines()[-1]
+    assert "; 4 groups meet the record's p < 0.01 bar each on its own: " in last
+    named = [f"steps={n} @" for n in (101, 103, 102)]
+    assert [last.index(n) for n in named] == sorted(last.index(n) for n in named)  # lowest p first
+    assert "steps=100 @" not in last and last.endswith("; and 1 more (each group's verdict is listed above)")
+
+
 def test_a_modified_checkout_is_told_apart_by_the_code_it_logged(tmp_path):
     """Runs from one modified commit (or a copy whose .git is stale) but different code are two groups, labelled
     with the logged code's hash; a clean commit that ran the same code as one of them joins its group (what ran is
