@@ -21,6 +21,8 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         # "(default: None)" says nothing: such options describe their default in their help text
         if action.default is None or action.default is False or action.default in ("", []):
             return action.help
+        if "(default:" in (action.help or ""):  # a help text that explains its default already says it
+            return action.help
         return super()._get_help_string(action)
 
 
@@ -347,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="target folder (default: data/fineweb<variant>)")
     p = dsub.add_parser("tokenize", help="plain text / JSON lines / Parquet files -> train and val shards")
     p.add_argument("inputs", nargs="+", help="files (.txt, .jsonl, .parquet) or folders")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--val-tokens", type=_at_least(0),
                    help="tokens of whole documents for the val shard (default: 10%% of the tokens or 10,485,760, "
                         "whichever is less; 0: no val shard)")
@@ -369,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("plot", help="val loss against training time and steps, one line per run")
     p.add_argument("logs", nargs="+", help="run log files or folders")
-    p.add_argument("--out", default="val_loss.png",
+    p.add_argument("-o", "--out", default="val_loss.png",
                    help="image to write, its type from the suffix: .png, .svg or .pdf (default: val_loss.png)")
     p.add_argument("--target", type=float, default=3.28, help="val loss target (a dashed line)")
     p.set_defaults(func=cmd_plot)

@@ -164,6 +164,12 @@ def test_every_option_has_help_and_defaults_show(capsys):
             "less; 0: no val shard)") in out
 
 
+def test_every_help_says_each_default_once():
+    for name, sub in _parsers(build_parser()):
+        for line in " ".join(sub.format_help().split()).split(" -"):
+            assert line.count("(default:") <= 1, f"{name}: -{line}"
+
+
 def test_version(capsys, monkeypatch):
     with pytest.raises(SystemExit) as info:
         main(["--version"])
