@@ -348,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-shards", type=int, default=8, help="number of train shards (100M tokens each)")
     p.add_argument("--dir", help="target folder (default: data/fineweb<variant>)")
     p = dsub.add_parser("tokenize", help="plain text / JSON lines / Parquet files -> train and val shards")
-    p.add_argument("inputs", nargs="+", help="files (.txt, .jsonl, .parquet) or folders")
+    p.add_argument("inputs", nargs="+", help="files or folders of them: .txt (one document per file), .jsonl/.json "
+                   "(JSON lines, a \"text\" field each) or .parquet (a \"text\" column)")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--val-tokens", type=_at_least(0),
                    help="tokens of whole documents for the val shard (default: 10%% of the tokens or 10,485,760, "
