@@ -286,8 +286,11 @@ def cmd_records(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    from speedrun.checkpoint import load, resolve
     from speedrun.evals.sample import sample_from_checkpoint
-    for text in sample_from_checkpoint(args.checkpoint, args.prompt, max_tokens=args.tokens,
+    ckpt = load(resolve(args.checkpoint))
+    print(f"checkpoint: {ckpt.path} (step {ckpt.step})", file=sys.stderr)  # which file `latest` named; stdout: samples
+    for text in sample_from_checkpoint(ckpt, args.prompt, max_tokens=args.tokens,
                                        temperature=args.temperature, top_k=args.top_k, num_samples=args.num_samples,
                                        seed=args.seed, device=args.device):
         print(text)
@@ -401,8 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, help=device_help)
     p.set_defaults(func=cmd_sample)
     p = sub.add_parser("eval", help="val loss of a checkpoint on any shards, or `eval hellaswag CHECKPOINT`")
-    p.add_argument("what", help="a checkpoint path, or 'hellaswag'")
-    p.add_argument("checkpoint", nargs="?", help="(hellaswag) the checkpoint")
+    p.add_argument("what", help="a checkpoint file, latest (the newest in checkpoints/), or 'hellaswag'")
+    p.add_argument("checkpoint", nargs="?", help="(hellaswag) the checkpoint file, or latest")
     p.add_argument("--val", nargs="+", metavar="PATH",
                    help="(val loss) shard files, folders, globs or 'demo' (default: the checkpoint recipe's val_files)")
     p.add_argument("--val-tokens", type=_at_least(1),

@@ -360,6 +360,11 @@ def test_default_train_then_sample_and_eval_with_no_flags(tmp_path, monkeypatch,
     assert ckpt.complete and ckpt.optimizers == [] and ckpt.model  # weights only: small, for sampling and evals
     last_val = ckpt.val_losses[-1][1]
     assert main(["sample", "latest", "--tokens", "5", "--temperature", "0"]) == 0
-    assert capsys.readouterr().out.strip()
-    assert main(["eval", str(final)]) == 0
-    assert f"{last_val:.4f}" in capsys.readouterr().out  # the recipe's own val files, the run's own final loss
+    captured = capsys.readouterr()
+    assert captured.out.strip()
+    assert captured.err == f"checkpoint: {os.path.join('checkpoints', final.name)} (step 3)\n"  # which file `latest` was
+    for spec, named in ((str(final), final), ("latest", os.path.join("checkpoints", final.name))):
+        assert main(["eval", spec]) == 0
+        out = capsys.readouterr().out
+        assert f"{last_val:.4f}" in out  # the recipe's own val files, the run's own final loss
+        assert f"(checkpoint {named}, step 3 of 3)" in out
