@@ -19,7 +19,8 @@ from speedrun import checkpoint as ckpt_mod
 from speedrun.build import build_model, build_optimizers, compiled_runner
 from speedrun.compile_cache import CompileCache
 from speedrun.data.demo import data_files
-from speedrun.data.shards import shard_header
+from speedrun.data.fineweb import download_hint
+from speedrun.data.shards import ShardError, shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
 from speedrun.distributed import barrier_if_distributed
 from speedrun.errors import TrainingError
@@ -132,6 +133,24 @@ class Laps:
         return ", ".join(f"{name} {s:.1f}" for name, s in self.laps.items())
 
 
+def _data_files(r: Recipe):
+    """(train, val) shard paths; where FineWeb's are missing, the error says how to download them."""
+    try:
+        return data_files(r.train_files, "train"), data_files(r.val_files, "val")
+    except ShardError as e:
+        raise ShardError(f"{e}{download_hint(r.train_files, r.steps, r.batch_tokens)}") from None
+
+
+def _check_train_length(stream: BatchStream, r: Recipe, start: int) -> None:
+    """Before any work: train files too short for the run stop it now, not at the step where they run out."""
+    left = stream.steps_left()
+    if left is not None and left < r.steps - start:
+        files = stream.files[0] if len(stream.files) == 1 else f"{stream.files[0].parent} ({len(stream.files)} shards)"
+        raise ShardError(f"{files}: the train files hold {left:,} steps of {r.batch_tokens:,} tokens"
+                         f"{' after the checkpoint' if start else ''}, the run needs {r.steps - start:,}; add shards "
+                         f"or set train_loop = true{download_hint(r.train_files, r.steps, r.batch_tokens)}")
+
+
 class Trainer:
     """One run's components (stream, model, optimisers, log, checkpoint keeper) and its loop."""
 
@@ -148,8 +167,7 @@ class Trainer:
         if plan.main:
             check_writable_folder(log_dir, "--log-dir")
             check_writable_folder(checkpoint_dir, "--checkpoint-dir")
-        train_files = data_files(r.train_files, "train")
-        self.val_files = data_files(r.val_files, "val")
+        train_files, self.val_files = _data_files(r)
         shared = sorted({f.resolve() for f in train_files} & {f.resolve() for f in self.val_files})
         if shared:
             raise RecipeError(f"train_files and val_files share {shared[0]}" + (f" and {len(shared) - 1} more" if
@@ -162,6 +180,7 @@ class Trainer:
             position = StreamPosition(**self.ckpt.stream)
         self.stream = BatchStream(train_files, r.batch_tokens, r.seq_len, plan.rank, plan.world_size,
                                   loop=r.train_loop, device=plan.device, position=position, vocab_size=r.vocab_size)
+        _check_train_length(self.stream, r, self.ckpt.step if self.ckpt is not None else 0)
         laps("data")
         if plan.device.type == "cuda":
             torch.cuda.set_device(plan.device)
