@@ -110,6 +110,17 @@ def _strip_nproc(argv: list[str]) -> list[str]:
             if a != "--nproc" and not a.startswith("--nproc=") and (i == 0 or argv[i - 1] != "--nproc")]
 
 
+def check_before_ranks(recipe, resume, args) -> None:
+    """What every rank would refuse, checked once before torchrun starts: one error line, not N under its report."""
+    from speedrun.files import check_writable_folder
+    from speedrun.run_data import check_run_data
+    if not args.dry_run:
+        check_writable_folder(args.log_dir, "--log-dir")
+        check_writable_folder(args.checkpoint_dir or (resume.path.parent if resume else "checkpoints"),
+                              "--checkpoint-dir")
+        check_run_data(recipe, resume, args.nproc)
+
+
 def cmd_train(args) -> int:
     import torch
     resume = None
@@ -124,6 +135,7 @@ def cmd_train(args) -> int:
         check_compile_cache_path(args.compile_cache)  # before torchrun: one error, not one per rank
     if args.nproc > 1 and "RANK" not in os.environ:
         check_nproc(recipe, args.nproc, args.device, resumed=resume is not None)
+        check_before_ranks(recipe, resume, args)
         # Ctrl-C reaches torchrun and every rank; the ranks finish the step, checkpoint and exit. Wait for them
         # (subprocess.call would kill torchrun on KeyboardInterrupt), then exit 130 as a single process does.
         got = []
@@ -428,6 +440,13 @@ def main(argv: list[str] | None = None) -> int:
     except SpeedrunError as e:
         print(f"speedrun: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.filename is None:  # not about a file: a library's failure or a bug, with its traceback
+            raise
+        # the file system said no (disk full, read-only, gone): the file and the reason, not a traceback; a run's
+        # log already ends "failed" with the same reason
+        print(f"speedrun: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("speedrun: interrupted", file=sys.stderr)
         return 130

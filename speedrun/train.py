@@ -18,10 +18,7 @@ from speedrun import PROCESS_START
 from speedrun import checkpoint as ckpt_mod
 from speedrun.build import build_model, build_optimizers, compiled_runner
 from speedrun.compile_cache import CompileCache
-from speedrun.data.demo import data_files
-from speedrun.data.fineweb import download_hint
-from speedrun.data.shards import ShardError, shard_header
-from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
+from speedrun.data.stream import BatchStream
 from speedrun.distributed import barrier_if_distributed
 from speedrun.errors import TrainingError
 from speedrun.files import check_writable_folder
@@ -29,7 +26,8 @@ from speedrun.interrupt import Interrupted, StopRequest, StopVote
 from speedrun.metrics import Metrics
 from speedrun.model.gpt import GPT
 from speedrun.plan import Plan, keep_large_allocations
-from speedrun.recipe import Recipe, RecipeError
+from speedrun.recipe import Recipe
+from speedrun.run_data import check_run_data
 from speedrun.runlog import RunLog
 from speedrun.step import evaluate, format_phases, train_step, warmup_and_restore
 
@@ -133,24 +131,6 @@ class Laps:
         return ", ".join(f"{name} {s:.1f}" for name, s in self.laps.items())
 
 
-def _data_files(r: Recipe):
-    """(train, val) shard paths; where FineWeb's are missing, the error says how to download them."""
-    try:
-        return data_files(r.train_files, "train"), data_files(r.val_files, "val")
-    except ShardError as e:
-        raise ShardError(f"{e}{download_hint(r.train_files, r.steps, r.batch_tokens)}") from None
-
-
-def _check_train_length(stream: BatchStream, r: Recipe, start: int) -> None:
-    """Before any work: train files too short for the run stop it now, not at the step where they run out."""
-    left = stream.steps_left()
-    if left is not None and left < r.steps - start:
-        files = stream.files[0] if len(stream.files) == 1 else f"{stream.files[0].parent} ({len(stream.files)} shards)"
-        raise ShardError(f"{files}: the train files hold {left:,} steps of {r.batch_tokens:,} tokens"
-                         f"{' after the checkpoint' if start else ''}, the run needs {r.steps - start:,}; add shards "
-                         f"or set train_loop = true{download_hint(r.train_files, r.steps, r.batch_tokens)}")
-
-
 class Trainer:
     """One run's components (stream, model, optimisers, log, checkpoint keeper) and its loop."""
 
@@ -167,20 +147,11 @@ class Trainer:
         if plan.main:
             check_writable_folder(log_dir, "--log-dir")
             check_writable_folder(checkpoint_dir, "--checkpoint-dir")
-        train_files, self.val_files = _data_files(r)
-        shared = sorted({f.resolve() for f in train_files} & {f.resolve() for f in self.val_files})
-        if shared:
-            raise RecipeError(f"train_files and val_files share {shared[0]}" + (f" and {len(shared) - 1} more" if
-                              len(shared) > 1 else "") + ": validation would score tokens the model trained on")
-        check_val_size(self.val_files, r.val_tokens, r.val_seq_len, plan.world_size, r.vocab_size)
-        file_list = [(f.name, shard_header(f)) for f in train_files]
-        position = None
-        if self.ckpt is not None:
-            _check_same_train_files(self.ckpt, file_list)
-            position = StreamPosition(**self.ckpt.stream)
-        self.stream = BatchStream(train_files, r.batch_tokens, r.seq_len, plan.rank, plan.world_size,
-                                  loop=r.train_loop, device=plan.device, position=position, vocab_size=r.vocab_size)
-        _check_train_length(self.stream, r, self.ckpt.step if self.ckpt is not None else 0)
+        data = check_run_data(r, self.ckpt, plan.world_size)
+        self.val_files, file_list = data.val_files, data.file_list
+        self.stream = BatchStream(data.train_files, r.batch_tokens, r.seq_len, plan.rank, plan.world_size,
+                                  loop=r.train_loop, device=plan.device, position=data.position,
+                                  vocab_size=r.vocab_size)
         laps("data")
         if plan.device.type == "cuda":
             torch.cuda.set_device(plan.device)
@@ -388,13 +359,6 @@ def _checked_resume(resume, r: Recipe):
         raise ckpt_mod.CheckpointError(f"{ckpt.path}: the run is complete (step {ckpt.step} of {r.steps}); "
                                        f"nothing to resume")
     return ckpt
-
-
-def _check_same_train_files(ckpt, file_list) -> None:
-    if ckpt.train_files and ckpt.train_files != file_list:
-        raise ckpt_mod.CheckpointError(
-            f"{ckpt.path}: the train files ({len(file_list)}: {file_list[0][0]}, ...) are not the ones the run "
-            f"trained on ({len(ckpt.train_files)}: {ckpt.train_files[0][0]}, ...); the data order would change")
 
 
 def out_of_memory_advice(r: Recipe, plan: Plan) -> str:

@@ -219,6 +219,20 @@ def test_nproc_that_does_not_divide_the_batch_suggests_a_fix_that_works(capsys, 
     assert launches == [(nproc, ["train", "--recipe", "tiny", "--device", "cpu", *sets(*suggested)])]
 
 
+@pytest.mark.parametrize("extra, fragment", [
+    (sets("train_files=nowhere.bin"), "nowhere.bin: no such file or folder"),
+    (sets("train_loop=false", "steps=100000"), "the train files hold 477 steps of 2,048 tokens, the run needs 100,000"),
+    (["--log-dir", "taken"], "--log-dir taken: exists and is not a folder"),
+    (["--checkpoint-dir", "taken/sub"], "--checkpoint-dir taken/sub: taken is a file, not a folder")])
+def test_what_every_rank_would_refuse_stops_before_torchrun(capsys, tmp_path, monkeypatch, launches, extra, fragment):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("")
+    args = ["train", "--recipe", "tiny", "--device", "cpu", "--nproc", "2", *sets("batch_tokens=2048")]
+    assert main(args + extra) == 2
+    one_line(capsys.readouterr().err, fragment)
+    assert launches == [] and [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
 def test_resumed_run_is_told_an_nproc_that_fits():
     r = load_recipe("tiny", ["batch_tokens=2048", "val_tokens=4096"])
     check_nproc(r, 2, "cpu", resumed=True)

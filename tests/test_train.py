@@ -333,25 +333,10 @@ def test_nan_val_loss_stops_the_run(shard_files, tmp_path, monkeypatch):
     assert parse_log(path).status == "failed"
 
 
-def test_train_length_check_counts_from_the_checkpoint(tmp_path):
-    from speedrun.data.shards import ShardError
-    from speedrun.data.stream import BatchStream
-    from speedrun.train import _check_train_length
-    write_shard(tmp_path / "t.bin", np.array(read_shard(DEMO_DIR / "demo_train_000000.bin")[:1_000]))  # 3 steps
-    r = run_recipe((tmp_path / "t.bin", tmp_path / "t.bin"), steps=5)
-    stream = BatchStream(tmp_path / "t.bin", r.batch_tokens, r.seq_len)
-    _check_train_length(stream, r, start=2)  # a checkpoint at step 2 needs 3 more
-    with pytest.raises(ShardError, match="hold 3 steps of 256 tokens after the checkpoint, the run needs 4;"):
-        _check_train_length(stream, r, start=1)
-    stream.next_rows()  # a resumed stream stands past the checkpoint's steps: counted from its position
-    with pytest.raises(ShardError, match="hold 2 steps"):
-        _check_train_length(stream, r, start=2)
-
-
 def test_train_files_running_out_mid_run_is_a_training_error(tmp_path, monkeypatch):
-    # the length check before the run stops this case first (tests/test_cli.py); skipped here, as if a shard had
+    # the length check before the run stops this case first (tests/test_run_data.py); skipped here, as if a shard had
     # shrunk after it, the loop's own guard names the step
-    monkeypatch.setattr("speedrun.train._check_train_length", lambda *args: None)
+    monkeypatch.setattr("speedrun.run_data.check_train_length", lambda *args: None)
     train = tmp_path / "train_000000.bin"
     val = tmp_path / "val_000000.bin"
     tokens = np.array(read_shard(DEMO_DIR / "demo_train_000000.bin")[:1_000])  # 3 steps of 256 (+1)

@@ -60,7 +60,9 @@ def download_hint(pattern, steps: int, batch_tokens: int) -> str:
     `batch_tokens` (as `; get them with ...`); elsewhere ''."""
     for name, v in VARIANTS.items():
         if Path(pattern).parts[:len(Path(v.default_dir).parts)] == Path(v.default_dir).parts:
-            n = min(v.max_train_shards, -(-steps // ((SHARD_TOKENS - 1) // batch_tokens)))
+            n = -(-steps // ((SHARD_TOKENS - 1) // batch_tokens))
+            if n > v.max_train_shards:
+                return f"; {v.repo_id} has {v.max_train_shards} train shards, the run needs {n}: set train_loop = true"
             variant = "" if name == "10B" else f" --variant {name}"
             return f"; get them with `speedrun data fineweb{variant} --train-shards {n}`"
     return ""
