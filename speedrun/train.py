@@ -28,7 +28,7 @@ from speedrun.model.gpt import GPT
 from speedrun.plan import Plan, keep_large_allocations
 from speedrun.recipe import Recipe
 from speedrun.run_data import check_run_data
-from speedrun.runlog import RunLog
+from speedrun.runlog import RunLog, new_run_id
 from speedrun.step import evaluate, format_phases, train_step, warmup_and_restore
 
 
@@ -175,7 +175,8 @@ class Trainer:
         self.runner = compiled_runner(self.model, plan)
         laps("optimisers")
         self.print_every = print_every or (1 if r.steps <= 200 else 10)
-        self.log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main, sections={"plan": plan.describe(r)})
+        self.log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main, sections={"plan": plan.describe(r)},
+                          run_id=_shared_run_id(plan))
         laps("log")
         self.say = say if plan.main else (lambda *a, **k: None)
         self.keeper = CheckpointKeeper(self, Path(checkpoint_dir), file_list)
@@ -361,6 +362,14 @@ def _checked_resume(resume, r: Recipe):
     return ckpt
 
 
+def _shared_run_id(plan: Plan) -> str:
+    """Rank 0's run id on every rank: the checkpoint paths that every rank names (in errors) are the ones written."""
+    run_id = [new_run_id()]
+    if plan.world_size > 1:
+        torch.distributed.broadcast_object_list(run_id, src=0)
+    return run_id[0]
+
+
 def out_of_memory_advice(r: Recipe, plan: Plan) -> str:
     """One line naming the settings that bound memory, with values that would fit in less."""
     accum = r.grad_accum_steps(plan.world_size)
@@ -393,7 +402,7 @@ class CheckpointKeeper:
                                 save_every=t.save_every, world_size=t.plan.world_size)
 
     def _path(self, step) -> Path:
-        return self.folder / ckpt_mod.checkpoint_name(self.trainer.r.name, step)
+        return self.folder / ckpt_mod.checkpoint_name(self.trainer.r.name, self.trainer.log.run_id, step)
 
     def save(self, step, weights_only: bool = False) -> Path | None:
         """Rank 0 writes a checkpoint of the current state; every rank returns its path."""

@@ -377,7 +377,9 @@ def test_default_train_then_sample_and_eval_with_no_flags(tmp_path, monkeypatch,
     assert main(["train", "--set", "steps=3", "--set", "val_every=0", "--set", "sample_tokens=0"]) == 0
     out = capsys.readouterr().out
     (final,) = list((tmp_path / "checkpoints").iterdir())
-    assert final.name == "ckpt_tiny_step000003.pt"
+    (log,) = (tmp_path / "logs").iterdir()
+    run_id = log.stem.rsplit("_", 1)[1]  # <time>_<recipe>_<run id>: the model is named after the run that wrote it
+    assert re.fullmatch(r"[0-9a-f]{8}", run_id) and final.name == f"ckpt_tiny_{run_id}_step000003.pt"
     assert f"model: {os.path.join('checkpoints', final.name)}" in out
     from speedrun.checkpoint import load
 

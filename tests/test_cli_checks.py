@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import checkpoint_at
 
 import speedrun
 import speedrun.cli as cli
@@ -55,7 +56,7 @@ def trained(tmp_path_factory):
         rc = main(["train", "--recipe", "tiny", "--device", "cpu", *sets(*SMALL), "--save-every", "2",
                    "--checkpoint-dir", str(tmp), "--log-dir", str(tmp / "logs")])
     assert rc == 0
-    return tmp / "ckpt_tiny_step000002.pt", out.getvalue()
+    return checkpoint_at(tmp, 2), out.getvalue()
 
 
 # --- option ranges: argparse refuses them, before anything is read or written --------------------------------------

@@ -196,11 +196,11 @@ def test_a_full_disk_is_one_line_and_the_log_ends_failed(data, tmp_path, capsys,
         args += ["--set", f"{k}={v}"]
     assert main(args) == 1
     err = capsys.readouterr().err
-    assert err == f"speedrun: error: {tmp_path / 'c' / 'ckpt_tiny_step000002.pt'}: No space left on device\n"
     (log,) = (tmp_path / "logs").iterdir()
+    refused = tmp_path / "c" / f"ckpt_tiny_{log.stem.rsplit('_', 1)[1]}_step000002.pt"
+    assert err == f"speedrun: error: {refused}: No space left on device\n"
     assert parse_log(log).status == "failed"
-    assert log.read_text().rstrip().endswith("No space left on device: " + repr(str(tmp_path / "c" /
-                                                                                  "ckpt_tiny_step000002.pt")) + " ===")
+    assert log.read_text().rstrip().endswith(f"No space left on device: {str(refused)!r} ===")
     # an OSError that names no file is no user's problem: its traceback stays
     monkeypatch.setattr(ckpt_mod, "write", lambda path, snap: (_ for _ in ()).throw(OSError("a bug")))
     with pytest.raises(OSError, match="a bug"):

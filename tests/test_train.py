@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import checkpoint_at
 
 import speedrun.step as step_mod
 from speedrun.build import build_model, build_optimizers
@@ -308,7 +309,7 @@ def test_nan_loss_stops_the_run_and_marks_the_log(shard_files, tmp_path, monkeyp
     with pytest.raises(TrainingError, match=r"step 1: train loss is nan"):
         run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=quiet,
             checkpoint_dir=str(tmp_path / "ck"))
-    assert [p.name for p in (tmp_path / "ck").iterdir()] == ["ckpt_tiny_step000000.pt"]  # the last good state
+    assert list((tmp_path / "ck").iterdir()) == [checkpoint_at(tmp_path / "ck", 0)]  # the last good state
     (path,) = tmp_path.glob("*.txt")
     lines = path.read_text().splitlines()
     assert lines[-1].startswith("=== end: failed")
