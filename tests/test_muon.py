@@ -351,3 +351,38 @@ def test_muon_with_normuon_and_polar_express_matches_hand_computation():
 def test_muon_rejects_unknown_orthogonalizer():
     with pytest.raises(ValueError, match="orthogonalizer"):
         Muon([torch.nn.Parameter(torch.zeros(3, 4))], orthogonalizer="svd")
+
+
+@pytest.mark.parametrize("orthogonalizer", ["newton_schulz", "polar_express"])
+def test_compiled_orthogonalisation_traces_once_for_every_group(monkeypatch, orthogonalizer):
+    """Muon compiles Newton-Schulz with dynamic sizes, so that its groups (largest first: a wide batch, then a square
+    one, as `fast`'s (768, 3072) and (768, 768) matrices) share one graph: a fresh launch compiles one fewer.
+    NorMuon keeps a graph per kind of group. TorchDynamo's traces are counted with a counting backend (no Inductor
+    here: the tracing decides the graphs), and the compiled steps must give the eager optimiser's parameters."""
+    from torch._dynamo.testing import CompileCounter
+
+    counters, real_compile = [], torch.compile
+
+    def counting_compile(fn, **kwargs):
+        counters.append(CompileCounter())
+        return real_compile(fn, backend=counters[-1], **kwargs)
+
+    shapes = [(64, 256), (256, 64), (32, 32), (32, 32)]  # one wide group (a tall matrix is transposed), one square
+    params = {name: [torch.nn.Parameter(gaussian(s, seed=i)) for i, s in enumerate(shapes)] for name in ("c", "e")}
+    torch._dynamo.reset()
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    compiled = Muon(params["c"], compile_ns=True, ns_dtype=torch.float32, orthogonalizer=orthogonalizer,
+                    normuon_beta2=0.95)
+    monkeypatch.undo()
+    eager = Muon(params["e"], ns_dtype=torch.float32, orthogonalizer=orthogonalizer, normuon_beta2=0.95)
+    for step in range(3):
+        for opt, ps in ((compiled, params["c"]), (eager, params["e"])):
+            for i, p in enumerate(ps):
+                p.grad = gaussian(p.shape, seed=100 * step + i)
+            opt.step()
+    ns_counter, normuon_counter = counters
+    assert ns_counter.frame_count == 1, "the square group traced Newton-Schulz again"
+    assert normuon_counter.frame_count == 2
+    for a, b in zip(params["c"], params["e"]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch._dynamo.reset()

@@ -101,7 +101,12 @@ class Muon(torch.optim.Optimizer):
             ns = newton_schulz
         if compile_ns:
             key_caches_to_source()
-        self._ns = torch.compile(ns, dynamic=False) if compile_ns else ns
+        # Newton-Schulz with dynamic sizes: the groups come largest first (the wide (768, 3072) batch before the
+        # square (768, 768) one), so the square batch reuses the wide batch's graph. With static sizes each group
+        # compiled its own, about 2 s each in a fresh launch (part 37). (Square first, the traced r == c would not
+        # hold for the wide batch: it would compile again, as before.) NorMuon stays static: its per_row flag needs
+        # a graph per kind of group anyway.
+        self._ns = torch.compile(ns, dynamic=True) if compile_ns else ns
         self._normuon = torch.compile(normuon_scale, dynamic=False) if compile_ns else normuon_scale
         self.world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         self.rank = dist.get_rank() if self.world_size > 1 else 0
