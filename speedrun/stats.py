@@ -294,6 +294,7 @@ def verdict(s: Stats | None) -> str:
     return f"{head} with p = {format_p(s.p_value)} (n = {s.n}): {meets} the record's p < {P_BAR:g} bar"
 
 
+MALFORMED_ROWS = 5  # files that are not run logs get a row each up to this many; the rest are counted in one line
 NAMED_GROUPS = 3  # at most this many groups that meet the bar are named in the verdict line (lowest p first)
 
 
@@ -328,9 +329,11 @@ def _stats_lines(s: Stats, indent: str = "  ") -> list[str]:
 def format_summary(summary: Summary) -> str:
     rows = [["file", "recipe", "commit", "final val", "steps", "time (s)", f"to {summary.target:g} (s @ step)",
              "status"]]
+    malformed = [r for r in summary.runs if r.status == "malformed"]
     for r in summary.runs:
         if r.status == "malformed":
-            rows.append([r.path.name, "", "", "", "", "", "", f"malformed: {r.reason}"])
+            if r in malformed[:MALFORMED_ROWS]:
+                rows.append([r.path.name, "", "", "", "", "", "", f"malformed: {r.reason}"])
             continue
         status = r.status + (f": {r.reason}" if r.reason else "") + (" (not counted)" if r.status != "complete" else "")
         # a finished run's final val loss; any other's last val loss after step 0 (never step 0's: untrained)
@@ -342,8 +345,14 @@ def format_summary(summary: Summary) -> str:
                      f"{hit[1]:.1f} @ {hit[0]}" if hit else "not reached", status])
     widths = [max(map(len, column)) for column in zip(*rows)]
     align = [str.rjust if 3 <= i <= 6 else str.ljust for i in range(len(widths))]  # the numbers' columns: right
-    lines = [f"{len(summary.runs)} log(s), target val loss {summary.target:g}",
-             *("  " + "  ".join(a(c, w) for a, c, w in zip(align, r, widths)).rstrip() for r in rows), ""]
+    files = f"{len(summary.runs) - len(malformed)} log(s)" + (f" (+{len(malformed)} other file(s))" if malformed else "")
+    lines = [f"{files}, target val loss {summary.target:g}",
+             *("  " + "  ".join(a(c, w) for a, c, w in zip(align, r, widths)).rstrip() for r in rows)]
+    if len(malformed) > MALFORMED_ROWS:
+        names = ", ".join(sorted({r.path.name for r in malformed[MALFORMED_ROWS:]})[:3])
+        lines.append(f"  ... and {len(malformed) - MALFORMED_ROWS} more files that are not run logs, left out "
+                     f"(such as {names})")
+    lines.append("")
     s = summary.overall
     if s is None:
         lines.append("no complete runs: nothing to summarize (incomplete, failed and malformed logs are not results)")

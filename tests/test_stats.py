@@ -127,6 +127,19 @@ def test_malformed_files_are_reported(tmp_path):
     assert "malformed: the recipe section is not valid JSON" in text
     assert "malformed: the recipe section has no 'steps'" in text
     assert str(tmp_path) not in text  # reasons without the path: the file name column says which
+    assert text.startswith("2 log(s) (+3 other file(s)), target val loss 3.28\n")
+
+
+def test_many_files_that_are_not_logs_are_counted_in_one_line(tmp_path):
+    """A folder of logs beside console captures and notes: five such files get a row each, the rest one line."""
+    hand_log(tmp_path / "run.txt", 3.2)
+    for i in range(8):
+        (tmp_path / f"console{i}.txt").write_text("compiling...\n")
+    text = stats_report([str(tmp_path)])[0]
+    assert text.startswith("1 log(s) (+8 other file(s)), target val loss 3.28\n")
+    assert text.count("malformed: not a speedrun run log") == 5
+    assert ("  ... and 3 more files that are not run logs, left out (such as console5.txt, console6.txt, "
+            "console7.txt)") in text
 
 
 def test_errors_for_bad_inputs(tmp_path):

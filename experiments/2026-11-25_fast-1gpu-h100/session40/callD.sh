@@ -5,7 +5,8 @@
 # final commit. Then, here: `speedrun records --new fast-1gpu-h200 LOGS... --target 3.41 --device "1x NVIDIA H200"`.
 # Run it on call C's machine right after call C (/tmp/corpus then holds shards 3-4 + val):
 # carry [".data/corpus"] (shards 0-2; tree + the full track at once would pass the 64 MiB carry limit).
-# The commit is the one checked out here when the call is made (the device gets a copy of the tree, no .git).
+# The commit is the one checked out here when the call is made (the device gets a copy of the tree, no .git): after
+# call C (run from candidates-s37b), `git checkout main` first (at once: an idle machine is let go after 30 s).
 # Time: the first launch on the default (empty) compile folders, 80-113 s, the next two warm, 27-41 s (parts 34-37),
 # + 3 x 65 s of training + val: about 380 s.
 export PYTHONUNBUFFERED=1; T0=$(date +%s)
