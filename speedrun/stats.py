@@ -73,7 +73,8 @@ def group_label(runs: list[Run], settings: str) -> str:
     if len(versions) == 1:
         version = versions[0]
     else:
-        version = f"{', '.join(dict.fromkeys(short_commit(r.commit) for r in runs))} (same code {runs[0].log.code_hash[:8]})"
+        commits = ", ".join(dict.fromkeys(short_commit(r.commit) for r in runs))
+        version = f"{commits} (same code {runs[0].log.code_hash[:8]})"  # several versions: the logs hold code
     return f"{runs[0].recipe}{' ' + settings if settings else ''} @ {version}"
 
 
@@ -330,9 +331,10 @@ def format_summary(summary: Summary) -> str:
     rows = [["file", "recipe", "commit", "final val", "steps", "time (s)", f"to {summary.target:g} (s @ step)",
              "status"]]
     malformed = [r for r in summary.runs if r.status == "malformed"]
+    with_a_row = {id(r) for r in malformed[:MALFORMED_ROWS]}
     for r in summary.runs:
         if r.status == "malformed":
-            if r in malformed[:MALFORMED_ROWS]:
+            if id(r) in with_a_row:
                 rows.append([r.path.name, "", "", "", "", "", "", f"malformed: {r.reason}"])
             continue
         status = r.status + (f": {r.reason}" if r.reason else "") + (" (not counted)" if r.status != "complete" else "")
@@ -359,8 +361,8 @@ def format_summary(summary: Summary) -> str:
     else:
         lines += [f"complete runs: n = {s.n}", *_stats_lines(s)]
         if len(summary.groups) > 1:
-            lines += ["", "by recipe, settings and code" + (f" (every run: {summary.shared})" if summary.shared
-                                                              else "") + ":"]
+            shared = f" (every run: {summary.shared})" if summary.shared else ""
+            lines += ["", f"by recipe, settings and code{shared}:"]
             for key, g in summary.groups.items():
                 lines += [f"  {summary.labels[key]}: n = {g.n}", *_stats_lines(g, "    "),
                           "    " + verdict(g).replace("VERDICT: ", "verdict: ")]
