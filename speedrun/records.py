@@ -12,7 +12,16 @@ from pathlib import Path
 from speedrun.errors import SpeedrunError
 from speedrun.files import write_atomic
 from speedrun.runlog import LogError
-from speedrun.stats import DEFAULT_TARGET, compute_stats, find_logs, format_p, load_run, stats_report, summarize
+from speedrun.stats import (
+    DEFAULT_TARGET,
+    by_group,
+    compute_stats,
+    find_logs,
+    format_p,
+    load_run,
+    stats_report,
+    summarize,
+)
 
 RECORD_DIR = re.compile(r"^(\d{4}-\d{2}-\d{2})_([A-Za-z0-9][A-Za-z0-9._-]*)$")
 TARGET_LINE = re.compile(r"^- target: *([0-9.]+)", re.M)  # in a record's README; absent -> DEFAULT_TARGET
@@ -86,10 +95,7 @@ def _row(folder: Path) -> list[str]:
         runs = [load_run(p) for p in find_logs([str(folder)])]
     except SpeedrunError:  # a record folder without logs: listed, with nothing to show
         runs = []
-    groups: dict[tuple[str, str, str], list] = {}
-    for r in runs:
-        if r.counted:
-            groups.setdefault(r.group, []).append(r)
+    groups = by_group(runs)
     stats = [(compute_stats([r.final_val_loss for r in g], [r.training_time_s for r in g], target), g)
              for g in groups.values()]
     # A record is a claim about one recipe, settings and code: a folder holding runs of several such groups is

@@ -252,6 +252,15 @@ def compute_stats(losses: list[float], times_s: list[float], target: float) -> S
                  clipped)
 
 
+def by_group(runs: list[Run]) -> dict[tuple[str, str, str], list[Run]]:
+    """The counted runs by Run.group, in the runs' order: the sets a verdict may judge."""
+    groups: dict[tuple[str, str, str], list[Run]] = {}
+    for r in runs:
+        if r.counted:
+            groups.setdefault(r.group, []).append(r)
+    return groups
+
+
 def summarize(paths: list[str], target: float = DEFAULT_TARGET) -> Summary:
     runs = [load_run(p) for p in find_logs(paths)]
     if all(r.status == "malformed" for r in runs):  # nothing here is a run log: a user error, not a report
@@ -262,9 +271,7 @@ def summarize(paths: list[str], target: float = DEFAULT_TARGET) -> Summary:
     def stats_of(rs: list[Run]) -> Stats:
         return compute_stats([r.final_val_loss for r in rs], [r.training_time_s for r in rs], target)
 
-    groups: dict[tuple[str, str, str], list[Run]] = {}
-    for r in counted:
-        groups.setdefault(r.group, []).append(r)
+    groups = by_group(counted)
     settings, shared = label_settings(counted)
     return Summary(target, runs, stats_of(counted) if counted else None,
                    {k: stats_of(v) for k, v in sorted(groups.items())},
