@@ -64,7 +64,7 @@ def with_seeds(variants: list[tuple[str, str, list[str]]], seeds: int,
 def launch(label: str, recipe: str, sets: list[str], common: list[str], out: Path, print_every: int):
     folder = out / label
     folder.mkdir(parents=True, exist_ok=True)
-    # each variant its own checkpoint folder: variants of one recipe would otherwise write the same final file
+    # each variant its log and checkpoints in a folder of its own, found by its label
     cmd = [sys.executable, "-m", "speedrun", "train", "--recipe", recipe, "--log-dir", str(folder),
            "--checkpoint-dir", str(folder / "checkpoints"), "--print-every", str(print_every)]
     for s in common + sets:

@@ -2,7 +2,9 @@
 
 The model's state_dict (uncompiled), both optimisers', the step, the train stream's position, every RNG, the
 recipe, the log's path, the clock and the losses so far; a finished run's final checkpoint may hold the weights
-alone. Named `ckpt_<recipe>_step<SSSSSS>.pt`; `latest` is the newest in its folder. Rank 0 writes, every rank loads.
+alone. Named `ckpt_<recipe>_<run id>_step<SSSSSS>.pt`, the run id of the run log that wrote it
+(`logs/<time>_<recipe>_<run id>.txt`), so that runs sharing a folder never overwrite each other's; `latest` is
+the newest in its folder. Rank 0 writes, every rank loads.
 """
 
 import os
@@ -51,8 +53,8 @@ class Checkpoint:
         return self.step >= self.recipe.steps
 
 
-def checkpoint_name(recipe_name: str, step: int) -> str:
-    return f"ckpt_{recipe_name}_step{step:06d}.pt"
+def checkpoint_name(recipe_name: str, run_id: str, step: int) -> str:
+    return f"ckpt_{recipe_name}_{run_id}_step{step:06d}.pt"
 
 
 # --- RNG ---------------------------------------------------------------------------------------------------------

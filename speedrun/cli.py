@@ -21,6 +21,8 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         # "(default: None)" says nothing: such options describe their default in their help text
         if action.default is None or action.default is False or action.default in ("", []):
             return action.help
+        if "(default:" in (action.help or ""):  # a help text that explains its default already says it
+            return action.help
         return super()._get_help_string(action)
 
 
@@ -108,6 +110,17 @@ def _strip_nproc(argv: list[str]) -> list[str]:
             if a != "--nproc" and not a.startswith("--nproc=") and (i == 0 or argv[i - 1] != "--nproc")]
 
 
+def check_before_ranks(recipe, resume, args) -> None:
+    """What every rank would refuse, checked once before torchrun starts: one error line, not N under its report."""
+    from speedrun.files import check_writable_folder
+    from speedrun.run_data import check_run_data
+    if not args.dry_run:
+        check_writable_folder(args.log_dir, "--log-dir")
+        check_writable_folder(args.checkpoint_dir or (resume.path.parent if resume else "checkpoints"),
+                              "--checkpoint-dir")
+        check_run_data(recipe, resume, args.nproc)
+
+
 def cmd_train(args) -> int:
     import torch
     resume = None
@@ -122,6 +135,7 @@ def cmd_train(args) -> int:
         check_compile_cache_path(args.compile_cache)  # before torchrun: one error, not one per rank
     if args.nproc > 1 and "RANK" not in os.environ:
         check_nproc(recipe, args.nproc, args.device, resumed=resume is not None)
+        check_before_ranks(recipe, resume, args)
         # Ctrl-C reaches torchrun and every rank; the ranks finish the step, checkpoint and exit. Wait for them
         # (subprocess.call would kill torchrun on KeyboardInterrupt), then exit 130 as a single process does.
         got = []
@@ -284,8 +298,11 @@ def cmd_records(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    from speedrun.checkpoint import load, resolve
     from speedrun.evals.sample import sample_from_checkpoint
-    for text in sample_from_checkpoint(args.checkpoint, args.prompt, max_tokens=args.tokens,
+    ckpt = load(resolve(args.checkpoint))
+    print(f"checkpoint: {ckpt.path} (step {ckpt.step})", file=sys.stderr)  # which file `latest` named; stdout: samples
+    for text in sample_from_checkpoint(ckpt, args.prompt, max_tokens=args.tokens,
                                        temperature=args.temperature, top_k=args.top_k, num_samples=args.num_samples,
                                        seed=args.seed, device=args.device):
         print(text)
@@ -346,8 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-shards", type=int, default=8, help="number of train shards (100M tokens each)")
     p.add_argument("--dir", help="target folder (default: data/fineweb<variant>)")
     p = dsub.add_parser("tokenize", help="plain text / JSON lines / Parquet files -> train and val shards")
-    p.add_argument("inputs", nargs="+", help="files (.txt, .jsonl, .parquet) or folders")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("inputs", nargs="+", help="files or folders of them: .txt (one document per file), .jsonl/.json "
+                   "(JSON lines, a \"text\" field each) or .parquet (a \"text\" column)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--val-tokens", type=_at_least(0),
                    help="tokens of whole documents for the val shard (default: 10%% of the tokens or 10,485,760, "
                         "whichever is less; 0: no val shard)")
@@ -369,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("plot", help="val loss against training time and steps, one line per run")
     p.add_argument("logs", nargs="+", help="run log files or folders")
-    p.add_argument("--out", default="val_loss.png",
+    p.add_argument("-o", "--out", default="val_loss.png",
                    help="image to write, its type from the suffix: .png, .svg or .pdf (default: val_loss.png)")
     p.add_argument("--target", type=float, default=3.28, help="val loss target (a dashed line)")
     p.set_defaults(func=cmd_plot)
@@ -398,8 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, help=device_help)
     p.set_defaults(func=cmd_sample)
     p = sub.add_parser("eval", help="val loss of a checkpoint on any shards, or `eval hellaswag CHECKPOINT`")
-    p.add_argument("what", help="a checkpoint path, or 'hellaswag'")
-    p.add_argument("checkpoint", nargs="?", help="(hellaswag) the checkpoint")
+    p.add_argument("what", help="a checkpoint file, latest (the newest in checkpoints/), or 'hellaswag'")
+    p.add_argument("checkpoint", nargs="?", help="(hellaswag) the checkpoint file, or latest")
     p.add_argument("--val", nargs="+", metavar="PATH",
                    help="(val loss) shard files, folders, globs or 'demo' (default: the checkpoint recipe's val_files)")
     p.add_argument("--val-tokens", type=_at_least(1),
@@ -422,6 +440,13 @@ def main(argv: list[str] | None = None) -> int:
     except SpeedrunError as e:
         print(f"speedrun: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.filename is None:  # not about a file: a library's failure or a bug, with its traceback
+            raise
+        # the file system said no (disk full, read-only, gone): the file and the reason, not a traceback; a run's
+        # log already ends "failed" with the same reason
+        print(f"speedrun: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("speedrun: interrupted", file=sys.stderr)
         return 130

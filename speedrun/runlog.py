@@ -60,13 +60,18 @@ def code_files() -> list[Path]:
     return sorted(p for p in PACKAGE_DIR.rglob("*") if p.suffix in (".py", ".toml") and "__pycache__" not in p.parts)
 
 
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
 class RunLog:
     """Appends to logs/<time>_<recipe>_<id>.txt; flushes every line so a crash leaves a readable, incomplete log."""
 
     def __init__(self, log_dir: str | os.PathLike, recipe_name: str, recipe: dict, enabled: bool = True,
-                 sections: dict[str, str] | None = None):
+                 sections: dict[str, str] | None = None, run_id: str | None = None):
         self.enabled = enabled
-        self.path = Path(log_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}_{recipe_name}_{uuid.uuid4().hex[:8]}.txt"
+        self.run_id = run_id or new_run_id()  # also names the run's checkpoints
+        self.path = Path(log_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}_{recipe_name}_{self.run_id}.txt"
         self._f = None
         if not enabled:
             return

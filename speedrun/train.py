@@ -18,9 +18,7 @@ from speedrun import PROCESS_START
 from speedrun import checkpoint as ckpt_mod
 from speedrun.build import build_model, build_optimizers, compiled_runner
 from speedrun.compile_cache import CompileCache
-from speedrun.data.demo import data_files
-from speedrun.data.shards import shard_header
-from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
+from speedrun.data.stream import BatchStream
 from speedrun.distributed import barrier_if_distributed
 from speedrun.errors import TrainingError
 from speedrun.files import check_writable_folder
@@ -28,8 +26,9 @@ from speedrun.interrupt import Interrupted, StopRequest, StopVote
 from speedrun.metrics import Metrics
 from speedrun.model.gpt import GPT
 from speedrun.plan import Plan, keep_large_allocations
-from speedrun.recipe import Recipe, RecipeError
-from speedrun.runlog import RunLog
+from speedrun.recipe import Recipe
+from speedrun.run_data import check_run_data
+from speedrun.runlog import RunLog, new_run_id
 from speedrun.step import evaluate, format_phases, train_step, warmup_and_restore
 
 
@@ -148,20 +147,11 @@ class Trainer:
         if plan.main:
             check_writable_folder(log_dir, "--log-dir")
             check_writable_folder(checkpoint_dir, "--checkpoint-dir")
-        train_files = data_files(r.train_files, "train")
-        self.val_files = data_files(r.val_files, "val")
-        shared = sorted({f.resolve() for f in train_files} & {f.resolve() for f in self.val_files})
-        if shared:
-            raise RecipeError(f"train_files and val_files share {shared[0]}" + (f" and {len(shared) - 1} more" if
-                              len(shared) > 1 else "") + ": validation would score tokens the model trained on")
-        check_val_size(self.val_files, r.val_tokens, r.val_seq_len, plan.world_size, r.vocab_size)
-        file_list = [(f.name, shard_header(f)) for f in train_files]
-        position = None
-        if self.ckpt is not None:
-            _check_same_train_files(self.ckpt, file_list)
-            position = StreamPosition(**self.ckpt.stream)
-        self.stream = BatchStream(train_files, r.batch_tokens, r.seq_len, plan.rank, plan.world_size,
-                                  loop=r.train_loop, device=plan.device, position=position, vocab_size=r.vocab_size)
+        data = check_run_data(r, self.ckpt, plan.world_size)
+        self.val_files, file_list = data.val_files, data.file_list
+        self.stream = BatchStream(data.train_files, r.batch_tokens, r.seq_len, plan.rank, plan.world_size,
+                                  loop=r.train_loop, device=plan.device, position=data.position,
+                                  vocab_size=r.vocab_size)
         laps("data")
         if plan.device.type == "cuda":
             torch.cuda.set_device(plan.device)
@@ -185,7 +175,8 @@ class Trainer:
         self.runner = compiled_runner(self.model, plan)
         laps("optimisers")
         self.print_every = print_every or (1 if r.steps <= 200 else 10)
-        self.log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main, sections={"plan": plan.describe(r)})
+        self.log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main, sections={"plan": plan.describe(r)},
+                          run_id=_shared_run_id(plan))
         laps("log")
         self.say = say if plan.main else (lambda *a, **k: None)
         self.keeper = CheckpointKeeper(self, Path(checkpoint_dir), file_list)
@@ -371,11 +362,12 @@ def _checked_resume(resume, r: Recipe):
     return ckpt
 
 
-def _check_same_train_files(ckpt, file_list) -> None:
-    if ckpt.train_files and ckpt.train_files != file_list:
-        raise ckpt_mod.CheckpointError(
-            f"{ckpt.path}: the train files ({len(file_list)}: {file_list[0][0]}, ...) are not the ones the run "
-            f"trained on ({len(ckpt.train_files)}: {ckpt.train_files[0][0]}, ...); the data order would change")
+def _shared_run_id(plan: Plan) -> str:
+    """Rank 0's run id on every rank: the checkpoint paths that every rank names (in errors) are the ones written."""
+    run_id = [new_run_id()]
+    if plan.world_size > 1:
+        torch.distributed.broadcast_object_list(run_id, src=0)
+    return run_id[0]
 
 
 def out_of_memory_advice(r: Recipe, plan: Plan) -> str:
@@ -410,7 +402,7 @@ class CheckpointKeeper:
                                 save_every=t.save_every, world_size=t.plan.world_size)
 
     def _path(self, step) -> Path:
-        return self.folder / ckpt_mod.checkpoint_name(self.trainer.r.name, step)
+        return self.folder / ckpt_mod.checkpoint_name(self.trainer.r.name, self.trainer.log.run_id, step)
 
     def save(self, step, weights_only: bool = False) -> Path | None:
         """Rank 0 writes a checkpoint of the current state; every rank returns its path."""

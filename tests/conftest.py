@@ -92,6 +92,12 @@ def run_interpreted():
     return run
 
 
+def checkpoint_at(folder, step: int, recipe: str = "tiny") -> Path:
+    """The one checkpoint of `step` in `folder` (its name also carries the id of the run that wrote it)."""
+    (path,) = Path(folder).glob(f"ckpt_{recipe}_*_step{step:06d}.pt")
+    return path
+
+
 def mlp_test_batch(model) -> tuple[list, torch.Tensor, torch.Tensor]:
     """(the model's MLPs, inputs, targets) for tests of the MLP's FP8 paths: the zero-initialised projections and the
     head get values, so that the loss depends on the MLPs; 256 random tokens, fixed seeds."""

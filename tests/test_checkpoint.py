@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import random
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import checkpoint_at
 
 import speedrun.checkpoint as ckpt_mod
 from speedrun.build import build_model, build_optimizers
@@ -121,13 +123,13 @@ def test_latest_is_the_newest_file_then_the_highest_step(tmp_path):
         os.utime(p, ns=(mtime, mtime))
         return p
 
-    touch("ckpt_tiny_step000120.pt", 1_000)  # a finished older run of the same recipe
-    newest = touch("ckpt_tiny_step000050.pt", 3_000)  # the run being resumed, interrupted at step 50
-    touch("ckpt_tiny_step000040.pt", 2_000)
-    touch("ckpt_tiny_step000999.pt.tmp", 9_000)  # not a checkpoint name
+    touch("ckpt_tiny_0a1b2c3d_step000120.pt", 1_000)  # a finished older run of the same recipe
+    newest = touch("ckpt_tiny_4e5f6a7b_step000050.pt", 3_000)  # the run being resumed, interrupted at step 50
+    touch("ckpt_tiny_4e5f6a7b_step000040.pt", 2_000)
+    touch("ckpt_tiny_4e5f6a7b_step000999.pt.tmp", 9_000)  # not a checkpoint name
     touch("notes.txt", 9_000)
     assert resolve("latest", tmp_path) == newest
-    tie = touch("ckpt_other_step000060.pt", 3_000)
+    tie = touch("ckpt_other_8c9d0e1f_step000060.pt", 3_000)
     assert resolve("latest", tmp_path) == tie, "same mtime: the higher step"
     assert resolve(str(newest), tmp_path / "elsewhere") == newest, "a path is taken as it is"
 
@@ -192,7 +194,7 @@ def runs(shards, tmp_path_factory, request):
     saving = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp / "logs_b"), say=quiet, save_every=3,
                  checkpoint_dir=str(tmp / "ckpts"))
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers, "handlers restored"
-    half = load(tmp / "ckpts" / "ckpt_tiny_step000003.pt")
+    half = load(checkpoint_at(tmp / "ckpts", 3))
     resumed = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp / "logs_c"), say=quiet, resume=half.path,
                   checkpoint_dir=str(tmp / "ckpts_c"))
     return r, straight, saving, half, resumed, tmp
@@ -222,12 +224,15 @@ def test_resume_is_exact(runs):
 
 def test_checkpoints_written_and_final(runs):
     r, _, saving, _, resumed, tmp = runs
-    assert sorted(p.name for p in (tmp / "ckpts").iterdir()) == ["ckpt_tiny_step000003.pt", "ckpt_tiny_step000006.pt"]
-    final = load(tmp / "ckpts" / "ckpt_tiny_step000006.pt")
+    saving_id = Path(saving.log_path).stem.rsplit("_", 1)[1]  # checkpoints are named after the log of their run
+    assert sorted(p.name for p in (tmp / "ckpts").iterdir()) == [f"ckpt_tiny_{saving_id}_step000003.pt",
+                                                                  f"ckpt_tiny_{saving_id}_step000006.pt"]
+    final = load(checkpoint_at(tmp / "ckpts", 6))
     assert final.complete and final.val_losses == saving.val_losses and final.train_losses == saving.train_losses
     assert final.log_path == saving.log_path
     # the resumed run kept the checkpoint's save_every (3): it wrote its final checkpoint where it was told
-    assert [p.name for p in (tmp / "ckpts_c").iterdir()] == ["ckpt_tiny_step000006.pt"]
+    resumed_id = Path(resumed.log_path).stem.rsplit("_", 1)[1]
+    assert [p.name for p in (tmp / "ckpts_c").iterdir()] == [f"ckpt_tiny_{resumed_id}_step000006.pt"]
     log = parse_log(saving.log_path)
     assert log.complete
     assert "note: checkpoint" in open(saving.log_path).read()
@@ -246,7 +251,7 @@ def test_resumed_log_notes_the_resume(runs):
 
 def test_resume_refusals(runs, tmp_path):
     r, _, _, half, _, tmp = runs
-    final = tmp / "ckpts" / "ckpt_tiny_step000006.pt"
+    final = checkpoint_at(tmp / "ckpts", 6)
     with pytest.raises(CheckpointError, match=r"complete \(step 6 of 6\)"):
         load_for_resume(str(final))
     with pytest.raises(CheckpointError, match=r"complete"):
@@ -292,9 +297,23 @@ def test_keep_last_keeps_the_newest_periodic_checkpoints_and_the_final_one(shard
     r = recipe(shards, steps=8, val_every=0)
     run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet, save_every=2, keep_last=2,
         checkpoint_dir=str(tmp_path / "ck"))
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
-        "ckpt_tiny_step000004.pt", "ckpt_tiny_step000006.pt", "ckpt_tiny_step000008.pt"]  # 2 periodic + final
-    assert load(tmp_path / "ck" / "ckpt_tiny_step000006.pt").optimizers  # periodic ones are full: resumable
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == sorted(
+        checkpoint_at(tmp_path / "ck", step).name for step in (4, 6, 8))  # 2 periodic + final
+    assert load(checkpoint_at(tmp_path / "ck", 6)).optimizers  # periodic ones are full: resumable
+
+
+def test_runs_sharing_a_folder_keep_their_own_models(shards, tmp_path):
+    # two runs of one recipe and step count (a baseline and a change, say): neither overwrites the other's model
+    finals = []
+    for seed in (1, 2):
+        r = recipe(shards, steps=2, val_every=0, seed=seed)
+        result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet,
+                     save_final=True, checkpoint_dir=str(tmp_path / "ck"))
+        finals.append(Path(result.checkpoint_path))
+        assert finals[-1].name == f"ckpt_tiny_{Path(result.log_path).stem.rsplit('_', 1)[1]}_step000002.pt"
+    assert finals[0] != finals[1] and sorted((tmp_path / "ck").iterdir()) == sorted(finals)
+    assert [load(f).recipe.seed for f in finals] == [1, 2]
+    assert resolve("latest", tmp_path / "ck") == finals[1]
 
 
 def test_final_weights_only_unless_asked_otherwise(shards, tmp_path):

@@ -263,14 +263,15 @@ def test_in_process_no_gpu(capsys, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def _data_error(capsys, tmp_path, *sets):
+def _data_error(capsys, tmp_path, *sets, expect_rc=2):
     args = ["train", "--recipe", "tiny", "--set", "steps=1", "--set", "warmup_steps=0",
             "--log-dir", str(tmp_path / "logs")]
     for s in sets:
         args += ["--set", s]
     rc, out, err = _main(capsys, args)
-    assert rc == 2, (out, err)
-    assert not (tmp_path / "logs").exists(), "the data checks run before the run log is created"
+    assert rc == expect_rc, (out, err)
+    if expect_rc == 2:
+        assert not (tmp_path / "logs").exists(), "the data checks run before the run log is created"
     return err
 
 
@@ -281,6 +282,30 @@ def test_missing_train_glob_default_log_dir(capsys, tmp_path, monkeypatch):
     assert rc == 2 and out == ""
     assert_one_line_error(err, "nowhere", "matches no shard files")
     assert list(tmp_path.iterdir()) == [], "no logs folder for a run that failed its data check"
+
+
+def test_missing_fineweb_shards_say_how_to_get_enough(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # record21: 1770 steps of 393,216 tokens; a 100M-token FineWeb shard holds 254 of them
+    for sets, shards in (([], 7), (["--set", "batch_tokens=49152"], 1)):
+        rc, out, err = _main(capsys, ["train", "--recipe", "record21", "--device", "cpu", *sets])
+        assert rc == 2 and out == ""
+        assert_one_line_error(err, "data/fineweb10B/fineweb_train_*.bin: matches no shard files; get them with "
+                                   f"`speedrun data fineweb --train-shards {shards}`")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_files_too_short_for_the_steps(capsys, tmp_path):
+    from speedrun.data.demo import DEMO_DIR
+    from speedrun.data.shards import read_shard, write_shard
+    write_shard(tmp_path / "short_train.bin", np.array(read_shard(DEMO_DIR / "demo_train_000000.bin")[:3_500]))
+    # tiny: 1,024 tokens a step, so 3,500 tokens hold 3 steps
+    err = _data_error(capsys, tmp_path, f"train_files={tmp_path / 'short_train.bin'}", "steps=5",
+                      "train_loop=false")
+    assert err.strip() == (f"speedrun: error: {tmp_path / 'short_train.bin'}: the train files hold 3 steps of 1,024 "
+                           f"tokens, the run needs 5; add shards or set train_loop = true")
+    _data_error(capsys, tmp_path, f"train_files={tmp_path / 'short_train.bin'}", "steps=3", "train_loop=false",
+                expect_rc=0)
 
 
 def test_missing_train_files_no_log(capsys, tmp_path):
@@ -352,7 +377,9 @@ def test_default_train_then_sample_and_eval_with_no_flags(tmp_path, monkeypatch,
     assert main(["train", "--set", "steps=3", "--set", "val_every=0", "--set", "sample_tokens=0"]) == 0
     out = capsys.readouterr().out
     (final,) = list((tmp_path / "checkpoints").iterdir())
-    assert final.name == "ckpt_tiny_step000003.pt"
+    (log,) = (tmp_path / "logs").iterdir()
+    run_id = log.stem.rsplit("_", 1)[1]  # <time>_<recipe>_<run id>: the model is named after the run that wrote it
+    assert re.fullmatch(r"[0-9a-f]{8}", run_id) and final.name == f"ckpt_tiny_{run_id}_step000003.pt"
     assert f"model: {os.path.join('checkpoints', final.name)}" in out
     from speedrun.checkpoint import load
 
@@ -360,6 +387,11 @@ def test_default_train_then_sample_and_eval_with_no_flags(tmp_path, monkeypatch,
     assert ckpt.complete and ckpt.optimizers == [] and ckpt.model  # weights only: small, for sampling and evals
     last_val = ckpt.val_losses[-1][1]
     assert main(["sample", "latest", "--tokens", "5", "--temperature", "0"]) == 0
-    assert capsys.readouterr().out.strip()
-    assert main(["eval", str(final)]) == 0
-    assert f"{last_val:.4f}" in capsys.readouterr().out  # the recipe's own val files, the run's own final loss
+    captured = capsys.readouterr()
+    assert captured.out.strip()
+    assert captured.err == f"checkpoint: {os.path.join('checkpoints', final.name)} (step 3)\n"  # which file `latest` was
+    for spec, named in ((str(final), final), ("latest", os.path.join("checkpoints", final.name))):
+        assert main(["eval", spec]) == 0
+        out = capsys.readouterr().out
+        assert f"{last_val:.4f}" in out  # the recipe's own val files, the run's own final loss
+        assert f"(checkpoint {named}, step 3 of 3)" in out

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import checkpoint_at
 
 import speedrun
 import speedrun.cli as cli
@@ -55,7 +56,7 @@ def trained(tmp_path_factory):
         rc = main(["train", "--recipe", "tiny", "--device", "cpu", *sets(*SMALL), "--save-every", "2",
                    "--checkpoint-dir", str(tmp), "--log-dir", str(tmp / "logs")])
     assert rc == 0
-    return tmp / "ckpt_tiny_step000002.pt", out.getvalue()
+    return checkpoint_at(tmp, 2), out.getvalue()
 
 
 # --- option ranges: argparse refuses them, before anything is read or written --------------------------------------
@@ -164,6 +165,12 @@ def test_every_option_has_help_and_defaults_show(capsys):
             "less; 0: no val shard)") in out
 
 
+def test_every_help_says_each_default_once():
+    for name, sub in _parsers(build_parser()):
+        for line in " ".join(sub.format_help().split()).split(" -"):
+            assert line.count("(default:") <= 1, f"{name}: -{line}"
+
+
 def test_version(capsys, monkeypatch):
     with pytest.raises(SystemExit) as info:
         main(["--version"])
@@ -211,6 +218,20 @@ def test_nproc_that_does_not_divide_the_batch_suggests_a_fix_that_works(capsys, 
     r.grad_accum_steps(nproc), r.val_batches(nproc)  # the suggestion passes the checks the ranks make
     assert main(args + sets(*suggested)) == 0
     assert launches == [(nproc, ["train", "--recipe", "tiny", "--device", "cpu", *sets(*suggested)])]
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (sets("train_files=nowhere.bin"), "nowhere.bin: no such file or folder"),
+    (sets("train_loop=false", "steps=100000"), "the train files hold 477 steps of 2,048 tokens, the run needs 100,000"),
+    (["--log-dir", "taken"], "--log-dir taken: exists and is not a folder"),
+    (["--checkpoint-dir", "taken/sub"], "--checkpoint-dir taken/sub: taken is a file, not a folder")])
+def test_what_every_rank_would_refuse_stops_before_torchrun(capsys, tmp_path, monkeypatch, launches, extra, fragment):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("")
+    args = ["train", "--recipe", "tiny", "--device", "cpu", "--nproc", "2", *sets("batch_tokens=2048")]
+    assert main(args + extra) == 2
+    one_line(capsys.readouterr().err, fragment)
+    assert launches == [] and [p.name for p in tmp_path.iterdir()] == ["taken"]
 
 
 def test_resumed_run_is_told_an_nproc_that_fits():

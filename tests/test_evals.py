@@ -7,6 +7,7 @@ import io
 import json
 import random
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,7 +62,7 @@ def trained(tmp_path_factory):
                              "sample_tokens": 0})
     result = run(r, make_plan(r, force_device="cpu"), log_dir=str(d / "logs"), say=quiet, save_every=60,
                  checkpoint_dir=str(d))
-    return d / "ckpt_tiny_step000060.pt", result, val, d
+    return Path(result.checkpoint_path), result, val, d
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Failures during training: NaN/inf stops with the step and a checkpoint of the last good state; running out
 of memory names the setting to change; a dying rank brings the others down instead of hanging."""
 
+import errno
 import math
 import os
 import subprocess
@@ -180,6 +181,30 @@ def test_train_and_val_files_that_overlap_are_refused(data, tmp_path, capsys):
     assert code == 2 and len(err.splitlines()) == 1
     assert "train_files and val_files share" in err and "mine_val_000000.bin" in err and "trained on" in err
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_full_disk_is_one_line_and_the_log_ends_failed(data, tmp_path, capsys, monkeypatch):
+    from speedrun.cli import main
+
+    def full(path, snap):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(ckpt_mod, "write", full)
+    args = ["train", "--recipe", "tiny", "--log-dir", str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "c"),
+            "--save-every", "2"]
+    for k, v in {**SMALL, "steps": 4, "train_files": data[0], "val_files": data[1]}.items():
+        args += ["--set", f"{k}={v}"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    (log,) = (tmp_path / "logs").iterdir()
+    refused = tmp_path / "c" / f"ckpt_tiny_{log.stem.rsplit('_', 1)[1]}_step000002.pt"
+    assert err == f"speedrun: error: {refused}: No space left on device\n"
+    assert parse_log(log).status == "failed"
+    assert log.read_text().rstrip().endswith(f"No space left on device: {str(refused)!r} ===")
+    # an OSError that names no file is no user's problem: its traceback stays
+    monkeypatch.setattr(ckpt_mod, "write", lambda path, snap: (_ for _ in ()).throw(OSError("a bug")))
+    with pytest.raises(OSError, match="a bug"):
+        main(args)
 
 
 def test_a_wider_model_with_more_heads_trains(data, tmp_path):

@@ -67,11 +67,11 @@ def test_sigint_writes_a_checkpoint_and_resume_finishes(tmp_path):
     assert m, lines[0]
     step, path = int(m[1]), tmp_path / m[2]
     assert 3 <= step < STEPS, "the step under way finished; the run did not go on to the end"
-    assert path.is_file() and path.name == f"ckpt_tiny_step{step:06d}.pt"
+    (log_path,) = (tmp_path / "logs").iterdir()
+    assert path.is_file() and path.name == f"ckpt_tiny_{log_path.stem.rsplit('_', 1)[1]}_step{step:06d}.pt"
     assert f"SIGINT: stopping after step {step}; writing a checkpoint" in out
     ckpt = load(path)
     assert ckpt.step == step and len(ckpt.train_losses) == step and ckpt.save_every == 1000
-    (log_path,) = (tmp_path / "logs").iterdir()
     assert ckpt.log_path == str(Path("logs") / log_path.name)
     log_lines = log_path.read_text().splitlines()
     assert log_lines[-1] == f"=== end: failed: interrupted at step {step}; checkpoint {m[2]} ==="
@@ -84,9 +84,11 @@ def test_sigint_writes_a_checkpoint_and_resume_finishes(tmp_path):
     assert proc.returncode == 0, (out, err)
     assert f"resumed from {m[2]} at step {step} of {STEPS}" in out
     assert re.search(rf"step +{STEPS}/{STEPS} \| val_loss", out)
-    second = parse_log(next(p for p in (tmp_path / "logs").iterdir() if p != log_path))
+    second_log = next(p for p in (tmp_path / "logs").iterdir() if p != log_path)
+    second, second_id = parse_log(second_log), second_log.stem.rsplit("_", 1)[1]
     assert second.complete
     assert [s for s, _, _ in second.train_steps] == list(range(step + 1, STEPS + 1))
     assert [s for s, _, _ in first.val + second.val] == [0, 8, 16, 24], "each validation once, on schedule"
-    final = load(tmp_path / "ckpts" / f"ckpt_tiny_step{STEPS:06d}.pt")  # save_every was kept: saved at the end
+    # save_every was kept: saved at the end, named after the resumed run's own log
+    final = load(tmp_path / "ckpts" / f"ckpt_tiny_{second_id}_step{STEPS:06d}.pt")
     assert final.complete and final.train_losses[:step] == ckpt.train_losses and len(final.train_losses) == STEPS

@@ -200,3 +200,11 @@ def test_cli_writes_val_loss_png_by_default(tmp_path, monkeypatch, capsys):
     assert main(["plot", "logs"]) == 0
     check_png(tmp_path / "val_loss.png")
     assert capsys.readouterr().out.strip() == "wrote val_loss.png"
+
+
+def test_cli_out_has_the_usual_short_form(tmp_path, monkeypatch):
+    from speedrun.cli import main
+    runlog(tmp_path / "logs", 3.2)
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", "logs", "-o", "curves.svg"]) == 0
+    assert (tmp_path / "curves.svg").read_text().lstrip().startswith("<?xml")

@@ -4,6 +4,7 @@ produces text, deterministic at temperature 0; `speedrun sample` prints it."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -119,7 +120,7 @@ def demo_checkpoint(tmp_path_factory):
     result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp / "logs"), say=lambda *a, **k: None,
                  save_every=30, checkpoint_dir=str(tmp))
     assert result.val_losses[-1][1] < 8.0, "the model learned something"
-    return tmp / "ckpt_tiny_step000030.pt", result.model
+    return Path(result.checkpoint_path), result.model
 
 
 def test_greedy_sampling_is_deterministic_and_matches_full_recompute(demo_checkpoint):

@@ -169,6 +169,29 @@ def test_no_loop_stops_at_the_end(three_shards):
     assert len(list(BatchStream(folder, BATCH, SEQ, loop=False))) == 7
 
 
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_steps_left_is_what_the_stream_yields_from_every_position(make_shard, tmp_path, world_size):
+    # sizes around the edges: one step exactly (BATCH + 1), one token short, tails of every length
+    rng = np.random.default_rng(0)
+    sizes = [BATCH + 1, BATCH, 3 * BATCH + 1, 2 * BATCH, *rng.integers(1, 4 * BATCH, 6)]
+    for i, n in enumerate(sizes):
+        make_shard(np.arange(n), name=f"s_{i:02d}.bin", folder=tmp_path / "d")
+    stream = BatchStream(tmp_path / "d", BATCH, SEQ, rank=world_size - 1, world_size=world_size)
+    lefts = []
+    while True:
+        lefts.append(stream.steps_left())
+        # a stream resumed here (a checkpoint's position) counts the same
+        resumed = BatchStream(tmp_path / "d", BATCH, SEQ, position=StreamPosition(**vars(stream.position)))
+        assert resumed.steps_left() == lefts[-1]
+        try:
+            stream.next_rows()
+        except StopIteration:
+            break
+    taken = len(lefts) - 1
+    assert taken >= 8 and lefts == list(range(taken, -1, -1))  # one fewer per step, 0 where it stops
+    assert BatchStream(tmp_path / "d", BATCH, SEQ, loop=True).steps_left() is None
+
+
 def test_stays_exhausted(three_shards):
     s = BatchStream(three_shards[0], BATCH, SEQ, loop=False)
     list(s)

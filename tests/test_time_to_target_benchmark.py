@@ -100,8 +100,7 @@ def test_sigterm_stops_running_variants_and_still_writes_the_table(tmp_path, mon
 
 
 def test_each_variant_writes_logs_and_checkpoints_in_its_own_folder(tmp_path, monkeypatch):
-    """Variants of one recipe name their final checkpoints alike (ckpt_fast_1gpu_step001035.pt): each gets its own
-    checkpoint folder, so variants run at once do not overwrite each other's weights."""
+    """Each variant gets its own log and checkpoint folder, so that a variant's files are found in one place."""
     started = []
 
     class FakeProc:

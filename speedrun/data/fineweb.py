@@ -33,6 +33,8 @@ VARIANTS = {
     "edu10B": Variant("kjj0/finewebedu10B-gpt2", "finewebedu", 99, "data/finewebedu10B"),
 }
 
+SHARD_TOKENS = 100_000_000  # tokens in each train shard of these repos
+
 # Seconds to wait for the hub's first answer. huggingface_hub's own default path retries an unreachable hub with
 # back-off (about 25 s here, minutes where packets are dropped); one probe without retries fails within this.
 DEFAULT_PROBE_TIMEOUT = 10.0
@@ -51,6 +53,19 @@ def shard_filenames(variant: str, train_shards: int) -> tuple[Variant, list[str]
         raise SpeedrunError(f"--train-shards {train_shards}: {v.repo_id} has train shards 1..{v.max_train_shards} "
                             f"(100M tokens each); choose 0..{v.max_train_shards}")
     return v, [f"{v.prefix}_val_000000.bin"] + [f"{v.prefix}_train_{i:06d}.bin" for i in range(1, train_shards + 1)]
+
+
+def download_hint(pattern, steps: int, batch_tokens: int) -> str:
+    """For shard paths in a variant's default folder: how to download enough train shards for `steps` steps of
+    `batch_tokens` (as `; get them with ...`); elsewhere ''."""
+    for name, v in VARIANTS.items():
+        if Path(pattern).parts[:len(Path(v.default_dir).parts)] == Path(v.default_dir).parts:
+            n = -(-steps // ((SHARD_TOKENS - 1) // batch_tokens))
+            if n > v.max_train_shards:
+                return f"; {v.repo_id} has {v.max_train_shards} train shards, the run needs {n}: set train_loop = true"
+            variant = "" if name == "10B" else f" --variant {name}"
+            return f"; get them with `speedrun data fineweb{variant} --train-shards {n}`"
+    return ""
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:

@@ -49,6 +49,15 @@ class BatchStream:
             raise ShardError(f"{where}: no shard holds more than one {role} batch of {batch_tokens:,} tokens "
                              f"(largest: {max(shard_header(f) for f in self.files):,} tokens)")
 
+    def steps_left(self) -> int | None:
+        """Optimiser steps the files hold from the current position on (None: a looping stream has no end). A step
+        starting at offset o needs o + batch_tokens + 1 tokens, as `_advance_to_fit` checks."""
+        if self.loop:
+            return None
+        sizes = [shard_header(f) for f in self.files[self.position.shard:]]
+        starts = [self.position.offset] + [0] * (len(sizes) - 1)
+        return sum(max(0, (n - 1 - o) // self.batch_tokens) for n, o in zip(sizes, starts))
+
     def _shard_tokens(self) -> np.ndarray:
         if self._tokens_shard != self.position.shard:
             self._tokens = read_shard(self.files[self.position.shard], vocab_size=MAX_TOKEN + 1)  # checked above

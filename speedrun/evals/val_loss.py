@@ -6,7 +6,7 @@ window of the final training step, the training device plan's model (bf16 embedd
 import dataclasses
 
 from speedrun.build import compiled_runner
-from speedrun.checkpoint import Checkpoint, load
+from speedrun.checkpoint import Checkpoint, load, resolve
 from speedrun.data.demo import data_files
 from speedrun.data.shards import ShardError, shard_header
 from speedrun.errors import SpeedrunError
@@ -19,7 +19,7 @@ def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = Non
     """Mean val loss of `checkpoint` over the first `val_tokens` positions of `val_paths` (files, folders, globs
     or "demo"; default: the checkpoint recipe's val_files). val_tokens defaults to the recipe's, lowered (with a
     note) to what the files hold."""
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load(checkpoint)
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load(resolve(checkpoint))
     r = ckpt.recipe
     specs = [val_paths] if isinstance(val_paths, str) else list(val_paths or [r.val_files])
     files = [f for spec in specs for f in data_files(str(spec), "val")]  # file problems before the model is built

@@ -38,10 +38,10 @@ def runs(tmp_path_factory):
     run(r, plan(), log_dir=str(tmp / "logs"), say=quiet)
     straight = run(r, plan(), log_dir=str(tmp / "logs"), say=quiet)
     saving = run(r, plan(), log_dir=str(tmp / "logs"), say=quiet, save_every=4, checkpoint_dir=str(tmp))
-    resumed = run(r, plan(), log_dir=str(tmp / "logs"), say=quiet, resume=tmp / "ckpt_tiny_step000004.pt",
-                  checkpoint_dir=str(tmp / "resumed"))
+    (half,) = tmp.glob("ckpt_tiny_*_step000004.pt")  # the name also carries the run's id
+    resumed = run(r, plan(), log_dir=str(tmp / "logs"), say=quiet, resume=half, checkpoint_dir=str(tmp / "resumed"))
     # The negative control: the same resume with Muon's momentum lost, so the test shows its measure catches lost state.
-    lost = torch.load(tmp / "ckpt_tiny_step000004.pt", weights_only=False)
+    lost = torch.load(half, weights_only=False)
     for state in lost["optimizers"][1]["state"].values():
         state["momentum_buffer"].zero_()
     torch.save(lost, tmp / "lost_momentum.pt")
@@ -75,8 +75,7 @@ def test_gpu_resume(runs):
 
 
 def test_gpu_cached_decoding_matches_compiled_flex_forward(runs):
-    tmp = runs[4]
-    model, plan, _ = load_model(tmp / "ckpt_tiny_step000008.pt", "cuda")
+    model, plan, _ = load_model(runs[2].checkpoint_path, "cuda")  # the saving run's final checkpoint
     assert plan.attention == "flex" and model.embed.weight.dtype == torch.bfloat16
     window = final_window(model)
     x = torch.randint(0, EOT, (1024,), generator=torch.Generator().manual_seed(0))
@@ -95,8 +94,8 @@ def test_gpu_cached_decoding_matches_compiled_flex_forward(runs):
 
 
 def test_gpu_sample_and_evals(runs, tmp_path):
-    r, _, saving, _, tmp, _ = runs
-    path = tmp / "ckpt_tiny_step000008.pt"
+    saving = runs[2]
+    path = saving.checkpoint_path
     a = sample_from_checkpoint(path, "The", 64, temperature=0, device="cuda")
     b = sample_from_checkpoint(path, "The", 64, temperature=0, device="cuda")
     c = sample_from_checkpoint(path, "The", 64, temperature=0.8, num_samples=2, device="cuda")

@@ -1,0 +1,64 @@
+"""A run's data, checked before any work from the recipe and the checkpoint it resumes.
+
+The files are there (missing FineWeb shards say how many to download), train and val are apart, every header and
+token id is valid, the val files hold the positions scored, the train files hold the run's steps, and a resumed run
+reads the files it trained on. `speedrun train --nproc N` runs this before torchrun starts, so bad data is one
+error line rather than one per rank under torchrun's report; every rank runs it again.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from speedrun.checkpoint import Checkpoint, CheckpointError
+from speedrun.data.demo import data_files
+from speedrun.data.fineweb import download_hint
+from speedrun.data.shards import ShardError, shard_header
+from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
+from speedrun.recipe import Recipe, RecipeError
+
+
+@dataclass
+class RunData:
+    train_files: list[Path]
+    val_files: list[Path]
+    position: StreamPosition | None  # where a resumed run's train stream stands; None: from the start
+    file_list: list[tuple[str, int]]  # (name, tokens) of each train file: what a checkpoint records
+
+
+def check_run_data(r: Recipe, ckpt: Checkpoint | None = None, world_size: int = 1) -> RunData:
+    try:
+        train_files, val_files = data_files(r.train_files, "train"), data_files(r.val_files, "val")
+    except ShardError as e:
+        raise ShardError(f"{e}{download_hint(r.train_files, r.steps, r.batch_tokens)}") from None
+    shared = sorted({f.resolve() for f in train_files} & {f.resolve() for f in val_files})
+    if shared:
+        raise RecipeError(f"train_files and val_files share {shared[0]}" + (f" and {len(shared) - 1} more" if
+                          len(shared) > 1 else "") + ": validation would score tokens the model trained on")
+    check_val_size(val_files, r.val_tokens, r.val_seq_len, world_size, r.vocab_size)
+    file_list = [(f.name, shard_header(f)) for f in train_files]
+    position = None
+    if ckpt is not None:
+        _check_same_train_files(ckpt, file_list)
+        position = StreamPosition(**ckpt.stream)
+    # one rank's stream reads every train header and token id; the steps it holds are the same for every rank
+    stream = BatchStream(train_files, r.batch_tokens, r.seq_len, loop=r.train_loop, position=position,
+                         vocab_size=r.vocab_size)
+    check_train_length(stream, r, ckpt.step if ckpt is not None else 0)
+    return RunData(train_files, val_files, position, file_list)
+
+
+def check_train_length(stream: BatchStream, r: Recipe, start: int) -> None:
+    """Train files too short for the run stop it now, not at the step where they run out."""
+    left = stream.steps_left()
+    if left is not None and left < r.steps - start:
+        files = stream.files[0] if len(stream.files) == 1 else f"{stream.files[0].parent} ({len(stream.files)} shards)"
+        raise ShardError(f"{files}: the train files hold {left:,} step{'' if left == 1 else 's'} of {r.batch_tokens:,} tokens"
+                         f"{' after the checkpoint' if start else ''}, the run needs {r.steps - start:,}; add shards "
+                         f"or set train_loop = true{download_hint(r.train_files, r.steps, r.batch_tokens)}")
+
+
+def _check_same_train_files(ckpt: Checkpoint, file_list: list[tuple[str, int]]) -> None:
+    if ckpt.train_files and ckpt.train_files != file_list:
+        raise CheckpointError(
+            f"{ckpt.path}: the train files ({len(file_list)}: {file_list[0][0]}, ...) are not the ones the run "
+            f"trained on ({len(ckpt.train_files)}: {ckpt.train_files[0][0]}, ...); the data order would change")

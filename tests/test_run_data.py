@@ -1,0 +1,77 @@
+"""A run's data checked before any work: missing FineWeb shards say how many to get, train files too short for the
+run (counted from a resumed run's position), and what a checkpoint's resume needs of the files."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from speedrun.checkpoint import CheckpointError
+from speedrun.data.demo import DEMO_DIR
+from speedrun.data.fineweb import download_hint
+from speedrun.data.shards import ShardError, read_shard, write_shard
+from speedrun.data.stream import StreamPosition
+from speedrun.recipe import load_recipe
+from speedrun.run_data import check_run_data
+
+SMALL = {"seq_len": 256, "val_seq_len": 256, "window_ramp_tokens": 256, "batch_tokens": 256, "val_tokens": 512,
+         "train_loop": False}
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A train file of 1,000 tokens (3 steps of 256: a step needs 257) and a val file."""
+    train = write_shard(tmp_path / "t_train.bin", np.array(read_shard(DEMO_DIR / "demo_train_000000.bin")[:1_000]))
+    val = write_shard(tmp_path / "t_val.bin", np.array(read_shard(DEMO_DIR / "demo_val_000000.bin")[:600]))
+    return train, val
+
+
+def recipe(files, **extra):
+    return load_recipe("tiny", {**SMALL, "train_files": str(files[0]), "val_files": str(files[1]), **extra})
+
+
+def resumed_at(step: int, offset: int, files):
+    """What check_run_data reads of a checkpoint: its step, stream position and train files."""
+    return SimpleNamespace(path="ckpt.pt", step=step, stream=vars(StreamPosition(0, offset, 0)),
+                           train_files=[(files[0].name, 1_000)])
+
+
+def test_enough_train_steps_pass_and_report_the_files(files):
+    data = check_run_data(recipe(files, steps=3))
+    assert data.train_files == [files[0]] and data.val_files == [files[1]] and data.position is None
+    assert data.file_list == [("t_train.bin", 1_000)]
+    assert check_run_data(recipe(files, steps=50, train_loop=True)).position is None  # a looping stream has no end
+
+
+def test_too_few_train_steps_stop_the_run(files):
+    with pytest.raises(ShardError, match=r"t_train.bin: the train files hold 3 steps of 256 tokens, the run needs 4; "
+                                         r"add shards or set train_loop = true$"):
+        check_run_data(recipe(files, steps=4))
+
+
+def test_a_resumed_run_counts_from_its_checkpoint(files):
+    r = recipe(files, steps=5)
+    # at step 2 the stream stands at offset 512: one step left there, three needed
+    with pytest.raises(ShardError, match="hold 1 step of 256 tokens after the checkpoint, the run needs 3;"):
+        check_run_data(r, resumed_at(2, 512, files))
+    data = check_run_data(recipe(files, steps=3), resumed_at(2, 512, files))
+    assert data.position == StreamPosition(0, 512, 0)
+    moved = SimpleNamespace(**{**vars(resumed_at(2, 512, files)), "train_files": [("other.bin", 1_000)]})
+    with pytest.raises(CheckpointError, match="are not the ones the run trained on"):
+        check_run_data(r, moved)
+
+
+def test_missing_fineweb_files_say_how_many_shards_to_get(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # record21: 1770 steps of 393,216 tokens; a 100M-token shard holds (10**8 - 1) // 393,216 = 254 of them
+    with pytest.raises(ShardError, match=r"^data/fineweb10B/fineweb_train_\*\.bin: matches no shard files; get them "
+                                         r"with `speedrun data fineweb --train-shards 7`$"):
+        check_run_data(load_recipe("record21"))
+    assert download_hint("data/finewebedu10B/finewebedu_train_*.bin", 1000, 49_152) == (
+        "; get them with `speedrun data fineweb --variant edu10B --train-shards 1`")
+    assert download_hint("./data/fineweb100B/fineweb_train_*.bin", 100_000, 393_216) == (
+        "; get them with `speedrun data fineweb --variant 100B --train-shards 394`")
+    assert download_hint("data/fineweb10B/fineweb_train_*.bin", 100_000, 393_216) == (
+        "; kjj0/fineweb10B-gpt2 has 103 train shards, the run needs 394: set train_loop = true")
+    assert download_hint("data/fineweb10B_mine/x_*.bin", 1770, 393_216) == ""  # not the download's folder
+    assert download_hint("elsewhere/fineweb10B/x_*.bin", 1770, 393_216) == ""
