@@ -181,6 +181,14 @@ def resolve(spec: str | os.PathLike, checkpoint_dir: str | os.PathLike = "checkp
     return max(found, key=lambda t: (t[0], t[1]))[2]
 
 
+def checkpoint_folder(checkpoint_dir: str | os.PathLike | None, resumed: Checkpoint | None) -> Path:
+    """Where a run writes its checkpoints: --checkpoint-dir, else the folder of the checkpoint it resumes (a resumed
+    run's checkpoints stay beside the first part's), else `checkpoints`."""
+    if checkpoint_dir:
+        return Path(checkpoint_dir)
+    return resumed.path.parent if resumed is not None else Path("checkpoints")
+
+
 def recipe_differences(a: Recipe, b: Recipe) -> list[str]:
     """`field (checkpoint A, given B)` for every field where recipe b differs from the checkpoint's recipe a."""
     da, db = a.to_dict(), b.to_dict()

@@ -112,12 +112,12 @@ def _strip_nproc(argv: list[str]) -> list[str]:
 
 def check_before_ranks(recipe, resume, args) -> None:
     """What every rank would refuse, checked once before torchrun starts: one error line, not N under its report."""
+    from speedrun.checkpoint import checkpoint_folder
     from speedrun.files import check_writable_folder
     from speedrun.run_data import check_run_data
     if not args.dry_run:
         check_writable_folder(args.log_dir, "--log-dir")
-        check_writable_folder(args.checkpoint_dir or (resume.path.parent if resume else "checkpoints"),
-                              "--checkpoint-dir")
+        check_writable_folder(checkpoint_folder(args.checkpoint_dir, resume), "--checkpoint-dir")
         check_run_data(recipe, resume, args.nproc)
 
 

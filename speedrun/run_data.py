@@ -9,6 +9,8 @@ error line rather than one per rank under torchrun's report; every rank runs it 
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from speedrun.checkpoint import Checkpoint, CheckpointError
 from speedrun.data.demo import data_files
 from speedrun.data.fineweb import download_hint
@@ -23,9 +25,11 @@ class RunData:
     val_files: list[Path]
     position: StreamPosition | None  # where a resumed run's train stream stands; None: from the start
     file_list: list[tuple[str, int]]  # (name, tokens) of each train file: what a checkpoint records
+    stream: BatchStream  # this rank's train stream, at `position`: the one scan of every train token id builds it
 
 
-def check_run_data(r: Recipe, ckpt: Checkpoint | None = None, world_size: int = 1) -> RunData:
+def check_run_data(r: Recipe, ckpt: Checkpoint | None = None, world_size: int = 1, rank: int = 0,
+                   device: str | torch.device = "cpu") -> RunData:
     try:
         train_files, val_files = data_files(r.train_files, "train"), data_files(r.val_files, "val")
     except ShardError as e:
@@ -40,11 +44,11 @@ def check_run_data(r: Recipe, ckpt: Checkpoint | None = None, world_size: int = 
     if ckpt is not None:
         _check_same_train_files(ckpt, file_list)
         position = StreamPosition(**ckpt.stream)
-    # one rank's stream reads every train header and token id; the steps it holds are the same for every rank
-    stream = BatchStream(train_files, r.batch_tokens, r.seq_len, loop=r.train_loop, position=position,
-                         vocab_size=r.vocab_size)
+    # the stream reads every train header and token id; the steps it holds are the same for every rank
+    stream = BatchStream(train_files, r.batch_tokens, r.seq_len, rank, world_size, loop=r.train_loop,
+                         device=device, position=position, vocab_size=r.vocab_size)
     check_train_length(stream, r, ckpt.step if ckpt is not None else 0)
-    return RunData(train_files, val_files, position, file_list)
+    return RunData(train_files, val_files, position, file_list, stream)
 
 
 def check_train_length(stream: BatchStream, r: Recipe, start: int) -> None:

@@ -18,7 +18,6 @@ from speedrun import PROCESS_START
 from speedrun import checkpoint as ckpt_mod
 from speedrun.build import build_model, build_optimizers, compiled_runner
 from speedrun.compile_cache import CompileCache
-from speedrun.data.stream import BatchStream
 from speedrun.distributed import barrier_if_distributed
 from speedrun.errors import TrainingError
 from speedrun.files import check_writable_folder
@@ -143,15 +142,12 @@ class Trainer:
         if save_every is None and self.ckpt is not None:
             save_every = self.ckpt.save_every
         self.save_every = save_every or 0
-        checkpoint_dir = checkpoint_dir or (self.ckpt.path.parent if self.ckpt is not None else "checkpoints")
+        checkpoint_dir = ckpt_mod.checkpoint_folder(checkpoint_dir, self.ckpt)
         if plan.main:
             check_writable_folder(log_dir, "--log-dir")
             check_writable_folder(checkpoint_dir, "--checkpoint-dir")
-        data = check_run_data(r, self.ckpt, plan.world_size)
-        self.val_files, file_list = data.val_files, data.file_list
-        self.stream = BatchStream(data.train_files, r.batch_tokens, r.seq_len, plan.rank, plan.world_size,
-                                  loop=r.train_loop, device=plan.device, position=data.position,
-                                  vocab_size=r.vocab_size)
+        data = check_run_data(r, self.ckpt, plan.world_size, plan.rank, plan.device)
+        self.val_files, file_list, self.stream = data.val_files, data.file_list, data.stream
         laps("data")
         if plan.device.type == "cuda":
             torch.cuda.set_device(plan.device)
@@ -179,7 +175,7 @@ class Trainer:
                           run_id=_shared_run_id(plan))
         laps("log")
         self.say = say if plan.main else (lambda *a, **k: None)
-        self.keeper = CheckpointKeeper(self, Path(checkpoint_dir), file_list)
+        self.keeper = CheckpointKeeper(self, checkpoint_dir, file_list)
         self.metrics = Metrics()
 
     def train(self) -> RunResult:

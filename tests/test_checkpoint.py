@@ -6,6 +6,7 @@ import os
 import random
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from conftest import checkpoint_at
 
 import speedrun.checkpoint as ckpt_mod
 from speedrun.build import build_model, build_optimizers
-from speedrun.checkpoint import CheckpointError, load, load_for_resume, resolve, save
+from speedrun.checkpoint import CheckpointError, checkpoint_folder, load, load_for_resume, resolve, save
 from speedrun.cli import main
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.shards import read_shard, write_shard
@@ -142,6 +143,13 @@ def test_latest_in_an_empty_or_missing_folder(tmp_path):
 
 
 # --- errors ----------------------------------------------------------------------------------------------------
+def test_checkpoint_folder_is_the_flag_else_the_resumed_ones_else_the_default(tmp_path):
+    resumed = SimpleNamespace(path=tmp_path / "old" / "ckpt_tiny_ab12cd34_step000004.pt")
+    assert checkpoint_folder(str(tmp_path / "new"), resumed) == tmp_path / "new"
+    assert checkpoint_folder(None, resumed) == checkpoint_folder("", resumed) == tmp_path / "old"
+    assert checkpoint_folder(None, None) == Path("checkpoints")
+
+
 def test_missing_corrupt_and_foreign_files(state, tmp_path):
     r, model, opts = state
     good = save_small(tmp_path / "good.pt", r, model, opts).read_bytes()

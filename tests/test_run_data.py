@@ -5,14 +5,17 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from speedrun.checkpoint import CheckpointError
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.fineweb import download_hint
 from speedrun.data.shards import ShardError, read_shard, write_shard
-from speedrun.data.stream import StreamPosition
+from speedrun.data.stream import BatchStream, StreamPosition
+from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
 from speedrun.run_data import check_run_data
+from speedrun.train import run
 
 SMALL = {"seq_len": 256, "val_seq_len": 256, "window_ramp_tokens": 256, "batch_tokens": 256, "val_tokens": 512,
          "train_loop": False}
@@ -59,6 +62,27 @@ def test_a_resumed_run_counts_from_its_checkpoint(files):
     moved = SimpleNamespace(**{**vars(resumed_at(2, 512, files)), "train_files": [("other.bin", 1_000)]})
     with pytest.raises(CheckpointError, match="are not the ones the run trained on"):
         check_run_data(r, moved)
+
+
+def test_the_stream_returned_is_the_ranks_own_at_the_checkpoints_position(files):
+    r = recipe(files, steps=3, seq_len=128, window_ramp_tokens=128)  # two ranks of one 128-token row each
+    for rank in (0, 1):
+        got = check_run_data(r, resumed_at(2, 512, files), world_size=2, rank=rank).stream
+        same = BatchStream([files[0]], 256, 128, rank, 2, loop=False, position=StreamPosition(0, 512, 0))
+        assert (got.rank, got.world_size, got.position) == (rank, 2, StreamPosition(0, 512, 0))
+        [(inputs, targets)], [(want_inputs, want_targets)] = next(got), next(same)
+        assert torch.equal(inputs, want_inputs) and torch.equal(targets, want_targets)
+
+
+def test_a_run_scans_its_train_files_once(files, tmp_path, monkeypatch):
+    # every train token id is checked where the stream is built; a second stream would scan every shard again
+    built, init = [], BatchStream.__init__
+    monkeypatch.setattr(BatchStream, "__init__", lambda self, *a, **k: built.append(k.get("role", "train")) or
+                        init(self, *a, **k))
+    r = recipe(files, steps=2, val_every=0)
+    run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=lambda *a, **k: None,
+        checkpoint_dir=str(tmp_path / "ck"))
+    assert built.count("train") == 1
 
 
 def test_missing_fineweb_files_say_how_many_shards_to_get(tmp_path, monkeypatch):
