@@ -24,15 +24,18 @@ def _points(runs: list[Run]) -> np.ndarray:
     return np.column_stack([v[:, 0], v[:, 2] / 1000, v[:, 1]])
 
 
-def _run_label(run: Run, settings: str) -> str:
-    """Recipe, its changed fields, the file's time stamp, and where the run ended: the final loss is what a reader
-    compares, and is hard to read off. An unfinished run shows its last val loss after step 0, never step 0's."""
+def _run_label(run: Run, settings: str, show_seed: bool = False) -> str:
+    """Recipe, its changed fields (the seed where runs differ only by it), the file's time stamp, and where the run
+    ended: the final loss is what a reader compares, and is hard to read off. An unfinished run shows its last val
+    loss after step 0, never step 0's."""
     stem = run.path.name.removesuffix(".xz").removesuffix(".txt")
     parts = stem.split("_")
     if run.log.source == "upstream":  # upstream names its logs by uuid: the first block tells them apart
         stamp = stem.split("-")[0] if re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", stem) else stem
     else:
         stamp = f"{parts[0]} {parts[-1]}" if len(parts) > 2 else stem  # time stamp and the log's own id
+    if show_seed:
+        settings = f"{settings} seed={run.log.recipe.get('seed', '?')}".strip()
     name = f"{run.recipe}{' ' + settings if settings else ''} ({stamp})"
     if run.final_val_loss is not None:
         return f"{name}: final {run.final_val_loss:.4f}"
@@ -45,7 +48,9 @@ def _series(runs: list[Run], settings: dict) -> list[dict]:
     """One dict per line to draw: label, style, and x/y for both panels (+ band for groups). settings: per group,
     from label_settings."""
     if len(runs) <= MAX_RUN_LINES:
-        return [dict(zip(("steps", "secs", "loss"), _points([r]).T), label=_run_label(r, settings[r.group]),
+        seeds = {r.log.recipe.get("seed") for r in runs}
+        show_seed = len(seeds) > 1 and len({r.group for r in runs}) < len(runs)  # repeats of one setting: which seed
+        return [dict(zip(("steps", "secs", "loss"), _points([r]).T), label=_run_label(r, settings[r.group], show_seed),
                      done=r.counted, planned=r.steps_planned, band=None) for r in runs]
     groups: dict[tuple, list[Run]] = {}
     for r in runs:  # unfinished runs get their own group: they must not drag a finished group's mean
@@ -119,6 +124,9 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
     if not runs:
         raise SpeedrunError(f"no val loss points to plot in {', '.join(paths)}")
     settings, shared = label_settings(runs)
+    if len(settings) == 1 and len(runs) > 1:  # one setting run several times (seeds): its fields said once, above
+        [(group, shared)] = settings.items()
+        settings = {group: ""}
     series = _series(runs, settings)
     fig = Figure(figsize=(13, 5.6), layout="constrained")
     FigureCanvasAgg(fig)
@@ -139,7 +147,8 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
                         xytext=(0, 3), textcoords="offset points", fontsize=9, color="0.2", va="bottom")
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=10, labelleft=True)  # sharey hides the right one's; both panels are read alone
-        ax.set_xlim(left=0)
+        # a margin on the right: the runs end there, and their last points (the final losses) must not be cut
+        ax.set_xlim(0, 1.04 * max(float(s["secs" if ax is ax_t else "steps"].max()) for s in series) or 1)
         ax.set_xlabel(xlabel, fontsize=11)
         ax.set_title(title, fontsize=12)
     ax_t.set_ylim(ylo, yhi)

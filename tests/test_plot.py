@@ -37,12 +37,13 @@ def test_one_line_per_run(tmp_path):
         by_id = lambda path: next(l for l in lines if path.stem.split("_")[-1] + ")" in l.get_label())
         for p, final in zip(done, (3.2, 3.25)):
             assert by_id(p).get_linestyle() == "-" and by_id(p).get_ydata()[-1] == final
-            assert by_id(p).get_label().startswith("tiny steps=100 (")  # the field that differs from recipe tiny
+            assert by_id(p).get_label().startswith("tiny (")  # steps=100, shared by every run, is in the title
         assert by_id(crashed).get_linestyle() == ":" and "(incomplete)" in by_id(crashed).get_label()
         target = next(l for l in lines if l.get_label().startswith("target"))
         assert target.get_linestyle() == "--" and list(target.get_ydata()) == [3.28, 3.28]
         lo, hi = ax.get_ylim()
         assert lo < 3.2 and 3.3 < hi < 10  # the 10.8 at step 0 is cut off; the end of training is in view
+    assert fig._suptitle.get_text().endswith("\nEvery run: steps=100")  # the field that differs from recipe tiny
     ax_t, ax_s = fig.axes
     assert ax_t.get_xlabel() == "training time (s)" and ax_s.get_xlabel() == "step"
     t = next(l for l in ax_t.get_lines() if done[1].stem.split("_")[-1] in l.get_label())
@@ -123,6 +124,21 @@ def test_settings_every_run_shares_go_in_the_title(tmp_path):
     labels = sorted(l.get_label() for l in fig.axes[1].get_lines())
     assert labels == ["target 3.22", "tiny (a): final 3.2000", "tiny steps=150 (b): final 3.2500"]
     assert "\nEvery run: train_files=track/train_*.bin val_files=track/val.bin" in fig._suptitle.get_text()
+
+
+def test_seeds_of_one_setting_say_it_once_and_label_each_seed(tmp_path):
+    # a record: one recipe and settings at three seeds, each run ending at the right edge of both panels
+    track = dict(train_files="track/train_*.bin", val_files="track/val.bin")
+    for seed, final in ((21, 3.2), (22, 3.21), (23, 3.22)):
+        hand_log(tmp_path / f"s{seed}.txt", final, steps=120, recipe={**track, "seed": seed})
+    fig = plot_logs([str(tmp_path)], str(tmp_path / "p.png"), target=3.25)
+    labels = sorted(l.get_label() for l in fig.axes[1].get_lines())
+    assert labels == ["target 3.25", "tiny seed=21 (s21): final 3.2000", "tiny seed=22 (s22): final 3.2100",
+                      "tiny seed=23 (s23): final 3.2200"]
+    assert fig._suptitle.get_text().endswith("\nEvery run: train_files=track/train_*.bin val_files=track/val.bin")
+    for ax in fig.axes:  # the last points (the final losses) sit inside the axes, not on their edge
+        last = max(l.get_xdata()[-1] for l in ax.get_lines() if not l.get_label().startswith("target"))
+        assert last < ax.get_xlim()[1] and ax.get_xlim()[0] == 0
 
 
 def test_far_target_is_left_out(tmp_path):
