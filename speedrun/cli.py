@@ -273,7 +273,17 @@ def cmd_stats(args) -> int:
 
 def cmd_compare(args) -> int:
     from speedrun.compare import compare_report
-    print(compare_report(args.base, args.change))
+    base, change = args.base, args.change
+    if args.pair and (base or change):
+        args.command_parser.error("give BASE CHANGE or --base ... --change ..., not both")
+    if args.pair and len(args.pair) != 2:
+        args.command_parser.error(f"give BASE CHANGE: two paths, one each (got {len(args.pair)}); several logs a side: "
+                                  f"--base ... --change ...")
+    if args.pair:
+        base, change = [args.pair[0]], [args.pair[1]]
+    elif not (base and change):
+        args.command_parser.error("give BASE CHANGE, or --base and --change (each: log files or folders)")
+    print(compare_report(base, change))
     return 0
 
 
@@ -382,8 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stats)
     p = sub.add_parser("compare", help="a change against a baseline: final val loss paired by seed and unpaired, "
                                        "two-sided t-tests, and the training-time ratio")
-    p.add_argument("--base", nargs="+", required=True, help="the baseline's run log files or folders")
-    p.add_argument("--change", nargs="+", required=True, help="the change's run log files or folders")
+    p.add_argument("pair", nargs="*", metavar="BASE CHANGE",
+                   help="the baseline's and the change's log folder or file, one each (short for --base / --change)")
+    p.add_argument("--base", nargs="+", help="the baseline's run log files or folders")
+    p.add_argument("--change", nargs="+", help="the change's run log files or folders")
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("plot", help="val loss against training time and steps, one line per run")
     p.add_argument("logs", nargs="+", help="run log files or folders")
@@ -408,7 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     prompt.add_argument("--prompt", default="", help="text to continue (one document)")
     prompt.add_argument("--prompt-file", dest="prompt", type=_prompt_file, metavar="FILE",
                         help="read the prompt from this UTF-8 text file (one trailing newline dropped)")
-    p.add_argument("--tokens", type=_at_least(1), default=100, help="at most this many new tokens per sample")
+    # --max-new-tokens: the name nanoGPT's sample.py and Hugging Face's generate() use
+    p.add_argument("--tokens", "--max-new-tokens", type=_at_least(1), default=100,
+                   help="at most this many new tokens per sample")
     p.add_argument("--temperature", type=_temperature, default=0.8, help="softmax temperature (0: greedy)")
     p.add_argument("--top-k", type=_at_least(0), default=50, help="sample among the K likeliest tokens (0: all)")
     p.add_argument("--num-samples", type=_at_least(1), default=1, help="samples to print")

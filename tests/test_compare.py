@@ -117,3 +117,10 @@ def test_cli(tmp_path, capsys):
     assert main(["compare", "--base", a, "--change", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing" in err
+    assert main(["compare", a, b]) == 0  # BASE CHANGE: short for --base / --change
+    assert "paired by seed (1: -0.0100, 2: +0.0000)" in capsys.readouterr().out
+    for wrong in ([a], [a, b, a], [a, b, "--base", a], ["--base", a]):
+        with pytest.raises(SystemExit) as e:
+            main(["compare", *wrong])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.startswith("speedrun: error: give BASE CHANGE") and err.count("\n") == 1

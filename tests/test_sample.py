@@ -167,6 +167,9 @@ def test_cli_sample(demo_checkpoint, capsys):
                "--device", "cpu"])
     out = capsys.readouterr().out
     assert rc == 0 and out.startswith("It was") and "-" * 40 in out
+    # nanoGPT's and Hugging Face's name for it gives the same text
+    assert main(["sample", str(path), "--prompt", "It was", "--max-new-tokens", "12", "--temperature", "0",
+                 "--device", "cpu"]) == 0 and capsys.readouterr().out == out
     rc = main(["sample", str(path.with_name("nope.pt")), "--device", "cpu"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("speedrun: error: ") and "no such checkpoint file" in err
