@@ -127,7 +127,7 @@ def cmd_train(args) -> int:
     if args.resume:
         # A resumed run continues the checkpoint's recipe (checked here, once, before any rank starts).
         from speedrun.checkpoint import load_for_resume
-        resume = load_for_resume(args.resume, args.checkpoint_dir, args.recipe, args.overrides)
+        resume = load_for_resume(args.resume, args.checkpoint_dir or "checkpoints", args.recipe, args.overrides)
     # Read before torchrun starts too: a bad key should not cost N process starts.
     recipe = resume.recipe if resume is not None else load_recipe(
         args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
@@ -355,11 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "end (0: the final weights only; on --resume: the checkpoint's)")
     p.add_argument("--keep-last", type=_at_least(0), default=0, help="keep the last N periodic checkpoints (0: all)")
     p.add_argument("--no-final-checkpoint", action="store_true", help="without --save-every, write no final model")
-    p.add_argument("--checkpoint-dir", default="checkpoints", help="folder for checkpoints")
+    p.add_argument("--checkpoint-dir", help="folder for checkpoints (default: checkpoints; on --resume, the resumed "
+                                            "checkpoint's folder, so a run's checkpoints stay together)")
     p.add_argument("--wandb", metavar="PROJECT", help="also log to Weights & Biases (pip install 'speedrun[wandb]')")
     p.add_argument("--tensorboard", metavar="DIR",
                    help="also write TensorBoard scalars to DIR/RUN (pip install 'speedrun[tensorboard]')")
-    p.add_argument("--resume", metavar="PATH|latest", help="continue a run from a checkpoint")
+    p.add_argument("--resume", metavar="PATH|latest",
+                   help="continue a run from a checkpoint (latest: the newest in --checkpoint-dir)")
     p.add_argument("--compile-cache", metavar="FILE",
                    help="torch.compile's compiled kernels in one file: loaded before compiling (a fresh machine "
                         "launches in a fraction of the time), written as the run ends when it lacked some")

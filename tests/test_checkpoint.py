@@ -300,6 +300,24 @@ def test_cli_resume_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "l").exists()
 
 
+def test_cli_resume_writes_beside_the_checkpoint_it_resumes(shards, tmp_path, monkeypatch):
+    # `speedrun train --resume runs/a/ckpt_..._step000002.pt`: the rest of the run's checkpoints go to runs/a, as the
+    # library's default says, not to a new ./checkpoints folder
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    r = recipe(shards, steps=4, val_every=0)
+    run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet, save_every=2,
+        checkpoint_dir=str(tmp_path / "a"))
+    half = checkpoint_at(tmp_path / "a", 2)
+    for later in (tmp_path / "a").glob("*step000004.pt"):
+        later.unlink()  # the run as if stopped after step 2
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["train", "--resume", str(half), "--log-dir", "l", "--device", "cpu"]) == 0
+    assert not (tmp_path / "elsewhere" / "checkpoints").exists()
+    assert len(list((tmp_path / "a").glob("ckpt_tiny_*_step000004.pt"))) == 1
+
+
 # --- which checkpoints a run leaves ---------------------------------------------------------------------------------------
 def test_keep_last_keeps_the_newest_periodic_checkpoints_and_the_final_one(shards, tmp_path):
     r = recipe(shards, steps=8, val_every=0)
