@@ -361,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", metavar="DIR",
                    help="also write TensorBoard scalars to DIR/RUN (pip install 'speedrun[tensorboard]')")
     p.add_argument("--resume", metavar="PATH|latest",
-                   help="continue a run from a checkpoint (latest: the newest in --checkpoint-dir)")
+                   help="continue a run from a checkpoint (a folder: its newest; latest: the newest in "
+                        "--checkpoint-dir)")
     p.add_argument("--compile-cache", metavar="FILE",
                    help="torch.compile's compiled kernels in one file: loaded before compiling (a fresh machine "
                         "launches in a fraction of the time), written as the run ends when it lacked some")
@@ -417,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     device_help = "cpu, cuda or cuda:N (default: a GPU when one is visible)"
     p = sub.add_parser("sample", help="generate text from a checkpoint")
-    p.add_argument("checkpoint", help="a checkpoint file, or latest (the newest in checkpoints/)")
+    p.add_argument("checkpoint", help="a checkpoint file, a folder (its newest), or latest (the newest in checkpoints/)")
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", default="", help="text to continue (one document)")
     prompt.add_argument("--prompt-file", dest="prompt", type=_prompt_file, metavar="FILE",
@@ -432,8 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, help=device_help)
     p.set_defaults(func=cmd_sample)
     p = sub.add_parser("eval", help="val loss of a checkpoint on any shards, or `eval hellaswag CHECKPOINT`")
-    p.add_argument("what", help="a checkpoint file, latest (the newest in checkpoints/), or 'hellaswag'")
-    p.add_argument("checkpoint", nargs="?", help="(hellaswag) the checkpoint file, or latest")
+    p.add_argument("what", help="a checkpoint file, a folder (its newest), latest (the newest in checkpoints/), "
+                                "or 'hellaswag'")
+    p.add_argument("checkpoint", nargs="?", help="(hellaswag) the checkpoint file, a folder (its newest), or latest")
     p.add_argument("--val", nargs="+", metavar="PATH",
                    help="(val loss) shard files, folders, globs or 'demo' (default: the checkpoint recipe's val_files)")
     p.add_argument("--val-tokens", type=_at_least(1),

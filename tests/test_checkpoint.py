@@ -133,6 +133,13 @@ def test_latest_is_the_newest_file_then_the_highest_step(tmp_path):
     tie = touch("ckpt_other_8c9d0e1f_step000060.pt", 3_000)
     assert resolve("latest", tmp_path) == tie, "same mtime: the higher step"
     assert resolve(str(newest), tmp_path / "elsewhere") == newest, "a path is taken as it is"
+    assert resolve(tmp_path, tmp_path / "elsewhere") == tie, "a folder: its newest"
+
+
+def test_a_folder_with_no_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError, match=r"no checkpoints \(ckpt_\*_step\*\.pt\) in this folder; give a checkpoint "
+                                              r"path$"):
+        resolve(tmp_path)
 
 
 def test_latest_in_an_empty_or_missing_folder(tmp_path):

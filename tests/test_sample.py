@@ -170,6 +170,11 @@ def test_cli_sample(demo_checkpoint, capsys):
     # nanoGPT's and Hugging Face's name for it gives the same text
     assert main(["sample", str(path), "--prompt", "It was", "--max-new-tokens", "12", "--temperature", "0",
                  "--device", "cpu"]) == 0 and capsys.readouterr().out == out
+    # the checkpoint's folder: its newest checkpoint, this one
+    assert main(["sample", str(path.parent), "--prompt", "It was", "--tokens", "12", "--temperature", "0",
+                 "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == out and f"checkpoint: {path} " in captured.err
     rc = main(["sample", str(path.with_name("nope.pt")), "--device", "cpu"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("speedrun: error: ") and "no such checkpoint file" in err
