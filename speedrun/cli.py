@@ -390,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", type=int, default=200, help="tokens of the first document to decode")
 
     p = sub.add_parser("stats", help="final val loss, time and a one-sided t-test across run logs")
-    p.add_argument("logs", nargs="+", help="run log files or folders")
+    p.add_argument("logs", nargs="*", default=["logs"], help="run log files or folders (default: logs, where "
+                                                             "`speedrun train` writes them)")
     p.add_argument("--target", type=float, default=3.28, help="val loss target")
     p.set_defaults(func=cmd_stats)
     p = sub.add_parser("compare", help="a change against a baseline: final val loss paired by seed and unpaired, "
@@ -401,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--change", nargs="+", help="the change's run log files or folders")
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("plot", help="val loss against training time and steps, one line per run")
-    p.add_argument("logs", nargs="+", help="run log files or folders")
+    p.add_argument("logs", nargs="*", default=["logs"], help="run log files or folders (default: logs, where "
+                                                             "`speedrun train` writes them)")
     p.add_argument("-o", "--out", default="val_loss.png",
                    help="image to write, its type from the suffix: .png, .svg or .pdf (default: val_loss.png)")
     p.add_argument("--target", type=float, default=3.28, help="val loss target (a dashed line)")

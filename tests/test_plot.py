@@ -216,6 +216,9 @@ def test_cli_writes_val_loss_png_by_default(tmp_path, monkeypatch, capsys):
     assert main(["plot", "logs"]) == 0
     check_png(tmp_path / "val_loss.png")
     assert capsys.readouterr().out.strip() == "wrote val_loss.png"
+    (tmp_path / "val_loss.png").unlink()
+    assert main(["plot"]) == 0  # the logs where `speedrun train` writes them
+    check_png(tmp_path / "val_loss.png")
 
 
 def test_cli_out_has_the_usual_short_form(tmp_path, monkeypatch):

@@ -278,6 +278,16 @@ def test_cli(tmp_path):
     assert err2.count("\n") == 1 and err2.startswith("speedrun: error: ") and "junk.bin" in err2
 
 
+def test_cli_reads_logs_by_default(tmp_path, monkeypatch, capsys):
+    from speedrun.cli import main
+    for loss in (3.20, 3.21):
+        hand_log(tmp_path / "logs" / f"{loss}.txt", loss)
+    monkeypatch.chdir(tmp_path)
+    assert main(["stats"]) == 0 and "2 log(s)" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path / "logs")
+    assert main(["stats"]) == 2 and capsys.readouterr().err.strip() == "speedrun: error: logs: no such file or folder"
+
+
 def test_time_to_target_is_the_first_validation_at_or_below_it(tmp_path):
     """curve(3.0, 100 steps, val every 25, 10 ms a step): 10.8 @0, 6.29 @25, 3.975 @50, 3.122 @75, 3.0 @100."""
     from speedrun.runlog import parse_log
