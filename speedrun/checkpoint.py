@@ -170,14 +170,15 @@ def load(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
 def resolve(spec: str | os.PathLike, checkpoint_dir: str | os.PathLike = "checkpoints") -> Path:
     """`latest` -> the most recently written checkpoint in `checkpoint_dir` (mtime; ties: the higher step); a folder
     -> the most recently written one in it; anything else is a path."""
-    if str(spec) != "latest" and not Path(spec).is_dir():
-        return Path(spec)
-    folder = Path(checkpoint_dir if str(spec) == "latest" else spec)
+    latest = str(spec) == "latest"
+    folder = Path(checkpoint_dir if latest else spec)
+    if not (latest or folder.is_dir()):
+        return folder
     found = [(p.stat().st_mtime_ns, int(m[2]), p) for p in (folder.iterdir() if folder.is_dir() else [])
              if (m := NAME.match(p.name)) and p.is_file()]
     if not found:
         raise CheckpointError(f"{folder}: no checkpoints (ckpt_*_step*.pt) in this folder; give a checkpoint path" +
-                              (" (or, for --resume, --checkpoint-dir)" if str(spec) == "latest" else ""))
+                              (" (or, for --resume, --checkpoint-dir)" if latest else ""))
     return max(found, key=lambda t: (t[0], t[1]))[2]
 
 
