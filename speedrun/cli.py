@@ -323,7 +323,7 @@ def cmd_sample(args) -> int:
 def cmd_eval(args) -> int:
     if args.what == "hellaswag":
         from speedrun.evals.hellaswag import evaluate_hellaswag
-        evaluate_hellaswag(args.checkpoint, data=args.data, limit=args.limit, device=args.device)
+        evaluate_hellaswag(args.checkpoint or "latest", data=args.data, limit=args.limit, device=args.device)
     elif args.checkpoint is not None:
         raise SpeedrunError(f"eval {args.what} {args.checkpoint}: one checkpoint at a time (two arguments only "
                             f"in `eval hellaswag CHECKPOINT`)")
@@ -420,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     device_help = "cpu, cuda or cuda:N (default: a GPU when one is visible)"
     p = sub.add_parser("sample", help="generate text from a checkpoint")
-    p.add_argument("checkpoint", help="a checkpoint file, a folder (its newest), or latest (the newest in checkpoints/)")
+    p.add_argument("checkpoint", nargs="?", default="latest",
+                   help="a checkpoint file, a folder (its newest), or latest (the newest in checkpoints/; the default)")
     prompt = p.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", default="", help="text to continue (one document)")
     prompt.add_argument("--prompt-file", dest="prompt", type=_prompt_file, metavar="FILE",
@@ -435,9 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=_device, help=device_help)
     p.set_defaults(func=cmd_sample)
     p = sub.add_parser("eval", help="val loss of a checkpoint on any shards, or `eval hellaswag CHECKPOINT`")
-    p.add_argument("what", help="a checkpoint file, a folder (its newest), latest (the newest in checkpoints/), "
-                                "or 'hellaswag'")
-    p.add_argument("checkpoint", nargs="?", help="(hellaswag) the checkpoint file, a folder (its newest), or latest")
+    p.add_argument("what", nargs="?", default="latest",
+                   help="a checkpoint file, a folder (its newest), latest (the newest in checkpoints/; the default), "
+                        "or 'hellaswag'")
+    p.add_argument("checkpoint", nargs="?", help="(hellaswag) the checkpoint file, a folder (its newest), or latest (the default)")
     p.add_argument("--val", nargs="+", metavar="PATH",
                    help="(val loss) shard files, folders, globs or 'demo' (default: the checkpoint recipe's val_files)")
     p.add_argument("--val-tokens", type=_at_least(1),

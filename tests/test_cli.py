@@ -390,8 +390,12 @@ def test_default_train_then_sample_and_eval_with_no_flags(tmp_path, monkeypatch,
     captured = capsys.readouterr()
     assert captured.out.strip()
     assert captured.err == f"checkpoint: {os.path.join('checkpoints', final.name)} (step 3)\n"  # which file `latest` was
-    for spec, named in ((str(final), final), ("latest", os.path.join("checkpoints", final.name))):
-        assert main(["eval", spec]) == 0
+    # no checkpoint argument at all means latest, as after README's first command
+    assert main(["sample", "--tokens", "5", "--temperature", "0"]) == 0
+    assert capsys.readouterr() == captured
+    named_latest = os.path.join("checkpoints", final.name)
+    for spec, named in (([str(final)], final), (["latest"], named_latest), ([], named_latest)):
+        assert main(["eval", *spec]) == 0
         out = capsys.readouterr().out
         assert f"{last_val:.4f}" in out  # the recipe's own val files, the run's own final loss
         assert f"(checkpoint {named}, step 3 of 3)" in out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import shutil
 import urllib.error
 from pathlib import Path
 
@@ -202,12 +203,18 @@ def test_download_writes_the_cache_once(tmp_path, monkeypatch, items_file, train
     assert cached.read_bytes() == items_file.read_bytes()
 
 
-def test_cli_eval(trained, items_file, capsys):
+def test_cli_eval(trained, items_file, capsys, tmp_path, monkeypatch):
     path, result, val, _ = trained
     assert main(["eval", str(path), "--val", str(val), "--device", DEV]) == 0
     out = capsys.readouterr().out
     assert f"val_loss {result.val_losses[-1][1]:.4f} over 512 tokens" in out
     assert main(["eval", "hellaswag", str(path), "--data", str(items_file), "--device", DEV]) == 0
+    assert "hellaswag: accuracy 1.0000 (4/4" in capsys.readouterr().out
+    # `eval hellaswag` with no checkpoint: latest, the newest in ./checkpoints (as `eval` and `sample` alone)
+    (tmp_path / "checkpoints").mkdir()
+    shutil.copy(path, tmp_path / "checkpoints" / path.name)
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "hellaswag", "--data", str(items_file), "--device", DEV]) == 0
     assert "hellaswag: accuracy 1.0000 (4/4" in capsys.readouterr().out
     # without --val: the checkpoint recipe's val_files, the same shard here
     assert main(["eval", str(path), "--device", DEV]) == 0
