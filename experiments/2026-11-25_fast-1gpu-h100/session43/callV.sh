@@ -5,18 +5,12 @@
 # (flex and dense), so the step should be the same; this call checks that on the GPU.
 # Before the call, with the branch checked out: git archive -o .data/cand/main.tgz main   (carry [".data/cand"])
 # 1. `gpu_session.sh launch` on the branch: fast_1gpu's launch on the machine's empty compile folders (goal 3).
-# 2. `tests/gpu` on the branch, two parallel halves, compile folders of their own.
+# 2. `gpu_session.sh suite` on the branch: `tests/gpu` in two parallel halves, compile folders of their own.
 # 3. `step_time.py` at schedule steps 900 and 999 (synthetic data): main, branch, main, in one call.
 export PYTHONUNBUFFERED=1; T0=$(date +%s)
 bash benchmarks/gpu_session.sh launch > $OUT/launch_summary.txt 2>&1; echo "launch rc $? at $(( $(date +%s) - T0 ))s"
 head -n 2 $OUT/launch_summary.txt | cut -c1-160; grep -E "^warm-up|launch to first" $OUT/launch_summary.txt | cut -c1-220
-(export TORCHINDUCTOR_CACHE_DIR=/tmp/ind_suite TRITON_CACHE_DIR=/tmp/tri_suite
- (python3 -m pytest -q tests/gpu/test_gpu.py > $OUT/gpu_a.txt 2>&1) &
- (python3 -m pytest -q tests/gpu/test_checkpoint_gpu.py tests/gpu/test_sampled_head_gpu.py tests/gpu/test_tied_head_gpu.py \
-   tests/gpu/test_val_loss_gpu.py > $OUT/gpu_b.txt 2>&1) &
- wait)
-echo "suite done at $(( $(date +%s) - T0 ))s"; for f in $OUT/gpu_a.txt $OUT/gpu_b.txt; do tail -n 1 $f; done
-xz -9 $OUT/gpu_a.txt $OUT/gpu_b.txt
+bash benchmarks/gpu_session.sh suite 2>&1 | tail -n 2; echo "suite done at $(( $(date +%s) - T0 ))s"
 [ -f .data/cand/main.tgz ] || { echo "no .data/cand/main.tgz: step comparison skipped"; exit 0; }
 mkdir -p /tmp/main && tar xzf .data/cand/main.tgz -C /tmp/main
 step() {  # step NAME TREE
