@@ -1,6 +1,7 @@
 """Building the run: the compiled model's joint graph is kept by AOTAutograd's cache, the FP8 MLP's custom
 autograd.Function included, so a second process (or a second compile) skips tracing and partitioning it; and every
-cache key carries the fingerprint of the traced source, so an edited custom op's backward is compiled again."""
+cache key carries the fingerprint of the traced source, so an edited custom op's backward is compiled again. And the
+trunk of the FlexAttention back-end (every GPU run's) traces as one graph, checked on a CPU."""
 
 from __future__ import annotations
 
@@ -152,3 +153,26 @@ def test_an_edited_custom_op_backward_misses_the_compile_caches_once_keyed_to_it
     tagged = [compile_with(f) for f in (2.0, 3.0, 3.0)]
     assert [t["grad"] for t in tagged] == [2.0, 3.0, 3.0]
     assert [t.get("autograd_cache_hit", 0) for t in tagged] == [0, 0, 1]  # the unedited rerun still hits
+
+
+def test_the_flex_trunk_traces_as_one_graph_without_a_break():
+    """Every GPU run attends through FlexAttention. An edit TorchDynamo cannot trace there would break the compiled
+    trunk into pieces, each a launch's compile and a slower step, and no CPU run would notice: the CPU attends with
+    dense masks. TorchDynamo traces the flex trunk on a CPU too (under no_grad: FlexAttention has no CPU backward),
+    here with `fast`'s features (key offset, smear, gates, no attention in layer 0) at the first and last window."""
+    r = load_recipe("fast", ["num_layers=4", "window_pattern='LSSL'", "no_attn_layers=[0]", "no_mlp_layers=[0]",
+                             "model_dim=128", "num_heads=2", "head_dim=64", "mlp_hidden=512", "value_embeds=1",
+                             "seq_len=1024", "val_seq_len=1024", "batch_tokens=1024", "window_ramp_tokens=256",
+                             "fp8_mlp=false", "fp8_head=false", "fused_head_loss=false", "sampled_head_rows=0"])
+    model = GPT(r, attention="flex").train()
+    tokens = torch.randint(0, 50000, (1024,), generator=torch.Generator().manual_seed(0))
+    tokens[::200] = 50256  # documents of 200 tokens
+    torch._dynamo.reset()
+    with torch.no_grad():
+        for step in (0, r.steps - 1):
+            found = torch._dynamo.explain(model.features)(tokens, model.window(step))
+            assert (found.graph_count, found.graph_break_count) == (1, 0), found.break_reasons
+            (graph,) = found.graphs
+            flex_calls = [n for n in graph.graph.nodes if "flex_attention" in str(n.target)]
+            assert len(flex_calls) == 3, [str(n.target) for n in flex_calls]  # layers 1-3 attend
+    torch._dynamo.reset()
