@@ -174,11 +174,11 @@ def resolve(spec: str | os.PathLike, checkpoint_dir: str | os.PathLike = "checkp
     folder = Path(checkpoint_dir if latest else spec)
     if not (latest or folder.is_dir()):
         return folder
-    found = [(p.stat().st_mtime_ns, int(m[2]), p) for p in (folder.iterdir() if folder.is_dir() else [])
-             if (m := NAME.match(p.name)) and p.is_file()]
     if latest and not folder.exists():
         raise CheckpointError(f"latest: no {folder}/ folder here, so no checkpoint to take (runs save theirs "
                               f"there); train first, or give a checkpoint file or folder")
+    found = [(p.stat().st_mtime_ns, int(m[2]), p) for p in (folder.iterdir() if folder.is_dir() else [])
+             if (m := NAME.match(p.name)) and p.is_file()]
     if not found:
         raise CheckpointError(f"{folder}: no checkpoints (ckpt_*_step*.pt) in this folder; give a checkpoint path" +
                               (" (or, for --resume, --checkpoint-dir)" if latest else ""))

@@ -439,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", nargs="?", default="latest",
                    help="a checkpoint file, a folder (its newest), latest (the newest in checkpoints/; the default), "
                         "or 'hellaswag'")
-    p.add_argument("checkpoint", nargs="?", help="(hellaswag) the checkpoint file, a folder (its newest), or latest (the default)")
+    p.add_argument("checkpoint", nargs="?",
+                   help="(hellaswag) the checkpoint file, a folder (its newest), or latest (the default)")
     p.add_argument("--val", nargs="+", metavar="PATH",
                    help="(val loss) shard files, folders, globs or 'demo' (default: the checkpoint recipe's val_files)")
     p.add_argument("--val-tokens", type=_at_least(1),
