@@ -25,6 +25,7 @@ from speedrun.recipe import Recipe, RecipeError, apply_overrides, load_recipe, r
 
 FORMAT = "speedrun-checkpoint v1"
 NAME = re.compile(r"^ckpt_(.+)_step(\d+)\.pt$")
+DEFAULT_DIR = "checkpoints"  # where runs write and `latest` looks, unless told otherwise
 
 
 class CheckpointError(SpeedrunError, ValueError):
@@ -167,11 +168,11 @@ def load(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
         raise CheckpointError(f"{path}: incomplete checkpoint ({type(e).__name__}: {e})") from None
 
 
-def resolve(spec: str | os.PathLike, checkpoint_dir: str | os.PathLike = "checkpoints") -> Path:
-    """`latest` -> the most recently written checkpoint in `checkpoint_dir` (mtime; ties: the higher step); a folder
-    -> the most recently written one in it; anything else is a path."""
+def resolve(spec: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None) -> Path:
+    """`latest` -> the newest checkpoint in `checkpoint_dir` (default `checkpoints`; by mtime, ties: the higher
+    step); a folder -> the most recently written one in it; anything else is a path."""
     latest = str(spec) == "latest"
-    folder = Path(checkpoint_dir if latest else spec)
+    folder = Path((checkpoint_dir or DEFAULT_DIR) if latest else spec)
     if not (latest or folder.is_dir()):
         return folder
     if latest and not folder.exists():
@@ -190,7 +191,7 @@ def checkpoint_folder(checkpoint_dir: str | os.PathLike | None, resumed: Checkpo
     run's checkpoints stay beside the first part's), else `checkpoints`."""
     if checkpoint_dir:
         return Path(checkpoint_dir)
-    return resumed.path.parent if resumed is not None else Path("checkpoints")
+    return resumed.path.parent if resumed is not None else Path(DEFAULT_DIR)
 
 
 def recipe_differences(a: Recipe, b: Recipe) -> list[str]:
@@ -199,7 +200,7 @@ def recipe_differences(a: Recipe, b: Recipe) -> list[str]:
     return [f"{k} (checkpoint {da[k]!r}, given {db.get(k)!r})" for k in da if da[k] != db.get(k)]
 
 
-def load_for_resume(spec: str, checkpoint_dir: str = "checkpoints", recipe_name: str | None = None,
+def load_for_resume(spec: str, checkpoint_dir: str | None = None, recipe_name: str | None = None,
                     overrides=None) -> Checkpoint:
     """The checkpoint `--resume PATH|latest` names, checked for resuming. --recipe / --set may be repeated (the
     same command line with --resume added) but must give exactly the checkpoint's recipe: a changed field (even

@@ -127,7 +127,7 @@ def cmd_train(args) -> int:
     if args.resume:
         # A resumed run continues the checkpoint's recipe (checked here, once, before any rank starts).
         from speedrun.checkpoint import load_for_resume
-        resume = load_for_resume(args.resume, args.checkpoint_dir or "checkpoints", args.recipe, args.overrides)
+        resume = load_for_resume(args.resume, args.checkpoint_dir, args.recipe, args.overrides)
     # Read before torchrun starts too: a bad key should not cost N process starts.
     recipe = resume.recipe if resume is not None else load_recipe(
         args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
