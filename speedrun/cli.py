@@ -257,7 +257,7 @@ def cmd_data(args) -> int:
     elif args.data_command == "tokenize":
         from speedrun.data.tokenize import tokenize_files
         tokenize_files(args.inputs, args.out, val_tokens=args.val_tokens, shard_tokens=args.shard_tokens,
-                       workers=args.workers, name=args.name)
+                       workers=args.workers, name=args.name, txt_docs=args.txt_docs)
     else:
         from speedrun.data.inspect import inspect_shards
         return inspect_shards(args.paths, preview_tokens=args.preview)
@@ -376,8 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-shards", type=int, default=8, help="number of train shards (100M tokens each)")
     p.add_argument("--dir", help="target folder (default: data/fineweb<variant>)")
     p = dsub.add_parser("tokenize", help="plain text / JSON lines / Parquet files -> train and val shards")
-    p.add_argument("inputs", nargs="+", help="files or folders of them: .txt (one document per file), .jsonl/.json "
-                   "(JSON lines, a \"text\" field each) or .parquet (a \"text\" column)")
+    p.add_argument("inputs", nargs="+", help="files or folders of them: .txt (one document per file, or see "
+                   "--txt-docs), .jsonl/.json (JSON lines, a \"text\" field each) or .parquet (a \"text\" column)")
+    p.add_argument("--txt-docs", choices=["file", "lines", "paragraphs", "eot"], default="file",
+                   help="how a .txt file divides into documents: the whole file, each line, text between blank "
+                        "lines, or text between <|endoftext|> markers (as in TinyStories)")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--val-tokens", type=_at_least(0),
                    help="tokens of whole documents for the val shard (default: 10%% of the tokens or 10,485,760, "

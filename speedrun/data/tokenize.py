@@ -1,5 +1,8 @@
 """Your own text -> train/val token shards: plain text, JSON lines (`text` field), Parquet (`text` column).
 
+A .txt file is one document, or (`txt_docs`) divides into documents at its lines, blank lines or `<|endoftext|>`
+markers: one large text (a book, a TinyStories dump) then still gives a val shard of whole documents.
+
 Documents are tokenized (`encode_document`) by a pool of processes and consumed in input order, so the shards
 are byte-identical whatever the worker count. Shards are written into a temporary folder inside the output folder
 and moved into place only when every input has been read: an error leaves nothing behind.
@@ -10,6 +13,8 @@ import itertools
 import json
 import multiprocessing as mp
 import os
+import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -33,6 +38,10 @@ PARQUET_BATCH_ROWS = 1024
 # val_tokens), so a recipe's validation finds enough tokens without the user sizing it.
 DEFAULT_VAL_SHARE = 10
 DEFAULT_VAL_MAX = 10_485_760
+# How a .txt file divides into documents: what stands between two of them (None: the whole file is one).
+# `paragraphs`: one or more blank lines (a line of spaces counts as blank), the next line's indent kept.
+TXT_SEPARATORS = {"file": None, "lines": r"\r?\n", "paragraphs": r"\r?\n(?:[ \t\f\v]*\r?\n)+",
+                  "eot": re.escape("<|endoftext|>")}
 
 
 class TokenizeError(SpeedrunError, ValueError):
@@ -79,7 +88,7 @@ def _blank(text: str) -> bool:
     return not text or text.isspace()
 
 
-def _read_text(path: Path):
+def _read_text(path: Path, txt_docs: str = "file"):
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")  # a leading byte-order mark is not part of the text
@@ -93,7 +102,21 @@ def _read_text(path: Path):
         offset = data.index(b"\x00")
         line = data.count(b"\n", 0, offset) + 1
         raise TokenizeError(f"{path}: line {line}: NUL byte at offset {offset}; binary file?")
-    yield text
+    del data  # a large file: hold its text once, not its bytes as well
+    separator = TXT_SEPARATORS[txt_docs]
+    if separator is None:
+        yield text
+        return
+    count, start = 0, 0
+    for end, after in itertools.chain(((m.start(), m.end()) for m in re.finditer(separator, text)),
+                                      [(len(text), None)]):
+        piece = text[start:end].strip("\r\n")  # the line breaks around a marker belong to neither document
+        start = after
+        if not _blank(piece):  # blank pieces (a trailing separator, blank lines) carry no document
+            count += 1
+            yield piece
+    if count == 0:
+        raise TokenizeError(f"{path}: no documents (--txt-docs {txt_docs}: only separators and blank space)")
 
 
 def _json_type(value) -> str:
@@ -185,9 +208,10 @@ READERS = {".txt": _read_text, ".jsonl": _read_jsonl, ".json": _read_jsonl, ".pa
 SUPPORTED = tuple(READERS)
 
 
-def iter_documents(files: list[Path]):
+def iter_documents(files: list[Path], txt_docs: str = "file"):
     for f in files:
-        yield from READERS[f.suffix.lower()](f)
+        suffix = f.suffix.lower()
+        yield from _read_text(f, txt_docs) if suffix == ".txt" else READERS[suffix](f)
 
 
 def _batches(docs):
@@ -322,13 +346,17 @@ def _remove_dirs(made: list[Path]) -> None:
 
 
 def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = None,
-                   shard_tokens: int = 100_000_000, workers: int = 0, name: str = "data") -> dict:
+                   shard_tokens: int = 100_000_000, workers: int = 0, name: str = "data",
+                   txt_docs: str = "file") -> dict:
     """Tokenize `inputs` into `{name}_val_000000.bin` (unless val is empty) and `{name}_train_NNNNNN.bin` in out_dir.
     val: the first whole documents, until it holds at least `val_tokens` tokens (the last one may run past);
     0: no val shard (a note says so); None (the default): see _DefaultVal.
     train: every later document, cut every `shard_tokens` tokens (a document may continue into the next shard).
+    txt_docs: how a .txt file divides into documents, a key of TXT_SEPARATORS (default: the whole file is one).
     Earlier `{name}_train_*.bin` / `{name}_val_*.bin` files in out_dir are replaced. Returns a summary dict."""
     from tqdm import tqdm
+    if txt_docs not in TXT_SEPARATORS:
+        raise TokenizeError(f"--txt-docs {txt_docs!r}: must be one of {', '.join(TXT_SEPARATORS)}")
     if val_tokens is not None and val_tokens < 0:
         raise TokenizeError(f"--val-tokens {val_tokens}: must be 0 (no val shard) or more")
     if shard_tokens < 1:
@@ -364,7 +392,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
         # the pool is forked before tqdm may start its monitor thread
         with _pool(workers) as pool, tqdm(unit=" docs", desc="tokenizing", mininterval=0.5, file=sys.stderr,
                                           disable=None) as bar:
-            for ids, lengths, b in _ordered_map(_encode_batch, _batches(iter_documents(files)), pool, workers):
+            for ids, lengths, b in _ordered_map(_encode_batch, _batches(iter_documents(files, txt_docs)), pool, workers):
                 split.add(ids, lengths)
                 docs += len(lengths)
                 tokens += len(ids)
@@ -405,7 +433,13 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
         print(f"val: the first {sink.val_docs:,} documents, {sink.val_count:,} tokens (the default: {default}; "
               f"--val-tokens N for another size, 0 for none)")
     elif not val_tokens:  # the training recipes read val_files: say plainly that there is none, and how to get one
+        one = "the input is one document and val takes whole documents; give several documents" + (
+            ", or divide a .txt file with --txt-docs lines, paragraphs or eot" if txt_docs == "file" else "")
         print("note: no val shard written; the training recipes need one (val_files): " +
               (f"--val-tokens 0 was given; leave it out for the default ({default}) or give a size" if val_tokens == 0
-               else "the input is one document and val takes whole documents; give several documents"))
+               else one))
+    if sink.val_count:  # what to type next: the recipes read shards by glob
+        glob = lambda split: shlex.quote(str(out / f"{name}_{split}_*.bin"))
+        print(f"train on them: speedrun train --recipe tiny --set train_files={glob('train')} "
+              f"--set val_files={glob('val')}")
     return summary

@@ -1,0 +1,101 @@
+"""`speedrun data tokenize --txt-docs`: one .txt file divided into documents at its lines, blank lines or
+<|endoftext|> markers, so that one large text still gives a val shard of whole documents and a next command."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_tokenize import REPO_DIR, _expected, _split_docs, _stream
+
+import speedrun.data.tokenize as tokenize
+from speedrun.data.tokenize import TokenizeError, tokenize_files
+
+# a TinyStories-style dump: documents between <|endoftext|> markers, each on lines of its own
+STORIES = ["Once upon a time there was a cat.\nIt sat on a mat.", "Lily liked red <b>balls</b>.",
+           "The end came fast. \"Bye!\" said Tom."]
+EOT_TEXT = "\n<|endoftext|>\n".join(STORIES) + "\n<|endoftext|>\n"
+
+
+@pytest.mark.parametrize("mode, text, docs", [
+    ("eot", EOT_TEXT, STORIES),
+    ("eot", "<|endoftext|>a<|endoftext|><|endoftext|> b <|endoftext|>", ["a", " b "]),  # spaces are text
+    # paragraphs: blank lines (also of spaces, also CRLF) divide; a single line break and an indent do not
+    ("paragraphs", "\n\nFirst para\n  goes on.\n\n\n  Indented second.\r\n \r\nThird\n",
+     ["First para\n  goes on.", "  Indented second.", "Third"]),
+    ("lines", "one\r\ntwo  \n\n   \nthree", ["one", "two  ", "three"]),
+    # the default: the whole file is one document, a marker in it ordinary text (as before --txt-docs)
+    ("file", EOT_TEXT, [EOT_TEXT]),
+])
+def test_a_txt_file_divides_into_the_documents_of_its_mode(tmp_path, mode, text, docs):
+    src = tmp_path / "in.txt"
+    src.write_bytes(text.encode())
+    summary = tokenize_files([str(src)], str(tmp_path / "out"), val_tokens=0, workers=1, txt_docs=mode)
+    tokens = _stream(tmp_path / "out")
+    np.testing.assert_array_equal(tokens, _expected(docs))
+    assert _split_docs(tokens) == docs and summary["documents"] == len(docs)
+
+
+def test_one_large_text_gets_a_val_shard_and_the_command_to_train_on_it(tmp_path, capsys):
+    src = tmp_path / "book.txt"
+    src.write_text("".join(f"Paragraph {i}: " + "some words, " * (i % 9 + 1) + "end.\n\n" for i in range(60)))
+    out = tmp_path / "my data"  # a space: the printed command quotes its paths
+    tokenize_files([str(src)], str(out), workers=1)
+    said = capsys.readouterr().out
+    assert "no val shard" in said and "--txt-docs lines, paragraphs or eot" in said  # one document: what to do
+    assert "train on them" not in said
+
+    summary = tokenize_files([str(src)], str(out), workers=1, txt_docs="paragraphs")
+    said = capsys.readouterr().out
+    assert 0 < summary["val_documents"] < 60 and summary["val_documents"] + summary["train_documents"] == 60
+    assert summary["val_tokens"] >= summary["tokens"] / 10  # the default: a tenth, in whole documents
+    (command,) = [line for line in said.splitlines() if line.startswith("train on them: ")]
+    words = shlex.split(command.removeprefix("train on them: "))
+    assert words[:4] == ["speedrun", "train", "--recipe", "tiny"]
+    sets = dict(w.split("=", 1) for w in words[5::2])
+    assert words[4::2] == ["--set", "--set"] and set(sets) == {"train_files", "val_files"}
+    assert glob.glob(sets["train_files"]) == [str(out / "data_train_000000.bin")]
+    assert glob.glob(sets["val_files"]) == [str(out / "data_val_000000.bin")]
+
+
+def test_same_bytes_for_one_and_two_workers_with_many_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(tokenize, "BATCH_CHARS", 200)  # a few paragraphs a batch: many batches in flight
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(f"line {i} " + "x y z " * (i % 7) for i in range(500)))
+    outs = [tmp_path / f"w{w}" for w in (1, 2)]
+    for w, out in zip((1, 2), outs):
+        tokenize_files([str(src)], str(out), workers=w, txt_docs="lines", shard_tokens=1000)
+    names = sorted(p.name for p in outs[0].iterdir())
+    assert len(names) > 3 and names == sorted(p.name for p in outs[1].iterdir())
+    assert all((outs[0] / n).read_bytes() == (outs[1] / n).read_bytes() for n in names)
+    assert len(_split_docs(_stream(outs[0]))) == 500
+
+
+def test_a_file_of_separators_only_is_a_one_line_error_and_writes_nothing(tmp_path):
+    src = tmp_path / "marks.txt"
+    src.write_text("<|endoftext|>\n\n<|endoftext|>  \n")
+    with pytest.raises(TokenizeError, match=r"marks.txt: no documents \(--txt-docs eot: only separators"):
+        tokenize_files([str(src)], str(tmp_path / "out"), txt_docs="eot")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(TokenizeError, match="--txt-docs 'pages': must be one of file, lines, paragraphs, eot"):
+        tokenize_files([str(src)], str(tmp_path / "out"), txt_docs="pages")
+
+
+def test_cli_takes_the_mode_and_refuses_an_unknown_one(tmp_path):
+    src = tmp_path / "stories.txt"
+    src.write_text(EOT_TEXT * 4)
+    env = dict(os.environ, PYTHONPATH=str(REPO_DIR))  # this checkout, whatever the editable install points at
+    run = lambda *args: subprocess.run([sys.executable, "-m", "speedrun", "data", "tokenize", str(src), "--out",
+                                        str(tmp_path / "o"), *args], capture_output=True, text=True, env=env,
+                                       timeout=120)
+    ok = run("--txt-docs", "eot")
+    assert ok.returncode == 0, ok.stderr
+    assert "12 documents" in ok.stdout and "train on them: speedrun train" in ok.stdout
+    assert _split_docs(_stream(tmp_path / "o")) == STORIES * 4
+    bad = run("--txt-docs", "pages")
+    assert bad.returncode == 2 and "invalid choice: 'pages'" in bad.stderr
