@@ -263,6 +263,13 @@ def test_resolve_single_file(shard_folder):
     assert resolve_shards(str(f)) == [f]
 
 
+def test_resolve_a_file_whose_path_holds_glob_characters(make_shard, tmp_path):
+    """A run resolves its files, then passes each path on (validation, checks): a folder named `runs [v2]` must
+    not turn the file back into a pattern that matches nothing."""
+    f = make_shard([1, 2, 3], name="val_000000.bin", folder=tmp_path / "runs [v2]")
+    assert resolve_shards(f) == resolve_shards([str(f)]) == [f]
+
+
 def test_resolve_folder_gives_sorted_bin_files(shard_folder):
     names = [p.name for p in resolve_shards(shard_folder)]
     assert names == ["train_000000.bin", "train_000001.bin", "train_000002.bin", "val_000000.bin"]

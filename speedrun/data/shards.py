@@ -98,10 +98,10 @@ def resolve_shards(pattern: str | os.PathLike | list) -> list[Path]:
     p = Path(os.path.expanduser(str(pattern)))
     if p.is_dir():
         files = sorted(p.glob("*.bin"))
+    elif p.exists():  # before the glob: a file named with [ ] is that file, as a resolved list passed again
+        files = [p]
     elif any(ch in str(p) for ch in "*?["):
         files = sorted(f for f in Path(p.anchor).glob(str(p.relative_to(p.anchor))) if f.is_file())
-    elif p.exists():
-        files = [p]
     else:
         raise ShardError(f"{pattern}: no such file or folder")
     if not files:
