@@ -123,6 +123,9 @@ def check_before_ranks(recipe, resume, args) -> None:
 
 def cmd_train(args) -> int:
     import torch
+    if args.data:
+        from speedrun.run_data import data_folder_overrides
+        args.overrides = data_folder_overrides(args.data, args.overrides) + args.overrides
     resume = None
     if args.resume:
         # A resumed run continues the checkpoint's recipe (checked here, once, before any rank starts).
@@ -343,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     f"a GPU machine, tiny otherwise")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe field (repeatable), e.g. --set steps=200")
+    p.add_argument("--data", metavar="DIR", help="train on a folder's *_train_*.bin and validate on its *_val_*.bin "
+                   "(what `speedrun data tokenize` and `fineweb` write); the same as --set train_files / val_files")
     p.add_argument("--device", choices=["cpu", "cuda"], help="force a device (cpu also runs GPU-only recipes)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved recipe, parameter counts and device plan; do not train")

@@ -6,6 +6,8 @@ reads the files it trained on. `speedrun train --nproc N` runs this before torch
 error line rather than one per rank under torchrun's report; every rank runs it again.
 """
 
+import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,3 +68,22 @@ def _check_same_train_files(ckpt: Checkpoint, file_list: list[tuple[str, int]]) 
         raise CheckpointError(
             f"{ckpt.path}: the train files ({len(file_list)}: {file_list[0][0]}, ...) are not the ones the run "
             f"trained on ({len(ckpt.train_files)}: {ckpt.train_files[0][0]}, ...); the data order would change")
+
+
+def data_folder_overrides(folder: str, overrides: list[str]) -> list[str]:
+    """`--data DIR`: the recipe's train_files and val_files as the folder's `*_train_*.bin` and `*_val_*.bin`, the
+    names `speedrun data tokenize` and `fineweb` write. Refused beside a --set of either, and without both kinds."""
+    given = [o.split("=", 1)[0].strip() for o in overrides]
+    for key in ("train_files", "val_files"):
+        if key in given:
+            raise RecipeError(f"--data {folder} and --set {key}: give one or the other")
+    path = Path(os.path.expanduser(folder))
+    if not path.is_dir():
+        raise ShardError(f"--data {folder}: {'not a folder' if path.exists() else 'no such folder'}")
+    patterns = {key: os.path.join(glob.escape(str(path)), f"*_{split}_*.bin")
+                for key, split in (("train_files", "train"), ("val_files", "val"))}
+    for key, pattern in patterns.items():
+        if not glob.glob(pattern):
+            raise ShardError(f"--data {folder}: no {Path(pattern).name} shards there; make them with `speedrun data "
+                             f"tokenize FILES --out {folder}` (or `speedrun data fineweb --dir {folder}`)")
+    return [f"{key}={pattern}" for key, pattern in patterns.items()]

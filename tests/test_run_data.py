@@ -1,5 +1,6 @@
 """A run's data checked before any work: missing FineWeb shards say how many to get, train files too short for the
-run (counted from a resumed run's position), and what a checkpoint's resume needs of the files."""
+run (counted from a resumed run's position), and what a checkpoint's resume needs of the files. And `--data DIR`:
+a folder's train and val shards by name."""
 
 from types import SimpleNamespace
 
@@ -14,7 +15,9 @@ from speedrun.data.shards import ShardError, read_shard, write_shard
 from speedrun.data.stream import BatchStream, StreamPosition
 from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
-from speedrun.run_data import check_run_data
+from speedrun.cli import main
+from speedrun.recipe import RecipeError
+from speedrun.run_data import check_run_data, data_folder_overrides
 from speedrun.train import run
 
 SMALL = {"seq_len": 256, "val_seq_len": 256, "window_ramp_tokens": 256, "batch_tokens": 256, "val_tokens": 512,
@@ -99,3 +102,41 @@ def test_missing_fineweb_files_say_how_many_shards_to_get(tmp_path, monkeypatch)
         "; kjj0/fineweb10B-gpt2 has 103 train shards, the run needs 394: set train_loop = true")
     assert download_hint("data/fineweb10B_mine/x_*.bin", 1770, 393_216) == ""  # not the download's folder
     assert download_hint("elsewhere/fineweb10B/x_*.bin", 1770, 393_216) == ""
+
+
+def test_data_folder_gives_its_train_and_val_shards_by_name(tmp_path):
+    folder = tmp_path / "my [data]"  # glob characters in the folder's name are the name, not a pattern
+    folder.mkdir()
+    shards = {n: write_shard(folder / n, np.arange(600) + 1) for n in
+              ("mine_val_000000.bin", "mine_train_000000.bin", "mine_train_000001.bin")}
+    (folder / "notes_000000.bin").write_bytes(b"not a shard of either kind")
+    sets = [f"{k}={v}" for k, v in {**SMALL, "train_loop": "false", "val_tokens": 256, "steps": 1}.items()]
+    data = check_run_data(load_recipe("tiny", data_folder_overrides(str(folder), sets) + sets))
+    assert data.train_files == [shards["mine_train_000000.bin"], shards["mine_train_000001.bin"]]
+    assert data.val_files == [shards["mine_val_000000.bin"]]
+
+
+def test_data_folder_errors_name_the_folder_and_the_fix(tmp_path):
+    with pytest.raises(ShardError, match=r"^--data .*nope: no such folder$"):
+        data_folder_overrides(str(tmp_path / "nope"), [])
+    write_shard(tmp_path / "x_train_000000.bin", np.arange(10))
+    with pytest.raises(ShardError, match=r"^--data .*x_train_000000.bin: not a folder$"):
+        data_folder_overrides(str(tmp_path / "x_train_000000.bin"), [])
+    with pytest.raises(ShardError, match=r"no \*_val_\*\.bin shards there; make them with `speedrun data tokenize "
+                                         r"FILES --out .*`"):
+        data_folder_overrides(str(tmp_path), [])
+    with pytest.raises(RecipeError, match=r"--set val_files: give one or the other"):
+        data_folder_overrides(str(tmp_path), ["steps=3", " val_files = x"])
+
+
+def test_cli_trains_on_a_data_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_shard(tmp_path / "d" / "c_train_000000.bin", np.array(read_shard(DEMO_DIR / "demo_train_000000.bin")[:1_000]))
+    write_shard(tmp_path / "d" / "c_val_000000.bin", np.array(read_shard(DEMO_DIR / "demo_val_000000.bin")[:600]))
+    given = {**SMALL, "train_loop": "false", "steps": 2, "val_every": 0, "sample_tokens": 0}
+    sets = [a for k, v in given.items() for a in ("--set", f"{k}={v}")]
+    assert main(["train", "--recipe", "tiny", "--data", "d", *sets, "--no-final-checkpoint"]) == 0
+    log = next((tmp_path / "logs").glob("*.txt")).read_text()
+    assert '"train_files": "d/*_train_*.bin"' in log and '"val_files": "d/*_val_*.bin"' in log  # the run's record
+    assert main(["train", "--recipe", "tiny", "--data", "e"]) == 2  # a one-line error, before any work
+    assert capsys.readouterr().err.strip() == "speedrun: error: --data e: no such folder"

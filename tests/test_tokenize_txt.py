@@ -15,6 +15,7 @@ from test_tokenize import REPO_DIR, _expected, _split_docs, _stream
 
 import speedrun.data.tokenize as tokenize
 from speedrun.data.tokenize import TokenizeError, tokenize_files
+from speedrun.run_data import data_folder_overrides
 
 # a TinyStories-style dump: documents between <|endoftext|> markers, each on lines of its own
 STORIES = ["Once upon a time there was a cat.\nIt sat on a mat.", "Lily liked red <b>balls</b>.",
@@ -56,11 +57,10 @@ def test_one_large_text_gets_a_val_shard_and_the_command_to_train_on_it(tmp_path
     assert summary["val_tokens"] >= summary["tokens"] / 10  # the default: a tenth, in whole documents
     (command,) = [line for line in said.splitlines() if line.startswith("train on them: ")]
     words = shlex.split(command.removeprefix("train on them: "))
-    assert words[:4] == ["speedrun", "train", "--recipe", "tiny"]
-    sets = dict(w.split("=", 1) for w in words[5::2])
-    assert words[4::2] == ["--set", "--set"] and set(sets) == {"train_files", "val_files"}
-    assert glob.glob(sets["train_files"]) == [str(out / "data_train_000000.bin")]
-    assert glob.glob(sets["val_files"]) == [str(out / "data_val_000000.bin")]
+    assert words == ["speedrun", "train", "--recipe", "tiny", "--data", str(out)]
+    found = dict(o.split("=", 1) for o in data_folder_overrides(words[-1], []))
+    assert glob.glob(found["train_files"]) == [str(out / "data_train_000000.bin")]
+    assert glob.glob(found["val_files"]) == [str(out / "data_val_000000.bin")]
 
 
 def test_same_bytes_for_one_and_two_workers_with_many_batches(tmp_path, monkeypatch):

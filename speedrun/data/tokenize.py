@@ -438,8 +438,6 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
         print("note: no val shard written; the training recipes need one (val_files): " +
               (f"--val-tokens 0 was given; leave it out for the default ({default}) or give a size" if val_tokens == 0
                else one))
-    if sink.val_count:  # what to type next: the recipes read shards by glob
-        glob = lambda split: shlex.quote(str(out / f"{name}_{split}_*.bin"))
-        print(f"train on them: speedrun train --recipe tiny --set train_files={glob('train')} "
-              f"--set val_files={glob('val')}")
+    if sink.val_count:  # what to type next
+        print(f"train on them: speedrun train --recipe tiny --data {shlex.quote(str(out))}")
     return summary
