@@ -9,14 +9,13 @@ import pytest
 import torch
 
 from speedrun.checkpoint import CheckpointError
+from speedrun.cli import main
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.fineweb import download_hint
 from speedrun.data.shards import ShardError, read_shard, write_shard
 from speedrun.data.stream import BatchStream, StreamPosition
 from speedrun.plan import make_plan
-from speedrun.recipe import load_recipe
-from speedrun.cli import main
-from speedrun.recipe import RecipeError
+from speedrun.recipe import RecipeError, load_recipe
 from speedrun.run_data import check_run_data, data_folder_overrides
 from speedrun.train import run
 
