@@ -382,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="target folder (default: data/fineweb<variant>)")
     p = dsub.add_parser("tokenize", help="plain text / JSON lines / Parquet files -> train and val shards")
     p.add_argument("inputs", nargs="+", help="files or folders of them: .txt (one document per file, or see "
-                   "--txt-docs), .jsonl/.json (JSON lines, a \"text\" field each) or .parquet (a \"text\" column)")
+                   "--txt-docs), .jsonl/.json (JSON lines, a \"text\" field each), either maybe .gz/.xz/.bz2, or .parquet "
+                   "(a \"text\" column)")
     p.add_argument("--txt-docs", choices=["file", "lines", "paragraphs", "eot"], default="file",
                    help="how a .txt file divides into documents: the whole file, each line, text between blank "
                         "lines, or text between <|endoftext|> markers (as in TinyStories)")

@@ -1,6 +1,6 @@
 """Your own text -> train/val token shards: plain text, JSON lines (`text` field), Parquet (`text` column).
 
-A .txt file is one document, or (`txt_docs`) divides into documents at its lines, blank lines or `<|endoftext|>`
+Text and JSON lines may come compressed (.gz, .xz, .bz2: `.jsonl.gz`). A .txt file is one document, or (`txt_docs`) divides into documents at its lines, blank lines or `<|endoftext|>`
 markers: one large text (a book, a TinyStories dump) then still gives a val shard of whole documents.
 
 Documents are tokenized (`encode_document`) by a pool of processes and consumed in input order, so the shards
@@ -8,9 +8,12 @@ are byte-identical whatever the worker count. Shards are written into a temporar
 and moved into place only when every input has been read: an error leaves nothing behind.
 """
 
+import bz2
 import contextlib
+import gzip
 import itertools
 import json
+import lzma
 import multiprocessing as mp
 import os
 import re
@@ -19,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zlib
 from collections import deque
 from pathlib import Path
 
@@ -59,17 +63,18 @@ def expand_inputs(inputs: list[str], skipped: list[Path] | None = None) -> list[
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file()
                            and not any(part.startswith(".") for part in f.relative_to(p).parts))  # skip hidden
-            ok = [f for f in found if f.suffix.lower() in READERS]
+            ok = [f for f in found if _kind(f)]
             if skipped is not None:
-                skipped.extend(f for f in found if f.suffix.lower() not in READERS)
+                skipped.extend(f for f in found if not _kind(f))
             if not ok:
                 raise TokenizeError(f"{p}: folder holds no {', '.join(SUPPORTED)} files")
             files.extend(ok)
         elif p.is_file():
-            if p.suffix.lower() not in READERS:
-                raise TokenizeError(f"{p}: unsupported file type {p.suffix or '(no extension)'!r}; "
+            if not _kind(p):
+                raise TokenizeError(f"{p}: unsupported file type {''.join(p.suffixes[-2:]) or '(no extension)'!r}; "
                                     f"use .txt (one document per file), .jsonl/.json (JSON lines with a "
-                                    f"\"text\" field) or .parquet (a \"text\" column)")
+                                    f"\"text\" field), either maybe compressed ({'/'.join(COMPRESSED)}), "
+                                    f"or .parquet (a \"text\" column)")
             files.append(p)
         elif p.exists():
             raise TokenizeError(f"{p}: not a regular file")
@@ -89,7 +94,8 @@ def _blank(text: str) -> bool:
 
 
 def _read_text(path: Path, txt_docs: str = "file"):
-    data = path.read_bytes()
+    with _open(path) as f:
+        data = _read_or_fail(path, f.read)
     try:
         text = data.decode("utf-8-sig")  # a leading byte-order mark is not part of the text
     except UnicodeDecodeError as e:
@@ -125,9 +131,10 @@ def _json_type(value) -> str:
 
 
 def _read_jsonl(path: Path):
-    count = 0
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
+    count, lineno = 0, 0
+    with _open(path) as f:
+        while raw := _read_or_fail(path, f.readline, lineno + 1):
+            lineno += 1
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -206,12 +213,34 @@ def _read_parquet(path: Path):
 
 READERS = {".txt": _read_text, ".jsonl": _read_jsonl, ".json": _read_jsonl, ".parquet": _read_parquet}
 SUPPORTED = tuple(READERS)
+COMPRESSED = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}  # Parquet compresses inside: not for .parquet
+
+
+def _kind(path: Path) -> str | None:
+    """The reader's key for a file: its suffix, or the one before a compression suffix (.jsonl.gz); None: no reader."""
+    *inner, last = [""] + [s.lower() for s in path.suffixes[-2:]]
+    kind = inner[-1] if last in COMPRESSED else last
+    return kind if kind in READERS and not (last in COMPRESSED and kind == ".parquet") else None
+
+
+def _open(path: Path):
+    """The file's bytes, decompressed as it is read where its name says so."""
+    return COMPRESSED.get(path.suffix.lower(), open)(path, "rb")
+
+
+def _read_or_fail(path: Path, read, lineno: int | None = None):
+    """read(), with a damaged or truncated compressed file (or a failing disk) as one line naming the file."""
+    try:
+        return read()
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
+        where = f"line {lineno}: " if lineno else ""
+        raise TokenizeError(f"{path}: {where}cannot read it ({_one_line(e)})") from None
 
 
 def iter_documents(files: list[Path], txt_docs: str = "file"):
     for f in files:
-        suffix = f.suffix.lower()
-        yield from _read_text(f, txt_docs) if suffix == ".txt" else READERS[suffix](f)
+        kind = _kind(f)
+        yield from _read_text(f, txt_docs) if kind == ".txt" else READERS[kind](f)
 
 
 def _batches(docs):
@@ -372,7 +401,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     if skipped:
         print(f"skipping {len(skipped)} files in input folders that are not {'/'.join(SUPPORTED)} "
               f"(e.g. {skipped[0]})")
-    for f in [f for f in files if f.suffix.lower() == ".parquet"]:  # fail on a wrong column before tokenizing
+    for f in [f for f in files if _kind(f) == ".parquet"]:  # fail on a wrong column before tokenizing
         _open_parquet(f)
     # all the cores this process may use (containers, taskset)
     workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -1,9 +1,14 @@
-"""`speedrun data tokenize --txt-docs`: one .txt file divided into documents at its lines, blank lines or
-<|endoftext|> markers, so that one large text still gives a val shard of whole documents and a next command."""
+"""What `speedrun data tokenize` reads: with `--txt-docs`, one .txt file divided into documents at its lines, blank
+lines or <|endoftext|> markers, so that one large text still gives a val shard of whole documents and a next
+command; and text and JSON lines compressed with gzip, xz or bzip2, read as they decompress."""
 
 from __future__ import annotations
 
+import bz2
 import glob
+import gzip
+import json
+import lzma
 import os
 import shlex
 import subprocess
@@ -99,3 +104,38 @@ def test_cli_takes_the_mode_and_refuses_an_unknown_one(tmp_path):
     assert _split_docs(_stream(tmp_path / "o")) == STORIES * 4
     bad = run("--txt-docs", "pages")
     assert bad.returncode == 2 and "invalid choice: 'pages'" in bad.stderr
+
+
+COMPRESSORS = {".gz": gzip.compress, ".xz": lzma.compress, ".bz2": bz2.compress}
+
+
+@pytest.mark.parametrize("ext", list(COMPRESSORS))
+def test_compressed_text_and_json_lines_give_the_bytes_of_the_plain_files(tmp_path, ext):
+    plain, packed = tmp_path / "plain", tmp_path / "packed"
+    for folder in (plain, packed):
+        folder.mkdir()
+    lines = "".join(json.dumps({"text": s}) + "\n" for s in STORIES * 3)
+    for name, text in (("a.jsonl", lines), ("b.txt", EOT_TEXT)):
+        (plain / name).write_text(text)
+        (packed / (name + ext)).write_bytes(COMPRESSORS[ext](text.encode()))
+    (packed / "c.parquet.gz").write_bytes(b"Parquet compresses inside; skipped, not read")
+    results = [tokenize_files([str(folder)], str(tmp_path / f"out-{folder.name}"), workers=1, txt_docs="eot",
+                              val_tokens=20) for folder in (plain, packed)]
+    assert results[0]["documents"] == results[1]["documents"] == 12
+    names = sorted(p.name for p in (tmp_path / "out-plain").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "out-packed").iterdir())
+    assert all((tmp_path / "out-plain" / n).read_bytes() == (tmp_path / "out-packed" / n).read_bytes() for n in names)
+
+
+@pytest.mark.parametrize("name, data, error", [
+    ("cut.jsonl.gz", gzip.compress(b'{"text": "one"}\n{"text": "two"}\n' * 200)[:-30], r"cut.jsonl.gz: line \d+: "
+     r"cannot read it \(Compressed file ended before the end-of-stream marker was reached\)$"),
+    ("bad.txt.xz", b"not xz at all", r"bad.txt.xz: cannot read it \(Input format not supported by decoder\)$"),
+    ("bad.txt.gz", b"not gzip", r"bad.txt.gz: cannot read it \(Not a gzipped file \(b'no'\)\)$"),
+    ("rows.parquet.gz", b"", r"rows.parquet.gz: unsupported file type '.parquet.gz'"),
+])
+def test_a_damaged_or_truncated_compressed_file_is_one_line_and_writes_nothing(tmp_path, name, data, error):
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(TokenizeError, match=error):
+        tokenize_files([str(tmp_path / name)], str(tmp_path / "out"), workers=1)
+    assert not (tmp_path / "out").exists()
