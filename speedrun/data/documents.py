@@ -1,0 +1,222 @@
+"""Documents from your files, in reading order: plain text, JSON lines (`text` field), Parquet (`text` column).
+
+Text and JSON lines may come compressed (.gz, .xz, .bz2: `.jsonl.gz`), read as they decompress. A .txt file is one
+document, or (`txt_docs`) divides into documents at its lines, blank lines or `<|endoftext|>` markers: one large text
+(a book, a TinyStories dump) then still gives a val shard of whole documents. Bad input is one line naming the file
+(and line or row where it applies).
+"""
+
+import bz2
+import gzip
+import itertools
+import json
+import lzma
+import os
+import re
+import zlib
+from pathlib import Path
+
+from speedrun.errors import SpeedrunError
+
+PARQUET_BATCH_ROWS = 1024
+# How a .txt file divides into documents: what stands between two of them (None: the whole file is one).
+# `paragraphs`: one or more blank lines (a line of spaces counts as blank), the next line's indent kept.
+TXT_SEPARATORS = {"file": None, "lines": r"\r?\n", "paragraphs": r"\r?\n(?:[ \t\f\v]*\r?\n)+",
+                  "eot": re.escape("<|endoftext|>")}
+
+
+class TokenizeError(SpeedrunError, ValueError):
+    """An input file cannot be tokenized. One line naming the file (and line or row where it applies)."""
+
+
+def expand_inputs(inputs: list[str], skipped: list[Path] | None = None) -> list[Path]:
+    """Files in reading order: each input as given; a folder's supported files recursively, sorted by path.
+    Other files found in folders are appended to `skipped` (when given); named files must be supported."""
+    if not inputs:
+        raise TokenizeError("no input files given")
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(os.path.expanduser(str(item)))
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file()
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))  # skip hidden
+            ok = [f for f in found if reader_of(f)]
+            if skipped is not None:
+                skipped.extend(f for f in found if not reader_of(f))
+            if not ok:
+                raise TokenizeError(f"{p}: folder holds no {', '.join(SUPPORTED)} files")
+            files.extend(ok)
+        elif p.is_file():
+            if not reader_of(p):
+                raise TokenizeError(f"{p}: unsupported file type {''.join(p.suffixes[-2:]) or '(no extension)'!r}; "
+                                    f"use .txt (one document per file), .jsonl/.json (JSON lines with a "
+                                    f"\"text\" field), either maybe compressed ({'/'.join(COMPRESSED)}), "
+                                    f"or .parquet (a \"text\" column)")
+            files.append(p)
+        elif p.exists():
+            raise TokenizeError(f"{p}: not a regular file")
+        else:
+            raise TokenizeError(f"{p}: no such file or folder")
+    return files
+
+
+def one_line(e: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _blank(text: str) -> bool:
+    """No text to tokenize: empty or only whitespace. The same rule for every format (a file, a line, a row)."""
+    return not text or text.isspace()
+
+
+def _read_text(path: Path, txt_docs: str = "file"):
+    with _open(path) as f:
+        data = _read_or_fail(path, f.read)
+    try:
+        text = data.decode("utf-8-sig")  # a leading byte-order mark is not part of the text
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise TokenizeError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[e.start]:02x} "
+                            f"at offset {e.start}); binary file?") from None
+    if _blank(text):  # after decoding, so a file of only a byte-order mark or Unicode spaces counts as empty
+        raise TokenizeError(f"{path}: empty file (no text to tokenize)")
+    if "\x00" in text:
+        offset = data.index(b"\x00")
+        line = data.count(b"\n", 0, offset) + 1
+        raise TokenizeError(f"{path}: line {line}: NUL byte at offset {offset}; binary file?")
+    del data  # a large file: hold its text once, not its bytes as well
+    separator = TXT_SEPARATORS[txt_docs]
+    if separator is None:
+        yield text
+        return
+    count, start = 0, 0
+    for end, after in itertools.chain(((m.start(), m.end()) for m in re.finditer(separator, text)),
+                                      [(len(text), None)]):
+        piece = text[start:end].strip("\r\n")  # the line breaks around a marker belong to neither document
+        start = after
+        if not _blank(piece):  # blank pieces (a trailing separator, blank lines) carry no document
+            count += 1
+            yield piece
+    if count == 0:
+        raise TokenizeError(f"{path}: no documents (--txt-docs {txt_docs}: only separators and blank space)")
+
+
+def _json_type(value) -> str:
+    return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _read_jsonl(path: Path):
+    count, lineno = 0, 0
+    with _open(path) as f:
+        while raw := _read_or_fail(path, f.readline, lineno + 1):
+            lineno += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise TokenizeError(f"{path}: line {lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at "
+                                    f"column {e.start + 1}); binary file?") from None
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")
+            if not line.strip():
+                continue  # blank lines (a trailing newline, spacing) carry no document
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                hint = ("; expected JSON lines (one object per line), not a JSON array"
+                        if lineno == 1 and line.lstrip().startswith("[") else "")
+                raise TokenizeError(f"{path}: line {lineno}: not valid JSON ({e.msg} at column {e.colno}){hint}"
+                                    ) from None
+            if not isinstance(obj, dict):
+                raise TokenizeError(f"{path}: line {lineno}: expected a JSON object with a \"text\" field, "
+                                    f"got {_json_type(obj)}")
+            if "text" not in obj:
+                keys = ", ".join(list(obj)[:8]) or "none"
+                raise TokenizeError(f"{path}: line {lineno}: no \"text\" field (fields: {keys})")
+            text = obj["text"]
+            if not isinstance(text, str):
+                raise TokenizeError(f"{path}: line {lineno}: \"text\" is {_json_type(text)}, not a string")
+            if _blank(text):
+                raise TokenizeError(f"{path}: line {lineno}: \"text\" is {'only whitespace' if text else 'empty'} "
+                                    f"(no text to tokenize)")
+            count += 1
+            yield text
+    if count == 0:
+        raise TokenizeError(f"{path}: no documents (empty file or only blank lines)")
+
+
+def open_parquet(path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    try:
+        pf = pq.ParquetFile(path)
+        schema = pf.schema_arrow
+    except (pa.ArrowException, OSError) as e:
+        raise TokenizeError(f"{path}: not a readable Parquet file ({one_line(e)})") from None
+    if "text" not in schema.names:
+        raise TokenizeError(f"{path}: no \"text\" column (columns: {', '.join(schema.names[:8]) or 'none'})")
+    t = schema.field("text").type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or
+            (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(t))):
+        raise TokenizeError(f"{path}: \"text\" column has type {t}, not string")
+    if pf.metadata.num_rows == 0:
+        raise TokenizeError(f"{path}: no documents (0 rows)")
+    return pf
+
+
+def _read_parquet(path: Path):
+    import pyarrow as pa
+    pf = open_parquet(path)
+    row = 0
+    try:
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=["text"]):
+            col = batch.column(0)
+            if col.null_count:
+                first = col.is_null().to_pylist().index(True) + row + 1
+                raise TokenizeError(f"{path}: row {first}: \"text\" is null, not a string")
+            texts = col.to_pylist()
+            for i, text in enumerate(texts):
+                if _blank(text):
+                    raise TokenizeError(f"{path}: row {row + i + 1}: \"text\" is "
+                                        f"{'only whitespace' if text else 'empty'} (no text to tokenize)")
+            yield from texts
+            row += batch.num_rows
+    except (pa.ArrowException, OSError) as e:
+        raise TokenizeError(f"{path}: row {row + 1}: cannot read Parquet data ({one_line(e)})") from None
+
+
+READERS = {".txt": _read_text, ".jsonl": _read_jsonl, ".json": _read_jsonl, ".parquet": _read_parquet}
+SUPPORTED = tuple(READERS)
+COMPRESSED = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}  # Parquet compresses inside: not for .parquet
+
+
+def reader_of(path: Path) -> str | None:
+    """The reader's key for a file: its suffix, or the one before a compression suffix (.jsonl.gz); None: no reader."""
+    *inner, last = [""] + [s.lower() for s in path.suffixes[-2:]]
+    kind = inner[-1] if last in COMPRESSED else last
+    return kind if kind in READERS and not (last in COMPRESSED and kind == ".parquet") else None
+
+
+def _open(path: Path):
+    """The file's bytes, decompressed as it is read where its name says so."""
+    return COMPRESSED.get(path.suffix.lower(), open)(path, "rb")
+
+
+def _read_or_fail(path: Path, read, lineno: int | None = None):
+    """read(), with a damaged or truncated compressed file (or a failing disk) as one line naming the file."""
+    try:
+        return read()
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
+        where = f"line {lineno}: " if lineno else ""
+        raise TokenizeError(f"{path}: {where}cannot read it ({one_line(e)})") from None
+
+
+def iter_documents(files: list[Path], txt_docs: str = "file"):
+    for f in files:
+        kind = reader_of(f)
+        yield from _read_text(f, txt_docs) if kind == ".txt" else READERS[kind](f)
+
+
