@@ -1,6 +1,7 @@
 """What `speedrun data tokenize` reads: with `--txt-docs`, one .txt file divided into documents at its lines, blank
 lines or <|endoftext|> markers, so that one large text still gives a val shard of whole documents and a next
-command; and text and JSON lines compressed with gzip, xz or bzip2, read as they decompress."""
+command; text and JSON lines compressed with gzip, xz or bzip2, read as they decompress; and `--val-from`, a
+dataset's own validation split as the val shard."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import pytest
 from test_tokenize import REPO_DIR, _expected, _split_docs, _stream
 
 import speedrun.data.tokenize as tokenize
+from speedrun.cli import main
+from speedrun.data.shards import read_shard
 from speedrun.data.tokenize import TokenizeError, tokenize_files
 from speedrun.run_data import data_folder_overrides
 
@@ -138,4 +141,29 @@ def test_a_damaged_or_truncated_compressed_file_is_one_line_and_writes_nothing(t
     (tmp_path / name).write_bytes(data)
     with pytest.raises(TokenizeError, match=error):
         tokenize_files([str(tmp_path / name)], str(tmp_path / "out"), workers=1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_val_from_makes_the_val_shard_of_all_its_documents_and_train_of_all_the_inputs(tmp_path, capsys):
+    (tmp_path / "valid").mkdir()
+    (tmp_path / "train.txt").write_text(EOT_TEXT * 5)
+    (tmp_path / "valid" / "a.txt").write_text("Valid story one.<|endoftext|>Valid story two.")
+    (tmp_path / "valid" / "b.jsonl").write_text(json.dumps({"text": "Valid three."}) + "\n")
+    out = tmp_path / "out"
+    assert main(["data", "tokenize", str(tmp_path / "train.txt"), "--txt-docs", "eot", "--val-from",
+                 str(tmp_path / "valid"), "-o", str(out), "--workers", "1"]) == 0
+    said = capsys.readouterr().out
+    assert "val: the 3 documents of --val-from" in said and "train: the 15 of the inputs" in said
+    val = _split_docs(np.asarray(read_shard(out / "data_val_000000.bin")))
+    assert val == ["Valid story one.", "Valid story two.", "Valid three."]  # a.txt, then b.jsonl: sorted paths
+    assert _split_docs(np.asarray(read_shard(out / "data_train_000000.bin"))) == STORIES * 5  # none kept back
+
+
+def test_val_from_refuses_a_file_that_is_also_an_input_and_a_val_size(tmp_path):
+    src = tmp_path / "all.txt"
+    src.write_text(EOT_TEXT)
+    with pytest.raises(TokenizeError, match=r"all.txt: both an input and --val-from; validation would score tokens"):
+        tokenize_files([str(src)], str(tmp_path / "out"), val_from=[str(tmp_path)])  # the folder holds all.txt
+    with pytest.raises(TokenizeError, match=r"^--val-from and --val-tokens: give one"):
+        tokenize_files([str(src)], str(tmp_path / "out"), val_from=[str(src)], val_tokens=100)
     assert not (tmp_path / "out").exists()

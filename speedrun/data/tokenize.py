@@ -175,16 +175,19 @@ def _remove_dirs(made: list[Path]) -> None:
 
 def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = None,
                    shard_tokens: int = 100_000_000, workers: int = 0, name: str = "data",
-                   txt_docs: str = "file") -> dict:
+                   txt_docs: str = "file", val_from: list[str] | None = None) -> dict:
     """Tokenize `inputs` into `{name}_val_000000.bin` (unless val is empty) and `{name}_train_NNNNNN.bin` in out_dir.
     val: the first whole documents, until it holds at least `val_tokens` tokens (the last one may run past);
-    0: no val shard (a note says so); None (the default): see _DefaultVal.
+    0: no val shard (a note says so); None (the default): see _DefaultVal. With `val_from` (files or folders, e.g. a
+    dataset's own validation split): val is all of their documents, and train all of the inputs'.
     train: every later document, cut every `shard_tokens` tokens (a document may continue into the next shard).
     txt_docs: how a .txt file divides into documents, a key of TXT_SEPARATORS (default: the whole file is one).
     Earlier `{name}_train_*.bin` / `{name}_val_*.bin` files in out_dir are replaced. Returns a summary dict."""
     from tqdm import tqdm
     if txt_docs not in TXT_SEPARATORS:
         raise TokenizeError(f"--txt-docs {txt_docs!r}: must be one of {', '.join(TXT_SEPARATORS)}")
+    if val_from and val_tokens is not None:
+        raise TokenizeError("--val-from and --val-tokens: give one (--val-from puts all its documents in val)")
     if val_tokens is not None and val_tokens < 0:
         raise TokenizeError(f"--val-tokens {val_tokens}: must be 0 (no val shard) or more")
     if shard_tokens < 1:
@@ -197,10 +200,15 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     made = check_writable_folder(out, "--out", TokenizeError)  # the folders to remove again if this fails
     skipped: list[Path] = []
     files = expand_inputs(inputs, skipped)
+    val_files = expand_inputs(val_from, skipped) if val_from else []
+    shared = sorted({f.resolve() for f in files} & {f.resolve() for f in val_files})
+    if shared:
+        raise TokenizeError(f"{shared[0]}: both an input and --val-from; validation would score tokens the model "
+                            f"trained on")
     if skipped:
         print(f"skipping {len(skipped)} files in input folders that are not {'/'.join(SUPPORTED)} "
               f"(e.g. {skipped[0]})")
-    for f in [f for f in files if reader_of(f) == ".parquet"]:  # fail on a wrong column before tokenizing
+    for f in [f for f in val_files + files if reader_of(f) == ".parquet"]:  # fail on a wrong column before tokenizing
         open_parquet(f)
     # all the cores this process may use (containers, taskset)
     workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -215,18 +223,23 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     start = time.perf_counter()
     docs = tokens = nbytes = 0
     try:
-        split = (_DefaultVal(lambda n: _ShardSink(tmp, name, n, shard_tokens)) if val_tokens is None
+        split = (_ShardSink(tmp, name, sys.maxsize, shard_tokens) if val_files  # all to val until the switch below
+                 else _DefaultVal(lambda n: _ShardSink(tmp, name, n, shard_tokens)) if val_tokens is None
                  else _ShardSink(tmp, name, val_tokens, shard_tokens))
         # the pool is forked before tqdm may start its monitor thread
         with _pool(workers) as pool, tqdm(unit=" docs", desc="tokenizing", mininterval=0.5, file=sys.stderr,
                                           disable=None) as bar:
-            for ids, lengths, b in _ordered_map(_encode_batch, _batches(iter_documents(files, txt_docs)), pool, workers):
-                split.add(ids, lengths)
-                docs += len(lengths)
-                tokens += len(ids)
-                nbytes += b
-                bar.update(len(lengths))
-                bar.set_postfix_str(f"{tokens:,} tokens, {nbytes / 1e6:,.1f} MB", refresh=False)
+            for part in [val_files, files] if val_files else [files]:
+                batches = _batches(iter_documents(part, txt_docs))
+                for ids, lengths, b in _ordered_map(_encode_batch, batches, pool, workers):
+                    split.add(ids, lengths)
+                    docs += len(lengths)
+                    tokens += len(ids)
+                    nbytes += b
+                    bar.update(len(lengths))
+                    bar.set_postfix_str(f"{tokens:,} tokens, {nbytes / 1e6:,.1f} MB", refresh=False)
+                if part is val_files:
+                    split.val_target = split.val_count  # --val-from's documents, all of them, and no more
         sink = split.done() if isinstance(split, _DefaultVal) else split
         if sink.train_total == 0:
             raise TokenizeError(f"{', '.join(map(str, inputs))}: all {docs:,} documents ({tokens:,} tokens) went "
@@ -252,12 +265,15 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     for fname, n in sink.written:
         print(f"  {out / fname}: {n:,} tokens")
     rate = nbytes / 1e6 / seconds if seconds else float("inf")
-    print(f"tokenized {len(files):,} files, {docs:,} documents ({nbytes / 1e6:,.1f} MB of text) into {tokens:,} tokens "
+    print(f"tokenized {len(files) + len(val_files):,} files, {docs:,} documents ({nbytes / 1e6:,.1f} MB of text) into {tokens:,} tokens "
           f"in {seconds:.1f}s ({rate:,.1f} MB/s, {tokens / max(seconds, 1e-9):,.0f} tokens/s, {workers} workers); "
           f"{len(sink.written)} shard files in {out}/"
           + (f"; removed {len(stale)} earlier shard files of that name" if stale else ""))
     default = f"whole documents reaching 10% of the tokens or {DEFAULT_VAL_MAX:,}, whichever is less"
-    if val_tokens is None and sink.val_docs:
+    if val_files:
+        print(f"val: the {sink.val_docs:,} documents of --val-from, {sink.val_count:,} tokens; train: the "
+              f"{sink.train_docs:,} of the inputs")
+    elif val_tokens is None and sink.val_docs:
         print(f"val: the first {sink.val_docs:,} documents, {sink.val_count:,} tokens (the default: {default}; "
               f"--val-tokens N for another size, 0 for none)")
     elif not val_tokens:  # the training recipes read val_files: say plainly that there is none, and how to get one
