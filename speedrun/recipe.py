@@ -31,8 +31,8 @@ class Recipe:
     """Every field is required: record21.toml states them all; other recipes name it as `base`."""
 
     # --- data -------------------------------------------------------------------------------------
-    train_files: str  # file, folder, glob, or "demo" (the corpus bundled in the package)
-    val_files: str
+    train_files: str  # file, folder (its *_train_*.bin where it has them, else every .bin), glob, or "demo" (bundled)
+    val_files: str  # the same, *_val_*.bin
     val_tokens: int  # positions scored at each validation
     train_loop: bool  # start the train stream again from its first shard when it runs out
 

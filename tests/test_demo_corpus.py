@@ -53,6 +53,15 @@ def test_data_files_passes_other_specs_through(make_shard, tmp_path):
     assert data_files(str(tmp_path / "b.*"), "val") == [tmp_path / "b.bin"]
 
 
+def test_a_folder_of_named_shards_gives_each_role_its_own(make_shard, tmp_path):
+    """`speedrun eval latest --val data/mine` on tokenize's folder scores its val shard, not its train shards too."""
+    for name in ("mine_train_000001.bin", "mine_train_000000.bin", "mine_val_000000.bin"):
+        make_shard([1, 2], name=name)
+    assert data_files(str(tmp_path), "train") == [tmp_path / "mine_train_000000.bin", tmp_path / "mine_train_000001.bin"]
+    assert data_files(str(tmp_path), "val") == [tmp_path / "mine_val_000000.bin"]
+    assert resolve_shards(tmp_path) == sorted(tmp_path.glob("*.bin"))  # `data inspect` still sees all of them
+
+
 def test_sizes_match_readme(splits, readme_files):
     for role in ("train", "val"):
         tokens, size, digest = readme_files[f"demo_{role}_000000.bin"]

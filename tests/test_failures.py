@@ -176,7 +176,7 @@ def test_train_and_val_files_that_overlap_are_refused(data, tmp_path, capsys):
     from speedrun.cli import main
 
     code = main(["train", "--recipe", "tiny", "--device", "cpu", "--log-dir", str(tmp_path / "logs"),
-                 "--set", f"train_files={folder}", "--set", f"val_files={folder / 'mine_val_000000.bin'}"])
+                 "--set", f"train_files={folder / 'mine_*.bin'}", "--set", f"val_files={folder / 'mine_val_000000.bin'}"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "train_files and val_files share" in err and "mine_val_000000.bin" in err and "trained on" in err

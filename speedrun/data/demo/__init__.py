@@ -1,5 +1,6 @@
 """The demo corpus bundled with the package (see README.md here; rebuilt by scripts/build_demo_corpus.py)."""
 
+import os
 from pathlib import Path
 
 from speedrun.data.shards import resolve_shards
@@ -8,5 +9,11 @@ DEMO_DIR = Path(__file__).parent
 
 
 def data_files(spec: str, role: str) -> list[Path]:
-    """Shard paths for a recipe's train_files / val_files: "demo" means the bundled corpus's `role` shard."""
-    return resolve_shards(DEMO_DIR / f"demo_{role}_000000.bin" if spec == "demo" else spec)
+    """Shard paths for a recipe's train_files / val_files (role "train" / "val"): "demo" means the bundled corpus's
+    `role` shard; a folder holding `*_{role}_*.bin` files (tokenize's and fineweb's names), those only, so that
+    validation on `speedrun data tokenize`'s folder never scores its train shards; other folders all their `*.bin`."""
+    if spec == "demo":
+        return resolve_shards(DEMO_DIR / f"demo_{role}_000000.bin")
+    folder = Path(os.path.expanduser(str(spec)))
+    named = sorted(f for f in folder.glob(f"*_{role}_*.bin") if f.is_file()) if folder.is_dir() else []
+    return named or resolve_shards(spec)
