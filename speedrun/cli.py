@@ -260,7 +260,8 @@ def cmd_data(args) -> int:
     elif args.data_command == "tokenize":
         from speedrun.data.tokenize import tokenize_files
         tokenize_files(args.inputs, args.out, val_tokens=args.val_tokens, shard_tokens=args.shard_tokens,
-                       workers=args.workers, name=args.name, txt_docs=args.txt_docs, val_from=args.val_from)
+                       workers=args.workers, name=args.name, txt_docs=args.txt_docs, val_from=args.val_from,
+                       text_field=args.text_field)
     else:
         from speedrun.data.inspect import inspect_shards
         return inspect_shards(args.paths, preview_tokens=args.preview)
@@ -388,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how a .txt file divides into documents: the whole file, each line, text between blank "
                         "lines, or text between <|endoftext|> markers (as in TinyStories)")
     p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("--text-field", default="text", metavar="NAME", help="the JSON lines' field and Parquet column "
+                   "that holds each document")
     p.add_argument("--val-from", action="append", metavar="PATH", help="files or folders (repeatable) whose "
                    "documents make the val shard, all of them (a dataset's own validation split); the inputs then go "
                    "to train whole")

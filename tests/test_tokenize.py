@@ -342,8 +342,8 @@ def test_default_val_is_capped_and_decided_without_holding_all_input(tmp_path, m
     read, made_at = [0], []
     real_iter, real_sink = tk.iter_documents, tk._ShardSink
 
-    def counting_iter(files, txt_docs):
-        for doc in real_iter(files, txt_docs):
+    def counting_iter(files, *how):
+        for doc in real_iter(files, *how):
             read[0] += 1
             yield doc
 

@@ -1,7 +1,7 @@
 """What `speedrun data tokenize` reads: with `--txt-docs`, one .txt file divided into documents at its lines, blank
 lines or <|endoftext|> markers, so that one large text still gives a val shard of whole documents and a next
-command; text and JSON lines compressed with gzip, xz or bzip2, read as they decompress; and `--val-from`, a
-dataset's own validation split as the val shard."""
+command; text and JSON lines compressed with gzip, xz or bzip2, read as they decompress; `--val-from`, a
+dataset's own validation split as the val shard; and `--text-field`, documents under another name."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_tokenize import REPO_DIR, _expected, _split_docs, _stream
+from test_tokenize import REPO_DIR, _expected, _split_docs, _stream, _write_parquet
 
 import speedrun.data.tokenize as tokenize
 from speedrun.cli import main
@@ -167,3 +167,20 @@ def test_val_from_refuses_a_file_that_is_also_an_input_and_a_val_size(tmp_path):
     with pytest.raises(TokenizeError, match=r"^--val-from and --val-tokens: give one"):
         tokenize_files([str(src)], str(tmp_path / "out"), val_from=[str(src)], val_tokens=100)
     assert not (tmp_path / "out").exists()
+
+
+def test_text_field_reads_documents_under_another_name(tmp_path, capsys):
+    code = ["def f():\n    return 1\n", "class A:\n    pass\n", "x = [i for i in range(3)]\n"]
+    (tmp_path / "code.jsonl").write_text("".join(json.dumps({"content": c, "text": "not this"}) + "\n"
+                                                 for c in code[:2]))
+    _write_parquet(tmp_path / "more.parquet", code[2:], column="content")
+    inputs = [str(tmp_path / "code.jsonl"), str(tmp_path / "more.parquet")]
+    tokenize_files(inputs, str(tmp_path / "out"), val_tokens=0, workers=1, text_field="content")
+    assert _split_docs(_stream(tmp_path / "out")) == code
+    # the default field, missing in the Parquet file: the error says how to read another
+    with pytest.raises(TokenizeError, match=r'more.parquet: no "text" column \(columns: content, id\); '
+                                            r"--text-field NAME reads another$"):
+        tokenize_files(inputs, str(tmp_path / "o2"), workers=1)
+    assert main(["data", "tokenize", inputs[0], "-o", str(tmp_path / "o3"), "--text-field", "body"]) == 2
+    assert capsys.readouterr().err.strip().endswith('code.jsonl: line 1: no "body" field (fields: content, text)')
+    assert not any((tmp_path / o).exists() for o in ("o2", "o3"))

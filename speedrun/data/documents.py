@@ -102,12 +102,16 @@ def _read_text(path: Path, txt_docs: str = "file"):
         raise TokenizeError(f"{path}: no documents (--txt-docs {txt_docs}: only separators and blank space)")
 
 
+def _field_hint(field: str) -> str:
+    return "; --text-field NAME reads another" if field == "text" else ""
+
+
 def _json_type(value) -> str:
     return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
             type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def _read_jsonl(path: Path):
+def _read_jsonl(path: Path, field: str = "text"):
     count, lineno = 0, 0
     with _open(path) as f:
         while raw := _read_or_fail(path, f.readline, lineno + 1):
@@ -129,16 +133,16 @@ def _read_jsonl(path: Path):
                 raise TokenizeError(f"{path}: line {lineno}: not valid JSON ({e.msg} at column {e.colno}){hint}"
                                     ) from None
             if not isinstance(obj, dict):
-                raise TokenizeError(f"{path}: line {lineno}: expected a JSON object with a \"text\" field, "
+                raise TokenizeError(f"{path}: line {lineno}: expected a JSON object with a \"{field}\" field, "
                                     f"got {_json_type(obj)}")
-            if "text" not in obj:
+            if field not in obj:
                 keys = ", ".join(list(obj)[:8]) or "none"
-                raise TokenizeError(f"{path}: line {lineno}: no \"text\" field (fields: {keys})")
-            text = obj["text"]
+                raise TokenizeError(f"{path}: line {lineno}: no \"{field}\" field (fields: {keys}){_field_hint(field)}")
+            text = obj[field]
             if not isinstance(text, str):
-                raise TokenizeError(f"{path}: line {lineno}: \"text\" is {_json_type(text)}, not a string")
+                raise TokenizeError(f"{path}: line {lineno}: \"{field}\" is {_json_type(text)}, not a string")
             if _blank(text):
-                raise TokenizeError(f"{path}: line {lineno}: \"text\" is {'only whitespace' if text else 'empty'} "
+                raise TokenizeError(f"{path}: line {lineno}: \"{field}\" is {'only whitespace' if text else 'empty'} "
                                     f"(no text to tokenize)")
             count += 1
             yield text
@@ -146,7 +150,7 @@ def _read_jsonl(path: Path):
         raise TokenizeError(f"{path}: no documents (empty file or only blank lines)")
 
 
-def open_parquet(path: Path):
+def open_parquet(path: Path, field: str = "text"):
     import pyarrow as pa
     import pyarrow.parquet as pq
     try:
@@ -154,33 +158,34 @@ def open_parquet(path: Path):
         schema = pf.schema_arrow
     except (pa.ArrowException, OSError) as e:
         raise TokenizeError(f"{path}: not a readable Parquet file ({one_line(e)})") from None
-    if "text" not in schema.names:
-        raise TokenizeError(f"{path}: no \"text\" column (columns: {', '.join(schema.names[:8]) or 'none'})")
-    t = schema.field("text").type
+    if field not in schema.names:
+        raise TokenizeError(f"{path}: no \"{field}\" column (columns: {', '.join(schema.names[:8]) or 'none'})"
+                            f"{_field_hint(field)}")
+    t = schema.field(field).type
     if pa.types.is_dictionary(t):
         t = t.value_type
     if not (pa.types.is_string(t) or pa.types.is_large_string(t) or
             (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(t))):
-        raise TokenizeError(f"{path}: \"text\" column has type {t}, not string")
+        raise TokenizeError(f"{path}: \"{field}\" column has type {t}, not string")
     if pf.metadata.num_rows == 0:
         raise TokenizeError(f"{path}: no documents (0 rows)")
     return pf
 
 
-def _read_parquet(path: Path):
+def _read_parquet(path: Path, field: str = "text"):
     import pyarrow as pa
-    pf = open_parquet(path)
+    pf = open_parquet(path, field)
     row = 0
     try:
-        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=["text"]):
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=[field]):
             col = batch.column(0)
             if col.null_count:
                 first = col.is_null().to_pylist().index(True) + row + 1
-                raise TokenizeError(f"{path}: row {first}: \"text\" is null, not a string")
+                raise TokenizeError(f"{path}: row {first}: \"{field}\" is null, not a string")
             texts = col.to_pylist()
             for i, text in enumerate(texts):
                 if _blank(text):
-                    raise TokenizeError(f"{path}: row {row + i + 1}: \"text\" is "
+                    raise TokenizeError(f"{path}: row {row + i + 1}: \"{field}\" is "
                                         f"{'only whitespace' if text else 'empty'} (no text to tokenize)")
             yield from texts
             row += batch.num_rows
@@ -214,9 +219,10 @@ def _read_or_fail(path: Path, read, lineno: int | None = None):
         raise TokenizeError(f"{path}: {where}cannot read it ({one_line(e)})") from None
 
 
-def iter_documents(files: list[Path], txt_docs: str = "file"):
+def iter_documents(files: list[Path], txt_docs: str = "file", field: str = "text"):
+    """Each file's documents in turn: a .txt file's as `txt_docs` divides it, JSON lines' and Parquet's from `field`."""
     for f in files:
         kind = reader_of(f)
-        yield from _read_text(f, txt_docs) if kind == ".txt" else READERS[kind](f)
+        yield from _read_text(f, txt_docs) if kind == ".txt" else READERS[kind](f, field)
 
 

@@ -175,13 +175,14 @@ def _remove_dirs(made: list[Path]) -> None:
 
 def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = None,
                    shard_tokens: int = 100_000_000, workers: int = 0, name: str = "data",
-                   txt_docs: str = "file", val_from: list[str] | None = None) -> dict:
+                   txt_docs: str = "file", val_from: list[str] | None = None, text_field: str = "text") -> dict:
     """Tokenize `inputs` into `{name}_val_000000.bin` (unless val is empty) and `{name}_train_NNNNNN.bin` in out_dir.
     val: the first whole documents, until it holds at least `val_tokens` tokens (the last one may run past);
     0: no val shard (a note says so); None (the default): see _DefaultVal. With `val_from` (files or folders, e.g. a
     dataset's own validation split): val is all of their documents, and train all of the inputs'.
     train: every later document, cut every `shard_tokens` tokens (a document may continue into the next shard).
     txt_docs: how a .txt file divides into documents, a key of TXT_SEPARATORS (default: the whole file is one).
+    text_field: the JSON lines' field and Parquet files' column that holds each document.
     Earlier `{name}_train_*.bin` / `{name}_val_*.bin` files in out_dir are replaced. Returns a summary dict."""
     from tqdm import tqdm
     if txt_docs not in TXT_SEPARATORS:
@@ -209,7 +210,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
         print(f"skipping {len(skipped)} files in input folders that are not {'/'.join(SUPPORTED)} "
               f"(e.g. {skipped[0]})")
     for f in [f for f in val_files + files if reader_of(f) == ".parquet"]:  # fail on a wrong column before tokenizing
-        open_parquet(f)
+        open_parquet(f, text_field)
     # all the cores this process may use (containers, taskset)
     workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     gpt2()  # build the BPE once here: forked workers inherit it
@@ -230,7 +231,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
         with _pool(workers) as pool, tqdm(unit=" docs", desc="tokenizing", mininterval=0.5, file=sys.stderr,
                                           disable=None) as bar:
             for part in [val_files, files] if val_files else [files]:
-                batches = _batches(iter_documents(part, txt_docs))
+                batches = _batches(iter_documents(part, txt_docs, text_field))
                 for ids, lengths, b in _ordered_map(_encode_batch, batches, pool, workers):
                     split.add(ids, lengths)
                     docs += len(lengths)
