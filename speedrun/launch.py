@@ -1,0 +1,103 @@
+"""What `speedrun train` checks and starts before a run: the checks every rank would otherwise fail one by one
+(folders, data, --nproc against the GPUs and the recipe's batches, the compile-cache path), the torchrun launch of
+N ranks, and the --dry-run report."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from speedrun.errors import SpeedrunError
+from speedrun.recipe import RecipeError
+
+
+def launch_torchrun(nproc: int, argv: list[str]) -> int:
+    """Start `nproc` ranks of `speedrun train` on this machine through torchrun (which ends every rank when one dies;
+    the environment, NCCL_* included, is inherited); returns its exit code. Several machines: README, Multi-GPU."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "speedrun", *argv]
+    print(f"speedrun: launching {nproc} ranks: {' '.join(cmd[1:])}", flush=True)
+    code = subprocess.call(cmd)
+    if code != 0:
+        print(f"speedrun: error: a rank failed (torchrun exit code {code}); see the messages above", file=sys.stderr)
+    return code
+
+
+def strip_nproc(argv: list[str]) -> list[str]:
+    return [a for i, a in enumerate(argv)
+            if a != "--nproc" and not a.startswith("--nproc=") and (i == 0 or argv[i - 1] != "--nproc")]
+
+
+def check_before_ranks(recipe, resume, args) -> None:
+    """What every rank would refuse, checked once before torchrun starts: one error line, not N under its report."""
+    from speedrun.checkpoint import checkpoint_folder
+    from speedrun.files import check_writable_folder
+    from speedrun.run_data import check_run_data
+    if not args.dry_run:
+        check_writable_folder(args.log_dir, "--log-dir")
+        check_writable_folder(checkpoint_folder(args.checkpoint_dir, resume), "--checkpoint-dir")
+        check_run_data(recipe, resume, args.nproc)
+
+
+def check_compile_cache_path(path: str) -> None:
+    """Before any work: the cache file must be a file (or not exist yet) in a folder we can write in."""
+    from speedrun.files import check_writable_folder
+    if Path(path).is_dir():
+        raise SpeedrunError(f"--compile-cache {path}: is a folder; give a file name, e.g. {Path(path) / 'fast.cache'}")
+    check_writable_folder(Path(path).parent, "--compile-cache", shown=path)
+
+
+def check_nproc(recipe, nproc: int, device: str | None, resumed: bool = False) -> None:
+    """Refuse, before torchrun starts N ranks that would each fail, an --nproc that the machine's GPUs or the
+    recipe's batches cannot take: one line with a fix that passes these same checks."""
+    import torch
+    want = device or recipe.device
+    if want == "auto":  # as make_plan decides, without touching a GPU in this launcher process
+        want = "cuda" if torch.cuda.is_available() or recipe.gpu_only else "cpu"
+    if want == "cuda" and nproc > (n := torch.cuda.device_count()):
+        raise SpeedrunError(f"--nproc {nproc}: recipe {recipe.name} runs on CUDA and " + (
+            f"only {n} GPU(s) are visible; use --nproc {n}" if n else "no CUDA GPU is visible; use --device cpu"))
+    try:
+        recipe.grad_accum_steps(nproc)
+        recipe.val_batches(nproc)
+    except RecipeError as e:
+        fits = lambda k: recipe.batch_tokens % (k * recipe.seq_len) == 0 == recipe.val_tokens % (k * recipe.val_seq_len)
+        fewer = f"--nproc {max(k for k in range(1, nproc) if fits(k))}"  # 1 always fits (Recipe.check)
+        if resumed:
+            raise SpeedrunError(f"--nproc {nproc}: {e}; a resumed run keeps its recipe: use {fewer}") from None
+        sets, unit, val_unit = [], nproc * recipe.seq_len, nproc * recipe.val_seq_len
+        if recipe.batch_tokens % unit:  # rounded up: no fewer tokens per step
+            sets.append(f"--set batch_tokens={math.ceil(recipe.batch_tokens / unit) * unit}")
+        if recipe.val_tokens % val_unit:  # rounded down where it can be: the val files may hold no more
+            sets.append(f"--set val_tokens={max(1, recipe.val_tokens // val_unit) * val_unit}")
+        raise SpeedrunError(f"--nproc {nproc}: {e}; add {' '.join(sets)} (or use {fewer})") from None
+
+
+def dry_run_report(recipe, plan) -> str:
+    """Resolved recipe, parameter counts per optimiser group (model built on the meta device), tokens, plan."""
+    import torch
+
+    from speedrun.model.gpt import GPT
+    with torch.device("meta"):
+        model = GPT(recipe, attention=plan.attention)
+    groups = model.param_groups()
+    count = lambda ps: sum(p.numel() for p in ps)
+    total = count(model.parameters())
+    lines = [f"recipe {recipe.name}: {recipe.description}", json.dumps(recipe.to_dict(), indent=1), "",
+             f"parameters: {total:,} in total (built on the meta device: no weights allocated)"]
+    tied = model.lm_head.weight is model.embed.weight
+    labels = {"muon": "Muon (block matrices)",
+              "embed": "Adam embeddings (value)" if tied else "Adam embeddings (token + value)",
+              "head": "Adam head = token embedding (tied)" if tied else "Adam head", "scalar": "Adam scalars"}
+    for key, label in labels.items():
+        lines.append(f"  {label:<34} {count(groups[key]):>13,}  ({len(groups[key])} tensors)")
+    assert sum(count(g) for g in groups.values()) == total, "optimiser groups must cover every parameter once"
+    gpt2_like = count(groups["muon"]) + model.embed.weight.numel() + count(groups["scalar"])
+    lines.append(f"  as GPT-2 counts ('124M' for GPT-2 small: the blocks and one token embedding, its head tied to it): "
+                 f"{gpt2_like:,}; " + (f"{recipe.value_embeds} value embeddings add the rest" if tied else
+                                        f"the untied head and {recipe.value_embeds} value embeddings add the rest"))
+    lines.append(f"tokens: {recipe.batch_tokens:,} per step, {recipe.batch_tokens * recipe.steps:,} over "
+                 f"{recipe.steps} steps; validation {recipe.val_tokens:,} tokens")
+    lines += ["device plan:", *("  " + l for l in plan.describe(recipe).splitlines())]
+    return "\n".join(lines)
