@@ -23,7 +23,8 @@ import speedrun.data.tokenize as tokenize
 from speedrun.cli import main
 from speedrun.data.shards import read_shard
 from speedrun.data.tokenize import TokenizeError, tokenize_files
-from speedrun.run_data import data_folder_overrides
+from speedrun.recipe import load_recipe
+from speedrun.run_data import check_run_data, data_folder_overrides
 
 # a TinyStories-style dump: documents between <|endoftext|> markers, each on lines of its own
 STORIES = ["Once upon a time there was a cat.\nIt sat on a mat.", "Lily liked red <b>balls</b>.",
@@ -52,7 +53,7 @@ def test_a_txt_file_divides_into_the_documents_of_its_mode(tmp_path, mode, text,
 
 def test_one_large_text_gets_a_val_shard_and_the_command_to_train_on_it(tmp_path, capsys):
     src = tmp_path / "book.txt"
-    src.write_text("".join(f"Paragraph {i}: " + "some words, " * (i % 9 + 1) + "end.\n\n" for i in range(60)))
+    src.write_text("".join(f"Paragraph {i}: " + "some words, " * (i % 9 + 1) + "end.\n\n" for i in range(600)))
     out = tmp_path / "my data"  # a space: the printed command quotes its paths
     tokenize_files([str(src)], str(out), workers=1)
     said = capsys.readouterr().out
@@ -61,16 +62,19 @@ def test_one_large_text_gets_a_val_shard_and_the_command_to_train_on_it(tmp_path
 
     summary = tokenize_files([str(src)], str(out), workers=1, txt_docs="paragraphs")
     said = capsys.readouterr().out
-    assert 0 < summary["val_documents"] < 60 and summary["val_documents"] + summary["train_documents"] == 60
+    assert 0 < summary["val_documents"] < 600 and summary["val_documents"] + summary["train_documents"] == 600
     assert summary["val_tokens"] >= summary["tokens"] / 10  # the default: a tenth, in whole documents
     (command,) = [line for line in said.splitlines() if line.startswith("train on them: ")]
     words = shlex.split(command.removeprefix("train on them: "))
-    assert words == ["speedrun", "train", "--recipe", "tiny", "--data", str(out)]
-    found = dict(o.split("=", 1) for o in data_folder_overrides(words[-1], []))
-    assert glob.glob(found["train_files"]) == [str(out / "data_train_000000.bin")]
-    assert glob.glob(found["val_files"]) == [str(out / "data_val_000000.bin")]
+    assert words[:6] == ["speedrun", "train", "--recipe", "tiny", "--data", str(out)]
+    sets = words[7::2]
+    assert words[6::2] == ["--set"] * len(sets) and len(sets) == 2  # tiny's 8,192 val tokens do not fit: rows that do
+    data = check_run_data(load_recipe("tiny", data_folder_overrides(words[5], sets) + sets))  # what training checks
+    assert data.train_files == [out / "data_train_000000.bin"] and data.val_files == [out / "data_val_000000.bin"]
 
-
+    tokenize_files([str(src)], str(out), workers=1, txt_docs="paragraphs", val_tokens=8193)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == f"train on them: speedrun train --recipe tiny --data {shlex.quote(str(out))}"  # tiny's rows fit
 def test_same_bytes_for_one_and_two_workers_with_many_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(tokenize, "BATCH_CHARS", 200)  # a few paragraphs a batch: many batches in flight
     src = tmp_path / "in.txt"
@@ -103,7 +107,8 @@ def test_cli_takes_the_mode_and_refuses_an_unknown_one(tmp_path):
                                        timeout=120)
     ok = run("--txt-docs", "eot")
     assert ok.returncode == 0, ok.stderr
-    assert "12 documents" in ok.stdout and "train on them: speedrun train" in ok.stdout
+    assert "12 documents" in ok.stdout  # and a val shard of 17 tokens, too small for any validation row: said so
+    assert "too small for validation rows of 128 tokens; give --val-tokens 8193 (tiny's own" in ok.stdout
     assert _split_docs(_stream(tmp_path / "o")) == STORIES * 4
     bad = run("--txt-docs", "pages")
     assert bad.returncode == 2 and "invalid choice: 'pages'" in bad.stderr

@@ -33,6 +33,7 @@ from speedrun.data.documents import (
 from speedrun.data.shards import write_shard
 from speedrun.data.tokenizer import encode_document, gpt2
 from speedrun.files import check_writable_folder
+from speedrun.recipe import load_recipe
 
 # Work unit sent to a worker: documents up to this many characters (or documents). Large enough that pickling
 # and scheduling cost little next to BPE, small enough that both cores stay busy on a few MB of input.
@@ -283,6 +284,24 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
         print("note: no val shard written; the training recipes need one (val_files): " +
               (f"--val-tokens 0 was given; leave it out for the default ({default}) or give a size" if val_tokens == 0
                else one))
-    if sink.val_count:  # what to type next
-        print(f"train on them: speedrun train --recipe tiny --data {shlex.quote(str(out))}")
+    sets = _tiny_val_sets(sink.val_count) if sink.val_count else None
+    if sets is not None:  # what to type next
+        print(f"train on them: speedrun train --recipe tiny --data {shlex.quote(str(out))}"
+              + "".join(f" --set {s}" for s in sets))
+    elif sink.val_count:
+        tiny = load_recipe("tiny")
+        print(f"note: the val shard ({sink.val_count:,} tokens) is too small for validation rows of "
+              f"{tiny.attn_block_size} tokens; give --val-tokens {tiny.val_tokens + 1} (tiny's own validation) or "
+              f"at least {tiny.attn_block_size + 1}")
     return summary
+
+
+def _tiny_val_sets(val_tokens: int) -> list[str] | None:
+    """The --set's that let `tiny` validate on one val shard of `val_tokens` tokens: none where its own rows fit, else
+    fewer or shorter rows (each row needs one token more than its length); None where no row fits."""
+    r = load_recipe("tiny")
+    rows = lambda seq: (val_tokens - 1) // seq
+    if rows(r.val_seq_len) * r.val_seq_len >= r.val_tokens:
+        return []
+    seq = min(r.val_seq_len, (val_tokens - 1) // r.attn_block_size * r.attn_block_size)
+    return [f"val_seq_len={seq}", f"val_tokens={seq * min(rows(seq), r.val_tokens // seq)}"] if seq else None
