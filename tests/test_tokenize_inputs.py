@@ -6,7 +6,6 @@ dataset's own validation split as the val shard; and `--text-field`, documents u
 from __future__ import annotations
 
 import bz2
-import glob
 import gzip
 import json
 import lzma
