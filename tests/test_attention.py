@@ -352,6 +352,33 @@ def test_flex_attention_eager_equals_dense_attention_sliding_window(w):
     assert (full - y_dense).abs().max() > 1e-3
 
 
+def test_compiled_flex_attention_reads_the_block_lists_as_the_dense_mask_does():
+    """The CPU twin of tests/gpu's FlexAttention check: compiled, flex_attention skips the blocks its lists leave out
+    and applies no mask_mod in "full" blocks, so there the lists themselves decide the result (eager ignores them).
+    Inductor's CPU kernel reads them as the GPU kernel does; the mask is built inside the compiled function, as the
+    model builds it. Forward only (FlexAttention has no CPU backward)."""
+    flex_attention = _flex_attention_or_skip()
+    bs, T = 128, 1024  # the recipes' block size
+    tokens = tokens_with_eots(T, [0, 100, 300, 310, 700], seed=3)
+    g = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(1, 2, T, 64, generator=g) for _ in range(3))
+
+    def attend(tokens, q, k, v, window, keep_full):
+        mask = flex_block_mask(BlockLists.build(tokens, bs), window)
+        mask.full_kv_num_blocks = mask.full_kv_num_blocks * keep_full  # 0: a list lost (the check must see it)
+        return flex_attention(q, k, v, block_mask=mask, scale=0.12)
+
+    compiled = torch.compile(attend, dynamic=False, fullgraph=True)
+    one = torch.tensor(1, dtype=torch.int32)
+    with torch.no_grad():
+        for w in (1, 3, 8):
+            y = compiled(tokens, q, k, v, torch.tensor(w, dtype=torch.int32), one)  # torch >= 2.11 compiles it on CPU
+            torch.testing.assert_close(y, dense_attention(q, k, v, dense_mask(BlockLists.build(tokens, bs), w), 0.12),
+                                       atol=1e-5, rtol=1e-5)
+        lost = compiled(tokens, q, k, v, torch.tensor(8, dtype=torch.int32), one * 0)
+    assert (lost - y).abs().max() > 0.1
+
+
 def test_dense_attention_matches_explicit_softmax():
     g = torch.Generator().manual_seed(1)
     T, bs = 64, 16
