@@ -267,33 +267,41 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     for fname, n in sink.written:
         print(f"  {out / fname}: {n:,} tokens")
     rate = nbytes / 1e6 / seconds if seconds else float("inf")
-    print(f"tokenized {len(files) + len(val_files):,} files, {docs:,} documents ({nbytes / 1e6:,.1f} MB of text) into {tokens:,} tokens "
-          f"in {seconds:.1f}s ({rate:,.1f} MB/s, {tokens / max(seconds, 1e-9):,.0f} tokens/s, {workers} workers); "
+    print(f"tokenized {len(files) + len(val_files):,} files, {docs:,} documents ({nbytes / 1e6:,.1f} MB of text) into "
+          f"{tokens:,} tokens in {seconds:.1f}s ({rate:,.1f} MB/s, {tokens / max(seconds, 1e-9):,.0f} tokens/s, {workers} workers); "
           f"{len(sink.written)} shard files in {out}/"
           + (f"; removed {len(stale)} earlier shard files of that name" if stale else ""))
+    _say_val_and_next(sink, out, val_tokens, txt_docs, bool(val_files))
+    return summary
+
+
+def _say_val_and_next(sink: _ShardSink, out: Path, val_tokens: int | None, txt_docs: str, val_from: bool) -> None:
+    """What went to val, and the command that trains on the shards; or why there is no val shard, and how to get one
+    (the training recipes read val_files)."""
     default = f"whole documents reaching 10% of the tokens or {DEFAULT_VAL_MAX:,}, whichever is less"
-    if val_files:
+    if val_from:
         print(f"val: the {sink.val_docs:,} documents of --val-from, {sink.val_count:,} tokens; train: the "
               f"{sink.train_docs:,} of the inputs")
     elif val_tokens is None and sink.val_docs:
         print(f"val: the first {sink.val_docs:,} documents, {sink.val_count:,} tokens (the default: {default}; "
               f"--val-tokens N for another size, 0 for none)")
-    elif not val_tokens:  # the training recipes read val_files: say plainly that there is none, and how to get one
+    elif not val_tokens:
         one = "the input is one document and val takes whole documents; give several documents" + (
             ", or divide a .txt file with --txt-docs lines, paragraphs or eot" if txt_docs == "file" else "")
         print("note: no val shard written; the training recipes need one (val_files): " +
               (f"--val-tokens 0 was given; leave it out for the default ({default}) or give a size" if val_tokens == 0
                else one))
-    sets = _tiny_val_sets(sink.val_count) if sink.val_count else None
-    if sets is not None:  # what to type next
+    if not sink.val_count:
+        return
+    sets = _tiny_val_sets(sink.val_count)
+    if sets is not None:
         print(f"train on them: speedrun train --recipe tiny --data {shlex.quote(str(out))}"
               + "".join(f" --set {s}" for s in sets))
-    elif sink.val_count:
+    else:
         tiny = load_recipe("tiny")
         print(f"note: the val shard ({sink.val_count:,} tokens) is too small for validation rows of "
               f"{tiny.attn_block_size} tokens; give --val-tokens {tiny.val_tokens + 1} (tiny's own validation) or "
               f"at least {tiny.attn_block_size + 1}")
-    return summary
 
 
 def _tiny_val_sets(val_tokens: int) -> list[str] | None:
