@@ -91,10 +91,9 @@ def _read_text(path: Path, txt_docs: str = "file"):
         yield text
         return
     count, start = 0, 0
-    for end, after in itertools.chain(((m.start(), m.end()) for m in re.finditer(separator, text)),
-                                      [(len(text), None)]):
-        piece = text[start:end].strip("\r\n")  # the line breaks around a marker belong to neither document
-        start = after
+    for m in itertools.chain(re.finditer(separator, text), [None]):  # None: the piece after the last separator
+        piece = text[start: m.start() if m else len(text)].strip("\r\n")  # line breaks by a marker: in neither
+        start = m.end() if m else len(text)
         if not _blank(piece):  # blank pieces (a trailing separator, blank lines) carry no document
             count += 1
             yield piece
