@@ -11,7 +11,7 @@ import numpy as np
 import scipy.stats
 
 from speedrun.errors import SpeedrunError
-from speedrun.stats import Run, find_logs, format_p, load_run
+from speedrun.stats import Run, data_note, find_logs, format_p, load_run
 
 ALPHA = 0.05  # two-sided level at which a difference is called significant
 POWER = 0.8  # the chance of reaching ALPHA that the seeds-needed estimate plans for
@@ -163,6 +163,8 @@ def format_comparison(cmp: Comparison) -> str:
         if len(groups) > 1:  # pooled on purpose (a side is what the user named), but never silently
             lines.append(f"  note: the {side.name}'s runs are {len(groups)} groups (recipe values or code differ), "
                          "pooled here; `speedrun stats` on them shows each group")
+    if note := data_note(cmp.base.runs + cmp.change.runs, "the base and change runs"):
+        lines.append("  " + note)
     ratio = "— (the base's logged training time is 0)" if np.isnan(cmp.time_ratio) else f"{cmp.time_ratio:.3f}x"
     lines += [f"training time, change / base: {ratio} (means of the training clocks; runs that shared a GPU with "
               "others ran slower)", "", verdict(cmp)]

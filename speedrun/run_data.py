@@ -16,7 +16,7 @@ import torch
 from speedrun.checkpoint import Checkpoint, CheckpointError
 from speedrun.data.demo import data_files
 from speedrun.data.fineweb import download_hint
-from speedrun.data.shards import ShardError, shard_header
+from speedrun.data.shards import ShardError, shard_fingerprint, shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
 from speedrun.recipe import Recipe, RecipeError
 
@@ -28,6 +28,12 @@ class RunData:
     position: StreamPosition | None  # where a resumed run's train stream stands; None: from the start
     file_list: list[tuple[str, int]]  # (name, tokens) of each train file: what a checkpoint records
     stream: BatchStream  # this rank's train stream, at `position`: the one scan of every train token id builds it
+
+    def describe(self) -> str:
+        """The run log's `data` section: each train and val file's name, tokens and fingerprint, so that runs on other
+        data (another tokenization, another val split) are told apart whatever the files' paths."""
+        return "\n".join(f"{role}: {f.name} {shard_header(f)} tokens {shard_fingerprint(f)}"
+                         for role, files in (("train", self.train_files), ("val", self.val_files)) for f in files)
 
 
 def check_run_data(r: Recipe, ckpt: Checkpoint | None = None, world_size: int = 1, rank: int = 0,

@@ -1,7 +1,8 @@
 """The run log: one text file per run, written as the run goes, and its parser.
 
-Layout: a `speedrun-log v1` first line; sections `=== recipe ===` (JSON), `=== environment ===`,
-`=== code: PATH ===` (every source file of the package that ran); then `=== steps ===` with record-style lines
+Layout: a `speedrun-log v1` first line; sections `=== recipe ===` (JSON), `=== environment ===`, `=== plan ===`,
+`=== data ===` (each train and val file: name, tokens, fingerprint), `=== code: PATH ===` (every source file of the
+package that ran); then `=== steps ===` with record-style lines
   step:S/N train_time:Tms step_avg:Ams train_loss:L tok/s:R
   step:S/N val_loss:L train_time:Tms step_avg:Ams
 then `peak_memory allocated:X MiB reserved:Y MiB`, `training_time_ms:T` and a last line
@@ -151,6 +152,7 @@ class ParsedLog:
     environment: str = ""
     source: str = "speedrun"  # speedrun (our format) | upstream (a modded-nanogpt record log)
     code_hash: str = ""  # sha-256 (12 hex) of the logged package source; "" where the log holds none
+    data_hash: str = ""  # sha-256 (12 hex) of the `data` section (the files trained and validated on); "" if none
 
     @property
     def complete(self) -> bool:
@@ -201,7 +203,8 @@ def parse_log(path: str | os.PathLike) -> ParsedLog:
     if "steps" not in recipe:
         raise LogError(f"{path}: the recipe section has no 'steps'")
     log = ParsedLog(path, recipe, int(recipe["steps"]), environment="\n".join(sections.get("environment", [])),
-                    code_hash=code_hash({t: body for t, body in sections.items() if t.startswith("code: ")}))
+                    code_hash=code_hash({t: body for t, body in sections.items() if t.startswith("code: ")}),
+                    data_hash=code_hash({"data": sections["data"]}) if sections.get("data") else "")
     for line in sections.get("steps", []):  # only here: the code section may hold look-alike lines
         if m := _STEP.match(line):
             log.train_steps.append((int(m[1]), float(m[3]), None if m[5] is None else float(m[5])))

@@ -302,6 +302,17 @@ def verdict(s: Stats | None) -> str:
     return f"{head} with p = {format_p(s.p_value)} (n = {s.n}): {meets} the record's p < {P_BAR:g} bar"
 
 
+def data_note(runs: list[Run], who: str = "these runs") -> str | None:
+    """A note where runs judged together trained or validated on different files (their logs' `data` sections
+    differ: another tokenization, another val split): their losses need not be comparable. Logs written before
+    that section existed say nothing either way."""
+    known = {r.log.data_hash for r in runs if r.log is not None and r.log.data_hash}
+    if len(known) < 2:
+        return None
+    return (f"note: {who} used {len(known)} different sets of data files (the logs' data sections differ); "
+            "their val losses may not be comparable")
+
+
 MALFORMED_ROWS = 5  # files that are not run logs get a row each up to this many; the rest are counted in one line
 NAMED_GROUPS = 3  # at most this many groups that meet the bar are named in the verdict line (lowest p first)
 
@@ -375,6 +386,9 @@ def format_summary(summary: Summary) -> str:
                           "    " + verdict(g).replace("VERDICT: ", "verdict: ")]
             lines += ["", f"note: the overall numbers pool {len(summary.groups)} groups (recipe values or code "
                           "differ); a record is judged on the runs of one group"]
+    mixed = [note for runs in by_group(summary.counted).values()
+             if (note := data_note(runs, f"the {len(runs)} runs of {summary.labels[runs[0].group]}"))]
+    lines += [""] + mixed if mixed else []
     seeds = {r.log.recipe.get("seed") for r in summary.counted}
     if s is not None and s.n > 1 and len(seeds) == 1 and None not in seeds:
         lines += ["", f"note: every run used seed {seeds.pop()}, so they differ only by the GPU's nondeterminism: the "

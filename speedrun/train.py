@@ -171,8 +171,8 @@ class Trainer:
         self.runner = compiled_runner(self.model, plan)
         laps("optimisers")
         self.print_every = print_every or (1 if r.steps <= 200 else 10)
-        self.log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main, sections={"plan": plan.describe(r)},
-                          run_id=_shared_run_id(plan))
+        self.log = RunLog(log_dir, r.name, r.to_dict(), enabled=plan.main, run_id=_shared_run_id(plan),
+                          sections={"plan": plan.describe(r), "data": data.describe() if plan.main else ""})
         laps("log")
         self.say = say if plan.main else (lambda *a, **k: None)
         self.keeper = CheckpointKeeper(self, checkpoint_dir, file_list)

@@ -42,10 +42,10 @@ def runlog(folder: Path, final: float, steps: int = 100, name: str = "tiny", end
 def hand_log(path: Path, final: float, steps: int = 100, name: str = "tiny", commit: str = "unknown",
              gpu: str | None = None, end: str | None = "complete", ms_per_step: float = 10.0,
              points: list[tuple[int, float, float]] | None = None, plan_after_steps: bool = False,
-             recipe: dict | None = None, code: dict[str, str] | None = None) -> Path:
+             recipe: dict | None = None, code: dict[str, str] | None = None, data: list[str] | None = None) -> Path:
     """The same format written as text. plan_after_steps: the section order of early logs (steps, then plan);
     recipe: more recipe fields (train_files, val_tokens, ...) beside name and steps; code: file name -> text, as
-    the `code:` sections the trainer writes."""
+    the `code:` sections the trainer writes; data: the `data` section's lines."""
     env = ["date: 2026-11-23 12:00:00 UTC", f"git_commit: {commit}"] + ([f"gpu: {gpu}"] if gpu else [])
     body = []
     for s, loss, t in points if points is not None else curve(final, steps, ms_per_step=ms_per_step):
@@ -54,7 +54,7 @@ def hand_log(path: Path, final: float, steps: int = 100, name: str = "tiny", com
         body.append(f"step:{s}/{steps} val_loss:{loss:.4f} train_time:{t:.0f}ms step_avg:{t / max(s, 1):.2f}ms")
     steps_part = ["=== steps ===", *(["=== plan ===", "device: cpu"] if plan_after_steps else []), *body]
     lines = ["speedrun-log v1", "=== recipe ===", json.dumps({"name": name, "steps": steps, **(recipe or {})}),
-             "=== environment ===", *env,
+             "=== environment ===", *env, *(["=== data ===", *data] if data else []),
              *(line for name, text in (code or {}).items() for line in (f"=== code: {name} ===", text)), *steps_part]
     if end is not None:
         lines.append(f"=== end: {end} ===")

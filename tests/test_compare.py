@@ -124,3 +124,13 @@ def test_cli(tmp_path, capsys):
             main(["compare", *wrong])
         err = capsys.readouterr().err
         assert e.value.code == 2 and err.startswith("speedrun: error: give BASE CHANGE") and err.count("\n") == 1
+
+
+def test_sides_on_other_data_files_are_flagged(tmp_path):
+    for side, val in (("base", "v1"), ("change", "v2"), ("again", "v1")):
+        for seed, loss in ((7, 3.38), (8, 3.39)):
+            hand_log(tmp_path / side / f"s{seed}.txt", loss, recipe={"seed": seed}, data=[f"val: {val} 10 tokens x"])
+    report = compare_report([str(tmp_path / "base")], [str(tmp_path / "change")])
+    assert ("  note: the base and change runs used 2 different sets of data files (the logs' data sections differ); "
+            "their val losses may not be comparable") in report.splitlines()
+    assert "data files" not in compare_report([str(tmp_path / "base")], [str(tmp_path / "again")])

@@ -12,7 +12,7 @@ from speedrun.checkpoint import CheckpointError
 from speedrun.cli import main
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.fineweb import download_hint
-from speedrun.data.shards import ShardError, read_shard, write_shard
+from speedrun.data.shards import ShardError, read_shard, shard_fingerprint, write_shard
 from speedrun.data.stream import BatchStream, StreamPosition
 from speedrun.plan import make_plan
 from speedrun.recipe import RecipeError, load_recipe
@@ -137,5 +137,23 @@ def test_cli_trains_on_a_data_folder(tmp_path, monkeypatch, capsys):
     assert main(["train", "--recipe", "tiny", "--data", "d", *sets, "--no-final-checkpoint"]) == 0
     log = next((tmp_path / "logs").glob("*.txt")).read_text()
     assert '"train_files": "d/*_train_*.bin"' in log and '"val_files": "d/*_val_*.bin"' in log  # the run's record
+    fingerprints = [shard_fingerprint(tmp_path / "d" / f"c_{role}_000000.bin") for role in ("train", "val")]
+    assert (f"=== data ===\ntrain: c_train_000000.bin 1000 tokens {fingerprints[0]}\n"
+            f"val: c_val_000000.bin 600 tokens {fingerprints[1]}\n") in log  # the files themselves
     assert main(["train", "--recipe", "tiny", "--data", "e"]) == 2  # a one-line error, before any work
     assert capsys.readouterr().err.strip() == "speedrun: error: --data e: no such folder"
+
+
+def test_a_shards_fingerprint_tells_tokenizations_apart_not_folders(tmp_path):
+    tokens = np.arange(200_000) % 50_000
+    a = write_shard(tmp_path / "a" / "x_train_000000.bin", tokens)
+    b = write_shard(tmp_path / "b" / "x_train_000000.bin", tokens)  # the same tokens elsewhere
+    tokens[-5] += 1  # one token near the end: another tokenization of the same length
+    c = write_shard(tmp_path / "c" / "x_train_000000.bin", tokens)
+    tokens[-5] -= 1
+    tokens[7] += 1  # ... near the start
+    d = write_shard(tmp_path / "d" / "x_train_000000.bin", tokens)
+    fingerprints = [shard_fingerprint(p) for p in (a, b, c, d)]
+    assert fingerprints[0] == fingerprints[1] and len(set(fingerprints)) == 3 and len(fingerprints[0]) == 12
+    assert shard_fingerprint(write_shard(tmp_path / "e.bin", np.arange(10))) != shard_fingerprint(
+        write_shard(tmp_path / "f.bin", np.arange(11)))  # small shards: the whole file

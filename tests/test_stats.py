@@ -409,3 +409,17 @@ def test_a_field_a_log_predates_reads_as_its_default(tmp_path):
     hand_log(tmp_path / "on.txt", 3.27, commit="c" * 40, recipe={"key_offset": True})
     labels = sorted(summarize([str(tmp_path)]).labels.values())
     assert labels == ["tiny @ aaaaaaaaaa", "tiny @ bbbbbbbbbb", "tiny key_offset=True @ cccccccccc"]
+
+
+def test_runs_on_other_data_files_are_flagged(tmp_path):
+    """Same recipe values and code, but the logs' data sections differ (a re-tokenized val split): said, not hidden.
+    Logs from before the section (no data) flag nothing."""
+    for i, loss in enumerate((3.20, 3.21)):
+        hand_log(tmp_path / f"a{i}.txt", loss, data=["train: d_train_000000.bin 1000 tokens aaaa", "val: v 10 tokens b"])
+    hand_log(tmp_path / "b.txt", 3.22, data=["train: d_train_000000.bin 1000 tokens aaaa", "val: v 10 tokens c"])
+    hand_log(tmp_path / "old.txt", 3.23)
+    text = stats_report([str(tmp_path)])[0]
+    assert ("note: the 4 runs of tiny steps=100 @ unknown used 2 different sets of data files (the logs' data "
+            "sections differ); their val losses may not be comparable") in text
+    assert "different sets of data" not in stats_report([str(tmp_path / "a0.txt"), str(tmp_path / "a1.txt"),
+                                                         str(tmp_path / "old.txt")])[0]
