@@ -299,10 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="files or folders of them: .txt (one document per file, or see "
                    "--txt-docs), .jsonl/.json (JSON lines, a \"text\" field each), either maybe .gz/.xz/.bz2, or .parquet "
                    "(a \"text\" column)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--txt-docs", choices=["file", "lines", "paragraphs", "eot"], default="file",
                    help="how a .txt file divides into documents: the whole file, each line, text between blank "
                         "lines, or text between <|endoftext|> markers (as in TinyStories)")
-    p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--text-field", default="text", metavar="NAME", help="the JSON lines' field and Parquet column "
                    "that holds each document")
     p.add_argument("--val-from", action="append", metavar="PATH", help="files or folders (repeatable) whose "
