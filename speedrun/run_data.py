@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from speedrun.checkpoint import Checkpoint, CheckpointError
-from speedrun.data.demo import data_files
+from speedrun.data.demo import ROLE_PATTERN, data_files, role_shards
 from speedrun.data.fineweb import download_hint
 from speedrun.data.shards import ShardError, shard_fingerprint, shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
@@ -86,10 +86,9 @@ def data_folder_overrides(folder: str, overrides: list[str]) -> list[str]:
     path = Path(os.path.expanduser(folder))
     if not path.is_dir():
         raise ShardError(f"--data {folder}: {'not a folder' if path.exists() else 'no such folder'}")
-    patterns = {key: os.path.join(glob.escape(str(path)), f"*_{split}_*.bin")
-                for key, split in (("train_files", "train"), ("val_files", "val"))}
-    for key, pattern in patterns.items():
-        if not glob.glob(pattern):
-            raise ShardError(f"--data {folder}: no {Path(pattern).name} shards there; make them with `speedrun data "
-                             f"tokenize FILES --out {folder}` (or `speedrun data fineweb --dir {folder}`)")
-    return [f"{key}={pattern}" for key, pattern in patterns.items()]
+    for role in ("train", "val"):
+        if not role_shards(path, role):
+            raise ShardError(f"--data {folder}: no {ROLE_PATTERN.format(role=role)} shards there; make them with "
+                             f"`speedrun data tokenize FILES --out {folder}` (or `speedrun data fineweb --dir {folder}`)")
+    return [f"{role}_files={os.path.join(glob.escape(str(path)), ROLE_PATTERN.format(role=role))}"
+            for role in ("train", "val")]

@@ -6,6 +6,12 @@ from pathlib import Path
 from speedrun.data.shards import resolve_shards
 
 DEMO_DIR = Path(__file__).parent
+ROLE_PATTERN = "*_{role}_*.bin"  # a folder's shards of one role, as `speedrun data tokenize` and `fineweb` name them
+
+
+def role_shards(folder: Path, role: str) -> list[Path]:
+    """The folder's shard files named for `role` ("train" / "val"), sorted; [] for a path that is no folder."""
+    return sorted(f for f in folder.glob(ROLE_PATTERN.format(role=role)) if f.is_file()) if folder.is_dir() else []
 
 
 def data_files(spec: str, role: str) -> list[Path]:
@@ -14,6 +20,4 @@ def data_files(spec: str, role: str) -> list[Path]:
     validation on `speedrun data tokenize`'s folder never scores its train shards; other folders all their `*.bin`."""
     if spec == "demo":
         return resolve_shards(DEMO_DIR / f"demo_{role}_000000.bin")
-    folder = Path(os.path.expanduser(str(spec)))
-    named = sorted(f for f in folder.glob(f"*_{role}_*.bin") if f.is_file()) if folder.is_dir() else []
-    return named or resolve_shards(spec)
+    return role_shards(Path(os.path.expanduser(str(spec))), role) or resolve_shards(spec)
