@@ -41,14 +41,14 @@ def test_key_offset_shifts_the_position_free_dims_within_documents(next_model):
         keys.setdefault("k", k.transpose(1, 2))
         return real(q, k, v, **kw)
 
-    mask = next_model.masks(tokens, 2)[0]
+    window = next_model.windows(tokens, 2)[0]
     attn.key_offset = False
     with torch.no_grad(), pytest.MonkeyPatch.context() as mp:
         mp.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
-        attn(x, None, mask, tokens != 50256)
+        attn(x, None, window, tokens != 50256)
         raw = keys.pop("k")
         attn.key_offset = True
-        attn(x, None, mask, tokens != 50256)
+        attn(x, None, window, tokens != 50256)
         got = keys.pop("k")
     torch.testing.assert_close(got[..., ~stationary], raw[..., ~stationary])
     want = torch.cat([torch.zeros_like(raw[:, :1]), raw[:, :-1]], dim=1)[..., stationary]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from speedrun.data.tokenizer import EOT
-from speedrun.model.attention import BlockLists, dense_mask, reference_mask
+from speedrun.model.attention import BlockLists, DenseWindow, dense_mask, reference_mask
 from speedrun.model.gpt import GATE_SUFFIX, GPT, CastedLinear, init_uniform_, norm
 from speedrun.recipe import load_recipe
 
@@ -189,16 +189,17 @@ def test_window_limits_the_receptive_field(small_model):
     assert (fa[0, 128:] - fb[0, 128:]).abs().max() > 1e-4
 
 
-def test_masks_long_and_short_windows():
+def test_windows_long_and_short():
     r = small_recipe(attn_block_size=32)
     model = build(r)
     x = random_tokens(256, 50, eot_at=[0, 90, 91, 160])
     for long_blocks in range(1, 9):
-        long_m, short_m = model.masks(x, long_blocks)
-        assert torch.equal(long_m, reference_mask(x, long_blocks, 32))
-        assert torch.equal(short_m, reference_mask(x, max(1, long_blocks // 2), 32))
+        long_w, short_w = model.windows(x, long_blocks)
+        assert isinstance(long_w, DenseWindow) and isinstance(short_w, DenseWindow)  # the CPU back-end
+        assert torch.equal(long_w.mask, reference_mask(x, long_blocks, 32))
+        assert torch.equal(short_w.mask, reference_mask(x, max(1, long_blocks // 2), 32))
     lists = BlockLists.build(x, 32)
-    assert torch.equal(model.masks(x, 5)[0], dense_mask(lists, 5))
+    assert torch.equal(model.windows(x, 5)[0].mask, dense_mask(lists, 5))
 
 
 # --- wiring: x0, value embeddings, U-net skips -------------------------------------------------------------------------
@@ -221,7 +222,7 @@ def test_block_inputs_follow_the_unet_and_value_embedding_wiring(small_model):
     assert sorted(calls) == list(range(n_layers))
     x0 = norm(model.embed(x)[None])
     for i in range(n_layers):
-        (xin, ve, x0_in, mask, _), out = calls[i]
+        (xin, ve, x0_in, window, _), out = calls[i]
         torch.testing.assert_close(x0_in, x0)
         t = model.ve_table[i]
         if t is None:
@@ -233,9 +234,9 @@ def test_block_inputs_follow_the_unet_and_value_embedding_wiring(small_model):
             j = i - n
             want_in = want_in + model.skip_weights[j] * calls[n - 1 - j][1]  # layer n+j gets layer n-1-j's output
         torch.testing.assert_close(xin, want_in, atol=1e-6, rtol=1e-6)
-        # long/short mask per layer pattern
+        # long/short window per layer pattern
         w = 8 if model.long_layer[i] else 4
-        assert torch.equal(mask, reference_mask(x, w, 32))
+        assert torch.equal(window.mask, reference_mask(x, w, 32))
     assert model.ve_table == [0, 1, None, None, 0, 1]
 
 
@@ -249,7 +250,7 @@ def test_block_and_attention_follow_the_spec_formulas(small_model):
     g = torch.Generator().manual_seed(70)
     x, x0, ve = (torch.randn(1, T, D, generator=g) for _ in range(3))
     tokens = random_tokens(T, 71, eot_at=[0, 50, 180])
-    mask = reference_mask(tokens, 3, 32)
+    window = DenseWindow(reference_mask(tokens, 3, 32))
     with torch.no_grad():
         # attention by hand
         h = norm(block.lambdas[0] * x + block.lambdas[1] * x0)
@@ -258,25 +259,25 @@ def test_block_and_attention_follow_the_spec_formulas(small_model):
         v = attn.lambdas[0] * v + attn.lambdas[1] * ve.view(1, T, H, hd)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         scores = (q @ k.transpose(-1, -2)) * 0.12
-        y = scores.masked_fill(~mask, float("-inf")).softmax(-1) @ v
+        y = scores.masked_fill(~window.mask, float("-inf")).softmax(-1) @ v
         a_out = F.linear(y.transpose(1, 2).reshape(1, T, H * hd), attn.c_proj.weight)
-        torch.testing.assert_close(attn(h, ve, mask), a_out, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(attn(h, ve, window), a_out, atol=1e-5, rtol=1e-5)
         # without a value embedding: v = a*v
         v_plain = attn.lambdas[0] * F.linear(h, attn.qkv_w[2]).view(1, T, H, hd).transpose(1, 2)
-        y2 = scores.masked_fill(~mask, float("-inf")).softmax(-1) @ v_plain
-        torch.testing.assert_close(attn(h, None, mask),
+        y2 = scores.masked_fill(~window.mask, float("-inf")).softmax(-1) @ v_plain
+        torch.testing.assert_close(attn(h, None, window),
                                    F.linear(y2.transpose(1, 2).reshape(1, T, H * hd), attn.c_proj.weight),
                                    atol=1e-5, rtol=1e-5)
         # the block
         xb = block.lambdas[0] * x + block.lambdas[1] * x0
         xb = xb + a_out
         mlp = F.linear(F.relu(F.linear(norm(xb), block.mlp.c_fc.weight)).square(), block.mlp.c_proj.weight)
-        torch.testing.assert_close(block(x, ve, x0, mask), xb + mlp, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(block(x, ve, x0, window), xb + mlp, atol=1e-5, rtol=1e-5)
         # the attention-free layer: only the MLP
         b4 = model.blocks[4]
         xb4 = b4.lambdas[0] * x + b4.lambdas[1] * x0
         mlp4 = F.linear(F.relu(F.linear(norm(xb4), b4.mlp.c_fc.weight)).square(), b4.mlp.c_proj.weight)
-        torch.testing.assert_close(b4(x, None, x0, mask), xb4 + mlp4, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(b4(x, None, x0, window), xb4 + mlp4, atol=1e-5, rtol=1e-5)
     assert attn.scale == 0.12
 
 
@@ -438,14 +439,14 @@ def test_attention_gate_scales_each_head_by_a_sigmoid():
     attn_g, attn_p = gated.blocks[0].attn, plain.blocks[0].attn
     x = norm(torch.randn(1, 64, r_gate.model_dim))
     x[..., 0] = x[..., 0].abs() + 0.1  # a positive first input dim, so the saturated gates below are exactly 0 / 1
-    mask = dense_mask(BlockLists.build(random_tokens(64, 3, eot_at=[0]), r_gate.attn_block_size), 2)
+    window = DenseWindow(dense_mask(BlockLists.build(random_tokens(64, 3, eot_at=[0]), r_gate.attn_block_size), 2))
     with torch.no_grad():
-        torch.testing.assert_close(attn_g(x, None, mask), 0.5 * attn_p(x, None, mask))
+        torch.testing.assert_close(attn_g(x, None, window), 0.5 * attn_p(x, None, window))
         attn_g.gate_w.zero_()
         attn_g.gate_w[0, 0], attn_g.gate_w[1, 0] = -1e4, 1e4
-        y_g = attn_g(x, None, mask)
+        y_g = attn_g(x, None, window)
         attn_p.qkv_w[2, : r_plain.head_dim] = 0  # head 0's values
-        torch.testing.assert_close(y_g, attn_p(x, None, mask))
+        torch.testing.assert_close(y_g, attn_p(x, None, window))
 
 
 def test_layers_without_mlp():
@@ -456,8 +457,8 @@ def test_layers_without_mlp():
     with torch.no_grad():
         b.lambdas.copy_(torch.tensor([1.0, 0.0]))
         b.attn.c_proj.weight.zero_()
-        mask = dense_mask(BlockLists.build(random_tokens(8, 4, eot_at=[0]), 8), 1)
-        torch.testing.assert_close(b(x, None, x, mask), x)  # no attention output, no MLP: the identity
+        window = DenseWindow(dense_mask(BlockLists.build(random_tokens(8, 4, eot_at=[0]), 8), 1))
+        torch.testing.assert_close(b(x, None, x, window), x)  # no attention output, no MLP: the identity
 
 
 def test_fused_head_loss_is_inactive_without_the_fp8_head():

@@ -13,7 +13,8 @@ from speedrun.checkpoint import load
 from speedrun.cli import main
 from speedrun.data.tokenizer import EOT, decode, gpt2
 from speedrun.evals.sample import final_window, generate, sample_from_checkpoint
-from speedrun.model.gpt import GPT, CastedLinear, KVCache
+from speedrun.model.decoding import KVCache
+from speedrun.model.gpt import GPT, CastedLinear
 from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
 from speedrun.train import run

@@ -22,7 +22,8 @@ from speedrun.data.tokenizer import EOT, gpt2
 from speedrun.errors import SpeedrunError
 from speedrun.evals.sample import final_window, load_on
 from speedrun.files import write_atomic
-from speedrun.model.gpt import GPT, KVCache
+from speedrun.model.decoding import KVCache
+from speedrun.model.gpt import GPT
 
 URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
 

@@ -10,7 +10,8 @@ import torch
 from speedrun.checkpoint import load_model
 from speedrun.data.tokenizer import EOT, decode, gpt2
 from speedrun.errors import SpeedrunError
-from speedrun.model.gpt import GPT, KVCache
+from speedrun.model.decoding import KVCache
+from speedrun.model.gpt import GPT
 from speedrun.optim.schedule import long_window_blocks
 
 

@@ -1,4 +1,5 @@
-"""Attention masking: document-causal + block-granular sliding windows, expressed once, two back-ends.
+"""Attention masking: document-causal + block-granular sliding windows, expressed once, two back-ends, and the
+window objects through which a layer attends (`FlexWindow`, `DenseWindow`; `decoding.CachedWindow` for generation).
 
 The rule: query q sees key k iff k <= q, both lie in the same document, and block(q) - block(k) < w (blocks of
 `block_size` tokens, w the window in blocks). Realised as FlexAttention does it: per query block, a list of *full*
@@ -153,3 +154,35 @@ def reference_mask(tokens: Tensor, window_blocks: int, block_size: int, docs: Te
 def dense_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
     """Reference attention: q, k, v (B, H, T, D); mask (T, T) boolean."""
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+class RowWindow:
+    """How a layer attends over one whole row (training, validation): positions 0 .. T-1, nothing before the row.
+    `CausalSelfAttention` calls every window the same way (`rotate`, `previous_key`, `attend`); this one's subclasses
+    differ in the kernel alone, and `speedrun.model.decoding.CachedWindow` attends against a KV cache instead."""
+
+    def __init__(self, mask):
+        self.mask = mask  # FlexWindow: a BlockMask; DenseWindow: a (T, T) boolean tensor
+
+    def rotate(self, rotary: torch.nn.Module, x: Tensor) -> Tensor:
+        return rotary(x)
+
+    def previous_key(self, layer: torch.nn.Module, k: Tensor) -> Tensor:
+        """The key before the row (the key offset's first shifted key): zeros, as a row starts a sequence."""
+        return k.new_zeros(k.size(0), 1, *k.shape[2:])
+
+
+class FlexWindow(RowWindow):
+    """FlexAttention over the window's BlockMask (GPU)."""
+
+    def attend(self, layer: torch.nn.Module, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        return flex_attention(q, k, v, block_mask=self.mask, scale=scale)
+
+
+class DenseWindow(RowWindow):
+    """SDPA under the window's boolean mask (any device; the CPU back-end)."""
+
+    def attend(self, layer: torch.nn.Module, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+        return dense_attention(q, k, v, self.mask, scale)

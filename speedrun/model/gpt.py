@@ -1,6 +1,6 @@
 """The record-21 GPT: value embeddings, U-net skips, QK-norm, half-truncated rotary, ReLU^2 MLP, soft-capped
 logits, FP8 head. One row of tokens per call (batch 1); documents are separated by masking, not padding.
-`GPT.forward_cached` is the incremental path (generation, completion scoring) against a `KVCache`.
+`GPT.forward_cached` is the incremental path (generation, completion scoring) against a `decoding.KVCache`.
 """
 
 import torch
@@ -11,15 +11,17 @@ from torch import Tensor, nn
 from speedrun.data.tokenizer import EOT
 from speedrun.model.attention import (
     BlockLists,
-    dense_attention,
+    DenseWindow,
+    FlexWindow,
     dense_mask,
     document_ids,
     flex_block_mask,
     short_window_blocks,
 )
+from speedrun.model.decoding import CachedWindow, KVCache
 from speedrun.model.fp8 import delayed_fp8_mlp, dynamic_fp8_linear, fp8_linear, fp8_softcap_cross_entropy
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
-from speedrun.model.rotary import Rotary, rotary_frequencies, rotate
+from speedrun.model.rotary import Rotary, rotary_frequencies
 from speedrun.model.sampled_head import candidate_rows, negatives_offset, rows_at
 from speedrun.optim.schedule import long_window_blocks, mtp_decay
 from speedrun.recipe import Recipe
@@ -93,29 +95,22 @@ class CausalSelfAttention(nn.Module):
         stationary = rotary_frequencies(r.head_dim, r.rotary_base).repeat(2) == 0 if key_offset else None
         self.register_buffer("stationary", stationary, persistent=False)
 
-    def forward(self, x: Tensor, ve: Tensor | None, mask, not_start: Tensor | None = None) -> Tensor:
-        """not_start (T,): False where a document starts (the key offset, which needs it, never reaches across one)."""
+    def forward(self, x: Tensor, ve: Tensor | None, window, not_start: Tensor | None = None) -> Tensor:
+        """window: how this layer attends (`attention.FlexWindow` / `DenseWindow` over a whole row, or
+        `decoding.CachedWindow` against a KV cache). not_start (T,): False where a document starts (the key offset,
+        which needs it, never reaches across one)."""
         B, T = x.size(0), x.size(1)
         qkv = F.linear(x, self.qkv_w.flatten(end_dim=1).type_as(x))
         q, k, v = qkv.view(B, T, 3 * self.num_heads, self.head_dim).chunk(3, dim=-2)
         q, k = norm(q), norm(k)
-        cached = isinstance(mask, CachedWindow)
-        q, k = (mask.rotate(self.rotary, q), mask.rotate(self.rotary, k)) if cached else (self.rotary(q), self.rotary(k))
+        q, k = window.rotate(self.rotary, q), window.rotate(self.rotary, k)
         if self.key_offset:
-            before = mask.previous_key(self, k) if cached else k.new_zeros(B, 1, *k.shape[2:])
-            shifted = torch.cat([before, k[:, :-1]], dim=1) * not_start[None, :, None, None].to(k.dtype)
+            shifted = torch.cat([window.previous_key(self, k), k[:, :-1]], dim=1)
+            shifted = shifted * not_start[None, :, None, None].to(k.dtype)
             k = torch.where(self.stationary, shifted, k)
         v = self.lambdas[0] * v if ve is None else self.lambdas[0] * v + self.lambdas[1] * ve.view_as(v)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
-        if cached:
-            y = mask.attend(self, q, k, v, self.scale)
-        elif isinstance(mask, Tensor):
-            y = dense_attention(q, k, v, mask, self.scale)
-        else:
-            from torch.nn.attention.flex_attention import flex_attention
-
-            y = flex_attention(q, k, v, block_mask=mask, scale=self.scale)
-        y = y.transpose(1, 2)
+        y = window.attend(self, q, k, v, self.scale).transpose(1, 2)
         if self.gate_w is not None:
             y = y * torch.sigmoid(F.linear(x[..., : self.gate_dims], self.gate_w.type_as(x)))[..., None]
         y = y.contiguous().view(B, T, self.num_heads * self.head_dim)
@@ -147,10 +142,10 @@ class Block(nn.Module):
         self.mlp = None if layer in r.no_mlp_layers else MLP(r)
         self.lambdas = nn.Parameter(torch.tensor([1.0, 0.0]))  # x = l0*x + l1*x0
 
-    def forward(self, x: Tensor, ve: Tensor | None, x0: Tensor, mask, not_start: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, ve: Tensor | None, x0: Tensor, window, not_start: Tensor | None = None) -> Tensor:
         x = self.lambdas[0] * x + self.lambdas[1] * x0
         if self.attn is not None:
-            x = x + self.attn(norm(x), ve, mask, not_start)
+            x = x + self.attn(norm(x), ve, window, not_start)
         return x + self.mlp(norm(x)) if self.mlp is not None else x
 
 
@@ -204,11 +199,11 @@ class GPT(nn.Module):
             return cached
         return w
 
-    def masks(self, inputs: Tensor, long_blocks: int | Tensor) -> tuple:
-        """(long-window mask, short-window mask) of the back-end."""
+    def windows(self, inputs: Tensor, long_blocks: int | Tensor) -> tuple:
+        """(long window, short window) of the back-end over the row `inputs`: what each layer attends through."""
         lists = BlockLists.build(inputs, self.recipe.attn_block_size)
-        build = flex_block_mask if self.attention == "flex" else dense_mask
-        return build(lists, long_blocks), build(lists, short_window_blocks(long_blocks))
+        window, mask = (FlexWindow, flex_block_mask) if self.attention == "flex" else (DenseWindow, dense_mask)
+        return window(mask(lists, long_blocks)), window(mask(lists, short_window_blocks(long_blocks)))
 
     def forward(self, inputs: Tensor, targets: Tensor | None, long_blocks: int | Tensor) -> Tensor:
         """inputs (T,) token ids -> mean cross-entropy against targets (in training with multi-token prediction,
@@ -219,7 +214,7 @@ class GPT(nn.Module):
         """The trunk's final hidden states (1, T, model_dim): the first half of `forward`."""
         if inputs.ndim != 1:
             raise ValueError(f"inputs must be one row of tokens (1-D), got shape {tuple(inputs.shape)}")
-        return self.trunk(inputs, *self.masks(inputs, long_blocks))
+        return self.trunk(inputs, *self.windows(inputs, long_blocks))
 
     def head_loss(self, x: Tensor, targets: Tensor | None) -> Tensor:
         """The second half of `forward`: the head and the loss on the trunk's hidden states."""
@@ -298,7 +293,7 @@ class GPT(nn.Module):
         mixed = cur + gate * prev
         return mixed if previous is not None else torch.cat([x[:1], mixed])
 
-    def trunk(self, inputs: Tensor, long_mask, short_mask, previous_token: Tensor | None = None) -> Tensor:
+    def trunk(self, inputs: Tensor, long_window, short_window, previous_token: Tensor | None = None) -> Tensor:
         """Embeddings and blocks: (T,) token ids -> (1, T, model_dim) final hidden states. `previous_token` (1,):
         the token before inputs[0] (incremental decoding), or None at the start of a sequence."""
         ve = [table(inputs)[None] for table in self.value_embeds]
@@ -314,7 +309,7 @@ class GPT(nn.Module):
             if i >= n:  # U-net: the second half adds the first half's outputs, last in first out
                 x = x + self.skip_weights[i - n] * skips.pop()
             t = self.ve_table[i]
-            x = block(x, ve[t] if t is not None else None, x0, long_mask if self.long_layer[i] else short_mask,
+            x = block(x, ve[t] if t is not None else None, x0, long_window if self.long_layer[i] else short_window,
                       not_start)
             if i < n:
                 skips.append(x)
@@ -343,9 +338,9 @@ class GPT(nn.Module):
         docs = cache.doc + document_ids(inputs)
         long_w = int(long_blocks)
         block = self.recipe.attn_block_size
-        long_mask, short_mask = (CachedWindow(cache, positions, docs, w, block, self.recipe.rotary_base)
-                                 for w in (long_w, short_window_blocks(long_w)))
-        x = self.trunk(inputs, long_mask, short_mask, cache.last_token if cache.length else None)
+        long_window, short_window = (CachedWindow(cache, positions, docs, w, block, self.recipe.rotary_base)
+                                     for w in (long_w, short_window_blocks(long_w)))
+        x = self.trunk(inputs, long_window, short_window, cache.last_token if cache.length else None)
         cache.length += T
         cache.doc = int(docs[-1])
         cache.last_token = inputs[-1:]
@@ -363,69 +358,3 @@ class GPT(nn.Module):
                 "embed": [t.weight for t in self.embedding_tables() if not (tied and t is self.embed)],
                 "head": [self.lm_head.weight],
                 "scalar": [p for n, p in self.named_parameters() if p.ndim < 2 or n.endswith(GATE_SUFFIX)]}
-
-
-class KVCache:
-    """Per layer, keys and values of the positions it may still see (`GPT.forward_cached`). Replaced, never written
-    in place, so `copy()` is cheap and copies can branch off (completion scoring: one context, each ending a copy)."""
-
-    def __init__(self):
-        self.layers: dict[int, tuple[Tensor, Tensor, Tensor, Tensor]] = {}  # id(attn) -> (k, v, positions, docs)
-        self.length = 0  # positions fed so far
-        self.doc = 0  # document id of the last position fed
-        self.last_token: Tensor | None = None  # (1,) id of the last position fed (smear looks back)
-        self.last_keys: dict[int, Tensor] = {}  # id(attn) -> its last key before the key offset (key_offset layers)
-
-    def copy(self) -> "KVCache":
-        out = KVCache()
-        out.layers, out.length, out.doc, out.last_token = dict(self.layers), self.length, self.doc, self.last_token
-        out.last_keys = dict(self.last_keys)
-        return out
-
-
-class CachedWindow:
-    """Takes the place of the mask in `CausalSelfAttention.forward` when decoding against a KVCache: rotary at
-    absolute positions, attention to cached + new keys under the full pass's rule (speedrun/model/attention.py)."""
-
-    def __init__(self, cache: KVCache, positions: Tensor, docs: Tensor, window_blocks: int, block_size: int,
-                 rotary_base: float):
-        self.cache, self.positions, self.docs = cache, positions, docs
-        self.window, self.block, self.base = window_blocks, block_size, rotary_base
-
-    def rotate(self, rotary: Rotary, x: Tensor) -> Tensor:
-        """Rotary.forward at positions self.positions (x: (B, T, H, D)); the same arithmetic, so the same values."""
-        table = rotary.cos.size(0)
-        if int(self.positions[-1]) < table:
-            cos, sin = rotary.cos[self.positions], rotary.sin[self.positions]
-        else:  # past the table (long generations): the same angles, computed here
-            freqs = rotary_frequencies(x.size(-1), self.base).to(x.device)
-            theta = self.positions.to(torch.float32)[:, None] * freqs[None]
-            cos, sin = theta.cos(), theta.sin()
-        return rotate(x, cos, sin)
-
-    def previous_key(self, layer: nn.Module, k: Tensor) -> Tensor:
-        """The key (B, 1, H, D) of the position before this chunk, before its offset (zeros at the start), and this
-        chunk's last one kept for the next (the key offset of `layer`)."""
-        before = self.cache.last_keys.get(id(layer))
-        self.cache.last_keys[id(layer)] = k[:, -1:]
-        return before if before is not None else k.new_zeros(k.size(0), 1, *k.shape[2:])
-
-    def attend(self, layer: nn.Module, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-        """q, k, v (B, H, T, D) of the new positions; extends the layer's cache and drops keys no later query sees."""
-        key = id(layer)
-        pos, docs = self.positions, self.docs
-        if key in self.cache.layers:
-            k0, v0, p0, d0 = self.cache.layers[key]
-            k, v, pos_all, docs_all = torch.cat([k0, k], 2), torch.cat([v0, v], 2), torch.cat([p0, pos]), torch.cat([d0, docs])
-        else:
-            pos_all, docs_all = pos, docs
-        b = self.block
-        mask = ((pos_all[None, :] <= pos[:, None]) & (docs_all[None, :] == docs[:, None])
-                & (pos[:, None] // b - pos_all[None, :] // b < self.window))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-        # Later queries sit at positions > pos[-1] in documents >= docs[-1]: older blocks and documents are out of reach.
-        nxt = int(pos[-1]) + 1
-        keep = (nxt // b - pos_all // b < self.window) & (docs_all == docs[-1])
-        first = int((~keep).sum())  # keep is False then True (positions and documents only grow)
-        self.cache.layers[key] = (k[:, :, first:], v[:, :, first:], pos_all[first:], docs_all[first:])
-        return y

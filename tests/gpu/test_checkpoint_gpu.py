@@ -15,7 +15,7 @@ from speedrun.data.tokenizer import EOT
 from speedrun.evals.hellaswag import evaluate_hellaswag
 from speedrun.evals.sample import final_window, sample_from_checkpoint
 from speedrun.evals.val_loss import evaluate_checkpoint
-from speedrun.model.gpt import KVCache
+from speedrun.model.decoding import KVCache
 from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
 from speedrun.train import run
