@@ -27,8 +27,9 @@ class KVCache:
 
 
 class CachedWindow:
-    """Takes the place of the mask in `CausalSelfAttention.forward` when decoding against a KVCache: rotary at
-    absolute positions, attention to cached + new keys under the full pass's rule (speedrun/model/attention.py)."""
+    """The window a layer attends through when decoding against a KVCache (in the place of `attention.FlexWindow` /
+    `DenseWindow`): rotary at absolute positions, attention to cached + new keys under the full pass's rule
+    (speedrun/model/attention.py)."""
 
     def __init__(self, cache: KVCache, positions: Tensor, docs: Tensor, window_blocks: int, block_size: int,
                  rotary_base: float):
