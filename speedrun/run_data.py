@@ -1,8 +1,8 @@
 """A run's data, checked before any work from the recipe and the checkpoint it resumes.
 
 The files are there (missing FineWeb shards say how many to download), train and val are apart, every header and
-token id is valid, the val files hold the positions scored, the train files hold the run's steps, and a resumed run
-reads the files it trained on. `speedrun train --nproc N` runs this before torchrun starts, so bad data is one
+token id is valid, the val files hold the positions scored, the train files hold the run's steps, a sampled head
+has rows for every target of its steps, and a resumed run reads the files it trained on. `speedrun train --nproc N` runs this before torchrun starts, so bad data is one
 error line rather than one per rank under torchrun's report; every rank runs it again.
 """
 
@@ -18,6 +18,7 @@ from speedrun.data.demo import ROLE_PATTERN, data_files, role_shards
 from speedrun.data.fineweb import download_hint
 from speedrun.data.shards import ShardError, shard_fingerprint, shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
+from speedrun.model.sampled_head import rows_at, rows_needed
 from speedrun.recipe import Recipe, RecipeError
 
 
@@ -56,6 +57,7 @@ def check_run_data(r: Recipe, ckpt: Checkpoint | None = None, world_size: int = 
     stream = BatchStream(train_files, r.batch_tokens, r.seq_len, rank, world_size, loop=r.train_loop,
                          device=device, position=position, vocab_size=r.vocab_size)
     check_train_length(stream, r, ckpt.step if ckpt is not None else 0)
+    check_sampled_head_rows(stream, r, ckpt.step if ckpt is not None else 0)
     return RunData(train_files, val_files, position, file_list, stream)
 
 
@@ -67,6 +69,21 @@ def check_train_length(stream: BatchStream, r: Recipe, start: int) -> None:
         raise ShardError(f"{files}: the train files hold {left:,} step{'' if left == 1 else 's'} of {r.batch_tokens:,} tokens"
                          f"{' after the checkpoint' if start else ''}, the run needs {r.steps - start:,}; add shards "
                          f"or set train_loop = true{download_hint(r.train_files, r.steps, r.batch_tokens)}")
+
+
+def check_sampled_head_rows(stream: BatchStream, r: Recipe, start: int) -> None:
+    """A sampled head must hold every distinct target of each forward in its steps (`sampled_head.candidate_rows`):
+    text with more (random tokens, many scripts, code) stops the run now, not at its first validation."""
+    if not r.sampled_head_rows:
+        return
+    sampled = sum(rows_at(s, r.steps, r.sampled_head_rows, r.sampled_head_end_frac) > 0 for s in range(start, r.steps))
+    for ahead, rows in stream.upcoming_targets(sampled):
+        need = max(rows_needed(row, bool(r.mtp_weights)) for row in rows)
+        if need > r.sampled_head_rows:
+            enough = -(-need // 128) * 128
+            raise RecipeError(f"sampled_head_rows={r.sampled_head_rows} is too few for these train files: step "
+                              f"{start + ahead}'s targets need {need:,} head rows (every distinct token id); set "
+                              f"sampled_head_rows to {enough:,} or more (a multiple of 128), or to 0 (the full softmax)")
 
 
 def _check_same_train_files(ckpt: Checkpoint, file_list: list[tuple[str, int]]) -> None:

@@ -66,6 +66,18 @@ def test_a_resumed_run_counts_from_its_checkpoint(files):
         check_run_data(r, moved)
 
 
+def test_a_sampled_head_too_small_for_the_text_stops_the_run_before_any_work(files, tmp_path):
+    distinct = write_shard(tmp_path / "d_train.bin", np.arange(1_000) % 200)  # 200 distinct ids a 256-token row
+    r = recipe((distinct, files[1]), steps=3, sampled_head_rows=128, sampled_head_end_frac=0.34)  # step 0 sampled
+    with pytest.raises(RecipeError, match=r"^sampled_head_rows=128 is too few for these train files: step 0's targets "
+                                          r"need 200 head rows \(every distinct token id\); set sampled_head_rows to "
+                                          r"256 or more \(a multiple of 128\), or to 0 \(the full softmax\)$"):
+        check_run_data(r)
+    check_run_data(recipe((distinct, files[1]), steps=3, sampled_head_rows=256, sampled_head_end_frac=0.34))
+    resumed = SimpleNamespace(**{**vars(resumed_at(1, 256, files)), "train_files": [("d_train.bin", 1_000)]})
+    check_run_data(r, resumed)  # from step 1 on, the full softmax: no row count to check
+
+
 def test_the_stream_returned_is_the_ranks_own_at_the_checkpoints_position(files):
     r = recipe(files, steps=3, seq_len=128, window_ramp_tokens=128)  # two ranks of one 128-token row each
     for rank in (0, 1):

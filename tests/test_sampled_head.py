@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,7 +15,7 @@ from test_train import SMALL, run_recipe, shard_files  # noqa: F401 (a fixture)
 from speedrun.build import SplitCompiled, build_model, build_optimizers, compiled_runner
 from speedrun.errors import TrainingError
 from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
-from speedrun.model.sampled_head import candidate_rows, negatives_offset, rows_at
+from speedrun.model.sampled_head import candidate_rows, negatives_offset, rows_at, rows_needed
 from speedrun.plan import make_plan
 from speedrun.recipe import RecipeError, load_recipe
 from speedrun.step import uncompiled, warmup_and_restore
@@ -156,9 +157,31 @@ def test_a_sampled_run_trains_and_too_few_rows_stop_it(shard_files, tmp_path):  
     first, last = result.val_losses[0][1], result.val_losses[-1][1]
     assert abs(first - math.log(r.padded_vocab)) < 1e-3 and last < first - 0.05
     few = run_recipe(shard_files, sampled_head_rows=128)
+    with pytest.raises(RecipeError, match=r"^sampled_head_rows=128 is too few for these train files: step \d+'s "
+                                          r"targets need \d+ head rows .*set sampled_head_rows to \d+ or more"):
+        run(few, make_plan(few, force_device="cpu"), log_dir=str(tmp_path / "few"), say=lambda *a, **k: None)
+    assert not list((tmp_path / "few").glob("*"))  # stopped before any work: not even a run log
+
+
+def test_the_device_count_backs_up_the_host_check(shard_files, tmp_path, monkeypatch):  # noqa: F811
+    # Should the host's count (run_data) ever pass a step the device cannot score, the device's stops the run.
+    monkeypatch.setattr("speedrun.run_data.check_sampled_head_rows", lambda *a: None)
+    few = run_recipe(shard_files, sampled_head_rows=128)
     with pytest.raises(TrainingError, match=r"sampled_head_rows=128 is too few: a training step before step 3 had "
                                             r"\d+ more distinct target tokens.*raise sampled_head_rows"):
         run(few, make_plan(few, force_device="cpu"), log_dir=str(tmp_path / "few"), say=lambda *a, **k: None)
+
+
+@pytest.mark.parametrize("mtp", [False, True])
+def test_the_hosts_row_count_is_the_devices(mtp):
+    g = torch.Generator().manual_seed(1)
+    for vocab in (40, 300, 1000):  # dense and sparse rows, with and without id 0 among the targets
+        targets = torch.randint(1 if vocab == 300 else 0, vocab, (256,), generator=g)
+        extra = mtp_targets(targets, 2) if mtp else None
+        need = rows_needed(targets.numpy().astype(np.uint16), extra_targets=mtp)
+        for rows in (128, 256):
+            *_, left_out = candidate_rows(targets, extra, vocab_rows=1024, rows=rows)
+            assert left_out.item() == max(0, need - rows)
 
 
 def test_switching_to_the_full_softmax_recompiles_the_head_alone():

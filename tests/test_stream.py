@@ -229,6 +229,23 @@ def test_resume_from_position(three_shards):
         assert b.next_rows() == c.next_rows()
 
 
+@pytest.mark.parametrize("loop", [False, True])
+def test_upcoming_targets_are_every_ranks_next_targets_and_leave_the_stream_alone(three_shards, loop):
+    folder, _, _ = three_shards
+    world = 2
+    streams = [BatchStream(folder, BATCH, SEQ, rank=r, world_size=world, loop=loop) for r in range(world)]
+    for s in streams:
+        s.next_rows()  # not from the start: from where a resumed run stands
+    at = vars(StreamPosition(**vars(streams[0].position)))
+    ahead = list(streams[0].upcoming_targets(20))  # 7 steps a pass: looping crosses passes, else the files end
+    assert vars(streams[0].position) == at
+    assert [a for a, _ in ahead] == list(range(20 if loop else 6))
+    for _, rows in ahead:
+        step = [s.next_step() for s in streams]  # rank r's micro-step m is row m * world + r
+        wanted = [step[i % world][i // world][1].numpy() for i in range(len(rows))]
+        assert len(rows) == world * len(step[0]) and all(np.array_equal(a, b) for a, b in zip(rows, wanted))
+
+
 def test_all_shards_smaller_than_one_batch(make_shard, tmp_path):
     make_shard(np.arange(BATCH), name="a.bin", folder=tmp_path / "d")
     make_shard(np.arange(100), name="b.bin", folder=tmp_path / "d")

@@ -90,6 +90,22 @@ class BatchStream:
         self.position.offset = starts[-1] + self.seq_len  # the end of the step's last row of inputs
         return rows
 
+    def upcoming_targets(self, steps: int):
+        """Yield (steps ahead, every rank's target rows as arrays) for the next `steps` steps (fewer where the files
+        end), leaving the stream where it is: for checks of the data before training."""
+        at = (self.position.shard, self.position.offset, self.position.passes)
+        try:
+            for ahead in range(steps):
+                try:
+                    starts = self._advance_to_fit()
+                except StopIteration:
+                    return
+                tokens = self._shard_tokens()
+                yield ahead, [tokens[s + 1: s + self.seq_len + 1] for s in starts]
+                self.position.offset = starts[-1] + self.seq_len
+        finally:
+            self.position.shard, self.position.offset, self.position.passes = at
+
     def next_step(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """This rank's (inputs int32, targets int64) pairs for the next optimiser step, one per micro-step."""
         rows = self.next_rows()

@@ -8,12 +8,14 @@ tokens absent from the step are not pushed down. So a run switches to the full s
 (`sampled_head_end_frac`), and validation always scores the full vocabulary.
 
 The row count is fixed so that the compiled graph keeps static shapes. A step with more distinct targets than
-`rows` cannot be scored; `candidate_rows` reports how many targets it had to leave out, and the trainer stops the
-run with an error if that count is ever above 0.
+`rows` cannot be scored: `speedrun train` counts every sampled step's targets on the host before any work
+(`rows_needed`, through `run_data`), and `candidate_rows` reports on the device how many it had to leave out, which
+stops the run with an error if ever above 0.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -49,3 +51,13 @@ def negatives_offset(step: int, rows: int, vocab_rows: int) -> int:
 def rows_at(step: int, steps: int, rows: int, end_frac: float) -> int:
     """The sampled row count at `step` of `steps` (0: the full softmax)."""
     return rows if rows > 0 and step < round(end_frac * steps) else 0
+
+
+def rows_needed(targets: np.ndarray, extra_targets: bool) -> int:
+    """The head rows one forward's targets (a row of token ids) need, as `candidate_rows` counts them on the device
+    (its left-out count is this minus `rows`): the distinct ids, and row 0 too with multi-token targets, whose -1s
+    (past the row's end) mark it."""
+    present = np.bincount(targets, minlength=1) > 0
+    if extra_targets:
+        present[0] = True
+    return int(np.count_nonzero(present))
