@@ -152,17 +152,20 @@ class Recipe:
         need(self.steps >= 1, "steps must be >= 1")
         need(self.num_layers % 2 == 0, f"num_layers={self.num_layers} must be even (U-net skips pair layers)")
         need(len(self.window_pattern) == self.num_layers,
-             f"window_pattern has {len(self.window_pattern)} entries for num_layers={self.num_layers}")
+             f"window_pattern has {len(self.window_pattern)} entries for num_layers={self.num_layers} (one letter a "
+             f"layer: L for the long window, S for the short)")
         need(set(self.window_pattern) <= {"L", "S"}, "window_pattern may hold only 'L' and 'S'")
         need(2 * self.value_embeds <= self.num_layers, f"value_embeds={self.value_embeds} needs >= 2x as many layers")
-        need(all(0 <= i < self.num_layers for i in self.no_attn_layers), "no_attn_layers must name existing layers")
+        need(all(0 <= i < self.num_layers for i in self.no_attn_layers),
+             f"no_attn_layers={self.no_attn_layers} must name existing layers, 0..{self.num_layers - 1}")
         need(self.head_dim % 4 == 0, f"head_dim={self.head_dim} must be a multiple of 4 (half-truncated rotary)")
         need(self.model_dim % self.num_heads == 0,
              f"model_dim={self.model_dim} must be divisible by num_heads={self.num_heads} (head_dim = model_dim / num_heads)")
         need(self.num_heads * self.head_dim == self.model_dim,
              f"num_heads={self.num_heads} x head_dim={self.head_dim} must equal model_dim={self.model_dim} (the value "
              f"embeddings add to the heads' values); leave head_dim out and it follows from the other two")
-        for f in ("lr_head", "lr_embed", "lr_scalar", "muon_lr", "adam_eps", "attn_scale", "logit_cap", "logit_cap_div"):
+        for f in ("lr_head", "lr_embed", "lr_scalar", "muon_lr", "adam_eps", "attn_scale", "logit_cap", "logit_cap_div",
+                  "rotary_base", "fp8_x_scale", "fp8_w_scale", "fp8_grad_scale"):
             need(getattr(self, f) > 0, f"{f}={getattr(self, f)} must be positive")
         for f in ("muon_momentum", "muon_momentum_start", "min_lr_frac"):
             need(0 <= getattr(self, f) < 1, f"{f}={getattr(self, f)} must lie in [0, 1)")
@@ -188,7 +191,8 @@ class Recipe:
             need(1 <= self.ns_steps <= len(POLAR_EXPRESS_COEFFICIENTS),
                  f"ns_steps={self.ns_steps}: polar_express has coefficients for 1..{len(POLAR_EXPRESS_COEFFICIENTS)} steps")
         need(0 <= self.normuon_beta2 < 1, "normuon_beta2 must lie in [0, 1) (0: off)")
-        need(all(0 <= i < self.num_layers for i in self.no_mlp_layers), "no_mlp_layers must name existing layers")
+        need(all(0 <= i < self.num_layers for i in self.no_mlp_layers),
+             f"no_mlp_layers={self.no_mlp_layers} must name existing layers, 0..{self.num_layers - 1}")
         need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
         need(0 < self.gate_dims <= self.model_dim, f"gate_dims={self.gate_dims} must lie in 1..model_dim")
         need(len(self.mtp_weights) <= 3 and all(w >= 0 for w in self.mtp_weights),
@@ -209,6 +213,7 @@ class Recipe:
              "CUDA graph trees refused the model (allocations in the graph pool not tracked as outputs)")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
+        need(self.sample_tokens >= 0, f"sample_tokens={self.sample_tokens} must be >= 0 (0: no sample)")
         return self
 
     def to_dict(self) -> dict:
@@ -294,7 +299,7 @@ def _scalar(kind, v, whole_floats: bool = True):
         raise TypeError
     if kind is int and (isinstance(v, int) or whole_floats and isinstance(v, float) and v.is_integer()):
         return int(v)
-    if kind is float and isinstance(v, (int, float)):
+    if kind is float and isinstance(v, (int, float)) and math.isfinite(v):  # inf and nan set no sensible recipe
         return float(v)
     if kind in (bool, str) and isinstance(v, kind):
         return v
@@ -302,6 +307,8 @@ def _scalar(kind, v, whole_floats: bool = True):
 
 
 def _type_name(hint) -> str:
+    if hint is float:
+        return "finite number"
     return getattr(hint, "__name__", str(hint).replace("typing.", ""))
 
 
@@ -371,7 +378,8 @@ def _derive_shapes(values: dict, given: set) -> None:
     """As in nanoGPT, a width or head count given alone sets what follows from it: head_dim = model_dim /
     num_heads (the value embeddings add to the heads' values, so the heads must fill model_dim exactly) and
     mlp_hidden = 4 x model_dim. A field given explicitly is left as given (and checked)."""
-    if {"model_dim", "num_heads"} & given and "head_dim" not in given and values["model_dim"] % values["num_heads"] == 0:
+    if ({"model_dim", "num_heads"} & given and "head_dim" not in given and values["num_heads"] > 0
+            and values["model_dim"] % values["num_heads"] == 0):
         values["head_dim"] = values["model_dim"] // values["num_heads"]
     if "model_dim" in given and "mlp_hidden" not in given:
         values["mlp_hidden"] = 4 * values["model_dim"]

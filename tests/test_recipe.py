@@ -195,6 +195,9 @@ def test_unknown_key_without_close_match():
     ("no_mlp_layers=1", "no_mlp_layers"),
     ('adam_betas=["a", "b"]', "adam_betas"),
     ("smear=1", "smear"),
+    ("muon_lr=inf", "muon_lr"),  # a float field takes finite numbers only
+    ("lr_head=nan", "lr_head"),
+    ("mtp_weights=[0.5, nan]", "mtp_weights"),
     ("sample_prompt=5", None),  # str fields keep raw text: "5" is fine (checked below)
 ])
 def test_bad_values(item, key):
@@ -287,7 +290,6 @@ def test_unknown_base(tmp_path):
     (["fused_head_loss=true"], "fused_head_loss needs fp8_head = true"),
     (["mtp_weights=[0.5, -0.1]"], "mtp_weights=[0.5, -0.1] must hold at most 3 weights, each >= 0"),
     (["mtp_weights=[0.5, 0.4, 0.3, 0.2]"], "must hold at most 3 weights"),
-    (["mtp_weights=[nan]"], "mtp_weights=[nan]"),
     (["mtp_end_frac=0"], "mtp_end_frac=0.0 must lie in (0, 1]"),
     (["mtp_end_frac=1.01"], "mtp_end_frac=1.01 must lie in (0, 1]"),
     (["num_heads=3"], "model_dim=128 must be divisible by num_heads=3"),
@@ -296,6 +298,13 @@ def test_unknown_base(tmp_path):
     (["lr_embed=0"], "lr_embed=0.0 must be positive"),
     (["muon_momentum=1.5"], "muon_momentum=1.5 must lie in [0, 1)"),
     (["min_lr_frac=-0.1"], "min_lr_frac=-0.1 must lie in [0, 1)"),
+    (["num_heads=0"], "num_heads must be positive"),  # not a ZeroDivisionError where head_dim is derived
+    (["rotary_base=0"], "rotary_base=0.0 must be positive"),
+    (["rotary_base=-5"], "rotary_base=-5.0 must be positive"),
+    (["fp8_grad_scale=0"], "fp8_grad_scale=0.0 must be positive"),
+    (["sample_tokens=-1"], "sample_tokens=-1 must be >= 0"),
+    (["no_attn_layers=[7]"], "no_attn_layers=[7] must name existing layers, 0..5"),
+    (["window_pattern=LSS"], "(one letter a layer: L for the long window, S for the short)"),
 ])
 def test_impossible_combinations(items, fragment):
     """Each refused in one line that names the recipe and the culprit."""
