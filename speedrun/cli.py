@@ -62,7 +62,18 @@ def _temperature(text: str) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0 (0: greedy)")
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0 (0: greedy)")
+    return value
+
+
+def _target(text: str) -> float:
+    """A val loss target: a cross-entropy, so finite and above 0 (inf would pass every run, nan none)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a val loss: a finite number above 0")
     return value
 
 
@@ -321,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="final val loss, time and a one-sided t-test across run logs")
     p.add_argument("logs", nargs="*", default=["logs"], help="run log files or folders (default: logs, where "
                                                              "`speedrun train` writes them)")
-    p.add_argument("--target", type=float, default=3.28, help="val loss target")
+    p.add_argument("--target", type=_target, default=3.28, help="val loss target")
     p.set_defaults(func=cmd_stats)
     p = sub.add_parser("compare", help="a change against a baseline: final val loss paired by seed and unpaired, "
                                        "two-sided t-tests, and the training-time ratio")
@@ -335,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "`speedrun train` writes them)")
     p.add_argument("-o", "--out", default="val_loss.png",
                    help="image to write, its type from the suffix: .png, .svg or .pdf (default: val_loss.png)")
-    p.add_argument("--target", type=float, default=3.28, help="val loss target (a dashed line)")
+    p.add_argument("--target", type=_target, default=3.28, help="val loss target (a dashed line)")
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("records", help="rebuild the table in records/README.md from the record folders; "
                                        "--new NAME LOG... first makes a record")
@@ -343,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new", nargs="+", metavar="NAME LOG", help="make records/<today>_NAME/ from these run logs")
     p.add_argument("--command", help="(--new) the command that produced the runs")
     p.add_argument("--device", help="(--new) the machine, e.g. '8x H100 80GB'")
-    p.add_argument("--target", type=float, default=3.28, help="(--new) val loss target")
+    p.add_argument("--target", type=_target, default=3.28, help="(--new) val loss target")
     p.add_argument("--notes", help="(--new) free text for the record's README")
     p.set_defaults(func=cmd_records)
 
@@ -392,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpeedrunError as e:
         print(f"speedrun: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`speedrun stats | head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the flush at exit fails no more
+        return 141
     except OSError as e:
         if e.filename is None:  # not about a file: a library's failure or a bug, with its traceback
             raise

@@ -66,7 +66,8 @@ CKPT = "no_such_ckpt.pt"  # never opened: the options are refused first
 @pytest.mark.parametrize("args, fragments", [
     (["sample", CKPT, "--top-k", "-3"], ["--top-k", "-3 must be >= 0"]),
     (["sample", CKPT, "--top-k", "x"], ["--top-k", "'x' is not an integer"]),
-    (["sample", CKPT, "--temperature", "-1"], ["--temperature", "must be a number >= 0 (0: greedy)"]),
+    (["sample", CKPT, "--temperature", "-1"], ["--temperature", "must be a finite number >= 0 (0: greedy)"]),
+    (["sample", CKPT, "--temperature", "inf"], ["--temperature", "'inf' must be a finite number >= 0 (0: greedy)"]),
     (["sample", CKPT, "--temperature", "nan"], ["--temperature", "'nan'"]),
     (["sample", CKPT, "--tokens", "0"], ["--tokens", "0 must be >= 1"]),
     (["sample", CKPT, "--num-samples", "0"], ["--num-samples", "0 must be >= 1"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -423,3 +424,27 @@ def test_runs_on_other_data_files_are_flagged(tmp_path):
             "sections differ); their val losses may not be comparable") in text
     assert "different sets of data" not in stats_report([str(tmp_path / "a0.txt"), str(tmp_path / "a1.txt"),
                                                          str(tmp_path / "old.txt")])[0]
+
+
+def test_a_reader_that_goes_away_ends_stats_quietly(tmp_path):
+    # `speedrun stats | head -1`: the pipe's reader closed before the table is written
+    for loss in (3.20, 3.21):
+        hand_log(tmp_path / f"{loss}.txt", loss)
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "speedrun", "stats", str(tmp_path)], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 141 and proc.stderr == ""
+
+
+@pytest.mark.parametrize("target", ["inf", "nan", "0", "-1", "x"])
+def test_a_target_must_be_a_val_loss(target, capsys):
+    from speedrun.cli import main
+    for command in (["stats"], ["plot"], ["records", "--new", "r"]):
+        with pytest.raises(SystemExit) as e:
+            main([*command, "--target", target])
+        assert e.value.code == 2
+        assert f"argument --target: {target!r} must be a val loss: a finite number above 0" in capsys.readouterr().err
