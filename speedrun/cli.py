@@ -232,6 +232,11 @@ def cmd_records(args) -> int:
         folder = new_record(args.dir, name, logs, command=args.command or "", device=args.device or "",
                             target=args.target, notes=args.notes or "")
         print(f"wrote {folder}")
+        from speedrun.stats import P_BAR, format_p, summarize
+        for g in summarize([str(folder)], args.target).groups.values():  # one group (new_record checks)
+            if not g.meets_bar:
+                print(f"note: its runs do not meet the record bar (a mean below {args.target:g} with p < "
+                      f"{P_BAR:g}): mean {g.mean:.4f}, p = {format_p(g.p_value)}, n = {g.n}", file=sys.stderr)
     print(f"wrote {rebuild_records_table(args.dir)}")
     return 0
 
@@ -250,6 +255,13 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    # each mode's options named where the other mode would ignore them, rather than dropped without a word
+    other = (["--val", "--val-tokens"], [args.val, args.val_tokens]) if args.what == "hellaswag" else \
+        (["--data", "--limit"], [args.data, args.limit])
+    given = [flag for flag, value in zip(*other) if value is not None]
+    if given:
+        mode = "val-loss eval (`speedrun eval [CHECKPOINT]`)" if args.what == "hellaswag" else "`speedrun eval hellaswag`"
+        raise SpeedrunError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for {mode}, not this one")
     if args.what == "hellaswag":
         from speedrun.evals.hellaswag import evaluate_hellaswag
         evaluate_hellaswag(args.checkpoint or "latest", data=args.data, limit=args.limit, device=args.device)

@@ -58,6 +58,9 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
     for run in summary.runs:
         if run.status == "malformed":
             raise LogError(f"{run.path}: {run.reason}")
+    if not summary.groups:
+        raise SpeedrunError(f"no complete run among the {len(sources)} log(s): a record holds finished runs "
+                            "(`speedrun stats` on them says why each is not counted)")
     if len(summary.groups) > 1:
         raise SpeedrunError(f"the logs' complete runs are {len(summary.groups)} groups (recipe values or code "
                             "differ); a record holds runs of one recipe, settings and code (`speedrun stats` on "
@@ -75,7 +78,7 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
                  f"- target: {target:g}", f"- logs: {', '.join(f'`{s.name}`' for s in sources)}", ""]
         if notes:
             lines += [notes.strip(), ""]
-        lines += ["## Stats", "", f"`speedrun stats records/{folder.name} --target {target:g}`:", "", "```text",
+        lines += ["## Stats", "", f"`speedrun stats {Path(records_dir) / folder.name} --target {target:g}`:", "", "```text",
                   report, "```", ""]
         (tmp / "README.md").write_text("\n".join(lines), encoding="utf-8")
         os.rename(tmp, folder)

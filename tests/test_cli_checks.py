@@ -302,4 +302,8 @@ def test_eval_errors(trained, capsys, tmp_path, monkeypatch):
     one_line(capsys.readouterr().err, "one checkpoint at a time")
     assert main(["eval", str(path), "--val-tokens", "100", "--device", "cpu"]) == 2
     one_line(capsys.readouterr().err, "--val-tokens 100 must be a positive multiple")
+    assert main(["eval", str(path), "--data", "hs.jsonl", "--limit", "5"]) == 2
+    one_line(capsys.readouterr().err, "--data and --limit are for `speedrun eval hellaswag`, not this one")
+    assert main(["eval", "hellaswag", str(path), "--val", "demo"]) == 2
+    one_line(capsys.readouterr().err, "--val is for val-loss eval (`speedrun eval [CHECKPOINT]`), not this one")
     assert list(tmp_path.iterdir()) == []

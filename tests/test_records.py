@@ -114,6 +114,9 @@ def test_refusals(tmp_path):
         new_record(records, "x", [str(tmp_path / "src")], "cmd", "cpu", date="2026-01-01")
     with pytest.raises(LogError, match="not a speedrun run log"):
         new_record(records, "y", [str(tmp_path / "junk.txt")], "cmd", "cpu", date="2026-01-01")
+    hand_log(tmp_path / "crashed" / "c.txt", 3.2, end=None)
+    with pytest.raises(SpeedrunError, match=r"^no complete run among the 1 log\(s\): a record holds finished runs"):
+        new_record(records, "z", [str(tmp_path / "crashed")], "cmd", "cpu", date="2026-01-01")
     with pytest.raises(SpeedrunError, match="short-name"):
         new_record(records, "bad name", [str(tmp_path / "src")], "cmd", "cpu", date="2026-01-01")
     assert sorted(p.name for p in records.iterdir()) == ["2026-01-01_x", "README.md"]  # nothing half-made
@@ -140,7 +143,10 @@ def test_records_new_from_the_command_line(tmp_path, monkeypatch, capsys):
     code = main(["records", "--dir", str(records), "--new", "track-run", str(src), "--command", "speedrun train",
                  "--device", "1x H100", "--target", "3.41"])
     assert code == 0
+    err = capsys.readouterr().err  # two runs, p about 0.1: written, and said not to meet the bar
+    assert err.startswith("note: its runs do not meet the record bar (a mean below 3.41 with p < 0.01): mean 3.3950, p = "), err
     folder = records / f"{_time.strftime('%Y-%m-%d')}_track-run"
+    assert f"`speedrun stats {records / folder.name} --target 3.41`" in (folder / "README.md").read_text()
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "a.txt", "b.txt"]
     assert "- target: 3.41" in (folder / "README.md").read_text()
     (row,) = table_rows(records / "README.md")
