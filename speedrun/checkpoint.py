@@ -194,6 +194,14 @@ def checkpoint_folder(checkpoint_dir: str | os.PathLike | None, resumed: Checkpo
     return resumed.path.parent if resumed is not None else Path(DEFAULT_DIR)
 
 
+def log_folder(log_dir: str | os.PathLike | None, resumed: Checkpoint | None) -> Path:
+    """Where a run writes its log: --log-dir, else the folder of the first part's log for a resumed run (so `speedrun
+    stats` there sees every part, as checkpoint_folder keeps the checkpoints together), else `logs`."""
+    if log_dir:
+        return Path(log_dir)
+    return Path(resumed.log_path).parent if resumed is not None and resumed.log_path else Path("logs")
+
+
 def recipe_differences(a: Recipe, b: Recipe) -> list[str]:
     """`field (checkpoint A, given B)` for every field where recipe b differs from the checkpoint's recipe a."""
     da, db = a.to_dict(), b.to_dict()
@@ -212,6 +220,9 @@ def load_for_resume(spec: str, checkpoint_dir: str | None = None, recipe_name: s
                               f"to resume (sample or evaluate it, or start a new run)")
     if recipe_name is not None:
         given = load_recipe(recipe_name, overrides)
+        if given.name != ckpt.recipe.name:  # one line, not every field of two different recipes
+            raise CheckpointError(f"{ckpt.path}: the checkpoint is a run of recipe {ckpt.recipe.name!r}, not "
+                                  f"{given.name!r}; --resume continues the checkpoint's own recipe: drop --recipe")
     elif overrides:
         values = ckpt.recipe.to_dict()
         apply_overrides(values, overrides)

@@ -14,6 +14,7 @@ from speedrun.launch import (
     check_before_ranks,
     check_compile_cache_path,
     check_nproc,
+    data_readiness,
     dry_run_report,
     launch_torchrun,
     strip_nproc,
@@ -143,7 +144,9 @@ def cmd_train(args) -> int:
     from speedrun.train import run
     plan = make_plan(recipe, force_device=args.device, dry_run=args.dry_run)
     if args.dry_run:
-        print(dry_run_report(recipe, plan))
+        if plan.main:  # under torchrun (--nproc N), one report, not N
+            print(dry_run_report(recipe, plan))
+            print(data_readiness(recipe, resume, plan.world_size))
         return 0
     if args.compile_cache and not plan.compile and plan.main:
         print(f"note: torch.compile is off for this run: --compile-cache {args.compile_cache} is not used")
@@ -289,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["cpu", "cuda"], help="force a device (cpu also runs GPU-only recipes)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved recipe, parameter counts and device plan; do not train")
-    p.add_argument("--log-dir", default="logs", help="folder for run logs")
+    p.add_argument("--log-dir", help="folder for run logs (default: logs; with --resume, the first part's log folder)")
     p.add_argument("--print-every", type=int,
                    help="console progress every N steps (default: 1 up to 200 steps, else 10; the log has every step)")
     p.add_argument("--nproc", type=_at_least(1), default=1,

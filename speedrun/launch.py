@@ -31,13 +31,26 @@ def strip_nproc(argv: list[str]) -> list[str]:
 
 def check_before_ranks(recipe, resume, args) -> None:
     """What every rank would refuse, checked once before torchrun starts: one error line, not N under its report."""
-    from speedrun.checkpoint import checkpoint_folder
+    from speedrun.checkpoint import checkpoint_folder, log_folder
     from speedrun.files import check_writable_folder
     from speedrun.run_data import check_run_data
     if not args.dry_run:
-        check_writable_folder(args.log_dir, "--log-dir")
+        check_writable_folder(log_folder(args.log_dir, resume), "--log-dir")
         check_writable_folder(checkpoint_folder(args.checkpoint_dir, resume), "--checkpoint-dir")
         check_run_data(recipe, resume, args.nproc)
+
+
+def data_readiness(recipe, resume, world_size: int) -> str:
+    """The dry run's last line: whether the run's data checks pass (files there, valid, long enough), without
+    failing the dry run, which may well come before the data is downloaded."""
+    from speedrun.run_data import check_run_data
+    try:
+        data = check_run_data(recipe, resume, world_size)
+    except SpeedrunError as e:
+        return f"data: NOT READY: {e}"
+    tokens = sum(n for _, n in data.file_list)
+    return (f"data: ready: {len(data.train_files)} train shard(s) of {tokens:,} tokens, "
+            f"{len(data.val_files)} val shard(s)")
 
 
 def check_compile_cache_path(path: str) -> None:

@@ -93,14 +93,14 @@ class DeferredScalar:
         return tag, value.item()
 
 
-def run(r: Recipe, plan: Plan, log_dir: str = "logs", print_every: int | None = None, say=print,
+def run(r: Recipe, plan: Plan, log_dir: str | None = None, print_every: int | None = None, say=print,
         save_every: int | None = None, checkpoint_dir: str | None = None, resume=None, keep_last: int = 0,
         save_final: bool = False, metrics: Metrics | None = None, compile_cache: str | None = None) -> RunResult:
     """Train `r` under `plan`. Returns the losses and the log path; raises TrainingError on a dead run.
 
     save_every: a full checkpoint every N steps and at the end (None on resume: the checkpoint's); keep_last: how
     many periodic ones to keep (0: all); save_final: else the final weights. checkpoint_dir: None is the resumed
-    checkpoint's folder, else `checkpoints`. resume: a checkpoint (path) of this recipe, continued from its step
+    checkpoint's folder, else `checkpoints`; log_dir likewise (None: the first part's log folder, else `logs`). resume: a checkpoint (path) of this recipe, continued from its step
     with a new log (the losses returned cover the whole run). metrics: wandb / TensorBoard sinks (rank 0).
     compile_cache: a file of torch.compile artifacts, loaded before compiling and (rank 0) written as the run ends
     when it compiled anything the file lacked (speedrun.compile_cache).
@@ -143,6 +143,7 @@ class Trainer:
             save_every = self.ckpt.save_every
         self.save_every = save_every or 0
         checkpoint_dir = ckpt_mod.checkpoint_folder(checkpoint_dir, self.ckpt)
+        log_dir = ckpt_mod.log_folder(log_dir, self.ckpt)
         if plan.main:
             check_writable_folder(log_dir, "--log-dir")
             check_writable_folder(checkpoint_dir, "--checkpoint-dir")

@@ -15,7 +15,7 @@ from conftest import checkpoint_at
 
 import speedrun.checkpoint as ckpt_mod
 from speedrun.build import build_model, build_optimizers
-from speedrun.checkpoint import CheckpointError, checkpoint_folder, load, load_for_resume, resolve, save
+from speedrun.checkpoint import CheckpointError, checkpoint_folder, load, load_for_resume, log_folder, resolve, save
 from speedrun.cli import main
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.shards import read_shard, write_shard
@@ -157,6 +157,10 @@ def test_checkpoint_folder_is_the_flag_else_the_resumed_ones_else_the_default(tm
     assert checkpoint_folder(str(tmp_path / "new"), resumed) == tmp_path / "new"
     assert checkpoint_folder(None, resumed) == checkpoint_folder("", resumed) == tmp_path / "old"
     assert checkpoint_folder(None, None) == Path("checkpoints")
+    resumed.log_path = str(tmp_path / "runs" / "20260101-000000_tiny_ab12cd34.txt")
+    assert log_folder(str(tmp_path / "new"), resumed) == tmp_path / "new"
+    assert log_folder(None, resumed) == tmp_path / "runs"
+    assert log_folder(None, SimpleNamespace(log_path=None)) == log_folder(None, None) == Path("logs")
 
 
 def test_missing_corrupt_and_foreign_files(state, tmp_path):
@@ -277,6 +281,9 @@ def test_resume_refusals(runs, tmp_path):
     overrides = {k: v for k, v in r.to_dict().items() if k in SMALL or k in ("steps", "train_files", "val_files",
                  "val_tokens", "val_every", "warmup_steps", "train_loop", "sample_tokens", *RESUME_VARIANTS["fast"])}
     assert load_for_resume(str(half.path), recipe_name="tiny", overrides=overrides).step == 3
+    with pytest.raises(CheckpointError, match=r"the checkpoint is a run of recipe 'tiny', not 'fast'; --resume "
+                                              r"continues the checkpoint's own recipe: drop --recipe$"):
+        load_for_resume(str(half.path), recipe_name="fast")
     with pytest.raises(CheckpointError, match=r"change steps \(checkpoint 6, given 12\)"):
         load_for_resume(str(half.path), recipe_name="tiny", overrides={**overrides, "steps": 12})
     # --set alone applies to the checkpoint's recipe
@@ -322,8 +329,10 @@ def test_cli_resume_writes_beside_the_checkpoint_it_resumes(shards, tmp_path, mo
         later.unlink()  # the run as if stopped after step 2
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
-    assert main(["train", "--resume", str(half), "--log-dir", "l", "--device", "cpu"]) == 0
+    assert main(["train", "--resume", str(half), "--device", "cpu"]) == 0
     assert not (tmp_path / "elsewhere" / "checkpoints").exists()
+    assert not (tmp_path / "elsewhere" / "logs").exists()  # its log joins the first part's: stats there sees both
+    assert len(list((tmp_path / "logs").glob("*_tiny_*.txt"))) == 2
     assert len(list((tmp_path / "a").glob("ckpt_tiny_*_step000004.pt"))) == 1
 
 
