@@ -139,7 +139,8 @@ def cmd_train(args) -> int:
         return 130 if got and code != 0 else code
 
     from speedrun.distributed import init_distributed, shutdown_distributed
-    from speedrun.interrupt import Interrupted
+    from speedrun.interrupt import Interrupted, terminate_on_sigterm
+    terminate_on_sigterm()
     from speedrun.plan import make_plan
     from speedrun.train import run
     plan = make_plan(recipe, force_device=args.device, dry_run=args.dry_run)
@@ -428,7 +429,11 @@ def main(argv: list[str] | None = None) -> int:
         # log already ends "failed" with the same reason
         print(f"speedrun: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        from speedrun.interrupt import Terminated
+        if isinstance(e, Terminated):
+            print("speedrun: terminated (SIGTERM)", file=sys.stderr)
+            return e.exit_code
         print("speedrun: interrupted", file=sys.stderr)
         return 130
 

@@ -92,3 +92,32 @@ def test_sigint_writes_a_checkpoint_and_resume_finishes(tmp_path):
     # save_every was kept: saved at the end, named after the resumed run's own log
     final = load(tmp_path / "ckpts" / f"ckpt_tiny_{second_id}_step{STEPS:06d}.pt")
     assert final.complete and final.train_losses[:step] == ckpt.train_losses and len(final.train_losses) == STEPS
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_before_the_timed_loop_ends_the_run_with_its_log_closed(tmp_path):
+    # `timeout` on a GPU most often lands in the compile or warm-up: the log ends "failed", the exit code is 143
+    train = write_shard(tmp_path / "train_000000.bin", np.array(read_shard(DEMO_DIR / "demo_train_000000.bin")[:12_000]))
+    val = write_shard(tmp_path / "val_000000.bin", np.array(read_shard(DEMO_DIR / "demo_val_000000.bin")[:1_000]))
+    sets = {**SETS, "train_files": str(train), "val_files": str(val), "warmup_steps": 100_000}
+    args = ["train", "--recipe", "tiny", "--device", "cpu", "--log-dir", "logs"]
+    for k, v in sets.items():
+        args += ["--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
+    proc = speedrun(args, tmp_path)
+    seen = []
+    try:
+        deadline = time.time() + 120
+        for line in proc.stdout:  # in the warm-up's untimed steps
+            seen.append(line)
+            if line.startswith("warm-up step 2/"):
+                proc.send_signal(signal.SIGTERM)
+                break
+            assert time.time() < deadline, "".join(seen)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143 and err == "speedrun: terminated (SIGTERM)\n", ("".join(seen) + out, err)
+    (log_path,) = (tmp_path / "logs").iterdir()
+    assert log_path.read_text().splitlines()[-1] == "=== end: failed: Terminated ==="
+    assert not (tmp_path / "checkpoints").exists()
