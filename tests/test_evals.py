@@ -95,6 +95,23 @@ def test_val_loss_equals_the_training_loops_validation(trained):
     assert got < 1.0, "the sentences are learned"
 
 
+def test_an_intermediate_checkpoint_scores_as_its_runs_validation_did(tmp_path):
+    # the window grows with the step: a step-4 checkpoint is scored with step 4's window, the log's figure
+    train = write_shard(tmp_path / "s_train_000000.bin", corpus(1200, 0))
+    val = write_shard(tmp_path / "s_val_000000.bin", corpus(200, 1))
+    r = load_recipe("tiny", {**SMALL, "seq_len": 512, "val_seq_len": 512, "batch_tokens": 512, "window_ramp_tokens": 512,
+                             "attn_block_size": 128, "steps": 8, "val_every": 4, "warmup_steps": 0, "val_tokens": 1024,
+                             "train_files": str(train), "val_files": str(val), "sample_tokens": 0})
+    blocks = [long_window_blocks(s, r.steps, r.window_ramp_tokens, r.attn_block_size) for s in (4, 8)]
+    assert blocks[0] < blocks[1], "the test needs a window that still grows at step 4"
+    result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet, save_every=4,
+                 checkpoint_dir=str(tmp_path / "ck"))
+    logged = dict(result.val_losses)
+    for step in (4, 8):
+        (path,) = (tmp_path / "ck").glob(f"*_step{step:06d}.pt")
+        assert evaluate_checkpoint(path, [str(val)], device=DEV, say=quiet) == logged[step]
+
+
 def test_val_tokens_capped_or_refused(trained, make_shard):
     path, _, val, _ = trained
     small = make_shard(corpus(100, 2)[:400], name="small_val.bin")  # one row of 256 (+1); the recipe wants 512

@@ -44,7 +44,9 @@ def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = Non
     r = dataclasses.replace(r, val_tokens=val_tokens)
     runner = compiled_runner(model, plan)
     model.train()  # evaluate() switches to eval mode and back, as in training
-    loss = evaluate(runner, r, plan, model.window(r.steps), files)
+    # the attention window of the checkpoint's step, as the run's own validation there: the log's figure, not the
+    # final window's (the same at the last step)
+    loss = evaluate(runner, r, plan, model.window(ckpt.step), files)
     model.eval()
     say(f"val_loss {loss:.4f} over {val_tokens:,} tokens of {len(files)} file(s) "
         f"(checkpoint {ckpt.path}, step {ckpt.step} of {r.steps})")
