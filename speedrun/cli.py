@@ -250,11 +250,13 @@ def cmd_sample(args) -> int:
     from speedrun.evals.sample import sample_from_checkpoint
     ckpt = load(resolve(args.checkpoint))
     print(f"checkpoint: {ckpt.path} (step {ckpt.step})", file=sys.stderr)  # which file `latest` named; stdout: samples
-    for text in sample_from_checkpoint(ckpt, args.prompt, max_tokens=args.tokens,
-                                       temperature=args.temperature, top_k=args.top_k, num_samples=args.num_samples,
-                                       seed=args.seed, device=args.device):
-        print(text)
-        print("-" * 40)
+    def show(piece: str) -> None:  # each token's text as it comes: a long sample shows as it grows
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    sample_from_checkpoint(ckpt, args.prompt, max_tokens=args.tokens, temperature=args.temperature, top_k=args.top_k,
+                           num_samples=args.num_samples, seed=args.seed, device=args.device, on_text=show,
+                           on_end=lambda: print("\n" + "-" * 40))
     return 0
 
 

@@ -179,3 +179,30 @@ def test_cli_sample(demo_checkpoint, capsys):
     rc = main(["sample", str(path.with_name("nope.pt")), "--device", "cpu"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("speedrun: error: ") and "no such checkpoint file" in err
+
+
+def test_text_streams_as_it_grows_and_joins_to_the_sample(demo_checkpoint, monkeypatch):
+    path, model = demo_checkpoint
+    pieces = []
+    text = generate(model, "The", 40, temperature=0, on_text=pieces.append)
+    assert pieces[0] == "The" and len(pieces) > 5 and "".join(pieces) == text
+    ends = []
+    texts = sample_from_checkpoint(path, "It", max_tokens=8, num_samples=2, device="cpu", on_text=lambda s: None,
+                                   on_end=lambda: ends.append(1))
+    assert len(texts) == 2 and ends == [1, 1]
+    # tokens whose bytes end inside a character (ï, €, 日本 are split in GPT-2's BPE): a piece waits for the rest
+    want = gpt2().encode_ordinary(" naïve € 日本")
+    assert any(not _utf8(gpt2().decode_single_token_bytes(t)) for t in want), "the test needs a split character"
+    chosen = iter(want + [EOT])
+    monkeypatch.setattr("speedrun.evals.sample.pick", lambda *a: next(chosen))
+    pieces = []
+    assert generate(model, "It", 40, on_text=pieces.append) == "It naïve € 日本" == "".join(pieces)
+    assert all("\ufffd" not in piece for piece in pieces)
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False

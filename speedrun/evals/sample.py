@@ -5,6 +5,9 @@ against the cache (`GPT.forward_cached`), under the training mask rule with the 
 The cache keeps only the keys a later query can still see (the window), so long generations cost the same per token.
 """
 
+import codecs
+from collections.abc import Callable
+
 import torch
 
 from speedrun.checkpoint import load_model
@@ -34,8 +37,10 @@ def pick(logits: torch.Tensor, temperature: float, top_k: int | None, gen: torch
 
 @torch.no_grad()
 def generate(model: GPT, prompt: str, max_tokens: int, temperature: float = 0.8, top_k: int | None = 50,
-             seed: int = 0) -> str:
-    """`prompt` continued until <|endoftext|> (the end of the document) or `max_tokens` (temperature 0: greedy)."""
+             seed: int = 0, on_text: Callable[[str], None] | None = None) -> str:
+    """`prompt` continued until <|endoftext|> (the end of the document) or `max_tokens` (temperature 0: greedy).
+    on_text: called with the prompt, then with each new piece of text as it is generated (whole characters: a token
+    may end inside one), so a long sample shows as it grows; the pieces join to the text returned."""
     device = next(model.parameters()).device
     window = final_window(model)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -45,13 +50,20 @@ def generate(model: GPT, prompt: str, max_tokens: int, temperature: float = 0.8,
         cache = KVCache()
         x = torch.tensor([EOT] + gpt2().encode_ordinary(prompt), dtype=torch.int32, device=device)
         out: list[int] = []
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")  # as tiktoken's decode, piece by piece
+        if on_text:
+            on_text(prompt)
         for _ in range(max_tokens):
             logits = model.forward_cached(x, cache, window, last_only=True)[0, : model.recipe.vocab_size]
             nxt = pick(logits.float().cpu(), temperature, top_k, gen)
             if nxt == EOT:
                 break
             out.append(nxt)
+            if on_text and (piece := utf8.decode(gpt2().decode_single_token_bytes(nxt))):
+                on_text(piece)
             x = torch.tensor([nxt], dtype=torch.int32, device=device)
+        if on_text and (piece := utf8.decode(b"", final=True)):
+            on_text(piece)
         return prompt + decode(out)
     finally:
         model.train(was_training)
@@ -68,11 +80,18 @@ def load_on(checkpoint, device: str | None = None):
 
 def sample_from_checkpoint(checkpoint, prompt: str = "", max_tokens: int = 100, temperature: float = 0.8,
                            top_k: int | None = 50, num_samples: int = 1, seed: int = 0,
-                           device: str | None = None) -> list[str]:
+                           device: str | None = None, on_text: Callable[[str], None] | None = None,
+                           on_end: Callable[[], None] | None = None) -> list[str]:
     """`num_samples` continuations of `prompt` from a checkpoint (sample i uses seed + i, so each one can be
-    reproduced alone). device: cpu, cuda, cuda:N, or None (a GPU when one is visible). top_k 0 or None: no cut."""
+    reproduced alone). device: cpu, cuda, cuda:N, or None (a GPU when one is visible). top_k 0 or None: no cut.
+    on_text: each sample's text as it grows (see `generate`); on_end: called after each sample."""
     if max_tokens < 0 or num_samples < 1 or (top_k or 0) < 0 or not temperature >= 0:
         raise SpeedrunError(f"--tokens >= 0, --num-samples >= 1, --top-k >= 0 and --temperature >= 0 (got "
                             f"{max_tokens}, {num_samples}, {top_k}, {temperature})")
     model, _, _ = load_on(checkpoint, device)
-    return [generate(model, prompt, max_tokens, temperature, top_k, seed + i) for i in range(num_samples)]
+    texts = []
+    for i in range(num_samples):
+        texts.append(generate(model, prompt, max_tokens, temperature, top_k, seed + i, on_text))
+        if on_end:
+            on_end()
+    return texts
