@@ -183,6 +183,11 @@ def test_read_items_errors(tmp_path):
         read_items(bad)
     with pytest.raises(HellaSwagError, match="no such file"):
         read_items(tmp_path / "absent.jsonl")
+    with pytest.raises(HellaSwagError, match=r": is a folder; give the JSON-lines file"):
+        read_items(tmp_path)
+    bad.write_text('{"ctx": "a", "endings": [" b", ""], "label": 1}\n')  # an empty ending would score nan, and win
+    with pytest.raises(HellaSwagError, match=r"bad.jsonl:1: ending 1 is empty; every ending needs text to score"):
+        read_items(bad)
 
 
 def test_download_offline_is_one_clear_line(tmp_path, monkeypatch, trained):

@@ -50,6 +50,8 @@ def download(url: str = URL, dest: Path | None = None, timeout: float = 60) -> P
 def read_items(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
     """Items {ctx, endings (4), label} of a HellaSwag JSON-lines file (the first `limit` only, if given)."""
     path = Path(path)
+    if path.is_dir():
+        raise HellaSwagError(f"{path}: is a folder; give the JSON-lines file (hellaswag_val.jsonl)")
     if not path.is_file():
         raise HellaSwagError(f"{path}: no such file")
     items = []
@@ -68,6 +70,9 @@ def read_items(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
             if not item["endings"] or not 0 <= item["label"] < len(item["endings"]):
                 raise HellaSwagError(f"{path}:{n}: label {item['label']} does not index the "
                                      f"{len(item['endings'])} endings")
+            empty = [k for k, e in enumerate(item["endings"]) if not e.strip()]
+            if empty:  # no tokens to score: its mean cross-entropy would be nan, and nan "wins" the argmin
+                raise HellaSwagError(f"{path}:{n}: ending {empty[0]} is empty; every ending needs text to score")
             items.append(item)
     if not items:
         raise HellaSwagError(f"{path}: no items")
