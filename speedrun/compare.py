@@ -4,8 +4,10 @@ the seed-to-seed spread drops out) and unpaired (Welch's t-test) over all comple
 a ratio. Only complete runs count, as in `speedrun stats`.
 """
 
+import re
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.stats
@@ -85,11 +87,23 @@ def load_side(name: str, paths: list[str]) -> Side:
     return Side(name, counted, [r for r in runs if not r.counted])
 
 
+def _run_id(path: Path) -> str | None:
+    """The run id that ends a log's name (`20261205-012928_tiny_3f9c2a1e.txt`), or None for another name."""
+    m = re.fullmatch(r".+_([0-9a-f]{8})", Path(path).name.split(".")[0])
+    return m[1] if m else None
+
+
 def compare(base_paths: list[str], change_paths: list[str]) -> Comparison:
     base, change = load_side("base", base_paths), load_side("change", change_paths)
     both = {r.path.resolve() for r in base.runs + base.left_out} & {r.path.resolve() for r in change.runs + change.left_out}
     if both:
         raise SpeedrunError(f"{sorted(both)[0]}: given as both base and change")
+    # a copied log keeps its name, and the name ends in its run's id: one run on both sides would pair with itself
+    ids = {_run_id(r.path): r.path for r in base.runs + base.left_out}
+    for r in change.runs + change.left_out:
+        if _run_id(r.path) is not None and _run_id(r.path) in ids:
+            raise SpeedrunError(f"{r.path} and {ids[_run_id(r.path)]}: one run (id {_run_id(r.path)}) on both sides, "
+                                f"a copy; compare runs of the base against runs of the change")
     b, c = base.by_seed(), change.by_seed()
     pairs = {s: (b[s], c[s]) for s in b if s in c}
     paired = welch = None

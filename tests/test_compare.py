@@ -108,6 +108,13 @@ def test_errors(tmp_path):
         compare([a], [str(tmp_path / "a" / "s1.txt")])
     with pytest.raises(SpeedrunError, match="no such file or folder"):
         compare([a], [str(tmp_path / "missing")])
+    # a copy of a base log among the change's: its name ends in the same run id
+    run_a = tmp_path / "runs_a" / "20261205-012928_tiny_3f9c2a1e.txt"
+    hand_log(run_a, 3.40, recipe={"seed": 1})
+    hand_log(tmp_path / "runs_b" / "20261205-013000_tiny_0badc0de.txt", 3.39, recipe={"seed": 1})
+    (tmp_path / "runs_b" / run_a.name).write_text(run_a.read_text())
+    with pytest.raises(SpeedrunError, match=r"one run \(id 3f9c2a1e\) on both sides, a copy"):
+        compare([str(run_a.parent)], [str(tmp_path / "runs_b")])
 
 
 def test_cli(tmp_path, capsys):
