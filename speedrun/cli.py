@@ -57,25 +57,22 @@ def _at_least(low: int):
     return parse
 
 
-def _temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0 (0: greedy)")
-    return value
+def _finite(accept, wanted: str):
+    """An argparse type: a finite float that `accept` takes, else "'TEXT' must be WANTED" (inf and nan never)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and accept(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {wanted}")
+        return value
+    return parse
 
 
-def _target(text: str) -> float:
-    """A val loss target: a cross-entropy, so finite and above 0 (inf would pass every run, nan none)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a val loss: a finite number above 0")
-    return value
+_temperature = _finite(lambda v: v >= 0, "a finite number >= 0 (0: greedy)")
+# a val loss target is a cross-entropy: finite and above 0 (inf would pass every run, nan none)
+_target = _finite(lambda v: v > 0, "a val loss: a finite number above 0")
 
 
 def _device(text: str) -> str:

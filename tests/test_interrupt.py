@@ -34,31 +34,40 @@ def speedrun(args, cwd, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_sigint_writes_a_checkpoint_and_resume_finishes(tmp_path):
+def small_run(tmp_path, extra_args: list[str], **sets) -> list[str]:
+    """`speedrun train` arguments for a small CPU run on the demo corpus's first tokens (shards in tmp_path)."""
     train = write_shard(tmp_path / "train_000000.bin", np.array(read_shard(DEMO_DIR / "demo_train_000000.bin")[:12_000]))
     val = write_shard(tmp_path / "val_000000.bin", np.array(read_shard(DEMO_DIR / "demo_val_000000.bin")[:1_000]))
-    sets = {**SETS, "train_files": str(train), "val_files": str(val)}
-    args = ["train", "--recipe", "tiny", "--device", "cpu", "--print-every", "1", "--save-every", "1000",
-            "--checkpoint-dir", "ckpts", "--log-dir", "logs"]
-    for k, v in sets.items():
+    args = ["train", "--recipe", "tiny", "--device", "cpu", *extra_args]
+    for k, v in {**SETS, "train_files": str(train), "val_files": str(val), **sets}.items():
         args += ["--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
+    return args
 
-    proc = speedrun(args, tmp_path)
+
+def signal_at(proc, pattern: str, signum: int) -> tuple[str, str]:
+    """Send `signum` once a line of stdout matches `pattern`; then (all stdout, stderr) when the process ends."""
     seen = []
     try:
         deadline = time.time() + 120
-        for line in proc.stdout:  # wait until training is under way, then press Ctrl-C
+        for line in proc.stdout:
             seen.append(line)
-            if re.match(r"step +3/", line):
-                proc.send_signal(signal.SIGINT)
+            if re.match(pattern, line):
+                proc.send_signal(signum)
                 break
             assert time.time() < deadline, "".join(seen)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    out = "".join(seen) + out
+    return "".join(seen) + out, err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigint_writes_a_checkpoint_and_resume_finishes(tmp_path):
+    args = small_run(tmp_path, ["--print-every", "1", "--save-every", "1000", "--checkpoint-dir", "ckpts",
+                                "--log-dir", "logs"])
+    proc = speedrun(args, tmp_path)
+    out, err = signal_at(proc, r"step +3/", signal.SIGINT)  # training under way: Ctrl-C
     assert proc.returncode == 130, (out, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -97,27 +106,9 @@ def test_sigint_writes_a_checkpoint_and_resume_finishes(tmp_path):
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigterm_before_the_timed_loop_ends_the_run_with_its_log_closed(tmp_path):
     # `timeout` on a GPU most often lands in the compile or warm-up: the log ends "failed", the exit code is 143
-    train = write_shard(tmp_path / "train_000000.bin", np.array(read_shard(DEMO_DIR / "demo_train_000000.bin")[:12_000]))
-    val = write_shard(tmp_path / "val_000000.bin", np.array(read_shard(DEMO_DIR / "demo_val_000000.bin")[:1_000]))
-    sets = {**SETS, "train_files": str(train), "val_files": str(val), "warmup_steps": 100_000}
-    args = ["train", "--recipe", "tiny", "--device", "cpu", "--log-dir", "logs"]
-    for k, v in sets.items():
-        args += ["--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
-    proc = speedrun(args, tmp_path)
-    seen = []
-    try:
-        deadline = time.time() + 120
-        for line in proc.stdout:  # in the warm-up's untimed steps
-            seen.append(line)
-            if line.startswith("warm-up step 2/"):
-                proc.send_signal(signal.SIGTERM)
-                break
-            assert time.time() < deadline, "".join(seen)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 143 and err == "speedrun: terminated (SIGTERM)\n", ("".join(seen) + out, err)
+    proc = speedrun(small_run(tmp_path, ["--log-dir", "logs"], warmup_steps=100_000), tmp_path)
+    out, err = signal_at(proc, r"warm-up step 2/", signal.SIGTERM)  # in the warm-up's untimed steps
+    assert proc.returncode == 143 and err == "speedrun: terminated (SIGTERM)\n", (out, err)
     (log_path,) = (tmp_path / "logs").iterdir()
     assert log_path.read_text().splitlines()[-1] == "=== end: failed: Terminated ==="
     assert not (tmp_path / "checkpoints").exists()
