@@ -4,6 +4,7 @@ the seed-to-seed spread drops out) and unpaired (Welch's t-test) over all comple
 a ratio. Only complete runs count, as in `speedrun stats`.
 """
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -153,8 +154,26 @@ def verdict(cmp: Comparison) -> str:
             f"(p = {format_p(test[1])}, {how}; {ALPHA:g} not reached)")
 
 
+def what_differs(base: Side, change: Side) -> str | None:
+    """The line naming what the change changed: each recipe value (the seed aside) that differs between the sides,
+    base -> change, and whether the code that ran differs; a value that varies within a side shows as `(varies)`."""
+    def values(side: Side) -> dict:
+        dicts = [r.log.recipe for r in side.runs if r.log is not None]
+        keys = {k for d in dicts for k in d} - {"seed", "description"}
+        return {k: (v[0] if len(v := list({json.dumps(d.get(k), sort_keys=True) for d in dicts})) == 1 else "(varies)")
+                for k in keys}
+    b, c = values(base), values(change)
+    fields = [f"{k} ({b.get(k, 'null')} -> {c.get(k, 'null')})" for k in sorted(set(b) | set(c))
+              if b.get(k) != c.get(k)]
+    code = {r.group[1] for r in base.runs} != {r.group[1] for r in change.runs}
+    if not fields and not code:
+        return "the sides ran the same recipe values and code (the seeds aside)"
+    return "the change: " + ", ".join(fields + (["the code (commit or source)"] if code else []))
+
+
 def format_comparison(cmp: Comparison) -> str:
-    lines = [_side_line(cmp.base), _side_line(cmp.change), "", "final val loss, change - base:"]
+    lines = [_side_line(cmp.base), _side_line(cmp.change), what_differs(cmp.base, cmp.change), "",
+             "final val loss, change - base:"]
     if cmp.pairs:
         each = ", ".join(f"{s}: {_signed(c - b)}" for s, (b, c) in cmp.pairs.items())
         test = (f"; t = {cmp.paired[0]:.3f}, p = {format_p(cmp.paired[1])} (two-sided)" if cmp.paired

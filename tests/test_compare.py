@@ -141,3 +141,17 @@ def test_sides_on_other_data_files_are_flagged(tmp_path):
     assert ("  note: the base and change runs used 2 different sets of data files (the logs' data sections differ); "
             "their val losses may not be comparable") in report.splitlines()
     assert "data files" not in compare_report([str(tmp_path / "base")], [str(tmp_path / "again")])
+
+
+def test_the_report_names_what_the_change_changed(tmp_path):
+    for seed in (1, 2):
+        hand_log(tmp_path / "base" / f"s{seed}.txt", 3.40 + seed / 1000, recipe={"seed": seed, "muon_lr": 0.05, "steps": 100})
+        hand_log(tmp_path / "change" / f"s{seed}.txt", 3.39 - seed / 700, recipe={"seed": seed, "muon_lr": 0.03, "tied_head": True})
+        hand_log(tmp_path / "same" / f"s{seed}.txt", 3.39 - seed / 700, recipe={"seed": seed + 10, "muon_lr": 0.05})
+        hand_log(tmp_path / "mixed" / f"s{seed}.txt", 3.39 - seed / 700, recipe={"seed": seed, "muon_lr": 0.01 * seed})
+    report = lambda side: compare_report([str(tmp_path / "base")], [str(tmp_path / side)]).splitlines()[2]
+    assert report("change") == "the change: muon_lr (0.05 -> 0.03), tied_head (null -> true)"
+    assert report("same") == "the sides ran the same recipe values and code (the seeds aside)"
+    assert report("mixed") == "the change: muon_lr (0.05 -> (varies))"
+    hand_log(tmp_path / "code" / "s1.txt", 3.39, recipe={"seed": 1, "muon_lr": 0.05}, commit="abcdef1234")
+    assert report("code") == "the change: the code (commit or source)"
