@@ -4,6 +4,7 @@ N ranks, and the --dry-run report."""
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,11 @@ def check_nproc(recipe, nproc: int, device: str | None, resumed: bool = False) -
         if recipe.val_tokens % val_unit:  # rounded down where it can be: the val files may hold no more
             sets.append(f"--set val_tokens={max(1, recipe.val_tokens // val_unit) * val_unit}")
         raise SpeedrunError(f"--nproc {nproc}: {e}; add {' '.join(sets)} (or use {fewer})") from None
+    # it will run: a note (not an error) where CPU ranks outnumber the cores
+    if want == "cpu" and nproc > (cores := len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                  else os.cpu_count() or 1):
+        print(f"note: --nproc {nproc} on {cores} CPU core(s): the ranks share cores, so the run is slower than with "
+              f"--nproc {cores} (the losses do not depend on --nproc)", file=sys.stderr)
 
 
 def dry_run_report(recipe, plan) -> str:

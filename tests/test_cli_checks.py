@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import importlib.metadata
 import io
+import os
 import re
 import subprocess
 import sys
@@ -307,3 +308,14 @@ def test_eval_errors(trained, capsys, tmp_path, monkeypatch):
     assert main(["eval", "hellaswag", str(path), "--val", "demo"]) == 2
     one_line(capsys.readouterr().err, "--val is for val-loss eval (`speedrun eval [CHECKPOINT]`), not this one")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_more_cpu_ranks_than_cores_get_a_note(capsys, monkeypatch):
+    r = load_recipe("tiny", ["batch_tokens=2048", "val_tokens=4096"])
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    check_nproc(r, 2, "cpu")
+    assert capsys.readouterr().err == ""
+    r4 = load_recipe("tiny", ["batch_tokens=4096", "val_tokens=8192"])
+    check_nproc(r4, 4, "cpu")
+    assert capsys.readouterr().err == ("note: --nproc 4 on 2 CPU core(s): the ranks share cores, so the run is slower "
+                                       "than with --nproc 2 (the losses do not depend on --nproc)\n")
