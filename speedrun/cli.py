@@ -109,6 +109,12 @@ def _version() -> str:
 
 def cmd_train(args) -> int:
     import torch
+    # options that would do nothing: said, not ignored (on --resume, --save-every 0 keeps the checkpoint's setting)
+    if args.keep_last and not args.save_every and not args.resume:
+        args.command_parser.error("--keep-last keeps the newest periodic checkpoints: give --save-every N too")
+    if args.no_final_checkpoint and args.save_every:
+        args.command_parser.error("--no-final-checkpoint is for runs without --save-every (which writes a full "
+                                  "checkpoint at the end)")
     if args.data:
         from speedrun.run_data import data_folder_overrides
         args.overrides = data_folder_overrides(args.data, args.overrides) + args.overrides
@@ -226,6 +232,10 @@ def cmd_plot(args) -> int:
 
 def cmd_records(args) -> int:
     from speedrun.records import new_record, rebuild_records_table
+    stray = [f for f, v in (("--command", args.command), ("--device", args.device), ("--notes", args.notes)) if v]
+    if stray and not args.new:
+        args.command_parser.error(f"{' and '.join(stray)} {'describes' if len(stray) == 1 else 'describe'} a new "
+                                  f"record: give --new NAME LOG... too")
     if args.new:
         name, *logs = args.new
         if not logs:
@@ -293,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved recipe, parameter counts and device plan; do not train")
     p.add_argument("--log-dir", help="folder for run logs (default: logs; with --resume, the first part's log folder)")
-    p.add_argument("--print-every", type=int,
+    p.add_argument("--print-every", type=_at_least(1),
                    help="console progress every N steps (default: 1 up to 200 steps, else 10; the log has every step)")
     p.add_argument("--nproc", type=_at_least(1), default=1,
                    help="ranks on this machine (one per GPU, or CPU processes with gloo); > 1 starts torchrun")

@@ -319,3 +319,19 @@ def test_more_cpu_ranks_than_cores_get_a_note(capsys, monkeypatch):
     check_nproc(r4, 4, "cpu")
     assert capsys.readouterr().err == ("note: --nproc 4 on 2 CPU core(s): the ranks share cores, so the run is slower "
                                        "than with --nproc 2 (the losses do not depend on --nproc)\n")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--keep-last", "2"], "--keep-last keeps the newest periodic checkpoints: give --save-every N too"),
+    (["train", "--no-final-checkpoint", "--save-every", "5"], "--no-final-checkpoint is for runs without --save-every"),
+    (["train", "--print-every", "0"], "argument --print-every: 0 must be >= 1"),
+    (["records", "--command", "x"], "--command describes a new record: give --new NAME LOG... too"),
+    (["records", "--device", "cpu", "--notes", "n"], "--device and --notes describe a new record"),
+])
+def test_options_that_would_do_nothing_are_refused(args, fragment, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    one_line(capsys.readouterr().err, fragment)
+    assert list(tmp_path.iterdir()) == []
