@@ -102,9 +102,9 @@ def compare(base_paths: list[str], change_paths: list[str]) -> Comparison:
     # a copied log keeps its name, and the name ends in its run's id: one run on both sides would pair with itself
     ids = {_run_id(r.path): r.path for r in base.runs + base.left_out}
     for r in change.runs + change.left_out:
-        if _run_id(r.path) is not None and _run_id(r.path) in ids:
-            raise SpeedrunError(f"{r.path} and {ids[_run_id(r.path)]}: one run (id {_run_id(r.path)}) on both sides, "
-                                f"a copy; compare runs of the base against runs of the change")
+        if (rid := _run_id(r.path)) is not None and rid in ids:
+            raise SpeedrunError(f"{r.path} and {ids[rid]}: one run (id {rid}) on both sides, a copy; compare runs of "
+                                f"the base against runs of the change")
     b, c = base.by_seed(), change.by_seed()
     pairs = {s: (b[s], c[s]) for s in b if s in c}
     paired = welch = None
@@ -154,7 +154,7 @@ def verdict(cmp: Comparison) -> str:
             f"(p = {format_p(test[1])}, {how}; {ALPHA:g} not reached)")
 
 
-def what_differs(base: Side, change: Side) -> str | None:
+def what_differs(base: Side, change: Side) -> str:
     """The line naming what the change changed: each recipe value (the seed aside) that differs between the sides,
     base -> change, and whether the code that ran differs; a value that varies within a side shows as `(varies)`."""
     def values(side: Side) -> dict:

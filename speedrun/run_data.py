@@ -2,8 +2,9 @@
 
 The files are there (missing FineWeb shards say how many to download), train and val are apart, every header and
 token id is valid, the val files hold the positions scored, the train files hold the run's steps, a sampled head
-has rows for every target of its steps, and a resumed run reads the files it trained on. `speedrun train --nproc N` runs this before torchrun starts, so bad data is one
-error line rather than one per rank under torchrun's report; every rank runs it again.
+has rows for every target of its steps, and a resumed run reads the files it trained on. `speedrun train --nproc N`
+runs this before torchrun starts, so bad data is one error line rather than one per rank under torchrun's report;
+every rank runs it again.
 """
 
 import glob
