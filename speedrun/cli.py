@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default="records", help="the records folder")
     p.add_argument("--new", nargs="+", metavar="NAME LOG", help="make records/<today>_NAME/ from these run logs")
     p.add_argument("--command", help="(--new) the command that produced the runs")
-    p.add_argument("--device", help="(--new) the machine, e.g. '8x H100 80GB'")
+    p.add_argument("--device", help="(--new) the machine, e.g. '8x H100 80GB' (default: the one the logs name)")
     p.add_argument("--target", type=_target, default=3.28, help="(--new) val loss target")
     p.add_argument("--notes", help="(--new) free text for the record's README")
     p.set_defaults(func=cmd_records)

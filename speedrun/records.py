@@ -67,6 +67,8 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
                             "them shows the groups)")
     if len({s.name for s in sources}) != len(sources):
         raise SpeedrunError("two logs have the same file name; a record keeps them side by side")
+    # no --device: the machine the logs name, as the table shows it (the record's README never leaves it empty)
+    device = device or ", ".join(sorted({run.device for run in summary.counted}))
     # filled under a hidden name, then renamed: a failed copy leaves no half-made record for the table to list
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir(parents=True)

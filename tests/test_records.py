@@ -48,6 +48,16 @@ def test_new_record_and_table(tmp_path):
     assert no_temp_files(records)
 
 
+def test_new_record_device_defaults_to_the_logs(tmp_path):
+    for i, loss in enumerate((3.25, 3.26)):
+        hand_log(tmp_path / "src" / f"r{i}.txt", loss, gpu="NVIDIA H200 x 1")
+    folder = new_record(tmp_path / "records", "no-device", [str(tmp_path / "src")], command="c", device="",
+                        date="2026-01-02")
+    assert "- device: 1x NVIDIA H200\n" in (folder / "README.md").read_text()
+    (row,) = table_rows(tmp_path / "records" / "README.md")
+    assert row[3] == "1x NVIDIA H200"  # the table and the README name the same machine
+
+
 def test_rebuild_lists_every_record(tmp_path):
     records = tmp_path / "records"
     hand_log(records / "2026-02-01_one-run" / "a.txt", 3.30)
