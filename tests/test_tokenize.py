@@ -94,6 +94,19 @@ def test_tokens_equal_bpe_of_each_document(corpus, tmp_path, capsys):
     assert summary["seconds"] > 0
 
 
+def test_redirected_stderr_gets_plain_progress_lines(tmp_path, capsys, monkeypatch):
+    # under pytest stderr is not a terminal: no tqdm bar, and with the interval at 0 a line after every batch
+    src = _jsonl_corpus(tmp_path / "docs.jsonl")
+    monkeypatch.setattr(tk, "PROGRESS_EVERY_S", 0.0)
+    s = tokenize_files([str(src)], str(tmp_path / "out"), workers=1)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(l.startswith("tokenizing: ") and "\r" not in l for l in lines)
+    assert f"tokenizing: {s['documents']:,} documents, {s['tokens']:,} tokens" in lines[-1]
+    monkeypatch.setattr(tk, "PROGRESS_EVERY_S", 3600.0)
+    tokenize_files([str(src)], str(tmp_path / "out"), workers=1)
+    assert capsys.readouterr().err == ""  # a short job in a log file: silent, as before
+
+
 def test_round_trip_decode(corpus, tmp_path):
     inputs, docs = corpus
     tokenize_files(inputs, str(tmp_path / "out"), workers=1, shard_tokens=50, val_tokens=30)

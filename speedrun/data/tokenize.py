@@ -38,6 +38,7 @@ from speedrun.recipe import load_recipe
 # Work unit sent to a worker: documents up to this many characters (or documents). Large enough that pickling
 # and scheduling cost little next to BPE, small enough that both cores stay busy on a few MB of input.
 BATCH_CHARS = 256 * 1024
+PROGRESS_EVERY_S = 30.0  # a progress line this often where stderr is not a terminal
 BATCH_DOCS = 4096
 # Default val shard (val_tokens=None): 1/DEFAULT_VAL_SHARE of the tokens, at most DEFAULT_VAL_MAX (record21's
 # val_tokens), so a recipe's validation finds enough tokens without the user sizing it.
@@ -185,7 +186,6 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     txt_docs: how a .txt file divides into documents, a key of TXT_SEPARATORS (default: the whole file is one).
     text_field: the JSON lines' field and Parquet files' column that holds each document.
     Earlier `{name}_train_*.bin` / `{name}_val_*.bin` files in out_dir are replaced. Returns a summary dict."""
-    from tqdm import tqdm
     if txt_docs not in TXT_SEPARATORS:
         raise TokenizeError(f"--txt-docs {txt_docs!r}: must be one of {', '.join(TXT_SEPARATORS)}")
     if val_from and val_tokens is not None:
@@ -229,8 +229,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
                  else _DefaultVal(lambda n: _ShardSink(tmp, name, n, shard_tokens)) if val_tokens is None
                  else _ShardSink(tmp, name, val_tokens, shard_tokens))
         # the pool is forked before tqdm may start its monitor thread
-        with _pool(workers) as pool, tqdm(unit=" docs", desc="tokenizing", mininterval=0.5, file=sys.stderr,
-                                          disable=None) as bar:
+        with _pool(workers) as pool, _Progress() as progress:
             for part in [val_files, files] if val_files else [files]:
                 batches = _batches(iter_documents(part, txt_docs, text_field))
                 for ids, lengths, b in _ordered_map(_encode_batch, batches, pool, workers):
@@ -238,8 +237,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
                     docs += len(lengths)
                     tokens += len(ids)
                     nbytes += b
-                    bar.update(len(lengths))
-                    bar.set_postfix_str(f"{tokens:,} tokens, {nbytes / 1e6:,.1f} MB", refresh=False)
+                    progress.update(len(lengths), docs, tokens, nbytes)
                 if part is val_files:
                     split.val_target = split.val_count  # --val-from's documents, all of them, and no more
         sink = split.done() if isinstance(split, _DefaultVal) else split
@@ -273,6 +271,35 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
           + (f"; removed {len(stale)} earlier shard files of that name" if stale else ""))
     _say_val_and_next(sink, out, val_tokens, txt_docs, bool(val_files))
     return summary
+
+
+class _Progress:
+    """tqdm's bar on a terminal. Where stderr is a file or a pipe the bar is off (its carriage returns would make one
+    endless line), so a plain line every PROGRESS_EVERY_S seconds shows that a long tokenization is moving."""
+
+    def __init__(self):
+        from tqdm import tqdm
+        self.tty = sys.stderr.isatty()
+        self.bar = tqdm(unit=" docs", desc="tokenizing", mininterval=0.5, file=sys.stderr, disable=not self.tty)
+        self.start = self.last = time.perf_counter()
+
+    def update(self, new_docs: int, docs: int, tokens: int, nbytes: int) -> None:
+        if self.tty:
+            self.bar.update(new_docs)
+            self.bar.set_postfix_str(f"{tokens:,} tokens, {nbytes / 1e6:,.1f} MB", refresh=False)
+            return
+        now = time.perf_counter()
+        if now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            print(f"tokenizing: {docs:,} documents, {tokens:,} tokens, {nbytes / 1e6:,.1f} MB of text in "
+                  f"{now - self.start:.0f}s ({nbytes / 1e6 / max(now - self.start, 1e-9):,.1f} MB/s)",
+                  file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
 
 
 def _say_val_and_next(sink: _ShardSink, out: Path, val_tokens: int | None, txt_docs: str, val_from: bool) -> None:
