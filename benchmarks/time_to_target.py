@@ -128,9 +128,9 @@ def main(argv=None) -> int:
     ap.add_argument("--first-seed", type=int, default=0, help="with --seeds N: seeds K..K+N-1 instead")
     args = ap.parse_args(argv)
     if args.seeds < 1:
-        ap.error("--seeds must be at least 1")
+        ap.error("--seeds must be >= 1")
     if args.first_seed < 0:
-        ap.error("--first-seed must be at least 0")
+        ap.error("--first-seed must be >= 0")
     seeded = args.seeds > 1 or args.first_seed > 0
     if seeded and sets_seed(args.common):
         ap.error(f"--seeds {args.seeds} --first-seed {args.first_seed} sets each run's seed: drop --set seed=...")

@@ -38,7 +38,7 @@ def test_seeds_with_a_shared_seed_is_refused_in_one_line(tmp_path, capsys):
         in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing started
     for bad, message in ((["--first-seed", "4", "--set", "seed=5"], "--seeds 1 --first-seed 4 sets each run's seed"),
-                         (["--seeds", "2", "--first-seed", "-1"], "--first-seed must be at least 0")):
+                         (["--seeds", "2", "--first-seed", "-1"], "--first-seed must be >= 0")):
         with pytest.raises(SystemExit) as e:
             ttt.main(["--out", str(tmp_path), *bad, "a:tiny"])
         assert e.value.code == 2 and message in capsys.readouterr().err

@@ -59,7 +59,7 @@ def read_shard(path: str | os.PathLike, *, vocab_size: int = VOCAB_SIZE) -> np.n
     """Memory-map the tokens of a validated shard (read-only uint16 array; no copy is made).
     Raises ShardError for a bad header, size or token id >= `vocab_size` (MAX_TOKEN + 1 accepts any uint16)."""
     if vocab_size < 1:
-        raise ValueError(f"vocab_size must be at least 1, got {vocab_size}")
+        raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
     count = shard_header(path)
     if count == 0:
         return np.zeros(0, dtype=TOKEN_DTYPE)

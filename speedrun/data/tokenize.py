@@ -191,11 +191,11 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     if val_from and val_tokens is not None:
         raise TokenizeError("--val-from and --val-tokens: give one (--val-from puts all its documents in val)")
     if val_tokens is not None and val_tokens < 0:
-        raise TokenizeError(f"--val-tokens {val_tokens}: must be 0 (no val shard) or more")
+        raise TokenizeError(f"--val-tokens {val_tokens}: must be >= 0 (0: no val shard)")
     if shard_tokens < 1:
-        raise TokenizeError(f"--shard-tokens {shard_tokens}: must be at least 1")
+        raise TokenizeError(f"--shard-tokens {shard_tokens}: must be >= 1")
     if workers < 0:
-        raise TokenizeError(f"--workers {workers}: must be 0 (all cores) or more")
+        raise TokenizeError(f"--workers {workers}: must be >= 0 (0: all cores)")
     if not name or "/" in name or os.sep in name or name.startswith("."):
         raise TokenizeError(f"--name {name!r}: must be a plain file-name prefix")
     out = Path(out_dir)
