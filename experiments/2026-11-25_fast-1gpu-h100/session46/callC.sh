@@ -10,4 +10,4 @@ n=$(ls /tmp/corpus/corpus_train_00000[0-4].bin /tmp/corpus/corpus_val_000000.bin
 ls ~/.cache/torch* /tmp/torchinductor_* 2>/dev/null | head -3; echo "(compile folders above, if any)"
 LIMIT=540 bash benchmarks/gpu_session.sh ttt g46 --target 3.41 fast:fast_1gpu,seed=7 record21:record21_1gpu \
   > $OUT/ttt.txt 2>&1
-echo "ttt rc $? at $(( $(date +%s) - T0 ))s"; grep -h "launch to first timed step" /tmp/ttt/g46/*/*.txt 2>/dev/null | head; tail -n 5 $OUT/ttt.txt | cut -c1-250
+echo "ttt rc $? at $(( $(date +%s) - T0 ))s"; grep -rh "launch_to_first_step_s" /tmp/ttt/g46 2>/dev/null | head; tail -n 5 $OUT/ttt.txt | cut -c1-250
