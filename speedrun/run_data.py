@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from speedrun.checkpoint import Checkpoint, CheckpointError
-from speedrun.data.demo import ROLE_PATTERN, data_files, role_shards
+from speedrun.data.demo import ROLE_PATTERN, data_files, one_name, role_shards
 from speedrun.data.fineweb import download_hint
 from speedrun.data.shards import ShardError, shard_fingerprint, shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
@@ -108,5 +108,6 @@ def data_folder_overrides(folder: str, overrides: list[str]) -> list[str]:
         if not role_shards(path, role):
             raise ShardError(f"--data {folder}: no {ROLE_PATTERN.format(role=role)} shards there; make them with "
                              f"`speedrun data tokenize FILES --out {folder}` (or `speedrun data fineweb --dir {folder}`)")
+    one_name(path, folder)
     return [f"{role}_files={os.path.join(glob.escape(str(path)), ROLE_PATTERN.format(role=role))}"
             for role in ("train", "val")]

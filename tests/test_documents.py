@@ -157,7 +157,7 @@ def test_val_from_makes_the_val_shard_of_all_its_documents_and_train_of_all_the_
     assert main(["data", "tokenize", str(tmp_path / "train.txt"), "--txt-docs", "eot", "--val-from",
                  str(tmp_path / "valid"), "-o", str(out), "--workers", "1"]) == 0
     said = capsys.readouterr().out
-    assert "val: the 3 documents of --val-from" in said and "train: the 15 of the inputs" in said
+    assert "val: the 3 documents of --val-from" in said and "train: the 15 documents of the inputs" in said
     val = _split_docs(np.asarray(read_shard(out / "data_val_000000.bin")))
     assert val == ["Valid story one.", "Valid story two.", "Valid three."]  # a.txt, then b.jsonl: sorted paths
     assert _split_docs(np.asarray(read_shard(out / "data_train_000000.bin"))) == STORIES * 5  # none kept back

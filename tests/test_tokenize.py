@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 from speedrun.data import tokenize as tk
-from speedrun.data.shards import read_shard
+from speedrun.data.shards import ShardError, read_shard
 from speedrun.data.tokenize import TokenizeError, tokenize_files
 from speedrun.data.tokenizer import EOT, decode, encode_document
 from speedrun.errors import SpeedrunError
+from speedrun.run_data import data_folder_overrides
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 
@@ -92,6 +93,26 @@ def test_tokens_equal_bpe_of_each_document(corpus, tmp_path, capsys):
     assert summary["bytes"] == sum(len(d.encode()) for d in docs)
     assert summary["files"] == [str(out / "data_train_000000.bin")]
     assert summary["seconds"] > 0
+
+
+def test_a_file_named_twice_is_read_once(corpus, tmp_path, capsys):
+    inputs, docs = corpus  # inputs[0] is a folder of .txt files: name one of them again, before and after the folder
+    first = sorted(Path(inputs[0]).rglob("*.txt"))[0]
+    s = tokenize_files([str(first)] + inputs + [str(first)], str(tmp_path / "out"), val_tokens=0, workers=1)
+    assert "note: 2 input files named more than once" in capsys.readouterr().out
+    assert s["documents"] == len(docs)  # each document once: none of val's can reappear in train
+
+
+def test_a_second_name_in_one_folder_gets_its_own_train_command(tmp_path, capsys):
+    src = _jsonl_corpus(tmp_path / "docs.jsonl")
+    out = tmp_path / "out"
+    tokenize_files([str(src)], str(out), workers=1)
+    assert f"--data {out}" in capsys.readouterr().out
+    tokenize_files([str(src)], str(out), name="v2", workers=1)
+    said = capsys.readouterr().out
+    assert "--data" not in said and f"--set 'train_files={out}/v2_train_*.bin' --set 'val_files={out}/v2_val_*.bin'" in said
+    with pytest.raises(ShardError, match=r"holds the shards of 2 names \(data, v2\), which would train on all"):
+        data_folder_overrides(str(out), [])
 
 
 def test_redirected_stderr_gets_plain_progress_lines(tmp_path, capsys, monkeypatch):

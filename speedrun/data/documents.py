@@ -29,9 +29,12 @@ class TokenizeError(SpeedrunError, ValueError):
     """An input file cannot be tokenized. One line naming the file (and line or row where it applies)."""
 
 
-def expand_inputs(inputs: list[str], skipped: list[Path] | None = None) -> list[Path]:
+def expand_inputs(inputs: list[str], skipped: list[Path] | None = None,
+                  repeated: list[Path] | None = None) -> list[Path]:
     """Files in reading order: each input as given; a folder's supported files recursively, sorted by path.
-    Other files found in folders are appended to `skipped` (when given); named files must be supported."""
+    Other files found in folders are appended to `skipped` (when given); named files must be supported.
+    A file reached twice (named and inside a named folder, or named twice) is read once, where first reached, and
+    its later mentions go to `repeated`: its documents twice would put val's documents into train as well."""
     if not inputs:
         raise TokenizeError("no input files given")
     files: list[Path] = []
@@ -57,7 +60,14 @@ def expand_inputs(inputs: list[str], skipped: list[Path] | None = None) -> list[
             raise TokenizeError(f"{p}: not a regular file")
         else:
             raise TokenizeError(f"{p}: no such file or folder")
-    return files
+    unique: dict[Path, Path] = {}
+    for f in files:
+        if f.resolve() in unique:
+            if repeated is not None:
+                repeated.append(f)
+        else:
+            unique[f.resolve()] = f
+    return list(unique.values())
 
 
 def one_line(e: BaseException, limit: int = 160) -> str:

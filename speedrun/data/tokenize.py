@@ -7,6 +7,7 @@ and moved into place only when every input has been read: an error leaves nothin
 """
 
 import contextlib
+import glob
 import itertools
 import multiprocessing as mp
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speedrun.data.demo import role_shards
 from speedrun.data.documents import (
     SUPPORTED,
     TXT_SEPARATORS,
@@ -34,6 +36,7 @@ from speedrun.data.shards import write_shard
 from speedrun.data.tokenizer import encode_document, gpt2
 from speedrun.files import check_writable_folder
 from speedrun.recipe import load_recipe
+from speedrun.words import plural
 
 # Work unit sent to a worker: documents up to this many characters (or documents). Large enough that pickling
 # and scheduling cost little next to BPE, small enough that both cores stay busy on a few MB of input.
@@ -201,14 +204,18 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     out = Path(out_dir)
     made = check_writable_folder(out, "--out", TokenizeError)  # the folders to remove again if this fails
     skipped: list[Path] = []
-    files = expand_inputs(inputs, skipped)
-    val_files = expand_inputs(val_from, skipped) if val_from else []
+    repeated: list[Path] = []
+    files = expand_inputs(inputs, skipped, repeated)
+    val_files = expand_inputs(val_from, skipped, repeated) if val_from else []
     shared = sorted({f.resolve() for f in files} & {f.resolve() for f in val_files})
     if shared:
         raise TokenizeError(f"{shared[0]}: both an input and --val-from; validation would score tokens the model "
                             f"trained on")
+    if repeated:
+        print(f"note: {plural(len(repeated), 'input file')} named more than once (e.g. {repeated[0]}): "
+              f"each file is read once")
     if skipped:
-        print(f"skipping {len(skipped)} files in input folders that are not {'/'.join(SUPPORTED)} "
+        print(f"skipping {plural(len(skipped), 'file')} in input folders that are not {'/'.join(SUPPORTED)} "
               f"(e.g. {skipped[0]})")
     for f in [f for f in val_files + files if reader_of(f) == ".parquet"]:  # fail on a wrong column before tokenizing
         open_parquet(f, text_field)
@@ -265,11 +272,11 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     for fname, n in sink.written:
         print(f"  {out / fname}: {n:,} tokens")
     rate = nbytes / 1e6 / seconds if seconds else float("inf")
-    print(f"tokenized {len(files) + len(val_files):,} files, {docs:,} documents ({nbytes / 1e6:,.1f} MB of text) into "
-          f"{tokens:,} tokens in {seconds:.1f}s ({rate:,.1f} MB/s, {tokens / max(seconds, 1e-9):,.0f} tokens/s, {workers} workers); "
-          f"{len(sink.written)} shard files in {out}/"
-          + (f"; removed {len(stale)} earlier shard files of that name" if stale else ""))
-    _say_val_and_next(sink, out, val_tokens, txt_docs, bool(val_files))
+    print(f"tokenized {plural(len(files) + len(val_files), 'file')}, {plural(docs, 'document')} ({nbytes / 1e6:,.1f} "
+          f"MB of text) into {tokens:,} tokens in {seconds:.1f}s ({rate:,.1f} MB/s, {tokens / max(seconds, 1e-9):,.0f} "
+          f"tokens/s, {plural(workers, 'worker')}); {plural(len(sink.written), 'shard file')} in {out}/"
+          + (f"; removed {plural(len(stale), 'earlier shard file')} of that name" if stale else ""))
+    _say_val_and_next(sink, out, name, val_tokens, txt_docs, bool(val_files))
     return summary
 
 
@@ -302,15 +309,16 @@ class _Progress:
         self.bar.close()
 
 
-def _say_val_and_next(sink: _ShardSink, out: Path, val_tokens: int | None, txt_docs: str, val_from: bool) -> None:
+def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | None, txt_docs: str,
+                      val_from: bool) -> None:
     """What went to val, and the command that trains on the shards; or why there is no val shard, and how to get one
     (the training recipes read val_files)."""
     default = f"whole documents reaching 10% of the tokens or {DEFAULT_VAL_MAX:,}, whichever is less"
     if val_from:
-        print(f"val: the {sink.val_docs:,} documents of --val-from, {sink.val_count:,} tokens; train: the "
-              f"{sink.train_docs:,} of the inputs")
+        print(f"val: the {plural(sink.val_docs, 'document')} of --val-from, {sink.val_count:,} tokens; train: the "
+              f"{plural(sink.train_docs, 'document')} of the inputs")
     elif val_tokens is None and sink.val_docs:
-        print(f"val: the first {sink.val_docs:,} documents, {sink.val_count:,} tokens (the default: {default}; "
+        print(f"val: the first {plural(sink.val_docs, 'document')}, {sink.val_count:,} tokens (the default: {default}; "
               f"--val-tokens N for another size, 0 for none)")
     elif not val_tokens:
         one = "the input is one document and val takes whole documents; give several documents" + (
@@ -322,8 +330,12 @@ def _say_val_and_next(sink: _ShardSink, out: Path, val_tokens: int | None, txt_d
         return
     sets = _tiny_val_sets(sink.val_count)
     if sets is not None:
-        print(f"train on them: speedrun train --recipe tiny --data {shlex.quote(str(out))}"
-              + "".join(f" --set {s}" for s in sets))
+        others = {f.name for role in ("train", "val") for f in role_shards(out, role)} - {f for f, _ in sink.written}
+        # --data would take the other names' shards too (and refuse them): name this name's own
+        data = (f" --set {shlex.quote(f'train_files={glob.escape(str(out / name))}_train_*.bin')} "
+                f"--set {shlex.quote(f'val_files={glob.escape(str(out / name))}_val_*.bin')}" if others
+                else f" --data {shlex.quote(str(out))}")
+        print("train on them: speedrun train --recipe tiny" + data + "".join(f" --set {s}" for s in sets))
     else:
         tiny = load_recipe("tiny")
         print(f"note: the val shard ({sink.val_count:,} tokens) is too small for validation rows of "

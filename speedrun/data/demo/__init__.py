@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from speedrun.data.shards import resolve_shards
+from speedrun.data.shards import ShardError, resolve_shards
 
 DEMO_DIR = Path(__file__).parent
 ROLE_PATTERN = "*_{role}_*.bin"  # a folder's shards of one role, as `speedrun data tokenize` and `fineweb` name them
@@ -14,10 +14,24 @@ def role_shards(folder: Path, role: str) -> list[Path]:
     return sorted(f for f in folder.glob(ROLE_PATTERN.format(role=role)) if f.is_file()) if folder.is_dir() else []
 
 
+def one_name(folder: Path, shown: str) -> None:
+    """Refuse a folder whose role shards carry several names (two `speedrun data tokenize --name`s): its train
+    files would be all of them, and one name's val documents may be another's train documents."""
+    names = sorted({f.name.rsplit(f"_{role}_", 1)[0] for role in ("train", "val") for f in role_shards(folder, role)})
+    if len(names) > 1:
+        pick = os.path.join(shown, names[-1])
+        raise ShardError(f"{shown}: holds the shards of {len(names)} names ({', '.join(names)}), which would train on "
+                         f"all of them; keep one name per folder, or pick one: --set 'train_files={pick}_train_*.bin' "
+                         f"--set 'val_files={pick}_val_*.bin'")
+
+
 def data_files(spec: str, role: str) -> list[Path]:
     """Shard paths for a recipe's train_files / val_files (role "train" / "val"): "demo" means the bundled corpus's
     `role` shard; a folder holding `*_{role}_*.bin` files (tokenize's and fineweb's names), those only, so that
     validation on `speedrun data tokenize`'s folder never scores its train shards; other folders all their `*.bin`."""
     if spec == "demo":
         return resolve_shards(DEMO_DIR / f"demo_{role}_000000.bin")
-    return role_shards(Path(os.path.expanduser(str(spec))), role) or resolve_shards(spec)
+    folder = Path(os.path.expanduser(str(spec)))
+    if role_shards(folder, role):
+        one_name(folder, str(spec))
+    return role_shards(folder, role) or resolve_shards(spec)
