@@ -83,6 +83,10 @@ def _ylim(series: list[dict], target: float) -> tuple[float, float, bool]:
         if s["band"] is not None:
             late += list(s["band"][1][late_steps])
     allv = np.concatenate([s["loss"] for s in series] + [s["band"][0] for s in series if s["band"] is not None])
+    # a diverged run's NaN or inf points are left out of the axis (matplotlib draws a gap there)
+    allv, late = allv[np.isfinite(allv)], [v for v in late if np.isfinite(v)]
+    if not allv.size:
+        return target - 0.5, target + 0.5, True
     lo, hi = float(allv.min()), float(max(late, default=allv.max()))
     near = TARGET_NEAR * max(hi - lo, 0.05)
     show = lo - near <= target <= hi + near

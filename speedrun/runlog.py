@@ -12,6 +12,7 @@ then `peak_memory allocated:X MiB reserved:Y MiB`, `training_time_ms:T` and a la
 import hashlib
 import json
 import lzma
+import math
 import os
 import platform
 import re
@@ -178,8 +179,15 @@ def read_log_text(path: str | os.PathLike, errors: str = "strict") -> str:
 
 
 def parse_log(path: str | os.PathLike) -> ParsedLog:
-    """Our run log or an upstream NanoGPT speedrun record log (told apart by the first line)."""
-    path = Path(path)
+    """Our run log or an upstream NanoGPT speedrun record log (told apart by the first line). A run whose last val
+    loss is not finite (a diverged upstream run, an edited log) is a failed run: never a result to average."""
+    log = _parse(Path(path))
+    if log.complete and log.val and not math.isfinite(log.val[-1][1]):
+        log.status, log.failure = "failed", f"val loss {log.val[-1][1]} at step {log.val[-1][0]}"
+    return log
+
+
+def _parse(path: Path) -> ParsedLog:
     try:
         lines = read_log_text(path).splitlines()
     except (OSError, UnicodeDecodeError, lzma.LZMAError, EOFError) as e:
@@ -200,9 +208,11 @@ def parse_log(path: str | os.PathLike) -> ParsedLog:
         recipe = json.loads("\n".join(sections.get("recipe", [])))
     except json.JSONDecodeError:
         raise LogError(f"{path}: the recipe section is not valid JSON") from None
-    if "steps" not in recipe:
+    if not isinstance(recipe, dict) or "steps" not in recipe:
         raise LogError(f"{path}: the recipe section has no 'steps'")
-    log = ParsedLog(path, recipe, int(recipe["steps"]), environment="\n".join(sections.get("environment", [])),
+    if type(recipe["steps"]) is not int or recipe["steps"] < 1:
+        raise LogError(f"{path}: the recipe section's steps ({json.dumps(recipe['steps'])}) is not a whole number >= 1")
+    log = ParsedLog(path, recipe, recipe["steps"], environment="\n".join(sections.get("environment", [])),
                     code_hash=code_hash({t: body for t, body in sections.items() if t.startswith("code: ")}),
                     data_hash=code_hash({"data": sections["data"]}) if sections.get("data") else "")
     for line in sections.get("steps", []):  # only here: the code section may hold look-alike lines

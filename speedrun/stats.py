@@ -243,6 +243,9 @@ def compute_stats(losses: list[float], times_s: list[float], target: float) -> S
             warnings.simplefilter("ignore", RuntimeWarning)
             res = scipy.stats.ttest_1samp(x, target, alternative="less")
         t, p = float(res.statistic), float(res.pvalue)
+        if x.min() == x.max():  # equal losses: their spread is rounding, their t a huge float (the verdict says so)
+            std, t = 0.0, math.copysign(math.inf, float(x.mean()) - target) if x.mean() != target else math.nan
+            p = 0.0 if t < 0 else 1.0
         half = scipy.stats.t.ppf(0.975, n - 1) * times.std(ddof=1) / math.sqrt(n)
         ci = (float(times.mean() - half), float(times.mean() + half))
     clipped = ci is not None and ci[0] < 0
@@ -339,7 +342,9 @@ def _stats_lines(s: Stats, indent: str = "  ") -> list[str]:
     lines = [f"{indent}final val loss: mean {s.mean:.4f}"
              + (f", std {s.std:.4f}" if s.std is not None else "") + f", min {s.min:.4f}, max {s.max:.4f}"]
     if s.p_value is not None:
-        lines.append(f"{indent}t-test (one-sided, H1: mean < {s.target:g}): t = {s.t:.3f}, p = {format_p(s.p_value)}")
+        same = " (degenerate: every loss is the same)" if s.std == 0 else ""
+        lines.append(f"{indent}t-test (one-sided, H1: mean < {s.target:g}): t = {s.t:.3f}, p = {format_p(s.p_value)}"
+                     + same)
     ci = f", 95% CI [{s.time_ci_s[0]:.1f}, {s.time_ci_s[1]:.1f}] s" if s.time_ci_s is not None else ""
     clipped = " (lower end clipped at 0: too few or too spread runs for a t interval)" if s.time_ci_clipped else ""
     return lines + [f"{indent}training time: mean {s.time_mean_s:.1f} s{ci}{clipped}"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -77,6 +78,9 @@ def test_identical_losses_are_flagged_not_passed(tmp_path):
     s = summarize([str(tmp_path)])
     assert s.overall.p_value < 1e-20 and not s.overall.meets_bar  # scipy: p ~ 0 from rounding noise alone
     assert "t-test is degenerate" in stats_report([str(tmp_path)])[0]
+    # no float noise shown as a t of 1e16: zero spread is said as such
+    assert s.overall.t == -math.inf and s.overall.std == 0
+    assert "t = -inf, p = 0.0000 (degenerate: every loss is the same)" in stats_report([str(tmp_path)])[0]
 
 
 def test_incomplete_and_failed_are_listed_and_excluded(tmp_path):
@@ -122,13 +126,16 @@ def test_malformed_files_are_reported(tmp_path):
     (tmp_path / "notes.txt").write_text("just some notes\n")
     (tmp_path / "badjson.txt").write_text("speedrun-log v1\n=== recipe ===\n{not json\n")
     (tmp_path / "nosteps.txt").write_text('speedrun-log v1\n=== recipe ===\n{"name": "x"}\n')
+    (tmp_path / "badsteps.txt").write_text('speedrun-log v1\n=== recipe ===\n{"name": "x", "steps": "x"}\n')
+    (tmp_path / "list.txt").write_text('speedrun-log v1\n=== recipe ===\n["steps"]\n')
     text, ok = stats_report([str(tmp_path)])
     assert ok and "n = 2" in text
+    assert 'malformed: the recipe section\'s steps ("x") is not a whole number >= 1' in text
     assert "malformed: not a speedrun run log (first line is not 'speedrun-log v1')" in text
     assert "malformed: the recipe section is not valid JSON" in text
     assert "malformed: the recipe section has no 'steps'" in text
     assert str(tmp_path) not in text  # reasons without the path: the file name column says which
-    assert text.startswith("2 log(s) (+3 other file(s)), target val loss 3.28\n")
+    assert text.startswith("2 log(s) (+5 other file(s)), target val loss 3.28\n")
 
 
 def test_many_files_that_are_not_logs_are_counted_in_one_line(tmp_path):

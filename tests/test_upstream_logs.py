@@ -166,3 +166,21 @@ def test_cli_reads_upstream_logs(capsys):
     assert main(["stats", str(FA3)]) == 0
     out = capsys.readouterr().out
     assert "upstream-082725_FA3" in out and "VERDICT: mean 3.2780 < 3.28" in out
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_a_diverged_run_is_failed_not_a_result(tmp_path, bad):
+    # a copy of a complete upstream run whose last val loss diverged: failed, left out of the stats, drawn without
+    # breaking the plot's axis
+    name = next(iter(DONE))
+    text = (FA3 / name).read_text().replace("val_loss:3.2782", f"val_loss:{bad}")
+    (tmp_path / "082725_FA3").mkdir()
+    (tmp_path / "082725_FA3" / name).write_text(text)
+    log = parse_log(tmp_path / "082725_FA3" / name)
+    assert log.status == "failed" and log.failure == f"val loss {float(bad)} at step 40" and log.final_val_loss is None
+    shutil.copy(FA3 / "1d46fee6-b32c-48de-bd61-0a326442ec4e.txt", tmp_path / "082725_FA3")
+    summary = summarize([str(tmp_path)], 3.28)
+    assert [r.final_val_loss for r in summary.counted] == [3.2769]
+    fig = plot_logs([str(tmp_path)], str(tmp_path / "p.png"))
+    bottom, top = fig.axes[0].get_ylim()
+    assert 3.0 < bottom < top < 11.5
