@@ -24,7 +24,7 @@ from speedrun.stats import (
 )
 
 RECORD_DIR = re.compile(r"^(\d{4}-\d{2}-\d{2})_([A-Za-z0-9][A-Za-z0-9._-]*)$")
-TARGET_LINE = re.compile(r"^- target: *([0-9.]+)", re.M)  # in a record's README; absent -> DEFAULT_TARGET
+TARGET_LINE = re.compile(r"^- target: *(.*?) *$", re.M)  # in a record's README; absent -> DEFAULT_TARGET
 
 INTRO = """# Records
 
@@ -91,11 +91,19 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
     return folder
 
 
+def _target(text: str, readme: Path) -> float:
+    """A hand-written README's target line: a number, maybe ending a sentence ('3.41.'); anything else is named."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\.?", text)
+    if not m:
+        raise SpeedrunError(f"{readme}: '- target: {text}' is not a number (write e.g. '- target: 3.28')")
+    return float(m[1])
+
+
 def _row(folder: Path) -> list[str]:
     date, short_name = folder.name.split("_", 1)
     readme = folder / "README.md"
     m = TARGET_LINE.search(readme.read_text(encoding="utf-8")) if readme.is_file() else None
-    target = float(m[1]) if m else DEFAULT_TARGET
+    target = _target(m[1], readme) if m else DEFAULT_TARGET
     try:
         runs = [load_run(p) for p in find_logs([str(folder)])]
     except SpeedrunError:  # a record folder without logs: listed, with nothing to show

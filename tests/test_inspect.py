@@ -32,11 +32,14 @@ def test_stats_of_a_good_shard(make_shard, capsys):
     out = capsys.readouterr().out
     assert f"ok: {sum(lengths) + 3:,} tokens" in out
     assert (f"documents: 3 (<|endoftext|> markers); tokens per document: min {min(lengths)}, "
-            f"median {int(np.median(lengths))}, mean {np.mean(lengths):.1f}, max {max(lengths)}") in out
+            f"median {np.median(lengths):.1f}, mean {np.mean(lengths):.1f}, max {max(lengths)}") in out
     assert f"token ids: {int(_tokens().min())}..50256" in out
     # the preview is the first document's first 5 tokens, repr-quoted (its newline shows as \n)
     assert f"first document (5 tokens, {lengths[0] - 5} more): 'Hello world, this is'" in out
-    assert "1 of 1 files ok" in out
+    assert "1 of 1 file ok" in out
+    assert inspect_shards([str(path), str(path)]) == 0  # named twice: shown and counted once
+    out = capsys.readouterr().out
+    assert out.count("\n  ok: ") == 1 and "1 of 1 file ok" in out
 
 
 def test_preview_is_repr_safe_and_whole_when_short(make_shard, capsys):

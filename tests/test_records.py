@@ -176,3 +176,15 @@ def test_upstream_logs_in_a_record_folder(tmp_path):
     assert row[:7] == ["2025-08-27", "[upstream-fa3](2025-08-27_upstream-fa3/)", "upstream-2025-08-27_upstream-fa3",
                        "8x NVIDIA H100 80GB HBM3", "3 (+2 not counted)", "3.2780", "3.28"]
     assert row[7] == format_p(p)
+
+
+def test_hand_written_target_lines(tmp_path):
+    records = tmp_path / "records"
+    hand_log(records / "2026-02-01_one" / "a.txt", 3.30)
+    readme = records / "2026-02-01_one" / "README.md"
+    readme.write_text("# one\n\n- target: 3.41.\n")  # a sentence's full stop
+    rebuild_records_table(str(records))
+    assert table_rows(records / "README.md")[0][6] == "3.41"
+    readme.write_text("# one\n\n- target: abc\n")
+    with pytest.raises(SpeedrunError, match=r"README.md: '- target: abc' is not a number"):
+        rebuild_records_table(str(records))

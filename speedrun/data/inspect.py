@@ -1,10 +1,13 @@
 """`speedrun data inspect`: check token shards (header, size, token ids) and show what is in them: token count,
 documents (`<|endoftext|>` markers) and their lengths, token-id range, a decoded preview of the first document."""
 
+from pathlib import Path
+
 import numpy as np
 
 from speedrun.data.shards import HEADER_BYTES, ShardError, read_shard, resolve_shards
 from speedrun.data.tokenizer import EOT, VOCAB_SIZE, decode
+from speedrun.words import plural
 
 
 def shard_stats(path) -> dict:
@@ -34,7 +37,7 @@ def _block(stats: dict, preview_tokens: int) -> list[str]:
         return lines
     if docs:
         lines.append(f"  documents: {docs:,} (<|endoftext|> markers); tokens per document: min {int(lengths.min()):,}, "
-                     f"median {float(np.median(lengths)):,.0f}, mean {float(lengths.mean()):,.1f}, "
+                     f"median {float(np.median(lengths)):,.1f}, mean {float(lengths.mean()):,.1f}, "
                      f"max {int(lengths.max()):,}")
         if stats["lead"]:
             lines.append(f"  {stats['lead']:,} tokens before the first <|endoftext|> (a document continued from "
@@ -61,6 +64,10 @@ def inspect_shards(paths: list[str], preview_tokens: int = 200) -> int:
         except ShardError as e:
             bad.append(str(e))
             print(f"BAD {e}", flush=True)
+    unique: dict[Path, Path] = {}  # a file named twice (or named and in a named folder) is shown and counted once
+    for f in files:
+        unique.setdefault(f.resolve(), f)
+    files = list(unique.values())
     for f in files:
         try:
             stats = shard_stats(f)
@@ -70,9 +77,9 @@ def inspect_shards(paths: list[str], preview_tokens: int = 200) -> int:
             continue
         ok.append((stats["tokens"], stats["documents"]))
         print("\n".join(_block(stats, preview_tokens)), flush=True)
-    summary = (f"{len(ok)} of {len(files)} files ok: {sum(t for t, _ in ok):,} tokens, "
-               f"{sum(d for _, d in ok):,} documents")
+    summary = (f"{len(ok)} of {plural(len(files), 'file')} ok: {plural(sum(t for t, _ in ok), 'token')}, "
+               f"{plural(sum(d for _, d in ok), 'document')}")
     if bad:
-        summary += f"; {len(bad)} problem{'s' if len(bad) != 1 else ''}"
+        summary += f"; {plural(len(bad), 'problem')}"
     print(summary)
     return 1 if bad else 0
