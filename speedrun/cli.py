@@ -5,11 +5,10 @@ import importlib.metadata
 import math
 import os
 import re
-import signal
 import sys
 
 import speedrun
-from speedrun.errors import SpeedrunError
+from speedrun.errors import SpeedrunError, Terminated, terminate_on_sigterm
 from speedrun.launch import (
     check_before_ranks,
     check_compile_cache_path,
@@ -133,17 +132,11 @@ def cmd_train(args) -> int:
         check_before_ranks(recipe, resume, args)
         # Ctrl-C reaches torchrun and every rank; the ranks finish the step, checkpoint and exit. Wait for them
         # (subprocess.call would kill torchrun on KeyboardInterrupt), then exit 130 as a single process does.
-        got = []
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
-        try:
-            code = launch_torchrun(args.nproc, strip_nproc(args.argv))
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        return 130 if got and code != 0 else code
+        # A SIGTERM sent to this process alone is passed on to torchrun (to every rank): they stop the same way.
+        return launch_torchrun(args.nproc, strip_nproc(args.argv))
 
     from speedrun.distributed import init_distributed, shutdown_distributed
-    from speedrun.interrupt import Interrupted, terminate_on_sigterm
-    terminate_on_sigterm()
+    from speedrun.interrupt import Interrupted
     from speedrun.plan import make_plan
     from speedrun.train import run
     plan = make_plan(recipe, force_device=args.device, dry_run=args.dry_run)
@@ -423,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.argv = argv
+    terminate_on_sigterm()
     try:
         return args.func(args)
     except SpeedrunError as e:
@@ -439,7 +433,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"speedrun: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
-        from speedrun.interrupt import Terminated
         if isinstance(e, Terminated):
             print("speedrun: terminated (SIGTERM)", file=sys.stderr)
             return e.exit_code

@@ -1,8 +1,12 @@
 """The one error type the CLI reports as a single line (`speedrun: error: ...`, exit code 2).
 
 Every module raises a subclass of SpeedrunError for a problem the user can fix (bad recipe, corrupt shard,
-missing file, no network, no GPU, ...); anything else is a bug and keeps its traceback.
+missing file, no network, no GPU, ...); anything else is a bug and keeps its traceback. SIGTERM ends any command as
+Ctrl-C does (Terminated), so that what it was writing is cleaned up and the exit code says why.
 """
+
+import signal
+import threading
 
 
 class SpeedrunError(Exception):
@@ -11,3 +15,23 @@ class SpeedrunError(Exception):
 
 class TrainingError(SpeedrunError, RuntimeError):
     """The run cannot go on (non-finite loss, no GPU for a GPU-only recipe, ...). One-line message."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a run's timed loop (which stops after a step and checkpoints instead): ends the command as
+    Ctrl-C does, half-written output removed, a run's log closed as failed, and the CLI exits 143. A
+    KeyboardInterrupt, as no library may catch it as an error."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+def terminate_on_sigterm() -> None:
+    """SIGTERM raises Terminated from here on (`timeout` and job schedulers send it, for a run most often during the
+    long compile of a GPU launch), instead of ending the process with no word, a temporary folder left behind or a
+    log with no end line; a run's StopRequest takes SIGTERM over in the timed loop and gives it back after."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)

@@ -21,25 +21,6 @@ class Interrupted(SpeedrunError):
         super().__init__(f"{signal.Signals(signum).name}: {self.log_reason} (continue with --resume {path})")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM outside the timed loop (setup, compile, warm-up, the end): ends the command as Ctrl-C there does, the
-    run's log closed as failed, and the CLI exits 143. A KeyboardInterrupt, as no library may catch it as an error."""
-
-    exit_code = 128 + signal.SIGTERM
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated
-
-
-def terminate_on_sigterm() -> None:
-    """SIGTERM raises Terminated from here on (`timeout` and job schedulers send it, most often during the long
-    compile of a GPU launch), instead of ending the process with no word and a log with no end line; StopRequest
-    takes SIGTERM over in the timed loop and gives it back after."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
-
-
 class StopRequest:
     """SIGINT / SIGTERM handlers for the timed loop: the first signal asks the loop to stop after the current
     step (and checkpoint); a SIGINT more than `grace_s` later raises KeyboardInterrupt at once. (Within the grace

@@ -5,6 +5,7 @@ N ranks, and the --dry-run report."""
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,30 @@ from speedrun.recipe import RecipeError
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
     """Start `nproc` ranks of `speedrun train` on this machine through torchrun (which ends every rank when one dies;
-    the environment, NCCL_* included, is inherited); returns its exit code. Several machines: README, Multi-GPU."""
+    the environment, NCCL_* included, is inherited); returns its exit code. Several machines: README, Multi-GPU.
+    While it runs, Ctrl-C (which the terminal sends to torchrun and the ranks too) is only noted, and a SIGTERM sent
+    to this process alone is passed on to torchrun: the ranks finish their step, checkpoint and exit, and this
+    process waits for them, instead of ending and leaving them training on; then it exits 130 or 143 as one process
+    does."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "speedrun", *argv]
     print(f"speedrun: launching {nproc} ranks: {' '.join(cmd[1:])}", flush=True)
-    code = subprocess.call(cmd)
+    got: list[int] = []
+    proc = subprocess.Popen(cmd)
+
+    def forward(signum, frame):
+        got.append(signum)
+        if signum == signal.SIGTERM:
+            proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if got and code != 0:
+        return 128 + got[-1]  # the ranks said where they stopped (and their checkpoint)
     if code != 0:
         print(f"speedrun: error: a rank failed (torchrun exit code {code}); see the messages above", file=sys.stderr)
     return code

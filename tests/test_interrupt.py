@@ -112,3 +112,34 @@ def test_sigterm_before_the_timed_loop_ends_the_run_with_its_log_closed(tmp_path
     (log_path,) = (tmp_path / "logs").iterdir()
     assert log_path.read_text().splitlines()[-1] == "=== end: failed: Terminated ==="
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_to_the_launcher_alone_stops_every_rank_with_a_checkpoint(tmp_path):
+    # `kill PID` of `speedrun train --nproc 2` (not its process group): the launcher passes SIGTERM on to torchrun,
+    # whose ranks stop after a step and checkpoint; nothing trains on without a parent
+    args = small_run(tmp_path, ["--nproc", "2", "--print-every", "1", "--checkpoint-dir", "ckpts"], steps=400,
+                     batch_tokens=512)
+    proc = speedrun(args, tmp_path)
+    out, err = signal_at(proc, r"step +3/", signal.SIGTERM)
+    assert proc.returncode == 143, (out, err)
+    m = re.search(r"speedrun: error: SIGTERM: interrupted at step (\d+); checkpoint (\S+) \(continue with --resume", err)
+    assert m, err
+    assert load(tmp_path / m[2]).step == int(m[1]) < 400
+    assert "a rank failed" not in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_during_tokenize_removes_its_temporary_folder(tmp_path):
+    docs = tmp_path / "docs.jsonl"
+    line = '{"text": "' + "a few words of text to tokenize, over and over. " * 40 + '"}\n'
+    docs.write_text(line * 40_000)  # ~80 MB: tokenizing takes long enough to be stopped half-way
+    out = tmp_path / "out"
+    proc = speedrun(["data", "tokenize", str(docs), "--out", str(out), "--workers", "1"], tmp_path)
+    deadline = time.time() + 60
+    while not (out.is_dir() and any(out.iterdir())) and time.time() < deadline:
+        time.sleep(0.05)  # the temporary folder exists: tokenizing has begun
+    proc.send_signal(signal.SIGTERM)
+    stdout, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err.endswith("speedrun: terminated (SIGTERM)\n"), (stdout, err)
+    assert not out.exists(), list(out.rglob("*"))  # the folder it made, and its temporary folder, are gone
