@@ -20,6 +20,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class RecipeError(SpeedrunError, ValueError):
@@ -299,7 +300,8 @@ def _scalar(kind, v, whole_floats: bool = True):
         raise TypeError
     if kind is int and (isinstance(v, int) or whole_floats and isinstance(v, float) and v.is_integer()):
         return int(v)
-    if kind is float and isinstance(v, (int, float)) and math.isfinite(v):  # inf and nan set no sensible recipe
+    # inf and nan set no sensible recipe; past float32's range a value overflows where the optimisers hold it
+    if kind is float and isinstance(v, (int, float)) and math.isfinite(v) and abs(v) <= FLOAT32_MAX:
         return float(v)
     if kind in (bool, str) and isinstance(v, kind):
         return v
@@ -308,7 +310,7 @@ def _scalar(kind, v, whole_floats: bool = True):
 
 def _type_name(hint) -> str:
     if hint is float:
-        return "finite number"
+        return "finite number (within float32's +-3.4e38)"
     return getattr(hint, "__name__", str(hint).replace("typing.", ""))
 
 
@@ -336,6 +338,12 @@ def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
     base = data.pop("base", None)
     values = {k: _coerce(k, v, str(path)) for k, v in data.items() if not _is_retired(k, v, str(path))}
     if base is not None:
+        # a base that is not there: said with the file that names it
+        if not isinstance(base, str) or not base.endswith(".toml") and base not in recipe_names():
+            raise RecipeError(f"{path}: base = {base!r} is no recipe (known: {', '.join(recipe_names())}; or a .toml "
+                              f"path from this file's folder)")
+        if base.endswith(".toml") and not (path.parent / base).is_file():
+            raise RecipeError(f"{path}: base = {base!r}: no such recipe file {path.parent / base}")
         merged = _read_toml(base if not base.endswith(".toml") else str(path.parent / base), seen + (str(path.resolve()),))
         merged.pop("name", None)
         merged.pop("description", None)

@@ -264,7 +264,18 @@ def test_base_loop(tmp_path):
 
 def test_unknown_base(tmp_path):
     msg = _error(str(_write(tmp_path / "x.toml", 'base = "nosuch"\n')))
-    assert "'nosuch'" in msg
+    assert msg.startswith(f"{tmp_path / 'x.toml'}: base = 'nosuch' is no recipe (known: fast, ")  # names its file
+    msg = _error(str(_write(tmp_path / "n.toml", "base = 3\n")))
+    assert msg.startswith(f"{tmp_path / 'n.toml'}: base = 3 is no recipe")
+    msg = _error(str(_write(tmp_path / "m.toml", 'base = "gone.toml"\n')))
+    assert msg == f"{tmp_path / 'm.toml'}: base = 'gone.toml': no such recipe file {tmp_path / 'gone.toml'}"
+
+
+def test_floats_past_float32_are_refused():
+    # 1e300 is finite for Python, but overflows the optimisers' float32 state: refused before any work
+    with pytest.raises(RecipeError, match=r"lr_embed.*finite number \(within float32's \+-3.4e38\)"):
+        load_recipe("tiny", ["lr_embed=1e300"])
+    assert load_recipe("tiny", ["lr_embed=1e38"]).lr_embed == 1e38
 
 
 @pytest.mark.parametrize("items, fragment", [
