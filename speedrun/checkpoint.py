@@ -142,11 +142,21 @@ def load(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is another kind of file
         raise CheckpointError(f"{path}: not a readable checkpoint (not a torch.save archive: truncated, or "
                               f"another kind of file)")
+    # torch.load does not check the archive's CRCs: bytes damaged inside a tensor would load as wrong numbers (NaN in
+    # an optimiser's state, say) and train on silently
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        damaged = f"the archive ({type(e).__name__})"
+    if damaged is not None:
+        raise CheckpointError(f"{path}: corrupt checkpoint ({damaged} fails its checksum); use an earlier one")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # a damaged archive or a foreign pickle; torch's own advice (weights_only) would mislead
         lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-        why = next((l for l in lines if l.startswith("WeightsUnpickler error")), type(e).__name__)[:200]
+        why = next((l for l in lines if l.startswith("WeightsUnpickler error")), type(e).__name__)
+        why = why.split(" Please ")[0].split(" Check the ")[0][:200]  # the finding, without torch's advice
         raise CheckpointError(f"{path}: not a readable checkpoint (corrupt, or not written by speedrun: {why})") from None
     if not isinstance(data, dict) or "format" not in data:
         raise CheckpointError(f"{path}: not a speedrun checkpoint (no format marker)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -184,6 +185,15 @@ def test_missing_corrupt_and_foreign_files(state, tmp_path):
             load(tmp_path / name)
         assert name in str(info.value) and "\n" not in str(info.value)
         assert "weights_only" not in str(info.value)  # torch's advice to unpickle anything: not for our users
+    # bytes damaged inside a tensor's data: the archive still opens and torch.load would read wrong numbers
+    with zipfile.ZipFile(tmp_path / "good.pt") as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)  # the largest tensor's data, stored uncompressed
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)  # past its local header
+    damaged = bytearray(good)
+    damaged[start + 100:start + 164] = b"\xff" * 64
+    (tmp_path / "damaged.pt").write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match=rf"damaged.pt: corrupt checkpoint \({info.filename} fails its checksum\)"):
+        load(tmp_path / "damaged.pt")
     torch.save({"model": {}}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a speedrun checkpoint"):
         load(tmp_path / "foreign.pt")
@@ -194,8 +204,9 @@ def test_missing_corrupt_and_foreign_files(state, tmp_path):
     with pytest.raises(CheckpointError, match="flux"):
         load(tmp_path / "future.pt")
     torch.save(StreamPosition(), tmp_path / "pickle.pt")  # arbitrary classes are refused, not unpickled
-    with pytest.raises(CheckpointError, match="not a readable checkpoint.*StreamPosition"):
+    with pytest.raises(CheckpointError, match="not a readable checkpoint.*StreamPosition") as info:
         load(tmp_path / "pickle.pt")
+    assert str(info.value).endswith("not an allowed global by default.)")  # the finding, without torch's advice
 
 
 # --- exact resume ------------------------------------------------------------------------------------------------
