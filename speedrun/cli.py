@@ -166,8 +166,10 @@ def cmd_train(args) -> int:
         if plan.main:
             if recipe.sample_tokens > 0:
                 from speedrun.evals.sample import generate
-                text = generate(result.model, recipe.sample_prompt, recipe.sample_tokens, seed=recipe.seed)
-                print(f"sample: {text!r}")
+                try:
+                    print(f"sample: {generate(result.model, recipe.sample_prompt, recipe.sample_tokens, seed=recipe.seed)!r}")
+                except SpeedrunError as e:  # the run itself is complete: its log and checkpoint stand
+                    print(f"note: {e}", file=sys.stderr)
             (first_step, first), (_, last) = result.val_losses[0], result.val_losses[-1]
             # with val_every=0 only the end is validated: no "A -> A"
             start = f"{first:.4f} -> " if first_step == 0 and len(result.val_losses) > 1 else ""

@@ -12,6 +12,7 @@ import torch
 from speedrun.checkpoint import load
 from speedrun.cli import main
 from speedrun.data.tokenizer import EOT, decode, gpt2
+from speedrun.errors import SpeedrunError
 from speedrun.evals.sample import final_window, generate, sample_from_checkpoint
 from speedrun.model.decoding import KVCache
 from speedrun.model.gpt import GPT, CastedLinear
@@ -91,6 +92,14 @@ def test_last_only_and_branching_copies():
         ref = model(full, None, 2)[0, : x.numel()]
     assert torch.equal(a, b)
     assert (last[0] - ref[5]).abs().max() < 1e-4 and (a - ref[6:]).abs().max() < 1e-4
+
+
+def test_non_finite_logits_are_one_error_not_a_traceback():
+    model = random_model()
+    with torch.no_grad():
+        model.lm_head.weight[EOT // 2].fill_(float("nan"))  # a diverged head row: every next-token logit row has a NaN
+    with pytest.raises(SpeedrunError, match=r"^the model's next-token logits are not finite \(NaN or inf\) after 0 "):
+        generate(model, "The", max_tokens=5)
 
 
 def test_decoding_past_the_rotary_table():

@@ -55,6 +55,9 @@ def generate(model: GPT, prompt: str, max_tokens: int, temperature: float = 0.8,
             on_text(prompt)
         for _ in range(max_tokens):
             logits = model.forward_cached(x, cache, window, last_only=True)[0, : model.recipe.vocab_size]
+            if not torch.isfinite(logits).all():  # else multinomial's own error, a traceback
+                raise SpeedrunError(f"the model's next-token logits are not finite (NaN or inf) after "
+                                    f"{len(out)} sampled tokens: its weights have diverged; no sample")
             nxt = pick(logits.float().cpu(), temperature, top_k, gen)
             if nxt == EOT:
                 break
