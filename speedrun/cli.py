@@ -122,6 +122,9 @@ def cmd_train(args) -> int:
         # A resumed run continues the checkpoint's recipe (checked here, once, before any rank starts).
         from speedrun.checkpoint import load_for_resume
         resume = load_for_resume(args.resume, args.checkpoint_dir, args.recipe, args.overrides)
+        if args.no_final_checkpoint and resume.save_every:
+            args.command_parser.error(f"--no-final-checkpoint: the resumed run saves every {resume.save_every} steps "
+                                      f"and at the end, as its checkpoint's run did (--save-every)")
     # Read before torchrun starts too: a bad key should not cost N process starts.
     recipe = resume.recipe if resume is not None else load_recipe(
         args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
@@ -141,10 +144,11 @@ def cmd_train(args) -> int:
     from speedrun.train import run
     plan = make_plan(recipe, force_device=args.device, dry_run=args.dry_run)
     if args.dry_run:
+        ready, line = data_readiness(recipe, resume, plan.world_size)  # every rank: they exit alike
         if plan.main:  # under torchrun (--nproc N), one report, not N
             print(dry_run_report(recipe, plan))
-            print(data_readiness(recipe, resume, plan.world_size))
-        return 0
+            print(line)
+        return 0 if ready else 1  # `speedrun train --dry-run && speedrun train` waits for the data
     if args.compile_cache and not plan.compile and plan.main:
         print(f"note: torch.compile is off for this run: --compile-cache {args.compile_cache} is not used")
     metrics = None
@@ -296,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(what `speedrun data tokenize` and `fineweb` write); the same as --set train_files / val_files")
     p.add_argument("--device", choices=["cpu", "cuda"], help="force a device (cpu also runs GPU-only recipes)")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the resolved recipe, parameter counts and device plan; do not train")
+                   help="print the resolved recipe, parameter counts, device plan and whether the data is ready; "
+                        "do not train (exit code 1 where the data is not ready)")
     p.add_argument("--log-dir", help="folder for run logs (default: logs; with --resume, the first part's log folder)")
     p.add_argument("--print-every", type=_at_least(1),
                    help="console progress every N steps (default: 1 up to 200 steps, else 10; the log has every step)")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from speedrun.errors import SpeedrunError
 from speedrun.recipe import RecipeError
+from speedrun.words import plural
 
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
@@ -40,7 +41,7 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
             signal.signal(s, handler)
     if got and code != 0:
         return 128 + got[-1]  # the ranks said where they stopped (and their checkpoint)
-    if code != 0:
+    if code != 0 and not (code == 1 and "--dry-run" in argv):  # a dry run's 1: its data is not ready, as it said
         print(f"speedrun: error: a rank failed (torchrun exit code {code}); see the messages above", file=sys.stderr)
     return code
 
@@ -61,17 +62,17 @@ def check_before_ranks(recipe, resume, args) -> None:
         check_run_data(recipe, resume, args.nproc)
 
 
-def data_readiness(recipe, resume, world_size: int) -> str:
-    """The dry run's last line: whether the run's data checks pass (files there, valid, long enough), without
-    failing the dry run, which may well come before the data is downloaded."""
+def data_readiness(recipe, resume, world_size: int) -> tuple[bool, str]:
+    """The dry run's last line: whether the run's data checks pass (files there, valid, long enough). Not an error:
+    the report above it still prints, as a dry run may well come before the data is downloaded; the exit code is 1."""
     from speedrun.run_data import check_run_data
     try:
         data = check_run_data(recipe, resume, world_size)
     except SpeedrunError as e:
-        return f"data: NOT READY: {e}"
+        return False, f"data: NOT READY: {e}"
     tokens = sum(n for _, n in data.file_list)
-    return (f"data: ready: {len(data.train_files)} train shard(s) of {tokens:,} tokens, "
-            f"{len(data.val_files)} val shard(s)")
+    return True, (f"data: ready: {plural(len(data.train_files), 'train shard')} of {tokens:,} tokens, "
+                  f"{plural(len(data.val_files), 'val shard')}")
 
 
 def check_compile_cache_path(path: str) -> None:

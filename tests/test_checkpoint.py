@@ -327,6 +327,17 @@ def test_cli_resume_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "l").exists()
 
 
+def test_cli_resume_refuses_no_final_checkpoint_where_the_run_saves_periodically(state, tmp_path, capsys):
+    r, model, opts = state
+    path = save_small(tmp_path / "ckpt.pt", r, model, opts, save_every=2)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--resume", str(path), "--no-final-checkpoint", "--log-dir", str(tmp_path / "l")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and err.endswith("--no-final-checkpoint: the resumed run saves every 2 steps and at the "
+                                              "end, as its checkpoint's run did (--save-every) (see 'speedrun train --help')")
+    assert not (tmp_path / "l").exists()
+
+
 def test_cli_resume_writes_beside_the_checkpoint_it_resumes(shards, tmp_path, monkeypatch):
     # `speedrun train --resume runs/a/ckpt_..._step000002.pt`: the rest of the run's checkpoints go to runs/a, as the
     # library's default says, not to a new ./checkpoints folder

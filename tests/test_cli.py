@@ -112,7 +112,7 @@ def cli(tmp_path_factory):
 
 def test_dry_run_record21(cli):
     proc, cwd = cli["dry21"]
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # the report, and exit 1: FineWeb is not downloaded here
     rep = parse_report(proc.stdout)
     assert rep["header"].startswith("recipe record21: ")
     assert rep["recipe"] == load_recipe("record21").to_dict()
@@ -134,7 +134,7 @@ def test_dry_run_record21(cli):
     if not HAS_GPU:
         assert "FP8" in plan and "no CUDA GPU is visible here" in plan
     assert not (cwd / "logs").exists(), "a dry run writes no log"
-    # without FineWeb here the report ends saying so, with the command that gets it; the dry run still succeeds
+    # without FineWeb here the report ends saying so, with the command that gets it (and the exit code 1)
     assert proc.stdout.rstrip().splitlines()[-1].startswith("data: NOT READY: data/fineweb10B/fineweb_train_*.bin: "
                                                             "matches no shard files; get them with `speedrun data")
 
@@ -156,7 +156,7 @@ def test_dry_run_tiny(capsys, tmp_path, monkeypatch):
         assert "  attention: dense boolean mask + SDPA" in rep["plan"]
         assert "  head matmul: plain (no FP8)" in rep["plan"]
         assert "  torch.compile: off" in rep["plan"]
-    assert out.rstrip().splitlines()[-1] == "data: ready: 1 train shard(s) of 977,951 tokens, 1 val shard(s)"
+    assert out.rstrip().splitlines()[-1] == "data: ready: 1 train shard of 977,951 tokens, 1 val shard"
     assert not (cwd / "logs").exists()
 
 
@@ -226,9 +226,16 @@ def test_in_process_dry_run_toml_path(capsys, tmp_path):
 def test_dry_run_world_size_from_env(capsys, monkeypatch, world_size, accum):
     monkeypatch.setenv("WORLD_SIZE", str(world_size))
     rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", "record21"])
-    assert rc == 0, err
+    assert rc == 1 and out.rstrip().splitlines()[-1].startswith("data: NOT READY: "), err  # no FineWeb here
     assert f"device: cuda x {world_size} rank(s)" in out
     assert f"batch: 393,216 tokens/step = {world_size} rank(s) x {accum} accumulation step(s) x 49,152 tokens" in out
+
+
+def test_dry_run_names_an_empty_data_setting(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", "tiny", "--set", "train_files="])
+    assert rc == 1 and out.rstrip().splitlines()[-1] == ('data: NOT READY: train_files is empty: give a shard file, '
+                                                         'a folder, a glob or "demo"')
 
 
 def test_dry_run_world_size_that_does_not_divide(capsys, monkeypatch):

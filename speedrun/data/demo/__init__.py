@@ -29,6 +29,8 @@ def data_files(spec: str, role: str) -> list[Path]:
     """Shard paths for a recipe's train_files / val_files (role "train" / "val"): "demo" means the bundled corpus's
     `role` shard; a folder holding `*_{role}_*.bin` files (tokenize's and fineweb's names), those only, so that
     validation on `speedrun data tokenize`'s folder never scores its train shards; other folders all their `*.bin`."""
+    if not str(spec).strip():
+        raise ShardError(f"{role}_files is empty: give a shard file, a folder, a glob or \"demo\"")
     if spec == "demo":
         return resolve_shards(DEMO_DIR / f"demo_{role}_000000.bin")
     folder = Path(os.path.expanduser(str(spec)))
