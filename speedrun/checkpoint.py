@@ -7,6 +7,7 @@ alone. Named `ckpt_<recipe>_<run id>_step<SSSSSS>.pt`, the run id of the run log
 the newest in its folder. Rank 0 writes, every rank loads.
 """
 
+import glob
 import os
 import random
 import re
@@ -56,6 +57,17 @@ class Checkpoint:
 
 def checkpoint_name(recipe_name: str, run_id: str, step: int) -> str:
     return f"ckpt_{recipe_name}_{run_id}_step{step:06d}.pt"
+
+
+def earlier_parts(resumed: Path, folder: Path) -> list[Path]:
+    """The checkpoints in `folder` that the run of `resumed` wrote (its file name's recipe and run id), the resumed
+    one included, oldest step first; none where the resumed run saved them elsewhere."""
+    m = re.fullmatch(r"(ckpt_.+_)step(\d{6,})\.pt", Path(resumed).name)
+    if m is None or Path(resumed).resolve().parent != Path(folder).resolve():
+        return []
+    steps = {int(f.name[len(m[1]) + 4:-3]): f for f in Path(folder).glob(f"{glob.escape(m[1])}step*.pt")
+             if re.fullmatch(r"\d{6,}", f.name[len(m[1]) + 4:-3])}
+    return [steps[k] for k in sorted(steps)]
 
 
 # --- RNG ---------------------------------------------------------------------------------------------------------

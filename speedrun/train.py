@@ -177,6 +177,8 @@ class Trainer:
         laps("log")
         self.say = say if plan.main else (lambda *a, **k: None)
         self.keeper = CheckpointKeeper(self, checkpoint_dir, file_list)
+        if self.ckpt is not None:  # --keep-last counts the first part's checkpoints too: one run, resumed
+            self.keeper.periodic = ckpt_mod.earlier_parts(self.ckpt.path, checkpoint_dir)
         self.metrics = Metrics()
 
     def train(self) -> RunResult:

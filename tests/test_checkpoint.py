@@ -368,6 +368,21 @@ def test_keep_last_keeps_the_newest_periodic_checkpoints_and_the_final_one(shard
     assert load(checkpoint_at(tmp_path / "ck", 6)).optimizers  # periodic ones are full: resumable
 
 
+def test_keep_last_on_a_resumed_run_counts_the_first_parts_checkpoints(shards, tmp_path):
+    r = recipe(shards, steps=8, val_every=0)
+    run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet, save_every=2,
+        checkpoint_dir=str(tmp_path / "ck"))
+    first = [checkpoint_at(tmp_path / "ck", step) for step in (2, 4, 6, 8)]
+    first[2].unlink(), first[3].unlink()  # the first part as if stopped after step 4
+    (tmp_path / "ck" / "ckpt_tiny_otherrun_step000002.pt").write_bytes(b"another run's")  # never touched
+    result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet, keep_last=1,
+                 resume=load(first[1]))
+    second = Path(result.checkpoint_path)
+    # one periodic checkpoint of the whole run (the second part's step 6) and the final one; the first part's go
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == sorted(
+        [second.name.replace("step000008", "step000006"), second.name, "ckpt_tiny_otherrun_step000002.pt"])
+
+
 def test_runs_sharing_a_folder_keep_their_own_models(shards, tmp_path):
     # two runs of one recipe and step count (a baseline and a change, say): neither overwrites the other's model
     finals = []
