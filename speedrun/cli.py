@@ -289,7 +289,7 @@ def cmd_eval(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="speedrun", description="Train GPT-2-class models as fast as the hardware allows.")
     parser.add_argument("--version", action="version", version=f"speedrun {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a recipe (CPU, one GPU, or a torchrun launch)")
     p.add_argument("--recipe", help=f"recipe name ({', '.join(recipe_names())}) or a .toml path; default: record21 on "
@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="get tokens in place: download FineWeb shards, tokenize text, inspect shards")
     data.set_defaults(func=cmd_data)
-    dsub = data.add_subparsers(dest="data_command", required=True)
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="{fineweb,tokenize,inspect}")
     p = dsub.add_parser("fineweb", help="download cached GPT-2 FineWeb shards from the Hugging Face hub")
     p.add_argument("--variant", choices=["10B", "100B", "edu10B"], default="10B", help="which FineWeb tokens")
     p.add_argument("--train-shards", type=int, default=8, help="number of train shards (100M tokens each)")

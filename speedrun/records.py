@@ -49,8 +49,8 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
     more than one recipe, settings and code (a record is a claim about one)."""
     date = date or time.strftime("%Y-%m-%d")
     folder = Path(records_dir) / f"{date}_{name}"
-    if not RECORD_DIR.match(folder.name):
-        raise SpeedrunError(f"record name '{folder.name}' is not YYYY-MM-DD_short-name (letters, digits, . _ -)")
+    if not RECORD_DIR.fullmatch(f"{date}_{name}"):  # the name as given: '../x' is no name, whatever its folder's
+        raise SpeedrunError(f"record {date}_{name!s}: want YYYY-MM-DD_NAME, NAME of letters, digits, '.', '_' and '-'")
     if folder.exists():
         raise SpeedrunError(f"{folder}: the record already exists")
     sources = find_logs(logs)
@@ -76,7 +76,7 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
         for src in sources:
             shutil.copyfile(src, tmp / src.name)  # contents only: the originals may be read-only
         report, _ = stats_report([str(tmp)], target=target)
-        lines = [f"# {name}", "", f"- date: {date}", f"- command: `{command}`", f"- device: {device}",
+        lines = [f"# {name}", "", f"- date: {date}", (f"- command: `{command}`" if command else "- command: (not given)"), f"- device: {device}",
                  f"- target: {target:g}", f"- logs: {', '.join(f'`{s.name}`' for s in sources)}", ""]
         if notes:
             lines += [notes.strip(), ""]

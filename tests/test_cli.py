@@ -367,7 +367,7 @@ def test_no_command_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         main([])
     assert info.value.code == 2
-    assert_one_line_error(capsys.readouterr().err, "required: command", "speedrun --help")
+    assert_one_line_error(capsys.readouterr().err, "required: COMMAND", "speedrun --help")
 
 
 @pytest.mark.parametrize("argv, stray, help_of", [

@@ -82,7 +82,8 @@ CKPT = "no_such_ckpt.pt"  # never opened: the options are refused first
     (["train", "--nproc", "-1"], ["--nproc", "-1 must be >= 1"]),
     (["train", "--save-every", "-1"], ["--save-every", "-1 must be >= 0"]),
     (["data", "tokenize", "a.txt", "--out", "o", "--val-tokens", "-1"], ["--val-tokens", "-1 must be >= 0"]),
-    ([], ["required: command", "speedrun --help"]),
+    ([], ["required: COMMAND", "speedrun --help"]),
+    (["data"], ["required: {fineweb,tokenize,inspect}", "speedrun data --help"]),
 ])
 def test_bad_options_one_line_exit_2_nothing_written(capsys, tmp_path, monkeypatch, args, fragments):
     monkeypatch.chdir(tmp_path)

@@ -127,7 +127,7 @@ def test_refusals(tmp_path):
     hand_log(tmp_path / "crashed" / "c.txt", 3.2, end=None)
     with pytest.raises(SpeedrunError, match=r"^no complete run among the 1 log\(s\): a record holds finished runs"):
         new_record(records, "z", [str(tmp_path / "crashed")], "cmd", "cpu", date="2026-01-01")
-    with pytest.raises(SpeedrunError, match="short-name"):
+    with pytest.raises(SpeedrunError, match="want YYYY-MM-DD_NAME"):
         new_record(records, "bad name", [str(tmp_path / "src")], "cmd", "cpu", date="2026-01-01")
     assert sorted(p.name for p in records.iterdir()) == ["2026-01-01_x", "README.md"]  # nothing half-made
 
@@ -188,3 +188,12 @@ def test_hand_written_target_lines(tmp_path):
     readme.write_text("# one\n\n- target: abc\n")
     with pytest.raises(SpeedrunError, match=r"README.md: '- target: abc' is not a number"):
         rebuild_records_table(str(records))
+
+
+def test_record_names_are_checked_as_given(tmp_path):
+    hand_log(tmp_path / "src" / "a.txt", 3.25)
+    with pytest.raises(SpeedrunError, match=r"^record 2026-01-02_\.\./escape: want YYYY-MM-DD_NAME"):
+        new_record(tmp_path / "records", "../escape", [str(tmp_path / "src")], command="", device="", date="2026-01-02")
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "records").exists()
+    folder = new_record(tmp_path / "records", "ok", [str(tmp_path / "src")], command="", device="", date="2026-01-02")
+    assert "- command: (not given)\n" in (folder / "README.md").read_text()
