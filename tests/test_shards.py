@@ -3,6 +3,8 @@ included), and shard path resolution."""
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import os
 import re
 import stat
@@ -382,3 +384,14 @@ def test_training_stream_fails_at_the_bad_shard_with_its_name(tmp_path):
     stream = BatchStream(str(tmp_path / "t_*.bin"), batch_tokens=128, seq_len=64, vocab_size=50301)
     for _ in range(4):
         stream.next_step()  # both shards, read without a second check
+
+
+@pytest.mark.parametrize("kind, opener, command", [("xz", lzma.open, "xz -dk"), ("gzip", gzip.open, "gunzip -k")])
+def test_a_compressed_shard_is_named_as_such(tmp_path, kind, opener, command):
+    raw = write_shard(tmp_path / "s.bin", np.arange(2000) % 50257).read_bytes()
+    packed = tmp_path / f"s.bin.{kind}"
+    with opener(packed, "wb") as f:
+        f.write(raw)
+    with pytest.raises(ShardError, match=rf"^{re.escape(str(packed))}: {kind}-compressed; decompress it first "
+                                         rf"\({command} "):
+        shard_header(packed)

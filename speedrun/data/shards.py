@@ -28,6 +28,11 @@ class ShardError(SpeedrunError, ValueError):
     """A shard file is missing, truncated or not in the speedrun format. The message names the file."""
 
 
+# a compressed shard read as one would give only "bad magic": say what it is and how to unpack it
+COMPRESSED_MAGIC = {"xz": (b"\xfd7zXZ\x00", "xz -dk"), "gzip": (b"\x1f\x8b", "gunzip -k"),
+                    "zstd": (b"\x28\xb5\x2f\xfd", "zstd -d")}
+
+
 def shard_header(path: str | os.PathLike) -> int:
     """Validate the header and size of the shard at `path`; return its token count."""
     path = Path(path)
@@ -37,6 +42,11 @@ def shard_header(path: str | os.PathLike) -> int:
         raise ShardError(f"{path}: no such shard file") from None
     if path.is_dir():
         raise ShardError(f"{path}: is a directory, not a shard file")
+    with open(path, "rb") as f:
+        lead = f.read(6)
+    for kind, (magic, command) in COMPRESSED_MAGIC.items():
+        if lead.startswith(magic):
+            raise ShardError(f"{path}: {kind}-compressed; decompress it first ({command} {path})")
     if size < HEADER_BYTES:
         raise ShardError(f"{path}: {size} bytes is shorter than the {HEADER_BYTES}-byte shard header")
     header = np.fromfile(path, dtype="<i4", count=HEADER_INTS)
