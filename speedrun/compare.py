@@ -163,8 +163,10 @@ def what_differs(base: Side, change: Side) -> str:
         return {k: (v[0] if len(v := list({json.dumps(d.get(k), sort_keys=True) for d in dicts})) == 1 else "(varies)")
                 for k in keys}
     b, c = values(base), values(change)
-    fields = [f"{k} ({b.get(k, 'null')} -> {c.get(k, 'null')})" for k in sorted(set(b) | set(c))
-              if b.get(k) != c.get(k)]
+    # an upstream log's recipe is its folder's name and its steps: the rest is unknown there, not null
+    upstream = any(r.log is not None and r.log.source == "upstream" for r in base.runs + change.runs)
+    keys = set(b) & set(c) if upstream else set(b) | set(c)
+    fields = [f"{k} ({b.get(k, 'null')} -> {c.get(k, 'null')})" for k in sorted(keys) if b.get(k) != c.get(k)]
     code = {r.group[1] for r in base.runs} != {r.group[1] for r in change.runs}
     if not fields and not code:
         return "the sides ran the same recipe values and code (the seeds aside)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import scipy.stats
 from logfactory import hand_log
@@ -155,3 +157,11 @@ def test_the_report_names_what_the_change_changed(tmp_path):
     assert report("mixed") == "the change: muon_lr (0.05 -> (varies))"
     hand_log(tmp_path / "code" / "s1.txt", 3.39, recipe={"seed": 1, "muon_lr": 0.05}, commit="abcdef1234")
     assert report("code") == "the change: the code (commit or source)"
+
+
+def test_against_upstream_logs_only_their_known_values_are_compared(tmp_path):
+    upstream = Path(__file__).parent / "data" / "upstream" / "082725_FA3"
+    for seed in (1, 2):
+        hand_log(tmp_path / "ours" / f"s{seed}.txt", 3.27 + seed / 1000, steps=40)
+    line = compare_report([str(upstream)], [str(tmp_path / "ours")]).splitlines()[2]
+    assert line == "the change: name (\"upstream-082725_FA3\" -> \"tiny\")"  # not every field of ours as null
