@@ -58,3 +58,16 @@ def write_atomic(path, write: Callable[[BinaryIO], object], durable: bool = Fals
             finally:
                 os.close(fd)
     return path
+
+
+def each_file_once(files, repeated: list[Path] | None = None) -> list[Path]:
+    """`files` with each file kept once, at its first mention: a file named twice, or named and inside a named folder,
+    must not count (or be read) twice. Later mentions go to `repeated` when given."""
+    unique: dict[Path, Path] = {}
+    for f in map(Path, files):
+        if f.resolve() in unique:
+            if repeated is not None:
+                repeated.append(f)
+        else:
+            unique[f.resolve()] = f
+    return list(unique.values())

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.stats
 
 from speedrun.errors import SpeedrunError
+from speedrun.files import each_file_once
 from speedrun.runlog import LOG_SUFFIXES, LogError, ParsedLog, parse_log, read_log_text
 
 DEFAULT_TARGET = 3.28
@@ -164,7 +165,7 @@ class Summary:
 
 
 def find_logs(paths: list[str]) -> list[Path]:
-    unique: dict[Path, Path] = {}  # a file named on its own and inside a named folder must not count twice
+    found_all: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(LOG_SUFFIXES))
@@ -174,9 +175,8 @@ def find_logs(paths: list[str]) -> list[Path]:
             found = [p]
         else:
             raise SpeedrunError(f"{p}: no such file or folder")
-        for f in found:
-            unique.setdefault(f.resolve(), f)
-    return list(unique.values())
+        found_all += found
+    return each_file_once(found_all)
 
 
 def _env_value(environment: str, key: str) -> str | None:

@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 from speedrun.errors import SpeedrunError
+from speedrun.files import each_file_once
 
 PARQUET_BATCH_ROWS = 1024
 # How a .txt file divides into documents: what stands between two of them (None: the whole file is one).
@@ -60,14 +61,7 @@ def expand_inputs(inputs: list[str], skipped: list[Path] | None = None,
             raise TokenizeError(f"{p}: not a regular file")
         else:
             raise TokenizeError(f"{p}: no such file or folder")
-    unique: dict[Path, Path] = {}
-    for f in files:
-        if f.resolve() in unique:
-            if repeated is not None:
-                repeated.append(f)
-        else:
-            unique[f.resolve()] = f
-    return list(unique.values())
+    return each_file_once(files, repeated)
 
 
 def one_line(e: BaseException, limit: int = 160) -> str:

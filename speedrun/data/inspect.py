@@ -1,12 +1,11 @@
 """`speedrun data inspect`: check token shards (header, size, token ids) and show what is in them: token count,
 documents (`<|endoftext|>` markers) and their lengths, token-id range, a decoded preview of the first document."""
 
-from pathlib import Path
-
 import numpy as np
 
 from speedrun.data.shards import HEADER_BYTES, ShardError, read_shard, resolve_shards
 from speedrun.data.tokenizer import EOT, VOCAB_SIZE, decode
+from speedrun.files import each_file_once
 from speedrun.words import plural
 
 
@@ -64,10 +63,7 @@ def inspect_shards(paths: list[str], preview_tokens: int = 200) -> int:
         except ShardError as e:
             bad.append(str(e))
             print(f"BAD {e}", flush=True)
-    unique: dict[Path, Path] = {}  # a file named twice (or named and in a named folder) is shown and counted once
-    for f in files:
-        unique.setdefault(f.resolve(), f)
-    files = list(unique.values())
+    files = each_file_once(files)  # a shard named twice is shown and counted once
     for f in files:
         try:
             stats = shard_stats(f)

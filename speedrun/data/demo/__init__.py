@@ -34,6 +34,7 @@ def data_files(spec: str, role: str) -> list[Path]:
     if spec == "demo":
         return resolve_shards(DEMO_DIR / f"demo_{role}_000000.bin")
     folder = Path(os.path.expanduser(str(spec)))
-    if role_shards(folder, role):
+    if shards := role_shards(folder, role):
         one_name(folder, str(spec))
-    return role_shards(folder, role) or resolve_shards(spec)
+        return shards
+    return resolve_shards(spec)
