@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,7 @@ from speedrun.data import tokenize as tk
 from speedrun.data.shards import ShardError, read_shard
 from speedrun.data.tokenize import TokenizeError, tokenize_files
 from speedrun.data.tokenizer import EOT, decode, encode_document
-from speedrun.errors import SpeedrunError
+from speedrun.errors import SpeedrunError, _raise_terminated, terminate_on_sigterm
 from speedrun.run_data import data_folder_overrides
 
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -310,6 +311,25 @@ def test_error_leaves_an_existing_output_folder_as_it_was(corpus, tmp_path, monk
     with pytest.raises(TokenizeError, match="line 2"):
         tokenize_files(inputs + [str(bad)], str(out), shard_tokens=50, workers=2)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp folder, no new or changed shards
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the workers are forked on Linux only")
+def test_workers_are_forked_with_sigterms_default_action():
+    # Regression: under the CLI's SIGTERM handler a worker forked with it could lose the SIGTERM of Pool.terminate
+    # and then wait forever on the queue lock terminate holds (CI hung in a test whose input was an error).
+    recording, at_fork = [True], []
+    os.register_at_fork(before=lambda: recording[0] and at_fork.append(signal.getsignal(signal.SIGTERM)))
+    previous = signal.getsignal(signal.SIGTERM)
+    terminate_on_sigterm()
+    try:
+        with tk._pool(2) as pool:
+            assert pool.map(signal.getsignal, [signal.SIGTERM] * 4, chunksize=1) == [signal.SIG_DFL] * 4
+        recording[0] = False
+        assert at_fork == [signal.SIG_DFL] * 2  # the default action from the fork on, not only from the initializer
+        assert signal.getsignal(signal.SIGTERM) is _raise_terminated  # this process keeps its handler
+    finally:
+        recording[0] = False
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_folder_without_inputs_and_bad_arguments(tmp_path):

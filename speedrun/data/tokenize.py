@@ -13,8 +13,10 @@ import multiprocessing as mp
 import os
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -72,8 +74,18 @@ def _pool(workers: int):
     if workers <= 1:
         return contextlib.nullcontext(None)
     # fork shares the already-built BPE tables with the workers; elsewhere each worker builds its own.
-    # Leaving the pool's `with` block (also on error) terminates the workers.
-    return mp.get_context("fork" if sys.platform.startswith("linux") else None).Pool(workers)
+    # Leaving the pool's `with` block (also on error) terminates the workers: SIGTERM, then a join. The workers are
+    # forked with SIGTERM's default action, not the CLI's Python handler (errors.terminate_on_sigterm): a fresh fork
+    # drops a signal that reaches its Python handler too early, and such a worker then waited forever on the queue
+    # lock that terminate holds, hanging the command (and CI) on the error it was reporting.
+    context = mp.get_context("fork" if sys.platform.startswith("linux") else None)
+    if threading.current_thread() is not threading.main_thread():
+        return context.Pool(workers)
+    handler = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        return context.Pool(workers, initializer=signal.signal, initargs=(signal.SIGTERM, signal.SIG_DFL))
+    finally:
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _ordered_map(fn, items, pool, workers: int):
