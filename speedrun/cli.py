@@ -5,6 +5,7 @@ import importlib.metadata
 import math
 import os
 import re
+import signal
 import sys
 
 import speedrun
@@ -423,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.argv = argv
-    terminate_on_sigterm()
+    sigterm_handler = terminate_on_sigterm()
     try:
         return args.func(args)
     except SpeedrunError as e:
@@ -445,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
             return e.exit_code
         print("speedrun: interrupted", file=sys.stderr)
         return 130
+    finally:  # a caller of main() in its own process (a test, a notebook) gets its SIGTERM handler back
+        if sigterm_handler is not None:
+            signal.signal(signal.SIGTERM, sigterm_handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,9 +29,11 @@ def _raise_terminated(signum, frame):
     raise Terminated
 
 
-def terminate_on_sigterm() -> None:
+def terminate_on_sigterm():
     """SIGTERM raises Terminated from here on (`timeout` and job schedulers send it, for a run most often during the
     long compile of a GPU launch), instead of ending the process with no word, a temporary folder left behind or a
-    log with no end line; a run's StopRequest takes SIGTERM over in the timed loop and gives it back after."""
+    log with no end line; a run's StopRequest takes SIGTERM over in the timed loop and gives it back after.
+    Returns the handler it replaced (None off the main thread, where nothing changes)."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    return None

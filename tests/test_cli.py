@@ -209,6 +209,23 @@ def test_in_process_dry_run_matches_formula(capsys):
         assert rep[key] == value, key
 
 
+def test_main_hands_the_callers_sigterm_handler_back(capsys, monkeypatch):
+    import signal
+
+    import speedrun.cli as cli
+    from speedrun.errors import _raise_terminated
+    during = []
+    monkeypatch.setattr(cli, "cmd_records", lambda args: during.append(signal.getsignal(signal.SIGTERM)) or 0)
+    mine = lambda signum, frame: None  # noqa: E731
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert main(["records"]) == 0
+        assert during == [_raise_terminated]  # the command ran under the CLI's handler
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_formula_matches_record21_numbers():
     assert expected_counts(load_recipe("record21")) == R21_COUNTS
 
