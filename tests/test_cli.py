@@ -216,7 +216,7 @@ def test_main_hands_the_callers_sigterm_handler_back(capsys, monkeypatch):
     from speedrun.errors import _raise_terminated
     during = []
     monkeypatch.setattr(cli, "cmd_records", lambda args: during.append(signal.getsignal(signal.SIGTERM)) or 0)
-    mine = lambda signum, frame: None  # noqa: E731
+    mine = lambda signum, frame: None
     previous = signal.signal(signal.SIGTERM, mine)
     try:
         assert main(["records"]) == 0

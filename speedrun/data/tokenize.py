@@ -79,13 +79,16 @@ def _pool(workers: int):
     # drops a signal that reaches its Python handler too early, and such a worker then waited forever on the queue
     # lock that terminate holds, hanging the command (and CI) on the error it was reporting.
     context = mp.get_context("fork" if sys.platform.startswith("linux") else None)
-    if threading.current_thread() is not threading.main_thread():
-        return context.Pool(workers)
+    # the initializer, for a worker forked elsewhere: by the pool's own thread to replace a dead one, or from ours
+    start = lambda: context.Pool(workers, initializer=signal.signal, initargs=(signal.SIGTERM, signal.SIG_DFL))
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        return start()
     handler = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        return context.Pool(workers, initializer=signal.signal, initargs=(signal.SIGTERM, signal.SIG_DFL))
+        return start()
     finally:
-        signal.signal(signal.SIGTERM, handler)
+        if handler is not None:  # None: a handler set outside Python, which signal.signal cannot put back
+            signal.signal(signal.SIGTERM, handler)
 
 
 def _ordered_map(fn, items, pool, workers: int):
