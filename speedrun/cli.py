@@ -109,12 +109,13 @@ def _version() -> str:
 
 def cmd_train(args) -> int:
     import torch
-    # options that would do nothing: said, not ignored (on --resume, --save-every 0 keeps the checkpoint's setting)
+    # options that would do nothing: said, not ignored (on --resume, without --save-every: the checkpoint's setting)
     if args.keep_last and not args.save_every and not args.resume:
         args.command_parser.error("--keep-last keeps the newest periodic checkpoints: give --save-every N too")
     if args.no_final_checkpoint and args.save_every:
         args.command_parser.error("--no-final-checkpoint is for runs without --save-every (which writes a full "
                                   "checkpoint at the end)")
+    save_every = args.save_every or 0
     if args.data:
         from speedrun.run_data import data_folder_overrides
         args.overrides = data_folder_overrides(args.data, args.overrides) + args.overrides
@@ -123,9 +124,14 @@ def cmd_train(args) -> int:
         # A resumed run continues the checkpoint's recipe (checked here, once, before any rank starts).
         from speedrun.checkpoint import load_for_resume
         resume = load_for_resume(args.resume, args.checkpoint_dir, args.recipe, args.overrides)
-        if args.no_final_checkpoint and resume.save_every:
-            args.command_parser.error(f"--no-final-checkpoint: the resumed run saves every {resume.save_every} steps "
-                                      f"and at the end, as its checkpoint's run did (--save-every)")
+        if args.save_every is None:
+            save_every = resume.save_every
+            if args.no_final_checkpoint and save_every:
+                args.command_parser.error(f"--no-final-checkpoint: the resumed run saves every {save_every} steps and "
+                                          f"at the end, as its checkpoint's run did (--save-every 0 turns that off)")
+        if args.keep_last and not save_every:
+            args.command_parser.error("--keep-last keeps the newest periodic checkpoints: the resumed run writes none "
+                                      "(give --save-every N)")
     # Read before torchrun starts too: a bad key should not cost N process starts.
     recipe = resume.recipe if resume is not None else load_recipe(
         args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
@@ -159,9 +165,8 @@ def cmd_train(args) -> int:
     init_distributed(plan)
     try:
         try:
-            # --save-every 0 (the default) on resume keeps the checkpoint's own setting
             result = run(recipe, plan, log_dir=args.log_dir, print_every=args.print_every,
-                         save_every=args.save_every or None, checkpoint_dir=args.checkpoint_dir, resume=resume,
+                         save_every=save_every, checkpoint_dir=args.checkpoint_dir, resume=resume,
                          keep_last=args.keep_last, save_final=not args.no_final_checkpoint, metrics=metrics,
                          compile_cache=args.compile_cache)
         except Interrupted as e:
@@ -308,8 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="console progress every N steps (default: 1 up to 200 steps, else 10; the log has every step)")
     p.add_argument("--nproc", type=_at_least(1), default=1,
                    help="ranks on this machine (one per GPU, or CPU processes with gloo); > 1 starts torchrun")
-    p.add_argument("--save-every", type=_at_least(0), default=0, help="a full checkpoint every N steps and at the "
-                   "end (0: the final weights only; on --resume: the checkpoint's)")
+    p.add_argument("--save-every", type=_at_least(0), help="a full checkpoint every N steps and at the end (default "
+                   "0: the final weights only; on --resume, the checkpoint's setting, which 0 turns off)")
     p.add_argument("--keep-last", type=_at_least(0), default=0, help="keep the last N periodic checkpoints (0: all)")
     p.add_argument("--no-final-checkpoint", action="store_true", help="without --save-every, write no final model")
     p.add_argument("--checkpoint-dir", help="folder for checkpoints (default: checkpoints; on --resume, the resumed "

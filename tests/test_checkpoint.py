@@ -334,11 +334,12 @@ def test_cli_resume_refuses_no_final_checkpoint_where_the_run_saves_periodically
         main(["train", "--resume", str(path), "--no-final-checkpoint", "--log-dir", str(tmp_path / "l")])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert e.value.code == 2 and err.endswith("--no-final-checkpoint: the resumed run saves every 2 steps and at the "
-                                              "end, as its checkpoint's run did (--save-every) (see 'speedrun train --help')")
+                                              "end, as its checkpoint's run did (--save-every 0 turns that off) (see "
+                                              "'speedrun train --help')")
     assert not (tmp_path / "l").exists()
 
 
-def test_cli_resume_writes_beside_the_checkpoint_it_resumes(shards, tmp_path, monkeypatch):
+def test_cli_resume_writes_beside_the_checkpoint_it_resumes(shards, tmp_path, monkeypatch, capsys):
     # `speedrun train --resume runs/a/ckpt_..._step000002.pt`: the rest of the run's checkpoints go to runs/a, as the
     # library's default says, not to a new ./checkpoints folder
     for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
@@ -355,7 +356,17 @@ def test_cli_resume_writes_beside_the_checkpoint_it_resumes(shards, tmp_path, mo
     assert not (tmp_path / "elsewhere" / "checkpoints").exists()
     assert not (tmp_path / "elsewhere" / "logs").exists()  # its log joins the first part's: stats there sees both
     assert len(list((tmp_path / "logs").glob("*_tiny_*.txt"))) == 2
-    assert len(list((tmp_path / "a").glob("ckpt_tiny_*_step000004.pt"))) == 1
+    (final,) = (tmp_path / "a").glob("ckpt_tiny_*_step000004.pt")
+    assert load(final).optimizers  # the checkpoint's --save-every 2 went on: a full final checkpoint
+    # --save-every 0 turns the checkpoint's setting off: a final model alone; so --keep-last has nothing to keep
+    final.unlink()
+    with pytest.raises(SystemExit):
+        main(["train", "--resume", str(half), "--device", "cpu", "--save-every", "0", "--keep-last", "1"])
+    assert "the resumed run writes none (give --save-every N)" in capsys.readouterr().err
+    assert main(["train", "--resume", str(half), "--device", "cpu", "--save-every", "0"]) == 0
+    (final,) = (tmp_path / "a").glob("ckpt_tiny_*_step000004.pt")
+    assert load(final).optimizers == []
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted([half.name, final.name])
 
 
 # --- which checkpoints a run leaves ---------------------------------------------------------------------------------------
