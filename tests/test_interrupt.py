@@ -130,16 +130,27 @@ def test_sigterm_to_the_launcher_alone_stops_every_rank_with_a_checkpoint(tmp_pa
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_sigterm_during_tokenize_removes_its_temporary_folder(tmp_path):
+@pytest.mark.parametrize("how", ["sigterm", "ctrl_c"])
+def test_a_signal_during_tokenize_removes_its_temporary_folder(tmp_path, how):
+    # sigterm: `kill PID`, one process; ctrl_c: SIGINT to the whole process group, as a terminal sends it, which
+    # reaches the pool's workers too (they ignore it: no traceback from each of them)
     docs = tmp_path / "docs.jsonl"
     line = '{"text": "' + "a few words of text to tokenize, over and over. " * 40 + '"}\n'
     docs.write_text(line * 40_000)  # ~80 MB: tokenizing takes long enough to be stopped half-way
     out = tmp_path / "out"
-    proc = speedrun(["data", "tokenize", str(docs), "--out", str(out), "--workers", "1"], tmp_path)
+    workers = "1" if how == "sigterm" else "2"
+    proc = speedrun(["data", "tokenize", str(docs), "--out", str(out), "--workers", workers], tmp_path,
+                    start_new_session=True)
     deadline = time.time() + 60
     while not (out.is_dir() and any(out.iterdir())) and time.time() < deadline:
         time.sleep(0.05)  # the temporary folder exists: tokenizing has begun
-    proc.send_signal(signal.SIGTERM)
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
     stdout, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and err.endswith("speedrun: terminated (SIGTERM)\n"), (stdout, err)
+    if how == "sigterm":
+        assert proc.returncode == 143 and err.endswith("speedrun: terminated (SIGTERM)\n"), (stdout, err)
+    else:
+        assert proc.returncode == 130 and err == "speedrun: interrupted\n", (stdout, err)
     assert not out.exists(), list(out.rglob("*"))  # the folder it made, and its temporary folder, are gone

@@ -324,6 +324,8 @@ def test_workers_are_forked_with_sigterms_default_action():
     try:
         with tk._pool(2) as pool:
             assert pool.map(signal.getsignal, [signal.SIGTERM] * 4, chunksize=1) == [signal.SIG_DFL] * 4
+            # and Ctrl-C, which reaches the whole process group, is the parent's to handle
+            assert pool.map(signal.getsignal, [signal.SIGINT] * 4, chunksize=1) == [signal.SIG_IGN] * 4
         recording[0] = False
         assert at_fork == [signal.SIG_DFL] * 2  # the default action from the fork on, not only from the initializer
         assert signal.getsignal(signal.SIGTERM) is _raise_terminated  # this process keeps its handler

@@ -70,6 +70,13 @@ def _encode_batch(texts: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
     return np.fromiter(itertools.chain.from_iterable(docs), np.uint16), lengths, nbytes
 
 
+def _worker_signals() -> None:
+    """A pool worker's signals: SIGTERM's default action, so that Pool.terminate ends it, and Ctrl-C ignored (it
+    reaches the whole process group; the parent stops the workers itself, and each worker's traceback was noise)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _pool(workers: int):
     if workers <= 1:
         return contextlib.nullcontext(None)
@@ -79,8 +86,8 @@ def _pool(workers: int):
     # drops a signal that reaches its Python handler too early, and such a worker then waited forever on the queue
     # lock that terminate holds, hanging the command (and CI) on the error it was reporting.
     context = mp.get_context("fork" if sys.platform.startswith("linux") else None)
-    # the initializer, for a worker forked elsewhere: by the pool's own thread to replace a dead one, or from ours
-    start = lambda: context.Pool(workers, initializer=signal.signal, initargs=(signal.SIGTERM, signal.SIG_DFL))
+    # the initializer also serves a worker forked elsewhere: by the pool's own thread to replace a dead one, or from ours
+    start = lambda: context.Pool(workers, initializer=_worker_signals)
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         return start()
     handler = signal.signal(signal.SIGTERM, signal.SIG_DFL)
