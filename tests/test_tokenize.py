@@ -314,21 +314,25 @@ def test_error_leaves_an_existing_output_folder_as_it_was(corpus, tmp_path, monk
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the workers are forked on Linux only")
-def test_workers_are_forked_with_sigterms_default_action():
+def test_workers_set_their_own_signal_handling_before_any_signal_reaches_them():
     # Regression: under the CLI's SIGTERM handler a worker forked with it could lose the SIGTERM of Pool.terminate
     # and then wait forever on the queue lock terminate holds (CI hung in a test whose input was an error).
     recording, at_fork = [True], []
-    os.register_at_fork(before=lambda: recording[0] and at_fork.append(signal.getsignal(signal.SIGTERM)))
+    os.register_at_fork(before=lambda: recording[0] and at_fork.append(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
     previous = signal.getsignal(signal.SIGTERM)
     terminate_on_sigterm()
     try:
         with tk._pool(2) as pool:
-            assert pool.map(signal.getsignal, [signal.SIGTERM] * 4, chunksize=1) == [signal.SIG_DFL] * 4
-            # and Ctrl-C, which reaches the whole process group, is the parent's to handle
+            # SIGTERM and Ctrl-C, also sent to the whole process group, are the parent's to handle: it stops them
+            assert pool.map(signal.getsignal, [signal.SIGTERM] * 4, chunksize=1) == [signal.SIG_IGN] * 4
             assert pool.map(signal.getsignal, [signal.SIGINT] * 4, chunksize=1) == [signal.SIG_IGN] * 4
+            unblocked = pool.starmap(signal.pthread_sigmask, [(signal.SIG_BLOCK, [])] * 4, chunksize=1)
+            assert not any({signal.SIGINT, signal.SIGTERM} & mask for mask in unblocked)
         recording[0] = False
-        assert at_fork == [signal.SIG_DFL] * 2  # the default action from the fork on, not only from the initializer
+        # blocked from the fork on, until the worker ignores them
+        assert len(at_fork) == 2 and all({signal.SIGINT, signal.SIGTERM} <= mask for mask in at_fork)
         assert signal.getsignal(signal.SIGTERM) is _raise_terminated  # this process keeps its handler
+        assert not {signal.SIGINT, signal.SIGTERM} & signal.pthread_sigmask(signal.SIG_BLOCK, [])  # and its mask
     finally:
         recording[0] = False
         signal.signal(signal.SIGTERM, previous)

@@ -16,7 +16,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -70,32 +69,44 @@ def _encode_batch(texts: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
     return np.fromiter(itertools.chain.from_iterable(docs), np.uint16), lengths, nbytes
 
 
-def _worker_signals() -> None:
-    """A pool worker's signals: SIGTERM's default action, so that Pool.terminate ends it, and Ctrl-C ignored (it
-    reaches the whole process group; the parent stops the workers itself, and each worker's traceback was noise)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# Signals that a pool worker ignores (see _pool), blocked from its fork until it does.
+_WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_CAN_BLOCK = hasattr(signal, "pthread_sigmask")  # POSIX
 
 
+def _ignore_signals() -> None:
+    """A pool worker ignores SIGINT and SIGTERM, also when a terminal's Ctrl-C or a service manager's SIGTERM reaches
+    the whole process group: the parent stops it (see _pool). Any that came since the fork are then dropped."""
+    for s in _WORKER_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+    if _CAN_BLOCK:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
+
+
+@contextlib.contextmanager
 def _pool(workers: int):
+    """The worker pool (None for one worker), closed and joined on leaving, also on error: the workers finish the few
+    batches in flight and exit. Pool.terminate, which stops them with SIGTERM, hung: a fresh fork drops a signal that
+    its Python handler (the CLI's, errors.terminate_on_sigterm) gets too early, so such a worker waited forever on
+    the queue lock that terminate holds; and a worker killed while holding a queue lock left this process waiting."""
     if workers <= 1:
-        return contextlib.nullcontext(None)
-    # fork shares the already-built BPE tables with the workers; elsewhere each worker builds its own.
-    # Leaving the pool's `with` block (also on error) terminates the workers: SIGTERM, then a join. The workers are
-    # forked with SIGTERM's default action, not the CLI's Python handler (errors.terminate_on_sigterm): a fresh fork
-    # drops a signal that reaches its Python handler too early, and such a worker then waited forever on the queue
-    # lock that terminate holds, hanging the command (and CI) on the error it was reporting.
-    context = mp.get_context("fork" if sys.platform.startswith("linux") else None)
-    # the initializer also serves a worker forked elsewhere: by the pool's own thread to replace a dead one, or from ours
-    start = lambda: context.Pool(workers, initializer=_worker_signals)
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        return start()
-    handler = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        yield None
+        return
+    # Blocked across the fork (the mask is inherited, also by the pool's threads that fork replacements) until the
+    # worker ignores them; this thread gets any that came meanwhile when it unblocks them here.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS) if _CAN_BLOCK else None
     try:
-        return start()
+        # fork shares the already-built BPE tables with the workers; elsewhere each worker builds its own
+        pool = mp.get_context("fork" if sys.platform.startswith("linux") else None).Pool(workers,
+                                                                                      initializer=_ignore_signals)
     finally:
-        if handler is not None:  # None: a handler set outside Python, which signal.signal cannot put back
-            signal.signal(signal.SIGTERM, handler)
+        if previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    try:
+        yield pool
+    finally:
+        pool.close()
+        pool.join()
 
 
 def _ordered_map(fn, items, pool, workers: int):
