@@ -402,7 +402,9 @@ def test_a_stray_argument_names_its_own_command_help(capsys, argv, stray, help_o
 # --- the quick start: a default train leaves a model that sample and eval take with no extra flags ---------------------
 def test_default_train_then_sample_and_eval_with_no_flags(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the defaults write logs/ and checkpoints/ in the working folder
-    assert main(["train", "--set", "steps=3", "--set", "val_every=0", "--set", "sample_tokens=0"]) == 0
+    # a quarter of tiny's val tokens: each of the four validations below (the run's, three evals) costs seconds
+    assert main(["train", "--set", "steps=3", "--set", "val_every=0", "--set", "sample_tokens=0",
+                 "--set", "val_tokens=2048"]) == 0
     out = capsys.readouterr().out
     (final,) = list((tmp_path / "checkpoints").iterdir())
     (log,) = (tmp_path / "logs").iterdir()

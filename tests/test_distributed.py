@@ -55,6 +55,8 @@ def test_two_ranks_equal_one_rank_with_two_accumulation_steps(shards, variant):
     assert param_diff < 1e-5
     # and it is not trivially equal because nothing trained
     assert losses1[-1] < losses1[0] - 0.5
-    # a different token stream gives clearly different losses (the comparison above can fail)
-    single_row = _run(shards, 1, SEQ, "accum1", variant)
-    assert np.abs(np.array(single_row["train"])[1:] - losses1[1:]).max() > 1e-3
+    # a different token stream gives clearly different losses (the comparison above can fail); that is the data
+    # stream's doing, the same for every variant, so one variant checks it (a run of its own costs CI ~10 s)
+    if variant == "":
+        single_row = _run(shards, 1, SEQ, "accum1", variant)
+        assert np.abs(np.array(single_row["train"])[1:] - losses1[1:]).max() > 1e-3
