@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Part 48, call K: Inductor settings never tried on fast_1gpu's step (the "fewer kernel launches"): each one
+# Part 48, calls K and L (the cases each ran are in part-48.md): Inductor settings never tried on fast_1gpu's step (the "fewer kernel launches"): each one
 # alone in a process of its own, against main's default build timed first in the same call, by
 # benchmarks/step_time.py at schedule steps 900 (sampled head, window 1664) and 999 (full softmax, window 1792).
 export PYTHONUNBUFFERED=1; T0=$(date +%s)
@@ -17,5 +17,10 @@ for k in "$@"; do
     combo) knob combo '{"combo_kernels": true}' ;;
     aggressive) knob aggressive '{"aggressive_fusion": true}' ;;
     ndtile) knob ndtile '{"triton.prefer_nd_tiling": true, "triton.tile_reductions": true}' ;;
+    # call L (a second call on another machine): Hopper's programmatic dependent launch (a kernel's launch overlaps
+    # the tail of the one before), reductions split across thread blocks, block pointers for loads and stores
+    pdl) knob pdl '{"triton.enable_pdl": true}' ;;
+    coop) knob coop '{"triton.cooperative_reductions": true}' ;;
+    blockptr) knob blockptr '{"triton.use_block_ptr": true}' ;;
   esac
 done
