@@ -209,6 +209,11 @@ class Trainer:
                 log.note(counts)
             with StopRequest() as stop:
                 result = self._loop(start, stop)
+            if stop.signum is not None:  # it came after the last stop vote: the run went on to its end
+                late = (f"{signal.Signals(stop.signum).name} came as the run was ending: it finished its last step and "
+                        "validation (complete; nothing to resume)")
+                say(late)
+                log.note(late)
         except torch.OutOfMemoryError as e:
             log.finish(False, f"out of memory: {str(e).splitlines()[0] if str(e) else ''}")
             raise TrainingError(out_of_memory_advice(r, plan)) from None

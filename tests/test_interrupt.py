@@ -104,6 +104,26 @@ def test_sigint_writes_a_checkpoint_and_resume_finishes(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_signal_after_the_last_step_lets_the_run_finish_and_says_so(tmp_path):
+    """Step 7's line prints once step 8, the last, is done and past its stop vote; a SIGINT sent then arrives in the
+    final validation (40 rows: seconds on a CPU). The run is complete: exit 0, its final checkpoint, and a line in the
+    output and the log that the signal came too late to stop it."""
+    val = write_shard(tmp_path / "bigval_000000.bin", np.array(read_shard(DEMO_DIR / "demo_val_000000.bin")[:10_241]))
+    steps = 8
+    args = small_run(tmp_path, ["--print-every", "1", "--checkpoint-dir", "ckpts", "--log-dir", "logs"],
+                     steps=steps, val_every=0, val_tokens=10_240, val_files=str(val))
+    proc = speedrun(args, tmp_path)
+    out, err = signal_at(proc, rf"step +{steps - 1}/{steps} ", signal.SIGINT)
+    assert proc.returncode == 0, (out, err)
+    note = "SIGINT came as the run was ending: it finished its last step and validation (complete; nothing to resume)"
+    assert note in out and re.search(rf"step +{steps}/{steps} \| val_loss", out) and "Traceback" not in err
+    (log_path,) = (tmp_path / "logs").iterdir()
+    assert parse_log(log_path).complete and f"note: {note}" in log_path.read_text()
+    (final,) = (tmp_path / "ckpts").iterdir()
+    assert load(final).step == steps
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigterm_before_the_timed_loop_ends_the_run_with_its_log_closed(tmp_path):
     # `timeout` on a GPU most often lands in the compile or warm-up: the log ends "failed", the exit code is 143
     proc = speedrun(small_run(tmp_path, ["--log-dir", "logs"], warmup_steps=100_000), tmp_path)
