@@ -204,16 +204,12 @@ class Trainer:
             log.write(f"launch_phases: setup {setup_s:.1f}s ({self.laps}); warm-up {warm_s:.1f}s"
                       + (f" (first step: {format_phases(first)})" if first else ""))
             if self.compile_cache is not None:
-                counts = self.compile_cache.graph_counts()
-                say(counts)
-                log.note(counts)
+                self._note(self.compile_cache.graph_counts())
             with StopRequest() as stop:
                 result = self._loop(start, stop)
             if stop.signum is not None:  # it came after the last stop vote: the run went on to its end
-                late = (f"{signal.Signals(stop.signum).name} came as the run was ending: it finished its last step and "
-                        "validation (complete; nothing to resume)")
-                say(late)
-                log.note(late)
+                self._note(f"{signal.Signals(stop.signum).name} came as the run was ending: it finished its last step "
+                           "and validation (complete; nothing to resume)")
         except torch.OutOfMemoryError as e:
             log.finish(False, f"out of memory: {str(e).splitlines()[0] if str(e) else ''}")
             raise TrainingError(out_of_memory_advice(r, plan)) from None
@@ -237,8 +233,12 @@ class Trainer:
         if self.compile_cache is not None and self.plan.main:
             done = self.compile_cache.save()
             if done:
-                self.say(done)
-                self.log.note(done)
+                self._note(done)
+
+    def _note(self, text: str) -> None:
+        """Say `text` and keep it in the run log as a note."""
+        self.say(text)
+        self.log.note(text)
 
     def _restore(self) -> "RunResult":
         """Load the resumed checkpoint's state into the model, optimisers and RNG; its losses and clock so far."""
