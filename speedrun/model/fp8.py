@@ -30,20 +30,23 @@ def _forward(x: Tensor, w: Tensor, x_s: float, w_s: float):
     return out, x_f8, w_f8
 
 
-def _grads_from_fp8(g_f8: Tensor, g_scale: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float):
-    """(grad_x bf16, grad_w float32) from the output gradient g_f8 * g_scale (g_scale a float32 0-d tensor)."""
+def _grads_from_fp8(g_f8: Tensor, g_f8_t: Tensor, g_scale: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float,
+                    w_s: float):
+    """(grad_x bf16, grad_w float32) from the output gradient g_f8 * g_scale (g_scale a float32 0-d tensor);
+    g_f8_t is g_f8.T contiguous, the layout the weight gradient's FP8 matmul reads."""
     one = lambda s: g_scale.new_tensor(1 / s)
     grad_x = torch._scaled_mm(g_f8, w_f8.T.contiguous().T, out_dtype=torch.bfloat16,
                               scale_a=g_scale, scale_b=one(w_s), use_fast_accum=False)
     # (K, N) @ (N, M) -> (K, M) row-major; its transpose is the (M, K) weight gradient, column-major.
-    grad_w = torch._scaled_mm(x_f8.T.contiguous(), g_f8.T.contiguous().T, out_dtype=torch.float32,
+    grad_w = torch._scaled_mm(x_f8.T.contiguous(), g_f8_t.T, out_dtype=torch.float32,
                               scale_a=one(x_s), scale_b=g_scale, use_fast_accum=False).T
     return grad_x, grad_w
 
 
 def _backward_impl(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float):
-    g_f8 = g.mul(grad_s).to(torch.float8_e5m2)
-    return _grads_from_fp8(g_f8, g.new_tensor(1 / grad_s, dtype=torch.float32), x_f8, w_f8, x_s, w_s)
+    g_f8 = g.mul(grad_s).to(torch.float8_e5m2)  # Inductor fuses this cast with the transposed copy below
+    return _grads_from_fp8(g_f8, g_f8.T.contiguous(), g.new_tensor(1 / grad_s, dtype=torch.float32), x_f8, w_f8,
+                           x_s, w_s)
 
 
 @functools.cache
@@ -144,8 +147,11 @@ def _(x, w, targets, x_s, w_s, grad_s, cap, div, extra=None, extra_weights=None)
 @torch.library.custom_op("speedrun::fp8_head_loss_backward", mutates_args=())
 def fp8_head_loss_backward(grad_loss: Tensor, g_f8: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float,
                            grad_s: float) -> tuple[Tensor, Tensor]:
+    from speedrun.kernels.transpose import transposed_copy
+
     g_scale = (grad_loss.float() / grad_s).reshape(())
-    return _compiled(_grads_from_fp8)(g_f8, g_scale, x_f8, w_f8, x_s, w_s)
+    # the loss kernel wrote g_f8 already cast: its transposed copy is a plain byte transpose, our kernel's
+    return _compiled(_grads_from_fp8)(g_f8, transposed_copy(g_f8), g_scale, x_f8, w_f8, x_s, w_s)
 
 
 @fp8_head_loss_backward.register_fake

@@ -1,7 +1,7 @@
 """GPU checks (skipped without CUDA): FP8 head vs bf16 matmul, FlexAttention vs the dense reference, the compiled
 flex model vs the dense model, the soft-capped cross-entropy kernel vs its reference and the fused head + loss op
-vs the unfused FP8 head (each also with multi-token prediction), and the FP8 MLP vs bf16. Run on the GPU machine:
-`pytest -q tests/gpu -s` prints the errors."""
+vs the unfused FP8 head (each also with multi-token prediction), the FP8 MLP vs bf16, and the byte transpose vs
+torch's. Run on the GPU machine: `pytest -q tests/gpu -s` prints the errors."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from speedrun.data.tokenizer import EOT
 from speedrun.kernels.softcap_ce import softcap_cross_entropy_reference, softcap_cross_entropy_with_grad
+from speedrun.kernels.transpose import transposed_copy
 from speedrun.model.attention import BlockLists, dense_attention, dense_mask, flex_block_mask
 from speedrun.model.fp8 import fp8_linear, fp8_softcap_cross_entropy, fp8_supported
 from speedrun.recipe import load_recipe
@@ -187,6 +188,16 @@ def test_fused_head_loss_matches_unfused_fp8_head():
     print(f"\nfused FP8 head + loss vs unfused: {errs}")
     assert gx.dtype == torch.bfloat16 and gw.dtype == torch.float32 and gw.shape == w.shape
     assert errs["loss"] < 1e-3 and errs["grad_x"] < 0.02 and errs["grad_w"] < 0.02
+
+
+@pytest.mark.parametrize("shape", [(49152, 12288), (2000, 50304), (129, 300)], ids=str)
+def test_transposed_copy_is_torchs_bit_for_bit(shape):
+    """The head's e5m2 gradient copy (the sampled head's shape, a partial tile, a slice of a wider tensor)."""
+    raw = torch.randint(0, 256, (shape[0], shape[1] + 5), dtype=torch.uint8, device="cuda")
+    for t in (raw[:, :shape[1]].contiguous().view(torch.float8_e5m2), raw[:, 5:]):
+        got = transposed_copy(t)
+        assert got.dtype == t.dtype and got.is_contiguous()
+        assert torch.equal(got.view(torch.uint8), t.view(torch.uint8).t().contiguous())
 
 
 def fused_and_unfused_models(r, seed: int):
