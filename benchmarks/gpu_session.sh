@@ -6,8 +6,10 @@
 # which runs benchmarks/time_to_target.py on the 1-GPU track (val at step 0 and the end only) under a LIMIT-second
 # deadline and packs its logs into $OUT/NAME.tgz: one file however many variants (the device returns 8 files at most), or
 #   bash benchmarks/gpu_session.sh suite
-# which runs tests/gpu in two parallel halves (test_gpu.py, the other files) with compile folders of their own, so that
-# a launch later in the same call still meets empty default folders; summaries last, outputs to $OUT/gpu_{a,b}.txt.xz, or
+# which runs tests/gpu in two parallel halves (test_gpu.py, the other files) and, beside them on the machine's CPUs, the
+# CPU tests marked slow that a plain `pytest` (CI) leaves out, with compile folders of their own, so that a launch later
+# in the same call still meets empty default folders; summaries last, outputs to $OUT/gpu_{a,b}.txt.xz and
+# $OUT/slow.txt.xz, or
 #   bash benchmarks/gpu_session.sh launch [RECIPE]
 # which times a launch (default fast_1gpu: 30 steps on random tokens; issue 19's goal 3 wants it first on a fresh
 # machine, so on empty compile folders) and prints TorchDynamo's compile-time table; its printout goes to $OUT/launch.txt.xz.
@@ -47,10 +49,11 @@ if [ "$what" = suite ]; then
   others=$(ls tests/gpu/test_*.py | grep -v '/test_gpu.py$')
   python3 -m pytest -q tests/gpu/test_gpu.py > "$OUT/gpu_a.txt" 2>&1 & a=$!
   python3 -m pytest -q $others > "$OUT/gpu_b.txt" 2>&1 & b=$!
-  wait $a; rc_a=$?; wait $b; rc_b=$?
-  tail -qn 1 "$OUT/gpu_a.txt" "$OUT/gpu_b.txt"
-  xz -9f "$OUT/gpu_a.txt" "$OUT/gpu_b.txt"
-  exit $(( rc_a || rc_b ))
+  python3 -m pytest -q -m slow tests > "$OUT/slow.txt" 2>&1 & c=$!
+  wait $a; rc_a=$?; wait $b; rc_b=$?; wait $c; rc_c=$?
+  tail -qn 1 "$OUT/gpu_a.txt" "$OUT/gpu_b.txt" "$OUT/slow.txt"
+  xz -9f "$OUT/gpu_a.txt" "$OUT/gpu_b.txt" "$OUT/slow.txt"
+  exit $(( rc_a || rc_b || rc_c ))
 fi
 if [ "$what" = launch ]; then
   recipe=${2:-fast_1gpu}

@@ -127,6 +127,7 @@ print(json.dumps(dict(grad=x.grad[0].item(), **counters["aot_autograd"])))
 '''
 
 
+@pytest.mark.slow  # three fresh processes, 40 s on 2 CPU cores; `pytest -m slow`
 def test_an_edited_custom_op_backward_misses_the_compile_caches_once_keyed_to_its_source(tmp_path):
     """AOTAutograd's cache keys on the graph before the joint trace, so it does not see a custom op's registered
     backward: without a tag, the edited backward (x3) compiled as the old one (x2), on torch 2.13 on a CPU and 2.11 on

@@ -96,6 +96,7 @@ def train_with_cache(shards, cache, inductor_dir, log_dir) -> str:
     return out.stdout
 
 
+@pytest.mark.slow  # 2-2.5 min on 2 CPU cores; `pytest -m slow`
 def test_second_fresh_process_compiles_nothing(tmp_path):
     train = write_shard(tmp_path / "train_000000.bin", np.array(read_shard(DEMO_DIR / "demo_train_000000.bin")[:20_000]))
     val = write_shard(tmp_path / "val_000000.bin", np.array(read_shard(DEMO_DIR / "demo_val_000000.bin")[:2_000]))

@@ -38,9 +38,12 @@ def _run(shards, nproc, batch_tokens, name, variant=""):
     return torch.load(out)
 
 
-@pytest.mark.parametrize("variant", ["", "fast", "fast_fp8"], ids=["record21", "fast", "fast_fp8"])
+# "fast" holds every change of the fast recipe at once (its FP8 MLP included): a variant without the FP8 MLP took CI
+# 23 s and tested nothing the two here do not
+@pytest.mark.parametrize("variant", ["", "fast"], ids=["record21", "fast"])
 def test_two_ranks_equal_one_rank_with_two_accumulation_steps(shards, variant):
-    """Also with the fast recipe's changes: NorMuon's statistics are taken after the all-gather, on every rank."""
+    """Also with the fast recipe's changes: NorMuon's statistics are taken after the all-gather, on every rank, and
+    the FP8 MLP's delayed scales come from the maxima of all ranks."""
     two_ranks = _run(shards, 2, 2 * SEQ, "ranks2", variant)
     one_rank = _run(shards, 1, 2 * SEQ, "accum2", variant)
     assert (two_ranks["world"], two_ranks["accum"]) == (2, 1)
