@@ -33,6 +33,22 @@ def make_shard(tmp_path):
     return make
 
 
+def slow_left_out(item_path: Path, item_is_slow: bool, named: list[Path], markexpr: str) -> bool:
+    """Whether a plain run leaves a test out: a test marked slow, unless `-m` chose the tests or the test's own file
+    (or the test itself) was named on the command line, so that `pytest tests/test_x.py::test_slow_one` runs it."""
+    return item_is_slow and not markexpr and item_path.resolve() not in named
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests (the `slow` marker) are left out of a plain `pytest` (CI) and run with `pytest -m slow`."""
+    named = [Path(str(arg).split("::")[0]).resolve() for arg in config.args]
+    markexpr = config.getoption("markexpr", "")
+    left_out = [i for i in items if slow_left_out(i.path, i.get_closest_marker("slow") is not None, named, markexpr)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [i for i in items if i not in left_out]
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """The shared/ folder beside the repository; skips the test when it is missing."""
