@@ -17,6 +17,7 @@ head and at the sampled head's 12,288 rows: Inductor's compiled copy, torch's ea
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 
@@ -132,10 +133,11 @@ def report(rows: list[dict], N: int, K: int, V: int, json_path: str | None, name
             extra = f"{r['gb_per_s']:,.0f} GB/s, {'exact' if r['exact'] else 'NOT EXACT'}"
         print(f"{r['what']:<58} {r['ms']:>8.3f}  {extra}")
     if name_fastest:  # over both shapes, exact launches only
-        totals = {}
+        totals = collections.Counter()
         for r in rows:
-            if r["what"].split(": ")[1].startswith("ours") and r["exact"]:
-                totals[r["what"].split(": ")[1]] = totals.get(r["what"].split(": ")[1], 0.0) + r["ms"]
+            launch = r["what"].split(": ")[1]
+            if launch.startswith("ours") and r["exact"]:
+                totals[launch] += r["ms"]
         best = min(totals, key=totals.get)
         print(f"fastest launch over both shapes: {best} ({totals[best]:.3f} ms in all)")
     if json_path:
