@@ -1,6 +1,6 @@
 """Step-time benchmark: build a recipe, compile, run K training steps, print a table.
 
-    python benchmarks/step_time.py --recipe record21_1gpu --steps 60 [--shards 'data/*.bin'] [--profile]
+    python benchmarks/step_time.py --recipe record21_1gpu --steps 60 [--shards 'data/*.bin'] [--profile] [--power]
 
 Tokens are synthetic (random ids, an <|endoftext|> every ~1000 tokens, as the record-21 program's own timing
 used) unless --shards is given. Steps are timed with CUDA events after `--warmup` untimed steps; the table
@@ -8,11 +8,14 @@ gives the median and mean step time, tokens/s, model TFLOP/s and peak memory, at
 first steps of a run (`--at-step 0`, what the record's early step_avg shows) and of its last step.
 Model FLOPs = 6 x (matmul parameters) per token + 12 x head_dim x heads x (attended key-query pairs) per
 attention layer (forward 4·d per pair, backward 8·d).
+--power also reads the GPU's power and SM clock while each window is timed (benchmarks/gpu_power.py): a GPU at its
+power cap runs every kernel slower when the step draws more, so energy a step tells apart changes of equal time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -132,6 +135,25 @@ def kernel_list(kernels: list[tuple[str, float, str]], top: int = 25) -> str:
                      + [f"{ms:>8.2f}  {family:<28} {name}" for name, ms, family in kernels[:top]])
 
 
+def power_row(summary: dict | None, steps: int) -> dict | None:
+    """A timed window's power figures (gpu_power.summarize) with its energy a step: mean power x wall time / steps."""
+    if summary is None:
+        return None
+    return dict(summary, joules_per_step=summary["mean_w"] * summary["seconds"] / steps)
+
+
+def power_table(rows: list[dict]) -> str:
+    """The --power table: one line a timed window."""
+    lines = [f"{'at step':>8} {'median W':>9} {'mean W':>7} {'SM MHz':>7} {'at power cap':>13} {'J/step':>7} "
+             f"{'samples':>8}"]
+    for row in rows:
+        p = row.get("power")
+        lines.append(f"{row['at_step']:>8} " + ("no samples" if p is None else
+                     f"{p['median_w']:>9.0f} {p['mean_w']:>7.0f} {p['median_sm_mhz']:>7.0f} "
+                     f"{p['power_capped']:>12.0%} {p['joules_per_step']:>7.1f} {p['samples']:>8}"))
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default="record21_1gpu")
@@ -143,6 +165,8 @@ def main(argv=None) -> int:
                     help="schedule step whose attention window to time at (repeatable; default: 0 and the last)")
     ap.add_argument("--profile", action="store_true", help="profile 5 steps at the last window: the longest kernels "
                     "by whole name, the kernel families, and with --json every kernel")
+    ap.add_argument("--power", action="store_true", help="read the GPU's power and SM clock during each timed window "
+                    "(nvidia-smi, every 50 ms): median W, median MHz, the share of samples at the power cap, J a step")
     ap.add_argument("--json", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -165,6 +189,16 @@ def main(argv=None) -> int:
         pool = [synthetic_tokens(r.seq_len + 1, r.vocab_size, 1000, seed=s).to(plan.device) for s in range(4)]
         batches_fn = lambda i: [(pool[(i + m) % 4][:-1].int(), pool[(i + m) % 4][1:].clone()) for m in range(accum)]
 
+    if args.power:
+        from gpu_power import PowerSampler  # benchmarks/, the script's folder
+
+        uuid = str(torch.cuda.get_device_properties(plan.device).uuid)
+        power_command = PowerSampler.for_device(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}").command
+        power_sampler = lambda: PowerSampler(power_command)
+        if power_command is None:
+            print("note: --power: nvidia-smi does not answer here; no power figures")
+    else:
+        power_sampler = contextlib.nullcontext
     t0 = time.time()
     at_steps = args.at_step or [0, r.steps]
     windows = {s: long_window_blocks(s, r.steps, r.window_ramp_tokens, r.attn_block_size) for s in at_steps}
@@ -176,7 +210,8 @@ def main(argv=None) -> int:
     for s, w in windows.items():
         time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.warmup, s)
         torch.cuda.reset_peak_memory_stats()
-        ms = time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.steps, s)
+        with power_sampler() as power:
+            ms = time_steps(runner, optimizers, r, plan, batches_fn, wt[s], args.steps, s)
         sample = [b[0] for b in batches_fn(0)]
         flops = model_flops(r, model, sample, w)
         med = statistics.median(ms)
@@ -185,6 +220,8 @@ def main(argv=None) -> int:
                          tflops=flops / (med / 1000) / 1e12,
                          peak_alloc_gib=torch.cuda.max_memory_allocated() / 2**30,
                          peak_reserved_gib=torch.cuda.max_memory_reserved() / 2**30))
+        if args.power:
+            rows[-1]["power"] = power_row(power.summary(), args.steps)
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
@@ -207,6 +244,8 @@ def main(argv=None) -> int:
         print(f"{row['at_step']:>8} {row['window_tokens']:>7} {row['median_ms']:>10.2f} {row['mean_ms']:>8.2f} "
               f"{row['min_ms']:>7.2f} {row['tokens_per_s']:>10,.0f} {row['tflops']:>8.1f} "
               f"{row['peak_alloc_gib']:>15.2f} {row['peak_reserved_gib']:>13.2f}")
+    if args.power:
+        print(power_table(rows))
     if args.json:
         out = dict(device=torch.cuda.get_device_name(), recipe=r.name, overrides=args.overrides, compile=compiled,
                    compile_s=compile_s, first_step=first, rows=rows)

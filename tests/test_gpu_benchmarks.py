@@ -84,3 +84,51 @@ def test_step_time_counts_the_pairs_the_mask_allows():
     tokens[[0, 37, 200, 201, 450]] = EOT
     for w in (1, 2, 5):
         assert step_time.attended_pairs(tokens, w, 32) == int(reference_mask(tokens, w, 32).sum())
+
+
+def test_power_sampler_keeps_the_samples_its_command_prints_while_the_block_runs():
+    """benchmarks/gpu_power.py with a stand-in for nvidia-smi: the samples printed while the block runs are kept
+    (lines that are not samples skipped), the process is stopped at the block's end, and the summary is theirs."""
+    import shutil
+    import time
+
+    from benchscript import load_benchmark
+
+    gpu_power = load_benchmark("gpu_power")
+    script = ("import sys, time\n"
+              "for line in ['690.5, 1890, Active', '[N/A], 1980, Not Active', 'garbage', '650.0, 1980, Not Active',\n"
+              "             '700.0, 1800, Active']:\n"
+              "    print(line, flush=True); time.sleep(0.05)\n"
+              "time.sleep(60)\n")
+    with gpu_power.PowerSampler([sys.executable, "-c", script]) as power:
+        deadline = time.monotonic() + 30
+        while len(power.samples) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert power._proc.poll() is not None  # stopped, not left sleeping
+    s = power.summary()
+    assert s["samples"] == 3 and s["median_w"] == 690.5 and s["median_sm_mhz"] == 1890
+    assert abs(s["mean_w"] - (690.5 + 650 + 700) / 3) < 1e-9 and abs(s["power_capped"] - 2 / 3) < 1e-9
+    assert 0 < s["seconds"] < 30
+    # no command: nothing sampled; no nvidia-smi: for_device samples nothing rather than failing
+    with gpu_power.PowerSampler(None) as idle:
+        pass
+    assert idle.summary() is None
+    if shutil.which("nvidia-smi") is None:
+        assert gpu_power.PowerSampler.for_device("GPU-0").command is None
+    assert gpu_power.nvidia_smi_command(gpu_power.FIELDS, "GPU-ab", 50) == [
+        "nvidia-smi", "--query-gpu=power.draw.instant,clocks.sm,clocks_event_reasons.sw_power_cap",
+        "--format=csv,noheader,nounits", "-lms=50", "--id=GPU-ab"]
+    assert gpu_power.parse_sample(" 12.5 , 345 , Not Active ") == (12.5, 345.0, False)
+
+
+def test_step_time_power_table_gives_energy_a_step():
+    """--power's figures: energy a step is the mean power times the window's wall time over its steps."""
+    from benchscript import load_benchmark
+
+    step_time = load_benchmark("step_time")
+    summary = dict(samples=40, median_w=691.0, mean_w=680.0, median_sm_mhz=1890.0, power_capped=0.75, seconds=2.5)
+    row = step_time.power_row(summary, steps=30)
+    assert abs(row["joules_per_step"] - 680.0 * 2.5 / 30) < 1e-9 and step_time.power_row(None, 30) is None
+    table = step_time.power_table([dict(at_step=999, power=row), dict(at_step=900, power=None)]).splitlines()
+    assert table[1].split() == ["999", "691", "680", "1890", "75%", "56.7", "40"]
+    assert table[2].split() == ["900", "no", "samples"]
