@@ -33,8 +33,20 @@ def hub(tmp_path, make_shard):
     return root
 
 
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def record_download(out_dir, filename: str, commit: str = HUB_COMMIT) -> None:
+    """What hf_hub_download(local_dir=out_dir) records of a download: <out>/.cache/huggingface/download/<file>.metadata
+    holding the commit, the etag and the time, a line each (huggingface_hub 0.23-2.x)."""
+    meta = Path(out_dir) / ".cache" / "huggingface" / "download" / f"{filename}.metadata"
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(f"{commit}\n{'e' * 64}\n{time.time()}\n")
+
+
 class LocalFetch:
-    """fetch(repo_id, filename, out_dir) like hf_hub_download(local_dir=out_dir): copy <hub>/<repo>/<file>.
+    """fetch(repo_id, filename, out_dir) like hf_hub_download(local_dir=out_dir): copy <hub>/<repo>/<file> and
+    record the download as huggingface_hub does.
 
     `short`: filenames whose first fetch delivers only half the file (an interrupted transfer).
     `fail`: an exception to raise instead, after writing `partial` bytes under the final name.
@@ -56,6 +68,7 @@ class LocalFetch:
             dst.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
         else:
             shutil.copyfile(src, dst)
+        record_download(out_dir, filename)
         return str(dst)
 
 
@@ -97,7 +110,29 @@ def test_valid_cached_files_are_skipped(hub, tmp_path, capsys):
     download_fineweb("10B", 2, str(out), fetch=fetch)  # one more train shard: only that one is fetched
     assert fetch.calls == [(REPO, "fineweb_train_000002.bin")]
     text = capsys.readouterr().out
-    assert text.count("ok (cached)") == 2 and "fineweb_train_000002.bin: 0.0 MB (5,002 tokens) downloaded" in text
+    assert text.count("ok (cached; hub commit 0123456)") == 2
+    assert "fineweb_train_000002.bin: 0.0 MB (5,002 tokens) downloaded (hub commit 0123456)" in text
+
+
+def test_a_cached_file_without_a_record_of_its_download_is_kept_and_named(hub, tmp_path, capsys):
+    """A valid shard under a hub file's name that huggingface_hub did not download there (copied in, or changed after
+    its download) is kept, not fetched, with a line that says it is not known to be the hub's."""
+    out = tmp_path / "out"
+    download_fineweb("10B", 2, str(out), fetch=LocalFetch(hub))
+    (out / ".cache" / "huggingface" / "download" / "fineweb_train_000001.bin.metadata").unlink()
+    later = time.time() + 5  # written after its record: huggingface_hub's own rule allows 1 s
+    os.utime(out / "fineweb_train_000002.bin", (later, later))
+    capsys.readouterr()
+    fetch = LocalFetch(hub)
+    download_fineweb("10B", 2, str(out), fetch=fetch)
+    assert fetch.calls == []
+    lines = capsys.readouterr().out.splitlines()
+    assert "fineweb_val_000000.bin: 0.0 MB ok (cached; hub commit 0123456)" in lines[1]
+    for line in lines[2:4]:
+        assert line.endswith("ok (cached; no record of a hub download here: delete it to fetch the hub's)"), line
+    (out / ".cache" / "huggingface" / "download" / "fineweb_val_000000.bin.metadata").write_text("not a record")
+    download_fineweb("10B", 0, str(out), fetch=fetch)
+    assert "no record of a hub download here" in capsys.readouterr().out
 
 
 def test_short_local_file_is_refetched(hub, tmp_path, capsys):

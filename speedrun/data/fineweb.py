@@ -3,6 +3,8 @@
 A file counts as present only if `shard_header` accepts it: an invalid one is fetched again, and one still invalid
 after fetching is removed. huggingface_hub writes to `.incomplete` files under `<dir>/.cache/huggingface/` and
 renames at the end (resuming them next run), so a file under its final name is complete or caught by the check.
+A present file is named with the hub commit huggingface_hub recorded when it downloaded it there (`hub_record`); one
+with no such record (copied in, made by other means, or changed since) is kept, with a line saying so.
 """
 
 import contextlib
@@ -108,6 +110,24 @@ def hub_fetch(repo_id: str, filename: str, out_dir: str | os.PathLike) -> Path:
     return Path(hf_hub_download(repo_id, filename, repo_type="dataset", local_dir=str(out_dir), etag_timeout=timeout))
 
 
+def hub_record(out: Path, name: str) -> str | None:
+    """The hub commit huggingface_hub recorded when it downloaded `name` into `out`, or None: no record, one that
+    does not read as its local-dir metadata (commit, etag and time, a line each), or a file modified after it
+    (huggingface_hub's own rule, with its 1 s allowance). Read directly: huggingface_hub's reader is private and
+    creates folders and a lock file."""
+    record = out / ".cache" / "huggingface" / "download" / f"{name}.metadata"
+    try:
+        commit, _etag, stamp = record.read_text().split("\n")[:3]
+        return commit if commit and (out / name).stat().st_mtime - 1 <= float(stamp) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _source(out: Path, name: str) -> str:
+    commit = hub_record(out, name)
+    return f"hub commit {commit[:7]}" if commit else "no record of a hub download here: delete it to fetch the hub's"
+
+
 def _valid(path: Path) -> tuple[int | None, str]:
     try:
         return shard_header(path), ""
@@ -132,7 +152,7 @@ def _download_all(v: Variant, names: list[str], out: Path, fetch) -> list[Path]:
         if target.exists():
             count, reason = _valid(target)
             if count is not None:
-                print(f"{tag}: {target.stat().st_size / 1e6:,.1f} MB ok (cached)", flush=True)
+                print(f"{tag}: {target.stat().st_size / 1e6:,.1f} MB ok (cached; {_source(out, name)})", flush=True)
                 continue
             # A short file (an interrupted copy) or a corrupt one: never keep it under the final name.
             print(f"{tag}: invalid local file ({reason}); fetching it again", flush=True)
@@ -148,7 +168,9 @@ def _download_all(v: Variant, names: list[str], out: Path, fetch) -> list[Path]:
         if count is None:
             target.unlink(missing_ok=True)
             raise ShardError(f"{where}: the downloaded file is not a valid shard ({reason}); removed it, run again")
-        print(f"{tag}: {target.stat().st_size / 1e6:,.1f} MB ({count:,} tokens) {status}", flush=True)
+        commit = hub_record(out, name)
+        print(f"{tag}: {target.stat().st_size / 1e6:,.1f} MB ({count:,} tokens) {status}"
+              + (f" (hub commit {commit[:7]})" if commit else ""), flush=True)
     return [out / name for name in names]
 
 
