@@ -1,13 +1,13 @@
 """GPU checks of Muon as training runs it: Newton-Schulz's sums in cuBLAS's baddbmm epilogues against the products
 written out, in bf16 and against float64; the compiled step (momentum pass, Newton-Schulz, update pass) against the
-eager one on the `fast` recipe's block matrices."""
+eager one on the `fast` recipe's block matrices, each against float64."""
 
 import pytest
 import torch
 from test_gpu import rel_err
 
 from speedrun.build import build_model, build_optimizers
-from speedrun.optim.muon import POLAR_EXPRESS_COEFFICIENTS, POLAR_EXPRESS_NORM_MARGIN, polar_express
+from speedrun.optim.muon import POLAR_EXPRESS_COEFFICIENTS, POLAR_EXPRESS_NORM_MARGIN, Muon, polar_express
 from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
 
@@ -35,17 +35,26 @@ def test_polar_express_bf16_epilogues_match_products_apart(shape):
     err_fused, err_apart = rel_err(fused, exact), rel_err(apart, exact)
     print(f"\n{shape}: bf16 with epilogues {err_fused:.2e}, products apart {err_apart:.2e} (relative to float64)")
     assert fused.dtype == torch.bfloat16 and fused.shape == G.shape
-    assert err_fused < 1.5 * err_apart + 1e-3  # no less accurate than the products apart
-    assert rel_err(fused, apart) < 2e-2
+    # no less accurate than the products apart. (The two bf16 results differ from each other by more than either
+    # differs from float64: 2.4e-2 between them, 1.1e-2 and 2.3e-2 from float64 on an H100, part 51 call A.)
+    assert err_fused < 1.5 * err_apart + 1e-3
+    assert err_fused < 2e-2
 
 
-def test_compiled_muon_step_matches_eager_on_the_fast_recipe():
+def test_compiled_muon_step_as_accurate_as_eager_on_the_fast_recipe():
+    """Two steps on the recipe's block matrices: the compiled bf16 step (as training runs it) and the eager bf16 step,
+    each against the same steps with Polar Express in float64. Two bf16 runs differ from each other by about their
+    distance from float64 (1.5e-2 on an H100 in part 51's call A): compared with each other they prove little."""
     r = load_recipe("fast_1gpu")
     plan = make_plan(r)
-    steps = []
-    for compile_ns in (False, True):
+    updates = {}
+    for name in ("eager", "compiled", "float64"):
         model = build_model(r, plan)
-        _, muon = build_optimizers(model, r, compile_ns=compile_ns)
+        if name == "float64":
+            params = model.param_groups()["muon"]
+            muon = Muon(params, ns_dtype=torch.float64, orthogonalizer=r.orthogonalizer, normuon_beta2=r.normuon_beta2)
+        else:
+            _, muon = build_optimizers(model, r, compile_ns=name == "compiled")
         params = [p for group in muon.param_groups for p in group["params"]]
         before = [p.detach().clone() for p in params]
         g = torch.Generator(device="cuda").manual_seed(1)
@@ -55,8 +64,10 @@ def test_compiled_muon_step_matches_eager_on_the_fast_recipe():
             for group in muon.param_groups:
                 group.update(lr=r.muon_lr * (1 - 0.1 * k), momentum=0.85 + 0.05 * k)
             muon.step()
-        steps.append([p.detach() - b for p, b in zip(params, before)])
-    worst = max(rel_err(c, e) for e, c in zip(*steps))
-    print(f"\ncompiled against eager Muon, two steps on {len(steps[0])} matrices: worst relative error {worst:.2e}")
-    assert all(e.abs().max() > 0 for e in steps[0])
-    assert worst < 1e-2
+        updates[name] = [p.detach() - b for p, b in zip(params, before)]
+    exact = updates["float64"]
+    worst = {name: max(rel_err(u, e) for u, e in zip(updates[name], exact)) for name in ("eager", "compiled")}
+    print(f"\ntwo Muon steps on {len(exact)} matrices, worst relative error against float64 Polar Express: "
+          f"eager {worst['eager']:.2e}, compiled {worst['compiled']:.2e}")
+    assert all(u.abs().max() > 0 for u in exact)
+    assert worst["compiled"] < 1.5 * worst["eager"] + 1e-3 and worst["compiled"] < 3e-2
