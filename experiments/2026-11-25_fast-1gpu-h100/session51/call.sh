@@ -11,6 +11,9 @@
 #   base     main's step (.data/base51), schedule steps 900 and 999
 #   step     this tree's step
 #   ttt      fast_1gpu (seed 7) on the 1-GPU track, val at step 0 and the end (gpu_session.sh ttt)
+#   pair     goal 1's pair on main's final code, as part 46's call C: fast_1gpu (seed 7), then record21_1gpu, each alone,
+#            on the 1-GPU track, val at step 0 and the end; on a fresh machine (the call before it only unpacked shards),
+#            so fast_1gpu's launch is also goal 3's (empty compile folders)
 #   suite    gpu_session.sh suite in this tree: tests/gpu in two halves, the CPU tests marked slow beside them
 #   bsuite   the same in main's tree (.data/base51)
 # Rule, fixed before call A: the candidate goes on to a training run (ttt) and to main if its GPU tests pass, Muon's
@@ -52,6 +55,11 @@ for c in "$@"; do
     ttt)
       LIMIT=${TLIM:-300} bash benchmarks/gpu_session.sh ttt p51 --target 3.41 fast:fast_1gpu,seed=7 > $OUT/ttt.txt 2>&1
       echo "ttt rc $? at $(( $(date +%s) - T0 ))s"; tail -n 6 $OUT/ttt.txt | cut -c1-250 ;;
+    pair)
+      ls -d /tmp/torchinductor_* ~/.triton 2>/dev/null | head -3; echo "(compile folders above, if any)"
+      LIMIT=${TLIM:-560} bash benchmarks/gpu_session.sh ttt g51 --target 3.41 fast:fast_1gpu,seed=7 record21:record21_1gpu > $OUT/pair.txt 2>&1
+      echo "pair rc $? at $(( $(date +%s) - T0 ))s"; grep -rh "launch_to_first_step_s" /tmp/ttt/g51 2>/dev/null | head
+      tail -n 6 $OUT/pair.txt | cut -c1-250 ;;
     suite)
       bash benchmarks/gpu_session.sh suite 2>&1 | tail -n 3; echo "suite at $(( $(date +%s) - T0 ))s" ;;
     bsuite)
