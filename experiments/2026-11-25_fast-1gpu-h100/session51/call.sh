@@ -14,6 +14,10 @@
 #   pair     goal 1's pair on main's final code, as part 46's call C: fast_1gpu (seed 7), then record21_1gpu, each alone,
 #            on the 1-GPU track, val at step 0 and the end; on a fresh machine (the call before it only unpacked shards),
 #            so fast_1gpu's launch is also goal 3's (empty compile folders)
+#   launch   gpu_session.sh launch: fast_1gpu's launch (goal 3), first in the call on a fresh machine (empty folders)
+#   mopts    benchmarks/muon_step.py on this tree, each run on empty compile folders of its own (then some again, warm):
+#            Inductor's defaults, combo_kernels (independent kernels fused side by side), max_pointwise_cat_inputs=64
+#            (the stacking as one kernel), both; and main's Muon cold. Which build compiles fastest, runs fastest?
 #   suite    gpu_session.sh suite in this tree: tests/gpu in two halves, the CPU tests marked slow beside them
 #   bsuite   the same in main's tree (.data/base51)
 # Rule, fixed before call A: the candidate goes on to a training run (ttt) and to main if its GPU tests pass, Muon's
@@ -60,6 +64,19 @@ for c in "$@"; do
       LIMIT=${TLIM:-560} bash benchmarks/gpu_session.sh ttt g51 --target 3.41 fast:fast_1gpu,seed=7 record21:record21_1gpu > $OUT/pair.txt 2>&1
       echo "pair rc $? at $(( $(date +%s) - T0 ))s"; grep -rh "launch_to_first_step_s" /tmp/ttt/g51 2>/dev/null | head
       tail -n 6 $OUT/pair.txt | cut -c1-250 ;;
+    launch)
+      bash benchmarks/gpu_session.sh launch > $OUT/launch_summary.txt 2>&1; echo "launch rc $? at $(( $(date +%s) - T0 ))s"
+      head -n 14 $OUT/launch_summary.txt | cut -c1-220 ;;
+    mopts)
+      k=0
+      for spec in "cold:" "warm:" "cold:combo_kernels=True" "cold:max_pointwise_cat_inputs=64" \
+                  "cold:combo_kernels=True max_pointwise_cat_inputs=64" "warm:combo_kernels=True max_pointwise_cat_inputs=64" "base:"; do
+        k=$((k + 1)); mode=${spec%%:*}; opts=${spec#*:}; args=""; for o in $opts; do args="$args --inductor $o"; done
+        [ $mode = warm ] || { export TORCHINDUCTOR_CACHE_DIR=/tmp/ind_m$k TRITON_CACHE_DIR=/tmp/tri_m$k; }
+        pp=""; [ $mode = base ] && pp=$PWD/$BASE
+        PYTHONPATH=$pp timeout 150 python3 benchmarks/muon_step.py $args --json $OUT/mopts_$k.json > $OUT/mopts_$k.txt 2>&1
+        echo "mopts $k ($spec) rc $? at $(( $(date +%s) - T0 ))s: $(tail -n 1 $OUT/mopts_$k.txt | sed 's/.*entries;[^|]*| //' | cut -c1-200)"
+      done; unset TORCHINDUCTOR_CACHE_DIR TRITON_CACHE_DIR ;;
     suite)
       bash benchmarks/gpu_session.sh suite 2>&1 | tail -n 3; echo "suite at $(( $(date +%s) - T0 ))s" ;;
     bsuite)
