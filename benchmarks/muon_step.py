@@ -4,10 +4,13 @@ schedules change them. Each timed call is queued behind a sleeping kernel, so th
 the host's launches: in a training step the host runs well ahead of the GPU. Uses only the package's public API,
 so it times any tree's Muon:
 
-    python benchmarks/muon_step.py [--recipe fast_1gpu] [--reps 50] [--json F]
+    python benchmarks/muon_step.py [--recipe fast_1gpu] [--reps 50] [--inductor KEY=VALUE ...] [--json F]
     PYTHONPATH=path/to/other/tree python benchmarks/muon_step.py   # another tree's package
 
-Prints one line: the recipe, the matrices and their groups, the median and minimum ms a step.
+Prints one line: the recipe, the matrices and their groups, the median and minimum ms a step, the GPU kernels one
+step launches (and how many distinct), and the first call's seconds on the host (the compiles: run it on empty
+compile folders, TORCHINDUCTOR_CACHE_DIR and TRITON_CACHE_DIR, for a fresh machine's figure). `--inductor` applies
+Inductor settings to those compiles, to try a build without changing the package.
 """
 
 from __future__ import annotations
@@ -28,6 +31,20 @@ from speedrun.recipe import load_recipe
 SLEEP_CYCLES = 200_000_000  # about 0.1 s at an H100's clock: longer than the host takes to launch one Muon step
 
 
+def parse_settings(items: list[str]) -> dict:
+    """['combo_kernels=True', ...] -> {'combo_kernels': True, ...}: each value a Python literal."""
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            settings[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            sep = ""
+        if not sep or not key.strip():
+            raise SystemExit(f"muon_step: --inductor {item!r} is not KEY=VALUE with a Python literal (e.g. combo_kernels=True)")
+    return settings
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default="fast_1gpu")
@@ -37,13 +54,10 @@ def main(argv=None) -> int:
                     help="an Inductor setting (Python literal) for the compiles of the warm-up calls, e.g. combo_kernels=True")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args(argv)
+    settings = parse_settings(args.inductor)
     if not torch.cuda.is_available():
         print("muon_step: needs a CUDA GPU", file=sys.stderr)
         return 2
-    settings = {}
-    for item in args.inductor:
-        key, _, value = item.partition("=")
-        settings[key] = ast.literal_eval(value)
     r = load_recipe(args.recipe)
     plan = make_plan(r)
     model = build_model(r, plan)

@@ -14,13 +14,25 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
-@pytest.mark.parametrize("name", ["step_time", "head_loss", "attention"])
+@pytest.mark.parametrize("name", ["step_time", "head_loss", "attention", "muon_step"])
 def test_gpu_benchmark_without_a_gpu_says_so(name):
     env = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{name}.py")], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"{name}: needs a CUDA GPU"]
+
+
+def test_muon_step_inductor_settings_are_python_literals():
+    from benchscript import load_benchmark
+
+    muon_step = load_benchmark("muon_step")
+    assert muon_step.parse_settings(["combo_kernels=True", " max_pointwise_cat_inputs = 64"]) == {
+        "combo_kernels": True, "max_pointwise_cat_inputs": 64}
+    assert muon_step.parse_settings([]) == {}
+    for bad in ["combo_kernels", "=True", "combo_kernels=yes please"]:
+        with pytest.raises(SystemExit, match="is not KEY=VALUE"):
+            muon_step.parse_settings([bad])
 
 
 def test_step_time_kernel_families_count_device_kernels_once():
