@@ -24,6 +24,7 @@ import time
 
 import torch
 
+import speedrun
 from speedrun.build import build_model, build_optimizers
 from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
@@ -92,8 +93,7 @@ def main(argv=None) -> int:
         muon.step()
         torch.cuda.synchronize()
     kernels = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    import speedrun
-    print(f"package: {speedrun.__file__}")
+    print(f"package: {speedrun.__file__}")  # which tree's Muon was timed (PYTHONPATH)
     shapes = ", ".join(f"{len(g['params'])} x {tuple(g['params'][0].shape)}" for g in muon.param_groups)
     result = dict(recipe=args.recipe, device=torch.cuda.get_device_name(), params=len(params),
                   numel=sum(p.numel() for p in params), groups=shapes, reps=args.reps, inductor=settings,
