@@ -23,7 +23,7 @@ md5sum speedrun/optim/muon.py .data/p5*/speedrun/optim/muon.py 2>/dev/null | cut
 STEP="--recipe fast_1gpu --steps 30 --at-step 900 --at-step 999"
 show() { grep -E "compile \+ warm-up" $1 | sed 's/.*compile + warm-up/  compile + warm-up/' | cut -c1-100
   grep -E "^ +(900|999) " $1 | cut -c1-70; grep -iE "error|Traceback" $1 | tail -n 2 | cut -c1-200; }
-tree() { [ $1 = main ] && echo $ROOT || echo $ROOT/.data/$1; }
+tree() { [ $1 = main ] && echo $ROOT || echo $ROOT/.data/p${1#p}; }
 n=0
 for c in "$@"; do
   n=$((n + 1))
