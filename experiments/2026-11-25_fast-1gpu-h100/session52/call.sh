@@ -33,7 +33,7 @@ for c in "$@"; do
       grep -E "corpus:|torch" $OUT/setup.txt | cut -c1-200 ;;
     launch52|launchmain)
       t=${c#launch}; mkdir -p $OUT/l$t
-      (cd $(tree $t) && PYTHONPATH=$PWD TORCHINDUCTOR_CACHE_DIR=/tmp/ind_$t TRITON_CACHE_DIR=/tmp/tri_$t OUT=$OUT/l$t \
+      (cd $(tree $t) && PYTHONPATH=$PWD TORCHINDUCTOR_CACHE_DIR=/tmp/ind_$t${S:-} TRITON_CACHE_DIR=/tmp/tri_$t${S:-} OUT=$OUT/l$t \
         bash benchmarks/gpu_session.sh launch > $OUT/l$t/summary.txt 2>&1); echo "$c rc $? at $(( $(date +%s) - T0 ))s"
       grep -E "warm-up|launch to first|async_compile|fw_compiler|bw_compiler" $OUT/l$t/summary.txt | cut -c1-200 ;;
     mcold)
