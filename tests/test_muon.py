@@ -351,3 +351,80 @@ def test_muon_with_normuon_and_polar_express_matches_hand_computation():
 def test_muon_rejects_unknown_orthogonalizer():
     with pytest.raises(ValueError, match="orthogonalizer"):
         Muon([torch.nn.Parameter(torch.zeros(3, 4))], orthogonalizer="svd")
+
+
+def test_compiled_muon_step_matches_eager_and_compiles_once():
+    """compile_ns (how training runs Muon): the momentum pass, Newton-Schulz and the update pass compiled give the
+    eager step's parameters and state, over steps whose lr and momentum change (as the schedules change them)
+    without compiling again. One group (a tall, a wide and a 3-D stack) keeps the CPU compile short."""
+    from torch._dynamo.utils import counters
+
+    shapes = [(48, 24), (24, 48), (2, 48, 24)]
+
+    def run(compile_ns):
+        params = [torch.nn.Parameter(gaussian(s, seed=70 + i)) for i, s in enumerate(shapes)]
+        opt = Muon(params, lr=0.05, momentum=0.9, ns_dtype=torch.float32, compile_ns=compile_ns,
+                   orthogonalizer="polar_express", normuon_beta2=0.95)
+        graphs = []
+        for k in range(3):
+            for i, p in enumerate(params):
+                p.grad = gaussian(p.shape, seed=100 + 10 * k + i)
+            opt.param_groups[0].update(lr=0.05 * (1 - 0.2 * k), momentum=0.85 + 0.04 * k)
+            opt.step()
+            graphs.append(counters["stats"]["unique_graphs"])
+        return params, opt, graphs
+
+    torch._dynamo.reset()
+    counters.clear()
+    eager, eager_opt, _ = run(False)
+    compiled, compiled_opt, graphs = run(True)
+    assert graphs[0] > 0 and graphs[1] == graphs[2] == graphs[0], f"graphs compiled after each step: {graphs}"
+    for a, b in zip(eager, compiled):
+        torch.testing.assert_close(b.detach(), a.detach(), atol=2e-6, rtol=1e-5)
+        torch.testing.assert_close(compiled_opt.state[b]["momentum_buffer"], eager_opt.state[a]["momentum_buffer"])
+    torch.testing.assert_close(compiled_opt.state[compiled[0]]["normuon_second_moment"],
+                               eager_opt.state[eager[0]]["normuon_second_moment"])
+    assert (compiled[0].detach() - gaussian(shapes[0], seed=70)).abs().max() > 1e-3
+
+
+def test_passes_compiled_apart_give_the_one_rank_graph_step():
+    """Several ranks compile the three passes apart (the all-gather sits between Newton-Schulz and the update), one
+    rank as one graph a group: the same step. Here the passes run apart on one process, as a rank runs them."""
+    shapes = [(48, 24), (24, 48), (2, 48, 24)]
+    params = [torch.nn.Parameter(gaussian(s, seed=90 + i)) for i, s in enumerate(shapes)]
+    apart = [p.detach().clone() for p in params]
+    grads = [gaussian(s, seed=95 + i) for i, s in enumerate(shapes)]
+    opt = Muon(params, lr=0.04, momentum=0.9, ns_dtype=torch.float32, compile_ns=True,
+               orthogonalizer="polar_express", normuon_beta2=0.95)
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    opt.step()
+    group = opt.param_groups[0]
+    bufs = [torch.zeros_like(g) for g in grads]
+    second_moment = torch.zeros(4, 1, 48)  # four wide (24, 48) matrices, not square: one statistic a column
+    X = opt._directions(grads, bufs, torch.tensor(0.9), torch.tensor(0.1), True, torch.float32)
+    U = opt._ns(X, group["ns_steps"], group["ns_coefficients"], torch.float32)
+    opt._apply(apart, U, torch.tensor(0.04), second_moment, 0.95)
+    for p, a in zip(params, apart):
+        torch.testing.assert_close(a, p.detach(), atol=2e-6, rtol=1e-5)
+    for p, buf in zip(params, bufs):
+        torch.testing.assert_close(buf, opt.state[p]["momentum_buffer"])
+    torch.testing.assert_close(second_moment, opt.state[params[0]]["normuon_second_moment"])
+    assert (apart[0] - gaussian(shapes[0], seed=90)).abs().max() > 1e-3
+
+
+def test_muon_leaves_the_gradients_as_they_were():
+    """The Nesterov direction is computed out of place: p.grad after a step is the gradient the step was given."""
+    p = torch.nn.Parameter(gaussian((16, 24), 80))
+    opt = Muon([p], lr=0.05, ns_dtype=torch.float32)
+    g = gaussian((16, 24), 81)
+    p.grad = g.clone()
+    opt.step()
+    assert torch.equal(p.grad, g)
+
+
+def test_newton_schulz_keeps_leading_dimensions():
+    G = gaussian((2, 3, 20, 12), seed=6)
+    X = newton_schulz(G, dtype=torch.float32)
+    assert X.shape == G.shape
+    torch.testing.assert_close(X[1, 2], newton_schulz(G[1, 2], dtype=torch.float32), atol=1e-6, rtol=1e-5)
