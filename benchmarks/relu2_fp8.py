@@ -1,13 +1,14 @@
 """The FP8 MLP's ReLU² kernels (GPU) at the track's shape, over launch configurations: block rows x block columns x
-warps. Each of the three calls a training step makes per MLP layer is timed at every configuration (median of CUDA
-events) and checked bit for bit against the default configuration's output; the table gives ms, the memory
-throughput that ms implies (the least bytes each call must move) and the ratio to the default.
+warps. Each call is timed at every configuration (median of CUDA events) and checked bit for bit against the default
+configuration's output; the table gives ms, the memory throughput that ms implies (the least bytes each call must
+move) and the ratio to the default.
 
     python benchmarks/relu2_fp8.py [--tokens 49152] [--hidden 3072] [--configs 64x128x8,128x64x4,...] [--json F]
 
-The calls: `fwd` relu(p)² to e4m3, row-major, with its maximum (the forward); `fwd_t` the same, transposed only (the
-backward's copy for c_proj's weight gradient); `grad` g·2relu(p) to e5m2, row-major and transposed, with its
-maximum (the backward). Part 20's profile put the three at 0.24 ms a call, about twice their memory-bound time.
+The calls: `fwd` relu(p)² to e4m3, row-major, with its maximum (the forward); `grad` g·2relu(p) to e5m2, row-major
+and transposed, with its maximum; `grad_h` the same and relu(p)² to e4m3 transposed (the backward's call since part
+53: c_proj's weight gradient takes that copy). Part 20's profile put the calls at 0.24 ms each, about twice their
+memory-bound time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 DEFAULT = (64, 128, 8)  # relu2_fp8 / relu2_grad_fp8's block_n, block_h, num_warps
 GRID = [(bn, bh, w) for bn in (32, 64, 128) for bh in (64, 128, 256) for w in (4, 8) if bn * bh <= 16384]
 # the least bytes a call moves per element: bf16 reads, fp8 writes
-BYTES_PER_ELEMENT = {"fwd": 2 + 1, "fwd_t": 2 + 1, "grad": 2 + 2 + 1 + 1}
+BYTES_PER_ELEMENT = {"fwd": 2 + 1, "grad": 2 + 2 + 1 + 1, "grad_h": 2 + 2 + 1 + 1 + 1}
 
 
 def parse_configs(text: str | None) -> list[tuple[int, int, int]]:
@@ -84,14 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         kw = dict(block_n=bn, block_h=bh, num_warps=w)
         if mode == "fwd":
             out = relu2_fp8(p, scale_h, amax, cols=False, **kw)[0], amax
-        elif mode == "fwd_t":
-            out = relu2_fp8(p, scale_h, None, rows=False, **kw)[1], None
         else:
-            out = (*relu2_grad_fp8(g, p, scale_d, amax, **kw), amax)
+            out = (*relu2_grad_fp8(g, p, scale_d, amax, h_scale=scale_h if mode == "grad_h" else None, **kw), amax)
         return [t.view(torch.uint8) if t.dtype.itemsize == 1 else t for t in out if t is not None]
 
     rows = []
-    for mode in ("fwd", "fwd_t", "grad"):
+    for mode in ("fwd", "grad", "grad_h"):
         reference = call(mode, *DEFAULT)
         base_ms = None
         for bn, bh, w in configs:

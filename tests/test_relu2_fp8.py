@@ -63,17 +63,18 @@ INTERPRETED = textwrap.dedent("""
     amax = torch.tensor([1e9])
     rows_only = relu2_fp8(p, torch.tensor([8.0]), amax, out_dtype=torch.float32, cols=False, block_n=16,
                           block_h=32, num_warps=1)
-    cols_only = relu2_fp8(p, torch.tensor([8.0]), None, out_dtype=torch.float32, rows=False, block_n=16,
-                          block_h=32, num_warps=1)
     out["kept"] = amax.item()
-    out["modes"] = [rows_only[1] is None, cols_only[0] is None, (rows_only[0] - y).abs().max().item(),
-                    (cols_only[1] - yt).abs().max().item()]
+    out["modes"] = [rows_only[1] is None, (rows_only[0] - y).abs().max().item()]
     amax = torch.zeros(1)
-    d, dt = relu2_grad_fp8(g, p, torch.tensor([2.0**10]), amax, out_dtype=torch.float32, block_n=32, block_h=16,
-                           num_warps=1)
+    d, dt, ht = relu2_grad_fp8(g, p, torch.tensor([2.0**10]), amax, out_dtype=torch.float32, h_scale=torch.tensor([8.0]),
+                               block_n=32, block_h=16, num_warps=1)
     want = (g * 2 * p.clamp(min=0) * 2**10).clamp(-57344, 57344)
     out["d"] = [(d - want).abs().max().item(), (dt - want.t()).abs().max().item(), amax.item(),
                 (g * 2 * p.clamp(min=0)).abs().max().item()]
+    out["ht"] = [list(ht.shape), (ht - yt).abs().max().item()]  # the forward's transposed cast, from the gradient pass
+    d2, dt2, none = relu2_grad_fp8(g, p, torch.tensor([2.0**10]), torch.zeros(1), out_dtype=torch.float32,
+                                   block_n=32, block_h=16, num_warps=1)
+    out["no_ht"] = [none is None, (d2 - d).abs().max().item(), (dt2 - dt).abs().max().item()]
     print(json.dumps(out))
 """)
 
@@ -84,21 +85,25 @@ def test_kernels_in_the_triton_interpreter_match_the_references(run_interpreted)
     h_err, ht_err, h_amax, h_max = r["h"]
     assert h_err == 0 and ht_err == 0 and h_amax == pytest.approx(h_max, rel=1e-6)
     assert r["kept"] == 1e9
-    assert r["modes"] == [True, True, 0.0, 0.0]  # one copy alone, the same values; unmeasured leaves no trace
+    assert r["modes"] == [True, 0.0]  # the row-major copy alone: the same values
     d_err, dt_err, d_amax, d_max = r["d"]
     assert d_err == 0 and dt_err == 0 and d_amax == pytest.approx(d_max, rel=1e-6)
+    assert r["ht"] == [[200, 70], 0.0]
+    assert r["no_ht"] == [True, 0.0, 0.0]
 
 
 def test_ops_on_cpu_raise_their_slot_of_the_state():
     p, g = torch.randn(8, 16), torch.randn(8, 16)
     state = torch.tensor([[1.0, 1.0], [0.5, 0.0]])
     y = torch.ops.speedrun.relu2_fp8(p, torch.tensor([4.0]), state)
-    yt = torch.ops.speedrun.relu2_fp8_transposed(p, torch.tensor([4.0]))  # reads no state, writes none
     ref = relu2_fp8_reference(p, torch.tensor([4.0]))
-    assert torch.equal(y.float(), ref[0].float()) and torch.equal(yt.float(), ref[1].float())
+    assert torch.equal(y.float(), ref[0].float())
     assert state[1, 0].item() == max(0.5, ref[2].item()) and state[1, 1].item() == 0.0 and state[0].tolist() == [1, 1]
-    torch.ops.speedrun.relu2_grad_fp8(g, p, torch.tensor([4.0]), state)
-    assert state[1, 1].item() == relu2_grad_fp8_reference(g, p, torch.tensor([4.0]))[2].item()
+    d, dt, ht = torch.ops.speedrun.relu2_grad_fp8(g, p, torch.tensor([2.0]), state, torch.tensor([4.0]))
+    dref = relu2_grad_fp8_reference(g, p, torch.tensor([2.0]))
+    assert torch.equal(d.float(), dref[0].float()) and torch.equal(dt.float(), dref[1].float())
+    assert ht.dtype == E4M3 and torch.equal(ht.float(), ref[1].float())  # the forward's cast at its scale, transposed
+    assert state[1, 1].item() == dref[2].item() and state[1, 0].item() == max(0.5, ref[2].item())
 
 
 def _mlp_inputs(seed=0, N=96, D=64, H=256):

@@ -48,92 +48,96 @@ def relu2_grad_fp8_reference(g: Tensor, p: Tensor, scale: Tensor, dtype: torch.d
 if triton is not None:
 
     @triton.jit
-    def _relu2_fp8_kernel(g_ptr, p_ptr, y_ptr, yt_ptr, scale_ptr, block_max_ptr, N, H, FMAX: tl.constexpr,
-                          GRAD: tl.constexpr, ROWS: tl.constexpr, COLS: tl.constexpr, MEASURE: tl.constexpr,
-                          BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
+    def _relu2_fp8_kernel(g_ptr, p_ptr, y_ptr, yt_ptr, ht_ptr, scale_ptr, h_scale_ptr, block_max_ptr, N, H,
+                          FMAX: tl.constexpr, HFMAX: tl.constexpr, GRAD: tl.constexpr, COLS: tl.constexpr,
+                          MEASURE: tl.constexpr, HT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
         pid_n, pid_h = tl.program_id(0), tl.program_id(1)
         rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         cols = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
         s = tl.load(scale_ptr)
-        if ROWS or MEASURE:
-            mask = (rows[:, None] < N) & (cols[None, :] < H)
-            v = _relu2_tile(g_ptr, p_ptr, rows[:, None] * H + cols[None, :], mask, GRAD)
-            if MEASURE:  # one slot per block, not an atomic on one address: thousands of blocks would queue on it
-                tl.store(block_max_ptr + pid_n * tl.num_programs(1) + pid_h, tl.max(tl.max(tl.abs(v), axis=1), axis=0))
-            if ROWS:
-                tl.store(y_ptr + rows[:, None] * H + cols[None, :],
-                         tl.clamp(v * s, -FMAX, FMAX).to(y_ptr.dtype.element_ty), mask=mask)
+        mask = (rows[:, None] < N) & (cols[None, :] < H)
+        v = _relu2_tile(g_ptr, p_ptr, rows[:, None] * H + cols[None, :], mask, GRAD)[0]
+        if MEASURE:  # one slot per block, not an atomic on one address: thousands of blocks would queue on it
+            tl.store(block_max_ptr + pid_n * tl.num_programs(1) + pid_h, tl.max(tl.max(tl.abs(v), axis=1), axis=0))
+        tl.store(y_ptr + rows[:, None] * H + cols[None, :], tl.clamp(v * s, -FMAX, FMAX).to(y_ptr.dtype.element_ty),
+                 mask=mask)
         # The transposed copy (H, N) from its own (BLOCK_H, BLOCK_N) tile, read through transposed addresses (the
         # second read of p and g mostly hits L2) and stored contiguously. Storing the row tile through transposed
         # addresses instead, with or without tl.trans, cast first or as bytes, wrote wrong values in the gradient
         # kernel on an H200 (Triton 3.6; right in the interpreter): experiments part 18, transpose_variants.py.
         if COLS:
             tmask = (rows[None, :] < N) & (cols[:, None] < H)
-            vt = _relu2_tile(g_ptr, p_ptr, rows[None, :] * H + cols[:, None], tmask, GRAD)
+            vt, rt = _relu2_tile(g_ptr, p_ptr, rows[None, :] * H + cols[:, None], tmask, GRAD)
             tl.store(yt_ptr + cols[:, None] * N + rows[None, :],
                      tl.clamp(vt * s, -FMAX, FMAX).to(yt_ptr.dtype.element_ty), mask=tmask)
+            if HT:  # relu(p)² at the forward's scale, transposed: c_proj's weight gradient, from the p read here
+                tl.store(ht_ptr + cols[:, None] * N + rows[None, :],
+                         tl.clamp(rt * rt * tl.load(h_scale_ptr), -HFMAX, HFMAX).to(ht_ptr.dtype.element_ty), mask=tmask)
 
     @triton.jit
     def _relu2_tile(g_ptr, p_ptr, offs, mask, GRAD: tl.constexpr):
-        """relu(p)² or g * 2 relu(p) at `offs`, float32."""
+        """(relu(p)² or g * 2 relu(p), relu(p)) at `offs`, float32."""
         r = tl.maximum(tl.load(p_ptr + offs, mask=mask, other=0.0).to(tl.float32), 0.0)
         if GRAD:
             v = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32) * 2.0 * r
         else:
             v = r * r
-        return v
+        return v, r
 
 
 def _launch(g: Tensor | None, p: Tensor, scale: Tensor, amax: Tensor | None, dtype: torch.dtype,
-            out_dtype: torch.dtype | None, rows: bool, cols: bool, block_n: int, block_h: int, num_warps: int
-            ) -> tuple[Tensor | None, Tensor | None]:
+            out_dtype: torch.dtype | None, cols: bool, h_scale: Tensor | None, block_n: int, block_h: int,
+            num_warps: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
     if triton is None:
         raise RuntimeError("relu2 FP8 kernels need Triton; use relu2_fp8_reference / relu2_grad_fp8_reference")
     if p.ndim != 2 or not p.is_contiguous() or (g is not None and (g.shape != p.shape or not g.is_contiguous())):
         raise ValueError(f"p (and g) must be contiguous (N, H); got {tuple(p.shape)}"
                          + ("" if g is None else f" and {tuple(g.shape)}"))
-    if (amax is not None and (amax.dtype != torch.float32 or amax.numel() != 1)) or scale.numel() != 1:
-        raise ValueError("scale and amax must be one-element tensors (amax float32)")
+    if (amax is not None and (amax.dtype != torch.float32 or amax.numel() != 1)) or scale.numel() != 1 \
+            or (h_scale is not None and h_scale.numel() != 1):
+        raise ValueError("scales and amax must be one-element tensors (amax float32)")
     N, H = p.shape
-    out = out_dtype or dtype
-    y = torch.empty(N, H, dtype=out, device=p.device) if rows else None
-    yt = torch.empty(H, N, dtype=out, device=p.device) if cols else None
+    y = torch.empty(N, H, dtype=out_dtype or dtype, device=p.device)
+    yt = torch.empty(H, N, dtype=out_dtype or dtype, device=p.device) if cols else None
+    ht = torch.empty(H, N, dtype=out_dtype or E4M3, device=p.device) if h_scale is not None else None
     if N and H:
         grid = (triton.cdiv(N, block_n), triton.cdiv(H, block_h))
         block_max = torch.empty(grid[0] * grid[1] if amax is not None else 1, dtype=torch.float32, device=p.device)
-        _relu2_fp8_kernel[grid](p if g is None else g, p, p if y is None else y, p if yt is None else yt,
-                                scale.float(), block_max, N, H, FMAX=float(torch.finfo(dtype).max), GRAD=g is not None,
-                                ROWS=rows, COLS=cols, MEASURE=amax is not None, BLOCK_N=block_n, BLOCK_H=block_h,
-                                num_warps=num_warps)
+        _relu2_fp8_kernel[grid](p if g is None else g, p, y, y if yt is None else yt, y if ht is None else ht,
+                                scale.float(), scale.float() if h_scale is None else h_scale.float(), block_max, N, H,
+                                FMAX=float(torch.finfo(dtype).max), HFMAX=float(torch.finfo(E4M3).max),
+                                GRAD=g is not None, COLS=cols, MEASURE=amax is not None, HT=h_scale is not None,
+                                BLOCK_N=block_n, BLOCK_H=block_h, num_warps=num_warps)
         if amax is not None:
             torch.maximum(amax, block_max.amax(), out=amax)
-    return y, yt
+    return y, yt, ht
 
 
 def relu2_fp8(p: Tensor, scale: Tensor, amax: Tensor | None, dtype: torch.dtype = E4M3,
-              out_dtype: torch.dtype | None = None, rows: bool = True, cols: bool = True, block_n: int = 64,
-              block_h: int = 128, num_warps: int = 8) -> tuple[Tensor | None, Tensor | None]:
-    """p (N, H) contiguous -> (relu(p)² * scale in `dtype` or None without `rows`, its transpose (H, N) contiguous or
-    None without `cols`); raises `amax` (float32, one element, written in place; None: not measured) to at least
-    max relu(p)². out_dtype: store in another dtype, values still clamped to `dtype`'s range (the interpreter tests
-    use float32)."""
-    return _launch(None, p, scale, amax, dtype, out_dtype, rows, cols, block_n, block_h, num_warps)
+              out_dtype: torch.dtype | None = None, cols: bool = True, block_n: int = 64, block_h: int = 128,
+              num_warps: int = 8) -> tuple[Tensor, Tensor | None]:
+    """p (N, H) contiguous -> (relu(p)² * scale in `dtype`, its transpose (H, N) contiguous or None without `cols`);
+    raises `amax` (float32, one element, written in place; None: not measured) to at least max relu(p)². out_dtype:
+    store in another dtype, values still clamped to `dtype`'s range (the interpreter tests use float32)."""
+    return _launch(None, p, scale, amax, dtype, out_dtype, cols, None, block_n, block_h, num_warps)[:2]
 
 
 def relu2_grad_fp8(g: Tensor, p: Tensor, scale: Tensor, amax: Tensor, dtype: torch.dtype = E5M2,
-                   out_dtype: torch.dtype | None = None, block_n: int = 64, block_h: int = 128, num_warps: int = 8
-                   ) -> tuple[Tensor, Tensor]:
-    """g, p (N, H) contiguous -> (g * 2 relu(p) * scale in `dtype`, its transpose (H, N)); raises `amax` to at least
-    max |g * 2 relu(p)|."""
-    return _launch(g, p, scale, amax, dtype, out_dtype, True, True, block_n, block_h, num_warps)
+                   out_dtype: torch.dtype | None = None, h_scale: Tensor | None = None, block_n: int = 64,
+                   block_h: int = 128, num_warps: int = 8) -> tuple[Tensor, Tensor, Tensor | None]:
+    """g, p (N, H) contiguous -> (g * 2 relu(p) * scale in `dtype`, its transpose (H, N), and with `h_scale` the
+    forward's relu(p)² * h_scale in e4m3 transposed (H, N), else None); raises `amax` to at least
+    max |g * 2 relu(p)|. The transposed ReLU² copy costs one more write here, not a pass over p of its own."""
+    return _launch(g, p, scale, amax, dtype, out_dtype, True, h_scale, block_n, block_h, num_warps)
 
 
 # As torch.library ops, opaque to torch.compile. The running maximum goes into slot [1, kind] of the MLP's (2, 2)
 # float32 state (rows: previous step, this step; columns: h, d) without being declared a mutation: nothing in a
 # compiled graph reads that slot, and the trainer moves it to row 0 between steps (GPT.roll_fp8_amax). A declared
 # mutation would be functionalised: the backward graph would write into a copy of the state, not the state.
-# Forward: the row-major cast only (c_proj's input), measured. Backward: the transposed copy (c_proj's weight
-# gradient) recomputed from the kept c_fc output: keeping it instead cost 1.55 GiB at the peak (part 17, call B3).
+# Forward: the row-major cast only (c_proj's input), measured. Backward: the gradient's two copies and the transposed
+# ReLU² copy (c_proj's weight gradient), all from one read of the kept c_fc output: keeping that copy from the forward
+# instead cost 1.55 GiB at the peak (part 17, call B3), and a pass of its own read p once more (part 53).
 @torch.library.custom_op("speedrun::relu2_fp8", mutates_args=())
 def relu2_fp8_op(p: Tensor, scale: Tensor, state: Tensor) -> Tensor:
     return relu2_fp8(p.contiguous(), scale, state[1, 0:1], cols=False)[0]
@@ -151,33 +155,20 @@ def _(p, scale, state):
     return p.new_empty(p.shape, dtype=E4M3)
 
 
-@torch.library.custom_op("speedrun::relu2_fp8_transposed", mutates_args=())
-def relu2_fp8_transposed_op(p: Tensor, scale: Tensor) -> Tensor:
-    return relu2_fp8(p.contiguous(), scale, None, rows=False)[1]
-
-
-@relu2_fp8_transposed_op.register_kernel("cpu")
-def _(p, scale):
-    return relu2_fp8_reference(p, scale)[1]
-
-
-@relu2_fp8_transposed_op.register_fake
-def _(p, scale):
-    return p.new_empty(p.shape[::-1], dtype=E4M3)
-
-
 @torch.library.custom_op("speedrun::relu2_grad_fp8", mutates_args=())
-def relu2_grad_fp8_op(g: Tensor, p: Tensor, scale: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-    return relu2_grad_fp8(g.contiguous(), p.contiguous(), scale, state[1, 1:2])
+def relu2_grad_fp8_op(g: Tensor, p: Tensor, scale: Tensor, state: Tensor, h_scale: Tensor
+                      ) -> tuple[Tensor, Tensor, Tensor]:
+    """(d, d transposed, relu(p)² at h_scale transposed): see relu2_grad_fp8."""
+    return relu2_grad_fp8(g.contiguous(), p.contiguous(), scale, state[1, 1:2], h_scale=h_scale)
 
 
 @relu2_grad_fp8_op.register_kernel("cpu")
-def _(g, p, scale, state):
+def _(g, p, scale, state, h_scale):
     y, yt, amax = relu2_grad_fp8_reference(g, p, scale)
     state[1, 1] = torch.maximum(state[1, 1], amax)
-    return y, yt
+    return y, yt, relu2_fp8_reference(p, h_scale)[1]
 
 
 @relu2_grad_fp8_op.register_fake
-def _(g, p, scale, state):
-    return p.new_empty(p.shape, dtype=E5M2), p.new_empty(p.shape[::-1], dtype=E5M2)
+def _(g, p, scale, state, h_scale):
+    return p.new_empty(p.shape, dtype=E5M2), p.new_empty(p.shape[::-1], dtype=E5M2), p.new_empty(p.shape[::-1], dtype=E4M3)

@@ -279,16 +279,16 @@ class DelayedFP8MLP(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        from speedrun.kernels.relu2_fp8 import relu2_fp8_transposed_op, relu2_grad_fp8_op
+        from speedrun.kernels.relu2_fp8 import relu2_grad_fp8_op
 
         x_f8, x_inv, fc_f8, fc_inv, proj_f8, proj_inv, p, h_scale, d_scale, state = ctx.saved_tensors
         g_f8, g_inv = dynamic_fp8(g.contiguous(), torch.float8_e5m2)  # (N, dim): small beside (N, hidden)
-        h_t_f8 = relu2_fp8_transposed_op(p, h_scale)  # the forward's cast again, transposed (not kept: memory)
-        grad_proj = torch._scaled_mm(g_f8.T.contiguous(), h_t_f8.T, scale_a=g_inv, scale_b=h_scale.reciprocal(),
-                                     out_dtype=torch.float32, use_fast_accum=False)
         grad_h = torch._scaled_mm(g_f8, proj_f8.T.contiguous().T, scale_a=g_inv, scale_b=proj_inv,
                                   out_dtype=torch.bfloat16, use_fast_accum=False)
-        d_f8, d_t_f8 = relu2_grad_fp8_op(grad_h, p, d_scale, state)
+        # d and its transpose, and the forward's ReLU² cast again, transposed (not kept: memory), from one read of p
+        d_f8, d_t_f8, h_t_f8 = relu2_grad_fp8_op(grad_h, p, d_scale, state, h_scale)
+        grad_proj = torch._scaled_mm(g_f8.T.contiguous(), h_t_f8.T, scale_a=g_inv, scale_b=h_scale.reciprocal(),
+                                     out_dtype=torch.float32, use_fast_accum=False)
         d_inv = d_scale.reciprocal()
         grad_x = torch._scaled_mm(d_f8, fc_f8.T.contiguous().T, scale_a=d_inv, scale_b=fc_inv,
                                   out_dtype=torch.bfloat16, use_fast_accum=False)

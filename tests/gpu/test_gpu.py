@@ -288,11 +288,13 @@ def test_relu2_fp8_kernels_match_their_references(grad):
     g[5, 7] = 10.0  # saturates at this scale
     scale = torch.tensor([2.0**16 if grad else 16.0], device="cuda")
     amax = torch.tensor([0.5], device="cuda")
-    y, yt = relu2_grad_fp8(g, p, scale, amax) if grad else relu2_fp8(p, scale, amax)
+    h_scale = torch.tensor([16.0], device="cuda")
+    y, yt, ht = relu2_grad_fp8(g, p, scale, amax, h_scale=h_scale) if grad else (*relu2_fp8(p, scale, amax), None)
     ry, ryt, ramax = relu2_grad_fp8_reference(g, p, scale) if grad else relu2_fp8_reference(p, scale)
-    if not grad:  # the model's two calls: the row-major copy (measured), the transposed one (not)
+    if grad:  # the backward's transposed ReLU² copy: bit for bit the forward kernel's transposed cast
+        assert torch.equal(ht, relu2_fp8(p, h_scale, None)[1])
+    else:  # the model's forward call: the row-major copy alone
         assert torch.equal(relu2_fp8(p, scale, None, cols=False)[0], y)
-        assert torch.equal(relu2_fp8(p, scale, None, rows=False)[1], yt)
     same = (y.float() == ry.float()).float().mean().item()
     print(f"\nrelu2 {'grad ' if grad else ''}FP8 kernel: {same:.6f} of the values equal to the reference's; "
           f"amax {amax.item():.6g} vs {ramax.item():.6g}")
