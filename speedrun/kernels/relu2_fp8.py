@@ -1,7 +1,9 @@
 """ReLU² and its gradient cast to FP8 in one pass each, for the MLP with delayed scaling (`fp8_mlp_scaling`).
 
 Forward:  h = relu(p)²            -> h * s in e4m3, row-major and/or transposed, and max|h| into a running maximum.
-Backward: d = g * 2 relu(p)       -> d * s in e5m2, row-major and transposed, and max|d| into a running maximum.
+Backward: d = g * 2 relu(p)       -> d * s in e5m2, row-major and transposed, and max|d| into a running maximum;
+                                     optionally h * s_h in e4m3 transposed too (c_proj's weight gradient), from the
+                                     same read of p.
 
 p is the c_fc output (N, H) in bf16, g the gradient of h. The scale s comes in as a float32 tensor (from the
 previous step's maximum), so no pass waits on a reduction over its own output: dynamic scaling reads its input
