@@ -6,6 +6,12 @@
 #   tuned   TORCHINDUCTOR_COORDINATE_DESCENT_TUNING=1, its own Inductor and Triton folders (empty on a fresh machine:
 #           the first one's compile + warm-up is the tuning's cost)
 #   base    the default build, its own folders
+# The second candidate (branch candidates-p55b-grad-layout, its tree as .data/p55b): the FP8 head's weight gradient
+# in the weight's dtype and row-major layout (autograd then neither casts it nor copies it into the table's layout).
+#   step55b   step_time.py at 999 on the candidate's tree (STEPS, WARM: timed and warm-up steps, default 30 and 10)
+# Rule (the branch's commit message, fixed before any GPU call): GPU tests pass, the step at 999 at most 0.995x main's
+# and at 900 at most 1.002x, no higher peak, fast_1gpu seed 7 at val <= main's same-call run + 0.003. This session's
+# last 333 s of device time can only hold the step at 999 (a first look; the rest waits for a later session).
 #   tlaunch gpu_session.sh launch (speedrun train, 30 steps on Zipf tokens, stops at a NaN loss) with the tuning on and
 #           the tuned folders: does the tuned build train?
 # Question, not a rule for main: how much of the step at 999 does the tuning take off today, and in which kernels.
@@ -28,8 +34,9 @@ show() { grep -E "compile \+ warm-up" $1 | sed 's/.*compile + warm-up/  compile 
   grep -E "^ +999 " $1 | cut -c1-70; grep -A12 "^kernel family" $1; grep -iE "error|Traceback" $1 | tail -n 2 | cut -c1-200; }
 tuned_env() { export TORCHINDUCTOR_COORDINATE_DESCENT_TUNING=1 TORCHINDUCTOR_CACHE_DIR=/tmp/ind_tuned TRITON_CACHE_DIR=/tmp/tri_tuned; }
 base_env() { unset TORCHINDUCTOR_COORDINATE_DESCENT_TUNING; export TORCHINDUCTOR_CACHE_DIR=/tmp/ind_base TRITON_CACHE_DIR=/tmp/tri_base; }
-for x in demo gpt2; do [ -d .data/p55 ] && ln -sfn $ROOT/speedrun/data/$x .data/p55/speedrun/data/$x; done
+for t in p55 p55b; do for x in demo gpt2; do [ -d .data/$t ] && ln -sfn $ROOT/speedrun/data/$x .data/$t/speedrun/data/$x; done; done
 [ -d .data/p55 ] && md5sum .data/p55/speedrun/model/fp8.py .data/p55/speedrun/kernels/transpose.py | cut -c1-12,34-
+[ -d .data/p55b ] && md5sum .data/p55b/speedrun/model/fp8.py | cut -c1-12,34-
 n=0
 for c in "$@"; do
   n=$((n + 1))
@@ -49,10 +56,11 @@ for c in "$@"; do
        wait $a; wait $b)
       echo "suite55 at $(( $(date +%s) - T0 ))s"; grep -E "sampled weight gradient|FAILED|Error" $OUT/gpu_b.txt $OUT/gpu_a.txt | head -n 8 | cut -c1-250
       tail -qn 1 $OUT/gpu_a.txt $OUT/gpu_b.txt; xz -9f $OUT/gpu_a.txt $OUT/gpu_b.txt ;;
-    stepbase|step55)
-      d=$ROOT; [ $c = step55 ] && d=$ROOT/.data/p55; unset TORCHINDUCTOR_COORDINATE_DESCENT_TUNING TORCHINDUCTOR_CACHE_DIR TRITON_CACHE_DIR
-      (cd $d && PYTHONPATH=$PWD timeout ${LIM:-240} python3 $ROOT/benchmarks/step_time.py --recipe fast_1gpu --steps 30 \
-        --at-step 999) > $OUT/step_${n}_$c.txt 2>&1
+    stepbase|step55|step55b)
+      d=$ROOT; [ $c = step55 ] && d=$ROOT/.data/p55; [ $c = step55b ] && d=$ROOT/.data/p55b
+      unset TORCHINDUCTOR_COORDINATE_DESCENT_TUNING TORCHINDUCTOR_CACHE_DIR TRITON_CACHE_DIR
+      (cd $d && PYTHONPATH=$PWD timeout ${LIM:-240} python3 $ROOT/benchmarks/step_time.py --recipe fast_1gpu \
+        --steps ${STEPS:-30} --warmup ${WARM:-10} --at-step 999) > $OUT/step_${n}_$c.txt 2>&1
       echo "$c rc $? at $(( $(date +%s) - T0 ))s"; show $OUT/step_${n}_$c.txt; grep -E "^ +999 " $OUT/step_${n}_$c.txt | cut -c70- ;;
     ttt55)
       k=$(ls /tmp/corpus/corpus_train_00000[0-4].bin /tmp/corpus/corpus_val_000000.bin 2>/dev/null | wc -l)
