@@ -1,7 +1,9 @@
 """FP8 matmul for the head as a custom op with its own backward (record-21 scaling).
 
 Forward: x * x_s -> e4m3, w * w_s -> e4m3, `_scaled_mm` with inverse scales, bf16 out.
-Backward: grad * grad_s -> e5m2; grad_x = grad @ w (bf16), grad_w = x^T @ grad (fp32).
+Backward: grad * grad_s -> e5m2; grad_x = grad @ w (bf16), grad_w = grad^T @ x in w's dtype and layout (row-major):
+a gradient in another layout or dtype than its parameter's costs autograd a cast and a copy into the parameter's
+layout, and a tied table's two gradients (head and embedding) an add over two layouts (experiments part 55).
 `fp8_head_loss` is the head and its soft-capped cross-entropy as one op: the loss kernel writes the logits' gradient
 in e5m2 during the forward pass (speedrun/kernels/softcap_ce.py), so the (tokens x vocab) logits are freed at once
 and the backward pass is the two matmuls alone, the incoming loss gradient folded into their scale.
@@ -31,22 +33,23 @@ def _forward(x: Tensor, w: Tensor, x_s: float, w_s: float):
 
 
 def _grads_from_fp8(g_f8: Tensor, g_f8_t: Tensor, g_scale: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float,
-                    w_s: float):
-    """(grad_x bf16, grad_w float32) from the output gradient g_f8 * g_scale (g_scale a float32 0-d tensor);
-    g_f8_t is g_f8.T contiguous, the layout the weight gradient's FP8 matmul reads."""
+                    w_s: float, w_dtype: torch.dtype):
+    """(grad_x bf16, grad_w row-major in w_dtype) from the output gradient g_f8 * g_scale (g_scale a float32 0-d
+    tensor); g_f8_t is g_f8.T contiguous, the layout the weight gradient's FP8 matmul reads."""
     one = lambda s: g_scale.new_tensor(1 / s)
     grad_x = torch._scaled_mm(g_f8, w_f8.T.contiguous().T, out_dtype=torch.bfloat16,
                               scale_a=g_scale, scale_b=one(w_s), use_fast_accum=False)
-    # (K, N) @ (N, M) -> (K, M) row-major; its transpose is the (M, K) weight gradient, column-major.
-    grad_w = torch._scaled_mm(x_f8.T.contiguous(), g_f8_t.T, out_dtype=torch.float32,
-                              scale_a=one(x_s), scale_b=g_scale, use_fast_accum=False).T
+    # (M, N) @ (N, K) -> the (M, K) weight gradient, row-major as the weight (float32 accumulation either way)
+    grad_w = torch._scaled_mm(g_f8_t, x_f8.T.contiguous().T, out_dtype=w_dtype,
+                              scale_a=g_scale, scale_b=one(x_s), use_fast_accum=False)
     return grad_x, grad_w
 
 
-def _backward_impl(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float):
+def _backward_impl(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float,
+                   w_dtype: torch.dtype):
     g_f8 = g.mul(grad_s).to(torch.float8_e5m2)  # Inductor fuses this cast with the transposed copy below
     return _grads_from_fp8(g_f8, g_f8.T.contiguous(), g.new_tensor(1 / grad_s, dtype=torch.float32), x_f8, w_f8,
-                           x_s, w_s)
+                           x_s, w_s, w_dtype)
 
 
 @functools.cache
@@ -72,25 +75,26 @@ def _(x, w, x_s, w_s, grad_s):
 
 
 @torch.library.custom_op("speedrun::fp8_mm_backward", mutates_args=())
-def fp8_mm_backward(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor]:
-    return _compiled(_backward_impl)(g.contiguous(), x_f8, w_f8, x_s, w_s, grad_s)
+def fp8_mm_backward(g: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float,
+                    w_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    return _compiled(_backward_impl)(g.contiguous(), x_f8, w_f8, x_s, w_s, grad_s, w_dtype)
 
 
-def _fake_grads(x_f8: Tensor, w_f8: Tensor) -> tuple[Tensor, Tensor]:
-    # Strides must match the real ops: grad_w is the transpose of a row-major (K, M) matrix.
-    return x_f8.to(torch.bfloat16), w_f8.T.contiguous().T.to(torch.float32)
+def _fake_grads(x_f8: Tensor, w_f8: Tensor, w_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    # Strides must match the real ops': both row-major
+    return x_f8.to(torch.bfloat16), w_f8.to(w_dtype)
 
 
 @fp8_mm_backward.register_fake
-def _(g, x_f8, w_f8, x_s, w_s, grad_s):
-    return _fake_grads(x_f8, w_f8)
+def _(g, x_f8, w_f8, x_s, w_s, grad_s, w_dtype):
+    return _fake_grads(x_f8, w_f8, w_dtype)
 
 
 def _setup_context(ctx, inputs, output):
-    _, _, x_s, w_s, grad_s = inputs
+    _, w, x_s, w_s, grad_s = inputs
     _, x_f8, w_f8 = output
     ctx.save_for_backward(x_f8, w_f8)
-    ctx.scales = (x_s, w_s, grad_s)
+    ctx.scales = (x_s, w_s, grad_s, w.dtype)
     ctx.set_materialize_grads(False)
 
 
@@ -146,24 +150,24 @@ def _(x, w, targets, x_s, w_s, grad_s, cap, div, extra=None, extra_weights=None)
 
 @torch.library.custom_op("speedrun::fp8_head_loss_backward", mutates_args=())
 def fp8_head_loss_backward(grad_loss: Tensor, g_f8: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float,
-                           grad_s: float) -> tuple[Tensor, Tensor]:
+                           grad_s: float, w_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     from speedrun.kernels.transpose import transposed_copy
 
     g_scale = (grad_loss.float() / grad_s).reshape(())
     # the loss kernel wrote g_f8 already cast: its transposed copy is a plain byte transpose, our kernel's
-    return _compiled(_grads_from_fp8)(g_f8, transposed_copy(g_f8), g_scale, x_f8, w_f8, x_s, w_s)
+    return _compiled(_grads_from_fp8)(g_f8, transposed_copy(g_f8), g_scale, x_f8, w_f8, x_s, w_s, w_dtype)
 
 
 @fp8_head_loss_backward.register_fake
-def _(grad_loss, g_f8, x_f8, w_f8, x_s, w_s, grad_s):
-    return _fake_grads(x_f8, w_f8)
+def _(grad_loss, g_f8, x_f8, w_f8, x_s, w_s, grad_s, w_dtype):
+    return _fake_grads(x_f8, w_f8, w_dtype)
 
 
 def _setup_head_loss_context(ctx, inputs, output):
     x_s, w_s, grad_s = inputs[3:6]
     _, x_f8, w_f8, g_f8 = output
     ctx.save_for_backward(g_f8, x_f8, w_f8)
-    ctx.scales = (x_s, w_s, grad_s)
+    ctx.scales = (x_s, w_s, grad_s, inputs[1].dtype)
     ctx.set_materialize_grads(False)
 
 
