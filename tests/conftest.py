@@ -93,15 +93,25 @@ def _fresh_compile_cache_on_gpu(request):
     torch._dynamo.reset()
 
 
+# The traceback of Triton 3.6's interpreter (torch 2.11's pin) under NumPy >= 2.4 at a kernel's `range(0, V, BLOCK)`
+# over a runtime V: its tensor's __index__ is int(data) on a shape-(1,) array (seen with torch 2.11 on a CPU).
+INTERPRETER_INDEX_BUG = ("triton/runtime/interpreter.py", "int(self.handle.data)",
+                         "only 0-dimensional arrays can be converted to Python scalars")
+
+
 @pytest.fixture
 def run_interpreted():
     """A function that runs a Python script in a fresh process under Triton's interpreter (TRITON_INTERPRET is read
-    when a kernel is defined) and returns (the finished process, the JSON on its last stdout line or None)."""
-    pytest.importorskip("triton")
+    when a kernel is defined) and returns (the finished process, the JSON on its last stdout line or None).
+    Skips the test where the script met a known bug of an older Triton's interpreter (INTERPRETER_INDEX_BUG)."""
+    triton = pytest.importorskip("triton")
 
     def run(script: str, timeout: int = 300):
         env = dict(os.environ, TRITON_INTERPRET="1")
         done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode and all(s in done.stderr for s in INTERPRETER_INDEX_BUG):
+            pytest.skip(f"Triton {triton.__version__}'s interpreter takes int() of a 1-element array as a loop bound, "
+                        f"which NumPy {np.__version__} refuses (Triton 3.9's squeezes it first); not our kernel's bug")
         lines = done.stdout.strip().splitlines()
         return done, json.loads(lines[-1]) if done.returncode == 0 and lines else None
 
