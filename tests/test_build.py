@@ -27,9 +27,18 @@ def test_plain_plan_runs_the_model_itself():
     assert compiled_runner(model, Plan(torch.device("cpu"), compile=False)) is model
 
 
-def test_second_compile_of_the_fp8_model_comes_from_the_aot_autograd_cache(tmp_path, monkeypatch):
+@pytest.fixture
+def custom_functions_uncacheable():
+    """AOTAutograd's switch off, as in a fresh process, and back as it was afterwards: through torch's own
+    `config.patch`, since pytest 9.2's monkeypatch undoes a setattr on a torch config module by deleting the entry,
+    which hides the setting from every later test ("... does not exist")."""
+    with torch._functorch.config.patch(autograd_cache_allow_custom_autograd_functions=False):
+        yield
+
+
+def test_second_compile_of_the_fp8_model_comes_from_the_aot_autograd_cache(tmp_path, monkeypatch,
+                                                                           custom_functions_uncacheable):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # empty: the first compile cannot hit
-    monkeypatch.setattr(torch._functorch.config, "autograd_cache_allow_custom_autograd_functions", False)
     torch.manual_seed(0)
     model = GPT(load_recipe("tiny", SMALL_FP8)).train()
     x, y = torch.randint(0, 50000, (256,)), torch.randint(0, 50000, (256,))
@@ -71,11 +80,11 @@ def _scale_function(grad_factor: float) -> type[torch.autograd.Function]:
     return Scale
 
 
-def test_an_edited_custom_backward_is_compiled_again_not_taken_from_the_cache(tmp_path, monkeypatch):
+def test_an_edited_custom_backward_is_compiled_again_not_taken_from_the_cache(tmp_path, monkeypatch,
+                                                                             custom_functions_uncacheable):
     """With custom autograd.Functions cacheable, an edit to one's backward must change the cache key: a stale entry
     would train with the old gradient and say nothing."""
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(torch._functorch.config, "autograd_cache_allow_custom_autograd_functions", False)
     compiled_runner(GPT(load_recipe("tiny")), Plan(torch.device("cpu"), compile=True))  # sets the switch
 
     def grad_through(fn: type[torch.autograd.Function]) -> Tensor:

@@ -148,4 +148,6 @@ def test_a_training_run_sends_its_numbers_to_tensorboard(tmp_path):
     train = [(e.step, e.value) for e in events.Scalars("train/loss")]
     assert [s for s, _ in train] == [1, 2, 3]
     assert [v for _, v in train] == pytest.approx(result.train_losses, rel=1e-6)
-    assert [(e.step, e.value) for e in events.Scalars("val/loss")] == pytest.approx(result.val_losses, rel=1e-6)
+    val = events.Scalars("val/loss")
+    assert [e.step for e in val] == [s for s, _ in result.val_losses]
+    assert [e.value for e in val] == pytest.approx([v for _, v in result.val_losses], rel=1e-6)
