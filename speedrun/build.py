@@ -1,6 +1,7 @@
 """Building a run's model and optimisers from a recipe and its device plan."""
 
 import torch
+import torch._functorch.config  # not loaded by `import torch`; compiled_runner sets one of its switches
 
 from speedrun.compile_cache import key_caches_to_source
 from speedrun.model.gpt import GPT, CastedLinear

@@ -27,6 +27,19 @@ def test_plain_plan_runs_the_model_itself():
     assert compiled_runner(model, Plan(torch.device("cpu"), compile=False)) is model
 
 
+def test_a_fresh_process_can_ask_for_the_compiled_runner_first():
+    """`import torch` does not load torch._functorch.config, whose switch compiled_runner sets: speedrun.build loads
+    it, so a script's first call is not an AttributeError (one was, until part 56)."""
+    import subprocess
+    import sys
+
+    script = ("from types import SimpleNamespace; from speedrun.build import compiled_runner; "
+              "from speedrun.model.gpt import GPT; from speedrun.recipe import load_recipe; "
+              "compiled_runner(GPT(load_recipe('tiny')), SimpleNamespace(compile=True)); print('built')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.split() == ["built"], done.stderr[-2000:]
+
+
 @pytest.fixture
 def custom_functions_uncacheable():
     """AOTAutograd's switch off, as in a fresh process, and back as it was afterwards: through torch's own
@@ -189,20 +202,11 @@ def test_the_flex_trunk_traces_as_one_graph_without_a_break():
 
 
 COMPILED_TIED_HEAD = '''
-import json, torch
-import torch._functorch.config
 from types import SimpleNamespace
-from torch.utils._python_dispatch import TorchDispatchMode
-import speedrun.kernels.softcap_ce as kernels
 from speedrun.build import compiled_runner
 from speedrun.model.gpt import GPT
 from speedrun.recipe import load_recipe
 
-kernel = kernels.softcap_cross_entropy_with_grad  # float32 in Triton's interpreter, cast by torch (tests/test_fp8.py)
-def float32_then_cast(*args, grad_dtype, **kwargs):
-    losses, grad = kernel(*args, grad_dtype=torch.float32, **kwargs)
-    return losses, grad.to(grad_dtype)
-kernels.softcap_cross_entropy_with_grad = float32_then_cast
 r = load_recipe("fast", ["num_layers=2", "window_pattern='LS'", "no_attn_layers=[]", "no_mlp_layers=[]",
                          "value_embeds=0", "model_dim=64", "head_dim=32", "num_heads=2", "mlp_hidden=128",
                          "seq_len=256", "val_seq_len=256", "window_ramp_tokens=256", "batch_tokens=256",
@@ -214,21 +218,10 @@ for table in model.embedding_tables():
     table.bfloat16()  # as on the GPU (speedrun.build)
 V, K = model.embed.weight.shape
 
-class TableOps(TorchDispatchMode):  # eager ops on (V, K) tensors: what runs outside the compiled graphs
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        ts = [a for a in args if isinstance(a, torch.Tensor)] + [out] * isinstance(out, torch.Tensor)
-        if any(t.shape == (V, K) for t in ts):
-            self.ops.append(str(func))
-        return out
-
 tokens = torch.randint(0, 50257, (257,), generator=torch.Generator().manual_seed(0))
 tokens[0] = tokens[90] = 50256
 loss = compiled_runner(model, SimpleNamespace(compile=True))(tokens[:-1].int(), tokens[1:].long(), 2)
-with TableOps() as mode:
+with TableOps((V, K)) as mode:
     loss.backward()
 print(json.dumps(dict(fused=model.fused_head_loss_active(), tied=model.lm_head.weight is model.embed.weight,
                       ops=mode.ops, grad=[str(model.embed.weight.grad.dtype), list(model.embed.weight.grad.stride())])))
@@ -240,13 +233,13 @@ def test_the_compiled_tied_head_leaves_its_gradient_as_autograd_keeps_it(run_int
     """fast's FP8 head on a tied bf16 table, through the trainer's compiled runner: the head's weight gradient comes
     out of the compiled graph in the table's dtype and layout, so no eager kernel casts it or copies it into the
     parameter's layout after the graph (part 55 found such a copy, a pass over 50,304 x 768 each step)."""
-    from test_fp8 import needs_cpu_scaled_mm
+    from test_fp8 import INTERPRETED_FP8_PRELUDE, needs_cpu_scaled_mm
 
     if needs_cpu_scaled_mm.args[0]:
         pytest.skip(needs_cpu_scaled_mm.kwargs["reason"])
-    done, r = run_interpreted(COMPILED_TIED_HEAD, timeout=900)
+    done, r = run_interpreted(INTERPRETED_FP8_PRELUDE + COMPILED_TIED_HEAD, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert r["fused"] and r["tied"], r
     assert not any(op.startswith(("aten._to_copy", "aten.copy_", "aten.new_empty_strided", "aten.clone"))
-                   for op in r["ops"]), r["ops"]
+                   for op, _ in r["ops"]), r["ops"]
     assert r["grad"] == ["torch.bfloat16", [64, 1]], r

@@ -162,19 +162,38 @@ def test_fp8_linear_autograd_on_cpu():
     torch.testing.assert_close(x.grad.reshape(12, 32).float(), gr @ wr, atol=1e-7, rtol=1e-2)
 
 
-HEAD_LOSS_IN_INTERPRETER = textwrap.dedent("""
+# What the interpreted scripts below (and tests/test_build.py's compiled one) start with. Triton's interpreter does not
+# round float32 -> e5m2 to nearest (487.6 became 256), so the loss kernel writes float32 there and torch casts it, as
+# the GPU's conversion does. TableOps records the eager ops that touch a (V, K) tensor, with every operand's strides:
+# what autograd runs on a table outside the compiled graphs.
+INTERPRETED_FP8_PRELUDE = textwrap.dedent("""
     import json, torch
+    from torch.utils._python_dispatch import TorchDispatchMode
     import speedrun.kernels.softcap_ce as kernels
-    from speedrun.kernels.softcap_ce import softcap_cross_entropy_reference
-    from speedrun.model.fp8 import fp8_round, fp8_softcap_cross_entropy
 
-    # Triton's interpreter does not round float32 -> e5m2 to nearest (487.6 became 256), so here the kernel writes
-    # float32 and torch casts it, as the GPU's conversion does.
     kernel = kernels.softcap_cross_entropy_with_grad
     def float32_then_cast(*args, grad_dtype, **kwargs):
         losses, grad = kernel(*args, grad_dtype=torch.float32, **kwargs)
         return losses, grad.to(grad_dtype)
     kernels.softcap_cross_entropy_with_grad = float32_then_cast
+
+    class TableOps(TorchDispatchMode):
+        def __init__(self, shape):
+            super().__init__()
+            self.shape, self.ops = tuple(shape), []
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            ts = [a for a in args if isinstance(a, torch.Tensor)] + [out] * isinstance(out, torch.Tensor)
+            if any(tuple(t.shape) == self.shape for t in ts):
+                self.ops.append([str(func), [list(t.stride()) for t in ts]])
+            return out
+""")
+
+
+HEAD_LOSS_IN_INTERPRETER = INTERPRETED_FP8_PRELUDE + textwrap.dedent("""
+    from speedrun.kernels.softcap_ce import softcap_cross_entropy_reference
+    from speedrun.model.fp8 import fp8_round, fp8_softcap_cross_entropy
+
     X_S, W_S, G_S, CAP, DIV, E4M3 = 2.0, 512.0, 2.0**19, 30.0, 7.5, torch.float8_e4m3fn
     N, K, V = 24, 64, 101
     g = torch.Generator().manual_seed(0)
@@ -227,32 +246,14 @@ def test_fused_head_loss_op_with_extra_targets_on_cpu(run_interpreted):
     assert r["zero_is_plain"], r
 
 
-TIED_TABLE_LAYOUT = textwrap.dedent("""
-    import json, torch
-    import speedrun.kernels.softcap_ce as kernels
-    from torch.utils._python_dispatch import TorchDispatchMode
+TIED_TABLE_LAYOUT = INTERPRETED_FP8_PRELUDE + textwrap.dedent("""
     from speedrun.model.fp8 import fp8_softcap_cross_entropy
 
-    kernel = kernels.softcap_cross_entropy_with_grad  # float32 in the interpreter, cast by torch (see above)
-    def float32_then_cast(*args, grad_dtype, **kwargs):
-        losses, grad = kernel(*args, grad_dtype=torch.float32, **kwargs)
-        return losses, grad.to(grad_dtype)
-    kernels.softcap_cross_entropy_with_grad = float32_then_cast
     N, K, V = 64, 32, 96
     g = torch.Generator().manual_seed(0)
     table0 = (torch.randn(V, K, generator=g) * 0.05).bfloat16()
     ids, targets = torch.randint(0, V, (N,), generator=g), torch.randint(0, V, (N,), generator=g)
 
-    class TableOps(TorchDispatchMode):  # the eager ops autograd runs on (V, K) tensors
-        def __init__(self):
-            super().__init__()
-            self.ops = []
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            ts = [a for a in args if isinstance(a, torch.Tensor)] + [out] * isinstance(out, torch.Tensor)
-            if any(t.shape == (V, K) for t in ts):
-                self.ops.append([str(func), [list(t.stride()) for t in ts]])
-            return out
 
     def loss_of(embed_table, head_table):
         x = torch.nn.functional.rms_norm(torch.nn.functional.embedding(ids, embed_table).float(), (K,))
@@ -260,7 +261,7 @@ TIED_TABLE_LAYOUT = textwrap.dedent("""
 
     tied = torch.nn.Parameter(table0.clone())
     loss = loss_of(tied, tied)
-    with TableOps() as mode:
+    with TableOps((V, K)) as mode:
         loss.backward()
     embed, head = torch.nn.Parameter(table0.clone()), torch.nn.Parameter(table0.clone())
     loss_of(embed, head).backward()
