@@ -246,7 +246,7 @@ RETIRED_FIELDS = {
 RETIRED_COMMITS = {"backout_after": "8ee2980", "logit_offset": "34c3e85", "attn_proj_random_init": "34c3e85",
                    "scalar_adam_betas": "34c3e85", "untied_value_embeds": "ffc21d6",
                    "fp8_attn": "2acae1f", "attention_kernel": "5699dc3", "xsa": "8eaae27",
-                   "fp8_qkv": "193dcee", "normuon_output_axis": "5776620",
+                   "fp8_qkv": "073984e", "normuon_output_axis": "5776620",
                    "head_embed_adam_betas": "741f397", "value_embed_adam_betas": "741f397",
                    "skip_pairs": "4b27225", "block_lambda_init": "4b27225",
                    "tail_average_groups": "a3a0049", "tail_average_start_frac": "a3a0049",
