@@ -252,7 +252,8 @@ def cmd_records(args) -> int:
         for g in summarize([str(folder)], args.target).groups.values():  # one group (new_record checks)
             if not g.meets_bar:
                 print(f"note: its runs do not meet the record bar (a mean below {args.target:g} with p < "
-                      f"{P_BAR:g}): mean {g.mean:.4f}, p = {format_p(g.p_value)}, n = {g.n}", file=sys.stderr)
+                      f"{P_BAR:g}): mean {g.mean:.4f}, p = {format_p(g.p_value)}, n = {g.n}"
+                      + (" (degenerate: every final val loss is the same)" if g.std == 0 else ""), file=sys.stderr)
     print(f"wrote {rebuild_records_table(args.dir)}")
     return 0
 

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.stats
 
 from speedrun.errors import SpeedrunError
-from speedrun.stats import Run, data_note, find_logs, format_p, load_run
+from speedrun.stats import Run, data_note, format_p, load_runs
 
 ALPHA = 0.05  # two-sided level at which a difference is called significant
 POWER = 0.8  # the chance of reaching ALPHA that the seeds-needed estimate plans for
@@ -81,7 +81,7 @@ def seeds_for_power(diffs: list[float], power: float = POWER, alpha: float = ALP
 
 
 def load_side(name: str, paths: list[str]) -> Side:
-    runs = [load_run(p) for p in find_logs(paths)]
+    runs = load_runs(paths)
     counted = [r for r in runs if r.counted]
     if not counted:
         raise SpeedrunError(f"{name}: no complete run among {len(runs)} log(s) ({', '.join(paths)})")
@@ -100,11 +100,15 @@ def compare(base_paths: list[str], change_paths: list[str]) -> Comparison:
     if both:
         raise SpeedrunError(f"{sorted(both)[0]}: given as both base and change")
     # a copied log keeps its name, and the name ends in its run's id: one run on both sides would pair with itself
+    # (a renamed copy keeps its text)
     ids = {_run_id(r.path): r.path for r in base.runs + base.left_out}
+    texts = {r.log.text_hash: r.path for r in base.runs + base.left_out if r.log is not None}
     for r in change.runs + change.left_out:
-        if (rid := _run_id(r.path)) is not None and rid in ids:
-            raise SpeedrunError(f"{r.path} and {ids[rid]}: one run (id {rid}) on both sides, a copy; compare runs of "
-                                f"the base against runs of the change")
+        rid, text = _run_id(r.path), r.log.text_hash if r.log is not None else None
+        if (rid is not None and rid in ids) or text in texts:
+            other, what = (ids[rid], f"one run (id {rid})") if rid in ids else (texts[text], "one log's text")
+            raise SpeedrunError(f"{r.path} and {other}: {what} on both sides, a copy; compare runs of the base against "
+                                f"runs of the change")
     b, c = base.by_seed(), change.by_seed()
     pairs = {s: (b[s], c[s]) for s in b if s in c}
     paired = welch = None

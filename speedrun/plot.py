@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from speedrun.errors import SpeedrunError
 from speedrun.files import check_writable_folder, temp_path, write_atomic
-from speedrun.stats import DEFAULT_TARGET, Run, find_logs, group_label, label_settings, load_run
+from speedrun.stats import DEFAULT_TARGET, Run, group_label, label_settings, load_runs
 
 MAX_RUN_LINES = 8
 TARGET_NEAR = 0.5  # the target is drawn when within this fraction of the losses' span from them
@@ -119,9 +119,9 @@ def _check_out(out: str) -> tuple[Path, str]:
 def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Figure:
     out_path, fmt = _check_out(out)
     runs = []
-    for r in map(load_run, find_logs(paths)):
-        if r.status == "malformed" or not r.log.val:
-            why = r.reason if r.status == "malformed" else f"no val loss recorded ({r.status})"
+    for r in load_runs(paths):
+        if r.status == "malformed" or not r.log.val or r.copy_of:
+            why = r.reason if r.status == "malformed" or r.copy_of else f"no val loss recorded ({r.status})"
             print(f"speedrun: skipped {r.path}: {why}", file=sys.stderr)
         else:
             runs.append(r)

@@ -18,7 +18,7 @@ from speedrun.stats import (
     compute_stats,
     find_logs,
     format_p,
-    load_run,
+    load_runs,
     stats_report,
     summarize,
 )
@@ -37,8 +37,8 @@ malformed logs are never counted; where a folder's runs ran other code or settin
 group of alike runs and counts the others apart ("+k of other code or settings"), never the pool.
 
 This table is generated: `speedrun records` rebuilds it from the logs in the record folders (do not edit it by
-hand). Add a record with `speedrun.records.new_record(...)`, or by making the folder yourself and running
-`speedrun records`.
+hand). Add a record with `speedrun records --new NAME LOG...` (or `speedrun.records.new_record(...)`), or by
+making the folder yourself and running `speedrun records`.
 """
 
 
@@ -58,6 +58,8 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
     for run in summary.runs:
         if run.status == "malformed":
             raise LogError(f"{run.path}: {run.reason}")
+        if run.copy_of:
+            raise SpeedrunError(f"{run.path}: a copy of {run.copy_of}; a record holds each run once")
     if not summary.groups:
         raise SpeedrunError(f"no complete run among the {len(sources)} log(s): a record holds finished runs "
                             "(`speedrun stats` on them says why each is not counted)")
@@ -105,7 +107,7 @@ def _row(folder: Path) -> list[str]:
     m = TARGET_LINE.search(readme.read_text(encoding="utf-8")) if readme.is_file() else None
     target = _target(m[1], readme) if m else DEFAULT_TARGET
     try:
-        runs = [load_run(p) for p in find_logs([str(folder)])]
+        runs = load_runs([str(folder)])
     except SpeedrunError:  # a record folder without logs: listed, with nothing to show
         runs = []
     groups = by_group(runs)
@@ -126,7 +128,8 @@ def _row(folder: Path) -> list[str]:
     link = f"[{short_name}]({folder.name}/)"
     if s is None:
         return [date, link, recipe, device, n, "—", f"{target:g}", "—", "—"]
-    return [date, link, recipe, device, n, f"{s.mean:.4f}", f"{target:g}", format_p(s.p_value), f"{s.time_mean_s:.1f}"]
+    p = format_p(s.p_value) + (" (degenerate: every loss equal)" if s.std == 0 else "")
+    return [date, link, recipe, device, n, f"{s.mean:.4f}", f"{target:g}", p, f"{s.time_mean_s:.1f}"]
 
 
 def rebuild_records_table(records_dir: str = "records") -> Path:

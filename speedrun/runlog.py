@@ -154,6 +154,7 @@ class ParsedLog:
     source: str = "speedrun"  # speedrun (our format) | upstream (a modded-nanogpt record log)
     code_hash: str = ""  # sha-256 (12 hex) of the logged package source; "" where the log holds none
     data_hash: str = ""  # sha-256 (12 hex) of the `data` section (the files trained and validated on); "" if none
+    text_hash: str = ""  # sha-256 (16 hex) of the whole text: a copy of a log (renamed, or .xz) is the same run
 
     @property
     def complete(self) -> bool:
@@ -193,10 +194,17 @@ def _parse(path: Path) -> ParsedLog:
     except (OSError, UnicodeDecodeError, lzma.LZMAError, EOFError) as e:
         raise LogError(f"{path}: cannot read: {e}") from None
     if lines[:1] != [FORMAT_LINE]:
-        if UPSTREAM_SEPARATOR in lines:
-            return _parse_upstream(path, lines)
-        raise LogError(f"{path}: not a speedrun run log (first line is not '{FORMAT_LINE}') nor an upstream "
-                       f"NanoGPT speedrun log (no line of 100 '=' followed by step lines)")
+        if UPSTREAM_SEPARATOR not in lines:
+            raise LogError(f"{path}: not a speedrun run log (first line is not '{FORMAT_LINE}') nor an upstream "
+                           f"NanoGPT speedrun log (no line of 100 '=' followed by step lines)")
+        log = _parse_upstream(path, lines)
+    else:
+        log = _parse_ours(path, lines)
+    log.text_hash = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+    return log
+
+
+def _parse_ours(path: Path, lines: list[str]) -> ParsedLog:
     sections: dict[str, list[str]] = {}
     current: list[str] = []  # lines before the first section are dropped
     for line in lines[1:]:

@@ -41,6 +41,7 @@ class Run:
     steps_done: int | None = None
     steps_planned: int | None = None
     training_time_s: float | None = None
+    copy_of: Path | None = None  # an earlier log with the same text (load_runs): listed, never counted twice
 
     @property
     def counted(self) -> bool:  # complete, and (no reason) with a val loss at the last planned step
@@ -227,6 +228,19 @@ def load_run(path: Path) -> Run:
     return run
 
 
+def load_runs(paths: list[str]) -> list[Run]:
+    """The runs of the logs under `paths` (find_logs). A log whose text equals an earlier one's (a copy, renamed or
+    compressed) is the same run: it is listed with the reason, but not counted again, so it cannot lower a p-value."""
+    runs: list[Run] = []
+    first: dict[str, Run] = {}
+    for path in find_logs(paths):
+        run = load_run(path)
+        if run.log is not None and (original := first.setdefault(run.log.text_hash, run)) is not run:
+            run.copy_of, run.reason = original.path, f"a copy of {original.path}; not counted again"
+        runs.append(run)
+    return runs
+
+
 def time_to_target(log: ParsedLog | None, target: float) -> tuple[int, float] | None:
     """(step, training seconds) of the first validation at or below `target`, or None if no validation got there.
     This is the speedrun's clock read where the target was first met (validations are off the clock)."""
@@ -265,7 +279,7 @@ def by_group(runs: list[Run]) -> dict[tuple[str, str, str], list[Run]]:
 
 
 def summarize(paths: list[str], target: float = DEFAULT_TARGET) -> Summary:
-    runs = [load_run(p) for p in find_logs(paths)]
+    runs = load_runs(paths)
     if all(r.status == "malformed" for r in runs):  # nothing here is a run log: a user error, not a report
         why = f"{runs[0].path}: {runs[0].reason}"
         raise LogError(why if len(runs) == 1 else f"none of the {len(runs)} files is a run log ({why})")

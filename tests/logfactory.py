@@ -23,6 +23,7 @@ def runlog(folder: Path, final: float, steps: int = 100, name: str = "tiny", end
     """A log written through speedrun.runlog.RunLog. end: 'complete', 'failed: REASON' or None (crashed: no end
     line); stop_at: last step written (an unfinished run)."""
     log = RunLog(folder, name, {"name": name, "steps": steps})
+    log.note(f"run {log.run_id}")  # two runs never share a log's text (a copy does: stats counts it once)
     for s, loss, t in curve(final, steps, ms_per_step=ms_per_step):
         if stop_at is not None and s > stop_at:
             break
@@ -46,7 +47,8 @@ def hand_log(path: Path, final: float, steps: int = 100, name: str = "tiny", com
     """The same format written as text. plan_after_steps: the section order of early logs (steps, then plan);
     recipe: more recipe fields (train_files, val_tokens, ...) beside name and steps; code: file name -> text, as
     the `code:` sections the trainer writes; data: the `data` section's lines."""
-    env = ["date: 2026-11-23 12:00:00 UTC", f"git_commit: {commit}"] + ([f"gpu: {gpu}"] if gpu else [])
+    # the host line tells two runs apart, as a real log's clock readings do (a copy shares its text: counted once)
+    env = ["date: 2026-11-23 12:00:00 UTC", f"host: {path}", f"git_commit: {commit}"] + ([f"gpu: {gpu}"] if gpu else [])
     body = []
     for s, loss, t in points if points is not None else curve(final, steps, ms_per_step=ms_per_step):
         if s:

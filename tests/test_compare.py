@@ -117,6 +117,20 @@ def test_errors(tmp_path):
     (tmp_path / "runs_b" / run_a.name).write_text(run_a.read_text())
     with pytest.raises(SpeedrunError, match=r"one run \(id 3f9c2a1e\) on both sides, a copy"):
         compare([str(run_a.parent)], [str(tmp_path / "runs_b")])
+    # ... or renamed: its text is the same
+    (tmp_path / "runs_c").mkdir()
+    (tmp_path / "runs_c" / "renamed.txt").write_text(run_a.read_text())
+    with pytest.raises(SpeedrunError, match=r"renamed.txt and .*3f9c2a1e.txt: one log's text on both sides, a copy"):
+        compare([str(run_a.parent)], [str(tmp_path / "runs_c")])
+
+
+def test_a_copy_within_a_side_is_one_run(tmp_path):
+    a = logs(tmp_path / "a", {1: 3.40, 2: 3.42})
+    b = logs(tmp_path / "b", {1: 3.39, 2: 3.41})
+    (tmp_path / "b" / "s1_copy.txt").write_text((tmp_path / "b" / "s1.txt").read_text())
+    result = compare([a], [b])
+    assert [r.path.name for r in result.change.runs] == ["s1.txt", "s2.txt"]
+    assert [r.path.name for r in result.change.left_out] == ["s1_copy.txt"]
 
 
 def test_cli(tmp_path, capsys):

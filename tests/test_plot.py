@@ -93,6 +93,14 @@ def test_malformed_logs_are_skipped_with_a_note(tmp_path, capsys):
     assert "skipped" in capsys.readouterr().err
 
 
+def test_a_copied_log_is_drawn_once(tmp_path, capsys):
+    good = hand_log(tmp_path / "good.txt", 3.2)
+    (tmp_path / "good_copy.txt").write_text(good.read_text())
+    fig = plot_logs([str(tmp_path)], str(tmp_path / "p.png"))
+    assert len(fig.axes[0].get_lines()) == 2  # the run's curve and the target line, as for one log
+    assert f"skipped {tmp_path / 'good_copy.txt'}: a copy of {good}" in capsys.readouterr().err
+
+
 def test_replaces_existing_file_and_rejects_unknown_type(tmp_path):
     hand_log(tmp_path / "logs" / "good.txt", 3.2)
     out = tmp_path / "p.png"

@@ -197,3 +197,20 @@ def test_record_names_are_checked_as_given(tmp_path):
     assert not (tmp_path / "escape").exists() and not (tmp_path / "records").exists()
     folder = new_record(tmp_path / "records", "ok", [str(tmp_path / "src")], command="", device="", date="2026-01-02")
     assert "- command: (not given)\n" in (folder / "README.md").read_text()
+
+
+def test_a_record_refuses_a_copy_and_names_a_degenerate_p(tmp_path):
+    """A record holds each run once; a table row whose losses are all equal says its p-value is degenerate."""
+    src = tmp_path / "src"
+    first = hand_log(src / "a.txt", 3.20)
+    hand_log(src / "b.txt", 3.21)
+    (src / "a_copy.txt").write_text(first.read_text())
+    with pytest.raises(SpeedrunError, match=r"a_copy.txt: a copy of .*a.txt; a record holds each run once"):
+        new_record(tmp_path / "records", "x", [str(src)], "cmd", "cpu", date="2026-01-01")
+    assert not (tmp_path / "records" / "2026-01-01_x").exists()
+    same = tmp_path / "same"
+    for name in ("a", "b"):
+        hand_log(same / f"{name}.txt", 3.20)  # equal losses, two runs (their texts differ)
+    new_record(tmp_path / "records", "same", [str(same)], "cmd", "cpu", date="2026-01-02")
+    [row] = table_rows(tmp_path / "records" / "README.md")
+    assert row[4] == "2" and row[7] == "0.0000 (degenerate: every loss equal)"

@@ -455,3 +455,23 @@ def test_a_target_must_be_a_val_loss(target, capsys):
             main([*command, "--target", target])
         assert e.value.code == 2
         assert f"argument --target: {target!r} must be a val loss: a finite number above 0" in capsys.readouterr().err
+
+
+def test_a_copied_log_counts_once(tmp_path):
+    """A copy of a log (renamed, or compressed: .txt.xz logs are read too) is the same run: listed, not counted again,
+    so it cannot lower the p-value. Two runs of equal losses but their own texts stay two runs."""
+    import lzma
+
+    folder = tmp_path / "logs"
+    runs = [hand_log(folder / f"run{i}.txt", loss) for i, loss in enumerate((3.20, 3.22, 3.21))]
+    (folder / "run0_copy.txt").write_text(runs[0].read_text())
+    with lzma.open(folder / "run1.txt.xz", "wt") as f:
+        f.write(runs[1].read_text())
+    s = summarize([str(folder)])
+    assert s.overall.n == 3 and len(s.runs) == 5
+    assert s.overall.p_value == pytest.approx(scipy.stats.ttest_1samp([3.20, 3.22, 3.21], 3.28,
+                                                                      alternative="less").pvalue)
+    copies = {r.path.name: r.copy_of.name for r in s.runs if r.copy_of}
+    assert copies == {"run0_copy.txt": "run0.txt", "run1.txt.xz": "run1.txt"}
+    report = stats_report([str(folder)])[0]
+    assert f"a copy of {runs[0]}; not counted again" in report and "n = 3" in report
