@@ -107,7 +107,7 @@ def test_cli_takes_the_mode_and_refuses_an_unknown_one(tmp_path):
     ok = run("--txt-docs", "eot")
     assert ok.returncode == 0, ok.stderr
     assert "12 documents" in ok.stdout  # and a val shard of 17 tokens, too small for any validation row: said so
-    assert "too small for validation rows of 128 tokens; give --val-tokens 8193 (tiny's own" in ok.stdout
+    assert "too small for validation rows of 128 tokens; the input holds 168 tokens in all, too few" in ok.stdout
     assert _split_docs(_stream(tmp_path / "o")) == STORIES * 4
     bad = run("--txt-docs", "pages")
     assert bad.returncode == 2 and "invalid choice: 'pages'" in bad.stderr
@@ -188,3 +188,24 @@ def test_text_field_reads_documents_under_another_name(tmp_path, capsys):
     assert main(["data", "tokenize", inputs[0], "-o", str(tmp_path / "o3"), "--text-field", "body"]) == 2
     assert capsys.readouterr().err.strip().endswith('code.jsonl: line 1: no "body" field (fields: content, text)')
     assert not any((tmp_path / o).exists() for o in ("o2", "o3"))
+
+
+@pytest.mark.parametrize("docs, val_from, advice", [
+    (40, False, "give --val-tokens 129 or more"),  # about 700 tokens: room for 129, not for tiny's 8,193
+    (2000, False, "give --val-tokens 8193 (tiny's own validation) or at least 129"),
+    (2000, True, "give --val-from documents of at least 129 tokens (8,193 for tiny's own validation)"),
+])
+def test_a_small_val_shard_gets_advice_that_works(tmp_path, capsys, docs, val_from, advice):
+    """The advice for a val shard too small for one row fits the input: --val-tokens is refused beside --val-from,
+    and a size the input cannot hold besides some training would only fail next."""
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(f"Line {i} of the text." for i in range(docs)) + "\n")
+    (tmp_path / "val.txt").write_text("Hi.\n")
+    extra = dict(val_from=[str(tmp_path / "val.txt")]) if val_from else dict(val_tokens=12)
+    tokenize_files([str(src)], str(tmp_path / "out"), workers=1, txt_docs="lines", **extra)
+    out = capsys.readouterr().out
+    assert "too small for validation rows of 128 tokens; " + advice in out
+    if not val_from:  # following it works
+        number = int(advice.split("--val-tokens ")[1].split()[0])
+        tokenize_files([str(src)], str(tmp_path / "out2"), workers=1, txt_docs="lines", val_tokens=number)
+        assert "too small" not in capsys.readouterr().out

@@ -371,9 +371,18 @@ def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | 
         print("train on them: speedrun train --recipe tiny" + data + "".join(f" --set {s}" for s in sets))
     else:
         tiny = load_recipe("tiny")
+        least, own = tiny.attn_block_size + 1, tiny.val_tokens + 1
+        if val_from:  # --val-tokens is refused beside --val-from: the val text itself must grow
+            fix = f"give --val-from documents of at least {least:,} tokens ({own:,} for tiny's own validation)"
+        elif sink.val_count + sink.train_total >= own + least:  # room for tiny's validation and some training
+            fix = f"give --val-tokens {own} (tiny's own validation) or at least {least}"
+        elif sink.val_count + sink.train_total >= 2 * least:
+            fix = f"give --val-tokens {least} or more"
+        else:
+            fix = (f"the input holds {sink.val_count + sink.train_total:,} tokens in all, too few for validation and "
+                   f"training ({2 * least:,} at least); give more text")
         print(f"note: the val shard ({sink.val_count:,} tokens) is too small for validation rows of "
-              f"{tiny.attn_block_size} tokens; give --val-tokens {tiny.val_tokens + 1} (tiny's own validation) or "
-              f"at least {tiny.attn_block_size + 1}")
+              f"{tiny.attn_block_size} tokens; {fix}")
 
 
 def _tiny_val_sets(val_tokens: int) -> list[str] | None:
