@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="data", help="shard file prefix: NAME_train_000000.bin, NAME_val_000000.bin")
     p = dsub.add_parser("inspect", help="check shards and show token / document statistics and a preview")
     p.add_argument("paths", nargs="+", help="shard files, folders or globs")
-    p.add_argument("--preview", type=int, default=200, help="tokens of the first document to decode")
+    p.add_argument("--preview", type=_at_least(0), default=200, help="tokens of the first document to decode")
 
     p = sub.add_parser("stats", help="final val loss, time and a one-sided t-test across run logs")
     p.add_argument("logs", nargs="*", default=["logs"], help="run log files or folders (default: logs, where "
@@ -377,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("logs", nargs="*", default=["logs"], help="run log files or folders (default: logs, where "
                                                              "`speedrun train` writes them)")
     p.add_argument("-o", "--out", default="val_loss.png",
-                   help="image to write, its type from the suffix: .png, .svg or .pdf (default: val_loss.png)")
+                   help="image to write, its type from the suffix: .png, .svg, .pdf, .jpg, ... (any type matplotlib "
+                        "writes; default: val_loss.png)")
     p.add_argument("--target", type=_target, default=3.28, help="val loss target (a dashed line)")
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("records", help="rebuild the table in records/README.md from the record folders; "

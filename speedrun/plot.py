@@ -100,11 +100,13 @@ def _check_out(out: str) -> tuple[Path, str]:
     """(path, image format) of a writable output, before any work: a bad --out is one line, not a traceback after
     the drawing, and nothing is written. Missing parent folders are made."""
     out_path = Path(out)
-    fmt = out_path.suffix.lstrip(".").lower() or "png"
-    if fmt not in FigureCanvasAgg.get_supported_filetypes():
-        raise SpeedrunError(f"--out {out}: unsupported image type '.{fmt}' (use .png, .svg or .pdf)")
     if out_path.is_dir():
         raise SpeedrunError(f"--out {out}: is a folder; name the image file")
+    fmt, known = out_path.suffix.lstrip(".").lower(), FigureCanvasAgg.get_supported_filetypes()
+    if fmt not in known:
+        kinds = ", ".join(f".{k}" for k in sorted(known))
+        raise SpeedrunError(f"--out {out}: " + (f"unsupported image type '.{fmt}'" if fmt else "no suffix to tell the "
+                            "image type") + f"; name the file with one of {kinds}")
     check_writable_folder(out_path.parent, "--out", shown=out_path)
     try:  # the real test (read-only disks; root, whom os.access always lets write)
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,7 @@ CKPT = "no_such_ckpt.pt"  # never opened: the options are refused first
     (["train", "--nproc", "-1"], ["--nproc", "-1 must be >= 1"]),
     (["train", "--save-every", "-1"], ["--save-every", "-1 must be >= 0"]),
     (["data", "tokenize", "a.txt", "--out", "o", "--val-tokens", "-1"], ["--val-tokens", "-1 must be >= 0"]),
+    (["data", "inspect", "data", "--preview", "-5"], ["--preview", "-5 must be >= 0"]),
     ([], ["required: COMMAND", "speedrun --help"]),
     (["data"], ["required: {fineweb,tokenize,inspect}", "speedrun data --help"]),
 ])

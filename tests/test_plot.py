@@ -108,9 +108,13 @@ def test_replaces_existing_file_and_rejects_unknown_type(tmp_path):
     plot_logs([str(tmp_path / "logs")], str(out))
     check_png(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "p.png"]
-    with pytest.raises(SpeedrunError, match="unsupported image type"):
+    with pytest.raises(SpeedrunError, match=r"unsupported image type '.xyz'; name the file with one of .*\.jpg.*\.svg"):
         plot_logs([str(tmp_path / "logs")], str(tmp_path / "p.xyz"))
+    with pytest.raises(SpeedrunError, match="no suffix to tell the image type"):  # not a PNG under another name
+        plot_logs([str(tmp_path / "logs")], str(tmp_path / "plot"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "p.png"]
+    plot_logs([str(tmp_path / "logs")], str(tmp_path / "p.jpg"))  # any type matplotlib writes, as the help says
+    assert (tmp_path / "p.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 
 def test_labels_show_data_files_and_never_a_step0_loss_as_final(tmp_path):
