@@ -263,6 +263,7 @@ def _bad_inputs(d: Path) -> dict:
     case("text_not_str", "num.json", b'{"text": 42}\n', "line 1", "a number, not a string")
     case("not_object", "list.jsonl", b'["text"]\n', "line 1", "expected a JSON object")
     case("json_array", "array.json", b'[\n  {"text": "a"}\n]\n', "line 1", "not a JSON array")
+    case("json_pretty", "pretty.json", b'{\n  "text": "a"\n}\n', "line 1", "not an object over several lines")
     case("parquet_no_column", "nocol.parquet", lambda p: _write_parquet(p, ["a", "b"], column="content"),
          'no "text" column', "content")
     case("parquet_int_column", "ints.parquet",
@@ -278,7 +279,7 @@ def _bad_inputs(d: Path) -> dict:
 
 BAD_KEYS = ["garbage_txt", "nul_txt", "empty_txt", "blank_txt", "bom_txt", "unicode_blank_txt", "empty_jsonl",
             "empty_text_jsonl", "blank_text_jsonl", "garbage_jsonl", "bad_json", "no_text", "text_not_str",
-            "not_object", "json_array", "parquet_no_column", "parquet_int_column", "parquet_null", "parquet_garbage",
+            "not_object", "json_array", "json_pretty", "parquet_no_column", "parquet_int_column", "parquet_null", "parquet_garbage",
             "parquet_empty", "parquet_empty_row", "parquet_blank_row", "unsupported", "missing"]
 
 

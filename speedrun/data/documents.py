@@ -131,8 +131,10 @@ def _read_jsonl(path: Path, field: str = "text"):
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                hint = ("; expected JSON lines (one object per line), not a JSON array"
-                        if lineno == 1 and line.lstrip().startswith("[") else "")
+                start = line.lstrip()[:1]
+                hint = ("; expected JSON lines (one object per line), not a JSON array" if lineno == 1 and start == "["
+                        else "; expected JSON lines (each object whole on one line), not an object over several lines"
+                        if lineno == 1 and start == "{" and e.pos >= len(line.rstrip()) else "")  # cut at the line end
                 raise TokenizeError(f"{path}: line {lineno}: not valid JSON ({e.msg} at column {e.colno}){hint}"
                                     ) from None
             if not isinstance(obj, dict):
