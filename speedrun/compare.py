@@ -205,8 +205,8 @@ def format_comparison(cmp: Comparison) -> str:
     if note := data_note(cmp.base.runs + cmp.change.runs, "the base and change runs"):
         lines.append("  " + note)
     ratio = "— (the base's logged training time is 0)" if np.isnan(cmp.time_ratio) else f"{cmp.time_ratio:.3f}x"
-    lines += [f"training time, change / base: {ratio} (means of the training clocks; runs that shared a GPU with "
-              "others ran slower)", "", verdict(cmp)]
+    lines += [f"training time, change / base: {ratio} (means of the training clocks; runs that shared a device "
+              "with others ran slower)", "", verdict(cmp)]
     return "\n".join(lines)
 
 

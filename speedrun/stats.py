@@ -410,8 +410,9 @@ def format_summary(summary: Summary) -> str:
     lines += [""] + mixed if mixed else []
     seeds = {r.log.recipe.get("seed") for r in summary.counted}
     if s is not None and s.n > 1 and len(seeds) == 1 and None not in seeds:
-        lines += ["", f"note: every run used seed {seeds.pop()}, so they differ only by the GPU's nondeterminism: the "
-                      "t-test says how well a run repeats, not how it varies with the seed (--set seed=N to vary it)"]
+        lines += ["", f"note: every run used seed {seeds.pop()}, so they differ only by the device's nondeterminism: "
+                      "the t-test says how well a run repeats, not how it varies with the seed (--set seed=N to vary "
+                      "it)"]
     lines += ["", groups_verdict(summary) if len(summary.groups) > 1 else verdict(s)]
     return "\n".join(lines)
 

@@ -205,6 +205,7 @@ def test_a_small_val_shard_gets_advice_that_works(tmp_path, capsys, docs, val_fr
     tokenize_files([str(src)], str(tmp_path / "out"), workers=1, txt_docs="lines", **extra)
     out = capsys.readouterr().out
     assert "too small for validation rows of 128 tokens; " + advice in out
+    assert " KB of text)" in out  # a small input's size, not "0.0 MB"
     if not val_from:  # following it works
         number = int(advice.split("--val-tokens ")[1].split()[0])
         tokenize_files([str(src)], str(tmp_path / "out2"), workers=1, txt_docs="lines", val_tokens=number)

@@ -405,7 +405,7 @@ def test_runs_of_other_seeds_pool_and_one_seed_is_said(tmp_path):
     assert "by recipe, settings and code" not in text and "note: every run used seed" not in text
     assert "seed=" not in "".join(s.labels.values())
     text = stats_report([str(tmp_path / "one")], 3.28)[0]
-    assert "note: every run used seed 0, so they differ only by the GPU's nondeterminism" in text
+    assert "note: every run used seed 0, so they differ only by the device's nondeterminism" in text
     assert "meets the record's p < 0.01 bar" in text
 
 

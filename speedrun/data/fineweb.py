@@ -19,6 +19,7 @@ from pathlib import Path
 from speedrun.data.shards import ShardError, shard_header
 from speedrun.errors import SpeedrunError
 from speedrun.files import check_writable_folder, write_atomic
+from speedrun.words import plural
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def download_fineweb(variant: str, train_shards: int, out_dir: str | None, fetch
     v, names = shard_filenames(variant, train_shards)
     out = Path(out_dir if out_dir is not None else v.default_dir)
     check_writable_folder(out, "--dir")
-    print(f"FineWeb {variant}: {len(names)} files ({train_shards} train + val) from {v.repo_id} into {out}/",
+    print(f"FineWeb {variant}: {plural(len(names), 'file')} ({train_shards} train + val) from {v.repo_id} into {out}/",
           flush=True)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)

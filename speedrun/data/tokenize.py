@@ -305,8 +305,8 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     for fname, n in sink.written:
         print(f"  {out / fname}: {n:,} tokens")
     rate = nbytes / 1e6 / seconds if seconds else float("inf")
-    print(f"tokenized {plural(len(files) + len(val_files), 'file')}, {plural(docs, 'document')} ({nbytes / 1e6:,.1f} "
-          f"MB of text) into {tokens:,} tokens in {seconds:.1f}s ({rate:,.1f} MB/s, {tokens / max(seconds, 1e-9):,.0f} "
+    print(f"tokenized {plural(len(files) + len(val_files), 'file')}, {plural(docs, 'document')} ({_size(nbytes)} of "
+          f"text) into {tokens:,} tokens in {seconds:.1f}s ({rate:,.1f} MB/s, {tokens / max(seconds, 1e-9):,.0f} "
           f"tokens/s, {plural(workers, 'worker')}); {plural(len(sink.written), 'shard file')} in {out}/"
           + (f"; removed {plural(len(stale), 'earlier shard file')} of that name" if stale else ""))
     _say_val_and_next(sink, out, name, val_tokens, txt_docs, bool(val_files))
@@ -383,6 +383,11 @@ def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | 
                    f"training ({2 * least:,} at least); give more text")
         print(f"note: the val shard ({sink.val_count:,} tokens) is too small for validation rows of "
               f"{tiny.attn_block_size} tokens; {fix}")
+
+
+def _size(nbytes: int) -> str:
+    """Bytes as the tokenize summary says them: small inputs in KB, not as '0.0 MB'."""
+    return f"{nbytes / 1e6:,.1f} MB" if nbytes >= 100_000 else f"{nbytes / 1e3:,.1f} KB"
 
 
 def _tiny_val_sets(val_tokens: int) -> list[str] | None:
