@@ -151,6 +151,9 @@ class Recipe:
                   "val_seq_len", "batch_tokens", "val_tokens", "attn_block_size", "vocab_multiple"):
             need(getattr(self, f) > 0, f"{f} must be positive")
         need(self.steps >= 1, "steps must be >= 1")
+        need(self.name and not self.name.startswith(".") and not set(self.name) & set("/\\\0"),
+             f"name={self.name!r} names the run's log and checkpoint files: give a non-empty name "
+             "without '/', '\\' or a leading '.'")
         need(self.num_layers % 2 == 0, f"num_layers={self.num_layers} must be even (U-net skips pair layers)")
         need(len(self.window_pattern) == self.num_layers,
              f"window_pattern has {len(self.window_pattern)} entries for num_layers={self.num_layers} (one letter a "
@@ -332,9 +335,14 @@ def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
     if str(path.resolve()) in seen:
         raise RecipeError(f"{path}: recipe base chain loops")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); a recipe "
+                          "file is TOML") from None
+    except OSError as e:
+        raise RecipeError(f"{path}: cannot read: {e.strerror or e}") from None
     base = data.pop("base", None)
     values = {k: _coerce(k, v, str(path)) for k, v in data.items() if not _is_retired(k, v, str(path))}
     if base is not None:

@@ -385,3 +385,18 @@ def test_width_in_a_recipe_file_derives_too(tmp_path):
     path.write_text('base = "tiny"\nmodel_dim = 192\nnum_heads = 3\n')
     r = load_recipe(str(path))
     assert (r.model_dim, r.num_heads, r.head_dim, r.mlp_hidden) == (192, 3, 64, 768)
+
+
+@pytest.mark.parametrize("name", ["a/b", "../../escaped", "", ".hidden", "a\\b"])
+def test_a_name_that_would_leave_the_output_folders_is_refused(name):
+    """The name is part of the log's and checkpoints' file names: a '/' would make folders, '..' leave them."""
+    with pytest.raises(RecipeError, match="names the run's log and checkpoint files: give a non-empty name"):
+        load_recipe("tiny", [f"name={name}"])
+    assert load_recipe("tiny", ["name=my run-2.b"]).name == "my run-2.b"
+
+
+def test_a_recipe_file_that_is_not_text_is_one_line(tmp_path):
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"\xff\xfe steps = 3")
+    with pytest.raises(RecipeError, match=r"binary.toml: not UTF-8 text \(byte 0xff at offset 0\)"):
+        load_recipe(str(path))
