@@ -47,8 +47,10 @@ def write_atomic(path, write: Callable[[BinaryIO], object], durable: bool = Fals
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if (failed := _os_error_in(e)) is not None:  # said of `path`, not the temporary name, and never wrapped
+            raise OSError(failed.errno, failed.strerror or str(failed), str(path)) from e
         raise
     if durable:
         with contextlib.suppress(OSError):
@@ -58,6 +60,16 @@ def write_atomic(path, write: Callable[[BinaryIO], object], durable: bool = Fals
             finally:
                 os.close(fd)
     return path
+
+
+def _os_error_in(e: BaseException) -> OSError | None:
+    """The file system's refusal behind `e` (itself, or what it was raised from: torch.save turns a full disk into a
+    RuntimeError), or None."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno is not None:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def each_file_once(files, repeated: list[Path] | None = None) -> list[Path]:

@@ -9,6 +9,7 @@ then `peak_memory allocated:X MiB reserved:Y MiB`, `training_time_ms:T` and a la
 `=== end: complete ===` or `=== end: failed: REASON ===`. A log without an end line is an incomplete run.
 """
 
+import contextlib
 import hashlib
 import json
 import lzma
@@ -90,8 +91,14 @@ class RunLog:
 
     def write(self, line: str) -> None:
         if self._f:
-            self._f.write(line + "\n")
-            self._f.flush()
+            try:
+                self._f.write(line + "\n")
+                self._f.flush()
+            except OSError as e:  # a full disk: said of the log, and nothing more is written to it
+                self._f, f = None, self._f
+                with contextlib.suppress(OSError):
+                    f.close()
+                raise OSError(e.errno, e.strerror or str(e), str(self.path)) from None
 
     def section(self, title: str, body: str) -> None:
         self.write(f"=== {title} ===")

@@ -43,3 +43,43 @@ def test_write_atomic_leaves_the_old_file_or_the_whole_new_one(tmp_path, durable
     with pytest.raises(RuntimeError):
         write_atomic(path, half_then_fail, durable=durable)
     assert path.read_bytes() == b"first" and sorted(p.name for p in path.parent.iterdir()) == ["out.bin"]
+
+
+def test_a_full_disk_is_an_os_error_about_the_file_whatever_the_writer_raised(tmp_path):
+    """torch.save turns a full disk into a RuntimeError; the CLI says an OSError with a file name in one line."""
+    import errno
+
+    def torch_like(f):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as e:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos") from e
+
+    with pytest.raises(OSError) as caught:
+        write_atomic(tmp_path / "ckpt.pt", torch_like)
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(tmp_path / "ckpt.pt"))
+    assert list(tmp_path.iterdir()) == []  # no temporary file left
+    with pytest.raises(ValueError):  # anything else goes up as it was
+        write_atomic(tmp_path / "x", lambda f: int("x"))
+
+
+def test_a_run_log_that_cannot_be_written_names_itself(tmp_path):
+    import errno
+
+    from speedrun.runlog import RunLog
+
+    log = RunLog(tmp_path, "tiny", {"name": "tiny", "steps": 1})
+
+    class FullDisk:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    log._f.close()
+    log._f = FullDisk()
+    with pytest.raises(OSError) as caught:
+        log.note("x")
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(log.path))
+    log.finish(False, "later writes are dropped, not raised again")
