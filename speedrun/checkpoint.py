@@ -48,6 +48,7 @@ class Checkpoint:
     log_path: str | None = None
     train_files: list[tuple[str, int]] = field(default_factory=list)  # (file name, tokens) of the train stream
     save_every: int = 0
+    keep_last: int = 0  # the run's --keep-last, which a resume keeps as it keeps save_every
     world_size: int = 1
 
     @property
@@ -97,7 +98,7 @@ def restore_rng(state: dict) -> None:
 # --- write -------------------------------------------------------------------------------------------------------
 def payload(*, model, optimizers, step: int, stream_position, recipe: Recipe, log_path: str | None = None,
             train_time_ms: float = 0.0, train_losses=(), val_losses=(), train_files=(), save_every: int = 0,
-            world_size: int = 1) -> dict:
+            keep_last: int = 0, world_size: int = 1) -> dict:
     """Everything a checkpoint holds, with every tensor copied to CPU memory (a snapshot that later training
     steps cannot change). `model` is the uncompiled module (a compiled wrapper's keys carry `_orig_mod.`).
     `optimizers=()` makes a weights-only checkpoint (a finished run's model, for sampling and evals)."""
@@ -117,6 +118,7 @@ def payload(*, model, optimizers, step: int, stream_position, recipe: Recipe, lo
         log_path=None if log_path is None else str(log_path),
         train_files=[(str(n), int(t)) for n, t in train_files],
         save_every=int(save_every),
+        keep_last=int(keep_last),
         world_size=int(world_size),
         torch_version=str(torch.__version__),
     )
@@ -182,7 +184,8 @@ def load(path: str | os.PathLike, map_location="cpu") -> Checkpoint:
             stream=dict(data["stream"]), rng=data["rng"], train_time_ms=float(data["train_time_ms"]),
             train_losses=list(data["train_losses"]), val_losses=[tuple(x) for x in data["val_losses"]],
             log_path=data["log_path"], train_files=[tuple(x) for x in data.get("train_files", [])],
-            save_every=int(data.get("save_every", 0)), world_size=int(data.get("world_size", 1)),
+            save_every=int(data.get("save_every", 0)), keep_last=int(data.get("keep_last", 0)),
+            world_size=int(data.get("world_size", 1)),
         )
     except RecipeError as e:
         raise CheckpointError(f"{path}: its recipe does not fit this version of speedrun: {e}") from None

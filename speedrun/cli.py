@@ -115,7 +115,7 @@ def cmd_train(args) -> int:
     if args.no_final_checkpoint and args.save_every:
         args.command_parser.error("--no-final-checkpoint is for runs without --save-every (which writes a full "
                                   "checkpoint at the end)")
-    save_every = args.save_every or 0
+    save_every, keep_last = args.save_every or 0, args.keep_last or 0
     if args.data:
         from speedrun.run_data import data_folder_overrides
         args.overrides = data_folder_overrides(args.data, args.overrides) + args.overrides
@@ -129,6 +129,8 @@ def cmd_train(args) -> int:
             if args.no_final_checkpoint and save_every:
                 args.command_parser.error(f"--no-final-checkpoint: the resumed run saves every {save_every} steps and "
                                           f"at the end, as its checkpoint's run did (--save-every 0 turns that off)")
+        if args.keep_last is None and save_every:
+            keep_last = resume.keep_last
         if args.keep_last and not save_every:
             args.command_parser.error("--keep-last keeps the newest periodic checkpoints: the resumed run writes none "
                                       "(give --save-every N)")
@@ -167,7 +169,7 @@ def cmd_train(args) -> int:
         try:
             result = run(recipe, plan, log_dir=args.log_dir, print_every=args.print_every,
                          save_every=save_every, checkpoint_dir=args.checkpoint_dir, resume=resume,
-                         keep_last=args.keep_last, save_final=not args.no_final_checkpoint, metrics=metrics,
+                         keep_last=keep_last, save_final=not args.no_final_checkpoint, metrics=metrics,
                          compile_cache=args.compile_cache)
         except Interrupted as e:
             if plan.main:
@@ -316,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ranks on this machine (one per GPU, or CPU processes with gloo); > 1 starts torchrun")
     p.add_argument("--save-every", type=_at_least(0), help="a full checkpoint every N steps and at the end (default "
                    "0: the final weights only; on --resume, the checkpoint's setting, which 0 turns off)")
-    p.add_argument("--keep-last", type=_at_least(0), default=0, help="keep the last N periodic checkpoints (0: all)")
+    p.add_argument("--keep-last", type=_at_least(0), help="keep the last N periodic checkpoints (default 0: all; on "
+                   "--resume, the checkpoint's)")
     p.add_argument("--no-final-checkpoint", action="store_true", help="without --save-every, write no final model")
     p.add_argument("--checkpoint-dir", help="folder for checkpoints (default: checkpoints; on --resume, the resumed "
                                             "checkpoint's folder, so a run's checkpoints stay together)")

@@ -403,7 +403,7 @@ class CheckpointKeeper:
                                 stream_position=t.stream.position, recipe=t.r, log_path=str(t.log.path),
                                 train_time_ms=t.clock.ms, train_losses=t.result.train_losses,
                                 val_losses=t.result.val_losses, train_files=self.file_list,
-                                save_every=t.save_every, world_size=t.plan.world_size)
+                                save_every=t.save_every, keep_last=self.keep_last, world_size=t.plan.world_size)
 
     def _path(self, step) -> Path:
         return self.folder / ckpt_mod.checkpoint_name(self.trainer.r.name, self.trainer.log.run_id, step)

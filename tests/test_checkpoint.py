@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -394,6 +395,24 @@ def test_keep_last_on_a_resumed_run_counts_the_first_parts_checkpoints(shards, t
     # one periodic checkpoint of the whole run (the second part's step 6) and the final one; the first part's go
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == sorted(
         [second.name.replace("step000008", "step000006"), second.name, "ckpt_tiny_otherrun_step000002.pt"])
+
+
+def test_a_resume_keeps_the_checkpoints_keep_last_as_it_keeps_save_every(shards, tmp_path, monkeypatch):
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    r = recipe(shards, steps=4, val_every=0)
+    run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet, save_every=1, keep_last=2,
+        checkpoint_dir=str(tmp_path / "ck"))
+    half = checkpoint_at(tmp_path / "ck", 2)
+    assert (load(half).save_every, load(half).keep_last) == (1, 2)
+    import speedrun.train
+
+    asked = []
+    monkeypatch.setattr(speedrun.train, "run", lambda *a, **kw: asked.append(kw["keep_last"]) or None)
+    for extra, want in (([], 2), (["--keep-last", "0"], 0), (["--keep-last", "3"], 3)):
+        with contextlib.suppress(Exception):  # the stand-in returns no result: only what it was asked matters
+            main(["train", "--resume", str(half), "--device", "cpu", *extra])
+        assert asked.pop() == want
 
 
 def test_runs_sharing_a_folder_keep_their_own_models(shards, tmp_path):
