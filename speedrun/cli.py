@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import sys
+import time
 
 import speedrun
 from speedrun.errors import SpeedrunError, Terminated, terminate_on_sigterm
@@ -163,7 +164,9 @@ def cmd_train(args) -> int:
     metrics = None
     if (args.wandb or args.tensorboard) and plan.main:
         from speedrun.metrics import open_metrics
-        metrics = open_metrics(recipe.name, recipe.to_dict(), args.wandb, args.tensorboard)
+        # one TensorBoard folder a run, named as its log is: runs of one recipe must not append to one folder
+        metrics = open_metrics(f"{time.strftime('%Y%m%d-%H%M%S')}_{recipe.name}", recipe.to_dict(), args.wandb,
+                               args.tensorboard)
     init_distributed(plan)
     try:
         try:
@@ -325,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "checkpoint's folder, so a run's checkpoints stay together)")
     p.add_argument("--wandb", metavar="PROJECT", help="also log to Weights & Biases (pip install 'speedrun[wandb]')")
     p.add_argument("--tensorboard", metavar="DIR",
-                   help="also write TensorBoard scalars to DIR/RUN (pip install 'speedrun[tensorboard]')")
+                   help="also write TensorBoard scalars to DIR/<time>_<recipe>, a folder a run (pip install "
+                        "'speedrun[tensorboard]')")
     p.add_argument("--resume", metavar="PATH|latest",
                    help="continue a run from a checkpoint (a folder: its newest; latest: the newest in "
                         "--checkpoint-dir)")

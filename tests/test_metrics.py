@@ -151,3 +151,24 @@ def test_a_training_run_sends_its_numbers_to_tensorboard(tmp_path):
     val = events.Scalars("val/loss")
     assert [e.step for e in val] == [s for s, _ in result.val_losses]
     assert [e.value for e in val] == pytest.approx([v for _, v in result.val_losses], rel=1e-6)
+
+
+def test_each_training_run_gets_its_own_tensorboard_folder(monkeypatch, tmp_path, capsys):
+    """Named as the run's log is (<time>_<recipe>): runs of one recipe must not append to one folder."""
+    import re
+
+    import speedrun.metrics
+    from speedrun.cli import main
+
+    names = []
+
+    def stop(run_name, config, wandb_project=None, tensorboard_dir=None):
+        names.append((run_name, tensorboard_dir))
+        raise SpeedrunError("stopped before training")
+
+    monkeypatch.setattr(speedrun.metrics, "open_metrics", stop)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--recipe", "tiny", "--device", "cpu", "--tensorboard", "tb"]) == 2
+    assert "stopped before training" in capsys.readouterr().err
+    [(name, folder)] = names
+    assert re.fullmatch(r"\d{8}-\d{6}_tiny", name) and folder == "tb"
