@@ -53,13 +53,19 @@ def strip_nproc(argv: list[str]) -> list[str]:
 
 def check_before_ranks(recipe, resume, args) -> None:
     """What every rank would refuse, checked once before torchrun starts: one error line, not N under its report."""
-    from speedrun.checkpoint import checkpoint_folder, log_folder
-    from speedrun.files import check_writable_folder
     from speedrun.run_data import check_run_data
     if not args.dry_run:
-        check_writable_folder(log_folder(args.log_dir, resume), "--log-dir")
-        check_writable_folder(checkpoint_folder(args.checkpoint_dir, resume), "--checkpoint-dir")
+        check_output_folders(args, resume)
         check_run_data(recipe, resume, args.nproc)
+
+
+def check_output_folders(args, resume) -> None:
+    """SpeedrunError unless the run's log and checkpoint folders are, or can be made, folders to write in (creates
+    nothing: a dry run checks them too)."""
+    from speedrun.checkpoint import checkpoint_folder, log_folder
+    from speedrun.files import check_writable_folder
+    check_writable_folder(log_folder(args.log_dir, resume), "--log-dir")
+    check_writable_folder(checkpoint_folder(args.checkpoint_dir, resume), "--checkpoint-dir")
 
 
 def data_readiness(recipe, resume, world_size: int) -> tuple[bool, str]:

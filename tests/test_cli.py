@@ -158,6 +158,13 @@ def test_dry_run_tiny(capsys, tmp_path, monkeypatch):
         assert "  torch.compile: off" in rep["plan"]
     assert out.rstrip().splitlines()[-1] == "data: ready: 1 train shard of 977,951 tokens, 1 val shard"
     assert not (cwd / "logs").exists()
+    # the folders the run would write in are checked too (creating nothing): a file where a folder must be is said
+    (cwd / "afile").write_text("x")
+    rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", "tiny", "--log-dir", "afile/logs"])
+    assert rc == 1 and out.rstrip().splitlines()[-2:] == [
+        "data: ready: 1 train shard of 977,951 tokens, 1 val shard",
+        "outputs: NOT WRITABLE: --log-dir afile/logs: afile is a file, not a folder"]
+    assert sorted(p.name for p in cwd.iterdir()) == ["afile"]
 
 
 @pytest.mark.parametrize("case, fragments", [
