@@ -342,6 +342,7 @@ def test_token_id_at_or_above_gpt2_vocab_rejected_at_open(tmp_path):
         read_shard(path)
     msg = str(info.value)
     assert msg.startswith(f"{path}: token id 50257 at position 2 is >= the vocabulary size 50257"), msg
+    assert msg.endswith("not a shard of this tokenizer, a corrupt one, or a vocab_size too small for it"), msg
     assert "\n" not in msg
 
 

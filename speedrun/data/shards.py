@@ -78,7 +78,8 @@ def read_shard(path: str | os.PathLike, *, vocab_size: int = VOCAB_SIZE) -> np.n
     if int(tokens.max()) >= vocab_size:
         pos = int(np.argmax(tokens >= vocab_size))
         raise ShardError(f"{path}: token id {int(tokens[pos])} at position {pos:,} is >= the vocabulary size "
-                         f"{vocab_size}; not a shard of this tokenizer, or corrupt")
+                         f"{vocab_size}; not a shard of this tokenizer, a corrupt one, or a vocab_size too small "
+                         f"for it")
     return tokens
 
 
