@@ -22,9 +22,9 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     to this process alone is passed on to torchrun: the ranks finish their step, checkpoint and exit, and this
     process waits for them, instead of ending and leaving them training on; then it exits 130 or 143 as one process
     does."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "speedrun", *argv]
-    print(f"speedrun: launching {nproc} ranks: {' '.join(cmd[1:])}", flush=True)
+    torchrun = ["--standalone", f"--nproc_per_node={nproc}", "-m", "speedrun", *argv]
+    cmd = [sys.executable, "-m", "speedrun.launch", *torchrun]  # torchrun itself, less its traceback on a signal
+    print(f"speedrun: launching {nproc} ranks: torchrun {' '.join(torchrun)}", flush=True)
     got: list[int] = []
     proc = subprocess.Popen(cmd)
 
@@ -147,3 +147,20 @@ def dry_run_report(recipe, plan) -> str:
                  f"{recipe.steps} steps; validation {recipe.val_tokens:,} tokens")
     lines += ["device plan:", *("  " + l for l in plan.describe(recipe).splitlines())]
     return "\n".join(lines)
+
+
+def torchrun_main() -> int:
+    """torchrun (the launcher starts it as `python -m speedrun.launch ARGS`). A signal that reaches it (Ctrl-C, or the
+    SIGTERM passed on) makes it raise SignalException, whose traceback would follow the ranks' one-line report: it
+    ends with 128 + the signal's number instead, as a process killed by it would."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.run import main
+    try:
+        main()
+    except SignalException as e:
+        return 128 + int(e.sigval)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(torchrun_main())

@@ -147,6 +147,7 @@ def test_sigterm_to_the_launcher_alone_stops_every_rank_with_a_checkpoint(tmp_pa
     assert m, err
     assert load(tmp_path / m[2]).step == int(m[1]) < 400
     assert "a rank failed" not in err
+    assert "Traceback" not in err and "SignalException" not in err  # torchrun's own, on the signal passed on
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
