@@ -44,7 +44,8 @@ making the folder yourself and running `speedrun records`.
 
 def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], command: str, device: str,
                target: float = DEFAULT_TARGET, notes: str = "", date: str | None = None) -> Path:
-    """Make records/<date>_<name>/ with copies of `logs` (files or folders) and its README; rebuild the table.
+    """Make records/<date>_<name>/ with copies of `logs` (files or folders), its README and its val_loss.png; rebuild
+    the table.
     Refuses an existing record folder, files that are not run logs (a record holds evidence only) and complete runs of
     more than one recipe, settings and code (a record is a claim about one)."""
     date = date or time.strftime("%Y-%m-%d")
@@ -85,6 +86,8 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
         lines += ["## Stats", "", f"`speedrun stats {Path(records_dir) / folder.name} --target {target:g}`:", "", "```text",
                   report, "```", ""]
         (tmp / "README.md").write_text("\n".join(lines), encoding="utf-8")
+        from speedrun.plot import plot_logs  # matplotlib: only when a record is made
+        plot_logs([str(tmp)], str(tmp / "val_loss.png"), target)  # as every record folder has
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -36,7 +36,8 @@ def test_new_record_and_table(tmp_path):
     folder = new_record(records, "fast-thing", [str(src)], command="speedrun train --recipe tiny",
                         device="8x H100", date="2026-01-02")
     assert folder == records / "2026-01-02_fast-thing"
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "run0.txt", "run1.txt", "run2.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "run0.txt", "run1.txt", "run2.txt", "val_loss.png"]
+    assert (folder / "val_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (folder / "run1.txt").read_text() == (src / "run1.txt").read_text()
     readme = (folder / "README.md").read_text()
     assert "- command: `speedrun train --recipe tiny`" in readme and "- device: 8x H100" in readme
@@ -157,7 +158,7 @@ def test_records_new_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert err.startswith("note: its runs do not meet the record bar (a mean below 3.41 with p < 0.01): mean 3.3950, p = "), err
     folder = records / f"{_time.strftime('%Y-%m-%d')}_track-run"
     assert f"`speedrun stats {records / folder.name} --target 3.41`" in (folder / "README.md").read_text()
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "a.txt", "b.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "a.txt", "b.txt", "val_loss.png"]
     assert "- target: 3.41" in (folder / "README.md").read_text()
     (row,) = table_rows(records / "README.md")
     assert row[2:7] == ["tiny", "1x NVIDIA H100 80GB HBM3", "2", "3.3950", "3.41"]
