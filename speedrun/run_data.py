@@ -43,7 +43,10 @@ def check_run_data(r: Recipe, ckpt: Checkpoint | None = None, world_size: int = 
     try:
         train_files, val_files = data_files(r.train_files, "train"), data_files(r.val_files, "val")
     except ShardError as e:
-        raise ShardError(f"{e}{download_hint(r.train_files, r.steps, r.batch_tokens)}") from None
+        relative = [p for p in (r.train_files, r.val_files) if p != "demo" and not os.path.isabs(os.path.expanduser(p))]
+        resumed = (f" (the checkpoint's recipe names {relative[0]!r}, relative to the folder the run started in; "
+                   f"this is {os.getcwd()}: resume from there)") if ckpt is not None and relative else ""
+        raise ShardError(f"{e}{resumed}{download_hint(r.train_files, r.steps, r.batch_tokens)}") from None
     shared = sorted({f.resolve() for f in train_files} & {f.resolve() for f in val_files})
     if shared:
         raise RecipeError(f"train_files and val_files share {shared[0]}" + (f" and {len(shared) - 1} more" if

@@ -443,3 +443,25 @@ def test_final_weights_only_unless_asked_otherwise(shards, tmp_path):
     run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet,
         checkpoint_dir=str(tmp_path / "none"))  # the library default (and --no-final-checkpoint): none
     assert not (tmp_path / "none").exists()
+
+
+def test_resuming_a_run_of_relative_data_paths_from_elsewhere_says_where_they_are_read(shards, tmp_path, monkeypatch):
+    from speedrun.data.shards import ShardError
+    from speedrun.run_data import check_run_data
+
+    (tmp_path / "first" / "data").mkdir(parents=True)
+    for f in shards:
+        (tmp_path / "first" / "data" / f.name).write_bytes(f.read_bytes())
+    monkeypatch.chdir(tmp_path / "first")
+    r = recipe(shards, steps=4, train_files="data/train_000000.bin", val_files="data/val_000000.bin")
+    run(r, make_plan(r, force_device="cpu"), log_dir="logs", say=quiet, save_every=2, checkpoint_dir="ck")
+    half = load(checkpoint_at(tmp_path / "first" / "ck", 2))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(ShardError, match=r"data/train_000000.bin: no such file or folder \(the checkpoint's recipe "
+                                         r"names 'data/train_000000.bin', relative to the folder the run started in; "
+                                         r"this is .*elsewhere: resume from there\)"):
+        check_run_data(half.recipe, half)
+    with pytest.raises(ShardError) as fresh:  # a new run's error says nothing of a checkpoint
+        check_run_data(half.recipe)
+    assert "checkpoint" not in str(fresh.value)
