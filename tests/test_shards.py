@@ -308,6 +308,13 @@ def test_resolve_glob_matching_nothing(shard_folder):
     assert pattern in str(info.value)
 
 
+def test_resolve_a_list_written_as_text(shard_folder, monkeypatch):
+    monkeypatch.chdir(shard_folder)
+    for text in ("[]", "[train_000000.bin,val_000000.bin]"):
+        with pytest.raises(ShardError, match=r"matches no shard files; shards are named by one file, folder or glob"):
+            resolve_shards(text)
+
+
 def test_resolve_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ShardError, match="matches no shard files"):

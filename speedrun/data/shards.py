@@ -130,5 +130,8 @@ def resolve_shards(pattern: str | os.PathLike | list) -> list[Path]:
     else:
         raise ShardError(f"{pattern}: no such file or folder")
     if not files:
-        raise ShardError(f"{pattern}: matches no shard files")
+        # `--set train_files=[a.bin,b.bin]` reaches here as a glob of one-character classes
+        looks_like_list = str(pattern).startswith("[") and str(pattern).endswith("]")
+        raise ShardError(f"{pattern}: matches no shard files" + ("; shards are named by one file, folder or glob (a "
+                         "folder or a glob for several), not a list" if looks_like_list else ""))
     return files
