@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from test_tokenize import REPO_DIR, _expected, _split_docs, _stream, _write_parquet
 
+import speedrun.data.documents as documents
 import speedrun.data.tokenize as tokenize
 from speedrun.cli import main
 from speedrun.data.shards import read_shard
@@ -210,3 +211,28 @@ def test_a_small_val_shard_gets_advice_that_works(tmp_path, capsys, docs, val_fr
         number = int(advice.split("--val-tokens ")[1].split()[0])
         tokenize_files([str(src)], str(tmp_path / "out2"), workers=1, txt_docs="lines", val_tokens=number)
         assert "too small" not in capsys.readouterr().out
+
+
+def test_read_position_follows_each_format_on_disk(tmp_path, monkeypatch):
+    """The tokenize bar's count: bytes on disk read so far (compressed bytes for a compressed file, the share of rows
+    for Parquet), never past a file's size, never going back, and at the end the inputs' sizes on disk."""
+    rng = np.random.default_rng(0)
+    texts = ["".join(rng.choice(list("abcdefgh ijk"), 300)) for _ in range(600)]  # ~180 KB: many buffer reads
+    lines = "".join(json.dumps({"text": t}) + "\n" for t in texts).encode()
+    files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl.xz", tmp_path / "c.txt.gz",
+             _write_parquet(tmp_path / "d.parquet", texts, row_group_size=100)]
+    files[0].write_bytes(lines)
+    files[1].write_bytes(lzma.compress(lines))
+    files[2].write_bytes(gzip.compress("\n".join(texts).encode()))
+    monkeypatch.setattr(documents, "PARQUET_BATCH_ROWS", 100)
+    position = tokenize.ReadPosition()
+    seen, sizes, count = [], [f.stat().st_size for f in files], 0
+    for _ in tokenize.iter_documents(files, "lines", "text", position):
+        count += 1
+        seen.append(position.bytes)
+    assert count == 4 * len(texts)
+    assert seen == sorted(seen) and position.bytes == sum(sizes)
+    for i in (0, 1, 3):  # within each file the count moves before its end, and stays within the file
+        mine = seen[i * len(texts):(i + 1) * len(texts)]
+        assert sum(sizes[:i]) <= mine[0] < mine[len(mine) // 2] < mine[-1] <= sum(sizes[:i + 1])
+    assert set(seen[2 * len(texts):3 * len(texts)]) == {sum(sizes[:3])}  # a .txt file is read whole, then divided

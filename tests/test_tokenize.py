@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -118,12 +119,15 @@ def test_a_second_name_in_one_folder_gets_its_own_train_command(tmp_path, capsys
 
 def test_redirected_stderr_gets_plain_progress_lines(tmp_path, capsys, monkeypatch):
     # under pytest stderr is not a terminal: no tqdm bar, and with the interval at 0 a line after every batch
-    src = _jsonl_corpus(tmp_path / "docs.jsonl")
+    src = _jsonl_corpus(tmp_path / "docs.jsonl", n=400)  # ~70 KB, read in 8 KB buffers
     monkeypatch.setattr(tk, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(tk, "BATCH_CHARS", 4000)  # several batches, so lines part-way through
     s = tokenize_files([str(src)], str(tmp_path / "out"), workers=1)
     lines = capsys.readouterr().err.splitlines()
     assert lines and all(l.startswith("tokenizing: ") and "\r" not in l for l in lines)
     assert f"tokenizing: {s['documents']:,} documents, {s['tokens']:,} tokens" in lines[-1]
+    assert lines[-1].endswith("; 100% of the input read")  # the share of the input's bytes, with the time left before
+    assert any(re.search(r"; [1-9]\d?% of the input read, about [\d,]+s left$", line) for line in lines)
     monkeypatch.setattr(tk, "PROGRESS_EVERY_S", 3600.0)
     tokenize_files([str(src)], str(tmp_path / "out"), workers=1)
     assert capsys.readouterr().err == ""  # a short job in a log file: silent, as before

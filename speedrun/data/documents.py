@@ -7,6 +7,7 @@ document, or (`txt_docs`) divides into documents at its lines, blank lines or `<
 """
 
 import bz2
+import contextlib
 import gzip
 import itertools
 import json
@@ -28,6 +29,33 @@ TXT_SEPARATORS = {"file": None, "lines": r"\r?\n", "paragraphs": r"\r?\n(?:[ \t\
 
 class TokenizeError(SpeedrunError, ValueError):
     """An input file cannot be tokenized. One line naming the file (and line or row where it applies)."""
+
+
+class ReadPosition:
+    """How far the readers are through their files, in bytes on disk: a compressed file counts its compressed bytes,
+    a Parquet file the share of its rows read. A progress bar's count, whose total is the inputs' sizes on disk."""
+
+    def __init__(self):
+        self.finished = 0  # bytes of the files read to their end
+        self._size = 0
+        self._offset = lambda: 0  # where the reader is in the current file
+
+    def start(self, size: int) -> None:
+        self._size, self._offset = size, lambda: 0
+
+    def reading(self, offset) -> None:
+        self._offset = offset
+
+    def end(self) -> None:
+        self.finished += self._size
+        self.start(0)
+
+    @property
+    def bytes(self) -> int:
+        try:
+            return self.finished + min(self._offset(), self._size)
+        except (OSError, ValueError):  # a closed file: read to its end (a .txt file is read whole, then divided)
+            return self.finished + self._size
 
 
 def expand_inputs(inputs: list[str], skipped: list[Path] | None = None,
@@ -74,8 +102,8 @@ def _blank(text: str) -> bool:
     return not text or text.isspace()
 
 
-def _read_text(path: Path, txt_docs: str = "file"):
-    with _open(path) as f:
+def _read_text(path: Path, txt_docs: str = "file", position: ReadPosition | None = None):
+    with _open(path, position) as f:
         data = _read_or_fail(path, f.read)
     try:
         text = data.decode("utf-8-sig")  # a leading byte-order mark is not part of the text
@@ -114,9 +142,9 @@ def _json_type(value) -> str:
             type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def _read_jsonl(path: Path, field: str = "text"):
+def _read_jsonl(path: Path, field: str = "text", position: ReadPosition | None = None):
     count, lineno = 0, 0
-    with _open(path) as f:
+    with _open(path, position) as f:
         while raw := _read_or_fail(path, f.readline, lineno + 1):
             lineno += 1
             try:
@@ -177,10 +205,13 @@ def open_parquet(path: Path, field: str = "text"):
     return pf
 
 
-def _read_parquet(path: Path, field: str = "text"):
+def _read_parquet(path: Path, field: str = "text", position: ReadPosition | None = None):
     import pyarrow as pa
     pf = open_parquet(path, field)
-    row = 0
+    row = rows_read = 0
+    if position is not None:
+        size, rows = path.stat().st_size, pf.metadata.num_rows
+        position.reading(lambda: size * rows_read // rows)  # `rows_read` as it stands when asked
     try:
         for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=[field]):
             col = batch.column(0)
@@ -188,6 +219,7 @@ def _read_parquet(path: Path, field: str = "text"):
                 first = col.is_null().to_pylist().index(True) + row + 1
                 raise TokenizeError(f"{path}: row {first}: \"{field}\" is null, not a string")
             texts = col.to_pylist()
+            rows_read = row + batch.num_rows
             for i, text in enumerate(texts):
                 if _blank(text):
                     raise TokenizeError(f"{path}: row {row + i + 1}: \"{field}\" is "
@@ -210,9 +242,18 @@ def reader_of(path: Path) -> str | None:
     return kind if kind in READERS and not (last in COMPRESSED and kind == ".parquet") else None
 
 
-def _open(path: Path):
-    """The file's bytes, decompressed as it is read where its name says so."""
-    return COMPRESSED.get(path.suffix.lower(), open)(path, "rb")
+@contextlib.contextmanager
+def _open(path: Path, position: ReadPosition | None = None):
+    """The file's bytes, decompressed as it is read where its name says so; `position` follows the file on disk."""
+    with open(path, "rb") as raw:
+        if position is not None:
+            position.reading(raw.tell)
+        decompress = COMPRESSED.get(path.suffix.lower())
+        if decompress is None:
+            yield raw
+        else:
+            with decompress(raw) as f:  # closing it leaves `raw` open: the outer `with` closes that
+                yield f
 
 
 def _read_or_fail(path: Path, read, lineno: int | None = None):
@@ -224,10 +265,16 @@ def _read_or_fail(path: Path, read, lineno: int | None = None):
         raise TokenizeError(f"{path}: {where}cannot read it ({one_line(e)})") from None
 
 
-def iter_documents(files: list[Path], txt_docs: str = "file", field: str = "text"):
-    """Each file's documents in turn: a .txt file's as `txt_docs` divides it, JSON lines' and Parquet's from `field`."""
+def iter_documents(files: list[Path], txt_docs: str = "file", field: str = "text",
+                   position: ReadPosition | None = None):
+    """Each file's documents in turn: a .txt file's as `txt_docs` divides it, JSON lines' and Parquet's from `field`.
+    `position`, where given, follows the reading in bytes on disk."""
     for f in files:
         kind = reader_of(f)
-        yield from _read_text(f, txt_docs) if kind == ".txt" else READERS[kind](f, field)
+        if position is not None:
+            position.start(f.stat().st_size)
+        yield from (_read_text(f, txt_docs, position) if kind == ".txt" else READERS[kind](f, field, position))
+        if position is not None:
+            position.end()
 
 

@@ -26,6 +26,7 @@ from speedrun.data.demo import role_shards
 from speedrun.data.documents import (
     SUPPORTED,
     TXT_SEPARATORS,
+    ReadPosition,
     TokenizeError,
     expand_inputs,
     iter_documents,
@@ -269,9 +270,10 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
                  else _DefaultVal(lambda n: _ShardSink(tmp, name, n, shard_tokens)) if val_tokens is None
                  else _ShardSink(tmp, name, val_tokens, shard_tokens))
         # the pool is forked before tqdm may start its monitor thread
-        with _pool(workers) as pool, _Progress() as progress:
+        position = ReadPosition()
+        with _pool(workers) as pool, _Progress(sum(f.stat().st_size for f in val_files + files), position) as progress:
             for part in [val_files, files] if val_files else [files]:
-                batches = _batches(iter_documents(part, txt_docs, text_field))
+                batches = _batches(iter_documents(part, txt_docs, text_field, position))
                 for ids, lengths, b in _ordered_map(_encode_batch, batches, pool, workers):
                     split.add(ids, lengths)
                     docs += len(lengths)
@@ -314,26 +316,31 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
 
 
 class _Progress:
-    """tqdm's bar on a terminal. Where stderr is a file or a pipe the bar is off (its carriage returns would make one
-    endless line), so a plain line every PROGRESS_EVERY_S seconds shows that a long tokenization is moving."""
+    """How far through the inputs (bytes on disk, so compressed files count as stored; see ReadPosition), with the
+    documents and tokens so far. tqdm's bar on a terminal. Where stderr is a file or a pipe the bar is off (its
+    carriage returns would make one endless line), so a plain line every PROGRESS_EVERY_S seconds shows that a long
+    tokenization is moving, and how long it has left."""
 
-    def __init__(self):
+    def __init__(self, total_bytes: int, position: ReadPosition):
         from tqdm import tqdm
-        self.tty = sys.stderr.isatty()
-        self.bar = tqdm(unit=" docs", desc="tokenizing", mininterval=0.5, file=sys.stderr, disable=not self.tty)
+        self.tty, self.total, self.position = sys.stderr.isatty(), total_bytes, position
+        self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="tokenizing", mininterval=0.5,
+                        file=sys.stderr, disable=not self.tty)
         self.start = self.last = time.perf_counter()
 
     def update(self, new_docs: int, docs: int, tokens: int, nbytes: int) -> None:
+        done = self.position.bytes
         if self.tty:
-            self.bar.update(new_docs)
-            self.bar.set_postfix_str(f"{tokens:,} tokens, {nbytes / 1e6:,.1f} MB", refresh=False)
+            self.bar.update(done - self.bar.n)
+            self.bar.set_postfix_str(f"{docs:,} docs, {tokens:,} tokens", refresh=False)
             return
         now = time.perf_counter()
         if now - self.last >= PROGRESS_EVERY_S:
-            self.last = now
+            self.last, seconds, share = now, now - self.start, done / max(self.total, 1)
+            left = f", about {seconds * (1 - share) / share:,.0f}s left" if 0 < share < 1 else ""
             print(f"tokenizing: {docs:,} documents, {tokens:,} tokens, {nbytes / 1e6:,.1f} MB of text in "
-                  f"{now - self.start:.0f}s ({nbytes / 1e6 / max(now - self.start, 1e-9):,.1f} MB/s)",
-                  file=sys.stderr, flush=True)
+                  f"{seconds:.0f}s ({nbytes / 1e6 / max(seconds, 1e-9):,.1f} MB/s); {share:.0%} of the input read"
+                  f"{left}", file=sys.stderr, flush=True)
 
     def __enter__(self):
         return self
