@@ -113,6 +113,8 @@ class Stopped(Exception):
 
 
 def _raise_stopped(signum, frame):
+    # `timeout` signals this process and then its process group: a second SIGTERM must not interrupt the stopping
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Stopped
 
 
@@ -161,7 +163,6 @@ def main(argv=None) -> int:
     except Stopped:
         print(f"[{time.strftime('%H:%M:%S')}] SIGTERM: stopping {len(running)} running variant(s); "
               f"not started: {', '.join(v[0] for v in queue) or 'none'}", flush=True)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for item in list(running):
             item[3].terminate()  # the trainer finishes its step, closes its log as incomplete, and exits
         for item in list(running):

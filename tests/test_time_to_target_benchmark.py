@@ -68,6 +68,7 @@ def test_sigterm_stops_running_variants_and_still_writes_the_table(tmp_path, mon
     import subprocess
     import sys
     import threading
+    import time
 
     started = []
 
@@ -83,7 +84,17 @@ def test_sigterm_stops_running_variants_and_still_writes_the_table(tmp_path, mon
         return proc, open(folder / "console.txt", "w")
 
     monkeypatch.setattr(ttt, "launch", fake_launch)
-    timer = threading.Timer(6.0, os.kill, (os.getpid(), signal.SIGTERM))
+    # `timeout` signals the process, then its process group: the second copy came while the script reported the first
+    stopping, real_strftime = threading.Event(), time.strftime
+
+    def strftime(fmt):
+        if stopping.is_set():
+            stopping.clear()
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_strftime(fmt)
+
+    monkeypatch.setattr(ttt.time, "strftime", strftime)
+    timer = threading.Timer(6.0, lambda: (stopping.set(), os.kill(os.getpid(), signal.SIGTERM)))
     timer.start()
     try:
         rc = ttt.main(["--out", str(tmp_path), "--target", "3.2", "done:tiny", "slow:tiny", "never:tiny"])
