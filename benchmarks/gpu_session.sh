@@ -21,6 +21,8 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || python3 -m pip install -q --no-deps -e . || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version,uuid --format=csv,noheader  # uuid: same machine as the last call?
+# compile time (goal 3's launch) follows the host's CPU: part 58's fresh H100 compiled 1.4-1.7x slower than part 54's
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) usable cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)'
 # The shards may come over several calls (.data/corpus, .data/park, ...: tree + carry must stay under 64 MiB);
 # /tmp/corpus keeps what earlier calls on the same machine unpacked.

@@ -36,7 +36,8 @@ def environment_report() -> str:
     import torch  # here, not at module level: stats and plots read logs without loading torch
 
     lines = [f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", f"host: {platform.node()}",
-             f"platform: {platform.platform()}", f"python: {sys.version.split()[0]}", f"torch: {torch.__version__}",
+             f"platform: {platform.platform()}", f"cpu: {_cpu()}", f"python: {sys.version.split()[0]}",
+             f"torch: {torch.__version__}",
              f"cuda: {torch.version.cuda or 'none'}", f"cuda_available: {torch.cuda.is_available()}",
              f"command: {' '.join(sys.argv)}", f"git_commit: {_git_commit()}"]
     if torch.cuda.is_available():
@@ -47,6 +48,18 @@ def environment_report() -> str:
         except (OSError, subprocess.TimeoutExpired) as e:
             lines.append(f"nvidia-smi: failed ({e})")
     return "\n".join(lines)
+
+
+def _cpu() -> str:
+    """The host CPU's model and the cores this process may use: compile time, so the launch, follows them."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model or 'unknown'}, {cores} usable cores"
 
 
 def _git_commit() -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import time
 from pathlib import Path
 
@@ -233,6 +235,9 @@ def test_short_run_log_parses(short_run):
     assert log.training_time_ms == pytest.approx(result.training_time_ms, abs=1)
     assert log.recipe == r.to_dict()
     assert f"torch: {torch.__version__}" in log.environment
+    # the host CPU (compile time, so the launch, follows it): a model name and the cores this process may use
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert re.search(rf"^cpu: .+, {cores} usable cores$", log.environment, re.M)
 
 
 def test_short_run_log_holds_the_code(short_run):
