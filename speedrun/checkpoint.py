@@ -62,12 +62,16 @@ def checkpoint_name(recipe_name: str, run_id: str, step: int) -> str:
 
 def earlier_parts(resumed: Path, folder: Path) -> list[Path]:
     """The checkpoints in `folder` that the run of `resumed` wrote (its file name's recipe and run id), the resumed
-    one included, oldest step first; none where the resumed run saved them elsewhere."""
+    one included, oldest step first: the first part of one run, resumed, which --keep-last counts. None where the
+    resumed run saved them elsewhere, or where it has checkpoints past the resumed one: then the resume branches off
+    a run that went on (or finished), and that run's files are its own, never dropped."""
     m = re.fullmatch(r"(ckpt_.+_)step(\d{6,})\.pt", Path(resumed).name)
     if m is None or Path(resumed).resolve().parent != Path(folder).resolve():
         return []
     steps = {int(f.name[len(m[1]) + 4:-3]): f for f in Path(folder).glob(f"{glob.escape(m[1])}step*.pt")
              if re.fullmatch(r"\d{6,}", f.name[len(m[1]) + 4:-3])}
+    if max(steps, default=0) > int(m[2]):
+        return []
     return [steps[k] for k in sorted(steps)]
 
 

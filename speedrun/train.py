@@ -419,21 +419,26 @@ class CheckpointKeeper:
             ckpt_mod.write(path, snap)
             if not weights_only:
                 self.good, self.good_path = (step, snap), path
-            self.trainer.log.note(f"checkpoint {path} at step {step}" + (" (weights only)" if weights_only else ""))
+            removed = self._drop_old(path) if step < self.trainer.r.steps else []
+            dropped = f"; removed {', '.join(p.name for p in removed)} (--keep-last {self.keep_last})" if removed else ""
+            self.trainer.log.note(f"checkpoint {path} at step {step}" + (" (weights only)" if weights_only else "")
+                                  + dropped)
             self.trainer.say(f"checkpoint: {path} (step {step}{', weights only' if weights_only else ''}, "
-                             f"{time.perf_counter() - t0:.1f}s, off the clock)")
-            if step < self.trainer.r.steps:
-                self._drop_old(path)
+                             f"{time.perf_counter() - t0:.1f}s, off the clock){dropped}")
         return path
 
-    def _drop_old(self, path: Path) -> None:
-        """Keep the last `keep_last` periodic checkpoints of this run (0: all); the final one is never dropped."""
+    def _drop_old(self, path: Path) -> list[Path]:
+        """Keep the last `keep_last` periodic checkpoints of this run (0: all); the final one is never dropped.
+        Returns the files removed."""
         self.periodic.append(path)
+        removed = []
         while self.keep_last and len(self.periodic) > self.keep_last:
             old = self.periodic.pop(0)
             old.unlink(missing_ok=True)
+            removed.append(old)
             if old == self.good_path:
                 self.good_path = None
+        return removed
 
     def remember(self, step) -> None:
         if self.trainer.plan.main and (self.good is None or self.good[0] != step):

@@ -397,6 +397,26 @@ def test_keep_last_on_a_resumed_run_counts_the_first_parts_checkpoints(shards, t
         [second.name.replace("step000008", "step000006"), second.name, "ckpt_tiny_otherrun_step000002.pt"])
 
 
+def test_keep_last_on_a_resume_that_branches_off_never_drops_the_first_runs_files(shards, tmp_path):
+    """A resume from a checkpoint that its run went past (here a finished run's step 2) starts a branch: the first
+    run's later checkpoints and final model are that run's, kept whatever the branch's --keep-last."""
+    r = recipe(shards, steps=8, val_every=0)
+    run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet, save_every=2,
+        checkpoint_dir=str(tmp_path / "ck"))
+    first = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    said = []
+    result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=said.append, keep_last=1,
+                 resume=load(checkpoint_at(tmp_path / "ck", 2)))
+    second = Path(result.checkpoint_path)
+    branch = [second.name.replace("step000008", f"step{k:06d}") for k in (6, 8)]  # its newest periodic one + final
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == sorted(first + branch)
+    # what --keep-last removes is said where it happens, on the console and in the log
+    removed = second.name.replace("step000008", "step000004")
+    line = next(s for s in said if s.startswith("checkpoint:") and "step 6," in s)
+    assert line.endswith(f"; removed {removed} (--keep-last 1)")
+    assert f"; removed {removed} (--keep-last 1)" in Path(result.log_path).read_text()
+
+
 def test_a_resume_keeps_the_checkpoints_keep_last_as_it_keeps_save_every(shards, tmp_path, monkeypatch):
     for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(k, raising=False)
