@@ -218,6 +218,8 @@ class Recipe:
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
         need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
         need(self.sample_tokens >= 0, f"sample_tokens={self.sample_tokens} must be >= 0 (0: no sample)")
+        # torch's seeds: a negative one is taken modulo 2**64 (seed -1 is 2**64 - 1), and past that range it overflows
+        need(0 <= self.seed <= MAX_SEED, f"seed={self.seed} must lie in 0..{MAX_SEED} (torch's seeds)")
         return self
 
     def to_dict(self) -> dict:
@@ -272,6 +274,9 @@ def _is_retired(key: str, value, source: str) -> bool:
                           f"(experiments/2026-11-25_fast-1gpu-h100/README.md; `git show "
                           f"{RETIRED_COMMITS.get(key, RETIRED_AT)}` has its code)")
     return True
+
+
+MAX_SEED = 2**64 - 1
 
 
 def _coerce(key: str, value, source: str):

@@ -171,6 +171,26 @@ def test_sampling_produces_text_and_seeds_reproduce(demo_checkpoint):
     assert generate(model, "The", 30, temperature=0.9, top_k=40, seed=7) == texts[0]
 
 
+def test_a_tiny_temperature_is_as_greedy_not_a_traceback(demo_checkpoint):
+    """1e-40 divided the logits into inf (softmax: nan, then a multinomial traceback); from the maximum it is greedy."""
+    path, _ = demo_checkpoint
+    greedy = sample_from_checkpoint(path, "The", max_tokens=12, temperature=0, device="cpu")
+    for t in (1e-40, 5e-324):
+        assert sample_from_checkpoint(path, "The", max_tokens=12, temperature=t, device="cpu") == greedy
+
+
+@pytest.mark.parametrize("seed, num", [(-1, 1), (2**64, 1), (2**64 - 1, 2), (10**23, 1)])
+def test_a_seed_past_torchs_range_is_one_line_before_any_sample(demo_checkpoint, capsys, seed, num):
+    path, _ = demo_checkpoint
+    rc = main(["sample", str(path), "--tokens", "3", "--seed", str(seed), "--num-samples", str(num), "--device", "cpu"])
+    captured = capsys.readouterr()
+    last = max(0, 2**64 - num)
+    assert rc == 2 and captured.out == "" and captured.err.splitlines()[-1] == (
+        f"speedrun: error: --seed {seed} must lie in 0..{last}"
+        + (f" with --num-samples {num} (sample i uses seed + i)" if num > 1 else "") + ": torch's seeds")
+    assert sample_from_checkpoint(path, "The", max_tokens=3, seed=2**64 - 2, num_samples=2, device="cpu")  # the edge
+
+
 def test_cli_sample(demo_checkpoint, capsys):
     path, _ = demo_checkpoint
     rc = main(["sample", str(path), "--prompt", "It was", "--tokens", "12", "--temperature", "0",

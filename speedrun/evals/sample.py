@@ -16,6 +16,7 @@ from speedrun.errors import SpeedrunError
 from speedrun.model.decoding import KVCache
 from speedrun.model.gpt import GPT
 from speedrun.optim.schedule import long_window_blocks
+from speedrun.recipe import MAX_SEED
 
 
 def final_window(model: GPT) -> int:
@@ -28,7 +29,9 @@ def pick(logits: torch.Tensor, temperature: float, top_k: int | None, gen: torch
     """Next token from (vocab,) float logits: argmax at temperature <= 0, else a top-k softmax sample."""
     if temperature <= 0:
         return int(logits.argmax())
-    logits = logits / temperature
+    # from the maximum and in float64 (a temperature below float32's range would be 0 there), so that a tiny
+    # temperature takes the others to -inf, not the maximum to inf or 0 / 0 (then nan): greedy in the limit
+    logits = (logits.double() - logits.max()) / temperature
     if top_k:
         kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
         logits = logits.masked_fill(logits < kth, -float("inf"))
@@ -91,6 +94,9 @@ def sample_from_checkpoint(checkpoint, prompt: str = "", max_tokens: int = 100, 
     if max_tokens < 0 or num_samples < 1 or (top_k or 0) < 0 or not temperature >= 0:
         raise SpeedrunError(f"--tokens >= 0, --num-samples >= 1, --top-k >= 0 and --temperature >= 0 (got "
                             f"{max_tokens}, {num_samples}, {top_k}, {temperature})")
+    if not 0 <= seed <= MAX_SEED - (num_samples - 1):
+        why = f" with --num-samples {num_samples} (sample i uses seed + i)" if num_samples > 1 else ""
+        raise SpeedrunError(f"--seed {seed} must lie in 0..{MAX_SEED - (num_samples - 1)}{why}: torch's seeds")
     model, _, _ = load_on(checkpoint, device)
     texts = []
     for i in range(num_samples):
