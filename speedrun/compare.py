@@ -1,11 +1,12 @@
 """`speedrun compare`: a change against a baseline, from their run logs. The final val loss of the two sets is compared
-paired by seed where both sides ran the same seeds (each seed's data order and initialisation are then the same, so
-the seed-to-seed spread drops out) and unpaired (Welch's t-test) over all complete runs; the mean training times give
+paired by seed where both sides ran the same seeds (each seed's initialisation is then the same, and the data order
+is the same at every seed, so the seed-to-seed spread drops out) and unpaired (Welch's t-test) over all complete runs; the mean training times give
 a ratio. Only complete runs count, as in `speedrun stats`.
 """
 
 import json
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,14 @@ def load_side(name: str, paths: list[str]) -> Side:
     counted = [r for r in runs if r.counted]
     if not counted:
         raise SpeedrunError(f"{name}: no complete run among {len(runs)} log(s) ({', '.join(paths)})")
+    # runs of other recipe values (say 15 steps and 6) averaged as one seed would judge neither; other code, the
+    # same values, pools with a note
+    settings = {(r.group[0], r.group[2]): r for r in counted}
+    if len(settings) > 1:
+        one, other = list(settings.values())[:2]
+        raise SpeedrunError(f"{name}: its runs have {len(settings)} settings (recipe or values differ: {one.path} "
+                            f"and {other.path}); give each side runs of one recipe and values (`speedrun stats` on "
+                            f"them shows the groups)")
     return Side(name, counted, [r for r in runs if not r.counted])
 
 
@@ -112,12 +121,17 @@ def compare(base_paths: list[str], change_paths: list[str]) -> Comparison:
     b, c = base.by_seed(), change.by_seed()
     pairs = {s: (b[s], c[s]) for s in b if s in c}
     paired = welch = None
-    if len(pairs) >= 2:
-        res = scipy.stats.ttest_rel([v[1] for v in pairs.values()], [v[0] for v in pairs.values()])
-        paired = (float(res.statistic), float(res.pvalue))
-    if len(base.runs) >= 2 and len(change.runs) >= 2:
-        res = scipy.stats.ttest_ind(change.losses, base.losses, equal_var=False)
-        welch = (float(res.statistic), float(res.pvalue))
+    diffs = [v[1] - v[0] for v in pairs.values()]
+    # no spread (equal differences, or equal losses on both sides): t is a division by zero, so no test; scipy's
+    # warning for nearly equal values is the report's to make, not a stray line
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if len(pairs) >= 2 and np.ptp(diffs) > 0:
+            res = scipy.stats.ttest_rel([v[1] for v in pairs.values()], [v[0] for v in pairs.values()])
+            paired = (float(res.statistic), float(res.pvalue))
+        if len(base.runs) >= 2 and len(change.runs) >= 2 and (np.ptp(base.losses) > 0 or np.ptp(change.losses) > 0):
+            res = scipy.stats.ttest_ind(change.losses, base.losses, equal_var=False)
+            welch = (float(res.statistic), float(res.pvalue))
     base_s, change_s = (float(np.mean([r.training_time_s for r in side.runs])) for side in (base, change))
     return Comparison(base, change, pairs, paired, welch, change_s / base_s if base_s > 0 else float("nan"))
 
@@ -160,12 +174,10 @@ def verdict(cmp: Comparison) -> str:
 
 def what_differs(base: Side, change: Side) -> str:
     """The line naming what the change changed: each recipe value (the seed aside) that differs between the sides,
-    base -> change, and whether the code that ran differs; a value that varies within a side shows as `(varies)`."""
+    base -> change, and whether the code that ran differs. A side's runs share their recipe values (load_side)."""
     def values(side: Side) -> dict:
-        dicts = [r.log.recipe for r in side.runs if r.log is not None]
-        keys = {k for d in dicts for k in d} - {"seed", "description"}
-        return {k: (v[0] if len(v := list({json.dumps(d.get(k), sort_keys=True) for d in dicts})) == 1 else "(varies)")
-                for k in keys}
+        recipe = next((r.log.recipe for r in side.runs if r.log is not None), {})
+        return {k: json.dumps(v, sort_keys=True) for k, v in recipe.items() if k not in ("seed", "description")}
     b, c = values(base), values(change)
     # an upstream log's recipe is its folder's name and its steps: the rest is unknown there, not null
     upstream = any(r.log is not None and r.log.source == "upstream" for r in base.runs + change.runs)
@@ -183,7 +195,7 @@ def format_comparison(cmp: Comparison) -> str:
     if cmp.pairs:
         each = ", ".join(f"{s}: {_signed(c - b)}" for s, (b, c) in cmp.pairs.items())
         test = (f"; t = {cmp.paired[0]:.3f}, p = {format_p(cmp.paired[1])} (two-sided)" if cmp.paired
-                else " (one seed: no test)")
+                else " (one seed: no test)" if len(cmp.pairs) == 1 else " (equal differences, no spread: no test)")
         lines.append(f"  paired by seed ({each}): mean {_signed(np.mean(cmp.paired_differences))}" + test)
     else:
         lines.append("  paired by seed: no seed ran on both sides")
@@ -200,8 +212,8 @@ def format_comparison(cmp: Comparison) -> str:
     for side in (cmp.base, cmp.change):
         groups = {r.group for r in side.runs}
         if len(groups) > 1:  # pooled on purpose (a side is what the user named), but never silently
-            lines.append(f"  note: the {side.name}'s runs are {len(groups)} groups (recipe values or code differ), "
-                         "pooled here; `speedrun stats` on them shows each group")
+            lines.append(f"  note: the {side.name}'s runs ran {len(groups)} versions of the code (the same recipe "
+                         "values), pooled here; `speedrun stats` on them shows each group")
     if note := data_note(cmp.base.runs + cmp.change.runs, "the base and change runs"):
         lines.append("  " + note)
     ratio = "— (the base's logged training time is 0)" if np.isnan(cmp.time_ratio) else f"{cmp.time_ratio:.3f}x"

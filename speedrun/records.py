@@ -59,8 +59,9 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
     for run in summary.runs:
         if run.status == "malformed":
             raise LogError(f"{run.path}: {run.reason}")
-        if run.copy_of:
-            raise SpeedrunError(f"{run.path}: a copy of {run.copy_of}; a record holds each run once")
+        if run.copy_of:  # a copy of a log, or a deterministic rerun: not another sample of the recipe
+            raise SpeedrunError(f"{run.path}: {run.reason.removesuffix('; not counted again')}; a record holds "
+                                f"each run once")
     if not summary.groups:
         raise SpeedrunError(f"no complete run among the {len(sources)} log(s): a record holds finished runs "
                             "(`speedrun stats` on them says why each is not counted)")

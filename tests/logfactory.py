@@ -3,6 +3,7 @@ chosen commit, GPU line or a broken layout."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,17 +19,24 @@ def curve(final: float, steps: int = 100, every: int = 25, ms_per_step: float = 
     return pts
 
 
+def _jitter(key: str) -> float:
+    """Train losses of two runs differ, as two real runs' do (stats counts a loss-for-loss rerun once)."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:6], 16) % 997 * 1e-4
+
+
 def runlog(folder: Path, final: float, steps: int = 100, name: str = "tiny", end: str | None = "complete",
-           stop_at: int | None = None, ms_per_step: float = 10.0) -> Path:
+           stop_at: int | None = None, ms_per_step: float = 10.0, rerun: bool = False) -> Path:
     """A log written through speedrun.runlog.RunLog. end: 'complete', 'failed: REASON' or None (crashed: no end
-    line); stop_at: last step written (an unfinished run)."""
+    line); stop_at: last step written (an unfinished run); rerun: every loss as any other rerun's with the same final
+    (a deterministic rerun of one seed), else the train losses are the run's own."""
     log = RunLog(folder, name, {"name": name, "steps": steps})
     log.note(f"run {log.run_id}")  # two runs never share a log's text (a copy does: stats counts it once)
+    jitter = 0.0 if rerun else _jitter(log.run_id)
     for s, loss, t in curve(final, steps, ms_per_step=ms_per_step):
         if stop_at is not None and s > stop_at:
             break
         if s:
-            log.step(s, steps, t, loss + 0.1, 1000.0)
+            log.step(s, steps, t, loss + 0.1 + jitter, 1000.0)
         log.val(s, steps, loss, t)
     if end == "complete":
         log.write(f"training_time_ms:{steps * ms_per_step:.0f}")
@@ -52,7 +60,8 @@ def hand_log(path: Path, final: float, steps: int = 100, name: str = "tiny", com
     body = []
     for s, loss, t in points if points is not None else curve(final, steps, ms_per_step=ms_per_step):
         if s:
-            body.append(f"step:{s}/{steps} train_time:{t:.0f}ms step_avg:{t / s:.2f}ms train_loss:{loss:.4f} tok/s:1")
+            body.append(f"step:{s}/{steps} train_time:{t:.0f}ms step_avg:{t / s:.2f}ms "
+                        f"train_loss:{loss + _jitter(str(path)):.4f} tok/s:1")
         body.append(f"step:{s}/{steps} val_loss:{loss:.4f} train_time:{t:.0f}ms step_avg:{t / max(s, 1):.2f}ms")
     steps_part = ["=== steps ===", *(["=== plan ===", "device: cpu"] if plan_after_steps else []), *body]
     lines = ["speedrun-log v1", "=== recipe ===", json.dumps({"name": name, "steps": steps, **(recipe or {})}),

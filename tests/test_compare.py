@@ -72,13 +72,19 @@ def test_without_shared_seeds_it_falls_back_to_welch(tmp_path):
     assert "no seed ran on both sides" in text and "(p = " in text and "Welch, unpaired" in text
 
 
-def test_a_side_of_several_groups_is_pooled_with_a_note(tmp_path):
+def test_a_side_of_two_settings_is_refused_and_of_two_codes_pooled_with_a_note(tmp_path):
+    """A 120-step run averaged with 100-step ones as one seed would judge neither; the same values run by two
+    versions of the code pool, said."""
     base, change = logs(tmp_path / "base", BASE), logs(tmp_path / "change", CHANGE)
-    assert "groups" not in compare_report([base], [change])
-    hand_log(tmp_path / "change" / "long.txt", 3.37, steps=120, recipe={"seed": 14})  # another `steps`: a 2nd group
+    assert "versions of the code" not in compare_report([base], [change])
+    hand_log(tmp_path / "change" / "new.txt", 3.37, recipe={"seed": 14}, code={"speedrun/x.py": "other code"})
     text = compare_report([base], [change])
-    assert ("note: the change's runs are 2 groups (recipe values or code differ), pooled here; `speedrun stats` on "
-            "them shows each group") in text and "the base's runs are" not in text
+    assert ("note: the change's runs ran 2 versions of the code (the same recipe values), pooled here; `speedrun "
+            "stats` on them shows each group") in text and "the base's runs ran" not in text
+    long = hand_log(tmp_path / "long" / "long.txt", 3.37, steps=120, recipe={"seed": 14})  # another `steps`
+    with pytest.raises(SpeedrunError, match=r"^change: its runs have 2 settings \(recipe or values differ: .* and "
+                                            rf"{long}\); give each side runs of one recipe and values"):
+        compare_report([base], [change, str(long)])
 
 
 def test_too_few_runs_for_a_test(tmp_path):
@@ -131,6 +137,17 @@ def test_a_copy_within_a_side_is_one_run(tmp_path):
     result = compare([a], [b])
     assert [r.path.name for r in result.change.runs] == ["s1.txt", "s2.txt"]
     assert [r.path.name for r in result.change.left_out] == ["s1_copy.txt"]
+    # both seeds moved by -0.0100: the paired t is a division by zero, so no paired test (Welch still has spread)
+    assert result.paired is None and "(equal differences, no spread: no test)" in compare_report([a], [b])
+
+
+def test_sides_without_spread_get_no_test(tmp_path):
+    """Equal losses on both sides (one seed rerun on a GPU, rounded alike) would give t = -inf and 'significant'."""
+    a = [hand_log(tmp_path / "a" / f"r{i}.txt", 3.40, recipe={"seed": 0}) for i in range(2)]
+    b = [hand_log(tmp_path / "b" / f"r{i}.txt", 3.30, recipe={"seed": 0}) for i in range(2)]
+    result = compare([str(p) for p in a], [str(p) for p in b])
+    assert result.paired is None and result.welch is None
+    assert "VERDICT: too few runs for a test" in compare_report([str(tmp_path / "a")], [str(tmp_path / "b")])
 
 
 def test_cli(tmp_path, capsys):
@@ -168,7 +185,8 @@ def test_the_report_names_what_the_change_changed(tmp_path):
     report = lambda side: compare_report([str(tmp_path / "base")], [str(tmp_path / side)]).splitlines()[2]
     assert report("change") == "the change: muon_lr (0.05 -> 0.03), tied_head (null -> true)"
     assert report("same") == "the sides ran the same recipe values and code (the seeds aside)"
-    assert report("mixed") == "the change: muon_lr (0.05 -> (varies))"
+    with pytest.raises(SpeedrunError, match=r"^change: its runs have 2 settings"):
+        report("mixed")
     hand_log(tmp_path / "code" / "s1.txt", 3.39, recipe={"seed": 1, "muon_lr": 0.05}, commit="abcdef1234")
     assert report("code") == "the change: the code (commit or source)"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import scipy.stats
-from logfactory import hand_log
+from logfactory import hand_log, runlog
 
 from speedrun.errors import SpeedrunError
 from speedrun.records import new_record, rebuild_records_table
@@ -215,3 +215,13 @@ def test_a_record_refuses_a_copy_and_names_a_degenerate_p(tmp_path):
     new_record(tmp_path / "records", "same", [str(same)], "cmd", "cpu", date="2026-01-02")
     [row] = table_rows(tmp_path / "records" / "README.md")
     assert row[4] == "2" and row[7] == "0.0000 (degenerate: every loss equal)"
+
+
+def test_a_record_refuses_a_deterministic_rerun(tmp_path):
+    folder = tmp_path / "logs"
+    for loss in (3.20, 3.22):
+        runlog(folder, loss)
+    first, again = runlog(tmp_path / "a", 3.21, rerun=True), runlog(tmp_path / "b", 3.21, rerun=True)
+    with pytest.raises(SpeedrunError, match=rf"^{again}: repeats {first} loss for loss \(same seed, deterministic\); "
+                                            r"a record holds each run once$"):
+        new_record(tmp_path / "records", "rerun", [str(folder), str(first), str(again)], "cmd", "cpu")

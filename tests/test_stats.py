@@ -475,3 +475,20 @@ def test_a_copied_log_counts_once(tmp_path):
     assert copies == {"run0_copy.txt": "run0.txt", "run1.txt.xz": "run1.txt"}
     report = stats_report([str(folder)])[0]
     assert f"a copy of {runs[0]}; not counted again" in report and "n = 3" in report
+
+
+def test_a_deterministic_rerun_of_a_seed_counts_once(tmp_path):
+    """A CPU rerun of a seed repeats every loss: it adds n, not information, and would lower p (three runs at
+    p = 0.05 read as five at p < 0.01). It counts once, named; a rerun with losses of its own (a GPU's) counts."""
+    folder = tmp_path / "logs"
+    for loss in (3.20, 3.26, 3.23):
+        runlog(folder, loss)
+    rerun = runlog(tmp_path / "more", 3.20, rerun=True)
+    first = runlog(tmp_path / "again", 3.20, rerun=True)  # the reruns' own trajectory: one of them counts
+    s = summarize([str(folder), str(tmp_path / "more"), str(tmp_path / "again")])
+    assert s.overall.n == 4 and len(s.runs) == 5
+    (left,) = [r for r in s.runs if r.copy_of]
+    assert left.path == first and left.copy_of == rerun
+    assert left.reason == f"repeats {rerun} loss for loss (same seed, deterministic); not counted again"
+    assert summarize([str(folder), str(tmp_path / "more")]).overall.n == 4  # its own train losses: not a rerun
+    assert "not counted again" in stats_report([str(tmp_path)])[0]
