@@ -36,10 +36,13 @@ p < 0.01 over n >= 2 complete runs of one recipe, settings and code. Failed, cra
 malformed logs are never counted; where a folder's runs ran other code or settings, the row judges its largest
 group of alike runs and counts the others apart ("+k of other code or settings"), never the pool.
 
-This table is generated: `speedrun records` rebuilds it from the logs in the record folders (do not edit it by
-hand). Add a record with `speedrun records --new NAME LOG...` (or `speedrun.records.new_record(...)`), or by
-making the folder yourself and running `speedrun records`.
+The table between the two `speedrun records` marks is generated: `speedrun records` rebuilds it from the logs in
+the record folders (do not edit it by hand; text outside the marks, this one's included, is kept). Add a record
+with `speedrun records --new NAME LOG...` (or `speedrun.records.new_record(...)`), or by making the folder yourself
+and running `speedrun records`.
 """
+TABLE_START = "<!-- speedrun records: the table below is generated; text outside these marks is kept -->"
+TABLE_END = "<!-- speedrun records: end of the generated table -->"
 
 
 def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], command: str, device: str,
@@ -147,11 +150,38 @@ def rebuild_records_table(records_dir: str = "records") -> Path:
             "p-value (mean < target)", "mean training time (s)"]
     table = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * 5) + "|"]
     table += ["| " + " | ".join(r) + " |" for r in rows]
-    text = INTRO + "\n" + "\n".join(table) + "\n"
+    block = TABLE_START + "\n" + "\n".join(table) + "\n"
     if not rows:
-        text += "\n(no records yet)\n"
+        block += "\n(no records yet)\n"
     if ignored:
-        text += f"\nIgnored (not named YYYY-MM-DD_short-name): {', '.join(ignored)}\n"
+        block += f"\nIgnored (not named YYYY-MM-DD_short-name): {', '.join(ignored)}\n"
     out = root / "README.md"
+    try:
+        old = out.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        old = None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpeedrunError(f"{out}: cannot read it to keep its text ({e})") from None
+    text = _with_table(old, block + TABLE_END + "\n")
     write_atomic(out, lambda f: f.write(text.encode("utf-8")))
     return out
+
+
+def _with_table(old: str | None, block: str) -> str:
+    """records/README.md's text with `block` as its table: between the marks, else in place of a table written
+    before the marks existed (its header row to its last note), else after the text; everything else is kept."""
+    if old is None:
+        return INTRO + "\n" + block
+    if TABLE_START in old and TABLE_END in old.split(TABLE_START, 1)[1]:
+        before, rest = old.split(TABLE_START, 1)
+        return before + block + rest.split(TABLE_END, 1)[1].removeprefix("\n")
+    lines = old.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith("| date | record |")), None)
+    if start is None:
+        return old.rstrip("\n") + "\n\n" + block
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    while end + 1 < len(lines) and not lines[end].strip() and lines[end + 1].startswith(("(no records yet)", "Ignored (")):
+        end += 2
+    return "".join(lines[:start]) + block + "".join(lines[end:])

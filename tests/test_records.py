@@ -225,3 +225,24 @@ def test_a_record_refuses_a_deterministic_rerun(tmp_path):
     with pytest.raises(SpeedrunError, match=rf"^{again}: repeats {first} loss for loss \(same seed, deterministic\); "
                                             r"a record holds each run once$"):
         new_record(tmp_path / "records", "rerun", [str(folder), str(first), str(again)], "cmd", "cpu")
+
+
+def test_a_rebuild_keeps_the_users_text_around_the_table(tmp_path):
+    """`speedrun records` rebuilds the table only: notes a user wrote above or below it stay, also in a README
+    written before the table had its marks, and in one that never had a table."""
+    records = tmp_path / "records"
+    hand_log(records / "2026-02-01_one-run" / "a.txt", 3.30)
+    readme = rebuild_records_table(str(records))
+    readme.write_text("My own notes.\n" + readme.read_text() + "A line at the end.\n")
+    hand_log(records / "2026-03-01_later" / "b.txt", 3.31)
+    text = rebuild_records_table(str(records)).read_text()
+    assert text.startswith("My own notes.\n# Records\n") and text.endswith("-->\nA line at the end.\n")
+    assert [r[1] for r in table_rows(readme)] == ["[one-run](2026-02-01_one-run/)", "[later](2026-03-01_later/)"]
+    # before the marks: the old table (header to its last note) is replaced in place
+    old_style = text.split("<!--")[0] + "| date | record |\n|---|---|\n| old | row |\n\nIgnored (x): y\n\nAfter.\n"
+    readme.write_text(old_style)
+    text = rebuild_records_table(str(records)).read_text()
+    assert "| old | row |" not in text and "Ignored (x)" not in text and text.endswith("-->\n\nAfter.\n")
+    assert text.startswith("My own notes.\n# Records\n") and len(table_rows(readme)) == 2
+    readme.write_text("Only my text.\n")  # no table at all: it goes after the text
+    assert rebuild_records_table(str(records)).read_text().startswith("Only my text.\n\n<!-- speedrun records")
