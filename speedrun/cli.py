@@ -1,6 +1,7 @@
 """`speedrun` command line: argument parsing only; each subcommand calls one function elsewhere."""
 
 import argparse
+import errno
 import importlib.metadata
 import math
 import os
@@ -456,6 +457,11 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the flush at exit fails no more
         return 141
     except OSError as e:
+        if e.filename is None and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+            # writing the output (`> /dev/full`, a full disk): one line, and no second failure at exit's flush
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            print(f"speedrun: error: writing the output: {e.strerror}", file=sys.stderr)
+            return 1
         if e.filename is None:  # not about a file: a library's failure or a bug, with its traceback
             raise
         # the file system said no (disk full, read-only, gone): the file and the reason, not a traceback; a run's

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -337,3 +338,13 @@ def test_options_that_would_do_nothing_are_refused(args, fragment, capsys, tmp_p
     assert e.value.code == 2
     one_line(capsys.readouterr().err, fragment)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_output_to_a_full_device_is_one_line():
+    """`speedrun ... > /dev/full` (a full disk under a redirected stdout): one line and exit 1, not a traceback."""
+    shard = Path(DEMO_DIR) / "demo_val_000000.bin"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "speedrun", "data", "inspect", str(shard)], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr == "speedrun: error: writing the output: No space left on device\n"

@@ -188,6 +188,10 @@ def test_read_items_errors(tmp_path):
     bad.write_text('{"ctx": "a", "endings": [" b", ""], "label": 1}\n')  # an empty ending would score nan, and win
     with pytest.raises(HellaSwagError, match=r"bad.jsonl:1: ending 1 is empty; every ending needs text to score"):
         read_items(bad)
+    # Latin-1 text, or a checkpoint given as --data: its line, not a UnicodeDecodeError traceback
+    bad.write_bytes('{"ctx": "a", "endings": ["b", "c"], "label": 1}\n{"ctx": "caf\xe9"}\n'.encode("latin-1"))
+    with pytest.raises(HellaSwagError, match=r"bad.jsonl:2: not UTF-8 text \(byte 0xe9 at column 13\); give the "):
+        read_items(bad)
 
 
 def test_download_offline_is_one_clear_line(tmp_path, monkeypatch, trained):

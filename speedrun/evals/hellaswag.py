@@ -55,10 +55,15 @@ def read_items(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
     if not path.is_file():
         raise HellaSwagError(f"{path}: no such file")
     items = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
             if limit is not None and len(items) >= limit:
                 break
+            try:  # line by line, so a file that is not UTF-8 (or not JSON lines at all) is named with its line
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise HellaSwagError(f"{path}:{n}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1});"
+                                     f" give the JSON-lines file (hellaswag_val.jsonl)") from None
             if not line.strip():
                 continue
             try:
