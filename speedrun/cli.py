@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "`speedrun train` writes them)")
     p.add_argument("-o", "--out", default="val_loss.png",
                    help="image to write, its type from the suffix: .png, .svg, .pdf, .jpg, ... (any type matplotlib "
-                        "writes; default: val_loss.png)")
+                        "writes)")
     p.add_argument("--target", type=_target, default=3.28, help="val loss target (a dashed line)")
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("records", help="rebuild the table in records/README.md from the record folders; "

@@ -137,7 +137,7 @@ def dry_run_report(recipe, plan) -> str:
               "embed": "Adam embeddings (value)" if tied else "Adam embeddings (token + value)",
               "head": "Adam head = token embedding (tied)" if tied else "Adam head", "scalar": "Adam scalars"}
     for key, label in labels.items():
-        lines.append(f"  {label:<34} {count(groups[key]):>13,}  ({len(groups[key])} tensors)")
+        lines.append(f"  {label:<34} {count(groups[key]):>13,}  ({plural(len(groups[key]), 'tensor')})")
     assert sum(count(g) for g in groups.values()) == total, "optimiser groups must cover every parameter once"
     gpt2_like = count(groups["muon"]) + model.embed.weight.numel() + count(groups["scalar"])
     lines.append(f"  as GPT-2 counts ('124M' for GPT-2 small: the blocks and one token embedding, its head tied to it): "

@@ -291,7 +291,12 @@ def _coerce(key: str, value, source: str):
         try:
             value = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
-            raise bad() from None
+            try:  # Python's spellings TOML lacks (.1, 1.): a number all the same
+                if hint is not float:
+                    raise ValueError
+                value = float(value)
+            except ValueError:
+                raise bad() from None
     try:
         if typing.get_origin(hint) is list:
             if not isinstance(value, list):
@@ -319,6 +324,8 @@ def _scalar(kind, v, whole_floats: bool = True):
 def _type_name(hint) -> str:
     if hint is float:
         return "finite number (within float32's +-3.4e38)"
+    if hint is bool:
+        return "bool (true or false)"
     return getattr(hint, "__name__", str(hint).replace("typing.", ""))
 
 

@@ -29,6 +29,7 @@ from speedrun.recipe import Recipe
 from speedrun.run_data import check_run_data
 from speedrun.runlog import RunLog, new_run_id
 from speedrun.step import evaluate, format_phases, train_step, warmup_and_restore
+from speedrun.words import plural
 
 
 @dataclass
@@ -198,7 +199,7 @@ class Trainer:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
             warm_s = time.perf_counter() - t_launch
-            say(f"warm-up: {r.warmup_steps} untimed steps and state restore in {warm_s:.1f}s "
+            say(f"warm-up: {plural(r.warmup_steps, 'untimed step')} and state restore in {warm_s:.1f}s "
                 f"(after {setup_s:.1f}s of setup: {self.laps})")
             # where a launch goes, kept with the run (the first warm-up step is where torch.compile compiles)
             log.write(f"launch_phases: setup {setup_s:.1f}s ({self.laps}); warm-up {warm_s:.1f}s"

@@ -208,6 +208,15 @@ def test_bad_values(item, key):
     assert msg.startswith(f"--set {key}:") and "is not a valid" in msg
 
 
+def test_python_spellings_of_a_number_and_the_bool_words():
+    """`.1` and `1.` are numbers to a user, though not to TOML; a bool's error says which words it takes."""
+    assert load_recipe("tiny", ["muon_lr=.1", "lr_head=1."]).muon_lr == 0.1
+    assert load_recipe("tiny", ["lr_head=1."]).lr_head == 1.0
+    assert _error("tiny", ["train_loop=False"]) == ("--set train_loop: train_loop='False' is not a valid bool (true "
+                                                    "or false)")
+    assert "is not a valid int" in _error("tiny", ["steps=.5"])  # a float's spelling is for float fields only
+
+
 def test_missing_equals():
     msg = _error("tiny", ["steps"])
     assert "'steps'" in msg and "key=value" in msg
