@@ -188,6 +188,14 @@ def test_read_items_errors(tmp_path):
     bad.write_text('{"ctx": "a", "endings": [" b", ""], "label": 1}\n')  # an empty ending would score nan, and win
     with pytest.raises(HellaSwagError, match=r"bad.jsonl:1: ending 1 is empty; every ending needs text to score"):
         read_items(bad)
+    for item, why in (('"endings": "bcde", "label": 1', r'endings must be a list of strings, not "bcde"'),
+                      ('"endings": ["b", "c"], "label": true', "label must be an integer, not true"),
+                      ('"endings": ["b"], "label": 0', r"1 ending\(s\); an item needs 2 or more to choose from")):
+        bad.write_text('{"ctx": "a", ' + item + "}\n")  # not split into letters, not read as 1, not 100% by default
+        with pytest.raises(HellaSwagError, match=r"bad.jsonl:1: .*" + why):
+            read_items(bad)
+    bad.write_text('{"ctx": "a", "endings": ["b", "c"], "label": "1"}\n')  # the hub's copy spells labels as text
+    assert read_items(bad)[0]["label"] == 1
     # Latin-1 text, or a checkpoint given as --data: its line, not a UnicodeDecodeError traceback
     bad.write_bytes('{"ctx": "a", "endings": ["b", "c"], "label": 1}\n{"ctx": "caf\xe9"}\n'.encode("latin-1"))
     with pytest.raises(HellaSwagError, match=r"bad.jsonl:2: not UTF-8 text \(byte 0xe9 at column 13\); give the "):

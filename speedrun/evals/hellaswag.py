@@ -68,11 +68,20 @@ def read_items(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
                 continue
             try:
                 d = json.loads(line)
-                item = dict(ctx=str(d["ctx"]), endings=[str(e) for e in d["endings"]], label=int(d["label"]))
+                endings, label = d["endings"], d["label"]
+                # a string would split into one-letter endings, and true would read as label 1
+                if not isinstance(endings, list) or not all(isinstance(e, str) for e in endings):
+                    raise TypeError(f"endings must be a list of strings, not {json.dumps(endings)[:60]}")
+                if isinstance(label, bool) or not isinstance(label, (int, str)):
+                    raise TypeError(f"label must be an integer, not {json.dumps(label)}")
+                item = dict(ctx=str(d["ctx"]), endings=endings, label=int(label))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                 raise HellaSwagError(f"{path}:{n}: not a HellaSwag item (need ctx, endings, label; "
                                      f"{type(e).__name__}: {e})") from None
-            if not item["endings"] or not 0 <= item["label"] < len(item["endings"]):
+            if len(item["endings"]) < 2:  # one ending is always chosen: an accuracy of 100% that says nothing
+                raise HellaSwagError(f"{path}:{n}: {len(item['endings'])} ending(s); an item needs 2 or more to "
+                                     f"choose from")
+            if not 0 <= item["label"] < len(item["endings"]):
                 raise HellaSwagError(f"{path}:{n}: label {item['label']} does not index the "
                                      f"{len(item['endings'])} endings")
             empty = [k for k, e in enumerate(item["endings"]) if not e.strip()]
