@@ -123,6 +123,8 @@ def cmd_train(args) -> int:
         from speedrun.run_data import data_folder_overrides
         args.overrides = data_folder_overrides(args.data, args.overrides) + args.overrides
     resume = None
+    if args.resume is not None and not args.resume.strip():  # `--resume "$CKPT"` with CKPT unset: not a fresh run
+        args.command_parser.error("--resume: an empty path; give a checkpoint, a folder or latest")
     if args.resume:
         # A resumed run continues the checkpoint's recipe (checked here, once, before any rank starts).
         from speedrun.checkpoint import load_for_resume
@@ -164,6 +166,8 @@ def cmd_train(args) -> int:
             outputs = f"outputs: NOT WRITABLE: {e}"
         if plan.main:  # under torchrun (--nproc N), one report, not N
             print(dry_run_report(recipe, plan))
+            if resume is not None:
+                print(f"resume: {resume.path} at step {resume.step:,} of {recipe.steps:,}")
             print(line)
             if outputs:
                 print(outputs)

@@ -355,6 +355,8 @@ def test_cli_resume_writes_beside_the_checkpoint_it_resumes(shards, tmp_path, mo
         later.unlink()  # the run as if stopped after step 2
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["train", "--resume", str(half), "--device", "cpu", "--dry-run"]) == 0
+    assert f"\nresume: {half} at step 2 of 4\n" in capsys.readouterr().out  # what the run would continue from
     assert main(["train", "--resume", str(half), "--device", "cpu"]) == 0
     assert not (tmp_path / "elsewhere" / "checkpoints").exists()
     assert not (tmp_path / "elsewhere" / "logs").exists()  # its log joins the first part's: stats there sees both
