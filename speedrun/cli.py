@@ -2,6 +2,7 @@
 
 import argparse
 import errno
+import glob
 import importlib.metadata
 import math
 import os
@@ -306,6 +307,12 @@ def cmd_eval(args) -> int:
         raise SpeedrunError(f"eval {args.what} {args.checkpoint}: one checkpoint at a time (two arguments only "
                             f"in `eval hellaswag CHECKPOINT`)")
     else:
+        # `--val` takes every word after it: `eval --val demo CKPT` reads CKPT as shards
+        for item in args.val or []:
+            if item == "latest" or item.endswith(".pt") or (os.path.isdir(item) and not glob.glob(
+                    os.path.join(glob.escape(item), "*.bin")) and glob.glob(os.path.join(glob.escape(item), "*.pt"))):
+                raise SpeedrunError(f"--val {item}: a checkpoint, not shards; --val takes every path after it, so "
+                                    f"name the checkpoint first: speedrun eval {item} --val ...")
         from speedrun.evals.val_loss import evaluate_checkpoint
         evaluate_checkpoint(args.what, args.val, val_tokens=args.val_tokens, device=args.device)
     return 0

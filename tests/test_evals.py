@@ -250,6 +250,11 @@ def test_cli_eval(trained, items_file, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["eval", "hellaswag", "--data", str(items_file), "--device", DEV]) == 0
     assert "hellaswag: accuracy 1.0000 (4/4" in capsys.readouterr().out
+    # a checkpoint after --val (which takes every path after it) is named as such, with the order that works
+    for ckpt in (str(path), "latest", str(tmp_path / "checkpoints")):
+        assert main(["eval", "--val", str(val), ckpt, "--device", DEV]) == 2
+        assert capsys.readouterr().err.endswith(f"--val {ckpt}: a checkpoint, not shards; --val takes every path "
+                                                f"after it, so name the checkpoint first: speedrun eval {ckpt} --val ...\n")
     # without --val: the checkpoint recipe's val_files, the same shard here
     assert main(["eval", str(path), "--device", DEV]) == 0
     out = capsys.readouterr().out
