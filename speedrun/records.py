@@ -14,8 +14,10 @@ from speedrun.files import write_atomic
 from speedrun.runlog import LogError
 from speedrun.stats import (
     DEFAULT_TARGET,
+    P_BAR,
     by_group,
     compute_stats,
+    env_value,
     find_logs,
     format_p,
     load_runs,
@@ -76,6 +78,9 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
         raise SpeedrunError("two logs have the same file name; a record keeps them side by side")
     # no --device: the machine the logs name, as the table shows it (the record's README never leaves it empty)
     device = device or ", ".join(sorted({run.device for run in summary.counted}))
+    logged = {c for run in summary.counted if (c := env_value(run.log.environment, "command"))}
+    if not command and len(logged) == 1:  # no --command: the one the logs name (`speedrun train ...`)
+        command = logged.pop()
     # filled under a hidden name, then renamed: a failed copy leaves no half-made record for the table to list
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir(parents=True)
@@ -83,7 +88,10 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
         for src in sources:
             shutil.copyfile(src, tmp / src.name)  # contents only: the originals may be read-only
         report, _ = stats_report([str(tmp)], target=target)
-        lines = [f"# {name}", "", f"- date: {date}", (f"- command: `{command}`" if command else "- command: (not given)"), f"- device: {device}",
+        lines = [f"# {name}", "", f"- date: {date}",
+                 f"- command: `{command}`" if command else
+                 f"- command: (not given{f'; the logs name {len(logged)}' if logged else ''})",
+                 f"- device: {device}",
                  f"- target: {target:g}", f"- logs: {', '.join(f'`{s.name}`' for s in sources)}", ""]
         if notes:
             lines += [notes.strip(), ""]
@@ -135,7 +143,9 @@ def _row(folder: Path) -> list[str]:
     link = f"[{short_name}]({folder.name}/)"
     if s is None:
         return [date, link, recipe, device, n, "—", f"{target:g}", "—", "—"]
-    p = format_p(s.p_value) + (" (degenerate: every loss equal)" if s.std == 0 else "")
+    # a record that fails the bar says so in its row, not only in the note `records --new` printed once
+    p = format_p(s.p_value) + (" (degenerate: every loss equal)" if s.std == 0 else "") + (
+        " (n < 2: no test)" if s.p_value is None else f" (not < {P_BAR:g})" if s.p_value >= P_BAR else "")
     return [date, link, recipe, device, n, f"{s.mean:.4f}", f"{target:g}", p, f"{s.time_mean_s:.1f}"]
 
 

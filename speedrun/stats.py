@@ -180,7 +180,7 @@ def find_logs(paths: list[str]) -> list[Path]:
     return each_file_once(found_all)
 
 
-def _env_value(environment: str, key: str) -> str | None:
+def env_value(environment: str, key: str) -> str | None:
     m = re.search(rf"^{re.escape(key)}: *(.*)$", environment, re.M)
     return m[1].strip() if m else None
 
@@ -189,10 +189,10 @@ def device_name(environment: str) -> str:
     """'NVIDIA H100 80GB HBM3 x 1' (the environment's gpu: line) -> '1x NVIDIA H100 80GB HBM3'; else 'cpu'.
     An environment without our keys (an upstream log's) is read from its nvidia-smi table: '8x NVIDIA H100 ...'
     (the GPUs of the machine, which upstream runs use all of)."""
-    if gpu := _env_value(environment, "gpu"):
+    if gpu := env_value(environment, "gpu"):
         m = re.fullmatch(r"(.*) x (\d+)", gpu)
         return f"{m[2]}x {m[1]}" if m else gpu
-    if _env_value(environment, "cuda_available") is None:  # ours says cuda_available: False on a CPU run
+    if env_value(environment, "cuda_available") is None:  # ours says cuda_available: False on a CPU run
         if names := Counter(name for _, name in _SMI_GPU.findall(environment)):
             return ", ".join(f"{n}x {name}" for name, n in names.items())
     return "cpu"
@@ -209,7 +209,7 @@ def load_run(path: Path) -> Run:
     # a complete run's time is the one of its last validation, as in the records; otherwise the latest seen
     time_ms = log.training_time_ms if log.complete else latest_ms
     run = Run(path, log.status, log.failure, log, recipe=str(log.recipe.get("name", "?")),
-              commit=_env_value(log.environment, "git_commit") or "unknown", device=device_name(log.environment),
+              commit=env_value(log.environment, "git_commit") or "unknown", device=device_name(log.environment),
               final_val_loss=log.final_val_loss, last_val=log.last_val[:2] if log.last_val else None,
               steps_done=done, steps_planned=log.steps, training_time_s=None if time_ms is None else time_ms / 1000)
     if log.complete and log.final_val_loss is None:

@@ -45,7 +45,7 @@ def test_new_record_and_table(tmp_path):
     p = scipy.stats.ttest_1samp(finals, 3.28, alternative="less").pvalue
     (row,) = table_rows(records / "README.md")  # new_record rebuilt the table
     assert row == ["2026-01-02", "[fast-thing](2026-01-02_fast-thing/)", "tiny", "8x NVIDIA H100 80GB HBM3", "3",
-                   "3.2690", "3.28", format_p(p), "10.1"]
+                   "3.2690", "3.28", format_p(p) + " (not < 0.01)", "10.1"]
     assert no_temp_files(records)
 
 
@@ -75,8 +75,8 @@ def test_rebuild_lists_every_record(tmp_path):
     two, one, failed = rows
     p = scipy.stats.ttest_1samp([3.25, 3.26], 3.28, alternative="less").pvalue
     assert two == ["2026-01-15", "[two-runs](2026-01-15_two-runs/)", "record21", "1x NVIDIA H200",
-                   "2 (+1 not counted)", "3.2550", "3.28", format_p(p), "1.0"]
-    assert one[2:] == ["tiny", "cpu", "1", "3.3000", "3.41", "—", "1.0"]  # per-record target; n < 2: no p-value
+                   "2 (+1 not counted)", "3.2550", "3.28", format_p(p) + " (not < 0.01)", "1.0"]
+    assert one[2:] == ["tiny", "cpu", "1", "3.3000", "3.41", "— (n < 2: no test)", "1.0"]  # per-record target
     assert failed[4:] == ["0 (+1 not counted)", "—", "3.28", "—", "—"]
     text = path.read_text()
     assert text.startswith("# Records\n") and "Ignored (not named YYYY-MM-DD_short-name): scratch" in text
@@ -96,8 +96,8 @@ def test_a_record_of_several_groups_is_judged_on_its_largest(tmp_path):
     hand_log(records / "2026-01-02_singles" / "b.txt", 3.10, code={"speedrun/x.py": "new"})
     mixed, singles = table_rows(rebuild_records_table(str(records)))
     p = scipy.stats.ttest_1samp([3.25, 3.26], 3.28, alternative="less").pvalue  # the pool's would be 0.0183
-    assert mixed[4:8] == ["2 (+1 of other code or settings)", "3.2550", "3.28", format_p(p)]
-    assert singles[4:8] == ["1 (+1 of other code or settings)", "3.3000", "3.28", "—"]
+    assert mixed[4:8] == ["2 (+1 of other code or settings)", "3.2550", "3.28", format_p(p) + " (not < 0.01)"]
+    assert singles[4:8] == ["1 (+1 of other code or settings)", "3.3000", "3.28", "— (n < 2: no test)"]
 
 
 def test_new_record_refuses_runs_of_several_groups(tmp_path):
@@ -176,7 +176,7 @@ def test_upstream_logs_in_a_record_folder(tmp_path):
     p = scipy.stats.ttest_1samp(finals, 3.28, alternative="less").pvalue
     assert row[:7] == ["2025-08-27", "[upstream-fa3](2025-08-27_upstream-fa3/)", "upstream-2025-08-27_upstream-fa3",
                        "8x NVIDIA H100 80GB HBM3", "3 (+2 not counted)", "3.2780", "3.28"]
-    assert row[7] == format_p(p)
+    assert row[7] == format_p(p) + (" (not < 0.01)" if p >= 0.01 else "")
 
 
 def test_hand_written_target_lines(tmp_path):
@@ -246,3 +246,12 @@ def test_a_rebuild_keeps_the_users_text_around_the_table(tmp_path):
     assert text.startswith("My own notes.\n# Records\n") and len(table_rows(readme)) == 2
     readme.write_text("Only my text.\n")  # no table at all: it goes after the text
     assert rebuild_records_table(str(records)).read_text().startswith("Only my text.\n\n<!-- speedrun records")
+
+
+def test_a_record_without_command_takes_the_one_its_logs_name(tmp_path):
+    import sys
+
+    for loss in (3.20, 3.22):
+        runlog(tmp_path / "src", loss)  # RunLog writes `command: <this process's argv>` into each log
+    folder = new_record(tmp_path / "records", "cmd", [str(tmp_path / "src")], command="", device="", date="2026-01-02")
+    assert f"- command: `{' '.join(sys.argv)}`\n" in (folder / "README.md").read_text()
