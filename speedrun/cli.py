@@ -178,7 +178,8 @@ def cmd_train(args) -> int:
     metrics = None
     if (args.wandb or args.tensorboard) and plan.main:
         from speedrun.metrics import open_metrics
-        # one TensorBoard folder a run, named as its log is: runs of one recipe must not append to one folder
+        # opened here, so that a missing package or a wandb login stops the run before any work; named as the
+        # run's log once the log exists (Metrics.start): one TensorBoard folder a run
         metrics = open_metrics(f"{time.strftime('%Y%m%d-%H%M%S')}_{recipe.name}", recipe.to_dict(), args.wandb,
                                args.tensorboard)
     init_distributed(plan)

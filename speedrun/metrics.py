@@ -18,12 +18,21 @@ def _require(module: str, extra: str):
 
 
 class Metrics:
-    """Sends a run's numbers to zero or more sinks; every method is a no-op without sinks."""
+    """Sends a run's numbers to zero or more sinks; every method is a no-op without sinks. TensorBoard's folder is
+    made at the first number, so that `start` can name it as the run's log is named first."""
 
-    def __init__(self, wandb_run=None, tb_writer=None):
-        self._run, self._writer = wandb_run, tb_writer
+    def __init__(self, wandb_run=None, tb_writer=None, open_tb=None, name: str = ""):
+        self._run, self._writer, self._open_tb, self._name = wandb_run, tb_writer, open_tb, name
+
+    def start(self, run_name: str) -> None:
+        """Name the run as its log (`<time>_<recipe>_<run id>`): the TensorBoard folder, and the wandb run."""
+        self._name = run_name
+        if self._run is not None:
+            self._run.name = run_name
 
     def _log(self, step: int, scalars: dict[str, float]) -> None:
+        if self._writer is None and self._open_tb is not None:
+            self._writer, self._open_tb = self._open_tb(self._name), None
         if self._run is not None:
             self._run.log(scalars, step=step)  # wandb drops (with a warning) a step lower than one already logged
         if self._writer is not None:
@@ -50,16 +59,17 @@ def open_metrics(run_name: str, config: dict, wandb_project: str | None = None,
     """Metrics for the sinks asked for; a missing package stops here, before any training work."""
     wandb = _require("wandb", "wandb") if wandb_project else None
     tb = _require("torch.utils.tensorboard", "tensorboard") if tensorboard_dir else None
-    writer = run = None
+    open_tb = None
     if tb is not None:
-        writer = tb.SummaryWriter(log_dir=os.path.join(tensorboard_dir, run_name))
-        # a fenced block, so that TensorBoard's markdown keeps the JSON's lines
-        writer.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```")
+        def open_tb(name: str):
+            writer = tb.SummaryWriter(log_dir=os.path.join(tensorboard_dir, name))
+            # a fenced block, so that TensorBoard's markdown keeps the JSON's lines
+            writer.add_text("config", "```\n" + json.dumps(config, indent=2, default=str) + "\n```")
+            return writer
+    run = None
     if wandb is not None:
         try:  # WANDB_MODE etc. come from the user's environment (offline needs no network)
             run = wandb.init(project=wandb_project, name=run_name, config=config)
         except wandb.errors.Error as e:  # no API key, bad project, ...: fixable by the user
-            if writer is not None:
-                writer.close()
             raise SpeedrunError(f"--wandb: {' '.join(str(e).split())}") from e
-    return Metrics(run, writer)
+    return Metrics(run, open_tb=open_tb, name=run_name)

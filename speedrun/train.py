@@ -110,6 +110,7 @@ def run(r: Recipe, plan: Plan, log_dir: str | None = None, print_every: int | No
         trainer = Trainer(r, plan, log_dir, print_every, say, save_every, checkpoint_dir, resume, compile_cache)
         trainer.keeper.keep_last, trainer.keeper.save_final = keep_last, save_final
         if metrics is not None and plan.main:
+            metrics.start(trainer.log.path.stem)  # its TensorBoard folder and wandb run named as its log
             trainer.metrics = metrics
         return trainer.train()
     finally:

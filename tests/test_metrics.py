@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -92,7 +93,9 @@ def test_wandb_offline_run_reads_back(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    _log_run(open_metrics("run1", CONFIG, wandb_project="speedrun-test"))
+    metrics = open_metrics("run0", CONFIG, wandb_project="speedrun-test")
+    metrics.start("run1")  # the run's log is named: the wandb run takes its name (a second run record)
+    _log_run(metrics)
 
     [run_file] = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
     # wandb's service process may still be writing the file when finish() returns on a loaded machine (seen once in a
@@ -101,12 +104,12 @@ def test_wandb_offline_run_reads_back(tmp_path, monkeypatch):
     while True:
         records = list(_wandb_records(run_file))
         runs = [r.run for r in records if r.WhichOneof("record_type") == "run"]
-        if runs or time.monotonic() > deadline:
+        if len(runs) >= 2 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert len(runs) == 1, f"run records: {len(runs)}; record types: {[r.WhichOneof('record_type') for r in records]}"
-    [run] = runs
-    assert (run.project, run.display_name) == ("speedrun-test", "run1")
+    assert len(runs) == 2, f"run records: {len(runs)}; record types: {[r.WhichOneof('record_type') for r in records]}"
+    run = runs[0]
+    assert (run.project, run.display_name, runs[1].display_name) == ("speedrun-test", "run0", "run1")
     assert {u.key: json.loads(u.value_json) for u in run.config.update if u.key in CONFIG} == CONFIG
     history = [{"/".join(i.nested_key or [i.key]): json.loads(i.value_json) for i in r.history.item}
                for r in records if r.WhichOneof("record_type") == "history"]
@@ -143,7 +146,9 @@ def test_a_training_run_sends_its_numbers_to_tensorboard(tmp_path):
     metrics = open_metrics("tiny", r.to_dict(), tensorboard_dir=str(tmp_path / "tb"))
     result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=lambda *a: None,
                  metrics=metrics)
-    events = EventAccumulator(str(tmp_path / "tb" / "tiny"))
+    # one folder, named as the run's log (`<time>_<recipe>_<run id>`), so the two are matched by name
+    assert [p.name for p in (tmp_path / "tb").iterdir()] == [Path(result.log_path).stem]
+    events = EventAccumulator(str(tmp_path / "tb" / Path(result.log_path).stem))
     events.Reload()
     train = [(e.step, e.value) for e in events.Scalars("train/loss")]
     assert [s for s, _ in train] == [1, 2, 3]
@@ -154,7 +159,8 @@ def test_a_training_run_sends_its_numbers_to_tensorboard(tmp_path):
 
 
 def test_each_training_run_gets_its_own_tensorboard_folder(monkeypatch, tmp_path, capsys):
-    """Named as the run's log is (<time>_<recipe>): runs of one recipe must not append to one folder."""
+    """Opened before any work (a missing package stops the run there), named <time>_<recipe> until the run's log
+    exists, then as the log: runs of one recipe never append to one folder."""
     import re
 
     import speedrun.metrics
@@ -172,3 +178,4 @@ def test_each_training_run_gets_its_own_tensorboard_folder(monkeypatch, tmp_path
     assert "stopped before training" in capsys.readouterr().err
     [(name, folder)] = names
     assert re.fullmatch(r"\d{8}-\d{6}_tiny", name) and folder == "tb"
+    assert not (tmp_path / "tb").exists()  # nothing written before the run's first number
