@@ -412,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("records", help="rebuild the table in records/README.md from the record folders; "
                                        "--new NAME LOG... first makes a record")
     p.add_argument("--dir", default="records", help="the records folder")
-    p.add_argument("--new", nargs="+", metavar="NAME LOG", help="make records/<today>_NAME/ from these run logs")
+    p.add_argument("--new", nargs="+", metavar="NAME_AND_LOGS",
+                   help="NAME LOG...: make records/<today>_NAME/ from these run logs")
     p.add_argument("--command", help="(--new) the command that produced the runs")
     p.add_argument("--device", help="(--new) the machine, e.g. '8x H100 80GB' (default: the one the logs name)")
     p.add_argument("--target", type=_target, default=3.28, help="(--new) val loss target")
@@ -484,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, Terminated):
             print("speedrun: terminated (SIGTERM)", file=sys.stderr)
             return e.exit_code
-        print("speedrun: interrupted", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank gets Ctrl-C: one line, not one a rank
+            print("speedrun: interrupted", file=sys.stderr)
         return 130
     finally:  # a caller of main() in its own process (a test, a notebook) gets its SIGTERM handler back
         if sigterm_handler is not None:

@@ -282,7 +282,8 @@ MAX_SEED = 2**64 - 1
 def _coerce(key: str, value, source: str):
     """Convert `value` (from TOML or a --set string) to the field's type, or raise RecipeError."""
     if key not in FIELDS:
-        close = difflib.get_close_matches(key, FIELDS, n=3)
+        # a spelling close to a field's, else the fields that hold the word (lr: lr_head, muon_lr, ...)
+        close = difflib.get_close_matches(key, FIELDS, n=3) or [f for f in FIELDS if key in f.split("_")][:4]
         hint = f"did you mean {' or '.join(close)}?" if close else "`speedrun train --dry-run` lists the fields"
         raise RecipeError(f"{source}: unknown recipe key {key!r} ({hint})")
     hint = typing.get_type_hints(Recipe)[key]

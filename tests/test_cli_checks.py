@@ -349,3 +349,18 @@ def test_output_to_a_full_device_is_one_line():
         done = subprocess.run([sys.executable, "-m", "speedrun", "data", "inspect", str(shard)], stdout=full,
                               stderr=subprocess.PIPE, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr == "speedrun: error: writing the output: No space left on device\n"
+
+
+@pytest.mark.parametrize("rank, said", [(None, "speedrun: interrupted\n"), ("0", "speedrun: interrupted\n"), ("1", "")])
+def test_ctrl_c_is_said_once_not_once_a_rank(rank, said, monkeypatch, capsys):
+    """Under torchrun every rank gets the terminal's Ctrl-C: rank 0 says it."""
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_stats", interrupted)
+    if rank is None:
+        monkeypatch.delenv("RANK", raising=False)
+    else:
+        monkeypatch.setenv("RANK", rank)
+    assert main(["stats"]) == 130
+    assert capsys.readouterr().err == said

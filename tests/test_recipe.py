@@ -171,6 +171,8 @@ def _error(name, overrides=None) -> str:
 def test_unknown_key_did_you_mean():
     msg = _error("tiny", ["stepz=1"])
     assert "'stepz'" in msg and "did you mean steps" in msg
+    # no close spelling: the fields that hold the word
+    assert _error("tiny", ["lr=0.1"]).endswith("(did you mean lr_head or lr_embed or lr_scalar or muon_lr?)")
 
 
 def test_unknown_key_without_close_match():
