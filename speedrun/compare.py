@@ -1,7 +1,7 @@
 """`speedrun compare`: a change against a baseline, from their run logs. The final val loss of the two sets is compared
 paired by seed where both sides ran the same seeds (each seed's initialisation is then the same, and the data order
-is the same at every seed, so the seed-to-seed spread drops out) and unpaired (Welch's t-test) over all complete runs; the mean training times give
-a ratio. Only complete runs count, as in `speedrun stats`.
+is the same at every seed, so the seed-to-seed spread drops out) and unpaired (Welch's t-test) over all complete
+runs; the mean training times give a ratio. Only complete runs count, as in `speedrun stats`.
 """
 
 import json
