@@ -71,5 +71,6 @@ def open_metrics(run_name: str, config: dict, wandb_project: str | None = None,
         try:  # WANDB_MODE etc. come from the user's environment (offline needs no network)
             run = wandb.init(project=wandb_project, name=run_name, config=config)
         except wandb.errors.Error as e:  # no API key, bad project, ...: fixable by the user
-            raise SpeedrunError(f"--wandb: {' '.join(str(e).split())}") from e
+            raise SpeedrunError(f"--wandb: {' '.join(str(e).split())} (or WANDB_MODE=offline: a local run, synced "
+                                f"later with `wandb sync`)") from e
     return Metrics(run, open_tb=open_tb, name=run_name)

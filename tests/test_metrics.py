@@ -127,7 +127,8 @@ def test_wandb_init_error_is_one_line(tmp_path, monkeypatch):
         raise wandb.errors.UsageError("No API key configured.\nUse `wandb login` to log in.")
 
     monkeypatch.setattr(wandb, "init", refuse)
-    with pytest.raises(SpeedrunError, match=r"^--wandb: No API key configured. Use `wandb login` to log in.$"):
+    with pytest.raises(SpeedrunError, match=r"^--wandb: No API key configured. Use `wandb login` to log in. \(or "
+                                            r"WANDB_MODE=offline: a local run, synced later with `wandb sync`\)$"):
         open_metrics("run1", CONFIG, wandb_project="p", tensorboard_dir=str(tmp_path))
 
 
