@@ -279,8 +279,9 @@ def _is_retired(key: str, value, source: str) -> bool:
 MAX_SEED = 2**64 - 1
 
 
-def _coerce(key: str, value, source: str):
-    """Convert `value` (from TOML or a --set string) to the field's type, or raise RecipeError."""
+def _coerce(key: str, value, source: str, typed: bool = False):
+    """Convert `value` (from TOML or a --set string) to the field's type, or raise RecipeError. typed: a TOML file's
+    value, whose type is the file's own (`steps = "8"` is a string there, not read as a number)."""
     if key not in FIELDS:
         # a spelling close to a field's, else the fields that hold the word (lr: lr_head, muon_lr, ...)
         close = difflib.get_close_matches(key, FIELDS, n=3) or [f for f in FIELDS if key in f.split("_")][:4]
@@ -288,6 +289,10 @@ def _coerce(key: str, value, source: str):
         raise RecipeError(f"{source}: unknown recipe key {key!r} ({hint})")
     hint = typing.get_type_hints(Recipe)[key]
     bad = lambda: RecipeError(f"{source}: {key}={value!r} is not a valid {_type_name(hint)}")
+    if typed and isinstance(value, str) and hint is not str:
+        kind = {int: "a whole number", float: "a number", bool: "true or false"}.get(hint, "a list ([...])")
+        raise RecipeError(f"{source}: {key} = {value!r} is quoted, so a string; {key} takes {kind}: write it without "
+                          f"the quotes")
     if isinstance(value, str) and (hint is not str or value[:1] in "\"'" and value[-1:] == value[:1] and len(value) > 1):
         try:
             value = tomllib.loads(f"v = {value}")["v"]
@@ -357,7 +362,7 @@ def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
     except OSError as e:
         raise RecipeError(f"{path}: cannot read: {e.strerror or e}") from None
     base = data.pop("base", None)
-    values = {k: _coerce(k, v, str(path)) for k, v in data.items() if not _is_retired(k, v, str(path))}
+    values = {k: _coerce(k, v, str(path), typed=True) for k, v in data.items() if not _is_retired(k, v, str(path))}
     if base is not None:
         # a base that is not there: said with the file that names it
         if not isinstance(base, str) or not base.endswith(".toml") and base not in recipe_names():

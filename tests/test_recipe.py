@@ -95,6 +95,20 @@ def test_toml_file_with_base_name(tmp_path, r21):
         == r21.to_dict()
 
 
+@pytest.mark.parametrize("line, kind", [('steps = "8"', "a whole number"), ('muon_lr = "0.1"', "a number"),
+                                        ('train_loop = "false"', "true or false"),
+                                        ('no_mlp_layers = "[1,4]"', r"a list \(\[\.\.\.\]\)")])
+def test_a_quoted_value_in_a_toml_file_is_its_type_error(tmp_path, line, kind):
+    """In a file, TOML's types are the file's: a quoted number is a string (as --set's text is parsed, a file's
+    is not), said with the fix."""
+    path = _write(tmp_path / "q.toml", f'base = "tiny"\n{line}\n')
+    key = line.split()[0]
+    with pytest.raises(RecipeError, match=rf"q.toml: {key} = .* is quoted, so a string; {key} takes {kind}: write it "
+                                          r"without the quotes$"):
+        load_recipe(str(path))
+    assert load_recipe("tiny", [line.replace(" ", "").replace('"', "")])  # --set's text: parsed as before
+
+
 def test_toml_base_chain_relative_to_file(tmp_path):
     (tmp_path / "sub").mkdir()
     _write(tmp_path / "sub" / "a.toml", 'base = "tiny"\nsteps = 11\nseed = 5\ndescription = "a"\n')
