@@ -19,7 +19,7 @@ from speedrun import checkpoint as ckpt_mod
 from speedrun.build import build_model, build_optimizers, compiled_runner
 from speedrun.compile_cache import CompileCache
 from speedrun.distributed import barrier_if_distributed
-from speedrun.errors import TrainingError
+from speedrun.errors import Terminated, TrainingError
 from speedrun.files import check_writable_folder
 from speedrun.interrupt import Interrupted, StopRequest, StopVote
 from speedrun.metrics import Metrics
@@ -193,6 +193,7 @@ class Trainer:
             log.note(self.compile_cache.message)
         t_launch = time.perf_counter()
         setup_s = time.time() - PROCESS_START  # before any compiling
+        timed = False  # the timed loop has begun (a Ctrl-C before it leaves nothing to resume)
         try:
             first = warmup_and_restore(self.runner, self.optimizers, r, plan, self.model.window(0), say)
             start = self._restore() if self.ckpt is not None else RunResult(None, [], [], 0.0)
@@ -207,6 +208,7 @@ class Trainer:
                       + (f" (first step: {format_phases(first)})" if first else ""))
             if self.compile_cache is not None:
                 self._note(self.compile_cache.graph_counts())
+            timed = True
             with StopRequest() as stop:
                 result = self._loop(start, stop)
             if stop.signum is not None:  # it came after the last stop vote: the run went on to its end
@@ -218,6 +220,9 @@ class Trainer:
         except BaseException as e:
             if isinstance(e, Interrupted):
                 reason = e.log_reason
+            elif isinstance(e, KeyboardInterrupt):  # a signal the timed loop's stop request did not take
+                where = "in the timed loop" if timed else "before the first timed step (compile, warm-up)"
+                reason = f"{'SIGTERM' if isinstance(e, Terminated) else 'SIGINT'}: interrupted {where}"
             else:
                 reason = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
             log.finish(False, reason)

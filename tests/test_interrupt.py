@@ -130,7 +130,8 @@ def test_sigterm_before_the_timed_loop_ends_the_run_with_its_log_closed(tmp_path
     out, err = signal_at(proc, r"warm-up step 2/", signal.SIGTERM)  # in the warm-up's untimed steps
     assert proc.returncode == 143 and err == "speedrun: terminated (SIGTERM)\n", (out, err)
     (log_path,) = (tmp_path / "logs").iterdir()
-    assert log_path.read_text().splitlines()[-1] == "=== end: failed: Terminated ==="
+    assert log_path.read_text().splitlines()[-1] == ("=== end: failed: SIGTERM: interrupted before the first timed "
+                                                     "step (compile, warm-up) ===")
     assert not (tmp_path / "checkpoints").exists()
 
 
