@@ -207,6 +207,9 @@ def resolve(spec: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = 
     if latest and not folder.exists():
         raise CheckpointError(f"latest: no {folder}/ folder here, so no checkpoint to take (runs save theirs "
                               f"there); train first, or give a checkpoint file or folder")
+    if latest and not folder.is_dir():  # `--checkpoint-dir ckpt.pt --resume latest`
+        raise CheckpointError(f"latest: {folder} is a file, not a checkpoint folder; give the file itself "
+                              f"(--resume {folder}), or --checkpoint-dir its folder")
     found = [(p.stat().st_mtime_ns, int(m[2]), p) for p in (folder.iterdir() if folder.is_dir() else [])
              if (m := NAME.match(p.name)) and p.is_file()]
     if not found:

@@ -151,6 +151,10 @@ def test_latest_in_an_empty_or_missing_folder(tmp_path):
     with pytest.raises(CheckpointError, match=r"^latest: no .*missing/ folder here, so no checkpoint to take .*; "
                                               r"train first, or give a checkpoint file or folder$"):
         resolve("latest", tmp_path / "missing")
+    (tmp_path / "ckpt.pt").write_bytes(b"x")  # --checkpoint-dir given a file
+    with pytest.raises(CheckpointError, match=r"^latest: .*ckpt.pt is a file, not a checkpoint folder; give the file "
+                                              r"itself \(--resume .*ckpt.pt\), or --checkpoint-dir its folder$"):
+        resolve("latest", tmp_path / "ckpt.pt")
 
 
 # --- errors ----------------------------------------------------------------------------------------------------
