@@ -260,3 +260,19 @@ def test_cli_eval(trained, items_file, capsys, tmp_path, monkeypatch):
     out = capsys.readouterr().out
     assert out.startswith(f"val files: {val} (the checkpoint recipe's val_files {str(val)!r})\n")
     assert f"val_loss {result.val_losses[-1][1]:.4f} over 512 tokens" in out
+
+
+def test_relative_val_files_from_another_folder_say_where_they_are_read(trained, tmp_path, monkeypatch):
+    """`speedrun eval CKPT` elsewhere than where its run started: the recipe's relative val_files are not there."""
+    import dataclasses
+
+    from speedrun.checkpoint import load
+
+    path, _, _, _ = trained
+    ckpt = load(path)
+    moved = dataclasses.replace(ckpt, recipe=dataclasses.replace(ckpt.recipe, val_files="data/mine_val_*.bin"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ShardError, match=r"^data/mine_val_\*\.bin: .* \(the checkpoint's recipe names "
+                                         r"'data/mine_val_\*\.bin', relative to the folder its run started in; this "
+                                         rf"is {tmp_path}: run from there, or give --val PATH\)$"):
+        evaluate_checkpoint(moved, device=DEV, say=quiet)

@@ -4,6 +4,7 @@ window of the final training step, the training device plan's model (bf16 embedd
 """
 
 import dataclasses
+import os
 
 from speedrun.build import compiled_runner
 from speedrun.checkpoint import Checkpoint, load, resolve
@@ -22,7 +23,13 @@ def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = Non
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load(resolve(checkpoint))
     r = ckpt.recipe
     specs = [val_paths] if isinstance(val_paths, str) else list(val_paths or [r.val_files])
-    files = [f for spec in specs for f in data_files(str(spec), "val")]  # file problems before the model is built
+    try:  # file problems before the model is built
+        files = [f for spec in specs for f in data_files(str(spec), "val")]
+    except ShardError as e:
+        if val_paths or r.val_files == "demo" or os.path.isabs(os.path.expanduser(r.val_files)):
+            raise
+        raise ShardError(f"{e} (the checkpoint's recipe names {r.val_files!r}, relative to the folder its run started "
+                         f"in; this is {os.getcwd()}: run from there, or give --val PATH)") from None
     say(f"val files: {', '.join(map(str, files))}" + ("" if val_paths else f" (the checkpoint recipe's val_files "
                                                                             f"{r.val_files!r})"))
     L = r.val_seq_len
