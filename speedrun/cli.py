@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "checkpoint's folder, so a run's checkpoints stay together)")
     p.add_argument("--wandb", metavar="PROJECT", help="also log to Weights & Biases (pip install 'speedrun[wandb]')")
     p.add_argument("--tensorboard", metavar="DIR",
-                   help="also write TensorBoard scalars to DIR/<time>_<recipe>, a folder a run (pip install "
+                   help="also write TensorBoard scalars to DIR/<the run log's name>, a folder a run (pip install "
                         "'speedrun[tensorboard]')")
     p.add_argument("--resume", metavar="PATH|latest",
                    help="continue a run from a checkpoint (a folder: its newest; latest: the newest in "

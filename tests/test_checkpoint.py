@@ -492,17 +492,3 @@ def test_resuming_a_run_of_relative_data_paths_from_elsewhere_says_where_they_ar
         check_run_data(half.recipe)
     assert "checkpoint" not in str(fresh.value)
 
-
-def test_ctrl_c_before_the_timed_loop_closes_the_log_saying_so(shards, tmp_path, monkeypatch):
-    import speedrun.train
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(speedrun.train, "warmup_and_restore", interrupted)
-    r = recipe(shards, steps=4, val_every=0)
-    with pytest.raises(KeyboardInterrupt):
-        run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet)
-    (log,) = (tmp_path / "logs").iterdir()
-    assert log.read_text().splitlines()[-1] == ("=== end: failed: SIGINT: interrupted before the first timed step "
-                                                "(compile, warm-up) ===")

@@ -416,3 +416,18 @@ def test_setup_phases_show_the_compiler_import_apart_when_compiling(shard_files,
     trainer = Trainer(r, plan, str(tmp_path / "logs"), None, lambda *a, **k: None, None, str(tmp_path / "ck"), None)
     assert list(trainer.laps.laps) == ["imports+plan", "data", "model", "compiler import", "optimisers", "log"]
     trainer.log.finish(False, "test: set-up only")
+
+
+def test_ctrl_c_before_the_timed_loop_closes_the_log_saying_so(shard_files, tmp_path, monkeypatch):
+    import speedrun.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(speedrun.train, "warmup_and_restore", interrupted)
+    r = run_recipe(shard_files, steps=4, val_every=0)
+    with pytest.raises(KeyboardInterrupt):
+        run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=quiet)
+    (log,) = (tmp_path / "logs").iterdir()
+    assert log.read_text().splitlines()[-1] == ("=== end: failed: SIGINT: interrupted before the first timed step "
+                                                "(compile, warm-up) ===")
