@@ -78,9 +78,8 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
         raise SpeedrunError("two logs have the same file name; a record keeps them side by side")
     # no --device: the machine the logs name, as the table shows it (the record's README never leaves it empty)
     device = device or ", ".join(sorted({run.device for run in summary.counted}))
-    logged = {c for run in summary.counted if (c := env_value(run.log.environment, "command"))}
-    if not command and len(logged) == 1:  # no --command: the one the logs name (`speedrun train ...`)
-        command = logged.pop()
+    # no --command: the ones the logs name (`speedrun train ...`), which differ by seed where runs repeat a recipe
+    logged = sorted({c for run in summary.counted if (c := env_value(run.log.environment, "command"))})
     # filled under a hidden name, then renamed: a failed copy leaves no half-made record for the table to list
     tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir(parents=True)
@@ -90,7 +89,9 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
         report, _ = stats_report([str(tmp)], target=target)
         lines = [f"# {name}", "", f"- date: {date}",
                  f"- command: `{command}`" if command else
-                 f"- command: (not given{f'; the logs name {len(logged)}' if logged else ''})",
+                 f"- command{'s' if len(logged) > 1 else ''} (from the logs): {'; '.join(f'`{c}`' for c in logged)}"
+                 if logged else
+                 "- command: (not given)",
                  f"- device: {device}",
                  f"- target: {target:g}", f"- logs: {', '.join(f'`{s.name}`' for s in sources)}", ""]
         if notes:

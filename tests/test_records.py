@@ -254,4 +254,12 @@ def test_a_record_without_command_takes_the_one_its_logs_name(tmp_path):
     for loss in (3.20, 3.22):
         runlog(tmp_path / "src", loss)  # RunLog writes `command: <this process's argv>` into each log
     folder = new_record(tmp_path / "records", "cmd", [str(tmp_path / "src")], command="", device="", date="2026-01-02")
-    assert f"- command: `{' '.join(sys.argv)}`\n" in (folder / "README.md").read_text()
+    assert f"- command (from the logs): `{' '.join(sys.argv)}`\n" in (folder / "README.md").read_text()
+    # repeats at other seeds name several commands: each is listed
+    for seed in (1, 2):
+        hand_log(tmp_path / "seeds" / f"s{seed}.txt", 3.2 + seed / 100, recipe={"seed": seed})
+        path = tmp_path / "seeds" / f"s{seed}.txt"
+        path.write_text(path.read_text().replace("git_commit:", f"command: speedrun train --set seed={seed}\ngit_commit:"))
+    folder = new_record(tmp_path / "records", "seeds", [str(tmp_path / "seeds")], command="", device="", date="2026-01-02")
+    assert ("- commands (from the logs): `speedrun train --set seed=1`; `speedrun train --set seed=2`\n"
+            in (folder / "README.md").read_text())
