@@ -231,27 +231,37 @@ def load_run(path: Path) -> Run:
 def load_runs(paths: list[str]) -> list[Run]:
     """The runs of the logs under `paths` (find_logs). A log whose text equals an earlier one's (a copy, renamed or
     compressed) is the same run: it is listed with the reason, but not counted again, so it cannot lower a p-value.
-    Nor is a deterministic rerun: a complete run of the same group and seed whose every train and val loss equals an
-    earlier one's (a CPU run repeats bitwise). It adds no information about the spread, only n. A GPU rerun differs
-    in its losses within a few steps, so it counts."""
+    Nor is a deterministic rerun: a complete run of the same group and seed whose train and val losses equal an
+    earlier one's at every step both logged, where one's steps hold the other's (a CPU run repeats bitwise; a resume
+    from a checkpoint of a run that went on replays its last steps). It adds no information about the spread, only
+    n. A GPU rerun differs in its losses within a few steps, so it counts."""
     runs: list[Run] = []
     first: dict[str, Run] = {}
-    trajectories: dict[tuple, Run] = {}
+    counted: dict[tuple, list[tuple[Run, dict, dict]]] = {}  # (group, seed) -> runs and their losses by step
     for path in find_logs(paths):
         run = load_run(path)
         if run.log is not None and (original := first.setdefault(run.log.text_hash, run)) is not run:
             run.copy_of, run.reason = original.path, f"a copy of {original.path}; not counted again"
-        elif run.counted and (original := trajectories.setdefault(_trajectory(run), run)) is not run:
+        elif run.counted and (original := _replays(run, counted)) is not None:
             run.copy_of = original.path
             run.reason = f"repeats {original.path} loss for loss (same seed, deterministic); not counted again"
         runs.append(run)
     return runs
 
 
-def _trajectory(run: Run) -> tuple:
-    log = run.log
-    return (run.group, log.recipe.get("seed"), tuple(loss for _, _, loss in log.train_steps),
-            tuple(loss for _, loss, _ in log.val))
+def _replays(run: Run, counted: dict) -> Run | None:
+    """The earlier counted run that `run` repeats loss for loss (see load_runs), or None; else `run` joins them."""
+    train = {s: loss for s, _, loss in run.log.train_steps}
+    val = {s: loss for s, loss, _ in run.log.val}
+    same = counted.setdefault((run.group, run.log.recipe.get("seed")), [])
+    for other, other_train, other_val in same:
+        common = train.keys() & other_train.keys()
+        if common and (train.keys() <= other_train.keys() or other_train.keys() <= train.keys()) and all(
+                train[s] == other_train[s] for s in common) and all(val[s] == other_val[s] for s in val.keys()
+                                                                      & other_val.keys()):
+            return other
+    same.append((run, train, val))
+    return None
 
 
 def time_to_target(log: ParsedLog | None, target: float) -> tuple[int, float] | None:

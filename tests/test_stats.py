@@ -492,3 +492,24 @@ def test_a_deterministic_rerun_of_a_seed_counts_once(tmp_path):
     assert left.reason == f"repeats {rerun} loss for loss (same seed, deterministic); not counted again"
     assert summarize([str(folder), str(tmp_path / "more")]).overall.n == 4  # its own train losses: not a rerun
     assert "not counted again" in stats_report([str(tmp_path)])[0]
+
+
+def test_a_resume_that_replays_a_finished_runs_last_steps_counts_once(tmp_path):
+    """`--resume` from step 50 of a run that went on to 100: on a CPU the branch replays steps 51-100 loss for loss,
+    one run logged twice, not a second sample."""
+    import re
+
+    folder = tmp_path / "logs"
+    whole = hand_log(folder / "a_whole.txt", 3.20, recipe={"seed": 1})
+    hand_log(folder / "c_other_seed.txt", 3.22, recipe={"seed": 2})
+    lines = [line for line in whole.read_text().splitlines()
+             if not ((m := re.match(r"step:(\d+)/", line)) and int(m[1]) <= 50)]
+    branch = folder / "b_branch.txt"
+    branch.write_text("\n".join(lines).replace(f"host: {whole}", "host: elsewhere") + "\n")
+    s = summarize([str(folder)])
+    assert s.overall.n == 2
+    (left,) = [r for r in s.runs if r.copy_of]
+    assert (left.path, left.copy_of) == (branch, whole)
+    # a branch that went its own way (another loss at a step both logged) is a run of its own
+    branch.write_text(branch.read_text().replace("val_loss:", "val_loss:9", 1))
+    assert summarize([str(folder)]).overall.n == 3
