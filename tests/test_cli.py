@@ -373,7 +373,7 @@ def test_negative_learning_rate_is_refused(capsys):
 def test_train_shards_smaller_than_a_batch_no_log(capsys, tmp_path, make_shard):
     path = make_shard(np.arange(1024), name="train_000000.bin")  # tiny's batch is 1024: needs 1025
     err = _data_error(capsys, tmp_path, f"train_files={path}")
-    assert_one_line_error(err, "no shard holds more than one train batch of 1,024 tokens")
+    assert_one_line_error(err, "no shard holds a whole train batch of 1,024 tokens")
 
 
 def test_val_too_small_no_log(capsys, tmp_path, make_shard):

@@ -249,11 +249,11 @@ def test_upcoming_targets_are_every_ranks_next_targets_and_leave_the_stream_alon
 def test_all_shards_smaller_than_one_batch(make_shard, tmp_path):
     make_shard(np.arange(BATCH), name="a.bin", folder=tmp_path / "d")
     make_shard(np.arange(100), name="b.bin", folder=tmp_path / "d")
-    with pytest.raises(ShardError, match="no shard holds more than one train batch") as info:
+    with pytest.raises(ShardError, match="no shard holds a whole train batch") as info:
         BatchStream(tmp_path / "d", BATCH, SEQ)
     assert "\n" not in str(info.value) and str(info.value).endswith("; add text, or lower batch_tokens and seq_len")
     assert str(tmp_path / "d") in str(info.value)
-    with pytest.raises(ShardError, match=r"one validation batch .* make a larger val shard \(`speedrun data tokenize "
+    with pytest.raises(ShardError, match=r"a whole validation batch .* make a larger val shard \(`speedrun data tokenize "
                                          r"--val-tokens N`\) or lower val_seq_len and val_tokens$"):
         BatchStream(tmp_path / "d", BATCH, BATCH, role="validation")
 
