@@ -130,7 +130,7 @@ def dry_run_report(recipe, plan) -> str:
     groups = model.param_groups()
     count = lambda ps: sum(p.numel() for p in ps)
     total = count(model.parameters())
-    lines = [f"recipe {recipe.name}: {recipe.description}", json.dumps(recipe.to_dict(), indent=1), "",
+    lines = [f"recipe {recipe.name}: {recipe.description or '(no description: a recipe file may set one)'}", json.dumps(recipe.to_dict(), indent=1), "",
              f"parameters: {total:,} in total (built on the meta device: no weights allocated)"]
     tied = model.lm_head.weight is model.embed.weight
     labels = {"muon": "Muon (block matrices)",

@@ -242,7 +242,7 @@ def test_in_process_dry_run_toml_path(capsys, tmp_path):
     path.write_text('base = "tiny"\nsteps = 7\n')
     rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", str(path)])
     assert rc == 0, err
-    assert out.startswith("recipe mine: ")
+    assert out.startswith("recipe mine: (no description: a recipe file may set one)\n")
     assert "tokens: 1,024 per step, 7,168 over 7 steps" in out
 
 
