@@ -1,0 +1,68 @@
+"""`speedrun stats` counts each run once: a copy of a log (renamed or compressed), a deterministic rerun of a seed,
+and a resume that replays a finished run's last steps are listed, never counted again (they would lower p)."""
+
+from __future__ import annotations
+
+import pytest
+import scipy.stats
+from logfactory import hand_log, runlog
+
+from speedrun.stats import stats_report, summarize
+
+
+def test_a_copied_log_counts_once(tmp_path):
+    """A copy of a log (renamed, or compressed: .txt.xz logs are read too) is the same run: listed, not counted again,
+    so it cannot lower the p-value. Two runs of equal losses but their own texts stay two runs."""
+    import lzma
+
+    folder = tmp_path / "logs"
+    runs = [hand_log(folder / f"run{i}.txt", loss) for i, loss in enumerate((3.20, 3.22, 3.21))]
+    (folder / "run0_copy.txt").write_text(runs[0].read_text())
+    with lzma.open(folder / "run1.txt.xz", "wt") as f:
+        f.write(runs[1].read_text())
+    s = summarize([str(folder)])
+    assert s.overall.n == 3 and len(s.runs) == 5
+    assert s.overall.p_value == pytest.approx(scipy.stats.ttest_1samp([3.20, 3.22, 3.21], 3.28,
+                                                                      alternative="less").pvalue)
+    copies = {r.path.name: r.copy_of.name for r in s.runs if r.copy_of}
+    assert copies == {"run0_copy.txt": "run0.txt", "run1.txt.xz": "run1.txt"}
+    report = stats_report([str(folder)])[0]
+    assert f"a copy of {runs[0]}; not counted again" in report and "n = 3" in report
+
+
+def test_a_deterministic_rerun_of_a_seed_counts_once(tmp_path):
+    """A CPU rerun of a seed repeats every loss: it adds n, not information, and would lower p (three runs at
+    p = 0.05 read as five at p < 0.01). It counts once, named; a rerun with losses of its own (a GPU's) counts."""
+    folder = tmp_path / "logs"
+    for loss in (3.20, 3.26, 3.23):
+        runlog(folder, loss)
+    rerun = runlog(tmp_path / "more", 3.20, rerun=True)
+    first = runlog(tmp_path / "again", 3.20, rerun=True)  # the reruns' own trajectory: one of them counts
+    s = summarize([str(folder), str(tmp_path / "more"), str(tmp_path / "again")])
+    assert s.overall.n == 4 and len(s.runs) == 5
+    (left,) = [r for r in s.runs if r.copy_of]
+    assert left.path == first and left.copy_of == rerun
+    assert left.reason == f"repeats {rerun} loss for loss (same seed, deterministic); not counted again"
+    assert summarize([str(folder), str(tmp_path / "more")]).overall.n == 4  # its own train losses: not a rerun
+    assert "not counted again" in stats_report([str(tmp_path)])[0]
+
+
+def test_a_resume_that_replays_a_finished_runs_last_steps_counts_once(tmp_path):
+    """`--resume` from step 50 of a run that went on to 100: on a CPU the branch replays steps 51-100 loss for loss,
+    one run logged twice, not a second sample."""
+    import re
+
+    folder = tmp_path / "logs"
+    whole = hand_log(folder / "a_whole.txt", 3.20, recipe={"seed": 1})
+    hand_log(folder / "c_other_seed.txt", 3.22, recipe={"seed": 2})
+    lines = [line for line in whole.read_text().splitlines()
+             if not ((m := re.match(r"step:(\d+)/", line)) and int(m[1]) <= 50)]
+    branch = folder / "b_branch.txt"
+    branch.write_text("\n".join(lines).replace(f"host: {whole}", "host: elsewhere") + "\n")
+    s = summarize([str(folder)])
+    assert s.overall.n == 2
+    (left,) = [r for r in s.runs if r.copy_of]
+    assert (left.path, left.copy_of) == (branch, whole)
+    # a branch that went its own way (another loss at a step both logged) is a run of its own
+    branch.write_text(branch.read_text().replace("val_loss:", "val_loss:9", 1))
+    assert summarize([str(folder)]).overall.n == 3
