@@ -44,6 +44,10 @@ class StopRequest:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
+                # an ignored SIGINT stays ignored: a shell starts a script's background job so, that the terminal's
+                # Ctrl-C meant for the script does not stop it (SIGTERM still does), during setup and loop alike
+                if sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
+                    continue
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

@@ -177,3 +177,20 @@ def test_a_signal_during_tokenize_removes_its_temporary_folder(tmp_path, how):
     else:
         assert proc.returncode == 130 and err == "speedrun: interrupted\n", (stdout, err)
     assert not out.exists(), list(out.rglob("*"))  # the folder it made, and its temporary folder, are gone
+
+
+def test_an_ignored_sigint_stays_ignored_in_the_timed_loop():
+    """A script's background job starts with SIGINT ignored (the terminal's Ctrl-C is the script's): the loop keeps
+    it so, as the setup before it does, and still stops on SIGTERM."""
+    from speedrun.interrupt import StopRequest
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with StopRequest() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == stop._handle
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with StopRequest() as stop:  # a foreground run: Ctrl-C asks the loop to stop
+        assert signal.getsignal(signal.SIGINT) == stop._handle
