@@ -4,13 +4,13 @@ N ranks, and the --dry-run report."""
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from speedrun.errors import SpeedrunError
+from speedrun.host import usable_cores
 from speedrun.recipe import RecipeError
 from speedrun.words import plural
 
@@ -114,8 +114,7 @@ def check_nproc(recipe, nproc: int, device: str | None, resumed: bool = False) -
             sets.append(f"--set val_tokens={max(1, recipe.val_tokens // val_unit) * val_unit}")
         raise SpeedrunError(f"--nproc {nproc}: {e}; add {' '.join(sets)} (or use {fewer})") from None
     # it will run: a note (not an error) where CPU ranks outnumber the cores
-    if want == "cpu" and nproc > (cores := len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                  else os.cpu_count() or 1):
+    if want == "cpu" and nproc > (cores := usable_cores()):
         print(f"note: --nproc {nproc} on {cores} CPU core(s): the ranks share cores, so the run is slower than with "
               f"--nproc {cores} (the losses do not depend on --nproc)", file=sys.stderr)
 
@@ -130,7 +129,8 @@ def dry_run_report(recipe, plan) -> str:
     groups = model.param_groups()
     count = lambda ps: sum(p.numel() for p in ps)
     total = count(model.parameters())
-    lines = [f"recipe {recipe.name}: {recipe.description or '(no description: a recipe file may set one)'}", json.dumps(recipe.to_dict(), indent=1), "",
+    lines = [f"recipe {recipe.name}: {recipe.description or '(no description: a recipe file may set one)'}",
+             json.dumps(recipe.to_dict(), indent=1), "",
              f"parameters: {total:,} in total (built on the meta device: no weights allocated)"]
     tied = model.lm_head.weight is model.embed.weight
     labels = {"muon": "Muon (block matrices)",

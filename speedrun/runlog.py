@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from speedrun.errors import SpeedrunError
+from speedrun.host import cpu_description
 
 FORMAT_LINE = "speedrun-log v1"
 LOG_SUFFIXES = (".txt", ".txt.xz")  # a run log as written, and the same file xz-compressed (as experiments/ keeps)
@@ -36,7 +37,7 @@ def environment_report() -> str:
     import torch  # here, not at module level: stats and plots read logs without loading torch
 
     lines = [f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", f"host: {platform.node()}",
-             f"platform: {platform.platform()}", f"cpu: {_cpu()}", f"python: {sys.version.split()[0]}",
+             f"platform: {platform.platform()}", f"cpu: {cpu_description()}", f"python: {sys.version.split()[0]}",
              f"torch: {torch.__version__}",
              f"cuda: {torch.version.cuda or 'none'}", f"cuda_available: {torch.cuda.is_available()}",
              f"command: {' '.join(sys.argv)}", f"git_commit: {_git_commit()}"]
@@ -48,18 +49,6 @@ def environment_report() -> str:
         except (OSError, subprocess.TimeoutExpired) as e:
             lines.append(f"nvidia-smi: failed ({e})")
     return "\n".join(lines)
-
-
-def _cpu() -> str:
-    """The host CPU's model and the cores this process may use: compile time, so the launch, follows them."""
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model or 'unknown'}, {cores} usable cores"
 
 
 def _git_commit() -> str:

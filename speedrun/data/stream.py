@@ -48,8 +48,9 @@ class BatchStream:
             where = self.files[0] if len(self.files) == 1 else f"{self.files[0].parent} ({len(self.files)} shards)"
             fix = ("make a larger val shard (`speedrun data tokenize --val-tokens N`) or lower val_seq_len and "
                    "val_tokens" if role == "validation" else "add text, or lower batch_tokens and seq_len")
-            raise ShardError(f"{where}: no shard holds a whole {role} batch of {batch_tokens:,} tokens and "
-                             f"its next-token targets (needs {batch_tokens + 1:,}; largest: {max(shard_header(f) for f in self.files):,} tokens); {fix}")
+            largest = max(shard_header(f) for f in self.files)
+            raise ShardError(f"{where}: no shard holds a whole {role} batch of {batch_tokens:,} tokens and its "
+                             f"next-token targets (needs {batch_tokens + 1:,}; largest: {largest:,} tokens); {fix}")
 
     def steps_left(self) -> int | None:
         """Optimiser steps the files hold from the current position on (None: a looping stream has no end). A step

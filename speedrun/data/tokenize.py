@@ -37,6 +37,7 @@ from speedrun.data.documents import (
 from speedrun.data.shards import write_shard
 from speedrun.data.tokenizer import encode_document, gpt2
 from speedrun.files import check_writable_folder
+from speedrun.host import usable_cores
 from speedrun.recipe import load_recipe
 from speedrun.words import plural
 
@@ -254,7 +255,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     for f in [f for f in val_files + files if reader_of(f) == ".parquet"]:  # fail on a wrong column before tokenizing
         open_parquet(f, text_field)
     # all the cores this process may use (containers, taskset)
-    workers = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    workers = workers or usable_cores()
     gpt2()  # build the BPE once here: forked workers inherit it
 
     try:  # what check_writable_folder cannot foresee (a read-only file system, a full disk) fails here, before tokenizing
