@@ -9,6 +9,8 @@
 #   setup    install; unpack carried shards into /tmp/corpus (gpu_session.sh setup)
 #   launch   goal 3: gpu_session.sh launch (fast_1gpu, 30 steps) on main's tree; first on a fresh machine, so on empty
 #            compile folders
+#   flaunch | cflaunch   the launch as `launch`, on empty compile folders of its own, main's tree | the candidate's
+#   rwarm    record21_1gpu's launch on the default compile folders, for a later call's pair
 #   suite | csuite   tests/gpu in two parallel halves on main's tree | the candidate's
 #   m | c    step_time.py --at-step 900 --at-step 999 on main's tree | the candidate's
 #   pair     goal 1's pair, each alone on the 1-GPU track: fast_1gpu seed 7 (on the candidate's tree with PAIR=c, else
@@ -32,6 +34,20 @@ for c in "$@"; do
       ls -d /tmp/torchinductor_* ~/.triton 2>/dev/null | head -3; echo "(compile folders above, if any)"
       OUT=$W timeout 170 bash benchmarks/gpu_session.sh launch 2>&1 | grep -vE "^(GPU|NVIDIA|torch )" | cut -c1-200
       echo "launch $(at)" ;;
+    flaunch|cflaunch)
+      # goal 3's launch on compile folders of its own, empty, on a warm machine: main's tree and a candidate's (an
+      # older commit's) alternated in one call compare launches on one host, which machines' CPUs do not allow
+      d=$ROOT; [ $c = cflaunch ] && d=$C; mkdir -p $W/launch_${n}_$c
+      PYTHONPATH=$d OUT=$W/launch_${n}_$c TORCHINDUCTOR_CACHE_DIR=/tmp/ind_$n TRITON_CACHE_DIR=/tmp/tri_$n \
+        timeout 170 bash benchmarks/gpu_session.sh launch 2>&1 | grep -E "launch to first|warm-up:|bytecode|GraphLowering" |
+        cut -c1-160
+      echo "$c $(at)" ;;
+    rwarm)
+      # record21_1gpu's launch (30 steps), filling the default compile folders, so that a later call's pair spends
+      # its limit on training rather than on compiling record21's graphs (91 s on part 58's slow host)
+      mkdir -p $W/rwarm; OUT=$W/rwarm timeout 200 bash benchmarks/gpu_session.sh launch record21_1gpu 2>&1 |
+        grep -E "launch to first|warm-up:" | cut -c1-160
+      echo "rwarm $(at)" ;;
     suite|csuite)
       d=$ROOT; [ $c = csuite ] && d=$C
       (cd $d && export PYTHONPATH=$PWD TORCHINDUCTOR_CACHE_DIR=/tmp/ind_suite TRITON_CACHE_DIR=/tmp/tri_suite
