@@ -4,6 +4,7 @@ N ranks, and the --dry-run report."""
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -24,9 +25,13 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     does."""
     torchrun = ["--standalone", f"--nproc_per_node={nproc}", "-m", "speedrun", *argv]
     cmd = [sys.executable, "-m", "speedrun.launch", *torchrun]  # torchrun itself, less its traceback on a signal
-    print(f"speedrun: launching {nproc} ranks: torchrun {' '.join(torchrun)}", flush=True)
+    # torchrun sets OMP_NUM_THREADS=1 where it is unset, with a banner asking to tune it: the ranks share the usable
+    # cores instead (1 each on a 2-core machine, as torchrun's default), and a value the user set is kept
+    env = dict(os.environ)
+    threads = env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
+    print(f"speedrun: launching {nproc} ranks: OMP_NUM_THREADS={threads} torchrun {' '.join(torchrun)}", flush=True)
     got: list[int] = []
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, env=env)
 
     def forward(signum, frame):
         got.append(signum)

@@ -141,10 +141,35 @@ def test_a_dying_rank_brings_the_others_down(data, tmp_path):
 def test_launcher_reports_a_failed_rank(monkeypatch, capsys):
     from speedrun import cli
 
-    monkeypatch.setattr(subprocess, "call", lambda cmd: 1)
+    started = []
+
+    class Torchrun:  # torchrun whose rank failed, without starting one
+        def __init__(self, cmd, env):
+            started.append((cmd, env))
+
+        def wait(self):
+            return 1
+
+    monkeypatch.setattr(subprocess, "Popen", Torchrun)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("speedrun.launch.usable_cores", lambda: 8)
     assert cli.launch_torchrun(2, ["train"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["speedrun: error: a rank failed (torchrun exit code 1); see the messages above"]
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == ["speedrun: error: a rank failed (torchrun exit code 1); see the messages above"]
+    # the ranks share the cores, so that torchrun neither sets 1 thread each nor prints its banner about it
+    ((cmd, env),) = started
+    assert env["OMP_NUM_THREADS"] == "4" and cmd[-2:] == ["speedrun", "train"]
+    assert out.startswith("speedrun: launching 2 ranks: OMP_NUM_THREADS=4 torchrun --standalone --nproc_per_node=2")
+
+
+def test_launcher_keeps_the_users_thread_count(monkeypatch, capsys):
+    from speedrun import cli
+
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda cmd, env: started.append(env) or type("P", (), {"wait": lambda s: 0})())
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cli.launch_torchrun(2, ["train"]) == 0
+    assert started[0]["OMP_NUM_THREADS"] == "3" and "OMP_NUM_THREADS=3 torchrun" in capsys.readouterr().out
 
 
 # --- outputs that cannot be written, data that would mislead: refused before any work ------------------------------------
