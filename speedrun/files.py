@@ -13,7 +13,7 @@ from speedrun.errors import SpeedrunError
 
 def check_writable_folder(path, what: str, error: type[SpeedrunError] = SpeedrunError, shown=None) -> list[Path]:
     """`error` (one line: "WHAT SHOWN: why") unless `path` is, or can be made, a folder we can write in; checked up
-    front, creating nothing. Returns the folders that would have to be made, top first. `shown`: the name the user
+    front, leaving nothing (a probe file is made and removed). Returns the folders that would have to be made, top first. `shown`: the name the user
     gave, when `path` is the folder of that file (default `path`)."""
     path = Path(path)
     shown = path if shown is None else Path(shown)
@@ -26,6 +26,12 @@ def check_writable_folder(path, what: str, error: type[SpeedrunError] = Speedrun
         raise error(f"{what} {shown}: {why}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise error(f"{what} {shown}: no permission to write in {existing}")
+    probe = temp_path(existing / "probe")  # os.access lets root write anywhere, /proc and /sys included: try it
+    try:
+        open(probe, "xb").close()
+        probe.unlink()
+    except OSError as e:
+        raise error(f"{what} {shown}: cannot create a file in {existing} ({e.strerror or e})") from None
     return missing[::-1]
 
 

@@ -83,3 +83,11 @@ def test_a_run_log_that_cannot_be_written_names_itself(tmp_path):
         log.note("x")
     assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(log.path))
     log.finish(False, "later writes are dropped, not raised again")
+
+
+def test_a_folder_that_takes_no_files_is_refused_even_for_root(tmp_path):
+    # os.access lets root "write" in /proc; the probe file finds out. Not root: refused by os.access first.
+    with pytest.raises(SpeedrunError, match=r"^--checkpoint-dir /proc/ckpt: (cannot create a file in|no permission to "
+                                            r"write in) /proc"):
+        check_writable_folder("/proc/ckpt", "--checkpoint-dir")
+    assert check_writable_folder(tmp_path, "--log-dir") == [] and not list(tmp_path.iterdir())  # the probe is gone
