@@ -17,10 +17,10 @@ from speedrun.launch import (
     check_before_ranks,
     check_compile_cache_path,
     check_nproc,
-    check_output_folders,
     data_readiness,
     dry_run_report,
     launch_torchrun,
+    output_readiness,
     strip_nproc,
 )
 from speedrun.recipe import load_recipe, recipe_names
@@ -160,19 +160,13 @@ def cmd_train(args) -> int:
     plan = make_plan(recipe, force_device=args.device, dry_run=args.dry_run)
     if args.dry_run:
         ready, line = data_readiness(recipe, resume, plan.world_size)  # every rank: they exit alike
-        try:  # said only when the run could not write its log or checkpoints
-            check_output_folders(args, resume)
-            outputs = None
-        except SpeedrunError as e:
-            outputs = f"outputs: NOT WRITABLE: {e}"
+        outputs, writable = output_readiness(args, resume)
         if plan.main:  # under torchrun (--nproc N), one report, not N
             print(dry_run_report(recipe, plan))
             if resume is not None:
                 print(f"resume: {resume.path} at step {resume.step:,} of {recipe.steps:,}")
-            print(line)
-            if outputs:
-                print(outputs)
-        return 0 if ready and not outputs else 1  # `speedrun train --dry-run && speedrun train` waits for the data
+            print("\n".join([line, *outputs]))
+        return 0 if ready and writable else 1  # `speedrun train --dry-run && speedrun train` waits for the data
     if args.compile_cache and not plan.compile and plan.main:
         print(f"note: torch.compile is off for this run: --compile-cache {args.compile_cache} is not used")
     metrics = None

@@ -73,6 +73,19 @@ def check_output_folders(args, resume) -> None:
     check_writable_folder(checkpoint_folder(args.checkpoint_dir, resume), "--checkpoint-dir")
 
 
+def output_readiness(args, resume) -> tuple[list[str], bool]:
+    """A dry run's lines on its outputs: folders it could not write in, and the metrics sinks' packages (their line
+    either way, when --wandb or --tensorboard is given). Not errors: the report still prints; the exit code is 1."""
+    from speedrun.metrics import readiness
+    lines = []
+    try:
+        check_output_folders(args, resume)
+    except SpeedrunError as e:
+        lines.append(f"outputs: NOT WRITABLE: {e}")
+    ready, line = readiness(args.wandb, args.tensorboard)
+    return lines + ([line] if line else []), not lines and ready
+
+
 def data_readiness(recipe, resume, world_size: int) -> tuple[bool, str]:
     """The dry run's last line: whether the run's data checks pass (files there, valid, long enough). Not an error:
     the report above it still prints, as a dry run may well come before the data is downloaded; the exit code is 1."""

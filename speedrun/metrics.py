@@ -4,6 +4,7 @@ Both packages are imported only when a sink is asked for: a plain install neithe
 """
 
 import importlib
+import importlib.util
 import json
 import os
 
@@ -15,6 +16,22 @@ def _require(module: str, extra: str):
         return importlib.import_module(module)
     except ImportError as e:  # torch.utils.tensorboard raises a plain ImportError when tensorboard is missing
         raise SpeedrunError(f"--{extra} needs the {extra} package: pip install 'speedrun[{extra}]'") from e
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def readiness(wandb_project: str | None, tensorboard_dir: str | None) -> tuple[bool, str | None]:
+    """A dry run's metrics line: whether `open_metrics` would find its packages (looked up, not imported). wandb's
+    login is not checked: that needs the network, and happens when the run starts."""
+    asked = ([("wandb", f"wandb project {wandb_project} (its login is checked when the run starts)")] if wandb_project
+             else []) + ([("tensorboard", f"TensorBoard under {tensorboard_dir}")] if tensorboard_dir else [])
+    missing = [f"--{extra} needs the {extra} package: pip install 'speedrun[{extra}]'"
+               for extra, _ in asked if not _installed(extra)]
+    if missing:
+        return False, f"metrics: NOT READY: {'; '.join(missing)}"
+    return True, f"metrics: ready: {', '.join(what for _, what in asked)}" if asked else None
 
 
 class Metrics:

@@ -165,6 +165,17 @@ def test_dry_run_tiny(capsys, tmp_path, monkeypatch):
         "data: ready: 1 train shard of 977,951 tokens, 1 val shard",
         "outputs: NOT WRITABLE: --log-dir afile/logs: afile is a file, not a folder"]
     assert sorted(p.name for p in cwd.iterdir()) == ["afile"]
+    # so are the metrics sinks' packages (wandb's login needs the network: the run checks it when it starts)
+    monkeypatch.setattr("speedrun.metrics._installed", lambda module: False)  # neither installed
+    rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", "tiny", "--wandb", "proj", "--tensorboard", "tb"])
+    assert rc == 1 and out.rstrip().splitlines()[-1] == (
+        "metrics: NOT READY: --wandb needs the wandb package: pip install 'speedrun[wandb]'; --tensorboard needs the "
+        "tensorboard package: pip install 'speedrun[tensorboard]'")
+    monkeypatch.setattr("speedrun.metrics._installed", lambda module: True)  # both installed
+    rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", "tiny", "--wandb", "proj", "--tensorboard", "tb"])
+    assert rc == 0 and out.rstrip().splitlines()[-1] == (
+        "metrics: ready: wandb project proj (its login is checked when the run starts), TensorBoard under tb")
+    assert sorted(p.name for p in cwd.iterdir()) == ["afile"]
 
 
 @pytest.mark.parametrize("case, fragments", [
