@@ -24,12 +24,13 @@ def check_writable_folder(path, what: str, error: type[SpeedrunError] = Speedrun
     if not existing.is_dir():
         why = "exists and is not a folder" if existing == shown else f"{existing} is a file, not a folder"
         raise error(f"{what} {shown}: {why}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise error(f"{what} {shown}: no permission to write in {existing}")
-    probe = temp_path(existing / "probe")  # os.access lets root write anywhere, /proc and /sys included: try it
+    # a real file, not os.access: that lets root write anywhere (/proc included) and has no word for a read-only mount
+    probe = temp_path(existing / "probe")
     try:
         open(probe, "xb").close()
         probe.unlink()
+    except PermissionError:
+        raise error(f"{what} {shown}: no permission to write in {existing}") from None
     except OSError as e:
         raise error(f"{what} {shown}: cannot create a file in {existing} ({e.strerror or e})") from None
     return missing[::-1]

@@ -1,6 +1,5 @@
 """Safe writes: output folders checked before any work; files renamed into place only when whole."""
 
-import os
 
 import pytest
 
@@ -25,9 +24,19 @@ def test_writable_folder_checks(tmp_path, monkeypatch):
     # the folder of a file the user named: the message names the file
     with pytest.raises(SpeedrunError, match=r"^--out .*f/x.png: .*f is a file, not a folder$"):
         check_writable_folder(tmp_path / "f", "--out", shown=tmp_path / "f" / "x.png")
-    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a user without rights (root has them all)
-    with pytest.raises(SpeedrunError, match="no permission to write in"):
+    import speedrun.files as files_module
+
+    def refuse(errno_, why):
+        def open_(path, mode="r", *args, **kwargs):  # what a folder without rights / on a read-only mount answers
+            raise OSError(errno_, why, str(path)) if errno_ != 13 else PermissionError(errno_, why, str(path))
+        return open_
+
+    monkeypatch.setattr(files_module, "open", refuse(13, "Permission denied"), raising=False)
+    with pytest.raises(SpeedrunError, match=f"^--checkpoint-dir {tmp_path / 'x'}: no permission to write in {tmp_path}$"):
         check_writable_folder(tmp_path / "x", "--checkpoint-dir")
+    monkeypatch.setattr(files_module, "open", refuse(30, "Read-only file system"), raising=False)
+    with pytest.raises(SpeedrunError, match=r"^--log-dir .*: cannot create a file in .* \(Read-only file system\)$"):
+        check_writable_folder(tmp_path / "x", "--log-dir")
 
 
 @pytest.mark.parametrize("durable", [False, True])

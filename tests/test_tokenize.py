@@ -470,8 +470,13 @@ def test_out_not_writable(tmp_path, monkeypatch):
     ro.chmod(0o555)
     try:
         if os.access(ro, os.W_OK):  # root ignores permissions: answer as for another user
-            real = os.access
-            monkeypatch.setattr(tk.os, "access", lambda p, mode, **k: False if Path(p) == ro else real(p, mode, **k))
+            import speedrun.files as files_module
+
+            def open_(path, *args, **kwargs):
+                if Path(path).parent == ro:
+                    raise PermissionError(13, "Permission denied", str(path))
+                return open(path, *args, **kwargs)
+            monkeypatch.setattr(files_module, "open", open_, raising=False)
         _expect_out_error(tmp_path, ro, f"no permission to write in {ro}")
         _expect_out_error(tmp_path, ro / "new" / "sub", f"no permission to write in {ro}")
     finally:
