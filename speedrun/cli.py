@@ -188,12 +188,17 @@ def cmd_train(args) -> int:
                 print(f"speedrun: error: {e}", file=sys.stderr)
             return e.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
         if plan.main:
-            if recipe.sample_tokens > 0:
-                from speedrun.evals.sample import generate
+            if recipe.sample_tokens > 0 and result.late_signal:  # the user asked it to stop: no more work
+                print(f"note: no sample ({result.late_signal} came as the run was ending)", file=sys.stderr)
+            elif recipe.sample_tokens > 0:
                 try:
+                    from speedrun.evals.sample import generate
                     print(f"sample: {generate(result.model, recipe.sample_prompt, recipe.sample_tokens, seed=recipe.seed)!r}")
                 except SpeedrunError as e:  # the run itself is complete: its log and checkpoint stand
                     print(f"note: {e}", file=sys.stderr)
+                except KeyboardInterrupt as e:  # likewise: a signal during the sample skips only the sample
+                    print(f"note: no sample ({'SIGTERM' if isinstance(e, Terminated) else 'SIGINT'} came during it; "
+                          f"the run is complete)", file=sys.stderr)
             (first_step, first), (_, last) = result.val_losses[0], result.val_losses[-1]
             # with val_every=0 only the end is validated: no "A -> A"
             start = f"{first:.4f} -> " if first_step == 0 and len(result.val_losses) > 1 else ""

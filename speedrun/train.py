@@ -6,6 +6,7 @@ A resumed run still warms up (that compiles the kernels), then loads the checkpo
 position, RNG, clock and losses and goes on from its step: on CPU bit for bit as an uninterrupted run.
 """
 
+import contextlib
 import math
 import signal
 import time
@@ -41,6 +42,7 @@ class RunResult:
     peak_allocated_mib: int | None = None
     model: GPT | None = None
     checkpoint_path: str | None = None  # the final checkpoint (rank 0)
+    late_signal: str | None = None  # "SIGINT" / "SIGTERM" that came after the last stop vote: the run went on to its end
 
 
 class Clock:
@@ -194,42 +196,46 @@ class Trainer:
         t_launch = time.perf_counter()
         setup_s = time.time() - PROCESS_START  # before any compiling
         timed = False  # the timed loop has begun (a Ctrl-C before it leaves nothing to resume)
-        try:
-            first = warmup_and_restore(self.runner, self.optimizers, r, plan, self.model.window(0), say)
-            start = self._restore() if self.ckpt is not None else RunResult(None, [], [], 0.0)
-            if plan.device.type == "cuda":
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-            warm_s = time.perf_counter() - t_launch
-            say(f"warm-up: {plural(r.warmup_steps, 'untimed step')} and state restore in {warm_s:.1f}s "
-                f"(after {setup_s:.1f}s of setup: {self.laps})")
-            # where a launch goes, kept with the run (the first warm-up step is where torch.compile compiles)
-            log.write(f"launch_phases: setup {setup_s:.1f}s ({self.laps}); warm-up {warm_s:.1f}s"
-                      + (f" (first step: {format_phases(first)})" if first else ""))
-            if self.compile_cache is not None:
-                self._note(self.compile_cache.graph_counts())
-            timed = True
-            with StopRequest() as stop:
+        with contextlib.ExitStack() as ending:
+            try:
+                first = warmup_and_restore(self.runner, self.optimizers, r, plan, self.model.window(0), say)
+                start = self._restore() if self.ckpt is not None else RunResult(None, [], [], 0.0)
+                if plan.device.type == "cuda":
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                warm_s = time.perf_counter() - t_launch
+                say(f"warm-up: {plural(r.warmup_steps, 'untimed step')} and state restore in {warm_s:.1f}s "
+                    f"(after {setup_s:.1f}s of setup: {self.laps})")
+                # where a launch goes, kept with the run (the first warm-up step is where torch.compile compiles)
+                log.write(f"launch_phases: setup {setup_s:.1f}s ({self.laps}); warm-up {warm_s:.1f}s"
+                          + (f" (first step: {format_phases(first)})" if first else ""))
+                if self.compile_cache is not None:
+                    self._note(self.compile_cache.graph_counts())
+                timed = True
+                # its handlers stay until the log's end line: a signal after the last stop vote lets the run finish
+                stop = ending.enter_context(StopRequest())
                 result = self._loop(start, stop)
+            except torch.OutOfMemoryError as e:
+                log.finish(False, f"out of memory: {str(e).splitlines()[0] if str(e) else ''}")
+                raise TrainingError(out_of_memory_advice(r, plan)) from None
+            except BaseException as e:
+                if isinstance(e, Interrupted):
+                    reason = e.log_reason
+                elif isinstance(e, KeyboardInterrupt):  # a signal the timed loop's stop request did not take
+                    where = "in the timed loop" if timed else "before the first timed step (compile, warm-up)"
+                    reason = f"{'SIGTERM' if isinstance(e, Terminated) else 'SIGINT'}: interrupted {where}"
+                else:
+                    reason = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
+                log.finish(False, reason)
+                raise
+            finally:
+                self._save_compile_cache()
             if stop.signum is not None:  # it came after the last stop vote: the run went on to its end
                 self._note(f"{signal.Signals(stop.signum).name} came as the run was ending: it finished its last step "
                            "and validation (complete; nothing to resume)")
-        except torch.OutOfMemoryError as e:
-            log.finish(False, f"out of memory: {str(e).splitlines()[0] if str(e) else ''}")
-            raise TrainingError(out_of_memory_advice(r, plan)) from None
-        except BaseException as e:
-            if isinstance(e, Interrupted):
-                reason = e.log_reason
-            elif isinstance(e, KeyboardInterrupt):  # a signal the timed loop's stop request did not take
-                where = "in the timed loop" if timed else "before the first timed step (compile, warm-up)"
-                reason = f"{'SIGTERM' if isinstance(e, Terminated) else 'SIGINT'}: interrupted {where}"
-            else:
-                reason = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
-            log.finish(False, reason)
-            raise
-        finally:
-            self._save_compile_cache()
-        log.finish(True)
+            log.finish(True)
+        if stop.signum is not None:
+            result.late_signal = signal.Signals(stop.signum).name
         result.log_path = str(log.path) if plan.main else None
         result.model = self.model
         return result

@@ -17,6 +17,7 @@ import pytest
 from speedrun.checkpoint import load
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.shards import read_shard, write_shard
+from speedrun.errors import Terminated
 from speedrun.runlog import parse_log
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,16 +112,35 @@ def test_a_signal_after_the_last_step_lets_the_run_finish_and_says_so(tmp_path):
     val = write_shard(tmp_path / "bigval_000000.bin", np.array(read_shard(DEMO_DIR / "demo_val_000000.bin")[:10_241]))
     steps = 8
     args = small_run(tmp_path, ["--print-every", "1", "--checkpoint-dir", "ckpts", "--log-dir", "logs"],
-                     steps=steps, val_every=0, val_tokens=10_240, val_files=str(val))
+                     steps=steps, val_every=0, val_tokens=10_240, val_files=str(val), sample_tokens=8)
     proc = speedrun(args, tmp_path)
     out, err = signal_at(proc, rf"step +{steps - 1}/{steps} ", signal.SIGINT)
     assert proc.returncode == 0, (out, err)
     note = "SIGINT came as the run was ending: it finished its last step and validation (complete; nothing to resume)"
     assert note in out and re.search(rf"step +{steps}/{steps} \| val_loss", out) and "Traceback" not in err
+    # no more work after it: not the sample
+    assert "sample:" not in out and "note: no sample (SIGINT came as the run was ending)" in err and "done:" in out
     (log_path,) = (tmp_path / "logs").iterdir()
     assert parse_log(log_path).complete and f"note: {note}" in log_path.read_text()
     (final,) = (tmp_path / "ckpts").iterdir()
     assert load(final).step == steps
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("signum, name", [(signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")])
+def test_a_signal_during_the_sample_skips_only_the_sample(tmp_path, signum, name):
+    # the run is complete (its log, its final model) once the sample starts: exit 0, not 130 / 143 with "interrupted"
+    args = small_run(tmp_path, ["--checkpoint-dir", "ckpts", "--log-dir", "logs"], steps=2, val_every=0,
+                     sample_tokens=100_000)
+    proc = speedrun(args, tmp_path)
+    # the final model's line: the signal lands as the log ends, or in the sample just after (both complete runs)
+    out, err = signal_at(proc, r"^checkpoint: ", signum)
+    assert proc.returncode == 0, (out, err)
+    assert re.search(rf"note: no sample \({name} came (during it; the run is complete|as the run was ending)\)", err)
+    assert "Traceback" not in err and "interrupted" not in err
+    assert "sample:" not in out and "done: val_loss" in out
+    (log_path,) = (tmp_path / "logs").iterdir()
+    assert parse_log(log_path).complete
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -194,3 +214,19 @@ def test_an_ignored_sigint_stays_ignored_in_the_timed_loop():
         signal.signal(signal.SIGINT, previous)
     with StopRequest() as stop:  # a foreground run: Ctrl-C asks the loop to stop
         assert signal.getsignal(signal.SIGINT) == stop._handle
+
+
+@pytest.mark.parametrize("raised, name", [(KeyboardInterrupt, "SIGINT"), (Terminated, "SIGTERM")])
+def test_a_signal_in_the_sample_itself_leaves_the_run_complete(tmp_path, monkeypatch, capsys, raised, name):
+    # the same, deterministic: the signal's exception raised inside the sample's generation
+    import speedrun.evals.sample as sample
+    from speedrun.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise raised()
+    monkeypatch.setattr(sample, "generate", interrupted)
+    monkeypatch.chdir(tmp_path)
+    assert main(small_run(tmp_path, ["--log-dir", "logs", "--no-final-checkpoint"], steps=2, val_every=0,
+                          sample_tokens=8)) == 0
+    out, err = capsys.readouterr()
+    assert f"note: no sample ({name} came during it; the run is complete)" in err and "done: val_loss" in out
