@@ -272,6 +272,7 @@ class Trainer:
         window = self.model.window
         first = self.ckpt.step if self.ckpt is not None else 0
         self.result, self.clock = result, Clock(plan.device, result.training_time_ms)
+        self.printed = (first, result.training_time_ms)  # the last step line's step and clock: the next one's interval
         clock = self.clock
         self.losses = DeferredScalar(plan.device)
         self.step_times: dict[int, float] = {}
@@ -360,9 +361,13 @@ class Trainer:
         self.log.step(step, r.steps, t, loss, tok_s)
         self.metrics.step(step, loss, tok_s, t / step)
         if step % self.print_every == 0 or step == r.steps:
+            # speed over the steps since the last line, so that a slow stretch shows (the log keeps the mean so far);
+            # the time left from the mean so far, steadier
+            (since, t0), self.printed = self.printed, (step, t)
+            ms = (t - t0) / (step - since)
             eta = (r.steps - step) * t / step / 1000
-            self.say(f"step {step:>5}/{r.steps} | loss {loss:.4f} | {tok_s:,.0f} tok/s | "
-                     f"{t / step:.0f} ms/step | ETA {_fmt_time(eta)}")
+            self.say(f"step {step:>5}/{r.steps} | loss {loss:.4f} | {r.batch_tokens / ms * 1000 if ms > 0 else 0:,.0f} "
+                     f"tok/s | {ms:.0f} ms/step | ETA {_fmt_time(eta)}")
 
 
 def _checked_resume(resume, r: Recipe):

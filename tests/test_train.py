@@ -267,6 +267,18 @@ def test_short_run_says_progress(short_run):
     assert "val_loss" in text and "step     6/6" in text
 
 
+def test_step_lines_give_the_speed_since_the_previous_line(short_run):
+    # a line a step here: its ms/step is that step's time (not the mean so far, which would hide a slow stretch)
+    _, result, _, lines = short_run
+    times = {s: ms for s, ms, _ in parse_log(result.log_path).train_steps}  # the clock at each step, whole ms
+    shown = {int(m[1]): (float(m[2].replace(",", "")), float(m[3])) for a in lines
+             if (m := re.match(r"step +(\d+)/\d+ \| loss [\d.]+ \| ([\d,]+) tok/s \| (\d+) ms/step", str(a[0])))}
+    assert sorted(shown) == list(range(1, 7))
+    for step, (tok_s, ms) in shown.items():
+        assert abs(ms - (times[step] - times.get(step - 1, 0))) <= 1.5, step
+        assert abs(tok_s - 256 / ms * 1000) <= 0.01 * tok_s + 1
+
+
 def test_truncated_log_is_incomplete(short_run, tmp_path):
     _, result, _, _ = short_run
     lines = Path(result.log_path).read_text().splitlines()
