@@ -283,8 +283,12 @@ def _coerce(key: str, value, source: str, typed: bool = False):
     """Convert `value` (from TOML or a --set string) to the field's type, or raise RecipeError. typed: a TOML file's
     value, whose type is the file's own (`steps = "8"` is a string there, not read as a number)."""
     if key not in FIELDS:
-        # a spelling close to a field's, else the fields that hold the word (lr: lr_head, muon_lr, ...)
-        close = difflib.get_close_matches(key, FIELDS, n=3) or [f for f in FIELDS if key in f.split("_")][:4]
+        if key == "base":  # a recipe file's line, not a field: --set cannot change what the recipe starts from
+            raise RecipeError(f"{source}: base names a recipe file's starting recipe, not a field; give --recipe NAME "
+                              f"(or a .toml file with base = ...)")
+        # a spelling close to a field's (any case), else the fields that hold the word (lr: lr_head, muon_lr, ...)
+        close = (difflib.get_close_matches(key.lower(), FIELDS, n=3)
+                 or [f for f in FIELDS if key.lower() in f.split("_")][:4])
         hint = f"did you mean {' or '.join(close)}?" if close else "`speedrun train --dry-run` lists the fields"
         raise RecipeError(f"{source}: unknown recipe key {key!r} ({hint})")
     hint = typing.get_type_hints(Recipe)[key]
@@ -366,10 +370,12 @@ def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
     if base is not None:
         # a base that is not there: said with the file that names it
         if not isinstance(base, str) or not base.endswith(".toml") and base not in recipe_names():
-            raise RecipeError(f"{path}: base = {base!r} is no recipe (known: {', '.join(recipe_names())}; or a .toml "
-                              f"path from this file's folder)")
+            close = difflib.get_close_matches(str(base), recipe_names(), n=1)
+            raise RecipeError(f"{path}: base = {base!r} is no recipe ({f'did you mean {close[0]}? ' if close else ''}"
+                              f"known: {', '.join(recipe_names())}; or a .toml path from this file's folder)")
         if base.endswith(".toml") and not (path.parent / base).is_file():
-            raise RecipeError(f"{path}: base = {base!r}: no such recipe file {path.parent / base}")
+            bundled = f"; the bundled recipe is base = {Path(base).stem!r}" if Path(base).stem in recipe_names() else ""
+            raise RecipeError(f"{path}: base = {base!r}: no such recipe file {path.parent / base}{bundled}")
         merged = _read_toml(base if not base.endswith(".toml") else str(path.parent / base), seen + (str(path.resolve()),))
         merged.pop("name", None)
         merged.pop("description", None)
@@ -386,8 +392,15 @@ def load_recipe(name_or_path: str = "tiny", overrides: list[str] | dict | None =
     _derive_shapes(values, given)
     missing = [f for f in REQUIRED if f not in values]
     if missing:
-        raise RecipeError(f"recipe {name_or_path}: missing field(s) {', '.join(missing)} (add them or set base = \"record21\")")
-    return Recipe(**values).check()
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise RecipeError(f"recipe {name_or_path}: missing field(s) {shown}; start from a recipe with base = \"tiny\" "
+                          f"(CPU) or another of {', '.join(recipe_names())}, or give every field")
+    try:
+        return Recipe(**values).check()
+    except RecipeError as e:  # a file's value: name the file, as its other errors do
+        if Path(name_or_path).suffix == ".toml":
+            raise RecipeError(f"{name_or_path}: {e}") from None
+        raise
 
 
 def apply_overrides(values: dict, overrides: list[str] | dict | None) -> set:

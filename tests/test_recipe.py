@@ -1,7 +1,6 @@
 """Recipes: loading, inheritance, overrides, derived shapes, retired fields, errors (the spec: test_recipe_spec.py)."""
 
 import json
-import re
 
 import pytest
 
@@ -270,9 +269,11 @@ def test_missing_fields(tmp_path):
     path = _write(tmp_path / "partial.toml", "steps = 10\n")
     msg = _error(str(path))
     assert str(path) in msg and "missing field(s)" in msg
-    missing = re.search(r"missing field\(s\) (.*) \(add them", msg).group(1).split(", ")
     required = [k for k in REQUIRED if k != "steps"]
-    assert missing == required
+    # the first five named, the count of the rest, and a recipe to start from (tiny: the one a CPU runs)
+    assert msg.endswith(f"missing field(s) {', '.join(required[:5])} and {len(required) - 5} more; start from a recipe "
+                        f"with base = \"tiny\" (CPU) or another of fast, fast_1gpu, record21, record21_1gpu, tiny, or "
+                        f"give every field")
     # fields added after logs and checkpoints were written have an off default, so those still load
     assert set(FIELDS) - set(REQUIRED) == {"name", "description", "key_offset", "fp8_mlp_scaling", "tied_head",
                                            "sampled_head_rows", "sampled_head_end_frac"}
@@ -294,6 +295,18 @@ def test_unknown_base(tmp_path):
     assert msg.startswith(f"{tmp_path / 'n.toml'}: base = 3 is no recipe")
     msg = _error(str(_write(tmp_path / "m.toml", 'base = "gone.toml"\n')))
     assert msg == f"{tmp_path / 'm.toml'}: base = 'gone.toml': no such recipe file {tmp_path / 'gone.toml'}"
+    # the misspellings a recipe file's author makes: a close name, and the bundled recipe's file name
+    assert "(did you mean tiny? known: fast, " in _error(str(_write(tmp_path / "t.toml", 'base = "tinny"\n')))
+    assert _error(str(_write(tmp_path / "u.toml", 'base = "tiny.toml"\n'))) == (
+        f"{tmp_path / 'u.toml'}: base = 'tiny.toml': no such recipe file {tmp_path / 'tiny.toml'}; the bundled recipe "
+        f"is base = 'tiny'")
+    # a value the recipe's check refuses: named with its file too
+    assert _error(str(_write(tmp_path / "s.toml", 'base = "tiny"\nsteps = 0\n'))).startswith(f"{tmp_path / 's.toml'}: ")
+    # --set base=... is no field, and a field in capitals is still found
+    with pytest.raises(RecipeError, match=r"^--set base: base names a recipe file's starting recipe, not a field; "):
+        load_recipe("tiny", ["base=record21"])
+    with pytest.raises(RecipeError, match=r"unknown recipe key 'STEPS' \(did you mean steps"):
+        load_recipe("tiny", ["STEPS=20"])
 
 
 def test_floats_past_float32_are_refused():
