@@ -7,7 +7,6 @@ and moved into place only when every input has been read: an error leaves nothin
 """
 
 import contextlib
-import glob
 import itertools
 import multiprocessing as mp
 import os
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speedrun.data.demo import role_shards
+from speedrun.data.demo import name_glob, role_shards
 from speedrun.data.documents import (
     SUPPORTED,
     TXT_SEPARATORS,
@@ -223,7 +222,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     train: every later document, cut every `shard_tokens` tokens (a document may continue into the next shard).
     txt_docs: how a .txt file divides into documents, a key of TXT_SEPARATORS (default: the whole file is one).
     text_field: the JSON lines' field and Parquet files' column that holds each document.
-    Earlier `{name}_train_*.bin` / `{name}_val_*.bin` files in out_dir are replaced. Returns a summary dict."""
+    Earlier `{name}_train_NNNNNN.bin` / `{name}_val_NNNNNN.bin` files in out_dir are replaced. Returns a summary dict."""
     if txt_docs not in TXT_SEPARATORS:
         raise TokenizeError(f"--txt-docs {txt_docs!r}: must be one of {', '.join(TXT_SEPARATORS)}")
     if val_from and val_tokens is not None:
@@ -289,8 +288,8 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
                                 f"to the val shard (--val-tokens {val_tokens:,}); nothing left to train on")
         sink.finish()
         new = {fname for fname, _ in sink.written}
-        stale = [p for pattern in (f"{name}_train_*.bin", f"{name}_val_*.bin") for p in sorted(out.glob(pattern))
-                 if p.name not in new]
+        # exactly this name's: a glob of `{name}_train_*.bin` would take name `{name}_train`'s shards too
+        stale = [p for role in ("train", "val") for p in role_shards(out, role, name) if p.name not in new]
         for fname in new:
             os.replace(tmp / fname, out / fname)
         for p in stale:
@@ -373,8 +372,8 @@ def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | 
     if sets is not None:
         others = {f.name for role in ("train", "val") for f in role_shards(out, role)} - {f for f, _ in sink.written}
         # --data would take the other names' shards too (and refuse them): name this name's own
-        data = (f" --set {shlex.quote(f'train_files={glob.escape(str(out / name))}_train_*.bin')} "
-                f"--set {shlex.quote(f'val_files={glob.escape(str(out / name))}_val_*.bin')}" if others
+        data = ("".join(f" --set {shlex.quote(f'{role}_files=' + name_glob(str(out), name, role))}"
+                        for role in ("train", "val")) if others
                 else f" --data {shlex.quote(str(out))}")
         print("train on them: speedrun train --recipe tiny" + data + "".join(f" --set {s}" for s in sets))
     else:
