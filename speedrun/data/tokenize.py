@@ -35,6 +35,7 @@ from speedrun.data.documents import (
 )
 from speedrun.data.shards import write_shard
 from speedrun.data.tokenizer import encode_document, gpt2
+from speedrun.errors import signals_deferred
 from speedrun.files import check_writable_folder
 from speedrun.host import usable_cores
 from speedrun.recipe import load_recipe
@@ -290,11 +291,12 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
         new = {fname for fname, _ in sink.written}
         # exactly this name's: a glob of `{name}_train_*.bin` would take name `{name}_train`'s shards too
         stale = [p for role in ("train", "val") for p in role_shards(out, role, name) if p.name not in new]
-        for fname in new:
-            os.replace(tmp / fname, out / fname)
-        for p in stale:
-            p.unlink()
-        shutil.rmtree(tmp)
+        with signals_deferred():  # a Ctrl-C between two moves would leave old and new shards mixed
+            for fname in new:
+                os.replace(tmp / fname, out / fname)
+            for p in stale:
+                p.unlink()
+            shutil.rmtree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         _remove_dirs(made)

@@ -1,0 +1,50 @@
+"""`speedrun data tokenize`, what it leaves and says: one whole set of shards also when a signal comes while they are
+moved into place, progress that follows the tokenizing, notes on a large val share, and wording."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from speedrun.data.tokenize import tokenize_files
+from speedrun.errors import Terminated, terminate_on_sigterm
+
+
+def _texts(folder, n: int = 6):
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"{i}.txt").write_text(f"document number {i}, some words to tokenize. " * 10)
+    return str(folder)
+
+
+def _contents(folder) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_moving_shards_into_place_leaves_one_whole_set(signum, tmp_path, monkeypatch):
+    src, out, ref = _texts(tmp_path / "in"), tmp_path / "out", tmp_path / "ref"
+    tokenize_files([src], str(out), shard_tokens=100, workers=1)  # 7 shards, to be replaced by 2
+    tokenize_files([src], str(ref), shard_tokens=10_000, workers=1)
+    replace, calls = os.replace, []
+
+    def replace_then_signal(src, dst):
+        replace(src, dst)
+        if os.path.dirname(dst) == str(out):  # a move into place (write_shard's own replace is within the temp folder)
+            calls.append(dst)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signum)  # as a Ctrl-C or a `timeout` would, between two moves
+
+    previous = signal.getsignal(signal.SIGTERM)
+    terminate_on_sigterm()  # as the CLI runs it: SIGTERM raises Terminated (exit 143)
+    monkeypatch.setattr(os, "replace", replace_then_signal)
+    try:
+        with pytest.raises(Terminated if signum == signal.SIGTERM else KeyboardInterrupt):
+            tokenize_files([src], str(out), shard_tokens=10_000, workers=1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(calls) == 2
+    assert _contents(out) == _contents(ref)  # the new set whole, none of the old, no temporary folder
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
