@@ -4,10 +4,12 @@ moved into place, progress that follows the tokenizing, notes on a large val sha
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import pytest
 
+from speedrun.data import tokenize as tk
 from speedrun.data.tokenize import tokenize_files
 from speedrun.errors import Terminated, terminate_on_sigterm
 
@@ -48,3 +50,16 @@ def test_a_signal_while_moving_shards_into_place_leaves_one_whole_set(signum, tm
     assert len(calls) == 2
     assert _contents(out) == _contents(ref)  # the new set whole, none of the old, no temporary folder
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_progress_on_a_txt_file_follows_its_documents(tmp_path, capsys, monkeypatch):
+    # the file is read whole before it is divided: the share read must follow the documents handed out, not jump
+    src = tmp_path / "lines.txt"
+    src.write_text("".join(f"line {i} of a text divided into documents at its lines\n" for i in range(2000)))
+    monkeypatch.setattr(tk, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(tk, "BATCH_CHARS", 4000)
+    tokenize_files([str(src)], str(tmp_path / "out"), txt_docs="lines", workers=1)
+    lines = capsys.readouterr().err.splitlines()
+    shares = [int(re.search(r"; (\d+)% of the input read", line)[1]) for line in lines]
+    assert len(shares) > 5 and shares == sorted(shares) and shares[-1] == 100
+    assert any(re.search(r"; [1-9]\d?% of the input read, about [\d,]+s left$", line) for line in lines)

@@ -54,7 +54,7 @@ class ReadPosition:
     def bytes(self) -> int:
         try:
             return self.finished + min(self._offset(), self._size)
-        except (OSError, ValueError):  # a closed file: read to its end (a .txt file is read whole, then divided)
+        except (OSError, ValueError):  # a closed file: read to its end
             return self.finished + self._size
 
 
@@ -118,14 +118,19 @@ def _read_text(path: Path, txt_docs: str = "file", position: ReadPosition | None
         line = data.count(b"\n", 0, offset) + 1
         raise TokenizeError(f"{path}: line {line}: NUL byte at offset {offset}; binary file?")
     del data  # a large file: hold its text once, not its bytes as well
+    handed = 0  # characters of the text handed out: the read position, the file itself being read whole at once
+    if position is not None:
+        size, chars = path.stat().st_size, len(text)
+        position.reading(lambda: size * handed // chars)  # `handed` as it stands when asked
     separator = TXT_SEPARATORS[txt_docs]
     if separator is None:
+        handed = len(text)
         yield text
         return
     count, start = 0, 0
     for m in itertools.chain(re.finditer(separator, text), [None]):  # None: the piece after the last separator
         piece = text[start: m.start() if m else len(text)].strip("\r\n")  # line breaks by a marker: in neither
-        start = m.end() if m else len(text)
+        start = handed = m.end() if m else len(text)
         if not _blank(piece):  # blank pieces (a trailing separator, blank lines) carry no document
             count += 1
             yield piece
