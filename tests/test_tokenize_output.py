@@ -3,6 +3,7 @@ moved into place, progress that follows the tokenizing, notes on a large val sha
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,7 +11,7 @@ import signal
 import pytest
 
 from speedrun.data import tokenize as tk
-from speedrun.data.tokenize import tokenize_files
+from speedrun.data.tokenize import TokenizeError, tokenize_files
 from speedrun.errors import Terminated, terminate_on_sigterm
 
 
@@ -63,3 +64,33 @@ def test_progress_on_a_txt_file_follows_its_documents(tmp_path, capsys, monkeypa
     shares = [int(re.search(r"; (\d+)% of the input read", line)[1]) for line in lines]
     assert len(shares) > 5 and shares == sorted(shares) and shares[-1] == 100
     assert any(re.search(r"; [1-9]\d?% of the input read, about [\d,]+s left$", line) for line in lines)
+
+
+def test_a_val_shard_of_most_tokens_gets_a_note_with_the_fix(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("a long first document, " * 100)
+    (tmp_path / "b.txt").write_text("a short one")
+    s = tokenize_files([str(tmp_path / "a.txt"), str(tmp_path / "b.txt")], str(tmp_path / "o1"), workers=1)
+    said = capsys.readouterr().out
+    assert (f"note: the val shard holds {s['val_tokens'] / s['tokens']:.0%} of the tokens ({s['val_tokens']:,} of "
+            f"{s['tokens']:,}), leaving {s['train_tokens']:,} to train on: val takes whole documents from the start; "
+            f"give --txt-docs lines, paragraphs or eot to divide the .txt files into smaller documents\n") in said
+    assert "val: the first document, " in said  # not "the first 1 document"
+    docs = tmp_path / "d.jsonl"
+    docs.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["short", "a longer one " * 50, "end"]))
+    tokenize_files([str(docs)], str(tmp_path / "o2"), val_tokens=5, workers=1)
+    assert "; give a smaller --val-tokens, so val takes fewer of its 2 documents\n" in capsys.readouterr().out
+    tokenize_files([str(docs)], str(tmp_path / "o3"), txt_docs="lines", workers=1)  # the default's 10%: 2 documents
+    said = capsys.readouterr().out  # no .txt input: no --txt-docs
+    assert said.count("note: the val shard holds") == 1 and "of its 2 documents\n" in said and "--txt-docs" not in said
+    docs2 = tmp_path / "e.jsonl"
+    docs2.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["a longer one " * 50, "end"]))
+    tokenize_files([str(docs2)], str(tmp_path / "o4"), workers=1)
+    assert "the start; give more documents, or put a small one first\n" in capsys.readouterr().out
+    with pytest.raises(TokenizeError, match=r"^.*: all 3 documents \(\d+ tokens\) went to the val shard \(--val-tokens "
+                                            r"1,000\); nothing left to train on; give a smaller --val-tokens, so val "
+                                            r"takes fewer of its 3 documents$"):
+        tokenize_files([str(docs)], str(tmp_path / "o5"), val_tokens=1000, workers=1)
+    with pytest.raises(TokenizeError, match=r": the one document \(\d+ tokens\) went to the val shard .*; give "
+                                            r"--txt-docs lines, paragraphs or eot to divide the \.txt files into "
+                                            r"smaller documents$"):
+        tokenize_files([str(tmp_path / "a.txt")], str(tmp_path / "o6"), val_tokens=1000, workers=1)

@@ -284,9 +284,12 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
                 if part is val_files:
                     split.val_target = split.val_count  # --val-from's documents, all of them, and no more
         sink = split.done() if isinstance(split, _DefaultVal) else split
+        whole_txt = txt_docs == "file" and any(reader_of(f) == ".txt" for f in files)  # --txt-docs would divide them
         if sink.train_total == 0:
-            raise TokenizeError(f"{', '.join(map(str, inputs))}: all {docs:,} documents ({tokens:,} tokens) went "
-                                f"to the val shard (--val-tokens {val_tokens:,}); nothing left to train on")
+            every = f"all {docs:,} documents" if docs > 1 else "the one document"
+            raise TokenizeError(f"{', '.join(map(str, inputs))}: {every} ({tokens:,} tokens) went to the val shard "
+                                f"(--val-tokens {val_tokens:,}); nothing left to train on"
+                                f"{_smaller_val(sink.val_docs, whole_txt)}")
         sink.finish()
         new = {fname for fname, _ in sink.written}
         # exactly this name's: a glob of `{name}_train_*.bin` would take name `{name}_train`'s shards too
@@ -313,6 +316,10 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
           f"text) into {tokens:,} tokens in {seconds:.1f}s ({rate:,.1f} MB/s, {tokens / max(seconds, 1e-9):,.0f} "
           f"tokens/s, {plural(workers, 'worker')}); {plural(len(sink.written), 'shard file')} in {out}/"
           + (f"; removed {plural(len(stale), 'earlier shard file')} of that name" if stale else ""))
+    if not val_files and sink.val_count > sink.train_total:  # --val-from's share is the user's own choice
+        print(f"note: the val shard holds {sink.val_count / tokens:.0%} of the tokens ({sink.val_count:,} of "
+              f"{tokens:,}), leaving {sink.train_total:,} to train on: val takes whole documents from the start"
+              f"{_smaller_val(sink.val_docs, whole_txt)}")
     _say_val_and_next(sink, out, name, val_tokens, txt_docs, bool(val_files))
     return summary
 
@@ -360,7 +367,8 @@ def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | 
         print(f"val: the {plural(sink.val_docs, 'document')} of --val-from, {sink.val_count:,} tokens; train: the "
               f"{plural(sink.train_docs, 'document')} of the inputs")
     elif val_tokens is None and sink.val_docs:
-        print(f"val: the first {plural(sink.val_docs, 'document')}, {sink.val_count:,} tokens (the default: {default}; "
+        first = plural(sink.val_docs, "document") if sink.val_docs > 1 else "document"
+        print(f"val: the first {first}, {sink.val_count:,} tokens (the default: {default}; "
               f"--val-tokens N for another size, 0 for none)")
     elif not val_tokens:
         one = "the input is one document and val takes whole documents; give several documents" + (
@@ -392,6 +400,15 @@ def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | 
                    f"training ({2 * least:,} at least); give more text")
         print(f"note: the val shard ({sink.val_count:,} tokens) is too small for validation rows of "
               f"{tiny.attn_block_size} tokens; {fix}")
+
+
+def _smaller_val(val_docs: int, whole_txt: bool) -> str:
+    """How to leave train more of the tokens where val took most or all (val takes whole documents from the start):
+    fewer of them (a smaller --val-tokens), or smaller ones."""
+    fixes = ([f"a smaller --val-tokens, so val takes fewer of its {val_docs:,} documents"] if val_docs > 1 else []
+             ) + (["--txt-docs lines, paragraphs or eot to divide the .txt files into smaller documents"] if whole_txt
+                  else [])
+    return "; give " + ", or ".join(fixes or ["more documents, or put a small one first"])
 
 
 def _size(nbytes: int) -> str:
