@@ -237,3 +237,15 @@ def test_read_position_follows_each_format_on_disk(tmp_path, monkeypatch):
     for i in range(4):
         mine = seen[i * len(texts):(i + 1) * len(texts)]
         assert sum(sizes[:i]) <= mine[0] < mine[len(mine) // 2] < mine[-1] <= sum(sizes[:i + 1])
+
+
+@pytest.mark.parametrize("content, error", [
+    (b'{"text": "a\x01b"}\n', r"line 1: not valid JSON \(Invalid control character at column 12\)$"),  # one "at"
+    (b'"just a string"\n', r"line 1: expected a JSON object with a \"text\" field, got a string$"),
+    (b'[{"text": "a"}, {"text": "b"}]\n', r"line 1: expected a JSON object with a \"text\" field, got an array; "
+                                          r"expected JSON lines \(one object per line\), not a JSON array$"),
+])
+def test_json_lines_errors_say_what_the_line_holds(tmp_path, content, error):
+    (tmp_path / "in.json").write_bytes(content)
+    with pytest.raises(tokenize.TokenizeError, match=error):
+        list(tokenize.iter_documents([tmp_path / "in.json"]))

@@ -142,9 +142,12 @@ def _field_hint(field: str) -> str:
     return "; --text-field NAME reads another" if field == "text" else ""
 
 
+_ARRAY_HINT = "; expected JSON lines (one object per line), not a JSON array"
+
+
 def _json_type(value) -> str:
-    return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def _read_jsonl(path: Path, field: str = "text", position: ReadPosition | None = None):
@@ -165,14 +168,19 @@ def _read_jsonl(path: Path, field: str = "text", position: ReadPosition | None =
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 start = line.lstrip()[:1]
-                hint = ("; expected JSON lines (one object per line), not a JSON array" if lineno == 1 and start == "["
+                hint = (_ARRAY_HINT if lineno == 1 and start == "["
                         else "; expected JSON lines (each object whole on one line), not an object over several lines"
                         if lineno == 1 and start == "{" and e.pos >= len(line.rstrip()) else "")  # cut at the line end
-                raise TokenizeError(f"{path}: line {lineno}: not valid JSON ({e.msg} at column {e.colno}){hint}"
+                # some of json's messages end in "at" ("Invalid control character at"): one "at" before the column
+                raise TokenizeError(f"{path}: line {lineno}: not valid JSON ({e.msg.removesuffix(' at')} at column "
+                                    f"{e.colno}){hint}"
                                     ) from None
             if not isinstance(obj, dict):
+                # a whole JSON array on line 1 (a .json file of one line) is the same mistake as one over several lines
+                hint = _ARRAY_HINT if lineno == 1 and isinstance(obj, list) and any(isinstance(o, dict) for o in obj) \
+                    else ""
                 raise TokenizeError(f"{path}: line {lineno}: expected a JSON object with a \"{field}\" field, "
-                                    f"got {_json_type(obj)}")
+                                    f"got {_json_type(obj)}{hint}")
             if field not in obj:
                 keys = ", ".join(list(obj)[:8]) or "none"
                 raise TokenizeError(f"{path}: line {lineno}: no \"{field}\" field (fields: {keys}){_field_hint(field)}")
