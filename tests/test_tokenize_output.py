@@ -3,6 +3,7 @@ moved into place, progress that follows the tokenizing, notes on a large val sha
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -94,3 +95,19 @@ def test_a_val_shard_of_most_tokens_gets_a_note_with_the_fix(tmp_path, capsys):
                                             r"--txt-docs lines, paragraphs or eot to divide the \.txt files into "
                                             r"smaller documents$"):
         tokenize_files([str(tmp_path / "a.txt")], str(tmp_path / "o6"), val_tokens=1000, workers=1)
+
+
+def test_a_full_disk_names_the_shard_in_the_output_folder(tmp_path, monkeypatch):
+    real = tk.write_shard
+
+    def full(path, tokens):
+        if "_train_" in path.name:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, tokens)
+
+    monkeypatch.setattr(tk, "write_shard", full)
+    out = tmp_path / "out"
+    with pytest.raises(OSError) as info:
+        tokenize_files([_texts(tmp_path / "in")], str(out), workers=1)
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(out / "data_train_000000.bin"))
+    assert not out.exists()

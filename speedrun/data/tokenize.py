@@ -300,9 +300,12 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
             for p in stale:
                 p.unlink()
             shutil.rmtree(tmp)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         _remove_dirs(made)
+        if isinstance(e, OSError) and e.filename and Path(e.filename).parent == tmp:  # a full disk, mid-shard
+            # the shard's own name in --out: the temporary folder the file system named is gone now
+            raise OSError(e.errno, e.strerror, str(out / Path(e.filename).name)) from e
         raise
     seconds = time.perf_counter() - start
     summary = {"documents": docs, "tokens": tokens, "bytes": nbytes, "seconds": seconds, "workers": workers,
