@@ -111,3 +111,11 @@ def test_a_full_disk_names_the_shard_in_the_output_folder(tmp_path, monkeypatch)
         tokenize_files([_texts(tmp_path / "in")], str(out), workers=1)
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(out / "data_train_000000.bin"))
     assert not out.exists()
+
+
+def test_a_tiny_input_says_its_size_in_bytes(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("hi")
+    tokenize_files([str(tmp_path / "a.txt")], str(tmp_path / "out"), workers=1)
+    said = capsys.readouterr().out
+    assert "1 document (2 bytes of text) into 2 tokens in " in said and " 0.0 MB/s" not in said
+    assert re.search(r"s \([\d,.]+ (bytes|KB|MB)/s, ", said)

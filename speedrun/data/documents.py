@@ -112,7 +112,8 @@ def _read_text(path: Path, txt_docs: str = "file", position: ReadPosition | None
         raise TokenizeError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[e.start]:02x} "
                             f"at offset {e.start}); binary file?") from None
     if _blank(text):  # after decoding, so a file of only a byte-order mark or Unicode spaces counts as empty
-        raise TokenizeError(f"{path}: empty file (no text to tokenize)")
+        raise TokenizeError(f"{path}: " + ("holds no text, only whitespace" if text else "empty file") +
+                            " (no text to tokenize)")
     if "\x00" in text:
         offset = data.index(b"\x00")
         line = data.count(b"\n", 0, offset) + 1

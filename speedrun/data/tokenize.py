@@ -314,9 +314,9 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
                "replaced": [str(p) for p in stale]}
     for fname, n in sink.written:
         print(f"  {out / fname}: {n:,} tokens")
-    rate = nbytes / 1e6 / seconds if seconds else float("inf")
+    rate = nbytes / seconds if seconds else float("inf")
     print(f"tokenized {plural(len(files) + len(val_files), 'file')}, {plural(docs, 'document')} ({_size(nbytes)} of "
-          f"text) into {tokens:,} tokens in {seconds:.1f}s ({rate:,.1f} MB/s, {tokens / max(seconds, 1e-9):,.0f} "
+          f"text) into {tokens:,} tokens in {seconds:.1f}s ({_size(rate, '/s')}, {tokens / max(seconds, 1e-9):,.0f} "
           f"tokens/s, {plural(workers, 'worker')}); {plural(len(sink.written), 'shard file')} in {out}/"
           + (f"; removed {plural(len(stale), 'earlier shard file')} of that name" if stale else ""))
     if not val_files and sink.val_count > sink.train_total:  # --val-from's share is the user's own choice
@@ -414,9 +414,11 @@ def _smaller_val(val_docs: int, whole_txt: bool) -> str:
     return "; give " + ", or ".join(fixes or ["more documents, or put a small one first"])
 
 
-def _size(nbytes: int) -> str:
-    """Bytes as the tokenize summary says them: small inputs in KB, not as '0.0 MB'."""
-    return f"{nbytes / 1e6:,.1f} MB" if nbytes >= 100_000 else f"{nbytes / 1e3:,.1f} KB"
+def _size(nbytes: float, per: str = "") -> str:
+    """Bytes (or bytes per second, per="/s") as the tokenize summary says them: in a unit that shows the value, not
+    as '0.0 MB'."""
+    return (f"{nbytes / 1e6:,.1f} MB{per}" if nbytes >= 100_000 else f"{nbytes / 1e3:,.1f} KB{per}"
+            if nbytes >= 100 else f"{nbytes:,.0f} {'byte' if round(nbytes) == 1 and not per else 'bytes'}{per}")
 
 
 def _tiny_val_sets(val_tokens: int) -> list[str] | None:
