@@ -5,6 +5,7 @@ missing file, no network, no GPU, ...); anything else is a bug and keeps its tra
 Ctrl-C does (Terminated), so that what it was writing is cleaned up and the exit code says why.
 """
 
+import contextlib
 import signal
 import threading
 
@@ -37,3 +38,25 @@ def terminate_on_sigterm():
     if threading.current_thread() is threading.main_thread():
         return signal.signal(signal.SIGTERM, _raise_terminated)
     return None
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """SIGINT and SIGTERM wait until the block ends, then act as they would have (the handlers in place before:
+    KeyboardInterrupt, Terminated), so that a block of several steps (moving a set of files into place) is never left
+    half done. An ignored SIGINT stays ignored. Only the main thread owns signal handlers: elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(s, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            signal.raise_signal(caught[0])  # the first one, through the handler it would have met

@@ -7,7 +7,6 @@ runs this before torchrun starts, so bad data is one error line rather than one 
 every rank runs it again.
 """
 
-import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import torch
 
 from speedrun.checkpoint import Checkpoint, CheckpointError
-from speedrun.data.demo import ROLE_PATTERN, data_files, one_name, role_shards
+from speedrun.data.demo import ROLE_PATTERN, data_files, name_glob, one_name, role_shards
 from speedrun.data.fineweb import download_hint
 from speedrun.data.shards import ShardError, shard_fingerprint, shard_header
 from speedrun.data.stream import BatchStream, StreamPosition, check_val_size
@@ -98,8 +97,8 @@ def _check_same_train_files(ckpt: Checkpoint, file_list: list[tuple[str, int]]) 
 
 
 def data_folder_overrides(folder: str, overrides: list[str]) -> list[str]:
-    """`--data DIR`: the recipe's train_files and val_files as the folder's `*_train_*.bin` and `*_val_*.bin`, the
-    names `speedrun data tokenize` and `fineweb` write. Refused beside a --set of either, and without both kinds."""
+    """`--data DIR`: the recipe's train_files and val_files as the folder's `NAME_train_*.bin` and `NAME_val_*.bin`,
+    the names `speedrun data tokenize` and `fineweb` write (one NAME per folder). Refused beside a --set of either, and without both kinds."""
     given = [o.split("=", 1)[0].strip() for o in overrides]
     for key in ("train_files", "val_files"):
         if key in given:
@@ -111,6 +110,6 @@ def data_folder_overrides(folder: str, overrides: list[str]) -> list[str]:
         if not role_shards(path, role):
             raise ShardError(f"--data {folder}: no {ROLE_PATTERN.format(role=role)} shards there; make them with "
                              f"`speedrun data tokenize FILES --out {folder}` (or `speedrun data fineweb --dir {folder}`)")
-    one_name(path, folder)
-    return [f"{role}_files={os.path.join(glob.escape(str(path)), ROLE_PATTERN.format(role=role))}"
-            for role in ("train", "val")]
+    name = one_name(path, folder)
+    # that name's files, not ROLE_PATTERN: `*_val_*.bin` would take a name like my_val's train shards as val
+    return [f"{role}_files={name_glob(str(path), name, role)}" for role in ("train", "val")]

@@ -232,7 +232,20 @@ def test_read_position_follows_each_format_on_disk(tmp_path, monkeypatch):
         seen.append(position.bytes)
     assert count == 4 * len(texts)
     assert seen == sorted(seen) and position.bytes == sum(sizes)
-    for i in (0, 1, 3):  # within each file the count moves before its end, and stays within the file
+    # within each file the count moves before its end, and stays within the file; a .txt file, read whole before it
+    # is divided, by the share of its text handed out as documents
+    for i in range(4):
         mine = seen[i * len(texts):(i + 1) * len(texts)]
         assert sum(sizes[:i]) <= mine[0] < mine[len(mine) // 2] < mine[-1] <= sum(sizes[:i + 1])
-    assert set(seen[2 * len(texts):3 * len(texts)]) == {sum(sizes[:3])}  # a .txt file is read whole, then divided
+
+
+@pytest.mark.parametrize("content, error", [
+    (b'{"text": "a\x01b"}\n', r"line 1: not valid JSON \(Invalid control character at column 12\)$"),  # one "at"
+    (b'"just a string"\n', r"line 1: expected a JSON object with a \"text\" field, got a string$"),
+    (b'[{"text": "a"}, {"text": "b"}]\n', r"line 1: expected a JSON object with a \"text\" field, got an array; "
+                                          r"expected JSON lines \(one object per line\), not a JSON array$"),
+])
+def test_json_lines_errors_say_what_the_line_holds(tmp_path, content, error):
+    (tmp_path / "in.json").write_bytes(content)
+    with pytest.raises(tokenize.TokenizeError, match=error):
+        list(tokenize.iter_documents([tmp_path / "in.json"]))

@@ -54,7 +54,7 @@ class ReadPosition:
     def bytes(self) -> int:
         try:
             return self.finished + min(self._offset(), self._size)
-        except (OSError, ValueError):  # a closed file: read to its end (a .txt file is read whole, then divided)
+        except (OSError, ValueError):  # a closed file: read to its end
             return self.finished + self._size
 
 
@@ -112,20 +112,26 @@ def _read_text(path: Path, txt_docs: str = "file", position: ReadPosition | None
         raise TokenizeError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[e.start]:02x} "
                             f"at offset {e.start}); binary file?") from None
     if _blank(text):  # after decoding, so a file of only a byte-order mark or Unicode spaces counts as empty
-        raise TokenizeError(f"{path}: empty file (no text to tokenize)")
+        raise TokenizeError(f"{path}: " + ("holds no text, only whitespace" if text else "empty file") +
+                            " (no text to tokenize)")
     if "\x00" in text:
         offset = data.index(b"\x00")
         line = data.count(b"\n", 0, offset) + 1
         raise TokenizeError(f"{path}: line {line}: NUL byte at offset {offset}; binary file?")
     del data  # a large file: hold its text once, not its bytes as well
+    handed = 0  # characters of the text handed out: the read position, the file itself being read whole at once
+    if position is not None:
+        size, chars = path.stat().st_size, len(text)
+        position.reading(lambda: size * handed // chars)  # `handed` as it stands when asked
     separator = TXT_SEPARATORS[txt_docs]
     if separator is None:
+        handed = len(text)
         yield text
         return
     count, start = 0, 0
     for m in itertools.chain(re.finditer(separator, text), [None]):  # None: the piece after the last separator
         piece = text[start: m.start() if m else len(text)].strip("\r\n")  # line breaks by a marker: in neither
-        start = m.end() if m else len(text)
+        start = handed = m.end() if m else len(text)
         if not _blank(piece):  # blank pieces (a trailing separator, blank lines) carry no document
             count += 1
             yield piece
@@ -137,9 +143,12 @@ def _field_hint(field: str) -> str:
     return "; --text-field NAME reads another" if field == "text" else ""
 
 
+_ARRAY_HINT = "; expected JSON lines (one object per line), not a JSON array"
+
+
 def _json_type(value) -> str:
-    return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def _read_jsonl(path: Path, field: str = "text", position: ReadPosition | None = None):
@@ -160,14 +169,19 @@ def _read_jsonl(path: Path, field: str = "text", position: ReadPosition | None =
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 start = line.lstrip()[:1]
-                hint = ("; expected JSON lines (one object per line), not a JSON array" if lineno == 1 and start == "["
+                hint = (_ARRAY_HINT if lineno == 1 and start == "["
                         else "; expected JSON lines (each object whole on one line), not an object over several lines"
                         if lineno == 1 and start == "{" and e.pos >= len(line.rstrip()) else "")  # cut at the line end
-                raise TokenizeError(f"{path}: line {lineno}: not valid JSON ({e.msg} at column {e.colno}){hint}"
+                # some of json's messages end in "at" ("Invalid control character at"): one "at" before the column
+                raise TokenizeError(f"{path}: line {lineno}: not valid JSON ({e.msg.removesuffix(' at')} at column "
+                                    f"{e.colno}){hint}"
                                     ) from None
             if not isinstance(obj, dict):
+                # a whole JSON array on line 1 (a .json file of one line) is the same mistake as one over several lines
+                hint = _ARRAY_HINT if lineno == 1 and isinstance(obj, list) and any(isinstance(o, dict) for o in obj) \
+                    else ""
                 raise TokenizeError(f"{path}: line {lineno}: expected a JSON object with a \"{field}\" field, "
-                                    f"got {_json_type(obj)}")
+                                    f"got {_json_type(obj)}{hint}")
             if field not in obj:
                 keys = ", ".join(list(obj)[:8]) or "none"
                 raise TokenizeError(f"{path}: line {lineno}: no \"{field}\" field (fields: {keys}){_field_hint(field)}")

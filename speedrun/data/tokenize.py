@@ -7,7 +7,6 @@ and moved into place only when every input has been read: an error leaves nothin
 """
 
 import contextlib
-import glob
 import itertools
 import multiprocessing as mp
 import os
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speedrun.data.demo import role_shards
+from speedrun.data.demo import name_glob, role_shards
 from speedrun.data.documents import (
     SUPPORTED,
     TXT_SEPARATORS,
@@ -36,6 +35,7 @@ from speedrun.data.documents import (
 )
 from speedrun.data.shards import write_shard
 from speedrun.data.tokenizer import encode_document, gpt2
+from speedrun.errors import signals_deferred
 from speedrun.files import check_writable_folder
 from speedrun.host import usable_cores
 from speedrun.recipe import load_recipe
@@ -223,7 +223,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     train: every later document, cut every `shard_tokens` tokens (a document may continue into the next shard).
     txt_docs: how a .txt file divides into documents, a key of TXT_SEPARATORS (default: the whole file is one).
     text_field: the JSON lines' field and Parquet files' column that holds each document.
-    Earlier `{name}_train_*.bin` / `{name}_val_*.bin` files in out_dir are replaced. Returns a summary dict."""
+    Earlier `{name}_train_NNNNNN.bin` / `{name}_val_NNNNNN.bin` files in out_dir are replaced. Returns a summary dict."""
     if txt_docs not in TXT_SEPARATORS:
         raise TokenizeError(f"--txt-docs {txt_docs!r}: must be one of {', '.join(TXT_SEPARATORS)}")
     if val_from and val_tokens is not None:
@@ -284,21 +284,28 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
                 if part is val_files:
                     split.val_target = split.val_count  # --val-from's documents, all of them, and no more
         sink = split.done() if isinstance(split, _DefaultVal) else split
+        whole_txt = txt_docs == "file" and any(reader_of(f) == ".txt" for f in files)  # --txt-docs would divide them
         if sink.train_total == 0:
-            raise TokenizeError(f"{', '.join(map(str, inputs))}: all {docs:,} documents ({tokens:,} tokens) went "
-                                f"to the val shard (--val-tokens {val_tokens:,}); nothing left to train on")
+            every = f"all {docs:,} documents" if docs > 1 else "the one document"
+            raise TokenizeError(f"{', '.join(map(str, inputs))}: {every} ({tokens:,} tokens) went to the val shard "
+                                f"(--val-tokens {val_tokens:,}); nothing left to train on"
+                                f"{_smaller_val(sink.val_docs, whole_txt)}")
         sink.finish()
         new = {fname for fname, _ in sink.written}
-        stale = [p for pattern in (f"{name}_train_*.bin", f"{name}_val_*.bin") for p in sorted(out.glob(pattern))
-                 if p.name not in new]
-        for fname in new:
-            os.replace(tmp / fname, out / fname)
-        for p in stale:
-            p.unlink()
-        shutil.rmtree(tmp)
-    except BaseException:
+        # exactly this name's: a glob of `{name}_train_*.bin` would take name `{name}_train`'s shards too
+        stale = [p for role in ("train", "val") for p in role_shards(out, role, name) if p.name not in new]
+        with signals_deferred():  # a Ctrl-C between two moves would leave old and new shards mixed
+            for fname in new:
+                os.replace(tmp / fname, out / fname)
+            for p in stale:
+                p.unlink()
+            shutil.rmtree(tmp)
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         _remove_dirs(made)
+        if isinstance(e, OSError) and e.filename and Path(e.filename).parent == tmp:  # a full disk, mid-shard
+            # the shard's own name in --out: the temporary folder the file system named is gone now
+            raise OSError(e.errno, e.strerror, str(out / Path(e.filename).name)) from e
         raise
     seconds = time.perf_counter() - start
     summary = {"documents": docs, "tokens": tokens, "bytes": nbytes, "seconds": seconds, "workers": workers,
@@ -307,11 +314,15 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
                "replaced": [str(p) for p in stale]}
     for fname, n in sink.written:
         print(f"  {out / fname}: {n:,} tokens")
-    rate = nbytes / 1e6 / seconds if seconds else float("inf")
+    rate = nbytes / seconds if seconds else float("inf")
     print(f"tokenized {plural(len(files) + len(val_files), 'file')}, {plural(docs, 'document')} ({_size(nbytes)} of "
-          f"text) into {tokens:,} tokens in {seconds:.1f}s ({rate:,.1f} MB/s, {tokens / max(seconds, 1e-9):,.0f} "
+          f"text) into {tokens:,} tokens in {seconds:.1f}s ({_size(rate, '/s')}, {tokens / max(seconds, 1e-9):,.0f} "
           f"tokens/s, {plural(workers, 'worker')}); {plural(len(sink.written), 'shard file')} in {out}/"
           + (f"; removed {plural(len(stale), 'earlier shard file')} of that name" if stale else ""))
+    if not val_files and sink.val_count > sink.train_total:  # --val-from's share is the user's own choice
+        print(f"note: the val shard holds {sink.val_count / tokens:.0%} of the tokens ({sink.val_count:,} of "
+              f"{tokens:,}), leaving {sink.train_total:,} to train on: val takes whole documents from the start"
+              f"{_smaller_val(sink.val_docs, whole_txt)}")
     _say_val_and_next(sink, out, name, val_tokens, txt_docs, bool(val_files))
     return summary
 
@@ -359,7 +370,8 @@ def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | 
         print(f"val: the {plural(sink.val_docs, 'document')} of --val-from, {sink.val_count:,} tokens; train: the "
               f"{plural(sink.train_docs, 'document')} of the inputs")
     elif val_tokens is None and sink.val_docs:
-        print(f"val: the first {plural(sink.val_docs, 'document')}, {sink.val_count:,} tokens (the default: {default}; "
+        first = plural(sink.val_docs, "document") if sink.val_docs > 1 else "document"
+        print(f"val: the first {first}, {sink.val_count:,} tokens (the default: {default}; "
               f"--val-tokens N for another size, 0 for none)")
     elif not val_tokens:
         one = "the input is one document and val takes whole documents; give several documents" + (
@@ -373,8 +385,8 @@ def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | 
     if sets is not None:
         others = {f.name for role in ("train", "val") for f in role_shards(out, role)} - {f for f, _ in sink.written}
         # --data would take the other names' shards too (and refuse them): name this name's own
-        data = (f" --set {shlex.quote(f'train_files={glob.escape(str(out / name))}_train_*.bin')} "
-                f"--set {shlex.quote(f'val_files={glob.escape(str(out / name))}_val_*.bin')}" if others
+        data = ("".join(f" --set {shlex.quote(f'{role}_files=' + name_glob(str(out), name, role))}"
+                        for role in ("train", "val")) if others
                 else f" --data {shlex.quote(str(out))}")
         print("train on them: speedrun train --recipe tiny" + data + "".join(f" --set {s}" for s in sets))
     else:
@@ -393,9 +405,20 @@ def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | 
               f"{tiny.attn_block_size} tokens; {fix}")
 
 
-def _size(nbytes: int) -> str:
-    """Bytes as the tokenize summary says them: small inputs in KB, not as '0.0 MB'."""
-    return f"{nbytes / 1e6:,.1f} MB" if nbytes >= 100_000 else f"{nbytes / 1e3:,.1f} KB"
+def _smaller_val(val_docs: int, whole_txt: bool) -> str:
+    """How to leave train more of the tokens where val took most or all (val takes whole documents from the start):
+    fewer of them (a smaller --val-tokens), or smaller ones."""
+    fixes = ([f"a smaller --val-tokens, so val takes fewer of its {val_docs:,} documents"] if val_docs > 1 else []
+             ) + (["--txt-docs lines, paragraphs or eot to divide the .txt files into smaller documents"] if whole_txt
+                  else [])
+    return "; give " + ", or ".join(fixes or ["more documents, or put a small one first"])
+
+
+def _size(nbytes: float, per: str = "") -> str:
+    """Bytes (or bytes per second, per="/s") as the tokenize summary says them: in a unit that shows the value, not
+    as '0.0 MB'."""
+    return (f"{nbytes / 1e6:,.1f} MB{per}" if nbytes >= 100_000 else f"{nbytes / 1e3:,.1f} KB{per}"
+            if nbytes >= 100 else f"{nbytes:,.0f} {'byte' if round(nbytes) == 1 and not per else 'bytes'}{per}")
 
 
 def _tiny_val_sets(val_tokens: int) -> list[str] | None:

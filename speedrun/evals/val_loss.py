@@ -24,7 +24,7 @@ def evaluate_checkpoint(checkpoint, val_paths=None, val_tokens: int | None = Non
     r = ckpt.recipe
     specs = [val_paths] if isinstance(val_paths, str) else list(val_paths or [r.val_files])
     try:  # file problems before the model is built
-        files = [f for spec in specs for f in data_files(str(spec), "val")]
+        files = [f for spec in specs for f in data_files(str(spec), "val", "val")]
     except ShardError as e:
         if val_paths or r.val_files == "demo" or os.path.isabs(os.path.expanduser(r.val_files)):
             raise
