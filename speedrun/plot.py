@@ -13,14 +13,14 @@ from matplotlib.figure import Figure
 
 from speedrun.errors import SpeedrunError
 from speedrun.files import check_writable_folder, write_atomic
-from speedrun.stats import DEFAULT_TARGET, Run, group_label, label_settings, load_runs
+from speedrun.stats import DEFAULT_TARGET, Run, group_label, joined_val, label_settings, load_runs
 
 MAX_RUN_LINES = 8
 TARGET_NEAR = 0.5  # the target is drawn when within this fraction of the losses' span from them
 
 
 def _points(runs: list[Run]) -> np.ndarray:
-    v = np.concatenate([np.array(r.log.val, dtype=np.float64).reshape(-1, 3) for r in runs])
+    v = np.concatenate([np.array(joined_val(r)[0], dtype=np.float64).reshape(-1, 3) for r in runs])
     return np.column_stack([v[:, 0], v[:, 2] / 1000, v[:, 1]])
 
 
@@ -37,6 +37,8 @@ def _run_label(run: Run, settings: str, show_seed: bool = False) -> str:
     if show_seed:
         settings = f"{settings} seed={run.log.recipe.get('seed', '?')}".strip()
     name = f"{run.recipe}{' ' + settings if settings else ''} ({stamp})"
+    if not joined_val(run)[1]:  # its line starts at the resume: the steps before are in a log not given
+        name += f" (resumed at step {run.log.resumed_at}; its first part's log not given)"
     if run.final_val_loss is not None:
         return f"{name}: final {run.final_val_loss:.4f}"
     if run.last_val is None:
@@ -115,9 +117,14 @@ def _check_out(out: str) -> tuple[Path, str]:
 def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Figure:
     out_path, fmt = _check_out(out)
     runs = []
-    for r in load_runs(paths):
-        if r.status == "malformed" or not r.log.val or r.copy_of:
-            why = r.reason if r.status == "malformed" or r.copy_of else f"no val loss recorded ({r.status})"
+    loaded = load_runs(paths)
+    # a resumed run's line starts with its first part's points: that part is not drawn again on its own
+    continued = {id(r.first_part): r for r in loaded if r.first_part is not None and not r.copy_of}
+    for r in loaded:
+        if r.status == "malformed" or not joined_val(r)[0] or r.copy_of or id(r) in continued:
+            why = (r.reason if r.status == "malformed" or r.copy_of else
+                   f"its run goes on in {continued[id(r)].path}, drawn as one line" if id(r) in continued else
+                   f"no val loss recorded ({r.status})")
             print(f"speedrun: skipped {r.path}: {why}", file=sys.stderr)
         else:
             runs.append(r)

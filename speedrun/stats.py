@@ -42,6 +42,7 @@ class Run:
     steps_planned: int | None = None
     training_time_s: float | None = None
     copy_of: Path | None = None  # an earlier log with the same text (load_runs): listed, never counted twice
+    first_part: "Run | None" = None  # a resumed run's earlier steps' log, where it is among the inputs (load_runs)
 
     @property
     def counted(self) -> bool:  # complete, and (no reason) with a val loss at the last planned step
@@ -234,7 +235,8 @@ def load_runs(paths: list[str]) -> list[Run]:
     Nor is a deterministic rerun: a complete run of the same group and seed whose train and val losses equal an
     earlier one's at every step both logged, where one's steps hold the other's (a CPU run repeats bitwise; a resume
     from a checkpoint of a run that went on replays its last steps). It adds no information about the spread, only
-    n. A GPU rerun differs in its losses within a few steps, so it counts."""
+    n. A GPU rerun differs in its losses within a few steps, so it counts. Of two such logs the one that logged more
+    steps counts (a straight run, not a resume that holds only its last steps), else the earlier."""
     runs: list[Run] = []
     first: dict[str, Run] = {}
     counted: dict[tuple, list[tuple[Run, dict, dict]]] = {}  # (group, seed) -> runs and their losses by step
@@ -242,26 +244,64 @@ def load_runs(paths: list[str]) -> list[Run]:
         run = load_run(path)
         if run.log is not None and (original := first.setdefault(run.log.text_hash, run)) is not run:
             run.copy_of, run.reason = original.path, f"a copy of {original.path}; not counted again"
-        elif run.counted and (original := _replays(run, counted)) is not None:
-            run.copy_of = original.path
-            run.reason = f"repeats {original.path} loss for loss (same seed, deterministic); not counted again"
+        elif run.counted:
+            _replays(run, counted)
         runs.append(run)
+    by_name = {r.path.name.removesuffix(".xz"): r for r in runs if r.log is not None}
+    for r in runs:  # the note names the first part's path from where the run ran: its file name is what is known
+        if r.log is not None and r.log.first_part:
+            r.first_part = by_name.get(Path(r.log.first_part).name.removesuffix(".xz"))
+            r.first_part = None if r.first_part is r else r.first_part
     return runs
 
 
-def _replays(run: Run, counted: dict) -> Run | None:
-    """The earlier counted run that `run` repeats loss for loss (see load_runs), or None; else `run` joins them."""
+def _replays(run: Run, counted: dict) -> None:
+    """Left out `run`, or the counted run it repeats loss for loss if that logged fewer steps (see load_runs); else
+    `run` joins the counted ones."""
     train = {s: loss for s, _, loss in run.log.train_steps}
     val = {s: loss for s, loss, _ in run.log.val}
     same = counted.setdefault((run.group, run.log.recipe.get("seed")), [])
-    for other, other_train, other_val in same:
+    for i, (other, other_train, other_val) in enumerate(same):
         common = train.keys() & other_train.keys()
         if common and (train.keys() <= other_train.keys() or other_train.keys() <= train.keys()) and all(
                 train[s] == other_train[s] for s in common) and all(val[s] == other_val[s] for s in val.keys()
                                                                       & other_val.keys()):
-            return other
+            if len(train) + len(val) > len(other_train) + len(other_val):
+                same[i] = (run, train, val)
+                _left_out(other, run, fewer=True)
+            else:
+                _left_out(run, other, fewer=len(train) + len(val) < len(other_train) + len(other_val))
+            return
     same.append((run, train, val))
-    return None
+
+
+def _left_out(run: Run, kept: Run, fewer: bool) -> None:
+    run.copy_of = kept.path
+    more = "; that one logged more steps" if fewer else ""
+    run.reason = f"repeats {kept.path} loss for loss (same seed, deterministic{more}); not counted again"
+
+
+def joined_val(run: Run, seen: frozenset = frozenset()) -> tuple[list[tuple[int, float, float]], bool]:
+    """A run's (step, val loss, time ms), a resumed run's first part's up to the resume before its own where that
+    log is among the inputs (its clock goes on from the checkpoint's), and whether they reach back to the start."""
+    own = list(run.log.val) if run.log is not None else []
+    if run.log is None or run.log.resumed_at is None:
+        return own, True
+    if run.first_part is None or run.first_part.log is None or id(run) in seen:
+        return own, False
+    earlier, whole = joined_val(run.first_part, seen | {id(run)})
+    logged = {s for s, _, _ in own}
+    return [v for v in earlier if v[0] <= run.log.resumed_at and v[0] not in logged] + own, whole
+
+
+def to_target(run: Run, target: float) -> tuple[str, bool]:
+    """The table's time to target ('12.5 @ 20', 'not reached'), and whether it is a bound: a resumed run whose first
+    part's log is not among the inputs may have met the target before the resume, which its own log cannot say."""
+    vals, whole = joined_val(run)
+    hit = next(((s, ms / 1000) for s, loss, ms in vals if loss <= target), None)
+    if whole:
+        return (f"{hit[1]:.1f} @ {hit[0]}" if hit else "not reached"), False
+    return (f"≤{hit[1]:.1f} @ ≤{hit[0]}" if hit else f"not after step {run.log.resumed_at}"), True
 
 
 def time_to_target(log: ParsedLog | None, target: float) -> tuple[int, float] | None:
@@ -392,6 +432,7 @@ def format_summary(summary: Summary) -> str:
              "status"]]
     malformed = [r for r in summary.runs if r.status == "malformed"]
     with_a_row = {id(r) for r in malformed[:MALFORMED_ROWS]}
+    bounds = 0
     for r in summary.runs:
         if r.status == "malformed":
             if id(r) in with_a_row:
@@ -401,10 +442,10 @@ def format_summary(summary: Summary) -> str:
         # a finished run's final val loss; any other's last val loss after step 0 (never step 0's: untrained)
         final = (f"{r.final_val_loss:.4f}" if r.final_val_loss is not None else
                  f"last val {r.last_val[1]:.4f} @ step {r.last_val[0]}" if r.last_val else "—")
-        hit = time_to_target(r.log, summary.target)
+        hit, bound = to_target(r, summary.target)
+        bounds += bound
         rows.append([r.path.name, r.recipe, r.version, final, f"{r.steps_done}/{r.steps_planned}",
-                     f"{r.training_time_s:.1f}" if r.training_time_s is not None else "—",
-                     f"{hit[1]:.1f} @ {hit[0]}" if hit else "not reached", status])
+                     f"{r.training_time_s:.1f}" if r.training_time_s is not None else "—", hit, status])
     widths = [max(map(len, column)) for column in zip(*rows)]
     align = [str.rjust if 3 <= i <= 6 else str.ljust for i in range(len(widths))]  # the numbers' columns: right
     files = f"{len(summary.runs) - len(malformed)} log(s)" + (f" (+{len(malformed)} other file(s))" if malformed else "")
@@ -414,6 +455,9 @@ def format_summary(summary: Summary) -> str:
         names = ", ".join(sorted({r.path.name for r in malformed[MALFORMED_ROWS:]})[:3])
         lines.append(f"  ... and {len(malformed) - MALFORMED_ROWS} more files that are not run logs, left out "
                      f"(such as {names})")
+    if bounds:
+        lines.append(f"  ≤ / not after: {bounds} resumed run(s) without their first part's log among these (the log its "
+                     "'resumed from' note names): the target may have been met before the resume; give that log too")
     lines.append("")
     s = summary.overall
     if s is None:

@@ -239,3 +239,23 @@ def test_cli_out_has_the_usual_short_form(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["plot", "logs", "-o", "curves.svg"]) == 0
     assert (tmp_path / "curves.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_a_resumed_run_is_joined_to_its_first_part(tmp_path, capsys):
+    """A resumed log holds the steps after its checkpoint: drawn alone it is a lone point. With its first part's
+    log given, the two are one line from step 0 (the first part is not drawn again); without, the label says so."""
+    from logfactory import curve
+
+    folder = tmp_path / "logs"
+    first = hand_log(folder / "x_first.txt", 3.2, end="failed: interrupted at step 50",
+                     points=[p for p in curve(3.2) if p[0] <= 50])
+    resumed = hand_log(folder / "y_resumed.txt", 3.2, points=[p for p in curve(3.2) if p[0] > 50])
+    resumed.write_text(resumed.read_text().replace(
+        "=== steps ===\n", "=== steps ===\nnote: resumed from c.pt at step 50 (earlier steps: log logs/x_first.txt)\n"))
+    fig = plot_logs([str(folder)], str(tmp_path / "p.png"))
+    (line,) = [l for l in fig.axes[1].get_lines() if not l.get_label().startswith("target")]
+    assert list(line.get_xdata()) == [0, 25, 50, 75, 100] and "y resumed" not in line.get_label()
+    assert f"skipped {first}: its run goes on in {resumed}, drawn as one line" in capsys.readouterr().err
+    fig = plot_logs([str(resumed)], str(tmp_path / "p.png"))
+    (line,) = [l for l in fig.axes[1].get_lines() if not l.get_label().startswith("target")]
+    assert "(resumed at step 50; its first part's log not given)" in line.get_label()
