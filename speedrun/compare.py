@@ -148,10 +148,13 @@ def _side_line(side: Side) -> str:
 
 
 def _left_out(runs: list[Run]) -> str:
-    """'2 incomplete, 1 not a run log' (what `speedrun stats` lists one by one)."""
+    """'2 incomplete, 1 not a run log, b.txt (a copy of a.txt)' (what `speedrun stats` lists one by one): a copy or
+    a deterministic repeat is named with the log it repeats, being a complete run left out for that alone."""
     names = {"malformed": "not a run log", "complete": "complete without a final val"}  # the rest: failed, incomplete
-    kinds = Counter(names.get(r.status, r.status) for r in runs)
-    return ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    kinds = Counter(names.get(r.status, r.status) for r in runs if not r.copy_of)
+    repeats = [f"{r.path.name} ({'a copy of' if r.reason.startswith('a copy') else 'repeats'} {r.copy_of.name})"
+               for r in runs if r.copy_of]
+    return ", ".join([f"{n} {kind}" for kind, n in kinds.items()] + repeats)
 
 
 def _signed(x: float) -> str:

@@ -137,6 +137,10 @@ def test_a_copy_within_a_side_is_one_run(tmp_path):
     result = compare([a], [b])
     assert [r.path.name for r in result.change.runs] == ["s1.txt", "s2.txt"]
     assert [r.path.name for r in result.change.left_out] == ["s1_copy.txt"]
+    assert "left out: s1_copy.txt (a copy of s1.txt)" in compare_report([a], [b])  # not 'without a final val'
+    # a deterministic repeat (a CPU rerun of seed 2: every loss the same, its own text) is named as one
+    (tmp_path / "b" / "s2_rerun.txt").write_text((tmp_path / "b" / "s2.txt").read_text().replace("host: ", "host: re"))
+    assert "left out: s1_copy.txt (a copy of s1.txt), s2_rerun.txt (repeats s2.txt)" in compare_report([a], [b])
     # both seeds moved by -0.0100: the paired t is a division by zero, so no paired test (Welch still has spread)
     assert result.paired is None and "(equal differences, no spread: no test)" in compare_report([a], [b])
 
