@@ -28,15 +28,22 @@ def group_label(runs: list[Run], settings: str) -> str:
     return f"{runs[0].recipe}{' ' + settings if settings else ''} @ {version}"
 
 
-def changed_fields(recipe: dict) -> dict:
-    """The fields of a logged recipe that differ from the recipe of that name as this checkout defines it (what a
-    reader needs to tell runs of one recipe apart); {} when none or the name is unknown."""
+_SET = re.compile(r"(?:^|\s)--set(?:\s+|=)([A-Za-z_]\w*)\s*=")
+_DATA = re.compile(r"(?:^|\s)--data(?:\s|=)")
+
+
+def changed_fields(recipe: dict, command: str | None = None) -> dict:
+    """The fields of a logged recipe that differ from the recipe of that name (what a reader needs to tell runs of
+    one recipe apart): as this checkout defines it, or, for a recipe file (a name this checkout does not define), the
+    fields its logged `command` set (`--set KEY=...`, `--data`), with the values the log's recipe holds; {} when
+    none."""
     from speedrun.recipe import RETIRED_FIELDS, RecipeError, load_recipe
 
     try:
         current = load_recipe(str(recipe.get("name"))).to_dict()
-    except RecipeError:
-        return {}
+    except RecipeError:  # the file's own values are not known here (it may have changed since), the command's are
+        keys = set(_SET.findall(command or "")) | ({"train_files", "val_files"} if _DATA.search(command or "") else set())
+        return {k: v for k, v in recipe.items() if k in keys and k not in UNLABELLED_FIELDS}
     # a removed idea that the run had on is what sets it apart most of all
     current.update(RETIRED_FIELDS)
     return {k: v for k, v in recipe.items() if k not in UNLABELLED_FIELDS and k in current and current[k] != v}
@@ -61,11 +68,12 @@ def label_settings(runs: list[Run]) -> tuple[dict[tuple[str, str, str], str], st
 
 def _shown_fields(runs: list[Run]) -> dict[tuple[str, str, str], dict]:
     from speedrun.recipe import DEFAULTS, RETIRED_FIELDS
+    from speedrun.stats import env_value
 
     first = {r.group: r for r in reversed(runs)}  # the first run of each group
     # an upstream log's name is no recipe of ours
-    shown = {key: changed_fields(r.log.recipe) if r.log is not None and r.log.source == "speedrun" else {}
-             for key, r in first.items()}
+    shown = {key: changed_fields(r.log.recipe, env_value(r.log.environment, "command"))
+             if r.log is not None and r.log.source == "speedrun" else {} for key, r in first.items()}
     alike: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
     for key, r in first.items():  # the commit is left out: it shows in the stats labels, and per-run lines differ
         alike.setdefault((r.recipe, format_fields(shown[key])), []).append(key)
