@@ -121,15 +121,18 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
     # a resumed run's line starts with its first part's points: that part is not drawn again on its own
     continued = {id(r.first_part): r for r in loaded if r.first_part is not None and not r.copy_of}
     for r in loaded:
-        if r.status == "malformed" or not joined_val(r)[0] or r.copy_of or id(r) in continued:
+        # step 0's loss alone is the untrained model's: a line of it says nothing about the run
+        trained = r.status != "malformed" and any(s > 0 for s, _, _ in joined_val(r)[0])
+        if not trained or r.copy_of or id(r) in continued:
             why = (r.reason if r.status == "malformed" or r.copy_of else
                    f"its run goes on in {continued[id(r)].path}, drawn as one line" if id(r) in continued else
+                   f"no val loss after step 0 ({r.status})" if joined_val(r)[0] else
                    f"no val loss recorded ({r.status})")
             print(f"speedrun: skipped {r.path}: {why}", file=sys.stderr)
         else:
             runs.append(r)
     if not runs:
-        raise SpeedrunError(f"no val loss points to plot in {', '.join(paths)}")
+        raise SpeedrunError(f"no val loss points after step 0 to plot in {', '.join(paths)}")
     settings, shared = label_settings(runs)
     if len(settings) == 1 and len(runs) > 1:  # one setting run several times (seeds): its fields said once, above
         [(group, shared)] = settings.items()
@@ -163,7 +166,12 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
     n_runs = len(runs)
     what = f"{n_runs} run{'s' * (n_runs != 1)}" + (f" in {len(series)} groups: mean line, min–max band"
                                                    if n_runs > MAX_RUN_LINES else "")
-    title = f"Validation loss, {what}. Y axis cut above: the early losses (~10.8 at step 0) are off the top."
+    title = f"Validation loss, {what}."
+    # the highest point, where the y axis cuts it off (the untrained model's loss at step 0, mostly)
+    top = max(((float(y), int(x)) for s in series for x, y in zip(s["steps"], s["loss"]) if np.isfinite(y)),
+              default=None)
+    if top is not None and top[0] > yhi:
+        title += f" Y axis cut above: the early losses (up to {top[0]:.1f}, at step {top[1]}) are off the top."
     if shared:  # left out of every legend entry
         title += f"\nEvery run: {shared}"
     if not show_target:  # said, so a reader does not look for it

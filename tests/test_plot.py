@@ -124,8 +124,28 @@ def test_labels_show_data_files_and_never_a_step0_loss_as_final(tmp_path):
              recipe=dict(train_files="demo", val_files="demo"))
     fig = plot_logs([str(tmp_path)], str(tmp_path / "p.png"))
     labels = sorted(l.get_label() for l in fig.axes[1].get_lines())
-    assert labels == ["target 3.28", "tiny (demo): final 3.2000", "tiny (early) (incomplete): no val loss after step 0",
+    assert labels == ["target 3.28", "tiny (demo): final 3.2000",  # early's step-0 loss alone is left out
                       "tiny train_files=data/mine val_files=data/mine (mine): final 3.2500"]
+
+
+def test_runs_with_only_a_step0_val_are_left_out_and_alone_are_an_error(tmp_path, capsys):
+    """Step 0's loss is the untrained model's: a run with no val after it has nothing to draw (stats counts none of
+    them either). Alone, they are one error line and no image, not a chart of lone points."""
+    for i in range(2):
+        hand_log(tmp_path / f"early{i}.txt", 3.0, points=[(0, 10.8, 0)], end="failed: interrupted at step 1")
+    with pytest.raises(SpeedrunError, match="^no val loss points after step 0 to plot in"):
+        plot_logs([str(tmp_path)], str(tmp_path / "x.png"))
+    assert not (tmp_path / "x.png").exists()
+    assert "skipped " + str(tmp_path / "early0.txt") + ": no val loss after step 0 (failed)" in capsys.readouterr().err
+
+
+def test_the_title_says_what_is_cut_off_the_top_only_when_it_is(tmp_path):
+    hand_log(tmp_path / "a.txt", 3.2, points=[(0, 9.5, 0), (25, 5.0, 250), (50, 4.0, 500), (75, 3.5, 750),
+                                              (100, 3.2, 1000)])
+    title = plot_logs([str(tmp_path)], str(tmp_path / "p.png"))._suptitle.get_text()
+    assert "the early losses (up to 9.5, at step 0) are off the top" in title and "10.8" not in title
+    hand_log(tmp_path / "a.txt", 3.2, points=[(50, 3.4, 500), (100, 3.2, 1000)])  # nothing above the axis
+    assert "off the top" not in plot_logs([str(tmp_path)], str(tmp_path / "p.png"))._suptitle.get_text()
 
 
 def test_settings_every_run_shares_go_in_the_title(tmp_path):
