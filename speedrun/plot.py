@@ -175,9 +175,10 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
     if shared:  # left out of every legend entry
         title += f"\nEvery run: {shared}"
     if not show_target:  # said, so a reader does not look for it
-        best = min(float(s["loss"].min()) for s in series)
+        # a group's line is its mean: the lowest run's value is its band's bottom
+        best = min(float(np.nanmin(s["loss"] if s["band"] is None else s["band"][0])) for s in series)
         title += (f"\nTarget {target:g} not drawn: far {'below' if target < best else 'above'} these losses "
-                  f"(lowest {best:.4f}).")
+                  f"(the lowest run's val loss: {best:.4f}).")
     fig.suptitle(title, fontsize=12)
     handles, labels = ax_s.get_legend_handles_labels()
     ncol = max(1, min(3, len(labels), 170 // max(map(len, labels))))  # long labels (recipe changes): fewer columns

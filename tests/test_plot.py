@@ -76,6 +76,10 @@ def test_groups_beyond_eight_runs(tmp_path):
     assert fig._suptitle.get_text().endswith("\nEvery run: steps=100")
     band = fig.axes[1].collections[0].get_paths()[0].vertices[:, 1]
     assert band.min() == pytest.approx(3.20) and band.max() == pytest.approx(10.8)
+    # a far target: the title's lowest loss is a run's (3.20), not group a's mean (3.22)
+    (tmp_path / "crash.txt").unlink()  # its 3.0, alone in its group, would be the lowest either way
+    fig = plot_logs([str(tmp_path)], str(out), target=1.0)
+    assert "(the lowest run's val loss: 3.2000)" in fig.get_suptitle()
 
 
 def test_no_val_points_is_an_error(tmp_path):
@@ -183,7 +187,7 @@ def test_far_target_is_left_out(tmp_path):
         assert [l.get_label() for l in ax.get_lines() if l.get_label().startswith("target")] == []
         lo, hi = ax.get_ylim()
         assert 5.0 < lo < 5.5 and 7.5 < hi < 8.5  # curve(5.5): 7.74 at step 25 (the first from 20% on)
-    assert "Target 3.28 not drawn: far below these losses (lowest 5.5000)" in fig.get_suptitle()
+    assert "Target 3.28 not drawn: far below these losses (the lowest run's val loss: 5.5000)" in fig.get_suptitle()
     # runs ending at 3.40-3.45, target 3.28: near, drawn and in view
     for final in (3.40, 3.45):
         hand_log(tmp_path / "near" / f"{final}.txt", final)
