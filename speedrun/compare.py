@@ -84,6 +84,10 @@ def seeds_for_power(diffs: list[float], power: float = POWER, alpha: float = ALP
 def load_side(name: str, paths: list[str]) -> Side:
     runs = load_runs(paths)
     counted = [r for r in runs if r.counted]
+    if all(r.status == "malformed" for r in runs):  # as `speedrun stats` says it: no log to count at all
+        why = f"{runs[0].path}: {runs[0].reason}"
+        raise SpeedrunError(f"{name}: " + (why if len(runs) == 1 else f"none of the {len(runs)} files is a run log "
+                                           f"({why})"))
     if not counted:
         raise SpeedrunError(f"{name}: no complete run among {len(runs)} log(s) ({', '.join(paths)})")
     # runs of other recipe values (say 15 steps and 6) averaged as one seed would judge neither; other code, the
@@ -148,10 +152,13 @@ def _side_line(side: Side) -> str:
 
 
 def _left_out(runs: list[Run]) -> str:
-    """'2 incomplete, 1 not a run log' (what `speedrun stats` lists one by one)."""
+    """'2 incomplete, 1 not a run log, b.txt (a copy of a.txt)' (what `speedrun stats` lists one by one): a copy or
+    a deterministic repeat is named with the log it repeats, being a complete run left out for that alone."""
     names = {"malformed": "not a run log", "complete": "complete without a final val"}  # the rest: failed, incomplete
-    kinds = Counter(names.get(r.status, r.status) for r in runs)
-    return ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    kinds = Counter(names.get(r.status, r.status) for r in runs if not r.copy_of)
+    repeats = [f"{r.path.name} ({'a copy of' if r.reason.startswith('a copy') else 'repeats'} {r.copy_of.name})"
+               for r in runs if r.copy_of]
+    return ", ".join([f"{n} {kind}" for kind, n in kinds.items()] + repeats)
 
 
 def _signed(x: float) -> str:
@@ -177,16 +184,21 @@ def what_differs(base: Side, change: Side) -> str:
     base -> change, and whether the code that ran differs. A side's runs share their recipe values (load_side)."""
     def values(side: Side) -> dict:
         recipe = next((r.log.recipe for r in side.runs if r.log is not None), {})
-        return {k: json.dumps(v, sort_keys=True) for k, v in recipe.items() if k not in ("seed", "description")}
+        # the name is no setting (a recipe file's is its file name): said apart, after the settings
+        return {k: json.dumps(v, sort_keys=True) for k, v in recipe.items() if k not in ("seed", "description", "name")}
     b, c = values(base), values(change)
+    names = [next((r.recipe for r in side.runs), "?") for side in (base, change)]
+    recipes = f" (recipes {names[0]} -> {names[1]})" if names[0] != names[1] else ""
     # an upstream log's recipe is its folder's name and its steps: the rest is unknown there, not null
     upstream = any(r.log is not None and r.log.source == "upstream" for r in base.runs + change.runs)
     keys = set(b) & set(c) if upstream else set(b) | set(c)
     fields = [f"{k} ({b.get(k, 'null')} -> {c.get(k, 'null')})" for k in sorted(keys) if b.get(k) != c.get(k)]
     code = {r.group[1] for r in base.runs} != {r.group[1] for r in change.runs}
+    if not fields and not code and upstream and recipes:  # its program is its own: only its steps are known
+        return f"the change: the program{recipes}; an upstream log names only its steps, the same on both sides"
     if not fields and not code:
-        return "the sides ran the same recipe values and code (the seeds aside)"
-    return "the change: " + ", ".join(fields + (["the code (commit or source)"] if code else []))
+        return "the sides ran the same recipe values and code (the seeds aside)" + recipes
+    return "the change: " + ", ".join(fields + (["the code (commit or source)"] if code else [])) + recipes
 
 
 def format_comparison(cmp: Comparison) -> str:

@@ -13,14 +13,14 @@ from matplotlib.figure import Figure
 
 from speedrun.errors import SpeedrunError
 from speedrun.files import check_writable_folder, write_atomic
-from speedrun.stats import DEFAULT_TARGET, Run, group_label, label_settings, load_runs
+from speedrun.stats import DEFAULT_TARGET, Run, group_label, joined_val, label_settings, load_runs
 
 MAX_RUN_LINES = 8
 TARGET_NEAR = 0.5  # the target is drawn when within this fraction of the losses' span from them
 
 
 def _points(runs: list[Run]) -> np.ndarray:
-    v = np.concatenate([np.array(r.log.val, dtype=np.float64).reshape(-1, 3) for r in runs])
+    v = np.concatenate([np.array(joined_val(r)[0], dtype=np.float64).reshape(-1, 3) for r in runs])
     return np.column_stack([v[:, 0], v[:, 2] / 1000, v[:, 1]])
 
 
@@ -37,6 +37,8 @@ def _run_label(run: Run, settings: str, show_seed: bool = False) -> str:
     if show_seed:
         settings = f"{settings} seed={run.log.recipe.get('seed', '?')}".strip()
     name = f"{run.recipe}{' ' + settings if settings else ''} ({stamp})"
+    if not joined_val(run)[1]:  # its line starts at the resume: the steps before are in a log not given
+        name += f" (resumed at step {run.log.resumed_at}; its first part's log not given)"
     if run.final_val_loss is not None:
         return f"{name}: final {run.final_val_loss:.4f}"
     if run.last_val is None:
@@ -115,14 +117,22 @@ def _check_out(out: str) -> tuple[Path, str]:
 def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Figure:
     out_path, fmt = _check_out(out)
     runs = []
-    for r in load_runs(paths):
-        if r.status == "malformed" or not r.log.val or r.copy_of:
-            why = r.reason if r.status == "malformed" or r.copy_of else f"no val loss recorded ({r.status})"
+    loaded = load_runs(paths)
+    # a resumed run's line starts with its first part's points: that part is not drawn again on its own
+    continued = {id(r.first_part): r for r in loaded if r.first_part is not None and not r.copy_of}
+    for r in loaded:
+        # step 0's loss alone is the untrained model's: a line of it says nothing about the run
+        trained = r.status != "malformed" and any(s > 0 for s, _, _ in joined_val(r)[0])
+        if not trained or r.copy_of or id(r) in continued:
+            why = (r.reason if r.status == "malformed" or r.copy_of else
+                   f"its run goes on in {continued[id(r)].path}, drawn as one line" if id(r) in continued else
+                   f"no val loss after step 0 ({r.status})" if joined_val(r)[0] else
+                   f"no val loss recorded ({r.status})")
             print(f"speedrun: skipped {r.path}: {why}", file=sys.stderr)
         else:
             runs.append(r)
     if not runs:
-        raise SpeedrunError(f"no val loss points to plot in {', '.join(paths)}")
+        raise SpeedrunError(f"no val loss points after step 0 to plot in {', '.join(paths)}")
     settings, shared = label_settings(runs)
     if len(settings) == 1 and len(runs) > 1:  # one setting run several times (seeds): its fields said once, above
         [(group, shared)] = settings.items()
@@ -156,13 +166,19 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
     n_runs = len(runs)
     what = f"{n_runs} run{'s' * (n_runs != 1)}" + (f" in {len(series)} groups: mean line, min–max band"
                                                    if n_runs > MAX_RUN_LINES else "")
-    title = f"Validation loss, {what}. Y axis cut above: the early losses (~10.8 at step 0) are off the top."
+    title = f"Validation loss, {what}."
+    # the highest point, where the y axis cuts it off (the untrained model's loss at step 0, mostly)
+    top = max(((float(y), int(x)) for s in series for x, y in zip(s["steps"], s["loss"]) if np.isfinite(y)),
+              default=None)
+    if top is not None and top[0] > yhi:
+        title += f" Y axis cut above: the early losses (up to {top[0]:.1f}, at step {top[1]}) are off the top."
     if shared:  # left out of every legend entry
         title += f"\nEvery run: {shared}"
     if not show_target:  # said, so a reader does not look for it
-        best = min(float(s["loss"].min()) for s in series)
+        # a group's line is its mean: the lowest run's value is its band's bottom
+        best = min(float(np.nanmin(s["loss"] if s["band"] is None else s["band"][0])) for s in series)
         title += (f"\nTarget {target:g} not drawn: far {'below' if target < best else 'above'} these losses "
-                  f"(lowest {best:.4f}).")
+                  f"(the lowest run's val loss: {best:.4f}).")
     fig.suptitle(title, fontsize=12)
     handles, labels = ax_s.get_legend_handles_labels()
     ncol = max(1, min(3, len(labels), 170 // max(map(len, labels))))  # long labels (recipe changes): fewer columns

@@ -100,7 +100,9 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
                   report, "```", ""]
         (tmp / "README.md").write_text("\n".join(lines), encoding="utf-8")
         from speedrun.plot import plot_logs  # matplotlib: only when a record is made
-        plot_logs([str(tmp)], str(tmp / "val_loss.png"), target)  # as every record folder has
+        # as every record folder has; from the user's logs (the copies' order), so a skipped log's note names the
+        # path they gave, not the hidden folder
+        plot_logs([str(s) for s in sorted(sources, key=lambda s: s.name)], str(tmp / "val_loss.png"), target)
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

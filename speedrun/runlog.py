@@ -136,6 +136,7 @@ _STEP = re.compile(r"^step:(\d+)/(\d+) train_time:(\d+)ms step_avg:([\d.]+)ms(?:
 _VAL = re.compile(r"^step:(\d+)/(\d+) val_loss:(\S+) train_time:(\d+)ms")
 _MEM = re.compile(r"^peak_memory allocated:(\d+) MiB reserved:(\d+) MiB")
 _END = re.compile(r"^=== end: (complete|failed: (.*)) ===$")
+_RESUMED = re.compile(r"^note: resumed from (.+) at step (\d+)(?: \(earlier steps: log (.+)\))?$")
 UPSTREAM_SEPARATOR = "=" * 100
 _UP_STEP = re.compile(r"^step:(\d+)/(\d+) (.*)$")
 _UP_FIELD = re.compile(r"(\w+):(\S+)")
@@ -164,6 +165,8 @@ class ParsedLog:
     code_hash: str = ""  # sha-256 (12 hex) of the logged package source; "" where the log holds none
     data_hash: str = ""  # sha-256 (12 hex) of the `data` section (the files trained and validated on); "" if none
     text_hash: str = ""  # sha-256 (16 hex) of the whole text: a copy of a log (renamed, or .xz) is the same run
+    resumed_at: int | None = None  # a resumed run's log: the checkpoint's step; its earlier steps are in another log
+    first_part: str | None = None  # that log's path as the resume's note names it (relative to where the run ran)
 
     @property
     def complete(self) -> bool:
@@ -242,6 +245,8 @@ def _parse_ours(path: Path, lines: list[str]) -> ParsedLog:
         elif m := _END.match(line):
             log.status = "complete" if m[1] == "complete" else "failed"
             log.failure = m[2] or ""
+        elif (m := _RESUMED.match(line)) and log.resumed_at is None:
+            log.resumed_at, log.first_part = int(m[2]), m[3]
     return log
 
 

@@ -16,14 +16,11 @@ import scipy.stats
 
 from speedrun.errors import SpeedrunError
 from speedrun.files import each_file_once
+from speedrun.labels import group_label, label_settings, short_commit
 from speedrun.runlog import LOG_SUFFIXES, LogError, ParsedLog, parse_log, read_log_text
 
 DEFAULT_TARGET = 3.28
 P_BAR = 0.01  # the speedrun record bar: p < 0.01 that the mean final val loss is below the target
-# Left out of a label unless they tell two groups apart (see label_settings): the name is the label's first word;
-# the validation size rarely changes; runs of other seeds are one group. The data files do show: runs on the demo
-# corpus and on data/mine must differ.
-UNLABELLED_FIELDS = {"val_tokens", "name", "description", "seed"}
 _SMI_GPU = re.compile(r"^\|\s+(\d+)\s+(\S.*?)\s+(?:On|Off)\s+\|", re.M)  # nvidia-smi: '|   0  NVIDIA H100 ...  On  |'
 
 
@@ -42,6 +39,7 @@ class Run:
     steps_planned: int | None = None
     training_time_s: float | None = None
     copy_of: Path | None = None  # an earlier log with the same text (load_runs): listed, never counted twice
+    first_part: "Run | None" = None  # a resumed run's earlier steps' log, where it is among the inputs (load_runs)
 
     @property
     def counted(self) -> bool:  # complete, and (no reason) with a val loss at the last planned step
@@ -66,70 +64,6 @@ class Run:
         short, code = short_commit(self.commit), self.log.code_hash if self.log is not None else ""
         clean = re.fullmatch(r"[0-9a-f]{7,10}", short) is not None
         return f"{short} code {code[:8]}" if code and not clean else short
-
-
-def group_label(runs: list[Run], settings: str) -> str:
-    """The recipe, the settings that tell the group apart, and its version: one commit, or where the same code ran
-    under several (one group by Run.group), each commit and the code's hash."""
-    versions = list(dict.fromkeys(r.version for r in runs))
-    if len(versions) == 1:
-        version = versions[0]
-    else:
-        commits = ", ".join(dict.fromkeys(short_commit(r.commit) for r in runs))
-        version = f"{commits} (same code {runs[0].log.code_hash[:8]})"  # several versions: the logs hold code
-    return f"{runs[0].recipe}{' ' + settings if settings else ''} @ {version}"
-
-
-def changed_fields(recipe: dict) -> dict:
-    """The fields of a logged recipe that differ from the recipe of that name as this checkout defines it (what a
-    reader needs to tell runs of one recipe apart); {} when none or the name is unknown."""
-    from speedrun.recipe import RETIRED_FIELDS, RecipeError, load_recipe
-
-    try:
-        current = load_recipe(str(recipe.get("name"))).to_dict()
-    except RecipeError:
-        return {}
-    # a removed idea that the run had on is what sets it apart most of all
-    current.update(RETIRED_FIELDS)
-    return {k: v for k, v in recipe.items() if k not in UNLABELLED_FIELDS and k in current and current[k] != v}
-
-
-def format_fields(fields: dict) -> str:
-    return " ".join(f"{k}={v}" for k, v in fields.items())
-
-
-def label_settings(runs: list[Run]) -> tuple[dict[tuple[str, str, str], str], str]:
-    """(Run.group -> the settings its label shows, the settings every group shares). A label shows changed_fields,
-    plus, where groups of one recipe name would still look alike (they differ in a field changed_fields leaves out,
-    or their recipe is not defined in this checkout), every field that tells them apart; less what every group of
-    several shows alike (a comparison's data files, say), which is said once instead."""
-    shown = _shown_fields(runs)
-    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-    first, *rest = shown.values() if shown else [{}]
-    common = {f: v for f, v in first.items() if rest and all(f in g and same(g[f], v) for g in rest)}
-    labels = {key: format_fields({f: v for f, v in fields.items() if f not in common}) for key, fields in shown.items()}
-    return labels, format_fields(common)
-
-
-def _shown_fields(runs: list[Run]) -> dict[tuple[str, str, str], dict]:
-    from speedrun.recipe import DEFAULTS, RETIRED_FIELDS
-
-    first = {r.group: r for r in reversed(runs)}  # the first run of each group
-    # an upstream log's name is no recipe of ours
-    shown = {key: changed_fields(r.log.recipe) if r.log is not None and r.log.source == "speedrun" else {}
-             for key, r in first.items()}
-    alike: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
-    for key, r in first.items():  # the commit is left out: it shows in the stats labels, and per-run lines differ
-        alike.setdefault((r.recipe, format_fields(shown[key])), []).append(key)
-    # a field a log predates reads as its default (or a removed idea's off value): not a difference to show
-    defaults = {**RETIRED_FIELDS, **DEFAULTS}
-    for keys in alike.values():
-        values = {k: {**defaults, **json.loads(k[2])} for k in keys}
-        names = sorted(set().union(*values.values()) - {"name", "description"})
-        differ = [f for f in names if len({json.dumps(v.get(f), sort_keys=True) for v in values.values()}) > 1]
-        for k in keys:
-            shown[k] = {**shown[k], **{f: values[k].get(f, "(not logged)") for f in differ if f not in shown[k]}}
-    return shown
 
 
 @dataclass
@@ -234,7 +168,8 @@ def load_runs(paths: list[str]) -> list[Run]:
     Nor is a deterministic rerun: a complete run of the same group and seed whose train and val losses equal an
     earlier one's at every step both logged, where one's steps hold the other's (a CPU run repeats bitwise; a resume
     from a checkpoint of a run that went on replays its last steps). It adds no information about the spread, only
-    n. A GPU rerun differs in its losses within a few steps, so it counts."""
+    n. A GPU rerun differs in its losses within a few steps, so it counts. Of two such logs the one that logged more
+    steps counts (a straight run, not a resume that holds only its last steps), else the earlier."""
     runs: list[Run] = []
     first: dict[str, Run] = {}
     counted: dict[tuple, list[tuple[Run, dict, dict]]] = {}  # (group, seed) -> runs and their losses by step
@@ -242,26 +177,64 @@ def load_runs(paths: list[str]) -> list[Run]:
         run = load_run(path)
         if run.log is not None and (original := first.setdefault(run.log.text_hash, run)) is not run:
             run.copy_of, run.reason = original.path, f"a copy of {original.path}; not counted again"
-        elif run.counted and (original := _replays(run, counted)) is not None:
-            run.copy_of = original.path
-            run.reason = f"repeats {original.path} loss for loss (same seed, deterministic); not counted again"
+        elif run.counted:
+            _replays(run, counted)
         runs.append(run)
+    by_name = {r.path.name.removesuffix(".xz"): r for r in runs if r.log is not None}
+    for r in runs:  # the note names the first part's path from where the run ran: its file name is what is known
+        if r.log is not None and r.log.first_part:
+            r.first_part = by_name.get(Path(r.log.first_part).name.removesuffix(".xz"))
+            r.first_part = None if r.first_part is r else r.first_part
     return runs
 
 
-def _replays(run: Run, counted: dict) -> Run | None:
-    """The earlier counted run that `run` repeats loss for loss (see load_runs), or None; else `run` joins them."""
+def _replays(run: Run, counted: dict) -> None:
+    """Left out `run`, or the counted run it repeats loss for loss if that logged fewer steps (see load_runs); else
+    `run` joins the counted ones."""
     train = {s: loss for s, _, loss in run.log.train_steps}
     val = {s: loss for s, loss, _ in run.log.val}
     same = counted.setdefault((run.group, run.log.recipe.get("seed")), [])
-    for other, other_train, other_val in same:
+    for i, (other, other_train, other_val) in enumerate(same):
         common = train.keys() & other_train.keys()
         if common and (train.keys() <= other_train.keys() or other_train.keys() <= train.keys()) and all(
                 train[s] == other_train[s] for s in common) and all(val[s] == other_val[s] for s in val.keys()
                                                                       & other_val.keys()):
-            return other
+            if len(train) + len(val) > len(other_train) + len(other_val):
+                same[i] = (run, train, val)
+                _left_out(other, run, fewer=True)
+            else:
+                _left_out(run, other, fewer=len(train) + len(val) < len(other_train) + len(other_val))
+            return
     same.append((run, train, val))
-    return None
+
+
+def _left_out(run: Run, kept: Run, fewer: bool) -> None:
+    run.copy_of = kept.path
+    more = "; that one logged more steps" if fewer else ""
+    run.reason = f"repeats {kept.path} loss for loss (same seed, deterministic{more}); not counted again"
+
+
+def joined_val(run: Run, seen: frozenset = frozenset()) -> tuple[list[tuple[int, float, float]], bool]:
+    """A run's (step, val loss, time ms), a resumed run's first part's up to the resume before its own where that
+    log is among the inputs (its clock goes on from the checkpoint's), and whether they reach back to the start."""
+    own = list(run.log.val) if run.log is not None else []
+    if run.log is None or run.log.resumed_at is None:
+        return own, True
+    if run.first_part is None or run.first_part.log is None or id(run) in seen:
+        return own, False
+    earlier, whole = joined_val(run.first_part, seen | {id(run)})
+    logged = {s for s, _, _ in own}
+    return [v for v in earlier if v[0] <= run.log.resumed_at and v[0] not in logged] + own, whole
+
+
+def to_target(run: Run, target: float) -> tuple[str, bool]:
+    """The table's time to target ('12.5 @ 20', 'not reached'), and whether it is a bound: a resumed run whose first
+    part's log is not among the inputs may have met the target before the resume, which its own log cannot say."""
+    vals, whole = joined_val(run)
+    hit = next(((s, ms / 1000) for s, loss, ms in vals if loss <= target), None)
+    if whole:
+        return (f"{hit[1]:.1f} @ {hit[0]}" if hit else "not reached"), False
+    return (f"≤{hit[1]:.1f} @ ≤{hit[0]}" if hit else f"not after step {run.log.resumed_at}"), True
 
 
 def time_to_target(log: ParsedLog | None, target: float) -> tuple[int, float] | None:
@@ -320,12 +293,6 @@ def summarize(paths: list[str], target: float = DEFAULT_TARGET) -> Summary:
 
 def format_p(p: float | None) -> str:
     return "—" if p is None else f"{p:.2e}" if 0 < p < 1e-4 else f"{p:.4f}"
-
-
-def short_commit(commit: str) -> str:
-    """'<40 hex> (modified)' -> the first 10 hex digits and '*'."""
-    m = re.fullmatch(r"([0-9a-f]{7,40})( \(modified\))?", commit)
-    return (m[1][:10] + ("*" if m[2] else "")) if m else commit
 
 
 def verdict(s: Stats | None) -> str:
@@ -392,6 +359,7 @@ def format_summary(summary: Summary) -> str:
              "status"]]
     malformed = [r for r in summary.runs if r.status == "malformed"]
     with_a_row = {id(r) for r in malformed[:MALFORMED_ROWS]}
+    bounds = 0
     for r in summary.runs:
         if r.status == "malformed":
             if id(r) in with_a_row:
@@ -401,10 +369,10 @@ def format_summary(summary: Summary) -> str:
         # a finished run's final val loss; any other's last val loss after step 0 (never step 0's: untrained)
         final = (f"{r.final_val_loss:.4f}" if r.final_val_loss is not None else
                  f"last val {r.last_val[1]:.4f} @ step {r.last_val[0]}" if r.last_val else "—")
-        hit = time_to_target(r.log, summary.target)
+        hit, bound = to_target(r, summary.target)
+        bounds += bound
         rows.append([r.path.name, r.recipe, r.version, final, f"{r.steps_done}/{r.steps_planned}",
-                     f"{r.training_time_s:.1f}" if r.training_time_s is not None else "—",
-                     f"{hit[1]:.1f} @ {hit[0]}" if hit else "not reached", status])
+                     f"{r.training_time_s:.1f}" if r.training_time_s is not None else "—", hit, status])
     widths = [max(map(len, column)) for column in zip(*rows)]
     align = [str.rjust if 3 <= i <= 6 else str.ljust for i in range(len(widths))]  # the numbers' columns: right
     files = f"{len(summary.runs) - len(malformed)} log(s)" + (f" (+{len(malformed)} other file(s))" if malformed else "")
@@ -414,6 +382,9 @@ def format_summary(summary: Summary) -> str:
         names = ", ".join(sorted({r.path.name for r in malformed[MALFORMED_ROWS:]})[:3])
         lines.append(f"  ... and {len(malformed) - MALFORMED_ROWS} more files that are not run logs, left out "
                      f"(such as {names})")
+    if bounds:
+        lines.append(f"  ≤ / not after: {bounds} resumed run(s) without their first part's log among these (the log its "
+                     "'resumed from' note names): the target may have been met before the resume; give that log too")
     lines.append("")
     s = summary.overall
     if s is None:

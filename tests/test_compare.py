@@ -116,6 +116,11 @@ def test_errors(tmp_path):
         compare([a], [str(tmp_path / "a" / "s1.txt")])
     with pytest.raises(SpeedrunError, match="no such file or folder"):
         compare([a], [str(tmp_path / "missing")])
+    for name in ("notes.txt", "console.txt"):  # not run logs at all: said so, not 'no complete run'
+        (tmp_path / "junk" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "junk" / name).write_text("not a log\n")
+    with pytest.raises(SpeedrunError, match=r"^change: none of the 2 files is a run log \(.*console.txt: not a speedrun"):
+        compare([a], [str(tmp_path / "junk")])
     # a copy of a base log among the change's: its name ends in the same run id
     run_a = tmp_path / "runs_a" / "20261205-012928_tiny_3f9c2a1e.txt"
     hand_log(run_a, 3.40, recipe={"seed": 1})
@@ -137,6 +142,10 @@ def test_a_copy_within_a_side_is_one_run(tmp_path):
     result = compare([a], [b])
     assert [r.path.name for r in result.change.runs] == ["s1.txt", "s2.txt"]
     assert [r.path.name for r in result.change.left_out] == ["s1_copy.txt"]
+    assert "left out: s1_copy.txt (a copy of s1.txt)" in compare_report([a], [b])  # not 'without a final val'
+    # a deterministic repeat (a CPU rerun of seed 2: every loss the same, its own text) is named as one
+    (tmp_path / "b" / "s2_rerun.txt").write_text((tmp_path / "b" / "s2.txt").read_text().replace("host: ", "host: re"))
+    assert "left out: s1_copy.txt (a copy of s1.txt), s2_rerun.txt (repeats s2.txt)" in compare_report([a], [b])
     # both seeds moved by -0.0100: the paired t is a division by zero, so no paired test (Welch still has spread)
     assert result.paired is None and "(equal differences, no spread: no test)" in compare_report([a], [b])
 
@@ -184,6 +193,10 @@ def test_the_report_names_what_the_change_changed(tmp_path):
         hand_log(tmp_path / "mixed" / f"s{seed}.txt", 3.39 - seed / 700, recipe={"seed": seed, "muon_lr": 0.01 * seed})
     report = lambda side: compare_report([str(tmp_path / "base")], [str(tmp_path / side)]).splitlines()[2]
     assert report("change") == "the change: muon_lr (0.05 -> 0.03), tied_head (null -> true)"
+    for seed in (1, 2):  # a recipe file (lowlr.toml): its name is not a setting, and is said apart
+        hand_log(tmp_path / "lowlr" / f"s{seed}.txt", 3.39 - seed / 700, name="lowlr",
+                 recipe={"seed": seed, "muon_lr": 0.03, "steps": 100})
+    assert report("lowlr") == "the change: muon_lr (0.05 -> 0.03) (recipes tiny -> lowlr)"
     assert report("same") == "the sides ran the same recipe values and code (the seeds aside)"
     with pytest.raises(SpeedrunError, match=r"^change: its runs have 2 settings"):
         report("mixed")
@@ -196,4 +209,6 @@ def test_against_upstream_logs_only_their_known_values_are_compared(tmp_path):
     for seed in (1, 2):
         hand_log(tmp_path / "ours" / f"s{seed}.txt", 3.27 + seed / 1000, steps=40)
     line = compare_report([str(upstream)], [str(tmp_path / "ours")]).splitlines()[2]
-    assert line == "the change: name (\"upstream-082725_FA3\" -> \"tiny\")"  # not every field of ours as null
+    # not every field of ours as null, nor the name as a setting
+    assert line == ("the change: the program (recipes upstream-082725_FA3 -> tiny); an upstream log names only its "
+                    "steps, the same on both sides")

@@ -76,6 +76,10 @@ def test_groups_beyond_eight_runs(tmp_path):
     assert fig._suptitle.get_text().endswith("\nEvery run: steps=100")
     band = fig.axes[1].collections[0].get_paths()[0].vertices[:, 1]
     assert band.min() == pytest.approx(3.20) and band.max() == pytest.approx(10.8)
+    # a far target: the title's lowest loss is a run's (3.20), not group a's mean (3.22)
+    (tmp_path / "crash.txt").unlink()  # its 3.0, alone in its group, would be the lowest either way
+    fig = plot_logs([str(tmp_path)], str(out), target=1.0)
+    assert "(the lowest run's val loss: 3.2000)" in fig.get_suptitle()
 
 
 def test_no_val_points_is_an_error(tmp_path):
@@ -124,8 +128,28 @@ def test_labels_show_data_files_and_never_a_step0_loss_as_final(tmp_path):
              recipe=dict(train_files="demo", val_files="demo"))
     fig = plot_logs([str(tmp_path)], str(tmp_path / "p.png"))
     labels = sorted(l.get_label() for l in fig.axes[1].get_lines())
-    assert labels == ["target 3.28", "tiny (demo): final 3.2000", "tiny (early) (incomplete): no val loss after step 0",
+    assert labels == ["target 3.28", "tiny (demo): final 3.2000",  # early's step-0 loss alone is left out
                       "tiny train_files=data/mine val_files=data/mine (mine): final 3.2500"]
+
+
+def test_runs_with_only_a_step0_val_are_left_out_and_alone_are_an_error(tmp_path, capsys):
+    """Step 0's loss is the untrained model's: a run with no val after it has nothing to draw (stats counts none of
+    them either). Alone, they are one error line and no image, not a chart of lone points."""
+    for i in range(2):
+        hand_log(tmp_path / f"early{i}.txt", 3.0, points=[(0, 10.8, 0)], end="failed: interrupted at step 1")
+    with pytest.raises(SpeedrunError, match="^no val loss points after step 0 to plot in"):
+        plot_logs([str(tmp_path)], str(tmp_path / "x.png"))
+    assert not (tmp_path / "x.png").exists()
+    assert "skipped " + str(tmp_path / "early0.txt") + ": no val loss after step 0 (failed)" in capsys.readouterr().err
+
+
+def test_the_title_says_what_is_cut_off_the_top_only_when_it_is(tmp_path):
+    hand_log(tmp_path / "a.txt", 3.2, points=[(0, 9.5, 0), (25, 5.0, 250), (50, 4.0, 500), (75, 3.5, 750),
+                                              (100, 3.2, 1000)])
+    title = plot_logs([str(tmp_path)], str(tmp_path / "p.png"))._suptitle.get_text()
+    assert "the early losses (up to 9.5, at step 0) are off the top" in title and "10.8" not in title
+    hand_log(tmp_path / "a.txt", 3.2, points=[(50, 3.4, 500), (100, 3.2, 1000)])  # nothing above the axis
+    assert "off the top" not in plot_logs([str(tmp_path)], str(tmp_path / "p.png"))._suptitle.get_text()
 
 
 def test_settings_every_run_shares_go_in_the_title(tmp_path):
@@ -163,7 +187,7 @@ def test_far_target_is_left_out(tmp_path):
         assert [l.get_label() for l in ax.get_lines() if l.get_label().startswith("target")] == []
         lo, hi = ax.get_ylim()
         assert 5.0 < lo < 5.5 and 7.5 < hi < 8.5  # curve(5.5): 7.74 at step 25 (the first from 20% on)
-    assert "Target 3.28 not drawn: far below these losses (lowest 5.5000)" in fig.get_suptitle()
+    assert "Target 3.28 not drawn: far below these losses (the lowest run's val loss: 5.5000)" in fig.get_suptitle()
     # runs ending at 3.40-3.45, target 3.28: near, drawn and in view
     for final in (3.40, 3.45):
         hand_log(tmp_path / "near" / f"{final}.txt", final)
@@ -238,3 +262,23 @@ def test_cli_out_has_the_usual_short_form(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["plot", "logs", "-o", "curves.svg"]) == 0
     assert (tmp_path / "curves.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_a_resumed_run_is_joined_to_its_first_part(tmp_path, capsys):
+    """A resumed log holds the steps after its checkpoint: drawn alone it is a lone point. With its first part's
+    log given, the two are one line from step 0 (the first part is not drawn again); without, the label says so."""
+    from logfactory import curve
+
+    folder = tmp_path / "logs"
+    first = hand_log(folder / "x_first.txt", 3.2, end="failed: interrupted at step 50",
+                     points=[p for p in curve(3.2) if p[0] <= 50])
+    resumed = hand_log(folder / "y_resumed.txt", 3.2, points=[p for p in curve(3.2) if p[0] > 50])
+    resumed.write_text(resumed.read_text().replace(
+        "=== steps ===\n", "=== steps ===\nnote: resumed from c.pt at step 50 (earlier steps: log logs/x_first.txt)\n"))
+    fig = plot_logs([str(folder)], str(tmp_path / "p.png"))
+    (line,) = [l for l in fig.axes[1].get_lines() if not l.get_label().startswith("target")]
+    assert list(line.get_xdata()) == [0, 25, 50, 75, 100] and "y resumed" not in line.get_label()
+    assert f"skipped {first}: its run goes on in {resumed}, drawn as one line" in capsys.readouterr().err
+    fig = plot_logs([str(resumed)], str(tmp_path / "p.png"))
+    (line,) = [l for l in fig.axes[1].get_lines() if not l.get_label().startswith("target")]
+    assert "(resumed at step 50; its first part's log not given)" in line.get_label()

@@ -263,3 +263,14 @@ def test_a_record_without_command_takes_the_one_its_logs_name(tmp_path):
     folder = new_record(tmp_path / "records", "seeds", [str(tmp_path / "seeds")], command="", device="", date="2026-01-02")
     assert ("- commands (from the logs): `speedrun train --set seed=1`; `speedrun train --set seed=2`\n"
             in (folder / "README.md").read_text())
+
+
+def test_a_skipped_logs_note_names_the_users_path(tmp_path, capsys):
+    """The plot of a new record skips a log with nothing to draw: its note names the log the user gave, never the
+    hidden folder the record is filled in."""
+    for i, loss in enumerate((3.20, 3.21)):
+        hand_log(tmp_path / "src" / f"r{i}.txt", loss)
+    early = hand_log(tmp_path / "src" / "early.txt", 3.0, points=[(0, 10.8, 0)], end="failed: interrupted at step 1")
+    new_record(tmp_path / "records", "skip", [str(tmp_path / "src")], "cmd", "cpu", date="2026-01-02")
+    err = capsys.readouterr().err
+    assert f"speedrun: skipped {early}: " in err and ".tmp" not in err

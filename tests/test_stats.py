@@ -455,3 +455,18 @@ def test_a_target_must_be_a_val_loss(target, capsys):
             main([*command, "--target", target])
         assert e.value.code == 2
         assert f"argument --target: {target!r} must be a val loss: a finite number above 0" in capsys.readouterr().err
+
+
+def test_a_recipe_files_runs_are_labelled_with_the_fields_their_command_set(tmp_path):
+    """A recipe file (lowlr.toml: base tiny, muon_lr 0.03) is no recipe this checkout defines: its label names what
+    the command's --set changed, as tiny's label names what differs from tiny, not the file's own values."""
+    for seed in (0, 1):
+        hand_log(tmp_path / f"tiny{seed}.txt", 7.3 + seed / 100, steps=20, recipe={"val_every": 10, "seed": seed})
+        idea = hand_log(tmp_path / "idea" / f"lowlr{seed}.txt", 7.28 + seed / 100, steps=20, name="lowlr",
+                        recipe={"val_every": 10, "muon_lr": 0.03, "seed": seed})
+        idea.write_text(idea.read_text().replace("git_commit:", "command: speedrun train --recipe recipes/lowlr.toml "
+                                                 f"--set steps=20 --set val_every=10 --set seed={seed}\ngit_commit:"))
+    assert list(summarize([str(tmp_path / "idea")]).labels.values()) == ["lowlr steps=20 val_every=10 @ unknown"]
+    s = summarize([str(tmp_path)])
+    assert sorted(s.labels.values()) == ["lowlr @ unknown", "tiny @ unknown"]
+    assert s.shared == "steps=20 val_every=10"  # said once, for both alike

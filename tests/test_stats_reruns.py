@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import scipy.stats
-from logfactory import hand_log, runlog
+from logfactory import curve, hand_log, runlog
 
 from speedrun.stats import stats_report, summarize
 
@@ -66,3 +66,47 @@ def test_a_resume_that_replays_a_finished_runs_last_steps_counts_once(tmp_path):
     # a branch that went its own way (another loss at a step both logged) is a run of its own
     branch.write_text(branch.read_text().replace("val_loss:", "val_loss:9", 1))
     assert summarize([str(folder)]).overall.n == 3
+
+
+def _resumed(folder, first_part: str | None, at: int = 50, name: str = "a_resumed.txt"):
+    """A resumed run's log as `speedrun train --resume` writes it: only the steps after `at`, its note naming the
+    checkpoint and, where known, the first part's log (relative to where the run ran)."""
+    import re
+
+    whole = hand_log(folder / "whole.tmp", 3.20, recipe={"seed": 1})
+    lines = [line for line in whole.read_text().splitlines()
+             if not ((m := re.match(r"step:(\d+)/", line)) and int(m[1]) <= at)]
+    where = f" (earlier steps: log {first_part})" if first_part else ""
+    lines.insert(lines.index("=== steps ===") + 1, f"note: resumed from ckpt/c_step{at:06d}.pt at step {at}{where}")
+    whole.unlink()
+    (folder / name).write_text("\n".join(lines).replace(f"host: {whole}", "host: resumed") + "\n")
+    return folder / name
+
+
+def test_of_a_resume_and_the_straight_run_it_repeats_the_straight_one_counts(tmp_path):
+    """A resume holds the run's last steps only; the straight run it repeats holds them all: the straight run counts
+    and the resume is named as left out, whichever comes first."""
+    folder = tmp_path / "logs"
+    resumed = _resumed(folder, "logs/x_first.txt")
+    # the same train losses: hand_log's come from its path
+    straight = hand_log(folder / "whole.tmp", 3.20, recipe={"seed": 1}).rename(folder / "b_straight.txt")
+    s = summarize([str(folder)])
+    (left,) = [r for r in s.runs if r.copy_of]
+    assert (left.path, left.copy_of) == (resumed, straight) and [r.path for r in s.counted] == [straight]
+    assert left.reason == (f"repeats {straight} loss for loss (same seed, deterministic; that one logged more "
+                           "steps); not counted again")
+
+
+def test_a_resumed_runs_time_to_target_comes_from_its_first_part_or_is_a_bound(tmp_path):
+    """A resumed log starts after its checkpoint's step: the target met before it (here at step 50, in the first
+    part) is read from the first part's log when given; without it the time is shown as a bound, not as a fact."""
+    folder = tmp_path / "logs"
+    resumed = _resumed(folder, "elsewhere/x_first.txt")  # the note's path: from where the run ran
+    text, _ = stats_report([str(resumed)], target=4.2)
+    assert "≤0.8 @ ≤75" in text and "1 resumed run(s) without their first part's log" in text
+    hand_log(folder / "x_first.txt", 3.20, end="failed: interrupted at step 50",
+             points=[p for p in curve(3.20) if p[0] <= 50])
+    text, _ = stats_report([str(folder)], target=4.2)
+    row = next(line for line in text.splitlines() if resumed.name in line)
+    assert "0.5 @ 50" in row and "≤" not in text
+    assert "not after step 50" in stats_report([str(resumed)], target=3.0)[0]  # not met after the resume
