@@ -1,14 +1,11 @@
 """Group labels for `speedrun stats`, `plot` and `records`: the recipe's name, the fields a run changed from the
-recipe of that name, and the code that ran."""
+recipe of that name, and the code that ran. Its `runs` are speedrun.stats.Run objects (not imported: stats imports
+this module)."""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from speedrun.stats import Run
 
 # Left out of a label unless they tell two groups apart (see label_settings): the name is the label's first word;
 # the validation size rarely changes; runs of other seeds are one group. The data files do show: runs on the demo
@@ -16,7 +13,7 @@ if TYPE_CHECKING:
 UNLABELLED_FIELDS = {"val_tokens", "name", "description", "seed"}
 
 
-def group_label(runs: list[Run], settings: str) -> str:
+def group_label(runs: list, settings: str) -> str:
     """The recipe, the settings that tell the group apart, and its version: one commit, or where the same code ran
     under several (one group by Run.group), each commit and the code's hash."""
     versions = list(dict.fromkeys(r.version for r in runs))
@@ -53,7 +50,7 @@ def format_fields(fields: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in fields.items())
 
 
-def label_settings(runs: list[Run]) -> tuple[dict[tuple[str, str, str], str], str]:
+def label_settings(runs: list) -> tuple[dict[tuple[str, str, str], str], str]:
     """(Run.group -> the settings its label shows, the settings every group shares). A label shows changed_fields,
     plus, where groups of one recipe name would still look alike (they differ in a field changed_fields leaves out,
     or their recipe is not defined in this checkout), every field that tells them apart; less what every group of
@@ -66,9 +63,9 @@ def label_settings(runs: list[Run]) -> tuple[dict[tuple[str, str, str], str], st
     return labels, format_fields(common)
 
 
-def _shown_fields(runs: list[Run]) -> dict[tuple[str, str, str], dict]:
+def _shown_fields(runs: list) -> dict[tuple[str, str, str], dict]:
     from speedrun.recipe import DEFAULTS, RETIRED_FIELDS
-    from speedrun.stats import env_value
+    from speedrun.runlog import env_value
 
     first = {r.group: r for r in reversed(runs)}  # the first run of each group
     # an upstream log's name is no recipe of ours

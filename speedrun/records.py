@@ -11,13 +11,12 @@ from pathlib import Path
 
 from speedrun.errors import SpeedrunError
 from speedrun.files import write_atomic
-from speedrun.runlog import LogError
+from speedrun.runlog import LogError, env_value
 from speedrun.stats import (
     DEFAULT_TARGET,
     P_BAR,
     by_group,
     compute_stats,
-    env_value,
     find_logs,
     format_p,
     load_runs,

@@ -298,3 +298,9 @@ def _parse_upstream(path: Path, lines: list[str]) -> ParsedLog:
     status = "complete" if val and val[-1][0] == steps_planned else "incomplete"  # no end line upstream
     return ParsedLog(path, recipe, steps_planned, train_steps, val, *peak, status,
                      environment="\n".join(environment).strip("\n"), source="upstream")
+
+
+def env_value(environment: str, key: str) -> str | None:
+    """The value of `key:` in a log's environment section (None when the log has no such line)."""
+    m = re.search(rf"^{re.escape(key)}: *(.*)$", environment, re.M)
+    return m[1].strip() if m else None

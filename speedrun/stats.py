@@ -17,7 +17,7 @@ import scipy.stats
 from speedrun.errors import SpeedrunError
 from speedrun.files import each_file_once
 from speedrun.labels import group_label, label_settings, short_commit
-from speedrun.runlog import LOG_SUFFIXES, LogError, ParsedLog, parse_log, read_log_text
+from speedrun.runlog import LOG_SUFFIXES, LogError, ParsedLog, env_value, parse_log, read_log_text
 
 DEFAULT_TARGET = 3.28
 P_BAR = 0.01  # the speedrun record bar: p < 0.01 that the mean final val loss is below the target
@@ -112,11 +112,6 @@ def find_logs(paths: list[str]) -> list[Path]:
             raise SpeedrunError(f"{p}: no such file or folder")
         found_all += found
     return each_file_once(found_all)
-
-
-def env_value(environment: str, key: str) -> str | None:
-    m = re.search(rf"^{re.escape(key)}: *(.*)$", environment, re.M)
-    return m[1].strip() if m else None
 
 
 def device_name(environment: str) -> str:
