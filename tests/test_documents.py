@@ -13,6 +13,7 @@ import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -249,3 +250,19 @@ def test_json_lines_errors_say_what_the_line_holds(tmp_path, content, error):
     (tmp_path / "in.json").write_bytes(content)
     with pytest.raises(tokenize.TokenizeError, match=error):
         list(tokenize.iter_documents([tmp_path / "in.json"]))
+
+
+def test_a_quoted_glob_names_its_files_as_inspect_and_train_take_it(tmp_path, monkeypatch):
+    (tmp_path / "in").mkdir()
+    for name in ("b.jsonl", "a.jsonl", "c.txt"):
+        (tmp_path / "in" / name).write_text('{"text": "x"}\n' if name.endswith("jsonl") else "x")
+    monkeypatch.chdir(tmp_path)
+    assert documents.expand_inputs(["in/*.jsonl"]) == [Path("in/a.jsonl"), Path("in/b.jsonl")]  # sorted
+    assert documents.expand_inputs([str(tmp_path / "in" / "[bc].*")]) == [tmp_path / "in" / "b.jsonl",
+                                                                          tmp_path / "in" / "c.txt"]
+    repeated = []  # named twice, once by the glob: read once
+    assert documents.expand_inputs(["in/a.jsonl", "in/*.jsonl"], repeated=repeated) == [Path("in/a.jsonl"),
+                                                                                        Path("in/b.jsonl")]
+    assert repeated == [Path("in/a.jsonl")]
+    with pytest.raises(TokenizeError, match=r"^in/\*\.parquet: matches no files$"):
+        documents.expand_inputs(["in/*.parquet"])

@@ -60,7 +60,8 @@ class ReadPosition:
 
 def expand_inputs(inputs: list[str], skipped: list[Path] | None = None,
                   repeated: list[Path] | None = None) -> list[Path]:
-    """Files in reading order: each input as given; a folder's supported files recursively, sorted by path.
+    """Files in reading order: each input as given (a glob: its files, sorted); a folder's supported files
+    recursively, sorted by path.
     Other files found in folders are appended to `skipped` (when given); named files must be supported.
     A file reached twice (named and inside a named folder, or named twice) is read once, where first reached, and
     its later mentions go to `repeated`: its documents twice would put val's documents into train as well."""
@@ -69,6 +70,12 @@ def expand_inputs(inputs: list[str], skipped: list[Path] | None = None,
     files: list[Path] = []
     for item in inputs:
         p = Path(os.path.expanduser(str(item)))
+        if not p.exists() and any(ch in str(p) for ch in "*?["):  # a quoted glob, as inspect and train take
+            matched = sorted(f for f in Path(p.anchor).glob(str(p.relative_to(p.anchor))) if f.is_file())
+            if not matched:
+                raise TokenizeError(f"{item}: matches no files")
+            files.extend(expand_inputs([str(f) for f in matched], skipped, repeated))
+            continue
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file()
                            and not any(part.startswith(".") for part in f.relative_to(p).parts))  # skip hidden
