@@ -25,7 +25,7 @@ def group_label(runs: list, settings: str) -> str:
     return f"{runs[0].recipe}{' ' + settings if settings else ''} @ {version}"
 
 
-_SET = re.compile(r"(?:^|\s)--set(?:\s+|=)([A-Za-z_]\w*)\s*=")
+_SET = re.compile(r"(?:^|\s)--set(?:\s+|=)['\"]?([A-Za-z_]\w*)\s*=")  # the logged command quotes some
 _DATA = re.compile(r"(?:^|\s)--data(?:\s|=)")
 
 

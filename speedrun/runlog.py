@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,15 @@ LOG_SUFFIXES = (".txt", ".txt.xz")  # a run log as written, and the same file xz
 PACKAGE_DIR = Path(__file__).parent
 
 
+def logged_command(argv: list[str]) -> str:
+    """The command as a user would type it again: `speedrun ...` for the installed script or `python -m speedrun`
+    (whose argv[0] is a path of this machine), each argument quoted for a shell where it needs it (a glob, a space).
+    Relative paths in it are from the log's `cwd:`."""
+    path = Path(argv[0])
+    prog = "speedrun" if path.name == "speedrun" or path.parts[-2:] == ("speedrun", "__main__.py") else argv[0]
+    return shlex.join([prog, *argv[1:]])
+
+
 def environment_report() -> str:
     import torch  # here, not at module level: stats and plots read logs without loading torch
 
@@ -40,7 +50,7 @@ def environment_report() -> str:
              f"platform: {platform.platform()}", f"cpu: {cpu_description()}", f"python: {sys.version.split()[0]}",
              f"torch: {torch.__version__}",
              f"cuda: {torch.version.cuda or 'none'}", f"cuda_available: {torch.cuda.is_available()}",
-             f"command: {' '.join(sys.argv)}", f"git_commit: {_git_commit()}"]
+             f"command: {logged_command(sys.argv)}", f"cwd: {os.getcwd()}", f"git_commit: {_git_commit()}"]
     if torch.cuda.is_available():
         lines.append(f"gpu: {torch.cuda.get_device_name()} x {torch.cuda.device_count()}")
     if smi := shutil.which("nvidia-smi"):

@@ -11,7 +11,7 @@ from logfactory import hand_log, runlog
 
 from speedrun.errors import SpeedrunError
 from speedrun.records import new_record, rebuild_records_table
-from speedrun.runlog import LogError
+from speedrun.runlog import LogError, logged_command
 from speedrun.stats import format_p
 
 REPO_RECORDS = Path(__file__).resolve().parents[1] / "records"
@@ -254,7 +254,7 @@ def test_a_record_without_command_takes_the_one_its_logs_name(tmp_path):
     for loss in (3.20, 3.22):
         runlog(tmp_path / "src", loss)  # RunLog writes `command: <this process's argv>` into each log
     folder = new_record(tmp_path / "records", "cmd", [str(tmp_path / "src")], command="", device="", date="2026-01-02")
-    assert f"- command (from the logs): `{' '.join(sys.argv)}`\n" in (folder / "README.md").read_text()
+    assert f"- command (from the logs): `{logged_command(sys.argv)}`\n" in (folder / "README.md").read_text()
     # repeats at other seeds name several commands: each is listed
     for seed in (1, 2):
         hand_log(tmp_path / "seeds" / f"s{seed}.txt", 3.2 + seed / 100, recipe={"seed": seed})

@@ -238,6 +238,16 @@ def test_short_run_log_parses(short_run):
     # the host CPU (compile time, so the launch, follows it): a model name and the cores this process may use
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert re.search(rf"^cpu: .+, {cores} usable cores$", log.environment, re.M)
+    assert f"\ncwd: {os.getcwd()}\n" in log.environment  # where the command's relative paths start
+
+
+def test_the_logged_command_is_the_one_to_type_again():
+    from speedrun.runlog import logged_command
+
+    assert logged_command(["/venv/bin/speedrun", "train", "--set", "train_files=data/x_*.bin", "--set", "seed=3"]) == (
+        "speedrun train --set 'train_files=data/x_*.bin' --set seed=3")
+    assert logged_command(["/repo/speedrun/__main__.py", "train"]) == "speedrun train"  # python -m, torchrun
+    assert logged_command(["script.py", "a b"]) == "script.py 'a b'"
 
 
 def test_short_run_log_holds_the_code(short_run):
