@@ -124,8 +124,11 @@ def cmd_train(args) -> int:
         from speedrun.run_data import data_folder_overrides
         args.overrides = data_folder_overrides(args.data, args.overrides) + args.overrides
     resume = None
-    if args.resume is not None and not args.resume.strip():  # `--resume "$CKPT"` with CKPT unset: not a fresh run
-        args.command_parser.error("--resume: an empty path; give a checkpoint, a folder or latest")
+    for flag, value, want in (("--resume", args.resume, "an empty path; give a checkpoint, a folder or latest"),
+                              ("--wandb", args.wandb, "an empty project name"),
+                              ("--tensorboard", args.tensorboard, "an empty path; give a folder")):
+        if value is not None and not value.strip():  # `--resume "$CKPT"` with CKPT unset: not what was meant
+            args.command_parser.error(f"{flag}: {want}")
     if args.resume:
         # A resumed run continues the checkpoint's recipe (checked here, once, before any rank starts).
         from speedrun.checkpoint import load_for_resume

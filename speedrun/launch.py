@@ -64,24 +64,35 @@ def check_before_ranks(recipe, resume, args) -> None:
         check_run_data(recipe, resume, args.nproc)
 
 
-def check_output_folders(args, resume) -> None:
-    """SpeedrunError unless the run's log and checkpoint folders are, or can be made, folders to write in (creates
-    nothing: a dry run checks them too)."""
+def output_folder_errors(args, resume) -> list[str]:
+    """Why each of the run's output folders (log, checkpoints, TensorBoard's) is not, and cannot be made, a folder to
+    write in; [] when all can (creates nothing: a dry run checks them too)."""
     from speedrun.checkpoint import checkpoint_folder, log_folder
     from speedrun.files import check_writable_folder
-    check_writable_folder(log_folder(args.log_dir, resume), "--log-dir")
-    check_writable_folder(checkpoint_folder(args.checkpoint_dir, resume), "--checkpoint-dir")
+    folders = [(log_folder(args.log_dir, resume), "--log-dir"),
+               (checkpoint_folder(args.checkpoint_dir, resume), "--checkpoint-dir")]
+    if getattr(args, "tensorboard", None):
+        folders.append((args.tensorboard, "--tensorboard"))
+    errors = []
+    for folder, flag in folders:
+        try:
+            check_writable_folder(folder, flag)
+        except SpeedrunError as e:
+            errors.append(str(e))
+    return errors
+
+
+def check_output_folders(args, resume) -> None:
+    """SpeedrunError (the first reason) unless every output folder of the run can be written in."""
+    if errors := output_folder_errors(args, resume):
+        raise SpeedrunError(errors[0])
 
 
 def output_readiness(args, resume) -> tuple[list[str], bool]:
     """A dry run's lines on its outputs: folders it could not write in, and the metrics sinks' packages (their line
     either way, when --wandb or --tensorboard is given). Not errors: the report still prints; the exit code is 1."""
     from speedrun.metrics import readiness
-    lines = []
-    try:
-        check_output_folders(args, resume)
-    except SpeedrunError as e:
-        lines.append(f"outputs: NOT WRITABLE: {e}")
+    lines = [f"outputs: NOT WRITABLE: {e}" for e in output_folder_errors(args, resume)]
     ready, line = readiness(args.wandb, args.tensorboard)
     return lines + ([line] if line else []), not lines and ready
 

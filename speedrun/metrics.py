@@ -9,6 +9,7 @@ import json
 import os
 
 from speedrun.errors import SpeedrunError
+from speedrun.files import check_writable_folder
 
 
 def _require(module: str, extra: str):
@@ -73,9 +74,12 @@ class Metrics:
 
 def open_metrics(run_name: str, config: dict, wandb_project: str | None = None,
                  tensorboard_dir: str | None = None) -> Metrics:
-    """Metrics for the sinks asked for; a missing package stops here, before any training work."""
+    """Metrics for the sinks asked for; a missing package or a TensorBoard folder that cannot be written stops here,
+    before any training work."""
     wandb = _require("wandb", "wandb") if wandb_project else None
     tb = _require("torch.utils.tensorboard", "tensorboard") if tensorboard_dir else None
+    if tensorboard_dir:
+        check_writable_folder(tensorboard_dir, "--tensorboard")
     open_tb = None
     if tb is not None:
         def open_tb(name: str):

@@ -176,6 +176,12 @@ def test_dry_run_tiny(capsys, tmp_path, monkeypatch):
     assert rc == 0 and out.rstrip().splitlines()[-1] == (
         "metrics: ready: wandb project proj (its login is checked when the run starts), TensorBoard under tb")
     assert sorted(p.name for p in cwd.iterdir()) == ["afile"]
+    # every folder the run would write in, TensorBoard's too, each said
+    rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", "tiny", "--log-dir", "afile/l", "--checkpoint-dir",
+                                  "afile/c", "--tensorboard", "afile/tb"])
+    assert rc == 1 and out.rstrip().splitlines()[-4:-1] == [
+        f"outputs: NOT WRITABLE: {flag} afile/{sub}: afile is a file, not a folder"
+        for flag, sub in (("--log-dir", "l"), ("--checkpoint-dir", "c"), ("--tensorboard", "tb"))]
 
 
 @pytest.mark.parametrize("case, fragments", [

@@ -329,6 +329,8 @@ def test_more_cpu_ranks_than_cores_get_a_note(capsys, monkeypatch):
     (["train", "--no-final-checkpoint", "--save-every", "5"], "--no-final-checkpoint is for runs without --save-every"),
     (["train", "--print-every", "0"], "argument --print-every: 0 must be >= 1"),
     (["train", "--resume", "", "--dry-run"], "--resume: an empty path; give a checkpoint, a folder or latest"),
+    (["train", "--wandb", " ", "--dry-run"], "--wandb: an empty project name"),
+    (["train", "--tensorboard", "", "--dry-run"], "--tensorboard: an empty path; give a folder"),
     (["records", "--command", "x"], "--command describes a new record: give --new NAME LOG... too"),
     (["records", "--device", "cpu", "--notes", "n"], "--device and --notes describe a new record"),
 ])

@@ -180,3 +180,10 @@ def test_each_training_run_gets_its_own_tensorboard_folder(monkeypatch, tmp_path
     [(name, folder)] = names
     assert re.fullmatch(r"\d{8}-\d{6}_tiny", name) and folder == "tb"
     assert not (tmp_path / "tb").exists()  # nothing written before the run's first number
+
+
+def test_a_tensorboard_folder_that_cannot_be_written_stops_before_any_work(tmp_path):
+    pytest.importorskip("tensorboard")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SpeedrunError, match=r"^--tensorboard .*afile/tb: .*afile is a file, not a folder$"):
+        open_metrics("run", CONFIG, tensorboard_dir=str(tmp_path / "afile" / "tb"))
