@@ -148,7 +148,7 @@ def test_cli_trains_on_a_data_folder(tmp_path, monkeypatch, capsys):
     sets = [a for k, v in given.items() for a in ("--set", f"{k}={v}")]
     assert main(["train", "--recipe", "tiny", "--data", "d", *sets, "--no-final-checkpoint"]) == 0
     log = next((tmp_path / "logs").glob("*.txt")).read_text()
-    assert '"train_files": "d/c_train_*.bin"' in log and '"val_files": "d/c_val_*.bin"' in log  # the run's record
+    assert '"train_files": "d/c_train_[0-9]*.bin"' in log and '"val_files": "d/c_val_[0-9]*.bin"' in log  # the run's record
     fingerprints = [shard_fingerprint(tmp_path / "d" / f"c_{role}_000000.bin") for role in ("train", "val")]
     assert (f"=== data ===\ntrain: c_train_000000.bin 1000 tokens {fingerprints[0]}\n"
             f"val: c_val_000000.bin 600 tokens {fingerprints[1]}\n") in log  # the files themselves

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speedrun.data.demo import data_files, one_name, role_shards
+from speedrun.data.demo import data_files, name_glob, one_name, role_shards
 from speedrun.data.shards import ShardError, write_shard
 from speedrun.data.tokenize import tokenize_files
 from speedrun.run_data import data_folder_overrides
@@ -44,8 +44,8 @@ def test_a_name_holding_a_role_reads_as_one_name(tmp_path):
     assert [p.name for p in role_shards(out, "val")] == ["my_val_val_000000.bin"]  # not my_val_train_*
     assert [p.name for p in role_shards(out, "train")] == ["my_val_train_000000.bin"]
     assert one_name(out, str(out)) == "my_val"
-    assert data_folder_overrides(str(out), []) == [f"train_files={out}/my_val_train_*.bin",
-                                                   f"val_files={out}/my_val_val_*.bin"]
+    assert data_folder_overrides(str(out), []) == [f"train_files={out}/my_val_train_[0-9]*.bin",
+                                                   f"val_files={out}/my_val_val_[0-9]*.bin"]
     assert [p.name for p in data_files(str(out), "val")] == ["my_val_val_000000.bin"]
     assert [p.name for p in data_files(f"{out}/my_val_val_*.bin", "val")] == ["my_val_val_000000.bin"]
 
@@ -55,16 +55,23 @@ def test_fineweb_names_and_names_that_are_no_shards(tmp_path):
             "notes_val_x.bin", "_val_000000.bin")
     assert [p.name for p in role_shards(tmp_path, "train")] == ["fineweb_train_000001.bin", "fineweb_train_000002.bin"]
     assert [p.name for p in data_files(str(tmp_path), "val")] == ["fineweb_val_000000.bin"]
-    assert data_folder_overrides(str(tmp_path), [])[1] == f"val_files={tmp_path}/fineweb_val_*.bin"
+    assert data_folder_overrides(str(tmp_path), [])[1] == f"val_files={tmp_path}/fineweb_val_[0-9]*.bin"
 
 
 def test_several_names_hint_in_the_options_of_train_and_eval(tmp_path):
     _shards(tmp_path, "a_train_000000.bin", "a_val_000000.bin", "b_train_000000.bin", "b_val_000000.bin")
     with pytest.raises(ShardError, match=rf"^{tmp_path}: holds the shards of 2 names \(a, b\), which would train on all "
                                          rf"of them; keep one name per folder, or pick one: --set 'train_files="
-                                         rf"{tmp_path}/b_train_\*\.bin' --set 'val_files={tmp_path}/b_val_\*\.bin'$"):
+                                         rf"{tmp_path}/b_train_\[0-9\]\*\.bin' --set 'val_files={tmp_path}/b_val_\[0-9\]\*\.bin'$"):
         data_files(str(tmp_path), "train")
     with pytest.raises(ShardError) as info:
         data_files(str(tmp_path), "val", "val")  # as `speedrun eval --val FOLDER` reads it
     assert str(info.value).endswith(f"which would score all of them; keep one name per folder, or pick one: "
-                                    f"--val '{tmp_path}/b_val_*.bin'")
+                                    f"--val '{tmp_path}/b_val_[0-9]*.bin'")
+
+
+def test_the_glob_a_name_is_given_takes_no_other_names_shards(tmp_path):
+    # tokenize's suggested --set for name x, beside a name x_val: x_val_*.bin would validate on x_val's train shard
+    _shards(tmp_path, "x_train_000000.bin", "x_val_000000.bin", "x_val_train_000000.bin", "x_val_val_000000.bin")
+    assert [p.name for p in data_files(name_glob(str(tmp_path), "x", "val"), "val")] == ["x_val_000000.bin"]
+    assert [p.name for p in data_files(name_glob(str(tmp_path), "x", "train"), "train")] == ["x_train_000000.bin"]

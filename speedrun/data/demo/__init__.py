@@ -25,7 +25,8 @@ def role_shards(folder: Path, role: str, name: str | None = None) -> list[Path]:
 
 def name_glob(folder: str, name: str, role: str) -> str:
     """The glob of one name's shards of `role` in `folder` (as the user wrote it), for a --set or a --val."""
-    return f"{glob.escape(os.path.join(folder, name))}_{role}_*.bin"
+    # a digit after the role: `x_val_*.bin` would also take the shards of a name x_val (x_val_train_000000.bin)
+    return f"{glob.escape(os.path.join(folder, name))}_{role}_[0-9]*.bin"
 
 
 def one_name(folder: Path, shown: str, option: str = "set") -> str | None:
