@@ -114,10 +114,15 @@ def run(r: Recipe, plan: Plan, log_dir: str | None = None, print_every: int | No
         if metrics is not None and plan.main:
             metrics.start(trainer.log.path.stem)  # its TensorBoard folder and wandb run named as its log
             trainer.metrics = metrics
-        return trainer.train()
+        result = trainer.train()
     finally:
+        closing = StopRequest()  # a signal while the sinks flush (wandb: seconds): the run has ended either way
         if metrics is not None:
-            metrics.close()
+            with closing:
+                metrics.close()
+    if closing.signum is not None and result.late_signal is None:
+        result.late_signal = signal.Signals(closing.signum).name
+    return result
 
 
 class Laps:

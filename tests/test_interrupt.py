@@ -230,3 +230,19 @@ def test_a_signal_in_the_sample_itself_leaves_the_run_complete(tmp_path, monkeyp
                           sample_tokens=8)) == 0
     out, err = capsys.readouterr()
     assert f"note: no sample ({name} came during it; the run is complete)" in err and "done: val_loss" in out
+
+
+def test_a_signal_while_the_metrics_flush_leaves_the_run_complete(tmp_path, monkeypatch, capsys):
+    # wandb's finish takes seconds after the log's end line: a Ctrl-C then is a late one, not an interrupted run
+    from speedrun.cli import main
+    from speedrun.metrics import Metrics
+
+    def close_with_a_signal(self):
+        os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(Metrics, "close", close_with_a_signal)
+    monkeypatch.setattr("speedrun.metrics.open_metrics", lambda *a, **k: Metrics())
+    monkeypatch.chdir(tmp_path)
+    assert main(small_run(tmp_path, ["--log-dir", "logs", "--no-final-checkpoint", "--tensorboard", "tb"], steps=2,
+                          val_every=0, sample_tokens=8)) == 0
+    out, err = capsys.readouterr()
+    assert "note: no sample (SIGINT came as the run was ending)" in err and "done: val_loss" in out
