@@ -13,6 +13,7 @@ from pathlib import Path
 from speedrun.errors import SpeedrunError
 from speedrun.host import usable_cores
 from speedrun.recipe import RecipeError
+from speedrun.runlog import logged_command
 from speedrun.words import plural
 
 
@@ -28,6 +29,8 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     # torchrun sets OMP_NUM_THREADS=1 where it is unset, with a banner asking to tune it: the ranks share the usable
     # cores instead (1 each on a 2-core machine, as torchrun's default), and a value the user set is kept
     env = dict(os.environ)
+    # the ranks' argv lacks --nproc: their logs record the command as the user typed it
+    env["SPEEDRUN_COMMAND"] = logged_command(sys.argv)
     threads = env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
     print(f"speedrun: launching {nproc} ranks: OMP_NUM_THREADS={threads} torchrun {' '.join(torchrun)}", flush=True)
     got: list[int] = []

@@ -50,7 +50,7 @@ def environment_report() -> str:
              f"platform: {platform.platform()}", f"cpu: {cpu_description()}", f"python: {sys.version.split()[0]}",
              f"torch: {torch.__version__}",
              f"cuda: {torch.version.cuda or 'none'}", f"cuda_available: {torch.cuda.is_available()}",
-             f"command: {logged_command(sys.argv)}", f"cwd: {os.getcwd()}", f"git_commit: {_git_commit()}"]
+             f"command: {os.environ.get('SPEEDRUN_COMMAND') or logged_command(sys.argv)}", f"cwd: {os.getcwd()}", f"git_commit: {_git_commit()}"]
     if torch.cuda.is_available():
         lines.append(f"gpu: {torch.cuda.get_device_name()} x {torch.cuda.device_count()}")
     if smi := shutil.which("nvidia-smi"):

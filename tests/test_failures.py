@@ -153,12 +153,15 @@ def test_launcher_reports_a_failed_rank(monkeypatch, capsys):
     monkeypatch.setattr(subprocess, "Popen", Torchrun)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("speedrun.launch.usable_cores", lambda: 8)
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/speedrun", "train", "--nproc", "2", "--set", "train_files=d/*.bin"])
     assert cli.launch_torchrun(2, ["train"]) == 1
     out, err = capsys.readouterr()
     assert err.strip().splitlines() == ["speedrun: error: a rank failed (torchrun exit code 1); see the messages above"]
     # the ranks share the cores, so that torchrun neither sets 1 thread each nor prints its banner about it
     ((cmd, env),) = started
     assert env["OMP_NUM_THREADS"] == "4" and cmd[-2:] == ["speedrun", "train"]
+    # the ranks' argv lacks --nproc: their logs take the command as typed from here
+    assert env["SPEEDRUN_COMMAND"] == "speedrun train --nproc 2 --set 'train_files=d/*.bin'"
     assert out.startswith("speedrun: launching 2 ranks: OMP_NUM_THREADS=4 torchrun --standalone --nproc_per_node=2")
 
 

@@ -250,6 +250,13 @@ def test_the_logged_command_is_the_one_to_type_again():
     assert logged_command(["script.py", "a b"]) == "script.py 'a b'"
 
 
+def test_a_rank_logs_the_command_its_launcher_was_given(monkeypatch):
+    from speedrun.runlog import environment_report
+
+    monkeypatch.setenv("SPEEDRUN_COMMAND", "speedrun train --nproc 2")  # set by launch_torchrun for its ranks
+    assert "\ncommand: speedrun train --nproc 2\n" in environment_report()
+
+
 def test_short_run_log_holds_the_code(short_run):
     _, result, _, _ = short_run
     text = Path(result.log_path).read_text()
