@@ -292,7 +292,9 @@ def _coerce(key: str, value, source: str, typed: bool = False):
         hint = f"did you mean {' or '.join(close)}?" if close else "`speedrun train --dry-run` lists the fields"
         raise RecipeError(f"{source}: unknown recipe key {key!r} ({hint})")
     hint = typing.get_type_hints(Recipe)[key]
-    bad = lambda: RecipeError(f"{source}: {key}={value!r} is not a valid {_type_name(hint)}")
+    # the value as read by then, in TOML's spelling of a bool (true, not True)
+    bad = lambda: RecipeError(f"{source}: {key}={str(value).lower() if isinstance(value, bool) else repr(value)} is "
+                              f"not a valid {_type_name(hint)}")
     if typed and isinstance(value, str) and hint is not str:
         kind = {int: "a whole number", float: "a number", bool: "true or false"}.get(hint, "a list ([...])")
         raise RecipeError(f"{source}: {key} = {value!r} is quoted, so a string; {key} takes {kind}: write it without "
@@ -348,12 +350,13 @@ def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
     if path.suffix != ".toml":
         path = RECIPE_DIR / f"{name_or_path}.toml"
         if not path.exists():
-            close = difflib.get_close_matches(name_or_path, recipe_names(), n=1)
+            close = difflib.get_close_matches(name_or_path.lower(), recipe_names(), n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise RecipeError(
                 f"unknown recipe {name_or_path!r} ({hint}known: {', '.join(recipe_names())}; or give a .toml path)")
     elif not path.exists():
-        raise RecipeError(f"{path}: no such recipe file")
+        bundled = f" (the bundled recipe is --recipe {path.stem})" if path.stem in recipe_names() else ""
+        raise RecipeError(f"{path}: no such recipe file{bundled}")
     if str(path.resolve()) in seen:
         raise RecipeError(f"{path}: recipe base chain loops")
     try:

@@ -307,6 +307,12 @@ def test_unknown_base(tmp_path):
         load_recipe("tiny", ["base=record21"])
     with pytest.raises(RecipeError, match=r"unknown recipe key 'STEPS' \(did you mean steps"):
         load_recipe("tiny", ["STEPS=20"])
+    with pytest.raises(RecipeError, match=r"^unknown recipe 'TINY' \(did you mean tiny\? "):
+        load_recipe("TINY")
+    with pytest.raises(RecipeError, match=r"^tiny.toml: no such recipe file \(the bundled recipe is --recipe tiny\)$"):
+        load_recipe("tiny.toml")
+    assert _error(str(_write(tmp_path / "b.toml", 'base = "tiny"\nsteps = true\n'))).endswith(
+        "steps=true is not a valid int")  # TOML's spelling, not Python's True
 
 
 def test_floats_past_float32_are_refused():
