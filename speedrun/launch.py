@@ -26,11 +26,11 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     does."""
     torchrun = ["--standalone", f"--nproc_per_node={nproc}", "-m", "speedrun", *argv]
     cmd = [sys.executable, "-m", "speedrun.launch", *torchrun]  # torchrun itself, less its traceback on a signal
-    # torchrun sets OMP_NUM_THREADS=1 where it is unset, with a banner asking to tune it: the ranks share the usable
-    # cores instead (1 each on a 2-core machine, as torchrun's default), and a value the user set is kept
     env = dict(os.environ)
     # the ranks' argv lacks --nproc: their logs record the command as the user typed it
     env["SPEEDRUN_COMMAND"] = logged_command(sys.argv)
+    # torchrun sets OMP_NUM_THREADS=1 where it is unset, with a banner asking to tune it: the ranks share the usable
+    # cores instead (1 each on a 2-core machine, as torchrun's default), and a value the user set is kept
     threads = env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
     print(f"speedrun: launching {nproc} ranks: OMP_NUM_THREADS={threads} torchrun {' '.join(torchrun)}", flush=True)
     got: list[int] = []
@@ -69,7 +69,7 @@ def check_before_ranks(recipe, resume, args) -> None:
 
 def output_folder_errors(args, resume) -> list[str]:
     """Why each of the run's output folders (log, checkpoints, TensorBoard's) is not, and cannot be made, a folder to
-    write in; [] when all can (creates nothing: a dry run checks them too)."""
+    write in; [] when all can (leaves nothing behind: a dry run checks them too)."""
     from speedrun.checkpoint import checkpoint_folder, log_folder
     from speedrun.files import check_writable_folder
     folders = [(log_folder(args.log_dir, resume), "--log-dir"),

@@ -127,23 +127,6 @@ def test_a_signal_after_the_last_step_lets_the_run_finish_and_says_so(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-@pytest.mark.parametrize("signum, name", [(signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")])
-def test_a_signal_during_the_sample_skips_only_the_sample(tmp_path, signum, name):
-    # the run is complete (its log, its final model) once the sample starts: exit 0, not 130 / 143 with "interrupted"
-    args = small_run(tmp_path, ["--checkpoint-dir", "ckpts", "--log-dir", "logs"], steps=2, val_every=0,
-                     sample_tokens=100_000)
-    proc = speedrun(args, tmp_path)
-    # the final model's line: the signal lands as the log ends, or in the sample just after (both complete runs)
-    out, err = signal_at(proc, r"^checkpoint: ", signum)
-    assert proc.returncode == 0, (out, err)
-    assert re.search(rf"note: no sample \({name} came (during it; the run is complete|as the run was ending)\)", err)
-    assert "Traceback" not in err and "interrupted" not in err
-    assert "sample:" not in out and "done: val_loss" in out
-    (log_path,) = (tmp_path / "logs").iterdir()
-    assert parse_log(log_path).complete
-
-
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigterm_before_the_timed_loop_ends_the_run_with_its_log_closed(tmp_path):
     # `timeout` on a GPU most often lands in the compile or warm-up: the log ends "failed", the exit code is 143
     proc = speedrun(small_run(tmp_path, ["--log-dir", "logs"], warmup_steps=100_000), tmp_path)
@@ -218,7 +201,8 @@ def test_an_ignored_sigint_stays_ignored_in_the_timed_loop():
 
 @pytest.mark.parametrize("raised, name", [(KeyboardInterrupt, "SIGINT"), (Terminated, "SIGTERM")])
 def test_a_signal_in_the_sample_itself_leaves_the_run_complete(tmp_path, monkeypatch, capsys, raised, name):
-    # the same, deterministic: the signal's exception raised inside the sample's generation
+    # the signal's exception raised inside the sample's generation: the run is complete, exit 0 (a subprocess test
+    # that sent the signal when the final checkpoint's line appeared was racy: part 59)
     import speedrun.evals.sample as sample
     from speedrun.cli import main
 
