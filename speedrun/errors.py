@@ -6,8 +6,10 @@ Ctrl-C does (Terminated), so that what it was writing is cleaned up and the exit
 """
 
 import contextlib
+import math
 import signal
 import threading
+import time
 
 
 class SpeedrunError(Exception):
@@ -40,23 +42,48 @@ def terminate_on_sigterm():
     return None
 
 
+class StopRequest:
+    """SIGINT / SIGTERM handlers that note the first signal instead of acting on it (the timed loop stops after the
+    current step and checkpoints; a run's ending and signals_deferred finish first); a SIGINT more than `grace_s`
+    later raises KeyboardInterrupt at once. (Within the grace time it is the same Ctrl-C arriving twice: from the
+    terminal and forwarded by torchrun.) The previous handlers come back on exit. Only the main thread can own signal handlers: elsewhere this does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, grace_s: float = 2.0):
+        self.signum: int | None = None
+        self.grace_s = grace_s
+        self._first = 0.0
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is None:
+            self.signum, self._first = signum, time.monotonic()
+        elif signum == signal.SIGINT and time.monotonic() - self._first > self.grace_s:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                # an ignored SIGINT stays ignored: a shell starts a script's background job so, that the terminal's
+                # Ctrl-C meant for the script does not stop it (SIGTERM still does), during setup and loop alike
+                if sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
+                    continue
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
 @contextlib.contextmanager
 def signals_deferred():
     """SIGINT and SIGTERM wait until the block ends, then act as they would have (the handlers in place before:
     KeyboardInterrupt, Terminated), so that a block of several steps (moving a set of files into place) is never left
-    half done. An ignored SIGINT stays ignored. Only the main thread owns signal handlers: elsewhere nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
+    half done. An ignored SIGINT stays ignored (StopRequest)."""
+    with StopRequest(grace_s=math.inf) as deferred:
         yield
-        return
-    caught: list[int] = []
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s, handler in previous.items():
-        if handler is not signal.SIG_IGN:
-            signal.signal(s, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if caught:
-            signal.raise_signal(caught[0])  # the first one, through the handler it would have met
+    if deferred.signum is not None:
+        signal.raise_signal(deferred.signum)  # the first one, through the handler it would have met

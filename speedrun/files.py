@@ -36,6 +36,13 @@ def check_writable_folder(path, what: str, error: type[SpeedrunError] = Speedrun
     return missing[::-1]
 
 
+def glob_files(pattern: Path) -> list[Path] | None:
+    """The files a glob (`*`, `?`, `[...]`; relative or absolute) matches, sorted; None when `pattern` is no glob."""
+    if not any(ch in str(pattern) for ch in "*?["):
+        return None
+    return sorted(f for f in Path(pattern.anchor).glob(str(pattern.relative_to(pattern.anchor))) if f.is_file())
+
+
 def temp_path(path: Path) -> Path:
     # a named file, not mkstemp: mkstemp's 0600 mode would survive the rename
     return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"

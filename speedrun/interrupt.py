@@ -1,13 +1,11 @@
 """SIGINT / SIGTERM: the step finishes, the ranks agree where to stop, a checkpoint is written, the CLI exits."""
 
 import signal
-import threading
-import time
 
 import torch
 import torch.distributed as dist
 
-from speedrun.errors import SpeedrunError
+from speedrun.errors import SpeedrunError, StopRequest
 
 
 class Interrupted(SpeedrunError):
@@ -19,42 +17,6 @@ class Interrupted(SpeedrunError):
         self.exit_code = 128 + signum
         self.log_reason = f"interrupted at step {step}; checkpoint {path}"
         super().__init__(f"{signal.Signals(signum).name}: {self.log_reason} (continue with --resume {path})")
-
-
-class StopRequest:
-    """SIGINT / SIGTERM handlers for the timed loop: the first signal asks the loop to stop after the current
-    step (and checkpoint); a SIGINT more than `grace_s` later raises KeyboardInterrupt at once. (Within the grace
-    time it is the same Ctrl-C arriving twice: from the terminal and forwarded by torchrun.) The previous
-    handlers come back on exit. Only the main thread can own signal handlers: elsewhere this does nothing."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, grace_s: float = 2.0):
-        self.signum: int | None = None
-        self.grace_s = grace_s
-        self._first = 0.0
-        self._previous: dict = {}
-
-    def _handle(self, signum, frame):
-        if self.signum is None:
-            self.signum, self._first = signum, time.monotonic()
-        elif signum == signal.SIGINT and time.monotonic() - self._first > self.grace_s:
-            raise KeyboardInterrupt
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                # an ignored SIGINT stays ignored: a shell starts a script's background job so, that the terminal's
-                # Ctrl-C meant for the script does not stop it (SIGTERM still does), during setup and loop alike
-                if sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
-                    continue
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
 
 
 class StopVote:

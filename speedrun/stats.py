@@ -226,16 +226,21 @@ def to_target(run: Run, target: float) -> tuple[str, bool]:
     """The table's time to target ('12.5 @ 20', 'not reached'), and whether it is a bound: a resumed run whose first
     part's log is not among the inputs may have met the target before the resume, which its own log cannot say."""
     vals, whole = joined_val(run)
-    hit = next(((s, ms / 1000) for s, loss, ms in vals if loss <= target), None)
+    hit = first_at_or_below(vals, target)
     if whole:
         return (f"{hit[1]:.1f} @ {hit[0]}" if hit else "not reached"), False
     return (f"≤{hit[1]:.1f} @ ≤{hit[0]}" if hit else f"not after step {run.log.resumed_at}"), True
 
 
-def time_to_target(log: ParsedLog | None, target: float) -> tuple[int, float] | None:
-    """(step, training seconds) of the first validation at or below `target`, or None if no validation got there.
+def first_at_or_below(vals: list[tuple[int, float, float]], target: float) -> tuple[int, float] | None:
+    """(step, training seconds) of the first of `vals` (step, val loss, training ms) at or below `target`, or None.
     This is the speedrun's clock read where the target was first met (validations are off the clock)."""
-    return next(((step, ms / 1000) for step, loss, ms in (log.val if log is not None else []) if loss <= target), None)
+    return next(((step, ms / 1000) for step, loss, ms in vals if loss <= target), None)
+
+
+def time_to_target(log: ParsedLog | None, target: float) -> tuple[int, float] | None:
+    """first_at_or_below over one log's validations."""
+    return first_at_or_below(log.val if log is not None else [], target)
 
 
 def compute_stats(losses: list[float], times_s: list[float], target: float) -> Stats:

@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 
 from speedrun.errors import SpeedrunError
-from speedrun.files import each_file_once
+from speedrun.files import each_file_once, glob_files
 
 PARQUET_BATCH_ROWS = 1024
 # How a .txt file divides into documents: what stands between two of them (None: the whole file is one).
@@ -70,8 +70,7 @@ def expand_inputs(inputs: list[str], skipped: list[Path] | None = None,
     files: list[Path] = []
     for item in inputs:
         p = Path(os.path.expanduser(str(item)))
-        if not p.exists() and any(ch in str(p) for ch in "*?["):  # a quoted glob, as inspect and train take
-            matched = sorted(f for f in Path(p.anchor).glob(str(p.relative_to(p.anchor))) if f.is_file())
+        if not p.exists() and (matched := glob_files(p)) is not None:  # a quoted glob, as inspect and train take
             if not matched:
                 raise TokenizeError(f"{item}: matches no files")
             files.extend(expand_inputs([str(f) for f in matched], skipped, repeated))

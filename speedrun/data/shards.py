@@ -14,7 +14,7 @@ import numpy as np
 
 from speedrun.data.tokenizer import VOCAB_SIZE
 from speedrun.errors import SpeedrunError
-from speedrun.files import write_atomic
+from speedrun.files import glob_files, write_atomic
 
 MAGIC = 20240520
 VERSION = 1
@@ -125,8 +125,8 @@ def resolve_shards(pattern: str | os.PathLike | list) -> list[Path]:
         files = sorted(p.glob("*.bin"))
     elif p.exists():  # before the glob: a file named with [ ] is that file, as a resolved list passed again
         files = [p]
-    elif any(ch in str(p) for ch in "*?["):
-        files = sorted(f for f in Path(p.anchor).glob(str(p.relative_to(p.anchor))) if f.is_file())
+    elif (matched := glob_files(p)) is not None:
+        files = matched
     else:
         raise ShardError(f"{pattern}: no such file or folder")
     if not files:
