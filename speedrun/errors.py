@@ -87,3 +87,21 @@ def signals_deferred():
         yield
     if deferred.signum is not None:
         signal.raise_signal(deferred.signum)  # the first one, through the handler it would have met
+
+
+@contextlib.contextmanager
+def signals_act():
+    """Inside a StopRequest, SIGINT and SIGTERM act at once again (KeyboardInterrupt, Terminated) for the block: work
+    a signal should cut short (a finished run's sample), entered inside its `try` so that no moment is uncovered. An
+    ignored SIGINT stays ignored."""
+    previous = {sig: signal.getsignal(sig) for sig in StopRequest.SIGNALS}
+    if threading.current_thread() is threading.main_thread():
+        if previous[signal.SIGINT] is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -43,6 +43,13 @@ class RunResult:
     model: GPT | None = None
     checkpoint_path: str | None = None  # the final checkpoint (rank 0)
     late_signal: str | None = None  # "SIGINT" / "SIGTERM" that came after the last stop vote: the run went on to its end
+    stop: StopRequest | None = None  # the loop's handlers, still noting signals where the caller holds them (run())
+
+    def signal_since_end(self) -> str | None:
+        """late_signal, or a signal the held handlers noted after the log's end line."""
+        if self.late_signal is None and self.stop is not None and self.stop.signum is not None:
+            self.late_signal = signal.Signals(self.stop.signum).name
+        return self.late_signal
 
 
 class Clock:
@@ -98,7 +105,8 @@ class DeferredScalar:
 
 def run(r: Recipe, plan: Plan, log_dir: str | None = None, print_every: int | None = None, say=print,
         save_every: int | None = None, checkpoint_dir: str | None = None, resume=None, keep_last: int = 0,
-        save_final: bool = False, metrics: Metrics | None = None, compile_cache: str | None = None) -> RunResult:
+        save_final: bool = False, metrics: Metrics | None = None, compile_cache: str | None = None,
+        hold_signals: contextlib.ExitStack | None = None) -> RunResult:
     """Train `r` under `plan`. Returns the losses and the log path; raises TrainingError on a dead run.
 
     save_every: a full checkpoint every N steps and at the end (None on resume: the checkpoint's); keep_last: how
@@ -106,11 +114,14 @@ def run(r: Recipe, plan: Plan, log_dir: str | None = None, print_every: int | No
     checkpoint's folder, else `checkpoints`; log_dir likewise (None: the first part's log folder, else `logs`). resume: a checkpoint (path) of this recipe, continued from its step
     with a new log (the losses returned cover the whole run). metrics: wandb / TensorBoard sinks (rank 0).
     compile_cache: a file of torch.compile artifacts, loaded before compiling and (rank 0) written as the run ends
-    when it compiled anything the file lacked (speedrun.compile_cache).
+    when it compiled anything the file lacked (speedrun.compile_cache). hold_signals: the timed loop's SIGINT /
+    SIGTERM handlers move into it once the run ends well, so that a signal after the log's end line is noted
+    (RunResult.signal_since_end) until the caller closes it, with no moment between where it would act.
     """
     try:
         trainer = Trainer(r, plan, log_dir, print_every, say, save_every, checkpoint_dir, resume, compile_cache)
         trainer.keeper.keep_last, trainer.keeper.save_final = keep_last, save_final
+        trainer.hold_signals = hold_signals
         if metrics is not None and plan.main:
             metrics.start(trainer.log.path.stem)  # its TensorBoard folder and wandb run named as its log
             trainer.metrics = metrics
@@ -173,6 +184,7 @@ class Trainer:
 
             laps("compiler import")
         self.compile_cache = None
+        self.hold_signals: contextlib.ExitStack | None = None  # run()'s
         if compile_cache is not None and plan.compile:
             self.compile_cache = CompileCache(Path(compile_cache), plan.device)
             self.compile_cache.load()  # before the optimisers' and the model's compiles
@@ -239,6 +251,9 @@ class Trainer:
                 self._note(f"{signal.Signals(stop.signum).name} came as the run was ending: it finished its last step "
                            "and validation (complete; nothing to resume)")
             log.finish(True)
+            if self.hold_signals is not None:  # the caller's last lines and sample under the same handlers
+                self.hold_signals.enter_context(ending.pop_all())
+                result.stop = stop
         if stop.signum is not None:
             result.late_signal = signal.Signals(stop.signum).name
         result.log_path = str(log.path) if plan.main else None

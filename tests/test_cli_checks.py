@@ -21,8 +21,10 @@ from conftest import checkpoint_at
 
 import speedrun
 import speedrun.cli as cli
-from speedrun.cli import build_parser, check_nproc, main
+import speedrun.train_command as train_command
+from speedrun.cli import build_parser, main
 from speedrun.data.demo import DEMO_DIR
+from speedrun.launch import check_nproc
 from speedrun.recipe import load_recipe
 
 # a 2-step run of a narrow tiny model on the demo corpus: seconds on a CPU
@@ -204,7 +206,7 @@ def test_tokenize_passes_val_tokens_none_by_default(monkeypatch, tmp_path):
 @pytest.fixture
 def launches(monkeypatch):
     calls = []
-    monkeypatch.setattr(cli, "launch_torchrun", lambda nproc, argv: calls.append((nproc, argv)) or 0)
+    monkeypatch.setattr(train_command, "launch_torchrun", lambda nproc, argv: calls.append((nproc, argv)) or 0)
     return calls
 
 

@@ -230,3 +230,34 @@ def test_a_signal_while_the_metrics_flush_leaves_the_run_complete(tmp_path, monk
                           val_every=0, sample_tokens=8)) == 0
     out, err = capsys.readouterr()
     assert "note: no sample (SIGINT came as the run was ending)" in err and "done: val_loss" in out
+
+
+@pytest.mark.parametrize("where", ["after_run", "in_shutdown"])
+def test_a_signal_between_the_log_end_and_the_last_line_leaves_the_run_complete(tmp_path, monkeypatch, capsys, where):
+    # the loop's handlers are held until `train` returns, so there is no moment after the log's end line where a
+    # Ctrl-C ends a complete run with exit 130 (part 59's race: a signal as the final checkpoint's line appeared)
+    import speedrun.distributed
+    import speedrun.train
+    from speedrun.cli import main
+
+    real_run, real_shutdown = speedrun.train.run, speedrun.distributed.shutdown_distributed
+
+    def run_then_signal(*args, **kwargs):
+        result = real_run(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    def shutdown_with_a_signal():
+        os.kill(os.getpid(), signal.SIGINT)
+        real_shutdown()
+    if where == "after_run":
+        monkeypatch.setattr(speedrun.train, "run", run_then_signal)
+    else:
+        monkeypatch.setattr(speedrun.distributed, "shutdown_distributed", shutdown_with_a_signal)
+    monkeypatch.chdir(tmp_path)
+    before = signal.getsignal(signal.SIGINT)
+    assert main(small_run(tmp_path, ["--log-dir", "logs", "--no-final-checkpoint"], steps=2, val_every=0,
+                          sample_tokens=8)) == 0
+    out, err = capsys.readouterr()
+    assert "note: no sample (SIGINT came as the run was ending)" in err and "done: val_loss" in out, (out, err)
+    assert signal.getsignal(signal.SIGINT) is before  # the held handlers are given back
