@@ -68,7 +68,7 @@ def check_before_ranks(recipe, resume, args) -> None:
 
 
 def output_folder_errors(args, resume) -> list[str]:
-    """Why each of the run's output folders (log, checkpoints, TensorBoard's) is not, and cannot be made, a folder to
+    """Why each of the run's output folders (log, checkpoints, TensorBoard's, the compile cache's) is not, and cannot be made, a folder to
     write in; [] when all can (leaves nothing behind: a dry run checks them too)."""
     from speedrun.checkpoint import checkpoint_folder, log_folder
     from speedrun.files import check_writable_folder
@@ -80,6 +80,11 @@ def output_folder_errors(args, resume) -> list[str]:
     for folder, flag in folders:
         try:
             check_writable_folder(folder, flag)
+        except SpeedrunError as e:
+            errors.append(str(e))
+    if getattr(args, "compile_cache", None):  # a file, written as the run ends
+        try:
+            check_compile_cache_path(args.compile_cache)
         except SpeedrunError as e:
             errors.append(str(e))
     return errors

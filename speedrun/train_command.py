@@ -57,7 +57,7 @@ def train_command(args) -> int:
     # Read before torchrun starts too: a bad key should not cost N process starts.
     recipe = resume.recipe if resume is not None else load_recipe(
         args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
-    if args.compile_cache:
+    if args.compile_cache and not args.dry_run:  # a dry run reports it with the other outputs
         check_compile_cache_path(args.compile_cache)  # before torchrun: one error, not one per rank
     if args.nproc > 1 and "RANK" not in os.environ:
         check_nproc(recipe, args.nproc, args.device, resumed=resume is not None)

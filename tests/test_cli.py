@@ -182,6 +182,14 @@ def test_dry_run_tiny(capsys, tmp_path, monkeypatch):
     assert rc == 1 and out.rstrip().splitlines()[-4:-1] == [
         f"outputs: NOT WRITABLE: {flag} afile/{sub}: afile is a file, not a folder"
         for flag, sub in (("--log-dir", "l"), ("--checkpoint-dir", "c"), ("--tensorboard", "tb"))]
+    # the compile cache's file too, in the report (it stopped the dry run before it, exit 2)
+    (cwd / "afolder").mkdir()
+    rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", "tiny", "--compile-cache", "afile/x.cache"])
+    assert rc == 1 and out.rstrip().splitlines()[-1] == (
+        "outputs: NOT WRITABLE: --compile-cache afile/x.cache: afile is a file, not a folder") and not err
+    rc, out, err = _main(capsys, ["train", "--dry-run", "--recipe", "tiny", "--compile-cache", "afolder"])
+    assert rc == 1 and out.rstrip().splitlines()[-1] == (
+        "outputs: NOT WRITABLE: --compile-cache afolder: is a folder; give a file name, e.g. afolder/fast.cache")
 
 
 @pytest.mark.parametrize("case, fragments", [
