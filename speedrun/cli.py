@@ -374,10 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as e:
         if isinstance(e, Terminated):
-            print("speedrun: terminated (SIGTERM)", file=sys.stderr)
+            print("speedrun: terminated (SIGTERM)" + (f": {e}" if str(e) else ""), file=sys.stderr)
             return e.exit_code
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank gets Ctrl-C: one line, not one a rank
-            print("speedrun: interrupted", file=sys.stderr)
+            print("speedrun: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return 130
     finally:  # a caller of main() in its own process (a test, a notebook) gets its SIGTERM handler back
         if sigterm_handler is not None:

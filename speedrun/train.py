@@ -18,6 +18,7 @@ import torch
 from speedrun import PROCESS_START
 from speedrun import checkpoint as ckpt_mod
 from speedrun.build import build_model, build_optimizers, compiled_runner
+from speedrun.checkpoint_keeper import CheckpointKeeper
 from speedrun.compile_cache import CompileCache
 from speedrun.distributed import barrier_if_distributed
 from speedrun.errors import Terminated, TrainingError
@@ -185,6 +186,7 @@ class Trainer:
             laps("compiler import")
         self.compile_cache = None
         self.hold_signals: contextlib.ExitStack | None = None  # run()'s
+        self.where = "the timed loop"  # the step or phase under way (_loop), named if a second Ctrl-C cuts it short
         if compile_cache is not None and plan.compile:
             self.compile_cache = CompileCache(Path(compile_cache), plan.device)
             self.compile_cache.load()  # before the optimisers' and the model's compiles
@@ -239,11 +241,18 @@ class Trainer:
                 if isinstance(e, Interrupted):
                     reason = e.log_reason
                 elif isinstance(e, KeyboardInterrupt):  # a signal the timed loop's stop request did not take
-                    where = "in the timed loop" if timed else "before the first timed step (compile, warm-up)"
-                    reason = f"{'SIGTERM' if isinstance(e, Terminated) else 'SIGINT'}: interrupted {where}"
+                    name = 'SIGTERM' if isinstance(e, Terminated) else 'SIGINT'
+                    if not timed:
+                        reason = f"{name}: interrupted before the first timed step (compile, warm-up)"
+                    else:  # a second Ctrl-C: at once, without the checkpoint a first one writes; say what is left
+                        last = self.keeper.good_path
+                        reason = (f"{name}: interrupted at once in the timed loop, in {self.where}; no checkpoint of "
+                                  "this stop" + (f" (the last: {last})" if last else ""))
                 else:
                     reason = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
                 log.finish(False, reason)
+                if timed and isinstance(e, KeyboardInterrupt) and not str(e):
+                    raise type(e)(reason) from None  # the CLI's line says it too
                 raise
             finally:
                 self._save_compile_cache()
@@ -305,6 +314,7 @@ class Trainer:
             if validate:
                 clock.stop()
                 self._report(self.losses.pop())
+                self.where = f"step {step}'s validation"  # what a second Ctrl-C cut short, for its message
                 self._validate(step, window(step))
                 clock.start()
             if step == first:
@@ -320,6 +330,7 @@ class Trainer:
                 raise TrainingError(
                     f"the train files ran out at step {step} of {r.steps}; add shards or set train_loop = true"
                 ) from None
+            self.where = f"step {step + 1}"
             loss = train_step(self.runner, batches, self.optimizers, step, window(step), r, plan.world_size)
             self.step_times[step + 1] = clock.now()
             self._report(self.losses.push(step + 1, loss))
@@ -330,6 +341,7 @@ class Trainer:
                 self._report(self.losses.pop())
                 if signum is not None:
                     say(f"{signal.Signals(signum).name}: stopping after step {done}; writing a checkpoint")
+                self.where = f"the checkpoint after step {done}"
                 path = self.keeper.save(done)
                 if signum is not None:
                     barrier_if_distributed(plan.world_size)
@@ -343,6 +355,7 @@ class Trainer:
             log.write(f"peak_memory allocated:{alloc} MiB reserved:{reserved} MiB")
             say(f"peak memory: {alloc:,} MiB allocated, {reserved:,} MiB reserved")
         log.write(f"training_time_ms:{clock.ms:.0f}")
+        self.where = "the final checkpoint"
         path = self.keeper.save(r.steps, weights_only=self.save_every == 0)
         result.checkpoint_path = str(path) if path is not None and plan.main else None
         return result
@@ -422,78 +435,6 @@ def out_of_memory_advice(r: Recipe, plan: Plan) -> str:
            if can_halve else "a smaller seq_len that divides batch_tokens / ranks (more accumulation steps)")
     return (f"out of GPU memory with seq_len={r.seq_len:,} tokens per micro-step ({accum} accumulation step(s)) "
             f"and val_seq_len={r.val_seq_len:,}: try {fix}, or a smaller val_seq_len")
-
-
-class CheckpointKeeper:
-    """Writes checkpoints (rank 0) and keeps the last known-good state in CPU memory, taken at each validation
-    (off the clock), so that a run that goes non-finite can still leave a checkpoint of its last good step."""
-
-    def __init__(self, trainer: Trainer, folder: Path, file_list):
-        self.trainer, self.folder, self.file_list = trainer, folder, file_list
-        self.good: tuple[int, dict] | None = None  # (step, snapshot)
-        self.good_path: Path | None = None  # a checkpoint file already holding `good`
-        self.keep_last, self.save_final = 0, False
-        self.periodic: list[Path] = []  # the periodic checkpoints this run wrote, oldest first
-
-    def _snapshot(self, step, weights_only: bool = False) -> dict:
-        t = self.trainer
-        return ckpt_mod.payload(model=t.model, optimizers=() if weights_only else t.optimizers, step=step,
-                                stream_position=t.stream.position, recipe=t.r, log_path=str(t.log.path),
-                                train_time_ms=t.clock.ms, train_losses=t.result.train_losses,
-                                val_losses=t.result.val_losses, train_files=self.file_list,
-                                save_every=t.save_every, keep_last=self.keep_last, world_size=t.plan.world_size)
-
-    def _path(self, step) -> Path:
-        return self.folder / ckpt_mod.checkpoint_name(self.trainer.r.name, self.trainer.log.run_id, step)
-
-    def save(self, step, weights_only: bool = False) -> Path | None:
-        """Rank 0 writes a checkpoint of the current state; every rank returns its path."""
-        path = self._path(step)
-        if weights_only and not self.save_final:
-            return None
-        if self.trainer.plan.main:
-            t0 = time.perf_counter()
-            snap = self._snapshot(step, weights_only)
-            ckpt_mod.write(path, snap)
-            if not weights_only:
-                self.good, self.good_path = (step, snap), path
-            removed = self._drop_old(path) if step < self.trainer.r.steps else []
-            dropped = f"; removed {', '.join(p.name for p in removed)} (--keep-last {self.keep_last})" if removed else ""
-            self.trainer.log.note(f"checkpoint {path} at step {step}" + (" (weights only)" if weights_only else "")
-                                  + dropped)
-            self.trainer.say(f"checkpoint: {path} (step {step}{', weights only' if weights_only else ''}, "
-                             f"{time.perf_counter() - t0:.1f}s, off the clock){dropped}")
-        return path
-
-    def _drop_old(self, path: Path) -> list[Path]:
-        """Keep the last `keep_last` periodic checkpoints of this run (0: all); the final one is never dropped.
-        Returns the files removed."""
-        self.periodic.append(path)
-        removed = []
-        while self.keep_last and len(self.periodic) > self.keep_last:
-            old = self.periodic.pop(0)
-            old.unlink(missing_ok=True)
-            removed.append(old)
-            if old == self.good_path:
-                self.good_path = None
-        return removed
-
-    def remember(self, step) -> None:
-        if self.trainer.plan.main and (self.good is None or self.good[0] != step):
-            self.good, self.good_path = (step, self._snapshot(step)), None
-
-    def fail(self, what: str, advice: str = "lower the learning rates or check the data"):
-        """Stop the run: write the last good state (if any) and raise TrainingError naming it."""
-        if self.good is None:
-            where = "no good state was kept (none before the first validation)"
-        else:
-            step, snap = self.good
-            path = self.good_path or self._path(step)
-            if self.trainer.plan.main and self.good_path is None:
-                ckpt_mod.write(path, snap)
-            where = f"last good state (step {step}) in checkpoint {path}"
-        barrier_if_distributed(self.trainer.plan.world_size)
-        raise TrainingError(f"{what}; stopping: {where} ({advice})")
 
 
 def _fmt_time(seconds: float) -> str:

@@ -139,7 +139,7 @@ def test_a_dying_rank_brings_the_others_down(data, tmp_path):
 
 
 def test_launcher_reports_a_failed_rank(monkeypatch, capsys):
-    from speedrun import cli
+    from speedrun import launch
 
     started = []
 
@@ -154,7 +154,7 @@ def test_launcher_reports_a_failed_rank(monkeypatch, capsys):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("speedrun.launch.usable_cores", lambda: 8)
     monkeypatch.setattr(sys, "argv", ["/venv/bin/speedrun", "train", "--nproc", "2", "--set", "train_files=d/*.bin"])
-    assert cli.launch_torchrun(2, ["train"]) == 1
+    assert launch.launch_torchrun(2, ["train"]) == 1
     out, err = capsys.readouterr()
     assert err.strip().splitlines() == ["speedrun: error: a rank failed (torchrun exit code 1); see the messages above"]
     # the ranks share the cores, so that torchrun neither sets 1 thread each nor prints its banner about it
@@ -166,12 +166,12 @@ def test_launcher_reports_a_failed_rank(monkeypatch, capsys):
 
 
 def test_launcher_keeps_the_users_thread_count(monkeypatch, capsys):
-    from speedrun import cli
+    from speedrun import launch
 
     started = []
     monkeypatch.setattr(subprocess, "Popen", lambda cmd, env: started.append(env) or type("P", (), {"wait": lambda s: 0})())
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert cli.launch_torchrun(2, ["train"]) == 0
+    assert launch.launch_torchrun(2, ["train"]) == 0
     assert started[0]["OMP_NUM_THREADS"] == "3" and "OMP_NUM_THREADS=3 torchrun" in capsys.readouterr().out
 
 

@@ -261,3 +261,37 @@ def test_a_signal_between_the_log_end_and_the_last_line_leaves_the_run_complete(
     out, err = capsys.readouterr()
     assert "note: no sample (SIGINT came as the run was ending)" in err and "done: val_loss" in out, (out, err)
     assert signal.getsignal(signal.SIGINT) is before  # the held handlers are given back
+
+
+@pytest.mark.parametrize("at", ["final_validation", "mid_step"])
+def test_a_second_ctrl_c_in_the_timed_loop_says_where_and_what_is_left(tmp_path, monkeypatch, capsys, at):
+    # a Ctrl-C more than the grace time after the first stops the run at once (StopRequest raises
+    # KeyboardInterrupt), without the checkpoint the first writes: the line names what it cut short and the last
+    # checkpoint (it said only "interrupted")
+    import speedrun.train
+    from speedrun.cli import main
+
+    real_evaluate, real_step, calls = speedrun.train.evaluate, speedrun.train.train_step, []
+
+    def evaluate(*args, **kwargs):
+        calls.append("val")
+        if at == "final_validation" and len(calls) == 3:  # validations at steps 0, 4 and 8 (the last)
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    def train_step(runner, batches, optimizers, step, *args):
+        if at == "mid_step" and step == 5:
+            raise KeyboardInterrupt
+        return real_step(runner, batches, optimizers, step, *args)
+    monkeypatch.setattr(speedrun.train, "evaluate", evaluate)
+    monkeypatch.setattr(speedrun.train, "train_step", train_step)
+    monkeypatch.chdir(tmp_path)
+    rc = main(small_run(tmp_path, ["--log-dir", "logs", "--checkpoint-dir", "ckpts", "--save-every", "4"], steps=8,
+                        val_every=4))
+    out, err = capsys.readouterr()
+    where = "step 8's validation" if at == "final_validation" else "step 6"
+    reason = (f"SIGINT: interrupted at once in the timed loop, in {where}; no checkpoint of this stop (the last: "
+              f"{next((tmp_path / 'ckpts').iterdir()).relative_to(tmp_path)})")
+    assert rc == 130 and err == f"speedrun: interrupted: {reason}\n", (out, err)
+    (log_path,) = (tmp_path / "logs").iterdir()
+    assert log_path.read_text().splitlines()[-1] == f"=== end: failed: {reason} ==="
