@@ -346,6 +346,7 @@ def recipe_names() -> list[str]:
 
 
 def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
+    """A recipe's values, its base chain merged in; `seen`: the (resolved, given) paths of the files that led here."""
     path = Path(name_or_path)
     if path.suffix != ".toml":
         path = RECIPE_DIR / f"{name_or_path}.toml"
@@ -357,8 +358,9 @@ def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
     elif not path.exists():
         bundled = f" (the bundled recipe is --recipe {path.stem})" if path.stem in recipe_names() else ""
         raise RecipeError(f"{path}: no such recipe file{bundled}")
-    if str(path.resolve()) in seen:
-        raise RecipeError(f"{path}: recipe base chain loops")
+    if str(path.resolve()) in (resolved for resolved, _ in seen):
+        chain = " -> ".join([shown for _, shown in seen] + [str(path)])
+        raise RecipeError(f"{path}: recipe base chain loops: {chain}; one of these files must name another base")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
@@ -379,7 +381,7 @@ def _read_toml(name_or_path: str, seen: tuple = ()) -> dict:
         if base.endswith(".toml") and not (path.parent / base).is_file():
             bundled = f"; the bundled recipe is base = {Path(base).stem!r}" if Path(base).stem in recipe_names() else ""
             raise RecipeError(f"{path}: base = {base!r}: no such recipe file {path.parent / base}{bundled}")
-        merged = _read_toml(base if not base.endswith(".toml") else str(path.parent / base), seen + (str(path.resolve()),))
+        merged = _read_toml(base if not base.endswith(".toml") else str(path.parent / base), seen + ((str(path.resolve()), str(path)),))
         merged.pop("name", None)
         merged.pop("description", None)
         merged.update(values)

@@ -282,10 +282,13 @@ def test_missing_fields(tmp_path):
 def test_base_loop(tmp_path):
     _write(tmp_path / "a.toml", 'base = "b.toml"\nsteps = 1\n')
     _write(tmp_path / "b.toml", 'base = "a.toml"\nsteps = 2\n')
-    assert "loops" in _error(str(tmp_path / "a.toml"))
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    # the chain, file by file, so that the user sees which base to change
+    assert _error(str(a)).endswith(f"recipe base chain loops: {a} -> {b} -> {a}; one of these files must name "
+                                   "another base")
     _write(tmp_path / "self.toml", 'base = "self.toml"\n')
     msg = _error(str(tmp_path / "self.toml"))
-    assert "loops" in msg and "self.toml" in msg
+    assert "loops" in msg and "self.toml -> " in msg
 
 
 def test_unknown_base(tmp_path):
