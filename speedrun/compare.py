@@ -8,14 +8,14 @@ import json
 import re
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy.stats
 
 from speedrun.errors import SpeedrunError
-from speedrun.stats import Run, data_note, format_p, load_runs
+from speedrun.stats import Run, data_note, format_p, joined_note, load_runs
 
 ALPHA = 0.05  # two-sided level at which a difference is called significant
 POWER = 0.8  # the chance of reaching ALPHA that the seeds-needed estimate plans for
@@ -27,6 +27,11 @@ class Side:
     name: str  # base | change
     runs: list[Run]  # complete runs only
     left_out: list[Run]  # logs that are not complete runs, with their status
+    joined: list[Run] = field(default_factory=list)  # first parts of resumed runs: parts of those, not runs
+
+    @property
+    def logs(self) -> list[Run]:  # every log given for the side
+        return self.runs + self.left_out + self.joined
 
     @property
     def losses(self) -> np.ndarray:
@@ -98,7 +103,8 @@ def load_side(name: str, paths: list[str]) -> Side:
         raise SpeedrunError(f"{name}: its runs have {len(settings)} settings (recipe or values differ: {one.path} "
                             f"and {other.path}); give each side runs of one recipe and values (`speedrun stats` on "
                             f"them shows the groups)")
-    return Side(name, counted, [r for r in runs if not r.counted])
+    return Side(name, counted, [r for r in runs if not r.counted and r.continued_in is None],
+                [r for r in runs if r.continued_in is not None])
 
 
 def _run_id(path: Path) -> str | None:
@@ -109,14 +115,14 @@ def _run_id(path: Path) -> str | None:
 
 def compare(base_paths: list[str], change_paths: list[str]) -> Comparison:
     base, change = load_side("base", base_paths), load_side("change", change_paths)
-    both = {r.path.resolve() for r in base.runs + base.left_out} & {r.path.resolve() for r in change.runs + change.left_out}
+    both = {r.path.resolve() for r in base.logs} & {r.path.resolve() for r in change.logs}
     if both:
         raise SpeedrunError(f"{sorted(both)[0]}: given as both base and change")
     # a copied log keeps its name, and the name ends in its run's id: one run on both sides would pair with itself
     # (a renamed copy keeps its text)
-    ids = {_run_id(r.path): r.path for r in base.runs + base.left_out}
-    texts = {r.log.text_hash: r.path for r in base.runs + base.left_out if r.log is not None}
-    for r in change.runs + change.left_out:
+    ids = {_run_id(r.path): r.path for r in base.logs}
+    texts = {r.log.text_hash: r.path for r in base.logs if r.log is not None}
+    for r in change.logs:
         rid, text = _run_id(r.path), r.log.text_hash if r.log is not None else None
         if (rid is not None and rid in ids) or text in texts:
             other, what = (ids[rid], f"one run (id {rid})") if rid in ids else (texts[text], "one log's text")
@@ -226,6 +232,7 @@ def format_comparison(cmp: Comparison) -> str:
         if len(groups) > 1:  # pooled on purpose (a side is what the user named), but never silently
             lines.append(f"  note: the {side.name}'s runs ran {len(groups)} versions of the code (the same recipe "
                          "values), pooled here; `speedrun stats` on them shows each group")
+    lines += [f"  note: the {side.name}'s {joined_note(r)}" for side in (cmp.base, cmp.change) for r in side.joined]
     if note := data_note(cmp.base.runs + cmp.change.runs, "the base and change runs"):
         lines.append("  " + note)
     ratio = "— (the base's logged training time is 0)" if np.isnan(cmp.time_ratio) else f"{cmp.time_ratio:.3f}x"

@@ -27,6 +27,7 @@ def group_label(runs: list, settings: str) -> str:
 
 _SET = re.compile(r"(?:^|\s)--set(?:\s+|=)['\"]?([A-Za-z_]\w*)\s*=")  # the logged command quotes some
 _DATA = re.compile(r"(?:^|\s)--data(?:\s|=)")
+_RECIPE = re.compile(r"(?:^|\s)--recipe(?:\s|=)")
 
 
 def changed_fields(recipe: dict, command: str | None = None) -> dict:
@@ -34,16 +35,58 @@ def changed_fields(recipe: dict, command: str | None = None) -> dict:
     one recipe apart): as this checkout defines it, or, for a recipe file (a name this checkout does not define), the
     fields its logged `command` set (`--set KEY=...`, `--data`), with the values the log's recipe holds; {} when
     none."""
+    current = _defined_recipe(str(recipe.get("name")))
+    if current is None:  # the file's own values are not known here (it may have changed since), the command's are
+        keys = set(_SET.findall(command or "")) | ({"train_files", "val_files"} if _DATA.search(command or "") else set())
+        return {k: v for k, v in recipe.items() if k in keys and k not in UNLABELLED_FIELDS}
+    return _differences(recipe, current)
+
+
+def _defined_recipe(name: str) -> dict | None:
+    """The values of the recipe `name` as this checkout defines it, a removed idea at its off value (a run that had
+    it on is set apart by it most of all); None for a name it does not define (a recipe file's)."""
     from speedrun.recipe import RETIRED_FIELDS, RecipeError, load_recipe
 
     try:
-        current = load_recipe(str(recipe.get("name"))).to_dict()
-    except RecipeError:  # the file's own values are not known here (it may have changed since), the command's are
-        keys = set(_SET.findall(command or "")) | ({"train_files", "val_files"} if _DATA.search(command or "") else set())
-        return {k: v for k, v in recipe.items() if k in keys and k not in UNLABELLED_FIELDS}
-    # a removed idea that the run had on is what sets it apart most of all
-    current.update(RETIRED_FIELDS)
-    return {k: v for k, v in recipe.items() if k not in UNLABELLED_FIELDS and k in current and current[k] != v}
+        return {**load_recipe(name).to_dict(), **RETIRED_FIELDS}
+    except RecipeError:
+        return None
+
+
+def _differences(recipe: dict, reference: dict) -> dict:
+    return {k: v for k, v in recipe.items() if k not in UNLABELLED_FIELDS and k in reference and reference[k] != v}
+
+
+def setting_command(run) -> str | None:
+    """The logged commands that set a run's fields: its own and, for a resume (`speedrun train --resume CKPT` sets
+    none), the one that started its run, in its first part's log (through resumes of resumes) unless the resume
+    repeated --recipe (checked equal to the checkpoint's recipe then); None where that log is not among the inputs."""
+    from speedrun.runlog import env_value
+
+    part, commands, seen = run, [], set()
+    while part is not None and part.log is not None and id(part) not in seen:
+        commands.insert(0, env_value(part.log.environment, "command") or "")
+        if part.log.resumed_at is None or _RECIPE.search(commands[0]):
+            return " ".join(commands)
+        seen.add(id(part))
+        part = part.first_part
+    return None
+
+
+def run_fields(run) -> dict:
+    """changed_fields of a run's logged recipe and setting_command."""
+    from speedrun.recipe import recipe_names
+
+    if run.log is None or run.log.source != "speedrun":  # an upstream log's name is no recipe of ours
+        return {}
+    command = setting_command(run)
+    if command is None and _defined_recipe(str(run.log.recipe.get("name"))) is None:
+        # A recipe file's resume without its first part's log: which values were --set is logged nowhere else, and
+        # the file (unnamed in the resume's log, and maybe changed since) is no reference. The log's recipe section
+        # is exactly what the run ran with: shown as it differs from the bundled recipe nearest it (the file's base,
+        # most likely), the file's own values and the --set ones alike.
+        return min((_differences(run.log.recipe, _defined_recipe(n)) for n in recipe_names()), key=len)
+    return changed_fields(run.log.recipe, command)
 
 
 def format_fields(fields: dict) -> str:
@@ -65,12 +108,12 @@ def label_settings(runs: list) -> tuple[dict[tuple[str, str, str], str], str]:
 
 def _shown_fields(runs: list) -> dict[tuple[str, str, str], dict]:
     from speedrun.recipe import DEFAULTS, RETIRED_FIELDS
-    from speedrun.runlog import env_value
 
-    first = {r.group: r for r in reversed(runs)}  # the first run of each group
-    # an upstream log's name is no recipe of ours
-    shown = {key: changed_fields(r.log.recipe, env_value(r.log.environment, "command"))
-             if r.log is not None and r.log.source == "speedrun" else {} for key, r in first.items()}
+    first: dict = {}  # each group's first run whose commands say what it set, else its first run
+    for r in runs:
+        if r.group not in first or setting_command(first[r.group]) is None and setting_command(r) is not None:
+            first[r.group] = r
+    shown = {key: run_fields(r) for key, r in first.items()}
     alike: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
     for key, r in first.items():  # the commit is left out: it shows in the stats labels, and per-run lines differ
         alike.setdefault((r.recipe, format_fields(shown[key])), []).append(key)

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from speedrun.errors import SpeedrunError
 from speedrun.files import check_writable_folder, write_atomic
-from speedrun.stats import DEFAULT_TARGET, Run, group_label, joined_val, label_settings, load_runs
+from speedrun.stats import DEFAULT_TARGET, Run, group_label, joined_val, label_settings, listed_as, load_runs
 
 MAX_RUN_LINES = 8
 TARGET_NEAR = 0.5  # the target is drawn when within this fraction of the losses' span from them
@@ -114,21 +114,25 @@ def _check_out(out: str) -> tuple[Path, str]:
     return out_path, fmt
 
 
+def _why_skipped(run: Run) -> str:
+    if run.status == "malformed" or run.copy_of:
+        return run.reason
+    if run.continued_in is not None:
+        whole = listed_as(run)  # a copy's line is not drawn: the run it repeats is
+        return f"its run goes on in {whole.path}, " + (f"not drawn either: {whole.reason}" if whole.copy_of else
+                                                       "drawn as one line")
+    return f"no val loss after step 0 ({run.status})" if joined_val(run)[0] else f"no val loss recorded ({run.status})"
+
+
 def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Figure:
     out_path, fmt = _check_out(out)
     runs = []
-    loaded = load_runs(paths)
-    # a resumed run's line starts with its first part's points: that part is not drawn again on its own
-    continued = {id(r.first_part): r for r in loaded if r.first_part is not None and not r.copy_of}
-    for r in loaded:
+    for r in load_runs(paths):
         # step 0's loss alone is the untrained model's: a line of it says nothing about the run
         trained = r.status != "malformed" and any(s > 0 for s, _, _ in joined_val(r)[0])
-        if not trained or r.copy_of or id(r) in continued:
-            why = (r.reason if r.status == "malformed" or r.copy_of else
-                   f"its run goes on in {continued[id(r)].path}, drawn as one line" if id(r) in continued else
-                   f"no val loss after step 0 ({r.status})" if joined_val(r)[0] else
-                   f"no val loss recorded ({r.status})")
-            print(f"speedrun: skipped {r.path}: {why}", file=sys.stderr)
+        # a resumed run's line starts with its first part's points: that part is not drawn again on its own
+        if not trained or r.copy_of or r.continued_in is not None:
+            print(f"speedrun: skipped {r.path}: {_why_skipped(r)}", file=sys.stderr)
         else:
             runs.append(r)
     if not runs:

@@ -124,7 +124,8 @@ def _row(folder: Path) -> list[str]:
     m = TARGET_LINE.search(readme.read_text(encoding="utf-8")) if readme.is_file() else None
     target = _target(m[1], readme) if m else DEFAULT_TARGET
     try:
-        runs = load_runs([str(folder)])
+        # a resumed run's first part is part of that run: not one more run that is not counted
+        runs = [r for r in load_runs([str(folder)]) if r.continued_in is None]
     except SpeedrunError:  # a record folder without logs: listed, with nothing to show
         runs = []
     groups = by_group(runs)

@@ -40,6 +40,9 @@ class Run:
     training_time_s: float | None = None
     copy_of: Path | None = None  # an earlier log with the same text (load_runs): listed, never counted twice
     first_part: "Run | None" = None  # a resumed run's earlier steps' log, where it is among the inputs (load_runs)
+    # the resume among the inputs that goes on with this unfinished run (load_runs): this log is that run's first
+    # part, joined to it, not a run of its own
+    continued_in: "Run | None" = None
 
     @property
     def counted(self) -> bool:  # complete, and (no reason) with a val loss at the last planned step
@@ -175,12 +178,42 @@ def load_runs(paths: list[str]) -> list[Run]:
         elif run.counted:
             _replays(run, counted)
         runs.append(run)
-    by_name = {r.path.name.removesuffix(".xz"): r for r in runs if r.log is not None}
+    by_name: dict[str, Run] = {}
+    for r in sorted(runs, key=lambda r: r.copy_of is not None):  # a log before its copies: the copy is listed apart
+        if r.log is not None:
+            by_name.setdefault(r.path.name.removesuffix(".xz"), r)
     for r in runs:  # the note names the first part's path from where the run ran: its file name is what is known
         if r.log is not None and r.log.first_part:
             r.first_part = by_name.get(Path(r.log.first_part).name.removesuffix(".xz"))
             r.first_part = None if r.first_part is r else r.first_part
+    # A first part that stopped (interrupted, failed, crashed) and was resumed is one run with its resume: not
+    # another failed run beside it. One that completed is a run of its own, which a resume from one of its periodic
+    # checkpoints branched off.
+    for r in sorted(runs, key=lambda r: r.copy_of is not None):  # joined to a resume's log rather than its copy's
+        part = r.first_part
+        if part is not None and part.status in ("failed", "incomplete") and part.continued_in is None \
+                and listed_as(r) is not part:
+            part.continued_in = r
     return runs
+
+
+def listed_as(run: Run) -> Run:
+    """The run a joined first part belongs to (Run.continued_in, through resumes of resumes); else `run`."""
+    seen = {id(run)}
+    while run.continued_in is not None and id(run.continued_in) not in seen:
+        run = run.continued_in
+        seen.add(id(run))
+    return run
+
+
+def joined_note(part: Run) -> str:
+    """What the report says of a first part joined to its resume (Run.continued_in), in place of its own row."""
+    stopped = (f"failed: {part.reason.split(';')[0]}" if part.status == "failed" and part.reason
+               else f"{part.status} at step {part.steps_done}")
+    resume, run = part.continued_in, listed_as(part)
+    listed = "" if run is resume else f", listed as {run.path.name}"
+    return (f"{part.path.name} ({stopped}) is the first part of {resume.path.name}, which resumed it at step "
+            f"{resume.log.resumed_at}: joined, one run{listed}")
 
 
 def _replays(run: Run, counted: dict) -> None:
@@ -361,6 +394,8 @@ def format_summary(summary: Summary) -> str:
     with_a_row = {id(r) for r in malformed[:MALFORMED_ROWS]}
     bounds = 0
     for r in summary.runs:
+        if r.continued_in is not None:  # said under the table: a part of the run its resume's row shows
+            continue
         if r.status == "malformed":
             if id(r) in with_a_row:
                 rows.append([r.path.name, "", "", "", "", "", "", f"malformed: {r.reason}"])
@@ -382,6 +417,7 @@ def format_summary(summary: Summary) -> str:
         names = ", ".join(sorted({r.path.name for r in malformed[MALFORMED_ROWS:]})[:3])
         lines.append(f"  ... and {len(malformed) - MALFORMED_ROWS} more files that are not run logs, left out "
                      f"(such as {names})")
+    lines += [f"  note: {joined_note(r)}" for r in summary.runs if r.continued_in is not None]
     if bounds:
         lines.append(f"  ≤ / not after: {bounds} resumed run(s) without their first part's log among these (the log its "
                      "'resumed from' note names): the target may have been met before the resume; give that log too")

@@ -51,19 +51,23 @@ def runlog(folder: Path, final: float, steps: int = 100, name: str = "tiny", end
 def hand_log(path: Path, final: float, steps: int = 100, name: str = "tiny", commit: str = "unknown",
              gpu: str | None = None, end: str | None = "complete", ms_per_step: float = 10.0,
              points: list[tuple[int, float, float]] | None = None, plan_after_steps: bool = False,
-             recipe: dict | None = None, code: dict[str, str] | None = None, data: list[str] | None = None) -> Path:
+             recipe: dict | None = None, code: dict[str, str] | None = None, data: list[str] | None = None,
+             command: str | None = None, notes: tuple[str, ...] = ()) -> Path:
     """The same format written as text. plan_after_steps: the section order of early logs (steps, then plan);
     recipe: more recipe fields (train_files, val_tokens, ...) beside name and steps; code: file name -> text, as
-    the `code:` sections the trainer writes; data: the `data` section's lines."""
+    the `code:` sections the trainer writes; data: the `data` section's lines; command: the environment's
+    `command:` line; notes: `note: ...` lines before the steps."""
     # the host line tells two runs apart, as a real log's clock readings do (a copy shares its text: counted once)
-    env = ["date: 2026-11-23 12:00:00 UTC", f"host: {path}", f"git_commit: {commit}"] + ([f"gpu: {gpu}"] if gpu else [])
+    env = (["date: 2026-11-23 12:00:00 UTC", f"host: {path}"] + ([f"command: {command}"] if command else [])
+           + [f"git_commit: {commit}"] + ([f"gpu: {gpu}"] if gpu else []))
     body = []
     for s, loss, t in points if points is not None else curve(final, steps, ms_per_step=ms_per_step):
         if s:
             body.append(f"step:{s}/{steps} train_time:{t:.0f}ms step_avg:{t / s:.2f}ms "
                         f"train_loss:{loss + _jitter(str(path)):.4f} tok/s:1")
         body.append(f"step:{s}/{steps} val_loss:{loss:.4f} train_time:{t:.0f}ms step_avg:{t / max(s, 1):.2f}ms")
-    steps_part = ["=== steps ===", *(["=== plan ===", "device: cpu"] if plan_after_steps else []), *body]
+    steps_part = ["=== steps ===", *(["=== plan ===", "device: cpu"] if plan_after_steps else []),
+                  *(f"note: {note}" for note in notes), *body]
     lines = ["speedrun-log v1", "=== recipe ===", json.dumps({"name": name, "steps": steps, **(recipe or {})}),
              "=== environment ===", *env, *(["=== data ===", *data] if data else []),
              *(line for name, text in (code or {}).items() for line in (f"=== code: {name} ===", text)), *steps_part]
@@ -72,3 +76,29 @@ def hand_log(path: Path, final: float, steps: int = 100, name: str = "tiny", com
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def resumed_log(path: Path, final: float, at: int, first_part: Path, steps: int = 100, stop_at: int | None = None,
+                **fields) -> Path:
+    """A resume's log as `speedrun train --resume CKPT` writes it: the steps after `at` (to `stop_at`, where it is
+    interrupted in turn), its command naming no recipe, its note the checkpoint and `first_part`'s log (from the
+    folder the run ran in). fields: hand_log's (name, recipe, ...)."""
+    ckpt = f"checkpoints/ckpt_{first_part.stem}_step{at:06d}.pt"
+    end = "complete" if stop_at is None else f"failed: {_interrupted(path, stop_at)}"
+    return hand_log(path, final, steps, end=end, points=[p for p in curve(final, steps) if at < p[0] <= (stop_at or steps)],
+                    command=f"speedrun train --resume {ckpt}",
+                    notes=(f"resumed from {ckpt} at step {at} (earlier steps: log logs/{first_part.name})",), **fields)
+
+
+def interrupted_and_resumed(folder: Path, final: float, at: int = 50, steps: int = 100, stem: str = "run",
+                            command: str | None = None, **fields) -> tuple[Path, Path]:
+    """A run's two logs as Ctrl-C at step `at` and then `speedrun train --resume CKPT` leave them: the first part
+    (the steps up to `at`; its command `command`) and the resume (resumed_log)."""
+    first = folder / f"{stem}_a.txt"
+    hand_log(first, final, steps, end=f"failed: {_interrupted(first, at)}",
+             points=[p for p in curve(final, steps) if p[0] <= at], command=command, **fields)
+    return first, resumed_log(folder / f"{stem}_b.txt", final, at, first, steps, **fields)
+
+
+def _interrupted(path: Path, step: int) -> str:
+    return f"interrupted at step {step}; checkpoint checkpoints/ckpt_{path.stem}_step{step:06d}.pt"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import scipy.stats
-from logfactory import hand_log
+from logfactory import hand_log, interrupted_and_resumed
 
 from speedrun.cli import main
 from speedrun.compare import MAX_SEEDS, compare, compare_report, seeds_for_power
@@ -212,3 +212,20 @@ def test_against_upstream_logs_only_their_known_values_are_compared(tmp_path):
     # not every field of ours as null, nor the name as a setting
     assert line == ("the change: the program (recipes upstream-082725_FA3 -> tiny); an upstream log names only its "
                     "steps, the same on both sides")
+
+
+def test_an_interrupted_runs_first_part_is_one_run_with_its_resume(tmp_path):
+    """Ctrl-C, then `--resume`: the first part is not a failed run left out beside its resume, but a part of it,
+    said in a note; given without its resume, it is left out as the failed run it is."""
+    base = logs(tmp_path / "base", {1: 3.40, 2: 3.41})
+    change = logs(tmp_path / "change", {1: 3.38})
+    first, resumed = interrupted_and_resumed(tmp_path / "change", 3.39, recipe={"seed": 2})
+    cmp = compare([base], [change])
+    assert [r.path for r in cmp.change.runs] == [resumed, tmp_path / "change" / "s1.txt"]
+    assert cmp.change.left_out == [] and [r.path for r in cmp.change.joined] == [first]
+    text = compare_report([base], [change])
+    assert "change: 2 complete run(s), seeds 1, 2" in text and "left out" not in text
+    assert (f"  note: the change's {first.name} (failed: interrupted at step 50) is the first part of "
+            f"{resumed.name}, which resumed it at step 50: joined, one run") in text.splitlines()
+    resumed.unlink()
+    assert "left out: 1 failed" in compare_report([base], [change])

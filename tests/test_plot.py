@@ -282,3 +282,17 @@ def test_a_resumed_run_is_joined_to_its_first_part(tmp_path, capsys):
     fig = plot_logs([str(resumed)], str(tmp_path / "p.png"))
     (line,) = [l for l in fig.axes[1].get_lines() if not l.get_label().startswith("target")]
     assert "(resumed at step 50; its first part's log not given)" in line.get_label()
+
+
+def test_a_finished_run_a_resume_branched_off_is_drawn_as_its_own_line(tmp_path, capsys):
+    """A resume from a periodic checkpoint of a run that went on to finish branches off it: both are drawn, the
+    branch from step 0 (the finished run's first steps are its own too), and the finished run is not skipped."""
+    from logfactory import resumed_log
+
+    folder = tmp_path / "logs"
+    finished = hand_log(folder / "x_finished.txt", 3.2, recipe={"seed": 1})
+    resumed_log(folder / "y_branch.txt", 3.25, 50, finished, recipe={"seed": 1})
+    fig = plot_logs([str(folder)], str(tmp_path / "p.png"))
+    lines = [l for l in fig.axes[1].get_lines() if not l.get_label().startswith("target")]
+    assert [list(line.get_xdata()) for line in lines] == [[0, 25, 50, 75, 100]] * 2
+    assert "skipped" not in capsys.readouterr().err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import scipy.stats
-from logfactory import hand_log, runlog
+from logfactory import hand_log, interrupted_and_resumed, runlog
 
 from speedrun.errors import SpeedrunError
 from speedrun.records import new_record, rebuild_records_table
@@ -215,6 +215,17 @@ def test_a_record_refuses_a_copy_and_names_a_degenerate_p(tmp_path):
     new_record(tmp_path / "records", "same", [str(same)], "cmd", "cpu", date="2026-01-02")
     [row] = table_rows(tmp_path / "records" / "README.md")
     assert row[4] == "2" and row[7] == "0.0000 (degenerate: every loss equal)"
+
+
+def test_an_interrupted_run_and_its_resume_are_one_run_in_a_record(tmp_path):
+    """The first part of a resumed run is a part of it: the table counts no run that is not counted beside it."""
+    src = tmp_path / "src"
+    interrupted_and_resumed(src, 3.20, recipe={"seed": 1})
+    hand_log(src / "other.txt", 3.22, recipe={"seed": 2})
+    folder = new_record(tmp_path / "records", "resumed", [str(src)], "cmd", "cpu", date="2026-01-01")
+    [row] = table_rows(tmp_path / "records" / "README.md")
+    assert row[4] == "2" and "run_a.txt (failed: interrupted at step 50) is the first part of run_b.txt" in (
+        folder / "README.md").read_text()
 
 
 def test_a_record_refuses_a_deterministic_rerun(tmp_path):

@@ -1,11 +1,12 @@
 """`speedrun stats` counts each run once: a copy of a log (renamed or compressed), a deterministic rerun of a seed,
-and a resume that replays a finished run's last steps are listed, never counted again (they would lower p)."""
+and a resume that replays a finished run's last steps are listed, never counted again (they would lower p); an
+interrupted run's first part is one run with its resume."""
 
 from __future__ import annotations
 
 import pytest
 import scipy.stats
-from logfactory import curve, hand_log, runlog
+from logfactory import curve, hand_log, interrupted_and_resumed, resumed_log, runlog
 
 from speedrun.stats import stats_report, summarize
 
@@ -110,3 +111,38 @@ def test_a_resumed_runs_time_to_target_comes_from_its_first_part_or_is_a_bound(t
     row = next(line for line in text.splitlines() if resumed.name in line)
     assert "0.5 @ 50" in row and "≤" not in text
     assert "not after step 50" in stats_report([str(resumed)], target=3.0)[0]  # not met after the resume
+
+
+def test_an_interrupted_runs_first_part_is_one_run_with_its_resume(tmp_path):
+    """Ctrl-C, then `--resume`: two logs of one run. Given together, the first part is said to be joined, not
+    listed as a failed run of its own (nor counted in n); given alone, it is the failed run it was."""
+    folder = tmp_path / "logs"
+    first, resumed = interrupted_and_resumed(folder, 3.20, recipe={"seed": 1})
+    hand_log(folder / "other.txt", 3.22, recipe={"seed": 2})
+    s = summarize([str(folder)])
+    assert s.overall.n == 2 and [r.path for r in s.runs if r.continued_in is not None] == [first]
+    text = stats_report([str(folder)])[0]
+    assert first.name not in [line.split()[0] for line in text.splitlines() if line.startswith("  ")]  # no row
+    assert "failed" not in text.replace(f"{first.name} (failed:", "")
+    assert (f"  note: {first.name} (failed: interrupted at step 50) is the first part of {resumed.name}, which "
+            "resumed it at step 50: joined, one run") in text.splitlines()
+    alone = stats_report([str(first), str(folder / "other.txt")])[0]
+    assert "failed: interrupted at step 50" in alone and "joined" not in alone
+
+
+def test_the_parts_of_a_run_resumed_twice_are_one_run_and_a_finished_run_branched_off_is_its_own(tmp_path):
+    """A resume interrupted in turn and resumed again: three logs, one run, listed as the last. A resume from a
+    periodic checkpoint of a run that went on to finish branches off it: the finished run stays a run."""
+    folder = tmp_path / "logs"
+    first, middle = interrupted_and_resumed(folder, 3.20, at=25, recipe={"seed": 1})
+    middle.unlink()
+    resumed_log(middle, 3.20, 25, first, stop_at=50, recipe={"seed": 1})
+    last = resumed_log(folder / "run_c.txt", 3.20, 50, middle, recipe={"seed": 1})
+    text = stats_report([str(folder)])[0]
+    assert "complete runs: n = 1" in text and "failed" not in text.replace("(failed:", "")
+    assert f"{middle.name} (failed: interrupted at step 50) is the first part of {last.name}" in text
+    assert f"resumed it at step 25: joined, one run, listed as {last.name}" in text
+    branched = hand_log(tmp_path / "branch" / "finished.txt", 3.20, recipe={"seed": 3})
+    resumed_log(tmp_path / "branch" / "branch.txt", 3.21, 50, branched, recipe={"seed": 3})
+    s = summarize([str(tmp_path / "branch")])
+    assert s.overall.n == 2 and not any(r.continued_in for r in s.runs)
