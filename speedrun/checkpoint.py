@@ -145,7 +145,16 @@ def save(path: str | os.PathLike, **state) -> Path:
 
 def write(path: str | os.PathLike, snapshot: dict) -> Path:
     """Write a checkpoint atomically and durably: a crash leaves the previous file (or none), never a truncated one."""
-    return write_atomic(path, lambda f: torch.save(snapshot, f), durable=True)
+    def save(f):
+        try:
+            torch.save(snapshot, f)
+        except RuntimeError as e:
+            # a Ctrl-C's KeyboardInterrupt inside torch.save makes its zip writer fail on the way out ("unexpected
+            # pos"): the signal is what happened, so that the run stops as interrupted (130), not with a traceback
+            if isinstance(e.__context__, KeyboardInterrupt):
+                raise e.__context__ from None
+            raise
+    return write_atomic(path, save, durable=True)
 
 
 # --- read --------------------------------------------------------------------------------------------------------
