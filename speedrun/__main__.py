@@ -1,5 +1,3 @@
-import sys
+from speedrun.cli import entry
 
-from speedrun.cli import main
-
-sys.exit(main())
+entry()

@@ -1,6 +1,8 @@
 """`speedrun` command line: argument parsing only; each subcommand calls one function elsewhere."""
 
 import argparse
+import atexit
+import contextlib
 import errno
 import glob
 import importlib.metadata
@@ -384,5 +386,32 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, sigterm_handler)
 
 
+def entry() -> None:
+    """The `speedrun` command (and `python -m speedrun`): main(), then an exit whose code no signal changes. With torch
+    loaded the interpreter takes most of a second to exit after the last line, and a Ctrl-C then turned a complete
+    run's 0 into 130. Until the exit handlers have run, such a signal ends the process at once with main's code; in
+    the teardown after them, where Python runs no handler of its own, signals are ignored."""
+    atexit.register(_ignore_stop_signals)  # registered first, so run last
+    code = main()
+
+    def exit_now(signum, frame):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    _set_stop_signals(exit_now)
+    sys.exit(code)
+
+
+def _set_stop_signals(handler) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # a background job's ignored Ctrl-C stays ignored
+            signal.signal(sig, handler)
+
+
+def _ignore_stop_signals() -> None:
+    _set_stop_signals(signal.SIG_IGN)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

@@ -295,3 +295,19 @@ def test_a_second_ctrl_c_in_the_timed_loop_says_where_and_what_is_left(tmp_path,
     assert rc == 130 and err == f"speedrun: interrupted: {reason}\n", (out, err)
     (log_path,) = (tmp_path / "logs").iterdir()
     assert log_path.read_text().splitlines()[-1] == f"=== end: failed: {reason} ==="
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_after_the_last_line_keeps_a_complete_runs_exit_code(tmp_path, signum):
+    # the interpreter takes most of a second to exit after `done:` (torch's teardown); a signal then made a complete
+    # run's exit code 130 / 143 (or a death by the signal), which a script would read as an interrupted run
+    proc = speedrun(small_run(tmp_path, ["--log-dir", "logs", "--no-final-checkpoint"], steps=2, val_every=0),
+                    tmp_path)
+    for line in proc.stdout:
+        if line.startswith("done: "):
+            time.sleep(0.15)  # past main's return, into the teardown (0.7 s here)
+            proc.send_signal(signum)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and err == "", (out, err)
