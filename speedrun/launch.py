@@ -49,7 +49,7 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
             signal.signal(s, handler)
     if got and code != 0:
         return 128 + got[-1]  # the ranks said where they stopped (and their checkpoint)
-    if code != 0 and not (code == 1 and "--dry-run" in argv):  # a dry run's 1: its data is not ready, as it said
+    if code != 0:
         print(f"speedrun: error: a rank failed (torchrun exit code {code}); see the messages above", file=sys.stderr)
     return code
 
@@ -62,9 +62,8 @@ def strip_nproc(argv: list[str]) -> list[str]:
 def check_before_ranks(recipe, resume, args) -> None:
     """What every rank would refuse, checked once before torchrun starts: one error line, not N under its report."""
     from speedrun.run_data import check_run_data
-    if not args.dry_run:
-        check_output_folders(args, resume)
-        check_run_data(recipe, resume, args.nproc)
+    check_output_folders(args, resume)
+    check_run_data(recipe, resume, args.nproc)
 
 
 def output_folder_errors(args, resume) -> list[str]:
@@ -126,16 +125,25 @@ def check_compile_cache_path(path: str) -> None:
     check_writable_folder(Path(path).parent, "--compile-cache", shown=path)
 
 
-def check_nproc(recipe, nproc: int, device: str | None, resumed: bool = False) -> None:
+def check_nproc(recipe, nproc: int, device: str | None, resumed: bool = False, dry_run: bool = False) -> list[str]:
     """Refuse, before torchrun starts N ranks that would each fail, an --nproc that the machine's GPUs or the
-    recipe's batches cannot take: one line with a fix that passes these same checks."""
+    recipe's batches cannot take: one line with a fix that passes these same checks. Returns notes on what would
+    run, but not as well as it might (CPU ranks outnumbering the cores).
+
+    A dry run refuses the batches alike (there is no split of the batch to report), but GPUs fewer than N are a
+    note: it describes the plan for N GPUs on any machine, as it does at 1 rank where no GPU is visible."""
     import torch
     want = device or recipe.device
     if want == "auto":  # as make_plan decides, without touching a GPU in this launcher process
         want = "cuda" if torch.cuda.is_available() or recipe.gpu_only else "cpu"
+    notes = []
     if want == "cuda" and nproc > (n := torch.cuda.device_count()):
-        raise SpeedrunError(f"--nproc {nproc}: recipe {recipe.name} runs on CUDA and " + (
-            f"only {n} GPU(s) are visible; use --nproc {n}" if n else "no CUDA GPU is visible; use --device cpu"))
+        if not dry_run:
+            raise SpeedrunError(f"--nproc {nproc}: recipe {recipe.name} runs on CUDA and " + (
+                f"only {n} GPU(s) are visible; use --nproc {n}" if n else "no CUDA GPU is visible; use --device cpu"))
+        if n:  # with none, make_plan says so
+            notes.append(f"only {n} GPU(s) are visible here: this is the plan on {nproc} GPUs (training here would "
+                         f"refuse; use --nproc {n})")
     try:
         recipe.grad_accum_steps(nproc)
         recipe.val_batches(nproc)
@@ -152,8 +160,9 @@ def check_nproc(recipe, nproc: int, device: str | None, resumed: bool = False) -
         raise SpeedrunError(f"--nproc {nproc}: {e}; add {' '.join(sets)} (or use {fewer})") from None
     # it will run: a note (not an error) where CPU ranks outnumber the cores
     if want == "cpu" and nproc > (cores := usable_cores()):
-        print(f"note: --nproc {nproc} on {cores} CPU core(s): the ranks share cores, so the run is slower than with "
-              f"--nproc {cores} (the losses do not depend on --nproc)", file=sys.stderr)
+        notes.append(f"--nproc {nproc} on {cores} CPU core(s): the ranks share cores, so the run is slower than with "
+                     f"--nproc {cores} (the losses do not depend on --nproc)")
+    return notes
 
 
 def dry_run_report(recipe, plan) -> str:

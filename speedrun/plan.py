@@ -54,14 +54,19 @@ class Plan:
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
-def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False) -> Plan:
+def make_plan(r: Recipe, force_device: str | None = None, dry_run: bool = False,
+              world_size: int | None = None) -> Plan:
     """Decide device, ranks, attention back-end, FP8 and compile, refusing impossible plans before any work.
 
-    With `dry_run`, a GPU plan is described even where no GPU is visible instead of refusing.
+    With `dry_run`, a GPU plan is described even where no GPU is visible instead of refusing. `world_size` is the
+    number of ranks to plan for, as rank 0 (a dry run's --nproc N, in one process); None: torchrun's WORLD_SIZE and
+    RANK (1 rank without torchrun).
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if world_size is None:
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    else:
+        rank = local_rank = 0
     has_gpu = torch.cuda.is_available()
     want = force_device or r.device
     if want == "auto":

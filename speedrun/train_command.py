@@ -1,5 +1,6 @@
 """What `speedrun train` does between its parsed arguments and the run: checks that need no GPU time, torchrun for
---nproc N, --dry-run's report, the run itself, then the sample and the last line."""
+--nproc N, --dry-run's report (for N ranks under --nproc N, in this process), the run itself, then the sample and
+the last line."""
 
 import contextlib
 import os
@@ -59,23 +60,29 @@ def train_command(args) -> int:
         args.recipe or ("record21" if torch.cuda.is_available() else "tiny"), args.overrides)
     if args.compile_cache and not args.dry_run:  # a dry run reports it with the other outputs
         check_compile_cache_path(args.compile_cache)  # before torchrun: one error, not one per rank
-    if args.nproc > 1 and "RANK" not in os.environ:
-        check_nproc(recipe, args.nproc, args.device, resumed=resume is not None)
-        check_before_ranks(recipe, resume, args)
-        # Ctrl-C reaches torchrun and every rank; the ranks finish the step, checkpoint and exit. Wait for them
-        # (subprocess.call would kill torchrun on KeyboardInterrupt), then exit 130 as a single process does.
-        # A SIGTERM sent to this process alone is passed on to torchrun (to every rank): they stop the same way.
-        return launch_torchrun(args.nproc, strip_nproc(args.argv))
+    launcher, nproc_notes = args.nproc > 1 and "RANK" not in os.environ, []
+    if launcher:
+        nproc_notes = check_nproc(recipe, args.nproc, args.device, resumed=resume is not None, dry_run=args.dry_run)
+        if not args.dry_run:  # a dry run is a report, not a launch: it plans for N ranks below, in this process
+            for note in nproc_notes:
+                print(f"note: {note}", file=sys.stderr)
+            check_before_ranks(recipe, resume, args)
+            # Ctrl-C reaches torchrun and every rank; the ranks finish the step, checkpoint and exit. Wait for them
+            # (subprocess.call would kill torchrun on KeyboardInterrupt), then exit 130 as a single process does.
+            # A SIGTERM sent to this process alone is passed on to torchrun (to every rank): they stop the same way.
+            return launch_torchrun(args.nproc, strip_nproc(args.argv))
 
     from speedrun.distributed import init_distributed, shutdown_distributed
     from speedrun.interrupt import Interrupted
     from speedrun.plan import make_plan
     from speedrun.train import run
-    plan = make_plan(recipe, force_device=args.device, dry_run=args.dry_run)
+    plan = make_plan(recipe, force_device=args.device, dry_run=args.dry_run,
+                     world_size=args.nproc if launcher else None)  # a dry run's --nproc N: the plan for N ranks
     if args.dry_run:
+        plan.notes += nproc_notes
         ready, line = data_readiness(recipe, resume, plan.world_size)  # every rank: they exit alike
         outputs, writable = output_readiness(args, resume)
-        if plan.main:  # under torchrun (--nproc N), one report, not N
+        if plan.main:  # under torchrun by hand, one report, not N
             print(dry_run_report(recipe, plan))
             if resume is not None:
                 print(f"resume: {resume.path} at step {resume.step:,} of {recipe.steps:,}")

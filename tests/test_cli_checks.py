@@ -315,15 +315,78 @@ def test_eval_errors(trained, capsys, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_more_cpu_ranks_than_cores_get_a_note(capsys, monkeypatch):
+def test_more_cpu_ranks_than_cores_get_a_note(capsys, tmp_path, monkeypatch, launches):
+    monkeypatch.chdir(tmp_path)
     r = load_recipe("tiny", ["batch_tokens=2048", "val_tokens=4096"])
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    check_nproc(r, 2, "cpu")
-    assert capsys.readouterr().err == ""
+    assert check_nproc(r, 2, "cpu") == []
+    note = ("--nproc 4 on 2 CPU core(s): the ranks share cores, so the run is slower than with --nproc 2 (the losses "
+            "do not depend on --nproc)")
     r4 = load_recipe("tiny", ["batch_tokens=4096", "val_tokens=8192"])
-    check_nproc(r4, 4, "cpu")
-    assert capsys.readouterr().err == ("note: --nproc 4 on 2 CPU core(s): the ranks share cores, so the run is slower "
-                                       "than with --nproc 2 (the losses do not depend on --nproc)\n")
+    assert check_nproc(r4, 4, "cpu") == [note]
+    args = ["train", "--recipe", "tiny", "--device", "cpu", "--nproc", "4", *sets("batch_tokens=4096")]
+    assert main(args) == 0 and capsys.readouterr().err == f"note: {note}\n"  # the launcher says it
+    assert main(args + ["--dry-run"]) == 0 and f"\n  note: {note}\n" in capsys.readouterr().out  # the plan says it
+
+
+# --- train --dry-run --nproc N: the report for N ranks, in this process (no torchrun) ---------------------------------
+@pytest.fixture
+def no_torchrun(monkeypatch):
+    def launch(nproc, argv):
+        pytest.fail(f"a dry run started torchrun: {nproc} ranks of {argv}")
+    monkeypatch.setattr(train_command, "launch_torchrun", launch)
+
+
+DRY2 = ["train", "--recipe", "tiny", "--device", "cpu", "--nproc", "2", *sets("steps=4", "batch_tokens=2048"),
+        "--dry-run"]
+
+
+def test_dry_run_under_nproc_reports_n_ranks(capsys, tmp_path, monkeypatch, no_torchrun):
+    monkeypatch.chdir(tmp_path)
+    assert main(DRY2) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("recipe tiny: ") and "\n  device: cpu x 2 rank(s)\n" in out and err == ""
+    assert "\n  batch: 2,048 tokens/step = 2 rank(s) x 1 accumulation step(s) x 1,024 tokens\n" in out
+    assert out.splitlines()[-1] == "data: ready: 1 train shard of 977,951 tokens, 1 val shard"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("extra, last", [
+    (sets("val_tokens=1048576"), "data: NOT READY: {demo_val}: the validation files end before 1,048,576 tokens "
+                                 "(rows of 2,048); lower val_tokens"),
+    (["--log-dir", "afile/sub"], "outputs: NOT WRITABLE: --log-dir afile/sub: afile is a file, not a folder")])
+def test_dry_run_under_nproc_not_ready(capsys, tmp_path, monkeypatch, no_torchrun, extra, last):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    assert main(DRY2 + extra) == 1
+    out, err = capsys.readouterr()
+    assert "\n  device: cpu x 2 rank(s)\n" in out and err == ""  # the whole report, then why it is not ready
+    assert out.splitlines()[-1] == last.format(demo_val=DEMO_DIR / "demo_val_000000.bin")
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
+def test_dry_run_refuses_an_nproc_the_batch_cannot_take(capsys, tmp_path, monkeypatch, no_torchrun):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--recipe", "tiny", "--device", "cpu", "--nproc", "3", "--dry-run"]) == 2
+    out, err = capsys.readouterr()
+    one_line(err, "--nproc 3: batch_tokens=1024 is not divisible by world size 3", "(or use --nproc 1)")
+    assert out == ""
+
+
+@pytest.mark.parametrize("gpus, note", [
+    (0, "no CUDA GPU is visible here: this is the plan on a CUDA GPU (training here would refuse)"),
+    (2, "only 2 GPU(s) are visible here: this is the plan on 4 GPUs (training here would refuse; use --nproc 2)")])
+def test_dry_run_plans_more_gpu_ranks_than_are_visible(capsys, tmp_path, monkeypatch, no_torchrun, gpus, note):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    assert main(["train", "--recipe", "record21", "--nproc", "4", "--dry-run"]) == 1  # no FineWeb here
+    out = capsys.readouterr().out
+    assert "\n  device: cuda x 4 rank(s)" in out and f"\n  note: {note}\n" in out
+    assert "\n  batch: 393,216 tokens/step = 4 rank(s) x 2 accumulation step(s) x 49,152 tokens\n" in out
+    assert out.splitlines()[-1].startswith("data: NOT READY: data/fineweb10B/fineweb_train_*.bin: matches no shard")
 
 
 @pytest.mark.parametrize("args, fragment", [

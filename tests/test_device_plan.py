@@ -130,3 +130,15 @@ def test_removed_tuned_compile_is_refused_with_its_commit_and_the_inductor_optio
 def test_removed_graphs_compile_is_refused_with_its_commit():
     with pytest.raises(RecipeError, match=r"compile='graphs' was removed .*01dfd43"):
         load_recipe("tiny", ["compile=graphs"])
+
+
+def test_plan_for_a_given_world_size(monkeypatch):
+    """A dry run's --nproc N: the plan for N ranks, as rank 0, whatever torchrun's variables say."""
+    monkeypatch.setenv("WORLD_SIZE", "4"), monkeypatch.setenv("RANK", "3"), monkeypatch.setenv("LOCAL_RANK", "3")
+    r = load_recipe("tiny", ["batch_tokens=4096"])
+    plan = make_plan(r, force_device="cpu", world_size=2)
+    assert (plan.world_size, plan.rank, plan.local_rank, plan.main) == (2, 0, 0, True)
+    assert "batch: 4,096 tokens/step = 2 rank(s) x 2 accumulation step(s)" in plan.describe(r)
+    assert make_plan(r, force_device="cpu").world_size == 4  # without it: torchrun's
+    with pytest.raises(RecipeError, match="world size 3"):
+        make_plan(r, force_device="cpu", world_size=3)
