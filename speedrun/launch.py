@@ -161,7 +161,8 @@ def check_nproc(recipe, nproc: int, device: str | None, resumed: bool = False, d
     # it will run: a note (not an error) where CPU ranks outnumber the cores
     if want == "cpu" and nproc > (cores := usable_cores()):
         notes.append(f"--nproc {nproc} on {cores} CPU core(s): the ranks share cores, so the run is slower than with "
-                     f"--nproc {cores} (the losses do not depend on --nproc)")
+                     f"--nproc {cores} (the same tokens and steps; on a CPU the losses match another rank count's at the "
+                     f"same thread count: each rank runs OMP_NUM_THREADS threads)")
     return notes
 
 

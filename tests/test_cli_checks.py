@@ -320,8 +320,9 @@ def test_more_cpu_ranks_than_cores_get_a_note(capsys, tmp_path, monkeypatch, lau
     r = load_recipe("tiny", ["batch_tokens=2048", "val_tokens=4096"])
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert check_nproc(r, 2, "cpu") == []
-    note = ("--nproc 4 on 2 CPU core(s): the ranks share cores, so the run is slower than with --nproc 2 (the losses "
-            "do not depend on --nproc)")
+    note = ("--nproc 4 on 2 CPU core(s): the ranks share cores, so the run is slower than with --nproc 2 (the same "
+            "tokens and steps; on a CPU the losses match another rank count's at the same thread count: each rank "
+            "runs OMP_NUM_THREADS threads)")
     r4 = load_recipe("tiny", ["batch_tokens=4096", "val_tokens=8192"])
     assert check_nproc(r4, 4, "cpu") == [note]
     args = ["train", "--recipe", "tiny", "--device", "cpu", "--nproc", "4", *sets("batch_tokens=4096")]

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from speedrun.checkpoint import load
+from speedrun.checkpoint import write as write_checkpoint
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.shards import read_shard, write_shard
 from speedrun.errors import Terminated
@@ -311,3 +313,20 @@ def test_a_signal_after_the_last_line_keeps_a_complete_runs_exit_code(tmp_path, 
             break
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and err == "", (out, err)
+
+
+def test_a_ctrl_c_inside_the_write_is_the_interrupt_not_torchs_zip_error(tmp_path):
+    # a second Ctrl-C while a checkpoint is written raises KeyboardInterrupt inside torch.save, whose zip writer then
+    # fails on the way out ("unexpected pos"): the run must stop as interrupted (exit 130), not with that traceback
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    snapshot = {f"t{i}": torch.zeros(5_000_000) for i in range(10)}
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.01, 0.01)  # again every 10 ms: no 200 MB write is done between two
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            write_checkpoint(tmp_path / "ckpt.pt", snapshot)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert list(tmp_path.iterdir()) == [], "nothing half-written is left"
