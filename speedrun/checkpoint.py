@@ -46,7 +46,8 @@ class Checkpoint:
     train_losses: list[float] = field(default_factory=list)  # steps 1..step
     val_losses: list[tuple[int, float]] = field(default_factory=list)
     log_path: str | None = None  # the run's log: absolute (older checkpoints: relative to where the run started)
-    train_files: list[tuple[str, int]] = field(default_factory=list)  # (file name, tokens) of the train stream
+    # (file name, tokens, fingerprint) of the train stream's files; older checkpoints: (file name, tokens)
+    train_files: list[tuple] = field(default_factory=list)
     save_every: int = 0
     keep_last: int = 0  # the run's --keep-last, which a resume keeps as it keeps save_every
     world_size: int = 1
@@ -120,7 +121,7 @@ def payload(*, model, optimizers, step: int, stream_position, recipe: Recipe, lo
         train_losses=[float(x) for x in train_losses],
         val_losses=[(int(s), float(v)) for s, v in val_losses],
         log_path=None if log_path is None else os.path.abspath(log_path),  # a resume may start in another folder
-        train_files=[(str(n), int(t)) for n, t in train_files],
+        train_files=[(str(n), int(t), *map(str, fp)) for n, t, *fp in train_files],
         save_every=int(save_every),
         keep_last=int(keep_last),
         world_size=int(world_size),

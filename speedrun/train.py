@@ -169,7 +169,7 @@ class Trainer:
             check_writable_folder(log_dir, "--log-dir")
             check_writable_folder(checkpoint_dir, "--checkpoint-dir")
         data = check_run_data(r, self.ckpt, plan.world_size, plan.rank, plan.device)
-        self.val_files, file_list, self.stream = data.val_files, data.file_list, data.stream
+        self.val_files, file_list, self.stream = data.val_files, data.checkpoint_files, data.stream
         laps("data")
         if plan.device.type == "cuda":
             torch.cuda.set_device(plan.device)
