@@ -45,8 +45,9 @@ class Checkpoint:
     train_time_ms: float = 0.0
     train_losses: list[float] = field(default_factory=list)  # steps 1..step
     val_losses: list[tuple[int, float]] = field(default_factory=list)
-    log_path: str | None = None
-    train_files: list[tuple[str, int]] = field(default_factory=list)  # (file name, tokens) of the train stream
+    log_path: str | None = None  # the run's log: absolute (older checkpoints: relative to where the run started)
+    # (file name, tokens, fingerprint) of the train stream's files; older checkpoints: (file name, tokens)
+    train_files: list[tuple] = field(default_factory=list)
     save_every: int = 0
     keep_last: int = 0  # the run's --keep-last, which a resume keeps as it keeps save_every
     world_size: int = 1
@@ -119,8 +120,8 @@ def payload(*, model, optimizers, step: int, stream_position, recipe: Recipe, lo
         train_time_ms=float(train_time_ms),
         train_losses=[float(x) for x in train_losses],
         val_losses=[(int(s), float(v)) for s, v in val_losses],
-        log_path=None if log_path is None else str(log_path),
-        train_files=[(str(n), int(t)) for n, t in train_files],
+        log_path=None if log_path is None else os.path.abspath(log_path),  # a resume may start in another folder
+        train_files=[(str(n), int(t), *map(str, fp)) for n, t, *fp in train_files],
         save_every=int(save_every),
         keep_last=int(keep_last),
         world_size=int(world_size),
@@ -236,11 +237,31 @@ def checkpoint_folder(checkpoint_dir: str | os.PathLike | None, resumed: Checkpo
 
 
 def log_folder(log_dir: str | os.PathLike | None, resumed: Checkpoint | None) -> Path:
-    """Where a run writes its log: --log-dir, else the folder of the first part's log for a resumed run (so `speedrun
-    stats` there sees every part, as checkpoint_folder keeps the checkpoints together), else `logs`."""
+    """Where a run writes its log: --log-dir, else for a resumed run the folder of the first part's log (so `speedrun
+    stats` there sees every part, as checkpoint_folder keeps the checkpoints together) wherever the resume starts, or
+    where that log is not found (a checkpoint folder copied to another machine) `logs` beside the checkpoint's
+    folder, the default layout (checkpoints/ and logs/ side by side); else `logs`."""
     if log_dir:
         return Path(log_dir)
-    return Path(resumed.log_path).parent if resumed is not None and resumed.log_path else Path("logs")
+    if resumed is None or not resumed.log_path:
+        return Path("logs")
+    found = first_log(resumed)
+    return found.parent if found is not None else Path(resumed.path).resolve().parent.parent / "logs"
+
+
+def first_log(resumed: Checkpoint) -> Path | None:
+    """The resumed run's first part's log where this machine has it, else None. Checkpoints record it absolute; an
+    older one's path is relative to the folder its run started in, unknown here: tried from here, then from the
+    checkpoint's folder and each above it (where that run's checkpoints were written, usually). Last, a file of its
+    name in `logs` beside the checkpoint's folder (a run folder copied whole). The name holds the run's time and id,
+    so a file of that name is that log."""
+    if not resumed.log_path:
+        return None
+    recorded = Path(resumed.log_path)
+    folder = Path(resumed.path).resolve().parent
+    tries = [recorded] if recorded.is_absolute() else [recorded, *(p / recorded for p in (folder, *folder.parents))]
+    tries.append(folder.parent / "logs" / recorded.name)
+    return next((p for p in tries if p.is_file()), None)
 
 
 def recipe_differences(a: Recipe, b: Recipe) -> list[str]:

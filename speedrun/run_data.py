@@ -27,14 +27,20 @@ class RunData:
     train_files: list[Path]
     val_files: list[Path]
     position: StreamPosition | None  # where a resumed run's train stream stands; None: from the start
-    file_list: list[tuple[str, int]]  # (name, tokens) of each train file: what a checkpoint records
+    file_list: list[tuple[str, int]]  # (name, tokens) of each train file
     stream: BatchStream  # this rank's train stream, at `position`: the one scan of every train token id builds it
+    fingerprints: list[str]  # each train file's shard_fingerprint, in file_list's order
+
+    @property
+    def checkpoint_files(self) -> list[tuple[str, int, str]]:
+        """What a checkpoint records of the train files, for a resume's check: (name, tokens, fingerprint) each."""
+        return [(name, tokens, fp) for (name, tokens), fp in zip(self.file_list, self.fingerprints)]
 
     def describe(self) -> str:
         """The run log's `data` section: each train and val file's name, tokens and fingerprint, so that runs on other
         data (another tokenization, another val split) are told apart whatever the files' paths."""
-        return "\n".join(f"{role}: {f.name} {shard_header(f)} tokens {shard_fingerprint(f)}"
-                         for role, files in (("train", self.train_files), ("val", self.val_files)) for f in files)
+        return "\n".join([*(f"train: {name} {tokens} tokens {fp}" for name, tokens, fp in self.checkpoint_files),
+                          *(f"val: {f.name} {shard_header(f)} tokens {shard_fingerprint(f)}" for f in self.val_files)])
 
 
 def check_run_data(r: Recipe, ckpt: Checkpoint | None = None, world_size: int = 1, rank: int = 0,
@@ -51,17 +57,20 @@ def check_run_data(r: Recipe, ckpt: Checkpoint | None = None, world_size: int = 
         raise RecipeError(f"train_files and val_files share {shared[0]}" + (f" and {len(shared) - 1} more" if
                           len(shared) > 1 else "") + ": validation would score tokens the model trained on")
     check_val_size(val_files, r.val_tokens, r.val_seq_len, world_size, r.vocab_size)
+    # the fingerprint (size, header, first and last 64 KiB) tells a file rewritten in place under the same name and
+    # length from the one a checkpoint's run trained on, reading 128 KiB of it, not all of it
     file_list = [(f.name, shard_header(f)) for f in train_files]
+    fingerprints = [shard_fingerprint(f) for f in train_files]
     position = None
     if ckpt is not None:
-        _check_same_train_files(ckpt, file_list)
+        _check_same_train_files(ckpt, file_list, fingerprints)
         position = StreamPosition(**ckpt.stream)
     # the stream reads every train header and token id; the steps it holds are the same for every rank
     stream = BatchStream(train_files, r.batch_tokens, r.seq_len, rank, world_size, loop=r.train_loop,
                          device=device, position=position, vocab_size=r.vocab_size)
     check_train_length(stream, r, ckpt.step if ckpt is not None else 0)
     check_sampled_head_rows(stream, r, ckpt.step if ckpt is not None else 0)
-    return RunData(train_files, val_files, position, file_list, stream)
+    return RunData(train_files, val_files, position, file_list, stream, fingerprints)
 
 
 def check_train_length(stream: BatchStream, r: Recipe, start: int) -> None:
@@ -89,11 +98,19 @@ def check_sampled_head_rows(stream: BatchStream, r: Recipe, start: int) -> None:
                               f"sampled_head_rows to {enough:,} or more (a multiple of 128), or to 0 (the full softmax)")
 
 
-def _check_same_train_files(ckpt: Checkpoint, file_list: list[tuple[str, int]]) -> None:
-    if ckpt.train_files and ckpt.train_files != file_list:
+def _check_same_train_files(ckpt: Checkpoint, file_list: list[tuple[str, int]], fingerprints: list[str]) -> None:
+    """The files a checkpoint's run trained on, by name and tokens, and by content where the checkpoint has their
+    fingerprints (older ones hold name and tokens only)."""
+    if ckpt.train_files and [tuple(f[:2]) for f in ckpt.train_files] != file_list:
         raise CheckpointError(
             f"{ckpt.path}: the train files ({len(file_list)}: {file_list[0][0]}, ...) are not the ones the run "
             f"trained on ({len(ckpt.train_files)}: {ckpt.train_files[0][0]}, ...); the data order would change")
+    for (name, tokens, *was), now in zip(ckpt.train_files, fingerprints):
+        if was and was[0] != now:
+            raise CheckpointError(
+                f"{ckpt.path}: train file {name} changed since the checkpoint (the same {tokens:,} tokens, other "
+                f"content: fingerprint {now}, the run's {was[0]}); the resume would train on other data: put back "
+                f"the file the run trained on, or start a new run")
 
 
 def data_folder_overrides(folder: str, overrides: list[str]) -> list[str]:

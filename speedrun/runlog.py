@@ -176,7 +176,7 @@ class ParsedLog:
     data_hash: str = ""  # sha-256 (12 hex) of the `data` section (the files trained and validated on); "" if none
     text_hash: str = ""  # sha-256 (16 hex) of the whole text: a copy of a log (renamed, or .xz) is the same run
     resumed_at: int | None = None  # a resumed run's log: the checkpoint's step; its earlier steps are in another log
-    first_part: str | None = None  # that log's path as the resume's note names it (relative to where the run ran)
+    first_part: str | None = None  # that log's path as the resume's note names it (where found; older: as recorded)
 
     @property
     def complete(self) -> bool:

@@ -169,7 +169,7 @@ class Trainer:
             check_writable_folder(log_dir, "--log-dir")
             check_writable_folder(checkpoint_dir, "--checkpoint-dir")
         data = check_run_data(r, self.ckpt, plan.world_size, plan.rank, plan.device)
-        self.val_files, file_list, self.stream = data.val_files, data.file_list, data.stream
+        self.val_files, file_list, self.stream = data.val_files, data.checkpoint_files, data.stream
         laps("data")
         if plan.device.type == "cuda":
             torch.cuda.set_device(plan.device)
@@ -289,10 +289,15 @@ class Trainer:
         for opt, state in zip(self.optimizers, ckpt.optimizers):
             opt.load_state_dict(state)
         ckpt_mod.restore_rng(ckpt.rng)
+        first = ckpt_mod.first_log(ckpt)  # the path it is at from here (stats joins the parts by its name)
         self.log.note(f"resumed from {ckpt.path} at step {ckpt.step}"
-                      + (f" (earlier steps: log {ckpt.log_path})" if ckpt.log_path else ""))
+                      + (f" (earlier steps: log {first or ckpt.log_path})" if ckpt.log_path else ""))
+        lost = (f"; the first part's log {ckpt.log_path} is not found here (copied without it?): this part's log "
+                f"is {self.log.path}") if ckpt.log_path and first is None else ""
+        if lost:
+            self.log.note(lost[2:])
         self.say(f"resumed from {ckpt.path} at step {ckpt.step} of {self.r.steps} "
-                 f"({ckpt.train_time_ms / 1000:.1f}s of training so far)")
+                 f"({ckpt.train_time_ms / 1000:.1f}s of training so far){lost}")
         return RunResult(None, list(ckpt.val_losses), list(ckpt.train_losses), ckpt.train_time_ms)
 
     def _loop(self, result: RunResult, stop: StopRequest) -> RunResult:

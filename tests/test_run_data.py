@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import checkpoint_at
 
-from speedrun.checkpoint import CheckpointError
+from speedrun.checkpoint import CheckpointError, load
 from speedrun.cli import main
 from speedrun.data.demo import DEMO_DIR
 from speedrun.data.fineweb import download_hint
@@ -64,6 +65,27 @@ def test_a_resumed_run_counts_from_its_checkpoint(files):
     moved = SimpleNamespace(**{**vars(resumed_at(2, 512, files)), "train_files": [("other.bin", 1_000)]})
     with pytest.raises(CheckpointError, match="are not the ones the run trained on"):
         check_run_data(r, moved)
+
+
+def test_a_resume_refuses_a_train_file_changed_in_place(files, tmp_path, monkeypatch, capsys):
+    # the same name and token count (another tokenization, say) would train on other data: not the run resumed
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    r = recipe(files, steps=3, val_every=0, sample_tokens=0, model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128)
+    run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=lambda *a, **k: None, save_every=1,
+        checkpoint_dir=str(tmp_path / "ck"))
+    ckpt = load(checkpoint_at(tmp_path / "ck", 1))
+    was = shard_fingerprint(files[0])
+    assert ckpt.train_files == [("t_train.bin", 1_000, was)]
+    assert check_run_data(r, ckpt).position == StreamPosition(0, 256, 0)  # the same file: it resumes
+    write_shard(files[0], np.array(read_shard(files[0]))[::-1])  # rewritten in place: 1,000 tokens, other order
+    now = shard_fingerprint(files[0])
+    assert main(["train", "--resume", str(ckpt.path), "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == (
+        f"speedrun: error: {ckpt.path}: train file t_train.bin changed since the checkpoint (the same 1,000 tokens, "
+        f"other content: fingerprint {now}, the run's {was}); the resume would train on other data: put back the "
+        f"file the run trained on, or start a new run\n")
+    check_run_data(r, resumed_at(1, 256, files))  # an older checkpoint (names and tokens only) resumes as before
 
 
 def test_a_sampled_head_too_small_for_the_text_stops_the_run_before_any_work(files, tmp_path):
