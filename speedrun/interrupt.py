@@ -36,3 +36,12 @@ class StopVote:
         previous, self.pending = self.pending, flag
         signum = int(previous.item()) if previous is not None else 0
         return signum or None
+
+    def poll_now(self) -> int | None:
+        """As poll, read at once on every rank (a sync): off the clock, after a checkpoint, so that a signal that came
+        while it was written stops the run on it rather than one step and one more checkpoint later."""
+        if self.world_size == 1:
+            return self.stop.signum
+        flag = torch.full((1,), float(self.stop.signum or 0), device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag.item()) or None

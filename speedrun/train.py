@@ -348,6 +348,8 @@ class Trainer:
                     say(f"{signal.Signals(signum).name}: stopping after step {done}; writing a checkpoint")
                 self.where = f"the checkpoint after step {done}"
                 path = self.keeper.save(done)
+                if signum is None and (signum := vote.poll_now()) is not None:  # it came during the periodic save
+                    say(f"{signal.Signals(signum).name} came during the checkpoint: stopping on it")
                 if signum is not None:
                     barrier_if_distributed(plan.world_size)
                     raise Interrupted(done, path, signum)

@@ -24,7 +24,7 @@ def shards(tmp_path_factory):
     return str(write_shard(d / "train.bin", train)), str(write_shard(d / "val.bin", val)), d
 
 
-def _run(shards, nproc, batch_tokens, name, variant=""):
+def _run_raw(shards, nproc, batch_tokens, name, variant=""):
     train, val, d = shards
     out = str(d / f"{name}{variant}.pt")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
@@ -33,9 +33,13 @@ def _run(shards, nproc, batch_tokens, name, variant=""):
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                str(WORKER), out, train, val, str(batch_tokens), variant]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _run(shards, nproc, batch_tokens, name, variant=""):
+    proc = _run_raw(shards, nproc, batch_tokens, name, variant)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return torch.load(out)
+    return torch.load(str(shards[2] / f"{name}{variant}.pt"))
 
 
 # "fast" holds every change of the fast recipe at once (its FP8 MLP included): a variant without the FP8 MLP took CI
@@ -63,3 +67,14 @@ def test_two_ranks_equal_one_rank_with_two_accumulation_steps(shards, variant):
     if variant == "":
         single_row = _run(shards, 1, SEQ, "accum1", variant)
         assert np.abs(np.array(single_row["train"])[1:] - losses1[1:]).max() > 1e-3
+
+
+def test_a_signal_during_a_periodic_checkpoint_stops_every_rank_on_it(shards):
+    # rank 0 alone notes it while writing step 2's checkpoint: the ranks agree at once (a sync, off the clock) and
+    # all stop at step 2, on that checkpoint, instead of one step and one more checkpoint later
+    stopped = _run_raw(shards, 2, 2 * SEQ, "stop", "stop_in_save")
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    _, _, d = shards
+    assert [torch.load(d / f"stopstop_in_save.pt.rank{rank}")["step"] for rank in (0, 1)] == [2, 2]
+    assert [p.name.rsplit("_", 1)[-1] for p in (d / "stopstop_in_save.pt.ckpts").iterdir()] == ["step000002.pt"]
+

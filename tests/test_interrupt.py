@@ -330,3 +330,25 @@ def test_a_ctrl_c_inside_the_write_is_the_interrupt_not_torchs_zip_error(tmp_pat
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert list(tmp_path.iterdir()) == [], "nothing half-written is left"
+
+
+def test_a_signal_during_a_periodic_checkpoint_stops_on_it(tmp_path, monkeypatch, capsys):
+    # it was noted and acted on one step later, after one more full checkpoint (seconds and GBs for a GPU model)
+    from speedrun.checkpoint_keeper import CheckpointKeeper
+    from speedrun.cli import main
+
+    real_save = CheckpointKeeper.save
+
+    def save_with_a_signal(self, step, weights_only=False):
+        path = real_save(self, step, weights_only)
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as if during the write: the loop's handler notes it
+        return path
+    monkeypatch.setattr(CheckpointKeeper, "save", save_with_a_signal)
+    monkeypatch.chdir(tmp_path)
+    assert main(small_run(tmp_path, ["--log-dir", "logs", "--checkpoint-dir", "ckpts", "--save-every", "2"],
+                          steps=8)) == 130
+    out, err = capsys.readouterr()
+    (ckpt,) = (tmp_path / "ckpts").iterdir()
+    assert "SIGINT came during the checkpoint: stopping on it" in out
+    assert f"SIGINT: interrupted at step 2; checkpoint ckpts/{ckpt.name}" in err and load(ckpt).step == 2
