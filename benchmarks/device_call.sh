@@ -11,7 +11,7 @@
 #            compile folders
 #   flaunch | cflaunch   the launch as `launch`, on empty compile folders of its own, main's tree | the candidate's
 #   rwarm    record21_1gpu's launch on the default compile folders, for a later call's pair
-#   suite | csuite   tests/gpu in two parallel halves on main's tree | the candidate's
+#   suite | csuite   tests/gpu in SK parallel parts (4) on main's tree | the candidate's
 #   m | c    step_time.py --at-step 900 --at-step 999 on main's tree | the candidate's
 #   pair     goal 1's pair, each alone on the 1-GPU track: fast_1gpu seed 7 (on the candidate's tree with PAIR=c, else
 #            main's), then record21_1gpu (main's tree); needs the track's 6 shards unpacked by this or earlier calls
@@ -50,13 +50,18 @@ for c in "$@"; do
       echo "rwarm $(at)" ;;
     suite|csuite)
       d=$ROOT; [ $c = csuite ] && d=$C
+      # the test functions dealt round-robin to SK pytest processes at once (default 4): compiling is most of the
+      # suite's time, on the host's cores, and one GPU holds the processes' small models
       (cd $d && export PYTHONPATH=$PWD TORCHINDUCTOR_CACHE_DIR=/tmp/ind_suite TRITON_CACHE_DIR=/tmp/tri_suite
-       others=$(ls tests/gpu/test_*.py | grep -v '/test_gpu.py$')
-       timeout ${SLIM:-290} python3 -m pytest -q tests/gpu/test_gpu.py > $W/${c}_a.txt 2>&1 & a=$!
-       timeout ${SLIM:-290} python3 -m pytest -q -s $others > $W/${c}_b.txt 2>&1 & b=$!
-       wait $a; echo "  rc a $?"; wait $b; echo "  rc b $?")
-      echo "$c $(at)"; grep -E "FAILED|Error" $W/${c}_a.txt $W/${c}_b.txt | head -n 8 | cut -c1-250
-      tail -qn 1 $W/${c}_a.txt $W/${c}_b.txt ;;
+       python3 -m pytest --collect-only -q tests/gpu 2>/dev/null | grep '::' | sed 's/\[.*//' | sort -u > $W/ids.txt
+       pids=()
+       for i in $(seq 0 $(( ${SK:-4} - 1 ))); do
+         awk -v k=${SK:-4} -v i=$i 'NR % k == i' $W/ids.txt > $W/ids_$i.txt
+         timeout ${SLIM:-290} python3 -m pytest -q -s $(cat $W/ids_$i.txt) > $W/${c}_$i.txt 2>&1 & pids+=($!)
+       done
+       for i in "${!pids[@]}"; do wait ${pids[$i]}; echo "  rc $i $? ($(wc -l < $W/ids_$i.txt) test functions)"; done)
+      echo "$c $(at)"; grep -E "FAILED|Error" $W/${c}_[0-9]*.txt | head -n 8 | cut -c1-250
+      tail -qn 1 $W/${c}_[0-9]*.txt ;;
     m|c)
       d=$ROOT; [ $c = c ] && d=$C; f=$W/step_${n}_$c
       (cd $d && PYTHONPATH=$PWD timeout ${LIM:-170} python3 $ROOT/benchmarks/step_time.py --recipe fast_1gpu \
