@@ -18,6 +18,7 @@ class CheckpointKeeper:
         self.trainer, self.folder, self.file_list = trainer, folder, file_list
         self.good: tuple[int, dict] | None = None  # (step, snapshot)
         self.good_path: Path | None = None  # a checkpoint file already holding `good`
+        self.last_full: Path | None = None  # the newest full checkpoint on disk to resume from (a resumed one's at first)
         self.keep_last, self.save_final = 0, False
         self.periodic: list[Path] = []  # the periodic checkpoints this run wrote, oldest first
 
@@ -43,6 +44,7 @@ class CheckpointKeeper:
             ckpt_mod.write(path, snap)
             if not weights_only:
                 self.good, self.good_path = (step, snap), path
+                self.last_full = path
             removed = self._drop_old(path) if step < self.trainer.r.steps else []
             dropped = f"; removed {', '.join(p.name for p in removed)} (--keep-last {self.keep_last})" if removed else ""
             self.trainer.log.note(f"checkpoint {path} at step {step}" + (" (weights only)" if weights_only else "")
@@ -62,6 +64,8 @@ class CheckpointKeeper:
             removed.append(old)
             if old == self.good_path:
                 self.good_path = None
+            if old == self.last_full:
+                self.last_full = None
         return removed
 
     def remember(self, step) -> None:

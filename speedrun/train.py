@@ -202,6 +202,7 @@ class Trainer:
         self.keeper = CheckpointKeeper(self, checkpoint_dir, file_list)
         if self.ckpt is not None:  # --keep-last counts the first part's checkpoints too: one run, resumed
             self.keeper.periodic = ckpt_mod.earlier_parts(self.ckpt.path, checkpoint_dir)
+            self.keeper.last_full = Path(self.ckpt.path)
         self.metrics = Metrics()
 
     def train(self) -> RunResult:
@@ -245,7 +246,7 @@ class Trainer:
                     if not timed:
                         reason = f"{name}: interrupted before the first timed step (compile, warm-up)"
                     else:  # a second Ctrl-C: at once, without the checkpoint a first one writes; say what is left
-                        last = self.keeper.good_path
+                        last = self.keeper.last_full
                         reason = (f"{name}: interrupted at once in the timed loop, in {self.where}; no checkpoint of "
                                   "this stop" + (f" (the last: {last})" if last else ""))
                 else:

@@ -277,21 +277,22 @@ def test_a_second_ctrl_c_in_the_timed_loop_says_where_and_what_is_left(tmp_path,
 
     def evaluate(*args, **kwargs):
         calls.append("val")
-        if at == "final_validation" and len(calls) == 3:  # validations at steps 0, 4 and 8 (the last)
+        if at == "final_validation" and len(calls) == 5:  # validations at steps 0, 2, 4, 6 and 8 (the last)
             raise KeyboardInterrupt
         return real_evaluate(*args, **kwargs)
 
     def train_step(runner, batches, optimizers, step, *args):
-        if at == "mid_step" and step == 5:
+        if at == "mid_step" and step == 6:
             raise KeyboardInterrupt
         return real_step(runner, batches, optimizers, step, *args)
     monkeypatch.setattr(speedrun.train, "evaluate", evaluate)
     monkeypatch.setattr(speedrun.train, "train_step", train_step)
     monkeypatch.chdir(tmp_path)
+    # a validation after the last checkpoint (step 6's) must not hide it
     rc = main(small_run(tmp_path, ["--log-dir", "logs", "--checkpoint-dir", "ckpts", "--save-every", "4"], steps=8,
-                        val_every=4))
+                        val_every=2))
     out, err = capsys.readouterr()
-    where = "step 8's validation" if at == "final_validation" else "step 6"
+    where = "step 8's validation" if at == "final_validation" else "step 7"
     reason = (f"SIGINT: interrupted at once in the timed loop, in {where}; no checkpoint of this stop (the last: "
               f"{next((tmp_path / 'ckpts').iterdir()).relative_to(tmp_path)})")
     assert rc == 130 and err == f"speedrun: interrupted: {reason}\n", (out, err)
