@@ -250,17 +250,19 @@ def log_folder(log_dir: str | os.PathLike | None, resumed: Checkpoint | None) ->
 
 
 def first_log(resumed: Checkpoint) -> Path | None:
-    """The resumed run's first part's log where this machine has it, else None. Checkpoints record it absolute; an
-    older one's path is relative to the folder its run started in, unknown here: tried from here, then from the
-    checkpoint's folder and each above it (where that run's checkpoints were written, usually). Last, a file of its
-    name in `logs` beside the checkpoint's folder (a run folder copied whole). The name holds the run's time and id,
-    so a file of that name is that log."""
+    """The resumed run's first part's log where this machine has it, else None: first a file of its name in `logs`
+    beside the checkpoint's folder (the default layout, and a run folder copied whole), then the recorded path.
+    Checkpoints record it absolute; an older one's path is relative to the folder its run started in, unknown here:
+    tried from here, then from the checkpoint's folder and each above it (where that run's checkpoints were written,
+    usually). The name holds the run's time and id, so a file of that name is that log."""
     if not resumed.log_path:
         return None
     recorded = Path(resumed.log_path)
     folder = Path(resumed.path).resolve().parent
-    tries = [recorded] if recorded.is_absolute() else [recorded, *(p / recorded for p in (folder, *folder.parents))]
-    tries.append(folder.parent / "logs" / recorded.name)
+    # first the log beside the checkpoint's folder: a run folder copied whole to branch it continues in the copy, not
+    # in the folder it was copied from (whose log the checkpoint recorded)
+    tries = [folder.parent / "logs" / recorded.name]
+    tries += [recorded] if recorded.is_absolute() else [recorded, *(p / recorded for p in (folder, *folder.parents))]
     return next((p for p in tries if p.is_file()), None)
 
 

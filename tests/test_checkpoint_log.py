@@ -85,7 +85,11 @@ def test_the_first_parts_log_is_found_from_anywhere(tmp_path, monkeypatch):
     old = SimpleNamespace(path=x / "D" / "ck" / "ckpt_tiny_ab12cd34_step000002.pt", log_path=f"D/logs/{LOG}")
     assert first_log(old) == x / "D" / "logs" / LOG and log_folder(None, old) == x / "D" / "logs"
     monkeypatch.chdir(x)  # ... and from the folder it started in, as before
-    assert first_log(old) == Path("D/logs") / LOG and log_folder(None, old) == Path("D/logs")
+    assert first_log(old).resolve() == (x / "D" / "logs" / LOG).resolve()
+    assert log_folder(None, old).resolve() == (x / "D" / "logs").resolve()
+    # an older checkpoint whose log folder is not beside its checkpoints: found by the relative path from here
+    apart = SimpleNamespace(path=x / "C" / "ck" / old.path.name, log_path=f"D/logs/{LOG}")
+    assert first_log(apart) == Path("D/logs") / LOG
     # a run folder copied whole to another place: the recorded (absolute) path is not there, its `logs` beside is
     moved = SimpleNamespace(path=tmp_path / "y" / "ck" / old.path.name, log_path=f"/nowhere/D/logs/{LOG}")
     assert log_folder(None, moved) == tmp_path / "y" / "logs" and first_log(moved) is None
@@ -101,3 +105,15 @@ def test_new_checkpoints_record_their_log_absolute(first_part):
     x, half = first_part
     (first,) = (x / "D" / "logs").iterdir()
     assert load(half).log_path == str(first)  # the run gave D/logs, relative to x
+
+
+def test_a_run_folder_copied_whole_resumes_into_the_copy(first_part):
+    # copying a run folder to branch it: the resume's log goes beside the copy's checkpoints (it went to the folder
+    # the copy came from, whose log the checkpoint records), so `stats` on the copy sees its run whole
+    x, half = first_part
+    shutil.copytree(x / "D", x / "E")
+    before = set((x / "D" / "logs").iterdir())
+    assert main(["train", "--resume", str(x / "E" / "ck" / half.name), "--device", "cpu"]) == 0
+    assert set((x / "D" / "logs").iterdir()) == before
+    assert len(list((x / "E" / "logs").iterdir())) == 2
+    assert all(r.log.status == "complete" for r in load_runs([str(x / "E" / "logs")]))
