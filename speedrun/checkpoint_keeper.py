@@ -18,7 +18,7 @@ class CheckpointKeeper:
         self.trainer, self.folder, self.file_list = trainer, folder, file_list
         self.good: tuple[int, dict] | None = None  # (step, snapshot)
         self.good_path: Path | None = None  # a checkpoint file already holding `good`
-        self.last_full: Path | None = None  # the newest full checkpoint on disk to resume from (a resumed one's at first)
+        self.last_full: Path | None = None  # the newest full checkpoint on disk (at first: the resumed one)
         self.keep_last, self.save_final = 0, False
         self.periodic: list[Path] = []  # the periodic checkpoints this run wrote, oldest first
 

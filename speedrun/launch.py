@@ -67,8 +67,8 @@ def check_before_ranks(recipe, resume, args) -> None:
 
 
 def output_folder_errors(args, resume) -> list[str]:
-    """Why each of the run's output folders (log, checkpoints, TensorBoard's, the compile cache's) is not, and cannot be made, a folder to
-    write in; [] when all can (leaves nothing behind: a dry run checks them too)."""
+    """Why each of the run's output folders (log, checkpoints, TensorBoard's, the compile cache's) is not, and cannot
+    be made, a folder to write in; [] when all can (leaves nothing behind: a dry run checks them too)."""
     from speedrun.checkpoint import checkpoint_folder, log_folder
     from speedrun.files import check_writable_folder
     folders = [(log_folder(args.log_dir, resume), "--log-dir"),
@@ -161,8 +161,8 @@ def check_nproc(recipe, nproc: int, device: str | None, resumed: bool = False, d
     # it will run: a note (not an error) where CPU ranks outnumber the cores
     if want == "cpu" and nproc > (cores := usable_cores()):
         notes.append(f"--nproc {nproc} on {cores} CPU core(s): the ranks share cores, so the run is slower than with "
-                     f"--nproc {cores} (the same tokens and steps; on a CPU the losses match another rank count's at the "
-                     f"same thread count: each rank runs OMP_NUM_THREADS threads)")
+                     f"--nproc {cores} (the same tokens and steps; on a CPU the losses match another rank count's at "
+                     f"the same thread count: each rank runs OMP_NUM_THREADS threads)")
     return notes
 
 
