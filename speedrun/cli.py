@@ -13,7 +13,7 @@ import signal
 import sys
 
 import speedrun
-from speedrun.errors import SpeedrunError, Terminated, terminate_on_sigterm
+from speedrun.errors import SpeedrunError, Terminated, set_stop_handlers, terminate_on_sigterm
 from speedrun.recipe import recipe_names
 from speedrun.train_command import train_command
 
@@ -399,18 +399,12 @@ def entry() -> None:
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
-    _set_stop_signals(exit_now)
+    set_stop_handlers(exit_now, exit_now)
     sys.exit(code)
 
 
-def _set_stop_signals(handler) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(sig) is not signal.SIG_IGN:  # a background job's ignored Ctrl-C stays ignored
-            signal.signal(sig, handler)
-
-
 def _ignore_stop_signals() -> None:
-    _set_stop_signals(signal.SIG_IGN)
+    set_stop_handlers(signal.SIG_IGN, signal.SIG_IGN)
 
 
 if __name__ == "__main__":  # pragma: no cover

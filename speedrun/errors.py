@@ -42,13 +42,26 @@ def terminate_on_sigterm():
     return None
 
 
+def set_stop_handlers(on_sigint, on_sigterm) -> dict:
+    """Install SIGINT's and SIGTERM's handlers; returns those they replaced, to put back. An ignored SIGINT stays
+    ignored: a shell starts a script's background job so, that the terminal's Ctrl-C meant for the script does not
+    stop it (SIGTERM still does), during setup, loop and exit alike. Only the main thread can set handlers: elsewhere
+    nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for sig, handler in ((signal.SIGINT, on_sigint), (signal.SIGTERM, on_sigterm)):
+        if not (sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN):
+            previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
 class StopRequest:
     """SIGINT / SIGTERM handlers that note the first signal instead of acting on it (the timed loop stops after the
     current step and checkpoints; a run's ending and signals_deferred finish first); a SIGINT more than `grace_s`
     later raises KeyboardInterrupt at once. (Within the grace time it is the same Ctrl-C arriving twice: from the
     terminal and forwarded by torchrun.) The previous handlers come back on exit. Only the main thread can own signal handlers: elsewhere this does nothing."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, grace_s: float = 2.0):
         self.signum: int | None = None
@@ -63,13 +76,7 @@ class StopRequest:
             raise KeyboardInterrupt
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                # an ignored SIGINT stays ignored: a shell starts a script's background job so, that the terminal's
-                # Ctrl-C meant for the script does not stop it (SIGTERM still does), during setup and loop alike
-                if sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
-                    continue
-                self._previous[sig] = signal.signal(sig, self._handle)
+        self._previous = set_stop_handlers(self._handle, self._handle)
         return self
 
     def __exit__(self, *exc):
@@ -94,14 +101,9 @@ def signals_act():
     """Inside a StopRequest, SIGINT and SIGTERM act at once again (KeyboardInterrupt, Terminated) for the block: work
     a signal should cut short (a finished run's sample), entered inside its `try` so that no moment is uncovered. An
     ignored SIGINT stays ignored."""
-    previous = {sig: signal.getsignal(sig) for sig in StopRequest.SIGNALS}
-    if threading.current_thread() is threading.main_thread():
-        if previous[signal.SIGINT] is not signal.SIG_IGN:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = set_stop_handlers(signal.default_int_handler, _raise_terminated)
     try:
         yield
     finally:
-        if threading.current_thread() is threading.main_thread():
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -26,14 +26,18 @@ class StopVote:
     def __init__(self, stop: StopRequest, world_size: int, device: torch.device):
         self.stop, self.world_size, self.device, self.pending = stop, world_size, device, None
 
+    def _ranks_max(self) -> torch.Tensor:
+        """Every rank's flag (its signal number, or 0), max-reduced: the same on every rank once read."""
+        # torch.full fills on the device: a tensor built on the host would be a copy that waits for the GPU
+        flag = torch.full((1,), float(self.stop.signum or 0), device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return flag
+
     def poll(self) -> int | None:
         """The signal number to stop for, or None."""
         if self.world_size == 1:
             return self.stop.signum
-        # torch.full fills on the device: a tensor built on the host would be a copy that waits for the GPU
-        flag = torch.full((1,), float(self.stop.signum or 0), device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        previous, self.pending = self.pending, flag
+        previous, self.pending = self.pending, self._ranks_max()
         signum = int(previous.item()) if previous is not None else 0
         return signum or None
 
@@ -42,6 +46,4 @@ class StopVote:
         while it was written stops the run on it rather than one step and one more checkpoint later."""
         if self.world_size == 1:
             return self.stop.signum
-        flag = torch.full((1,), float(self.stop.signum or 0), device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return int(flag.item()) or None
+        return int(self._ranks_max().item()) or None
