@@ -60,8 +60,8 @@ class StopRequest:
     """SIGINT / SIGTERM handlers that note the first signal instead of acting on it (the timed loop stops after the
     current step and checkpoints; a run's ending and signals_deferred finish first); a SIGINT more than `grace_s`
     later raises KeyboardInterrupt at once. (Within the grace time it is the same Ctrl-C arriving twice: from the
-    terminal and forwarded by torchrun.) The previous handlers come back on exit. Only the main thread can own signal handlers: elsewhere this does nothing."""
-
+    terminal and forwarded by torchrun.) The previous handlers come back on exit. Only the main thread can own signal
+    handlers: elsewhere this does nothing."""
 
     def __init__(self, grace_s: float = 2.0):
         self.signum: int | None = None
