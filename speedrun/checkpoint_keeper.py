@@ -7,6 +7,7 @@ from pathlib import Path
 from speedrun import checkpoint as ckpt_mod
 from speedrun.distributed import barrier_if_distributed
 from speedrun.errors import TrainingError
+from speedrun.files import remove_stale_temps, say_removed
 
 
 class CheckpointKeeper:
@@ -21,6 +22,15 @@ class CheckpointKeeper:
         self.last_full: Path | None = None  # the newest full checkpoint on disk (at first: the resumed one)
         self.keep_last, self.save_final = 0, False
         self.periodic: list[Path] = []  # the periodic checkpoints this run wrote, oldest first
+
+    def clear_leftovers(self) -> None:
+        """Rank 0, at the run's start: remove the partial checkpoint files that an earlier run killed mid-write
+        (SIGKILL, out of memory) left in the folder, hidden, taking a checkpoint's disk space each."""
+        if not self.trainer.plan.main:
+            return
+        for line in say_removed(remove_stale_temps(self.folder), "a checkpoint"):
+            self.trainer.say(f"  note: {line}")
+            self.trainer.log.note(line)
 
     def _snapshot(self, step, weights_only: bool = False) -> dict:
         t = self.trainer

@@ -3,6 +3,10 @@ then renamed, so that neither a crash nor a reader ever sees a half-written file
 
 import contextlib
 import os
+import re
+import shutil
+import socket
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -44,8 +48,58 @@ def glob_files(pattern: Path) -> list[Path] | None:
 
 
 def temp_path(path: Path) -> Path:
-    # a named file, not mkstemp: mkstemp's 0600 mode would survive the rename
-    return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    # a named file, not mkstemp: mkstemp's 0600 mode would survive the rename. The writer's pid and host are in the
+    # name so that a later run can tell a killed writer's leftover from a live writer's file (remove_stale_temps)
+    return path.parent / f".{path.name}.{os.getpid()}@{_host()}.{uuid.uuid4().hex[:8]}.tmp"
+
+
+def temp_folder(folder: Path, name: str) -> Path:
+    """A new hidden folder in `folder` for work renamed out of it when done, named as temp_path names files."""
+    return Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}@{_host()}.", suffix=".tmp", dir=folder))
+
+
+# temp_path's files and temp_folder's folders (mkdtemp's 8 characters: lower-case letters, digits, "_")
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[^/]*)\.[0-9a-z_]{8}\.tmp$")
+
+
+def _host() -> str:
+    return socket.gethostname().replace("/", "_") or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: another user's live process
+        return True
+    return True
+
+
+def remove_stale_temps(folder) -> list[tuple[Path, int]]:
+    """Remove what a writer killed mid-write (SIGKILL, out of memory, a power cut) left in `folder`: the files of
+    temp_path and folders of temp_folder made on this host by a process that is gone. A live writer's, or another
+    host's (a shared file system), are left alone. Returns what was removed, each with its size in bytes."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for f in Path(folder).iterdir():
+            m = _TEMP_NAME.match(f.name)
+            if not (m and m["host"] == _host() and not _alive(int(m["pid"]))):
+                continue
+            with contextlib.suppress(OSError):
+                if f.is_dir() and not f.is_symlink():
+                    size = sum(g.stat().st_size for g in f.rglob("*") if g.is_file())
+                    shutil.rmtree(f)
+                else:
+                    size = f.stat().st_size
+                    f.unlink()
+                removed.append((f, size))
+    return sorted(removed)
+
+
+def say_removed(removed: list[tuple[Path, int]], what: str) -> list[str]:
+    """One line a leftover remove_stale_temps removed: '... (N MiB), WHAT that a killed run left half-written'."""
+    return [f"removed {f} ({size / 2**20:,.1f} MiB), {what} that a killed run left half-written" for f, size in removed]
 
 
 def write_atomic(path, write: Callable[[BinaryIO], object], durable: bool = False) -> Path:

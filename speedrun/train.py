@@ -213,6 +213,7 @@ class Trainer:
         if self.compile_cache is not None:
             say(f"  {self.compile_cache.message}")
             log.note(self.compile_cache.message)
+        self.keeper.clear_leftovers()
         t_launch = time.perf_counter()
         setup_s = time.time() - PROCESS_START  # before any compiling
         timed = False  # the timed loop has begun (a Ctrl-C before it leaves nothing to resume)

@@ -135,3 +135,22 @@ def mlp_test_batch(model) -> tuple[list, torch.Tensor, torch.Tensor]:
     x = torch.randint(0, 50256, (256,), generator=torch.Generator().manual_seed(1))
     y = torch.randint(0, 50256, (256,), generator=torch.Generator().manual_seed(2))
     return mlps, x, y
+
+
+def killed_mid_write(folder, folder_too: bool = False):
+    """A process that starts write_atomic (or temp_folder) in `folder` and is SIGKILLed mid-write: what it leaves."""
+    code = ("import sys, time; from pathlib import Path; from speedrun.files import temp_folder, write_atomic\n"
+            "d = Path(sys.argv[1])\n"
+            "if sys.argv[2] == 'folder': (temp_folder(d, 'data-tokenize') / 'x.bin').write_bytes(b'x' * 3000)\n"
+            "write_atomic(d / 'ckpt.pt', lambda f: (f.write(b'x' * 5000), f.flush(), print('writing', flush=True),"
+            " time.sleep(120)))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder), "folder" if folder_too else "file"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "writing\n"
+        left = sorted(p for p in folder.iterdir() if p.name.startswith("."))
+        assert left, "the writer's temporary file is there while it writes"
+        return proc, left
+    except BaseException:
+        proc.kill()
+        raise

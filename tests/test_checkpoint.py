@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import checkpoint_at
+from conftest import checkpoint_at, killed_mid_write
 
 import speedrun.checkpoint as ckpt_mod
 from speedrun.build import build_model, build_optimizers
@@ -456,6 +456,22 @@ def test_runs_sharing_a_folder_keep_their_own_models(shards, tmp_path):
     assert finals[0] != finals[1] and sorted((tmp_path / "ck").iterdir()) == sorted(finals)
     assert [load(f).recipe.seed for f in finals] == [1, 2]
     assert resolve("latest", tmp_path / "ck") == finals[1]
+
+
+def test_a_run_removes_the_half_written_checkpoint_a_killed_run_left(shards, tmp_path):
+    """SIGKILL (or the out-of-memory killer) in a checkpoint's write leaves its hidden temporary file, as large as a
+    checkpoint; the next run in that folder removes it and says so, on the console and in its log."""
+    (tmp_path / "ck").mkdir()
+    proc, left = killed_mid_write(tmp_path / "ck")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    r = recipe(shards, steps=2, val_every=0)
+    lines = []
+    result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path / "logs"), say=lines.append,
+                 save_final=True, checkpoint_dir=str(tmp_path / "ck"))
+    said = f"removed {left[0]} (0.0 MiB), a checkpoint that a killed run left half-written"
+    assert f"  note: {said}" in lines and said in open(result.log_path).read()
+    assert list((tmp_path / "ck").iterdir()) == [Path(result.checkpoint_path)]
 
 
 def test_final_weights_only_unless_asked_otherwise(shards, tmp_path):

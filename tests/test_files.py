@@ -1,10 +1,12 @@
 """Safe writes: output folders checked before any work; files renamed into place only when whole."""
 
+import signal
 
 import pytest
+from conftest import killed_mid_write
 
 from speedrun.errors import SpeedrunError
-from speedrun.files import check_writable_folder, write_atomic
+from speedrun.files import check_writable_folder, remove_stale_temps, say_removed, write_atomic
 
 
 class OwnError(SpeedrunError):
@@ -100,3 +102,24 @@ def test_a_folder_that_takes_no_files_is_refused_even_for_root(tmp_path):
                                             r"write in) /proc"):
         check_writable_folder("/proc/ckpt", "--checkpoint-dir")
     assert check_writable_folder(tmp_path, "--log-dir") == [] and not list(tmp_path.iterdir())  # the probe is gone
+
+
+def test_a_killed_writers_leftovers_are_removed_and_a_live_writers_kept(tmp_path):
+    """SIGKILL mid-write leaves write_atomic's hidden file (no `finally` runs); remove_stale_temps removes it once its
+    writer is gone, and never a live writer's, another host's, or a hidden file of another kind."""
+    proc, left = killed_mid_write(tmp_path, folder_too=True)
+    assert len(left) == 2 and {p.is_dir() for p in left} == {True, False}
+    assert remove_stale_temps(tmp_path) == []  # its writer is alive: a file still being written
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in left)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    other_host = tmp_path / f".ckpt.pt.{proc.pid}@another-host.0123abcd.tmp"
+    other_host.write_bytes(b"a shared file system: another machine's")
+    unrelated = tmp_path / ".ckpt.pt.tmp"
+    unrelated.write_bytes(b"not ours")
+    removed = remove_stale_temps(tmp_path)
+    assert sorted(f for f, _ in removed) == left
+    assert sorted(size for _, size in removed) == [3000, 5000]
+    assert sorted(tmp_path.iterdir()) == sorted([other_host, unrelated])
+    assert say_removed(removed[:1], "a thing")[0].startswith(f"removed {removed[0][0]} (0.0 MiB), a thing that a killed")
+    assert remove_stale_temps(tmp_path / "missing") == []

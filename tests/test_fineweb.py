@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import killed_mid_write
 
 from speedrun.data.fineweb import HubError, download_fineweb, shard_filenames
 from speedrun.data.shards import ShardError, read_shard
@@ -100,6 +102,17 @@ def test_downloads_validates_and_reports(hub, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "[1/3] fineweb_val_000000.bin: 0.0 MB (1,000 tokens) downloaded" in text
     assert "fineweb_train_000003" not in text
+
+
+def test_a_download_killed_mid_write_is_cleared_by_the_next(hub, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    proc, left = killed_mid_write(out)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    download_fineweb("10B", 1, str(out), fetch=LocalFetch(hub))
+    assert f"note: removed {left[0]} (0.0 MiB), a download that a killed run left half-written" in capsys.readouterr().out
+    assert not left[0].exists()
 
 
 def test_valid_cached_files_are_skipped(hub, tmp_path, capsys):

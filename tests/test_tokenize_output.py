@@ -10,6 +10,7 @@ import re
 import signal
 
 import pytest
+from conftest import killed_mid_write
 
 from speedrun.data import tokenize as tk
 from speedrun.data.tokenize import TokenizeError, tokenize_files
@@ -119,3 +120,18 @@ def test_a_tiny_input_says_its_size_in_bytes(tmp_path, capsys):
     said = capsys.readouterr().out
     assert "1 document (2 bytes of text) into 2 tokens in " in said and " 0.0 MB/s" not in said
     assert re.search(r"s \([\d,.]+ (bytes|KB|MB)/s, ", said)
+
+
+def test_a_killed_tokenizings_hidden_folder_is_removed_by_the_next(tmp_path, capsys):
+    """A tokenize killed outright (SIGKILL, out of memory) leaves its hidden work folder of shards in --out; the next
+    tokenize into that folder removes it and says so, and leaves only its own shards."""
+    out = tmp_path / "out"
+    out.mkdir()
+    proc, left = killed_mid_write(out, folder_too=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    work = next(p for p in left if p.is_dir())
+    tokenize_files([_texts(tmp_path / "in")], str(out), workers=1)
+    printed = capsys.readouterr().out
+    assert f"note: removed {work} (0.0 MiB), a tokenizing folder that a killed run left half-written" in printed
+    assert not any(p.name.startswith(".") for p in out.iterdir())

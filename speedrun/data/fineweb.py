@@ -18,7 +18,7 @@ from pathlib import Path
 
 from speedrun.data.shards import ShardError, shard_header
 from speedrun.errors import SpeedrunError
-from speedrun.files import check_writable_folder, write_atomic
+from speedrun.files import check_writable_folder, remove_stale_temps, say_removed, write_atomic
 from speedrun.words import plural
 
 
@@ -185,6 +185,8 @@ def download_fineweb(variant: str, train_shards: int, out_dir: str | None, fetch
           flush=True)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    for line in say_removed(remove_stale_temps(out), "a download"):
+        print(f"note: {line}", flush=True)
     start = time.perf_counter()
     try:
         paths = _download_all(v, names, out, hub_fetch if fetch is None else fetch)

@@ -14,7 +14,6 @@ import shlex
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections import deque
 from pathlib import Path
@@ -36,7 +35,7 @@ from speedrun.data.documents import (
 from speedrun.data.shards import write_shard
 from speedrun.data.tokenizer import encode_document, gpt2
 from speedrun.errors import signals_deferred
-from speedrun.files import check_writable_folder
+from speedrun.files import check_writable_folder, remove_stale_temps, say_removed, temp_folder
 from speedrun.host import usable_cores
 from speedrun.recipe import load_recipe
 from speedrun.words import plural
@@ -260,7 +259,9 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
 
     try:  # what check_writable_folder cannot foresee (a read-only file system, a full disk) fails here, before tokenizing
         out.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-tokenize-", dir=out))
+        for line in say_removed(remove_stale_temps(out), "a tokenizing folder"):
+            print(f"note: {line}")
+        tmp = temp_folder(out, f"{name}-tokenize")
     except OSError as e:
         _remove_dirs(made)
         raise TokenizeError(f"--out {out}: cannot write there ({e.strerror or one_line(e)})") from None
