@@ -23,6 +23,7 @@ from speedrun.errors import SpeedrunError
 from speedrun.files import write_atomic
 from speedrun.plan import make_plan
 from speedrun.recipe import Recipe, RecipeError, apply_overrides, load_recipe, recipe_from_dict
+from speedrun.words import plural
 
 FORMAT = "speedrun-checkpoint v1"
 NAME = re.compile(r"^ckpt_(.+)_step(\d+)\.pt$")
@@ -315,9 +316,31 @@ def load_model(checkpoint: str | os.PathLike | Checkpoint, device: str | None = 
     return model, plan, ckpt
 
 
+def check_weights_fit(model, ckpt: Checkpoint) -> None:
+    """CheckpointError naming what differs, unless the checkpoint's tensors are the model's by name and shape: a
+    checkpoint whose recipe was edited by hand is refused here, before a compile and a warm-up are spent on it."""
+    mine = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in ckpt.model.items()}
+    differ = [f"{k}: {_shape(theirs[k])} in the checkpoint, {_shape(mine[k])} in its recipe's model"
+              for k in mine if k in theirs and mine[k] != theirs[k]]
+    missing = [k for k in mine if k not in theirs]
+    extra = [k for k in theirs if k not in mine]
+    parts = []
+    if differ:
+        parts.append(f"{plural(len(differ), 'tensor')} of another shape (e.g. {differ[0]})")
+    if missing:
+        parts.append(f"{plural(len(missing), 'tensor')} of its recipe's model missing (e.g. {missing[0]})")
+    if extra:
+        parts.append(f"{plural(len(extra), 'tensor')} its recipe's model has no place for (e.g. {extra[0]})")
+    if parts:
+        raise CheckpointError(f"{ckpt.path}: the weights do not fit the checkpoint's recipe (edited?): "
+                              + "; ".join(parts))
+
+
+def _shape(shape: tuple) -> str:
+    return "x".join(map(str, shape)) or "scalar"
+
+
 def load_weights(model, ckpt: Checkpoint) -> None:
-    try:
-        model.load_state_dict(ckpt.model)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise CheckpointError(f"{ckpt.path}: the weights do not fit the checkpoint's recipe ({first})") from None
+    check_weights_fit(model, ckpt)
+    model.load_state_dict(ckpt.model)

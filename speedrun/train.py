@@ -176,6 +176,8 @@ class Trainer:
         else:
             keep_large_allocations()
         self.model = build_model(r, plan)
+        if self.ckpt is not None:
+            ckpt_mod.check_weights_fit(self.model, self.ckpt)
         if plan.world_size > 1:
             for p in self.model.parameters():
                 torch.distributed.broadcast(p.detach(), 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import signal
 import zipfile
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 from conftest import checkpoint_at, killed_mid_write
 
 import speedrun.checkpoint as ckpt_mod
+import speedrun.train
 from speedrun.build import build_model, build_optimizers
 from speedrun.checkpoint import CheckpointError, checkpoint_folder, load, load_for_resume, log_folder, resolve, save
 from speedrun.cli import main
@@ -335,6 +337,32 @@ def test_cli_resume_errors_are_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "bad.pt: not a readable checkpoint" in err
     assert not (tmp_path / "l").exists()
+
+
+@pytest.mark.parametrize("edit, said", [
+    ({"mlp_hidden": 256}, "12 tensors of another shape (e.g. blocks.0.mlp.c_fc.weight: 128x64 in the checkpoint, "
+                          "256x64 in its recipe's model)"),
+    ({"value_embeds": 1}, "1 tensor its recipe's model has no place for (e.g. value_embeds.1.weight)"),
+    ({"smear": True}, "2 tensors of its recipe's model missing (e.g. smear_gate_w)")])
+def test_a_checkpoint_whose_recipe_was_edited_is_refused_before_the_warm_up(state, tmp_path, capsys, monkeypatch,
+                                                                            edit, said):
+    """A hand-edited recipe in a checkpoint failed after the compile and warm-up, with torch's first line only
+    ('Error(s) in loading state_dict for GPT:'); it is now one line naming a tensor, before any step, and the same
+    for `sample` / `eval`."""
+    r, model, opts = state
+    path = save_small(tmp_path / "ckpt.pt", r, model, opts, save_every=2)
+    snap = torch.load(path, weights_only=False)
+    snap["recipe"].update(edit)
+    torch.save(snap, path)
+    warmed = []
+    monkeypatch.setattr(speedrun.train, "warmup_and_restore", lambda *a, **k: warmed.append(1))
+    rc = main(["train", "--resume", str(path), "--device", "cpu", "--log-dir", str(tmp_path / "l")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and warmed == [] and err.startswith(f"speedrun: error: {path}: the weights do not fit the "
+                                                       f"checkpoint's recipe (edited?): ")
+    assert said in err and len(err.splitlines()) == 1
+    with pytest.raises(CheckpointError, match=re.escape(said)):
+        ckpt_mod.load_model(path, device="cpu")
 
 
 def test_cli_resume_refuses_no_final_checkpoint_where_the_run_saves_periodically(state, tmp_path, capsys):
