@@ -87,6 +87,8 @@ def train_command(args) -> int:
             if resume is not None:
                 print(f"resume: {resume.path} at step {resume.step:,} of {recipe.steps:,}")
             print("\n".join([line, *outputs]))
+        if not plan.main:  # under torchrun by hand: rank 0's report and exit code answer; a rank exiting 1 first
+            return 0  # would have torchrun kill rank 0 before its report
         return 0 if ready and writable else 1  # `speedrun train --dry-run && speedrun train` waits for the data
     if args.compile_cache and not plan.compile and plan.main:
         print(f"note: torch.compile is off for this run: --compile-cache {args.compile_cache} is not used")

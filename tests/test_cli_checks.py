@@ -366,6 +366,22 @@ def test_dry_run_under_nproc_not_ready(capsys, tmp_path, monkeypatch, no_torchru
     assert [p.name for p in tmp_path.iterdir()] == ["afile"]
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_dry_run_under_torchrun_by_hand_leaves_the_answer_to_rank_0(capsys, tmp_path, monkeypatch, rank):
+    """`torchrun --nproc-per-node 2 -m speedrun train --dry-run` where the data is not ready: rank 1 exited 1 at once
+    and torchrun killed rank 0 before its report. Rank 1 now exits 0 silently; rank 0 reports and exits 1."""
+    monkeypatch.chdir(tmp_path)
+    for k, v in {"WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank)}.items():
+        monkeypatch.setenv(k, v)
+    argv = [a for a in DRY2 if a not in ("--nproc", "2")]
+    assert main(argv + sets("val_tokens=1048576")) == (1 if rank == 0 else 0)
+    out, err = capsys.readouterr()
+    if rank:
+        assert out == err == ""
+    else:
+        assert "\n  device: cpu x 2 rank(s)\n" in out and out.splitlines()[-1].startswith("data: NOT READY: ")
+
+
 def test_dry_run_refuses_an_nproc_the_batch_cannot_take(capsys, tmp_path, monkeypatch, no_torchrun):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--recipe", "tiny", "--device", "cpu", "--nproc", "3", "--dry-run"]) == 2
