@@ -20,6 +20,9 @@ from speedrun.data.shards import write_shard
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+# recipe overrides for a model small enough for CPU tests (a few seconds a run); modules add their own on top
+SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
+             window_ramp_tokens=256, batch_tokens=256)
 
 
 @pytest.fixture

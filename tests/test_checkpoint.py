@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import checkpoint_at
+from conftest import SMALL, checkpoint_at
 
 import speedrun.checkpoint as ckpt_mod
 import speedrun.train
@@ -28,9 +28,6 @@ from speedrun.recipe import load_recipe
 from speedrun.runlog import parse_log
 from speedrun.step import train_step
 from speedrun.train import run
-
-SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
-             window_ramp_tokens=256, batch_tokens=256)
 
 
 def quiet(*args, **kwargs):

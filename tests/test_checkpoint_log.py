@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import SMALL as SMALL_MODEL
 from conftest import checkpoint_at
 
 from speedrun.checkpoint import first_log, load, log_folder
@@ -22,9 +23,7 @@ from speedrun.runlog import parse_log
 from speedrun.stats import load_runs
 from speedrun.train import run
 
-SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
-             window_ramp_tokens=256, batch_tokens=256, steps=4, val_every=0, warmup_steps=1, val_tokens=512,
-             train_loop=False, sample_tokens=0)
+SMALL = dict(SMALL_MODEL, steps=4, val_every=0, warmup_steps=1, val_tokens=512, train_loop=False, sample_tokens=0)
 LOG = "20260101-000000_tiny_ab12cd34.txt"
 
 

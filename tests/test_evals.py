@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SMALL
 
 import speedrun.evals.hellaswag as hs
 from speedrun.checkpoint import load_model
@@ -31,8 +32,6 @@ from speedrun.step import evaluate
 from speedrun.train import run
 
 DEV = "cpu"  # also where a GPU is visible: the comparisons below are with CPU runs
-SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
-             window_ramp_tokens=256, batch_tokens=256)
 # Four sentences whose last word depends on the subject three or four tokens back: the items below are these
 # contexts with the four last words as endings, so only a model that uses the context can pick the right one.
 SENTENCES = {"the cat sat on the": "mat.", "the dog ran in the": "park.", "the bird flew over the": "tree.",

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import mlp_test_batch
+from conftest import SMALL, mlp_test_batch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import speedrun.model.fp8 as fp8
@@ -317,8 +317,6 @@ def test_fp8_round_is_idempotent_and_on_the_grid():
 
 
 # --- the model's eval path -----------------------------------------------------------------------------------------
-SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
-             window_ramp_tokens=256, batch_tokens=256)
 
 
 def test_gpt_fp8_head_eval_uses_plain_linear(monkeypatch):

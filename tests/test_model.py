@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SMALL
 
 from speedrun.data.tokenizer import EOT
 from speedrun.model.attention import BlockLists, DenseWindow, dense_mask, reference_mask
@@ -13,8 +14,6 @@ from speedrun.model.gpt import GATE_SUFFIX, GPT, CastedLinear, init_uniform_, no
 from speedrun.recipe import load_recipe
 
 PADDED_VOCAB = 50304
-SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
-             window_ramp_tokens=256, batch_tokens=256)
 
 
 def small_recipe(**extra):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SMALL as SMALL_MODEL
 
 import speedrun.model.gpt as gpt_mod
 from speedrun.data.tokenizer import EOT
@@ -16,8 +17,7 @@ from speedrun.model.mtp import mtp_cross_entropy, mtp_targets
 from speedrun.optim.schedule import mtp_weights_at
 from speedrun.recipe import load_recipe
 
-SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
-             window_ramp_tokens=256, batch_tokens=256, attn_block_size=32)
+SMALL = dict(SMALL_MODEL, attn_block_size=32)
 WEIGHTS = [0.5, 0.25]
 
 

@@ -5,15 +5,15 @@ ones that commit produced on this kind of machine."""
 from __future__ import annotations
 
 import pytest
+from conftest import SMALL as SMALL_MODEL
 
 from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
 from speedrun.train import run
 
-SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
-             window_ramp_tokens=256, batch_tokens=512, steps=8, val_every=4, val_tokens=512, warmup_steps=1,
-             train_files="demo", val_files="demo", train_loop=True, sample_tokens=0, num_layers=4,
-             window_pattern="LSSL", value_embeds=2, no_attn_layers=[2], device="cpu", gpu_only=False)
+SMALL = dict(SMALL_MODEL, batch_tokens=512, steps=8, val_every=4, val_tokens=512, warmup_steps=1, train_files="demo",
+             val_files="demo", train_loop=True, sample_tokens=0, num_layers=4, window_pattern="LSSL", value_embeds=2,
+             no_attn_layers=[2], device="cpu", gpu_only=False)
 
 # From fe89ee1 (python 3.11, torch 2.13.0 CPU): train losses of steps 1..8, val losses at steps 0, 4, 8, and the
 # sum of every parameter after training.

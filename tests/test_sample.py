@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SMALL as SMALL_MODEL
 
 from speedrun.checkpoint import load
 from speedrun.cli import main
@@ -20,8 +21,7 @@ from speedrun.plan import make_plan
 from speedrun.recipe import load_recipe
 from speedrun.train import run
 
-SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=512,
-             window_ramp_tokens=256, batch_tokens=256)
+SMALL = dict(SMALL_MODEL, val_seq_len=512)
 
 
 def random_model(**extra) -> GPT:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import checkpoint_at
+from conftest import SMALL, checkpoint_at
 
 import speedrun.step as step_mod
 from speedrun.build import build_model, build_optimizers
@@ -27,8 +27,6 @@ from speedrun.step import train_step, warmup_and_restore
 from speedrun.train import Trainer, run
 
 LN_VOCAB = math.log(50304)
-SMALL = dict(model_dim=64, head_dim=32, num_heads=2, mlp_hidden=128, seq_len=256, val_seq_len=256,
-             window_ramp_tokens=256, batch_tokens=256)
 
 
 def quiet(*args, **kwargs):
