@@ -117,8 +117,11 @@ def write_atomic(path, write: Callable[[BinaryIO], object], durable: bool = Fals
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
-        if (failed := _os_error_in(e)) is not None:  # said of `path`, not the temporary name, and never wrapped
+        failed = _os_error_in(e)
+        if failed is not None and failed.filename in (None, str(tmp)):  # said of `path`, not the temporary name
             raise OSError(failed.errno, failed.strerror or str(failed), str(path)) from e
+        if failed is not None and failed is not e:  # of another file (a program the writer ran): as it was, unwrapped
+            raise failed from e
         raise
     if durable:
         with contextlib.suppress(OSError):

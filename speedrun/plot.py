@@ -4,9 +4,11 @@ they are not read as results. Drawn on a bare Figure with the Agg canvas: no pyp
 """
 
 import re
+import shutil
 import sys
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -109,6 +111,9 @@ def _check_out(out: str) -> tuple[Path, str]:
         kinds = ", ".join(f".{k}" for k in sorted(known))
         raise SpeedrunError(f"--out {out}: " + (f"unsupported image type '.{fmt}'" if fmt else "no suffix to tell the "
                             "image type") + f"; name the file with one of {kinds}")
+    if fmt == "pgf" and shutil.which(tex := matplotlib.rcParams["pgf.texsystem"]) is None:
+        raise SpeedrunError(f"--out {out}: matplotlib writes .pgf through {tex}, which is not installed here; "
+                            f"name a .pdf or .svg file")
     check_writable_folder(out_path.parent, "--out", shown=out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     return out_path, fmt

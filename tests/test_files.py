@@ -73,6 +73,15 @@ def test_a_full_disk_is_an_os_error_about_the_file_whatever_the_writer_raised(tm
     with pytest.raises(ValueError):  # anything else goes up as it was
         write_atomic(tmp_path / "x", lambda f: int("x"))
 
+    def runs_a_missing_program(f):  # matplotlib's .pgf through a TeX program that is not installed
+        import subprocess
+
+        subprocess.run(["speedrun-no-such-program"], check=True)
+
+    with pytest.raises(FileNotFoundError) as caught:  # the program's absence, not said of the file being written
+        write_atomic(tmp_path / "x.pgf", runs_a_missing_program)
+    assert caught.value.filename == "speedrun-no-such-program" and list(tmp_path.iterdir()) == []
+
 
 def test_a_run_log_that_cannot_be_written_names_itself(tmp_path):
     import errno

@@ -121,6 +121,19 @@ def test_replaces_existing_file_and_rejects_unknown_type(tmp_path):
     assert (tmp_path / "p.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 
+def test_pgf_without_its_tex_system_is_refused_up_front(tmp_path, monkeypatch):
+    """matplotlib writes .pgf through a TeX program (xelatex by default); without it the user saw `x.pgf: No such
+    file or directory`, the program's absence said of the image."""
+    import speedrun.plot as plot_mod
+
+    hand_log(tmp_path / "logs" / "good.txt", 3.2)
+    monkeypatch.setattr(plot_mod.shutil, "which", lambda name: None)
+    with pytest.raises(SpeedrunError, match=r"^--out .*x\.pgf: matplotlib writes \.pgf through xelatex, which is not "
+                                            r"installed here; name a \.pdf or \.svg file$"):
+        plot_logs([str(tmp_path / "logs")], str(tmp_path / "x.pgf"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
+
+
 def test_labels_show_data_files_and_never_a_step0_loss_as_final(tmp_path):
     hand_log(tmp_path / "demo.txt", 3.2, steps=120, recipe=dict(train_files="demo", val_files="demo"))
     hand_log(tmp_path / "mine.txt", 3.25, steps=120, recipe=dict(train_files="data/mine", val_files="data/mine"))
