@@ -98,7 +98,7 @@ def remove_stale_temps(folder) -> list[tuple[Path, int]]:
 
 
 def say_removed(removed: list[tuple[Path, int]], what: str) -> list[str]:
-    """One line a leftover remove_stale_temps removed: '... (N MiB), WHAT that a killed run left half-written'."""
+    """A line for each leftover remove_stale_temps removed: '... (N MiB), WHAT that a killed run left half-written'."""
     return [f"removed {f} ({size / 2**20:,.1f} MiB), {what} that a killed run left half-written" for f, size in removed]
 
 
