@@ -147,6 +147,8 @@ def load_run(path: Path) -> Run:
     if log.complete and log.final_val_loss is None:
         last = f"at step {log.val[-1][0]}" if log.val else "none"
         run.reason = f"no val loss at the last step {log.steps} (last val: {last}); not counted"
+    if log.damaged_line is not None:  # read up to it, as a crash's log: said, so the cut is not taken for the run's
+        run.reason = f"its last line is damaged (line {log.damaged_line}): read up to it"
     if log.source == "upstream":
         if run.device == "cpu":  # no nvidia-smi table: upstream never trains on a CPU, the GPU is just not named
             run.device = "unknown"
