@@ -20,6 +20,16 @@ from speedrun.stats import Run, data_note, format_p, joined_note, load_runs
 ALPHA = 0.05  # two-sided level at which a difference is called significant
 POWER = 0.8  # the chance of reaching ALPHA that the seeds-needed estimate plans for
 MAX_SEEDS = 1000  # beyond this the estimate says "more than"
+# Below this, values differ by float arithmetic only: the logs write losses with 4 decimals, so logged losses (and
+# their differences) that differ at all differ by about 1e-4, while 3.2810 - 3.2710 and 3.2750 - 3.2650, both
+# 0.0100 as logged, differ by 4e-16
+ROUNDING = 1e-9
+
+
+def has_spread(values) -> bool:
+    """Whether values read from logs (or their differences) vary by more than float rounding (ROUNDING): a t-test
+    over rounding noise divides by it and calls any difference significant."""
+    return len(values) > 1 and float(np.ptp(values)) > ROUNDING
 
 
 @dataclass
@@ -75,7 +85,7 @@ def seeds_for_power(diffs: list[float], power: float = POWER, alpha: float = ALP
     than 2 differences, no spread, or a mean of 0), MAX_SEEDS + 1 when more than MAX_SEEDS. A planning figure: the
     observed effect of a few seeds is itself uncertain."""
     d = np.asarray(diffs, dtype=np.float64)
-    if len(d) < 2 or d.std(ddof=1) == 0 or d.mean() == 0:
+    if not has_spread(d) or d.mean() == 0:
         return None
     effect = abs(d.mean()) / d.std(ddof=1)
     for n in range(2, MAX_SEEDS + 1):
@@ -132,14 +142,14 @@ def compare(base_paths: list[str], change_paths: list[str]) -> Comparison:
     pairs = {s: (b[s], c[s]) for s in b if s in c}
     paired = welch = None
     diffs = [v[1] - v[0] for v in pairs.values()]
-    # no spread (equal differences, or equal losses on both sides): t is a division by zero, so no test; scipy's
-    # warning for nearly equal values is the report's to make, not a stray line
+    # no spread (equal differences, or equal losses on both sides; has_spread): t is a division by zero, or by
+    # rounding noise, so no test; scipy's warning for nearly equal values is the report's to make, not a stray line
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        if len(pairs) >= 2 and np.ptp(diffs) > 0:
+        if len(pairs) >= 2 and has_spread(diffs):
             res = scipy.stats.ttest_rel([v[1] for v in pairs.values()], [v[0] for v in pairs.values()])
             paired = (float(res.statistic), float(res.pvalue))
-        if len(base.runs) >= 2 and len(change.runs) >= 2 and (np.ptp(base.losses) > 0 or np.ptp(change.losses) > 0):
+        if len(base.runs) >= 2 and len(change.runs) >= 2 and (has_spread(base.losses) or has_spread(change.losses)):
             res = scipy.stats.ttest_ind(change.losses, base.losses, equal_var=False)
             welch = (float(res.statistic), float(res.pvalue))
     base_s, change_s = (float(np.mean([r.training_time_s for r in side.runs])) for side in (base, change))
@@ -170,12 +180,21 @@ def _left_out(runs: list[Run]) -> str:
                      + [f"{r.path.name} (malformed: {r.reason})" for r in damaged])
 
 
+def _enough_runs(cmp: Comparison) -> bool:
+    """Both sides have the 2+ runs Welch's test needs (2+ seeds paired imply it): a missing test then means no
+    spread, not too few runs."""
+    return len(cmp.base.runs) >= 2 and len(cmp.change.runs) >= 2
+
+
 def _signed(x: float) -> str:
     return f"{x:+.4f}"
 
 
 def verdict(cmp: Comparison) -> str:
     test = cmp.paired or cmp.welch
+    if test is None and _enough_runs(cmp):  # then neither test had spread to divide by
+        return ("VERDICT: no test: each side's final val losses are all the same (no spread): "
+                f"change - base = {_signed(cmp.difference)}")
     if test is None:
         return ("VERDICT: too few runs for a test (need 2+ seeds run on both sides, or 2+ runs on each): "
                 f"change - base = {_signed(cmp.difference)}")
@@ -223,6 +242,7 @@ def format_comparison(cmp: Comparison) -> str:
     means = _signed(float(cmp.change.losses.mean() - cmp.base.losses.mean()))
     lines.append(f"  all runs (Welch): difference of means {means}"
                  + (f"; t = {cmp.welch[0]:.3f}, p = {format_p(cmp.welch[1])} (two-sided)" if cmp.welch
+                    else " (each side's losses all equal, no spread: no test)" if _enough_runs(cmp)
                     else " (a side has one run: no test)"))
     if cmp.paired is not None and cmp.paired[1] >= ALPHA:
         n = seeds_for_power(cmp.paired_differences)
