@@ -437,14 +437,17 @@ def format_summary(summary: Summary) -> str:
                           "    " + verdict(g).replace("VERDICT: ", "verdict: ")]
             lines += ["", f"note: the overall numbers pool {len(summary.groups)} groups (recipe values or code "
                           "differ); a record is judged on the runs of one group"]
-    mixed = [note for runs in by_group(summary.counted).values()
+    groups = by_group(summary.counted)
+    mixed = [note for runs in groups.values()
              if (note := data_note(runs, f"the {len(runs)} runs of {summary.labels[runs[0].group]}"))]
     lines += [""] + mixed if mixed else []
-    seeds = {r.log.recipe.get("seed") for r in summary.counted}
-    if s is not None and s.n > 1 and len(seeds) == 1 and None not in seeds:
-        lines += ["", f"note: every run used seed {seeds.pop()}, so they differ only by the device's nondeterminism: "
-                      "the t-test says how well a run repeats, not how it varies with the seed (--set seed=N to vary "
-                      "it)"]
+    for runs in groups.values():  # repeats of one seed are so only within a group: other groups ran other values
+        seed = runs[0].log.recipe.get("seed")
+        if len(runs) > 1 and seed is not None and all(r.log.recipe.get("seed") == seed for r in runs):
+            who = "every run" + (f" of {summary.labels[runs[0].group]}" if len(groups) > 1 else "")
+            lines += ["", f"note: {who} used seed {seed}, so they differ only by the device's nondeterminism: "
+                          "the t-test says how well a run repeats, not how it varies with the seed (--set seed=N to "
+                          "vary it)"]
     lines += ["", groups_verdict(summary) if len(summary.groups) > 1 else verdict(s)]
     return "\n".join(lines)
 
