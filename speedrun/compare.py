@@ -16,6 +16,7 @@ import scipy.stats
 
 from speedrun.errors import SpeedrunError
 from speedrun.stats import Run, data_note, format_p, joined_note, load_runs
+from speedrun.words import plural
 
 ALPHA = 0.05  # two-sided level at which a difference is called significant
 POWER = 0.8  # the chance of reaching ALPHA that the seeds-needed estimate plans for
@@ -48,13 +49,26 @@ class Side:
         return np.array([r.final_val_loss for r in self.runs], dtype=np.float64)
 
     def by_seed(self) -> dict[int, float]:
-        """Mean final val loss per seed (repeats of a seed averaged); runs whose log names no seed are left out."""
+        """Mean final val loss per seed (repeats of a seed averaged); runs whose log names no seed, or one that is
+        not a whole number (odd_seeds), are left out."""
         seeds: dict[int, list[float]] = {}
         for r in self.runs:
-            seed = r.log.recipe.get("seed") if r.log is not None else None
-            if seed is not None:
-                seeds.setdefault(int(seed), []).append(r.final_val_loss)
+            if (seed := _seed(r)) is not None:
+                seeds.setdefault(seed, []).append(r.final_val_loss)
         return {s: float(np.mean(v)) for s, v in sorted(seeds.items())}
+
+    @property
+    def odd_seeds(self) -> list[Run]:
+        """Runs whose log names a seed that is not a whole number (an edited log's "one"): counted, never paired."""
+        return [r for r in self.runs if r.log is not None and r.log.recipe.get("seed") is not None and _seed(r) is None]
+
+
+def _seed(run: Run) -> int | None:
+    """The run's seed where its log names a whole number (as training takes it), else None."""
+    seed = run.log.recipe.get("seed") if run.log is not None else None
+    if isinstance(seed, bool) or not isinstance(seed, int | float) or not float(seed).is_integer():
+        return None
+    return int(seed)
 
 
 @dataclass
@@ -256,6 +270,11 @@ def format_comparison(cmp: Comparison) -> str:
             lines.append(f"  note: the {side.name}'s runs ran {len(groups)} versions of the code (the same recipe "
                          "values), pooled here; `speedrun stats` on them shows each group")
     lines += [f"  note: the {side.name}'s {joined_note(r)}" for side in (cmp.base, cmp.change) for r in side.joined]
+    for side in (cmp.base, cmp.change):
+        if odd := side.odd_seeds:
+            named = ", ".join(f"{r.path.name}: {json.dumps(r.log.recipe['seed'])}" for r in odd[:3])
+            lines.append(f"  note: the {side.name}'s {plural(len(odd), 'log')} with a seed that is not a whole number "
+                         f"({named}{', ...' if len(odd) > 3 else ''}): not paired, counted in the Welch test")
     if note := data_note(cmp.base.runs + cmp.change.runs, "the base and change runs"):
         lines.append("  " + note)
     ratio = "— (the base's logged training time is 0)" if np.isnan(cmp.time_ratio) else f"{cmp.time_ratio:.3f}x"

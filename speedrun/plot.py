@@ -3,6 +3,7 @@ one line per (recipe, commit) group: the mean curve with a min-max band. Unfinis
 they are not read as results. Drawn on a bare Figure with the Agg canvas: no pyplot state.
 """
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -50,7 +51,7 @@ def _series(runs: list[Run], settings: dict) -> list[dict]:
     """One dict per line to draw: label, style, and x/y for both panels (+ band for groups). settings: per group,
     from label_settings."""
     if len(runs) <= MAX_RUN_LINES:
-        seeds = {r.log.recipe.get("seed") for r in runs}
+        seeds = {json.dumps(r.log.recipe.get("seed"), sort_keys=True) for r in runs}  # an edited log's: a list
         show_seed = len(seeds) > 1 and len({r.group for r in runs}) < len(runs)  # repeats of one setting: which seed
         return [dict(zip(("steps", "secs", "loss"), _points([r]).T), label=_run_label(r, settings[r.group], show_seed),
                      done=r.counted, planned=r.steps_planned, band=None) for r in runs]

@@ -223,7 +223,8 @@ def _replays(run: Run, counted: dict) -> None:
     `run` joins the counted ones."""
     train = {s: loss for s, _, loss in run.log.train_steps}
     val = {s: loss for s, loss, _ in run.log.val}
-    same = counted.setdefault((run.group, run.log.recipe.get("seed")), [])
+    # the seed as JSON: an edited log's may be a list, which no dict key can be
+    same = counted.setdefault((run.group, json.dumps(run.log.recipe.get("seed"), sort_keys=True)), [])
     for i, (other, other_train, other_val) in enumerate(same):
         common = train.keys() & other_train.keys()
         if common and (train.keys() <= other_train.keys() or other_train.keys() <= train.keys()) and all(

@@ -253,3 +253,18 @@ def test_two_runs_a_side_without_spread_say_so_not_too_few_runs(tmp_path):
     assert "all runs (Welch): difference of means +0.0100 (each side's losses all equal, no spread: no test)" in text
     assert ("VERDICT: no test: each side's final val losses are all the same (no spread): change - base = +0.0100"
             in text) and "too few runs" not in text
+
+
+def test_a_seed_that_is_no_whole_number_pairs_with_nothing(tmp_path):
+    """An edited log's `"seed": "one"` (or a list): counted as stats counts it, in Welch's test; never int()'s
+    traceback, nor a pair."""
+    base = logs(tmp_path / "base", {1: 3.40, 2: 3.41})
+    change = logs(tmp_path / "change", {1: 3.38, 2: 3.39})
+    hand_log(tmp_path / "change" / "odd.txt", 3.37, recipe={"seed": "one"})
+    hand_log(tmp_path / "change" / "list.txt", 3.36, recipe={"seed": [1]})
+    cmp = compare([base], [change])
+    assert len(cmp.change.runs) == 4 and set(cmp.pairs) == {1, 2} and cmp.welch is not None
+    text = compare_report([base], [change])
+    assert ("  note: the change's 2 logs with a seed that is not a whole number (list.txt: [1], odd.txt: \"one\"): "
+            "not paired, counted in the Welch test") in text.splitlines()
+    assert main(["stats", change]) == 0 and main(["plot", change, "--out", str(tmp_path / "p.png")]) == 0
