@@ -56,6 +56,7 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
     folder = Path(records_dir) / f"{date}_{name}"
     if not RECORD_DIR.fullmatch(f"{date}_{name}"):  # the name as given: '../x' is no name, whatever its folder's
         raise SpeedrunError(f"record {date}_{name!s}: want YYYY-MM-DD_NAME, NAME of letters, digits, '.', '_' and '-'")
+    _check_root(Path(records_dir))
     if folder.exists():
         raise SpeedrunError(f"{folder}: the record already exists")
     sources = find_logs(logs)
@@ -110,6 +111,18 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
     return folder
 
 
+def _check_root(root: Path, must_exist: bool = False) -> None:
+    """One line for a records folder that is a file, or lies in one (not the OSError of a write into it), and, where
+    it must exist, for one that does not."""
+    where = "<dir>/<YYYY-MM-DD>_<short-name>/"
+    above = next(p for p in (root, *root.parents) if p.exists())  # "." or "/" at the latest
+    if not above.is_dir():
+        raise SpeedrunError(f"{root}: {'' if above == root else f'{above} '}is a file, not a folder (records live in "
+                            f"{where})")
+    if must_exist and not root.is_dir():
+        raise SpeedrunError(f"{root}: no such folder (records live in {where})")
+
+
 def _target(text: str, readme: Path) -> float:
     """A hand-written README's target line: a number, maybe ending a sentence ('3.41.'); anything else is named."""
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\.?", text)
@@ -154,8 +167,7 @@ def _row(folder: Path) -> list[str]:
 
 def rebuild_records_table(records_dir: str = "records") -> Path:
     root = Path(records_dir)
-    if not root.is_dir():
-        raise SpeedrunError(f"{root}: no such folder (records live in <dir>/<YYYY-MM-DD>_<short-name>/)")
+    _check_root(root, must_exist=True)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     rows = [_row(folder) for folder in folders if RECORD_DIR.match(folder.name)]
     ignored = [folder.name for folder in folders if not RECORD_DIR.match(folder.name)]
