@@ -2,6 +2,7 @@
 records/README.md, regenerated from the logs themselves so that it can never disagree with the evidence.
 """
 
+import errno
 import os
 import re
 import shutil
@@ -104,11 +105,27 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
         # path they gave, not the hidden folder
         plot_logs([str(s) for s in sorted(sources, key=lambda s: s.name)], str(tmp / "val_loss.png"), target)
         os.rename(tmp, folder)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _as_written(e, tmp, folder) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     rebuild_records_table(records_dir)
     return folder
+
+
+def _as_written(e: OSError, tmp: Path, folder: Path) -> OSError:
+    """`e` naming the file being written as the record names it (the hidden temp folder is gone with the rollback).
+    A full disk is the destination's, though shutil's copy names the source first (and the destination second)."""
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    name = e.filename2 if full and e.filename2 is not None else e.filename
+    if name is None or e.errno is None:  # nothing to rename by
+        return e
+    path = Path(os.fsdecode(name))
+    if path.is_relative_to(tmp):
+        path = folder / path.relative_to(tmp)
+    return OSError(e.errno, e.strerror, str(path))
 
 
 def _check_root(root: Path, must_exist: bool = False) -> None:
