@@ -16,10 +16,21 @@ import scipy.stats
 
 from speedrun.errors import SpeedrunError
 from speedrun.stats import Run, data_note, format_p, joined_note, load_runs
+from speedrun.words import plural
 
 ALPHA = 0.05  # two-sided level at which a difference is called significant
 POWER = 0.8  # the chance of reaching ALPHA that the seeds-needed estimate plans for
 MAX_SEEDS = 1000  # beyond this the estimate says "more than"
+# Below this, values differ by float arithmetic only: the logs write losses with 4 decimals, so logged losses (and
+# their differences) that differ at all differ by about 1e-4, while 3.2810 - 3.2710 and 3.2750 - 3.2650, both
+# 0.0100 as logged, differ by 4e-16
+ROUNDING = 1e-9
+
+
+def has_spread(values) -> bool:
+    """Whether values read from logs (or their differences) vary by more than float rounding (ROUNDING): a t-test
+    over rounding noise divides by it and calls any difference significant."""
+    return len(values) > 1 and float(np.ptp(values)) > ROUNDING
 
 
 @dataclass
@@ -38,13 +49,26 @@ class Side:
         return np.array([r.final_val_loss for r in self.runs], dtype=np.float64)
 
     def by_seed(self) -> dict[int, float]:
-        """Mean final val loss per seed (repeats of a seed averaged); runs whose log names no seed are left out."""
+        """Mean final val loss per seed (repeats of a seed averaged); runs whose log names no seed, or one that is
+        not a whole number (odd_seeds), are left out."""
         seeds: dict[int, list[float]] = {}
         for r in self.runs:
-            seed = r.log.recipe.get("seed") if r.log is not None else None
-            if seed is not None:
-                seeds.setdefault(int(seed), []).append(r.final_val_loss)
+            if (seed := _seed(r)) is not None:
+                seeds.setdefault(seed, []).append(r.final_val_loss)
         return {s: float(np.mean(v)) for s, v in sorted(seeds.items())}
+
+    @property
+    def odd_seeds(self) -> list[Run]:
+        """Runs whose log names a seed that is not a whole number (an edited log's "one"): counted, never paired."""
+        return [r for r in self.runs if r.log is not None and r.log.recipe.get("seed") is not None and _seed(r) is None]
+
+
+def _seed(run: Run) -> int | None:
+    """The run's seed where its log names a whole number (as training takes it), else None."""
+    seed = run.log.recipe.get("seed") if run.log is not None else None
+    if isinstance(seed, bool) or not isinstance(seed, int | float) or not float(seed).is_integer():
+        return None
+    return int(seed)
 
 
 @dataclass
@@ -75,7 +99,7 @@ def seeds_for_power(diffs: list[float], power: float = POWER, alpha: float = ALP
     than 2 differences, no spread, or a mean of 0), MAX_SEEDS + 1 when more than MAX_SEEDS. A planning figure: the
     observed effect of a few seeds is itself uncertain."""
     d = np.asarray(diffs, dtype=np.float64)
-    if len(d) < 2 or d.std(ddof=1) == 0 or d.mean() == 0:
+    if not has_spread(d) or d.mean() == 0:
         return None
     effect = abs(d.mean()) / d.std(ddof=1)
     for n in range(2, MAX_SEEDS + 1):
@@ -132,14 +156,14 @@ def compare(base_paths: list[str], change_paths: list[str]) -> Comparison:
     pairs = {s: (b[s], c[s]) for s in b if s in c}
     paired = welch = None
     diffs = [v[1] - v[0] for v in pairs.values()]
-    # no spread (equal differences, or equal losses on both sides): t is a division by zero, so no test; scipy's
-    # warning for nearly equal values is the report's to make, not a stray line
+    # no spread (equal differences, or equal losses on both sides; has_spread): t is a division by zero, or by
+    # rounding noise, so no test; scipy's warning for nearly equal values is the report's to make, not a stray line
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        if len(pairs) >= 2 and np.ptp(diffs) > 0:
+        if len(pairs) >= 2 and has_spread(diffs):
             res = scipy.stats.ttest_rel([v[1] for v in pairs.values()], [v[0] for v in pairs.values()])
             paired = (float(res.statistic), float(res.pvalue))
-        if len(base.runs) >= 2 and len(change.runs) >= 2 and (np.ptp(base.losses) > 0 or np.ptp(change.losses) > 0):
+        if len(base.runs) >= 2 and len(change.runs) >= 2 and (has_spread(base.losses) or has_spread(change.losses)):
             res = scipy.stats.ttest_ind(change.losses, base.losses, equal_var=False)
             welch = (float(res.statistic), float(res.pvalue))
     base_s, change_s = (float(np.mean([r.training_time_s for r in side.runs])) for side in (base, change))
@@ -161,10 +185,19 @@ def _left_out(runs: list[Run]) -> str:
     """'2 incomplete, 1 not a run log, b.txt (a copy of a.txt)' (what `speedrun stats` lists one by one): a copy or
     a deterministic repeat is named with the log it repeats, being a complete run left out for that alone."""
     names = {"malformed": "not a run log", "complete": "complete without a final val"}  # the rest: failed, incomplete
-    kinds = Counter(names.get(r.status, r.status) for r in runs if not r.copy_of)
+    # a run log damaged or edited mid-way (runlog: 'line N: ...') is named with its line, being no stray file
+    damaged = [r for r in runs if r.status == "malformed" and r.reason.startswith("line ")]
+    kinds = Counter(names.get(r.status, r.status) for r in runs if not r.copy_of and id(r) not in map(id, damaged))
     repeats = [f"{r.path.name} ({'a copy of' if r.reason.startswith('a copy') else 'repeats'} {r.copy_of.name})"
                for r in runs if r.copy_of]
-    return ", ".join([f"{n} {kind}" for kind, n in kinds.items()] + repeats)
+    return ", ".join([f"{n} {kind}" for kind, n in kinds.items()] + repeats
+                     + [f"{r.path.name} (malformed: {r.reason})" for r in damaged])
+
+
+def _enough_runs(cmp: Comparison) -> bool:
+    """Both sides have the 2+ runs Welch's test needs (2+ seeds paired imply it): a missing test then means no
+    spread, not too few runs."""
+    return len(cmp.base.runs) >= 2 and len(cmp.change.runs) >= 2
 
 
 def _signed(x: float) -> str:
@@ -173,6 +206,9 @@ def _signed(x: float) -> str:
 
 def verdict(cmp: Comparison) -> str:
     test = cmp.paired or cmp.welch
+    if test is None and _enough_runs(cmp):  # then neither test had spread to divide by
+        return ("VERDICT: no test: each side's final val losses are all the same (no spread): "
+                f"change - base = {_signed(cmp.difference)}")
     if test is None:
         return ("VERDICT: too few runs for a test (need 2+ seeds run on both sides, or 2+ runs on each): "
                 f"change - base = {_signed(cmp.difference)}")
@@ -220,6 +256,7 @@ def format_comparison(cmp: Comparison) -> str:
     means = _signed(float(cmp.change.losses.mean() - cmp.base.losses.mean()))
     lines.append(f"  all runs (Welch): difference of means {means}"
                  + (f"; t = {cmp.welch[0]:.3f}, p = {format_p(cmp.welch[1])} (two-sided)" if cmp.welch
+                    else " (each side's losses all equal, no spread: no test)" if _enough_runs(cmp)
                     else " (a side has one run: no test)"))
     if cmp.paired is not None and cmp.paired[1] >= ALPHA:
         n = seeds_for_power(cmp.paired_differences)
@@ -233,6 +270,11 @@ def format_comparison(cmp: Comparison) -> str:
             lines.append(f"  note: the {side.name}'s runs ran {len(groups)} versions of the code (the same recipe "
                          "values), pooled here; `speedrun stats` on them shows each group")
     lines += [f"  note: the {side.name}'s {joined_note(r)}" for side in (cmp.base, cmp.change) for r in side.joined]
+    for side in (cmp.base, cmp.change):
+        if odd := side.odd_seeds:
+            named = ", ".join(f"{r.path.name}: {json.dumps(r.log.recipe['seed'])}" for r in odd[:3])
+            lines.append(f"  note: the {side.name}'s {plural(len(odd), 'log')} with a seed that is not a whole number "
+                         f"({named}{', ...' if len(odd) > 3 else ''}): not paired, counted in the Welch test")
     if note := data_note(cmp.base.runs + cmp.change.runs, "the base and change runs"):
         lines.append("  " + note)
     ratio = "— (the base's logged training time is 0)" if np.isnan(cmp.time_ratio) else f"{cmp.time_ratio:.3f}x"

@@ -3,6 +3,7 @@ one line per (recipe, commit) group: the mean curve with a min-max band. Unfinis
 they are not read as results. Drawn on a bare Figure with the Agg canvas: no pyplot state.
 """
 
+import json
 import re
 import shutil
 import sys
@@ -16,6 +17,7 @@ from matplotlib.figure import Figure
 from speedrun.errors import SpeedrunError
 from speedrun.files import check_writable_folder, write_atomic
 from speedrun.stats import DEFAULT_TARGET, Run, group_label, joined_val, label_settings, listed_as, load_runs
+from speedrun.words import plural
 
 MAX_RUN_LINES = 8
 TARGET_NEAR = 0.5  # the target is drawn when within this fraction of the losses' span from them
@@ -52,7 +54,7 @@ def _series(runs: list[Run], settings: dict) -> list[dict]:
     """One dict per line to draw: label, style, and x/y for both panels (+ band for groups). settings: per group,
     from label_settings."""
     if len(runs) <= MAX_RUN_LINES:
-        seeds = {r.log.recipe.get("seed") for r in runs}
+        seeds = {json.dumps(r.log.recipe.get("seed"), sort_keys=True) for r in runs}  # an edited log's: a list
         show_seed = len(seeds) > 1 and len({r.group for r in runs}) < len(runs)  # repeats of one setting: which seed
         return [dict(zip(("steps", "secs", "loss"), _points([r]).T), label=_run_label(r, settings[r.group], show_seed),
                      done=r.counted, planned=r.steps_planned, band=None) for r in runs]
@@ -67,8 +69,8 @@ def _series(runs: list[Run], settings: dict) -> list[dict]:
         at_step = [points[which == i] for i in range(len(steps))]
         losses = [p[:, 2] for p in at_step]
         mean = np.array([l.mean() for l in losses])
-        label = (f"{group_label(members, settings[members[0].group])}: {len(members)} run"
-                 + "s" * (len(members) != 1) + (f", mean final {mean[-1]:.4f}" if done else " (incomplete/failed)"))
+        label = (f"{group_label(members, settings[members[0].group])}: {plural(len(members), 'run')}"
+                 + (f", mean final {mean[-1]:.4f}" if done else " (incomplete/failed)"))
         out.append(dict(label=label, done=done, planned=max(r.steps_planned for r in members), steps=steps,
                         secs=np.array([p[:, 1].mean() for p in at_step]), loss=mean,
                         band=(np.array([l.min() for l in losses]), np.array([l.max() for l in losses]))))
@@ -173,8 +175,8 @@ def plot_logs(paths: list[str], out: str, target: float = DEFAULT_TARGET) -> Fig
     ax_t.set_ylim(ylo, yhi)
     ax_t.set_ylabel("validation loss", fontsize=11)
     n_runs = len(runs)
-    what = f"{n_runs} run{'s' * (n_runs != 1)}" + (f" in {len(series)} groups: mean line, min–max band"
-                                                   if n_runs > MAX_RUN_LINES else "")
+    what = plural(n_runs, "run") + (f" in {plural(len(series), 'group')}: mean line, min–max band"
+                                    if n_runs > MAX_RUN_LINES else "")
     title = f"Validation loss, {what}."
     # the highest point, where the y axis cuts it off (the untrained model's loss at step 0, mostly)
     top = max(((float(y), int(x)) for s in series for x, y in zip(s["steps"], s["loss"]) if np.isfinite(y)),

@@ -2,6 +2,7 @@
 records/README.md, regenerated from the logs themselves so that it can never disagree with the evidence.
 """
 
+import errno
 import os
 import re
 import shutil
@@ -56,6 +57,7 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
     folder = Path(records_dir) / f"{date}_{name}"
     if not RECORD_DIR.fullmatch(f"{date}_{name}"):  # the name as given: '../x' is no name, whatever its folder's
         raise SpeedrunError(f"record {date}_{name!s}: want YYYY-MM-DD_NAME, NAME of letters, digits, '.', '_' and '-'")
+    _check_root(Path(records_dir))
     if folder.exists():
         raise SpeedrunError(f"{folder}: the record already exists")
     sources = find_logs(logs)
@@ -103,11 +105,39 @@ def new_record(records_dir: str | os.PathLike, name: str, logs: list[str], comma
         # path they gave, not the hidden folder
         plot_logs([str(s) for s in sorted(sources, key=lambda s: s.name)], str(tmp / "val_loss.png"), target)
         os.rename(tmp, folder)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _as_written(e, tmp, folder) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     rebuild_records_table(records_dir)
     return folder
+
+
+def _as_written(e: OSError, tmp: Path, folder: Path) -> OSError:
+    """`e` naming the file being written as the record names it (the hidden temp folder is gone with the rollback).
+    A full disk is the destination's, though shutil's copy names the source first (and the destination second)."""
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    name = e.filename2 if full and e.filename2 is not None else e.filename
+    if name is None or e.errno is None:  # nothing to rename by
+        return e
+    path = Path(os.fsdecode(name))
+    if path.is_relative_to(tmp):
+        path = folder / path.relative_to(tmp)
+    return OSError(e.errno, e.strerror, str(path))
+
+
+def _check_root(root: Path, must_exist: bool = False) -> None:
+    """One line for a records folder that is a file, or lies in one (not the OSError of a write into it), and, where
+    it must exist, for one that does not."""
+    where = "<dir>/<YYYY-MM-DD>_<short-name>/"
+    above = next(p for p in (root, *root.parents) if p.exists())  # "." or "/" at the latest
+    if not above.is_dir():
+        raise SpeedrunError(f"{root}: {'' if above == root else f'{above} '}is a file, not a folder (records live in "
+                            f"{where})")
+    if must_exist and not root.is_dir():
+        raise SpeedrunError(f"{root}: no such folder (records live in {where})")
 
 
 def _target(text: str, readme: Path) -> float:
@@ -154,8 +184,7 @@ def _row(folder: Path) -> list[str]:
 
 def rebuild_records_table(records_dir: str = "records") -> Path:
     root = Path(records_dir)
-    if not root.is_dir():
-        raise SpeedrunError(f"{root}: no such folder (records live in <dir>/<YYYY-MM-DD>_<short-name>/)")
+    _check_root(root, must_exist=True)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     rows = [_row(folder) for folder in folders if RECORD_DIR.match(folder.name)]
     ignored = [folder.name for folder in folders if not RECORD_DIR.match(folder.name)]

@@ -177,6 +177,7 @@ class ParsedLog:
     text_hash: str = ""  # sha-256 (16 hex) of the whole text: a copy of a log (renamed, or .xz) is the same run
     resumed_at: int | None = None  # a resumed run's log: the checkpoint's step; its earlier steps are in another log
     first_part: str | None = None  # that log's path as the resume's note names it (where found; older: as recorded)
+    damaged_line: int | None = None  # a last line spoilt (a power loss's NULs): the log is read up to this line
 
     @property
     def complete(self) -> bool:
@@ -228,10 +229,12 @@ def _parse(path: Path) -> ParsedLog:
 
 def _parse_ours(path: Path, lines: list[str]) -> ParsedLog:
     sections: dict[str, list[str]] = {}
+    first_line: dict[str, int] = {}  # a section's first body line's number in the file: what a damaged line is named by
     current: list[str] = []  # lines before the first section are dropped
-    for line in lines[1:]:
+    for number, line in enumerate(lines[1:], 2):
         if line.startswith("=== ") and line.endswith(" ===") and not line.startswith("=== end:"):
             current = sections[line[4:-4]] = []
+            first_line[line[4:-4]] = number + 1
         else:
             current.append(line)
     try:
@@ -245,19 +248,42 @@ def _parse_ours(path: Path, lines: list[str]) -> ParsedLog:
     log = ParsedLog(path, recipe, recipe["steps"], environment="\n".join(sections.get("environment", [])),
                     code_hash=code_hash({t: body for t, body in sections.items() if t.startswith("code: ")}),
                     data_hash=code_hash({"data": sections["data"]}) if sections.get("data") else "")
-    for line in sections.get("steps", []):  # only here: the code section may hold look-alike lines
-        if m := _STEP.match(line):
-            log.train_steps.append((int(m[1]), float(m[3]), None if m[5] is None else float(m[5])))
-        elif m := _VAL.match(line):
-            log.val.append((int(m[1]), float(m[3]), float(m[4])))
-        elif m := _MEM.match(line):
-            log.peak_allocated_mib, log.peak_reserved_mib = int(m[1]), int(m[2])
-        elif m := _END.match(line):
-            log.status = "complete" if m[1] == "complete" else "failed"
-            log.failure = m[2] or ""
-        elif (m := _RESUMED.match(line)) and log.resumed_at is None:
-            log.resumed_at, log.first_part = int(m[2]), m[3]
+    steps = sections.get("steps", [])
+    for i, line in enumerate(steps):  # only here: the code section may hold look-alike lines
+        try:
+            if m := _STEP.match(line):
+                log.train_steps.append((int(m[1]), float(m[3]), None if m[5] is None else _loss(m[5], "train_loss")))
+            elif m := _VAL.match(line):
+                log.val.append((int(m[1]), _loss(m[3], "val_loss"), float(m[4])))
+            elif m := _MEM.match(line):
+                log.peak_allocated_mib, log.peak_reserved_mib = int(m[1]), int(m[2])
+            elif m := _END.match(line):
+                log.status = "complete" if m[1] == "complete" else "failed"
+                log.failure = m[2] or ""
+            elif (m := _RESUMED.match(line)) and log.resumed_at is None:
+                log.resumed_at, log.first_part = int(m[2]), m[3]
+        except ValueError as e:  # a loss that is no number (_loss)
+            number = first_line["steps"] + i
+            # the last line of an unfinished log, spoilt as it was written (a power loss leaves NULs): a crashed
+            # run, read up to it; anywhere else the log was damaged or edited after the run, so nothing in it is sure
+            if log.status == "incomplete" and not any(rest.strip("\0 \t") for rest in steps[i + 1:]):
+                log.damaged_line = number
+                break
+            raise LogError(f"{path}: line {number}: {e}") from None
     return log
+
+
+def _loss(text: str, name: str) -> float:
+    """A logged loss; ValueError for a word or a value below 0 (a cross-entropy never is). NaN and inf are read: a
+    diverged run's, which parse_log calls failed."""
+    try:
+        value = float(text)
+    except ValueError:
+        shown = repr(text[:12]) + ("..." if len(text) > 12 else "")  # NULs by the thousand: a few are enough
+        raise ValueError(f"{name} {shown} is not a number") from None
+    if value < 0:
+        raise ValueError(f"{name} {text} is below 0, which no cross-entropy is (an edited log?)")
+    return value
 
 
 def code_hash(code_sections: dict[str, list[str]]) -> str:
@@ -283,10 +309,10 @@ def _parse_upstream(path: Path, lines: list[str]) -> ParsedLog:
             time_match = _UP_TIME.match(fields.get("train_time", ""))
             try:
                 ms = float(time_match[1]) * (1000 if time_match[2] == "s" else 1) if time_match else None
-                loss = None if loss is None else float(loss)
+                loss = None if loss is None else _loss(loss, "loss")
             except ValueError:
                 ms = None
-            if ms is None:  # a damaged line (a half-written last one, say): skipped
+            if ms is None:  # a damaged line (a half-written last one, or a loss below 0): skipped
                 continue
             steps_planned = int(m[2])
             if "val_loss" in fields:

@@ -147,6 +147,8 @@ def load_run(path: Path) -> Run:
     if log.complete and log.final_val_loss is None:
         last = f"at step {log.val[-1][0]}" if log.val else "none"
         run.reason = f"no val loss at the last step {log.steps} (last val: {last}); not counted"
+    if log.damaged_line is not None:  # read up to it, as a crash's log: said, so the cut is not taken for the run's
+        run.reason = f"its last line is damaged (line {log.damaged_line}): read up to it"
     if log.source == "upstream":
         if run.device == "cpu":  # no nvidia-smi table: upstream never trains on a CPU, the GPU is just not named
             run.device = "unknown"
@@ -221,7 +223,8 @@ def _replays(run: Run, counted: dict) -> None:
     `run` joins the counted ones."""
     train = {s: loss for s, _, loss in run.log.train_steps}
     val = {s: loss for s, loss, _ in run.log.val}
-    same = counted.setdefault((run.group, run.log.recipe.get("seed")), [])
+    # the seed as JSON: an edited log's may be a list, which no dict key can be
+    same = counted.setdefault((run.group, json.dumps(run.log.recipe.get("seed"), sort_keys=True)), [])
     for i, (other, other_train, other_val) in enumerate(same):
         common = train.keys() & other_train.keys()
         if common and (train.keys() <= other_train.keys() or other_train.keys() <= train.keys()) and all(
@@ -435,14 +438,17 @@ def format_summary(summary: Summary) -> str:
                           "    " + verdict(g).replace("VERDICT: ", "verdict: ")]
             lines += ["", f"note: the overall numbers pool {len(summary.groups)} groups (recipe values or code "
                           "differ); a record is judged on the runs of one group"]
-    mixed = [note for runs in by_group(summary.counted).values()
+    groups = by_group(summary.counted)
+    mixed = [note for runs in groups.values()
              if (note := data_note(runs, f"the {len(runs)} runs of {summary.labels[runs[0].group]}"))]
     lines += [""] + mixed if mixed else []
-    seeds = {r.log.recipe.get("seed") for r in summary.counted}
-    if s is not None and s.n > 1 and len(seeds) == 1 and None not in seeds:
-        lines += ["", f"note: every run used seed {seeds.pop()}, so they differ only by the device's nondeterminism: "
-                      "the t-test says how well a run repeats, not how it varies with the seed (--set seed=N to vary "
-                      "it)"]
+    for runs in groups.values():  # repeats of one seed are so only within a group: other groups ran other values
+        seed = runs[0].log.recipe.get("seed")
+        if len(runs) > 1 and seed is not None and all(r.log.recipe.get("seed") == seed for r in runs):
+            who = "every run" + (f" of {summary.labels[runs[0].group]}" if len(groups) > 1 else "")
+            lines += ["", f"note: {who} used seed {seed}, so they differ only by the device's nondeterminism: "
+                          "the t-test says how well a run repeats, not how it varies with the seed (--set seed=N to "
+                          "vary it)"]
     lines += ["", groups_verdict(summary) if len(summary.groups) > 1 else verdict(s)]
     return "\n".join(lines)
 

@@ -156,7 +156,8 @@ def test_sides_without_spread_get_no_test(tmp_path):
     b = [hand_log(tmp_path / "b" / f"r{i}.txt", 3.30, recipe={"seed": 0}) for i in range(2)]
     result = compare([str(p) for p in a], [str(p) for p in b])
     assert result.paired is None and result.welch is None
-    assert "VERDICT: too few runs for a test" in compare_report([str(tmp_path / "a")], [str(tmp_path / "b")])
+    assert "VERDICT: no test: each side's final val losses are all the same (no spread)" in compare_report(
+        [str(tmp_path / "a")], [str(tmp_path / "b")])
 
 
 def test_cli(tmp_path, capsys):
@@ -229,3 +230,41 @@ def test_an_interrupted_runs_first_part_is_one_run_with_its_resume(tmp_path):
             f"{resumed.name}, which resumed it at step 50: joined, one run") in text.splitlines()
     resumed.unlink()
     assert "left out: 1 failed" in compare_report([base], [change])
+
+
+def test_rounding_noise_in_the_paired_differences_is_no_spread(tmp_path):
+    """Each change ends +0.0100 over its base as logged (4 decimals), but the floats' differences are
+    0.0100000000000002 and 0.0099999999999998: their 'spread' is the arithmetic's, and t was 3e13, 'significant'."""
+    base = {0: 3.2710, 1: 3.2830, 2: 3.2650}
+    change = {s: round(v + 0.01, 4) for s, v in base.items()}
+    assert len({change[s] - base[s] for s in base}) > 1  # the floats do differ
+    cmp = compare([logs(tmp_path / "base", base)], [logs(tmp_path / "change", change)])
+    text = compare_report([str(tmp_path / "base")], [str(tmp_path / "change")])
+    assert cmp.paired is None and "mean +0.0100 (equal differences, no spread: no test)" in text
+    assert "significant at" not in text and "Welch, unpaired" in text  # the losses' own spread is real
+    assert seeds_for_power([change[s] - base[s] for s in base]) is None
+
+
+def test_two_runs_a_side_without_spread_say_so_not_too_few_runs(tmp_path):
+    """Base 7.3000 twice, change 7.3100 twice (seeds 0 and 1): each side has its two runs; what it lacks is spread."""
+    base, change = logs(tmp_path / "base", {0: 7.30, 1: 7.30}), logs(tmp_path / "change", {0: 7.31, 1: 7.31})
+    text = compare_report([base], [change])
+    assert "(equal differences, no spread: no test)" in text and "a side has one run" not in text
+    assert "all runs (Welch): difference of means +0.0100 (each side's losses all equal, no spread: no test)" in text
+    assert ("VERDICT: no test: each side's final val losses are all the same (no spread): change - base = +0.0100"
+            in text) and "too few runs" not in text
+
+
+def test_a_seed_that_is_no_whole_number_pairs_with_nothing(tmp_path):
+    """An edited log's `"seed": "one"` (or a list): counted as stats counts it, in Welch's test; never int()'s
+    traceback, nor a pair."""
+    base = logs(tmp_path / "base", {1: 3.40, 2: 3.41})
+    change = logs(tmp_path / "change", {1: 3.38, 2: 3.39})
+    hand_log(tmp_path / "change" / "odd.txt", 3.37, recipe={"seed": "one"})
+    hand_log(tmp_path / "change" / "list.txt", 3.36, recipe={"seed": [1]})
+    cmp = compare([base], [change])
+    assert len(cmp.change.runs) == 4 and set(cmp.pairs) == {1, 2} and cmp.welch is not None
+    text = compare_report([base], [change])
+    assert ("  note: the change's 2 logs with a seed that is not a whole number (list.txt: [1], odd.txt: \"one\"): "
+            "not paired, counted in the Welch test") in text.splitlines()
+    assert main(["stats", change]) == 0 and main(["plot", change, "--out", str(tmp_path / "p.png")]) == 0

@@ -309,3 +309,11 @@ def test_a_finished_run_a_resume_branched_off_is_drawn_as_its_own_line(tmp_path,
     lines = [l for l in fig.axes[1].get_lines() if not l.get_label().startswith("target")]
     assert [list(line.get_xdata()) for line in lines] == [[0, 25, 50, 75, 100]] * 2
     assert "skipped" not in capsys.readouterr().err
+
+
+def test_nine_runs_of_one_setting_are_one_group_in_the_title(tmp_path):
+    for seed in range(9):
+        hand_log(tmp_path / f"s{seed}.txt", 3.2 + seed / 1000, recipe={"seed": seed})
+    fig = plot_logs([str(tmp_path)], str(tmp_path / "p.png"))
+    assert fig.get_suptitle().startswith("Validation loss, 9 runs in 1 group: mean line, min–max band.")
+    assert [l.get_label() for l in fig.axes[1].get_lines()][0].startswith("tiny @ unknown: 9 runs, mean final ")

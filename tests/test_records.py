@@ -285,3 +285,39 @@ def test_a_skipped_logs_note_names_the_users_path(tmp_path, capsys):
     new_record(tmp_path / "records", "skip", [str(tmp_path / "src")], "cmd", "cpu", date="2026-01-02")
     err = capsys.readouterr().err
     assert f"speedrun: skipped {early}: " in err and ".tmp" not in err
+
+
+def test_a_records_dir_that_is_a_file_is_said_to_be_one(tmp_path):
+    hand_log(tmp_path / "src" / "a.txt", 3.2)
+    (tmp_path / "file").write_text("x\n")
+    for d in ("file", "file/sub"):
+        with pytest.raises(SpeedrunError, match=rf"^{tmp_path / d}: {'' if d == 'file' else f'{tmp_path}/file '}is a "
+                                                rf"file, not a folder \(records live in"):
+            rebuild_records_table(str(tmp_path / d))
+        with pytest.raises(SpeedrunError, match=rf"^{tmp_path / d}: .*is a file, not a folder"):
+            new_record(tmp_path / d, "x", [str(tmp_path / "src")], "cmd", "cpu", date="2026-01-01")
+    with pytest.raises(SpeedrunError, match="no such folder"):
+        rebuild_records_table(str(tmp_path / "missing"))
+
+
+def test_a_full_disk_names_the_records_file_being_written_not_the_source(tmp_path, monkeypatch, capsys):
+    """shutil's copy names the source first on ENOSPC (its sendfile sets filename to it, filename2 to the
+    destination): the error is the destination's, the record's copy, and the rollback leaves nothing."""
+    import errno
+    import os
+    import time as _time
+
+    from speedrun.cli import main
+
+    src = hand_log(tmp_path / "src" / "a.txt", 3.40)
+    hand_log(tmp_path / "src" / "b.txt", 3.39)
+    records = tmp_path / "records"
+    records.mkdir()
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "sendfile", full)
+    assert main(["records", "--dir", str(records), "--new", "x", str(src.parent)]) == 1
+    record = records / f"{_time.strftime('%Y-%m-%d')}_x"
+    assert capsys.readouterr().err == f"speedrun: error: {record / 'a.txt'}: No space left on device\n"
+    assert list(records.iterdir()) == []

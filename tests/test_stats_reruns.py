@@ -146,3 +146,18 @@ def test_the_parts_of_a_run_resumed_twice_are_one_run_and_a_finished_run_branche
     resumed_log(tmp_path / "branch" / "branch.txt", 3.21, 50, branched, recipe={"seed": 3})
     s = summarize([str(tmp_path / "branch")])
     assert s.overall.n == 2 and not any(r.continued_in for r in s.runs)
+
+
+def test_one_seed_is_said_only_of_runs_of_one_group(tmp_path):
+    """A steps=20 and a steps=60 run, both seed 0, are two groups of one run each: not repeats of a seed, so not
+    'they differ only by the device's nondeterminism'; a group whose runs all used one seed is named when it is said."""
+    hand_log(tmp_path / "short.txt", 3.30, steps=20, recipe={"seed": 0})
+    hand_log(tmp_path / "long.txt", 3.27, steps=60, recipe={"seed": 0})
+    assert len(summarize([str(tmp_path)], 3.28).groups) == 2
+    assert "used seed" not in stats_report([str(tmp_path)], 3.28)[0]
+    hand_log(tmp_path / "long2.txt", 3.26, steps=60, recipe={"seed": 0})
+    s = summarize([str(tmp_path)], 3.28)
+    label = next(s.labels[k] for k, g in s.groups.items() if g.n == 2)
+    text = stats_report([str(tmp_path)], 3.28)[0]
+    assert f"note: every run of {label} used seed 0, so they differ only by the device's nondeterminism" in text
+    assert text.count("used seed") == 1
