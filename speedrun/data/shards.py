@@ -14,7 +14,7 @@ import numpy as np
 
 from speedrun.data.tokenizer import VOCAB_SIZE
 from speedrun.errors import SpeedrunError
-from speedrun.files import glob_files, write_atomic
+from speedrun.files import broken_link, glob_files, write_atomic
 
 MAGIC = 20240520
 VERSION = 1
@@ -39,6 +39,8 @@ def shard_header(path: str | os.PathLike) -> int:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
+        if broken_link(path):
+            raise ShardError(f"{path}: a broken symlink (to {os.readlink(path)}), not a shard file") from None
         raise ShardError(f"{path}: no such shard file") from None
     if path.is_dir():
         raise ShardError(f"{path}: is a directory, not a shard file")

@@ -28,6 +28,7 @@ from speedrun.data.documents import (
     TokenizeError,
     expand_inputs,
     iter_documents,
+    link_target,
     one_line,
     open_parquet,
     reader_of,
@@ -239,8 +240,9 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     made = check_writable_folder(out, "--out", TokenizeError)  # the folders to remove again if this fails
     skipped: list[Path] = []
     repeated: list[Path] = []
-    files = expand_inputs(inputs, skipped, repeated)
-    val_files = expand_inputs(val_from, skipped, repeated) if val_from else []
+    broken: list[Path] = []
+    files = expand_inputs(inputs, skipped, repeated, broken)
+    val_files = expand_inputs(val_from, skipped, repeated, broken) if val_from else []
     shared = sorted({f.resolve() for f in files} & {f.resolve() for f in val_files})
     if shared:
         raise TokenizeError(f"{shared[0]}: both an input and --val-from; validation would score tokens the model "
@@ -251,6 +253,9 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     if skipped:
         print(f"skipping {plural(len(skipped), 'file')} in input folders that are not {'/'.join(SUPPORTED)} "
               f"(e.g. {skipped[0]})")
+    if broken:
+        print(f"skipping {plural(len(broken), 'broken symlink')} in input folders or globs "
+              f"(e.g. {link_target(broken[0])})")
     for f in [f for f in val_files + files if reader_of(f) == ".parquet"]:  # fail on a wrong column before tokenizing
         open_parquet(f, text_field)
     # all the cores this process may use (containers, taskset)
