@@ -1,9 +1,11 @@
 """What `speedrun data tokenize` reads from its inputs: symlinked folders followed (each file once, a loop ended),
-links to nothing named, not dropped."""
+links to nothing named, not dropped; and text that is no Unicode (a lone surrogate) an error like invalid UTF-8."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 
 import pytest
 
@@ -49,3 +51,19 @@ def test_a_link_to_nothing_in_a_folder_or_glob_is_named(tmp_path, capsys):
     with pytest.raises(TokenizeError, match=r"/t/x\.txt: a broken symlink \(to nowhere\.txt\)$"):
         documents.expand_inputs([str(tmp_path / "t" / "x.txt")])
     assert not (tmp_path / "o2").exists()
+
+
+@pytest.mark.parametrize("line, error", [
+    ('{"text": "a \\ud800 b"}', r'line 2: "text" is not Unicode text \(a lone surrogate \\ud800 at character 3\)'),
+    ('{"text": "end \\uDFFF"}', r'line 2: "text" is not Unicode text \(a lone surrogate \\udfff at character 5\)'),
+])
+def test_a_lone_surrogate_is_an_error_like_invalid_utf8(tmp_path, line, error):
+    """json reads "\\ud800" (an escape, valid JSON) as a lone surrogate, which no UTF-8 holds: tokenized, it became
+    U+FFFD without a word, where the same bytes unescaped are an error."""
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"text": "fine"}) + "\n" + line + "\n")
+    with pytest.raises(TokenizeError, match=f"^{re.escape(str(src))}: {error}$"):
+        tokenize_files([str(src)], str(tmp_path / "o"), workers=1)
+    # a surrogate pair escaped is one character, as it should be
+    src.write_text('{"text": "emoji \\ud83d\\ude80"}\n')
+    assert list(documents.iter_documents([src])) == ["emoji \U0001f680"]

@@ -170,7 +170,7 @@ def _field_hint(field: str) -> str:
     return "; --text-field NAME reads another" if field == "text" else ""
 
 
-
+_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: in no UTF-8 text
 _ARRAY_HINT = "; expected JSON lines (one object per line), not a JSON array"
 
 
@@ -219,6 +219,11 @@ def _read_jsonl(path: Path, field: str = "text", position: ReadPosition | None =
             if _blank(text):
                 raise TokenizeError(f"{path}: line {lineno}: \"{field}\" is {'only whitespace' if text else 'empty'} "
                                     f"(no text to tokenize)")
+            # only an escape (\ud800) gives one: unescaped, its bytes are not UTF-8, refused above; the BPE would
+            # silently make it U+FFFD
+            if "\\u" in line and (m := _SURROGATE.search(text)):
+                raise TokenizeError(f"{path}: line {lineno}: \"{field}\" is not Unicode text (a lone surrogate "
+                                    f"\\u{ord(m[0]):04x} at character {m.start() + 1})")
             count += 1
             yield text
     if count == 0:
