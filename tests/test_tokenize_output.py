@@ -135,3 +135,23 @@ def test_a_killed_tokenizings_hidden_folder_is_removed_by_the_next(tmp_path, cap
     printed = capsys.readouterr().out
     assert f"note: removed {work} (0.0 MiB), a tokenizing folder that a killed run left half-written" in printed
     assert not any(p.name.startswith(".") for p in out.iterdir())
+
+
+def test_the_train_command_is_given_only_where_tiny_would_take_the_shards(tmp_path, capsys):
+    """One large document and a short one: val took the large one, train the short one's 2 tokens, and the command
+    printed to train on them failed (`NOT READY`). The hint passes the same data check as `train --dry-run`."""
+    src = tmp_path / "big.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["many words here " * 1500, "hi"]))
+    out = tmp_path / "obig"
+    tokenize_files([str(src)], str(out), workers=1)
+    said = capsys.readouterr().out
+    assert "train on them" not in said
+    assert said.splitlines()[-1].startswith(
+        f"note: no train command: tiny would refuse these shards ({out}/data_train_000000.bin: no shard holds a "
+        f"whole train batch of 1,024 tokens and its next-token targets (needs 1,025; largest: 2 tokens); "), said
+    assert said.splitlines()[-1].endswith("; give more documents, or put a small one first"), said
+    # the short one first: train gets the large one, and the command (its val rows shortened) is given
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["hello there, " * 200, "many words here " * 1500]))
+    tokenize_files([str(src)], str(out), workers=1)
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"train on them: speedrun train --recipe tiny --data "
+                                                               f"{out} --set val_seq_len=")

@@ -329,7 +329,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
         print(f"note: the val shard holds {sink.val_count / tokens:.0%} of the tokens ({sink.val_count:,} of "
               f"{tokens:,}), leaving {sink.train_total:,} to train on: val takes whole documents from the start"
               f"{_smaller_val(sink.val_docs, whole_txt)}")
-    _say_val_and_next(sink, out, name, val_tokens, txt_docs, bool(val_files))
+    _say_val_and_next(sink, out, name, val_tokens, txt_docs, bool(val_files), whole_txt)
     return summary
 
 
@@ -368,7 +368,7 @@ class _Progress:
 
 
 def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | None, txt_docs: str,
-                      val_from: bool) -> None:
+                      val_from: bool, whole_txt: bool) -> None:
     """What went to val, and the command that trains on the shards; or why there is no val shard, and how to get one
     (the training recipes read val_files)."""
     default = f"whole documents reaching 10% of the tokens or {DEFAULT_VAL_MAX:,}, whichever is less"
@@ -394,7 +394,17 @@ def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | 
         data = ("".join(f" --set {shlex.quote(f'{role}_files=' + name_glob(str(out), name, role))}"
                         for role in ("train", "val")) if others
                 else f" --data {shlex.quote(str(out))}")
-        print("train on them: speedrun train --recipe tiny" + data + "".join(f" --set {s}" for s in sets))
+        # what --data gives (data_folder_overrides), checked as `train --dry-run` checks it: a command that fails
+        # is no hint (val may have taken nearly all the tokens)
+        from speedrun.launch import data_readiness
+        files = [f"{role}_files={name_glob(str(out), name, role)}" for role in ("train", "val")]
+        ready, line = data_readiness(load_recipe("tiny", files + sets), None, 1)
+        if ready:
+            print("train on them: speedrun train --recipe tiny" + data + "".join(f" --set {s}" for s in sets))
+        else:
+            more = _smaller_val(sink.val_docs, whole_txt) if sink.val_count > sink.train_total and not val_from else ""
+            print(f"note: no train command: tiny would refuse these shards ({line.removeprefix('data: NOT READY: ')})"
+                  f"{more}")
     else:
         tiny = load_recipe("tiny")
         least, own = tiny.attn_block_size + 1, tiny.val_tokens + 1
