@@ -7,8 +7,10 @@ and moved into place only when every input has been read: an error leaves nothin
 """
 
 import contextlib
+import functools
 import itertools
 import multiprocessing as mp
+import multiprocessing.pool
 import os
 import shlex
 import shutil
@@ -85,6 +87,23 @@ def _ignore_signals() -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
 
 
+def _quiet_worker(target, *args) -> None:
+    """A pool worker (`target`: multiprocessing's) that ends without a traceback when its parent is gone. Killed
+    outright (SIGKILL), the parent reads no more results, and the next one sent is a BrokenPipeError: the only pipe
+    a worker writes, its results', broke. Not SIGPIPE's default action: it could end a worker while it holds the
+    results' lock, and the other one then waited for it forever."""
+    try:
+        target(*args)
+    except (BrokenPipeError, ConnectionResetError):
+        return
+
+
+class _Pool(multiprocessing.pool.Pool):
+    @staticmethod
+    def Process(ctx, *args, target=None, **kwds):
+        return ctx.Process(*args, target=functools.partial(_quiet_worker, target), **kwds)
+
+
 @contextlib.contextmanager
 def _pool(workers: int):
     """The worker pool (None for one worker), closed and joined on leaving, also on error: the workers finish the few
@@ -99,8 +118,8 @@ def _pool(workers: int):
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS) if _CAN_BLOCK else None
     try:
         # fork shares the already-built BPE tables with the workers; elsewhere each worker builds its own
-        pool = mp.get_context("fork" if sys.platform.startswith("linux") else None).Pool(workers,
-                                                                                      initializer=_ignore_signals)
+        pool = _Pool(workers, initializer=_ignore_signals,
+                     context=mp.get_context("fork" if sys.platform.startswith("linux") else None))
     finally:
         if previous is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
