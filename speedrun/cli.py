@@ -173,7 +173,8 @@ def cmd_records(args) -> int:
 
 def cmd_sample(args) -> int:
     from speedrun.checkpoint import load, resolve
-    from speedrun.evals.sample import sample_from_checkpoint
+    from speedrun.evals.sample import check_sample_options, sample_from_checkpoint
+    check_sample_options(args.tokens, args.temperature, args.top_k, args.num_samples, args.seed)  # before the load
     ckpt = load(resolve(args.checkpoint))
     print(f"checkpoint: {ckpt.path} (step {ckpt.step})", file=sys.stderr)  # which file `latest` named; stdout: samples
     def show(piece: str) -> None:  # each token's text as it comes: a long sample shows as it grows

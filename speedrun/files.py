@@ -41,10 +41,44 @@ def check_writable_folder(path, what: str, error: type[SpeedrunError] = Speedrun
 
 
 def glob_files(pattern: Path) -> list[Path] | None:
-    """The files a glob (`*`, `?`, `[...]`; relative or absolute) matches, sorted; None when `pattern` is no glob."""
+    """The files a glob (`*`, `?`, `[...]`; relative or absolute) matches, sorted, links to nothing included (the
+    reader names them: dropped, they would go unseen); None when `pattern` is no glob."""
     if not any(ch in str(pattern) for ch in "*?["):
         return None
-    return sorted(f for f in Path(pattern.anchor).glob(str(pattern.relative_to(pattern.anchor))) if f.is_file())
+    return sorted(f for f in Path(pattern.anchor).glob(str(pattern.relative_to(pattern.anchor)))
+                  if f.is_file() or broken_link(f))
+
+
+def broken_link(path: Path) -> bool:
+    """A symlink to nothing (or to itself, round a loop)."""
+    return path.is_symlink() and not path.exists()
+
+
+def folder_files(folder: Path, broken: list[Path] | None = None) -> list[Path]:
+    """The files under `folder`, recursively, sorted by path; hidden ones (a name starting with ".") and those in
+    hidden folders left out. Symlinked folders are followed, each real folder once: a link back to a folder above
+    would loop, and one reached twice would give its files twice. Links to nothing go to `broken` when given.
+    Raises OSError where a folder cannot be listed (no permission): skipped, its files would go unseen."""
+    files: list[Path] = []
+    seen: set[Path] = set()
+
+    def walk(d: Path) -> None:
+        if (real := d.resolve()) in seen:
+            return
+        seen.add(real)
+        for entry in sorted(os.scandir(d), key=lambda e: e.name):
+            path = d / entry.name
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():  # a symlinked folder too
+                walk(path)
+            elif entry.is_file():
+                files.append(path)
+            elif broken is not None and broken_link(path):
+                broken.append(path)
+
+    walk(Path(folder))
+    return sorted(files)
 
 
 def temp_path(path: Path) -> Path:

@@ -99,3 +99,15 @@ def test_cli_on_the_bundled_demo_shards(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1
     assert f"BAD {bad}: truncated" in proc.stdout and "2 of 3 files ok" in proc.stdout
+
+
+def test_a_folder_whose_shards_are_in_subfolders_says_so(make_shard, tmp_path, capsys):
+    """inspect, as training, reads a folder's own *.bin files; shards one level down were `matches no shard files`,
+    as if there were none."""
+    for sub in ("a", "b"):
+        (tmp_path / "my data" / sub).mkdir(parents=True)
+        make_shard(_tokens(), folder=tmp_path / "my data" / sub)
+    assert inspect_shards([str(tmp_path / "my data")]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == (f"BAD {tmp_path / 'my data'}: no shard files in the folder (2 "
+                                                       f"in its subfolders: name one, e.g. {tmp_path / 'my data' / 'a'})")
+    assert inspect_shards([str(tmp_path / "my data" / "a")]) == 0

@@ -191,6 +191,15 @@ def test_a_seed_past_torchs_range_is_one_line_before_any_sample(demo_checkpoint,
     assert sample_from_checkpoint(path, "The", max_tokens=3, seed=2**64 - 2, num_samples=2, device="cpu")  # the edge
 
 
+def test_sample_options_are_checked_before_the_checkpoint_loads(tmp_path, capsys):
+    """A bad --seed was refused only after the checkpoint had loaded (the other options are argparse's): here the
+    checkpoint is not even there, and the seed is what the one line names."""
+    for options in (["--seed", "-1"], ["--seed", str(2**64 - 1), "--num-samples", "2"]):
+        rc = main(["sample", str(tmp_path / "nope.pt"), *options, "--device", "cpu"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and err.startswith(f"speedrun: error: --seed {options[1]} must lie in 0..") and "\n" not in err
+
+
 def test_cli_sample(demo_checkpoint, capsys):
     path, _ = demo_checkpoint
     rc = main(["sample", str(path), "--prompt", "It was", "--tokens", "12", "--temperature", "0",

@@ -4,11 +4,13 @@ tells eval how to pick one with eval's own option."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from speedrun.data.demo import data_files, name_glob, one_name, role_shards
-from speedrun.data.shards import ShardError, write_shard
+from speedrun.data.shards import ShardError, resolve_shards, shard_header, write_shard
 from speedrun.data.tokenize import tokenize_files
 from speedrun.run_data import data_folder_overrides
 
@@ -75,3 +77,18 @@ def test_the_glob_a_name_is_given_takes_no_other_names_shards(tmp_path):
     _shards(tmp_path, "x_train_000000.bin", "x_val_000000.bin", "x_val_train_000000.bin", "x_val_val_000000.bin")
     assert [p.name for p in data_files(name_glob(str(tmp_path), "x", "val"), "val")] == ["x_val_000000.bin"]
     assert [p.name for p in data_files(name_glob(str(tmp_path), "x", "train"), "train")] == ["x_train_000000.bin"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_shard_link_to_nothing_is_named_not_dropped(tmp_path):
+    """A folder's, or a glob's, shard that is a link to nothing (a moved disk): training on the others without a
+    word would be training on less data; shard_header names it, as inspect and the run's data check do."""
+    _shards(tmp_path, "x_train_000000.bin", "x_val_000000.bin")
+    (tmp_path / "x_train_000001.bin").symlink_to("/gone/x_train_000001.bin")
+    link = tmp_path / "x_train_000001.bin"
+    for spec in (str(tmp_path), name_glob(str(tmp_path), "x", "train"), str(tmp_path / "*_train_*.bin")):
+        assert data_files(spec, "train")[-1] == link, spec
+    assert link in resolve_shards(tmp_path)
+    with pytest.raises(ShardError, match=rf"^{link}: a broken symlink \(to /gone/x_train_000001\.bin\), not a shard "
+                                         rf"file$"):
+        shard_header(link)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from speedrun import files
 from speedrun.data import tokenize as tk
 from speedrun.data.shards import ShardError, read_shard
 from speedrun.data.tokenize import TokenizeError, tokenize_files
@@ -481,7 +482,7 @@ def test_out_failing_at_creation_removes_the_folders_it_made(tmp_path, monkeypat
     def read_only(*a, **k):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(tk.tempfile, "mkdtemp", read_only)  # what os.access cannot foresee
+    monkeypatch.setattr(files.tempfile, "mkdtemp", read_only)  # what os.access cannot foresee
     _expect_out_error(tmp_path, tmp_path / "new" / "out", "cannot write there (Read-only file system)")
 
 

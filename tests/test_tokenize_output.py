@@ -8,6 +8,11 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import pytest
 from conftest import killed_mid_write
@@ -135,3 +140,69 @@ def test_a_killed_tokenizings_hidden_folder_is_removed_by_the_next(tmp_path, cap
     printed = capsys.readouterr().out
     assert f"note: removed {work} (0.0 MiB), a tokenizing folder that a killed run left half-written" in printed
     assert not any(p.name.startswith(".") for p in out.iterdir())
+
+
+def test_the_train_command_is_given_only_where_tiny_would_take_the_shards(tmp_path, capsys):
+    """One large document and a short one: val took the large one, train the short one's 2 tokens, and the command
+    printed to train on them failed (`NOT READY`). The hint passes the same data check as `train --dry-run`."""
+    src = tmp_path / "big.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["many words here " * 1500, "hi"]))
+    out = tmp_path / "obig"
+    tokenize_files([str(src)], str(out), workers=1)
+    said = capsys.readouterr().out
+    assert "train on them" not in said
+    assert said.splitlines()[-1].startswith(
+        f"note: no train command: tiny would refuse these shards ({out}/data_train_000000.bin: no shard holds a "
+        f"whole train batch of 1,024 tokens and its next-token targets (needs 1,025; largest: 2 tokens); "), said
+    assert said.splitlines()[-1].endswith("; give more documents, or put a small one first"), said
+    # the short one first: train gets the large one, and the command (its val rows shortened) is given
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["hello there, " * 200, "many words here " * 1500]))
+    tokenize_files([str(src)], str(out), workers=1)
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"train on them: speedrun train --recipe tiny --data "
+                                                               f"{out} --set val_seq_len=")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the workers are forked (and so slowed) on Linux only")
+def test_workers_of_a_killed_tokenize_exit_without_a_traceback(tmp_path):
+    """After a SIGKILL of `data tokenize` the pool's workers wrote their results to a pipe nobody reads any more:
+    each printed a BrokenPipeError traceback to the terminal. They end quietly instead."""
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": f"document {i}: " + "some words " * 200}) + "\n" for i in range(400)))
+    started = tmp_path / "started"
+    started.mkdir()
+    # a slow BPE (forked workers inherit it), so the kill comes while every worker holds a batch
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        from speedrun.cli import main
+        from speedrun.data import tokenize as tk
+        encode = tk.encode_document
+        def slow(text):
+            open(os.path.join({str(started)!r}, str(os.getpid())), "a").close()
+            time.sleep(0.01)
+            return encode(text)
+        tk.encode_document = slow
+        sys.exit(main(["data", "tokenize", {str(src)!r}, "--out", {str(tmp_path / "out")!r}, "--workers", "2"]))
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while len(list(started.iterdir())) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = [int(p.name) for p in started.iterdir()]
+    assert len(workers) == 2 and proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    # the workers hold the pipes too: their end is the end of the output
+    out, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err and b"Error" not in err, err.decode()
+    # and they end: gone, or a zombie where nothing reaps orphans (closing their pipes came just before)
+    deadline = time.monotonic() + 30
+    while not all(map(_ended, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(map(_ended, workers))
+
+
+def _ended(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True

@@ -18,7 +18,8 @@ import zlib
 from pathlib import Path
 
 from speedrun.errors import SpeedrunError
-from speedrun.files import each_file_once, glob_files
+from speedrun.files import broken_link, each_file_once, folder_files, glob_files
+from speedrun.words import plural
 
 PARQUET_BATCH_ROWS = 1024
 # How a .txt file divides into documents: what stands between two of them (None: the whole file is one).
@@ -59,10 +60,11 @@ class ReadPosition:
 
 
 def expand_inputs(inputs: list[str], skipped: list[Path] | None = None,
-                  repeated: list[Path] | None = None) -> list[Path]:
+                  repeated: list[Path] | None = None, broken: list[Path] | None = None) -> list[Path]:
     """Files in reading order: each input as given (a glob: its files, sorted); a folder's supported files
-    recursively, sorted by path.
-    Other files found in folders are appended to `skipped` (when given); named files must be supported.
+    recursively (symlinked folders followed), sorted by path.
+    Other files found in folders are appended to `skipped` (when given), and links to nothing found in folders or
+    globs to `broken`; named files must be supported.
     A file reached twice (named and inside a named folder, or named twice) is read once, where first reached, and
     its later mentions go to `repeated`: its documents twice would put val's documents into train as well."""
     if not inputs:
@@ -71,18 +73,26 @@ def expand_inputs(inputs: list[str], skipped: list[Path] | None = None,
     for item in inputs:
         p = Path(os.path.expanduser(str(item)))
         if not p.exists() and (matched := glob_files(p)) is not None:  # a quoted glob, as inspect and train take
-            if not matched:
-                raise TokenizeError(f"{item}: matches no files")
-            files.extend(expand_inputs([str(f) for f in matched], skipped, repeated))
+            dangling = [f for f in matched if broken_link(f)]
+            if not matched or len(dangling) == len(matched):
+                raise TokenizeError(f"{item}: matches no files{_broken_hint(dangling)}")
+            if broken is not None:
+                broken.extend(dangling)
+            files.extend(expand_inputs([str(f) for f in matched if f not in dangling], skipped, repeated, broken))
             continue
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file()
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))  # skip hidden
+            dangling: list[Path] = []
+            try:
+                found = folder_files(p, dangling)
+            except OSError as e:
+                raise TokenizeError(f"{e.filename or p}: cannot read the folder ({e.strerror or one_line(e)})") from None
             ok = [f for f in found if reader_of(f)]
             if skipped is not None:
                 skipped.extend(f for f in found if not reader_of(f))
             if not ok:
-                raise TokenizeError(f"{p}: folder holds no {', '.join(SUPPORTED)} files")
+                raise TokenizeError(f"{p}: folder holds no {', '.join(SUPPORTED)} files{_broken_hint(dangling)}")
+            if broken is not None:
+                broken.extend(dangling)
             files.extend(ok)
         elif p.is_file():
             if not reader_of(p):
@@ -93,9 +103,20 @@ def expand_inputs(inputs: list[str], skipped: list[Path] | None = None,
             files.append(p)
         elif p.exists():
             raise TokenizeError(f"{p}: not a regular file")
+        elif p.is_symlink():
+            raise TokenizeError(f"{p}: a broken symlink (to {os.readlink(p)})")
         else:
             raise TokenizeError(f"{p}: no such file or folder")
     return each_file_once(files, repeated)
+
+
+def link_target(link: Path) -> str:
+    return f"{link} -> {os.readlink(link)}"
+
+
+def _broken_hint(dangling: list[Path]) -> str:
+    """Where nothing else was found: the links to nothing that were, so the error is not 'no files' alone."""
+    return f" ({plural(len(dangling), 'broken symlink')}: {link_target(dangling[0])})" if dangling else ""
 
 
 def one_line(e: BaseException, limit: int = 160) -> str:
@@ -149,6 +170,7 @@ def _field_hint(field: str) -> str:
     return "; --text-field NAME reads another" if field == "text" else ""
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: in no UTF-8 text
 _ARRAY_HINT = "; expected JSON lines (one object per line), not a JSON array"
 
 
@@ -197,6 +219,11 @@ def _read_jsonl(path: Path, field: str = "text", position: ReadPosition | None =
             if _blank(text):
                 raise TokenizeError(f"{path}: line {lineno}: \"{field}\" is {'only whitespace' if text else 'empty'} "
                                     f"(no text to tokenize)")
+            # only an escape (\ud800) gives one: unescaped, its bytes are not UTF-8, refused above; the BPE would
+            # silently make it U+FFFD
+            if "\\u" in line and (m := _SURROGATE.search(text)):
+                raise TokenizeError(f"{path}: line {lineno}: \"{field}\" is not Unicode text (a lone surrogate "
+                                    f"\\u{ord(m[0]):04x} at character {m.start() + 1})")
             count += 1
             yield text
     if count == 0:

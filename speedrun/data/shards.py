@@ -14,7 +14,7 @@ import numpy as np
 
 from speedrun.data.tokenizer import VOCAB_SIZE
 from speedrun.errors import SpeedrunError
-from speedrun.files import glob_files, write_atomic
+from speedrun.files import broken_link, folder_files, glob_files, write_atomic
 
 MAGIC = 20240520
 VERSION = 1
@@ -39,6 +39,8 @@ def shard_header(path: str | os.PathLike) -> int:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
+        if broken_link(path):
+            raise ShardError(f"{path}: a broken symlink (to {os.readlink(path)}), not a shard file") from None
         raise ShardError(f"{path}: no such shard file") from None
     if path.is_dir():
         raise ShardError(f"{path}: is a directory, not a shard file")
@@ -129,9 +131,20 @@ def resolve_shards(pattern: str | os.PathLike | list) -> list[Path]:
         files = matched
     else:
         raise ShardError(f"{pattern}: no such file or folder")
+    if not files and p.is_dir() and (below := _shards_below(p)):
+        # a folder means its own *.bin (training's meaning too): shards one level down are not "none"
+        raise ShardError(f"{pattern}: no shard files in the folder ({len(below)} in its subfolders: name one, e.g. "
+                         f"{below[0].parent})")
     if not files:
         # `--set train_files=[a.bin,b.bin]` reaches here as a glob of one-character classes
         looks_like_list = str(pattern).startswith("[") and str(pattern).endswith("]")
         raise ShardError(f"{pattern}: matches no shard files" + ("; shards are named by one file, folder or glob (a "
                          "folder or a glob for several), not a list" if looks_like_list else ""))
     return files
+
+
+def _shards_below(folder: Path) -> list[Path]:
+    try:
+        return [f for f in folder_files(folder) if f.suffix == ".bin"]
+    except OSError:  # a subfolder we may not list: the plain "matches no shard files"
+        return []

@@ -7,8 +7,10 @@ and moved into place only when every input has been read: an error leaves nothin
 """
 
 import contextlib
+import functools
 import itertools
 import multiprocessing as mp
+import multiprocessing.pool
 import os
 import shlex
 import shutil
@@ -28,6 +30,7 @@ from speedrun.data.documents import (
     TokenizeError,
     expand_inputs,
     iter_documents,
+    link_target,
     one_line,
     open_parquet,
     reader_of,
@@ -84,6 +87,23 @@ def _ignore_signals() -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
 
 
+def _quiet_worker(target, *args) -> None:
+    """A pool worker (`target`: multiprocessing's) that ends without a traceback when its parent is gone. Killed
+    outright (SIGKILL), the parent reads no more results, and the next one sent is a BrokenPipeError: the only pipe
+    a worker writes, its results', broke. Not SIGPIPE's default action: it could end a worker while it holds the
+    results' lock, and the other one then waited for it forever."""
+    try:
+        target(*args)
+    except (BrokenPipeError, ConnectionResetError):
+        return
+
+
+class _Pool(multiprocessing.pool.Pool):
+    @staticmethod
+    def Process(ctx, *args, target=None, **kwds):
+        return ctx.Process(*args, target=functools.partial(_quiet_worker, target), **kwds)
+
+
 @contextlib.contextmanager
 def _pool(workers: int):
     """The worker pool (None for one worker), closed and joined on leaving, also on error: the workers finish the few
@@ -98,8 +118,8 @@ def _pool(workers: int):
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS) if _CAN_BLOCK else None
     try:
         # fork shares the already-built BPE tables with the workers; elsewhere each worker builds its own
-        pool = mp.get_context("fork" if sys.platform.startswith("linux") else None).Pool(workers,
-                                                                                      initializer=_ignore_signals)
+        pool = _Pool(workers, initializer=_ignore_signals,
+                     context=mp.get_context("fork" if sys.platform.startswith("linux") else None))
     finally:
         if previous is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
@@ -239,8 +259,9 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     made = check_writable_folder(out, "--out", TokenizeError)  # the folders to remove again if this fails
     skipped: list[Path] = []
     repeated: list[Path] = []
-    files = expand_inputs(inputs, skipped, repeated)
-    val_files = expand_inputs(val_from, skipped, repeated) if val_from else []
+    broken: list[Path] = []
+    files = expand_inputs(inputs, skipped, repeated, broken)
+    val_files = expand_inputs(val_from, skipped, repeated, broken) if val_from else []
     shared = sorted({f.resolve() for f in files} & {f.resolve() for f in val_files})
     if shared:
         raise TokenizeError(f"{shared[0]}: both an input and --val-from; validation would score tokens the model "
@@ -251,6 +272,9 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
     if skipped:
         print(f"skipping {plural(len(skipped), 'file')} in input folders that are not {'/'.join(SUPPORTED)} "
               f"(e.g. {skipped[0]})")
+    if broken:
+        print(f"skipping {plural(len(broken), 'broken symlink')} in input folders or globs "
+              f"(e.g. {link_target(broken[0])})")
     for f in [f for f in val_files + files if reader_of(f) == ".parquet"]:  # fail on a wrong column before tokenizing
         open_parquet(f, text_field)
     # all the cores this process may use (containers, taskset)
@@ -324,7 +348,7 @@ def tokenize_files(inputs: list[str], out_dir: str, val_tokens: int | None = Non
         print(f"note: the val shard holds {sink.val_count / tokens:.0%} of the tokens ({sink.val_count:,} of "
               f"{tokens:,}), leaving {sink.train_total:,} to train on: val takes whole documents from the start"
               f"{_smaller_val(sink.val_docs, whole_txt)}")
-    _say_val_and_next(sink, out, name, val_tokens, txt_docs, bool(val_files))
+    _say_val_and_next(sink, out, name, val_tokens, txt_docs, bool(val_files), whole_txt)
     return summary
 
 
@@ -363,7 +387,7 @@ class _Progress:
 
 
 def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | None, txt_docs: str,
-                      val_from: bool) -> None:
+                      val_from: bool, whole_txt: bool) -> None:
     """What went to val, and the command that trains on the shards; or why there is no val shard, and how to get one
     (the training recipes read val_files)."""
     default = f"whole documents reaching 10% of the tokens or {DEFAULT_VAL_MAX:,}, whichever is less"
@@ -389,7 +413,17 @@ def _say_val_and_next(sink: _ShardSink, out: Path, name: str, val_tokens: int | 
         data = ("".join(f" --set {shlex.quote(f'{role}_files=' + name_glob(str(out), name, role))}"
                         for role in ("train", "val")) if others
                 else f" --data {shlex.quote(str(out))}")
-        print("train on them: speedrun train --recipe tiny" + data + "".join(f" --set {s}" for s in sets))
+        # what --data gives (data_folder_overrides), checked as `train --dry-run` checks it: a command that fails
+        # is no hint (val may have taken nearly all the tokens)
+        from speedrun.launch import data_readiness
+        files = [f"{role}_files={name_glob(str(out), name, role)}" for role in ("train", "val")]
+        ready, line = data_readiness(load_recipe("tiny", files + sets), None, 1)
+        if ready:
+            print("train on them: speedrun train --recipe tiny" + data + "".join(f" --set {s}" for s in sets))
+        else:
+            more = _smaller_val(sink.val_docs, whole_txt) if sink.val_count > sink.train_total and not val_from else ""
+            print(f"note: no train command: tiny would refuse these shards ({line.removeprefix('data: NOT READY: ')})"
+                  f"{more}")
     else:
         tiny = load_recipe("tiny")
         least, own = tiny.attn_block_size + 1, tiny.val_tokens + 1

@@ -84,6 +84,18 @@ def load_on(checkpoint, device: str | None = None):
     return model, plan, ckpt
 
 
+def check_sample_options(max_tokens: int, temperature: float, top_k: int | None, num_samples: int,
+                         seed: int) -> None:
+    """SpeedrunError (one line) for options no sample can take; `speedrun sample` checks them before the checkpoint
+    loads, which may take a while."""
+    if max_tokens < 0 or num_samples < 1 or (top_k or 0) < 0 or not temperature >= 0:
+        raise SpeedrunError(f"--tokens >= 0, --num-samples >= 1, --top-k >= 0 and --temperature >= 0 (got "
+                            f"{max_tokens}, {num_samples}, {top_k}, {temperature})")
+    if not 0 <= seed <= MAX_SEED - (num_samples - 1):
+        why = f" with --num-samples {num_samples} (sample i uses seed + i)" if num_samples > 1 else ""
+        raise SpeedrunError(f"--seed {seed} must lie in 0..{MAX_SEED - (num_samples - 1)}{why}: torch's seeds")
+
+
 def sample_from_checkpoint(checkpoint, prompt: str = "", max_tokens: int = 100, temperature: float = 0.8,
                            top_k: int | None = 50, num_samples: int = 1, seed: int = 0,
                            device: str | None = None, on_text: Callable[[str], None] | None = None,
@@ -91,12 +103,7 @@ def sample_from_checkpoint(checkpoint, prompt: str = "", max_tokens: int = 100, 
     """`num_samples` continuations of `prompt` from a checkpoint (sample i uses seed + i, so each one can be
     reproduced alone). device: cpu, cuda, cuda:N, or None (a GPU when one is visible). top_k 0 or None: no cut.
     on_text: each sample's text as it grows (see `generate`); on_end: called after each sample."""
-    if max_tokens < 0 or num_samples < 1 or (top_k or 0) < 0 or not temperature >= 0:
-        raise SpeedrunError(f"--tokens >= 0, --num-samples >= 1, --top-k >= 0 and --temperature >= 0 (got "
-                            f"{max_tokens}, {num_samples}, {top_k}, {temperature})")
-    if not 0 <= seed <= MAX_SEED - (num_samples - 1):
-        why = f" with --num-samples {num_samples} (sample i uses seed + i)" if num_samples > 1 else ""
-        raise SpeedrunError(f"--seed {seed} must lie in 0..{MAX_SEED - (num_samples - 1)}{why}: torch's seeds")
+    check_sample_options(max_tokens, temperature, top_k, num_samples, seed)
     model, _, _ = load_on(checkpoint, device)
     texts = []
     for i in range(num_samples):

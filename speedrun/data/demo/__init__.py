@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from speedrun.data.shards import ShardError, resolve_shards
+from speedrun.files import broken_link
 
 DEMO_DIR = Path(__file__).parent
 ROLE_PATTERN = "*_{role}_*.bin"  # a folder's shards of one role, as `speedrun data tokenize` and `fineweb` name them
@@ -16,11 +17,12 @@ SHARD_NAME = re.compile(r"(?P<name>.+)_(?P<role>train|val)_\d+\.bin")
 
 def role_shards(folder: Path, role: str, name: str | None = None) -> list[Path]:
     """The folder's shard files named for `role` ("train" / "val"), and for `name` where given, sorted; [] for a path
-    that is no folder."""
+    that is no folder. Links to nothing are kept, for the shard check to name: dropped, a run would train on less."""
     if not folder.is_dir():
         return []
     matches = ((f, SHARD_NAME.fullmatch(f.name)) for f in folder.glob(ROLE_PATTERN.format(role=role)))
-    return sorted(f for f, m in matches if m and m["role"] == role and name in (None, m["name"]) and f.is_file())
+    return sorted(f for f, m in matches if m and m["role"] == role and name in (None, m["name"])
+                  and (f.is_file() or broken_link(f)))
 
 
 def name_glob(folder: str, name: str, role: str) -> str:
