@@ -186,7 +186,7 @@ def _left_out(runs: list[Run]) -> str:
     a deterministic repeat is named with the log it repeats, being a complete run left out for that alone."""
     names = {"malformed": "not a run log", "complete": "complete without a final val"}  # the rest: failed, incomplete
     # a run log damaged or edited mid-way (runlog: 'line N: ...') is named with its line, being no stray file
-    damaged = [r for r in runs if r.status == "malformed" and r.reason.startswith("line ")]
+    damaged = [r for r in runs if r.damaged]
     kinds = Counter(names.get(r.status, r.status) for r in runs if not r.copy_of and id(r) not in map(id, damaged))
     repeats = [f"{r.path.name} ({'a copy of' if r.reason.startswith('a copy') else 'repeats'} {r.copy_of.name})"
                for r in runs if r.copy_of]

@@ -49,6 +49,12 @@ class Run:
         return self.status == "complete" and not self.reason
 
     @property
+    def damaged(self) -> bool:
+        """A run log spoilt or edited mid-way (runlog names its line: 'line N: ...'): a run log still, unlike the
+        other malformed files (not run logs at all)."""
+        return self.status == "malformed" and self.reason.startswith("line ")
+
+    @property
     def group(self) -> tuple[str, str, str]:
         """(recipe, the code that ran, every recipe value but the seed): runs are pooled only when they ran the same
         recipe values, so runs that differ by a --set are never averaged together; runs of other seeds are repeats.
@@ -393,8 +399,9 @@ def _stats_lines(s: Stats, indent: str = "  ") -> list[str]:
 def format_summary(summary: Summary) -> str:
     rows = [["file", "recipe", "commit", "final val", "steps", "time (s)", f"to {summary.target:g} (s @ step)",
              "status"]]
-    malformed = [r for r in summary.runs if r.status == "malformed"]
-    with_a_row = {id(r) for r in malformed[:MALFORMED_ROWS]}
+    # files that are not run logs: a row each up to MALFORMED_ROWS; a damaged run log always has its row
+    malformed = [r for r in summary.runs if r.status == "malformed" and not r.damaged]
+    with_a_row = {id(r) for r in malformed[:MALFORMED_ROWS]} | {id(r) for r in summary.runs if r.damaged}
     bounds = 0
     for r in summary.runs:
         if r.continued_in is not None:  # said under the table: a part of the run its resume's row shows

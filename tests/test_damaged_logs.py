@@ -97,3 +97,17 @@ def test_every_reader_gets_through_damaged_logs(tmp_path, capsys):
         new_record(records, "new", [str(logs)], "cmd", "cpu", date="2026-01-02")
     assert main(["records", "--dir", str(records), "--new", "again", str(logs)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_damaged_log_counts_as_a_log_and_keeps_its_row_among_many_other_files(tmp_path):
+    """stats' header counted a damaged run log among "other files" (not run logs), and past five of those its row was
+    folded into "... more files that are not run logs"."""
+    good_runs(tmp_path)
+    for i in range(6):
+        (tmp_path / f"notes{i}.txt").write_text("not a run log\n")
+    path = edited(tmp_path / "zz_edited.txt", "val_loss:3.3", "val_loss:abc")
+    text, ok = stats_report([str(tmp_path)])
+    lines = text.splitlines()
+    assert ok and lines[0].startswith("3 log(s) (+6 other file(s)), ")
+    assert f"malformed: line {line_of(path, 'val_loss:abc')}: " in next(line for line in lines if "zz_edited" in line)
+    assert "  ... and 1 more files that are not run logs, left out (such as notes5.txt)" in lines
