@@ -15,7 +15,7 @@ import numpy as np
 import scipy.stats
 
 from speedrun.errors import SpeedrunError
-from speedrun.files import each_file_once
+from speedrun.files import each_file_once, folder_files
 from speedrun.labels import group_label, label_settings, short_commit
 from speedrun.runlog import LOG_SUFFIXES, LogError, ParsedLog, env_value, parse_log, read_log_text
 
@@ -112,7 +112,10 @@ def find_logs(paths: list[str]) -> list[Path]:
     found_all: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(LOG_SUFFIXES))
+            try:  # symlinked folders followed, as tokenize's inputs; hidden ones (a write's temporary) left out
+                found = [f for f in folder_files(p) if f.name.endswith(LOG_SUFFIXES)]
+            except OSError as e:
+                raise SpeedrunError(f"{e.filename or p}: cannot list the folder ({e.strerror or e})") from None
             if not found:
                 raise SpeedrunError(f"{p}: folder has no *.txt or *.txt.xz run logs")
         elif p.is_file():

@@ -161,3 +161,18 @@ def test_one_seed_is_said_only_of_runs_of_one_group(tmp_path):
     text = stats_report([str(tmp_path)], 3.28)[0]
     assert f"note: every run of {label} used seed 0, so they differ only by the device's nondeterminism" in text
     assert text.count("used seed") == 1
+
+
+def test_a_symlinked_folder_of_logs_is_read_once_and_a_loop_ends(tmp_path):
+    """Logs kept elsewhere and linked into the folder `stats` is given are read (as `data tokenize` reads a linked
+    folder), each file once however many links reach it; a link back to a folder above does not loop."""
+    elsewhere = tmp_path / "elsewhere"
+    for seed, loss in ((1, 3.20), (2, 3.21)):
+        hand_log(elsewhere / f"run{seed}.txt", loss, recipe={"seed": seed})
+    runs = tmp_path / "runs"
+    hand_log(runs / "run0.txt", 3.19, recipe={"seed": 0})
+    (runs / "linked").symlink_to(elsewhere)
+    (runs / "again").symlink_to(elsewhere)
+    (elsewhere / "up").symlink_to(runs)  # a loop: runs/linked/up is runs
+    text, ok = stats_report([str(runs)])
+    assert ok and text.splitlines()[0].startswith("3 log(s), ") and "n = 3" in text
