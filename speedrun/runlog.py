@@ -212,9 +212,12 @@ def parse_log(path: str | os.PathLike) -> ParsedLog:
 
 
 def _parse(path: Path) -> ParsedLog:
+    spoilt = None  # the number of a last line that is not UTF-8 (a power loss's garbage): read up to it
     try:
         lines = read_log_text(path).splitlines()
-    except (OSError, UnicodeDecodeError, lzma.LZMAError, EOFError) as e:
+    except UnicodeDecodeError as e:
+        lines, spoilt = _cut_at_garbage(path, e)
+    except (OSError, lzma.LZMAError, EOFError) as e:
         raise LogError(f"{path}: cannot read: {e}") from None
     if lines[:1] != [FORMAT_LINE]:
         if UPSTREAM_SEPARATOR not in lines:
@@ -223,8 +226,21 @@ def _parse(path: Path) -> ParsedLog:
         log = _parse_upstream(path, lines)
     else:
         log = _parse_ours(path, lines)
+        if spoilt is not None and log.status == "incomplete" and log.damaged_line is None:
+            log.damaged_line = spoilt
     log.text_hash = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
     return log
+
+
+def _cut_at_garbage(path: Path, error: UnicodeDecodeError) -> tuple[list[str], int]:
+    """(the lines before the first that is not UTF-8, its number) where nothing after it reads as a log line: bytes
+    a crash or a power loss left at the end of our log. Anywhere else (or in another format) LogError, as before."""
+    lines = read_log_text(path, errors="replace").splitlines()
+    bad = next(i for i, line in enumerate(lines) if "\ufffd" in line)
+    later = any(pattern.match(line) for line in lines[bad + 1:] for pattern in (_STEP, _VAL, _MEM, _END))
+    if lines[:1] != [FORMAT_LINE] or bad == 0 or later:
+        raise LogError(f"{path}: cannot read: {error}")
+    return lines[:bad], bad + 1
 
 
 def _parse_ours(path: Path, lines: list[str]) -> ParsedLog:

@@ -111,3 +111,26 @@ def test_a_damaged_log_counts_as_a_log_and_keeps_its_row_among_many_other_files(
     assert ok and lines[0].startswith("3 log(s) (+6 other file(s)), ")
     assert f"malformed: line {line_of(path, 'val_loss:abc')}: " in next(line for line in lines if "zz_edited" in line)
     assert "  ... and 1 more files that are not run logs, left out (such as notes5.txt)" in lines
+
+
+@pytest.mark.parametrize("garbage", [b"\xff\xfe\x80 power \x9c\n\x81\x82\n", b"\xc3"])
+def test_bytes_that_are_not_utf8_at_a_logs_end_read_as_a_crashed_run(tmp_path, garbage):
+    """As NULs (above): what a power loss leaves at the end is read up to, not the whole log refused; the same bytes
+    before a later step line are damage mid-log, still refused."""
+    data = hand_log(tmp_path / "x.txt", 3.271, recipe={"seed": 2}).read_bytes()
+    cut = data.rindex(b"train_loss:") + 11
+    crashed = tmp_path / "crashed.txt"
+    crashed.write_bytes(data[:cut] + garbage)
+    log = parse_log(crashed)
+    assert log.status == "incomplete" and log.damaged_line == data[:cut].count(b"\n") + 1
+    assert log.train_steps[-1][0] < 100
+    mid = tmp_path / "mid.txt"
+    first_step = data.index(b"step:25/")
+    mid.write_bytes(data[:first_step] + garbage + b"\n" + data[first_step:])
+    with pytest.raises(LogError, match=r"cannot read: 'utf-8' codec can't decode"):
+        parse_log(mid)
+    (tmp_path / "x.txt").unlink()
+    good_runs(tmp_path)
+    text, ok = stats_report([str(tmp_path)])
+    row = next(line for line in text.splitlines() if "crashed.txt" in line)
+    assert ok and "n = 2" in text and "incomplete: its last line is damaged (line " in row
