@@ -89,13 +89,19 @@ def check_sampled_head_rows(stream: BatchStream, r: Recipe, start: int) -> None:
     if not r.sampled_head_rows:
         return
     sampled = sum(rows_at(s, r.steps, r.sampled_head_rows, r.sampled_head_end_frac) > 0 for s in range(start, r.steps))
-    for ahead, rows in stream.upcoming_targets(sampled):
+    first = most = None  # (step, rows needed): the first step short of rows, and the step that needs the most
+    for ahead, rows in stream.upcoming_targets(sampled):  # every step: the advice must be a count that fits them all
         need = max(rows_needed(row, bool(r.mtp_weights)) for row in rows)
-        if need > r.sampled_head_rows:
-            enough = -(-need // 128) * 128
-            raise RecipeError(f"sampled_head_rows={r.sampled_head_rows} is too few for these train files: step "
-                              f"{start + ahead}'s targets need {need:,} head rows (every distinct token id); set "
-                              f"sampled_head_rows to {enough:,} or more (a multiple of 128), or to 0 (the full softmax)")
+        if need > r.sampled_head_rows and first is None:
+            first = (start + ahead, need)
+        if most is None or need > most[1]:
+            most = (start + ahead, need)
+    if first is not None:
+        enough = -(-most[1] // 128) * 128
+        at_most = "" if most == first else f"; step {most[0]}'s need the most, {most[1]:,}"
+        raise RecipeError(f"sampled_head_rows={r.sampled_head_rows} is too few for these train files: step "
+                          f"{first[0]}'s targets need {first[1]:,} head rows (every distinct token id){at_most}; set "
+                          f"sampled_head_rows to {enough:,} or more (a multiple of 128), or to 0 (the full softmax)")
 
 
 def _check_same_train_files(ckpt: Checkpoint, file_list: list[tuple[str, int]], fingerprints: list[str]) -> None:

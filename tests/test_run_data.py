@@ -100,6 +100,19 @@ def test_a_sampled_head_too_small_for_the_text_stops_the_run_before_any_work(fil
     check_run_data(r, resumed)  # from step 1 on, the full softmax: no row count to check
 
 
+def test_the_row_count_advised_fits_every_step_not_only_the_first_short_one(files, tmp_path):
+    """A user set the count the error named and met the same error at a later step (512 advised, step 4 needed 538):
+    the advice is the most any sampled step needs."""
+    tokens = np.concatenate([np.arange(256) % 200, np.arange(256) % 250 + 1000, np.arange(488) % 150])
+    grows = write_shard(tmp_path / "g_train.bin", tokens)  # step 0: 201 distinct targets, step 1: 251
+    r = recipe((grows, files[1]), steps=3, sampled_head_rows=128, sampled_head_end_frac=0.67)  # steps 0-1 sampled
+    with pytest.raises(RecipeError, match=r"^sampled_head_rows=128 is too few for these train files: step 0's targets "
+                                          r"need 201 head rows \(every distinct token id\); step 1's need the most, "
+                                          r"251; set sampled_head_rows to 256 or more"):
+        check_run_data(r)
+    check_run_data(recipe((grows, files[1]), steps=3, sampled_head_rows=256, sampled_head_end_frac=0.67))
+
+
 def test_the_stream_returned_is_the_ranks_own_at_the_checkpoints_position(files):
     r = recipe(files, steps=3, seq_len=128, window_ramp_tokens=128)  # two ranks of one 128-token row each
     for rank in (0, 1):
