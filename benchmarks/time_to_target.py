@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from speedrun.cli import val_loss_target
 from speedrun.runlog import LogError, parse_log
 from speedrun.stats import time_to_target
 
@@ -61,9 +62,16 @@ def with_seeds(variants: list[tuple[str, str, list[str]]], seeds: int,
             for label, recipe, sets in variants]
 
 
+def logs_in(folder: Path) -> set[Path]:
+    return {p for p in folder.glob("*.txt") if p.name != "console.txt"}
+
+
 def launch(label: str, recipe: str, sets: list[str], common: list[str], out: Path, print_every: int):
+    """(process, console file, the logs already in the variant's folder): an --out used before holds a variant's
+    earlier logs, which are never this launch's result."""
     folder = out / label
     folder.mkdir(parents=True, exist_ok=True)
+    earlier = logs_in(folder)
     # each variant its log and checkpoints in a folder of its own, found by its label
     cmd = [sys.executable, "-m", "speedrun", "train", "--recipe", recipe, "--log-dir", str(folder),
            "--checkpoint-dir", str(folder / "checkpoints"), "--print-every", str(print_every)]
@@ -71,12 +79,12 @@ def launch(label: str, recipe: str, sets: list[str], common: list[str], out: Pat
         cmd += ["--set", s]
     console = open(folder / "console.txt", "w")
     print(f"[{time.strftime('%H:%M:%S')}] start {label}: {' '.join(cmd[3:])}", flush=True)
-    return subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT), console
+    return subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT), console, earlier
 
 
-def summarize(label: str, recipe: str, sets: list[str], folder: Path, rc: int, target: float, concurrent: bool) -> dict:
-    logs = sorted(folder.glob("*.txt"))
-    logs = [p for p in logs if p.name != "console.txt"]
+def summarize(label: str, recipe: str, sets: list[str], folder: Path, rc: int, target: float, concurrent: bool,
+              earlier: frozenset[Path] | set[Path] = frozenset()) -> dict:
+    logs = sorted(logs_in(folder) - set(earlier))  # this launch's log: a failed one leaves none, not an old one
     row = dict(label=label, recipe=recipe, sets=sets, rc=rc, concurrent=concurrent)
     if not logs:
         tail = (folder / "console.txt").read_text(errors="replace").strip().splitlines()[-1:] if (folder / "console.txt").exists() else []
@@ -121,7 +129,7 @@ def _raise_stopped(signum, frame):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("variants", nargs="+", help="LABEL:RECIPE[,key=value...]")
-    ap.add_argument("--target", type=float, default=3.41)
+    ap.add_argument("--target", type=val_loss_target, default=3.41)
     ap.add_argument("--out", default="logs/time_to_target")
     ap.add_argument("--set", action="append", default=[], dest="common", metavar="KEY=VALUE")
     ap.add_argument("--parallel", type=int, default=1)
@@ -142,10 +150,10 @@ def main(argv=None) -> int:
     rows, queue, running = [], list(variants), []
 
     def finish(item) -> None:
-        label, recipe, sets, proc, console = item
+        label, recipe, sets, proc, console, earlier = item
         console.close()
         running.remove(item)
-        row = summarize(label, recipe, sets, out / label, proc.returncode, args.target, concurrent)
+        row = summarize(label, recipe, sets, out / label, proc.returncode, args.target, concurrent, earlier)
         rows.append(row)
         print(f"[{time.strftime('%H:%M:%S')}] done {label}: rc {proc.returncode}, final val {row.get('final_val')}, "
               f"to target {row.get('to_target_s')}", flush=True)
@@ -155,8 +163,8 @@ def main(argv=None) -> int:
         while queue or running:
             while queue and len(running) < args.parallel:
                 label, recipe, sets = queue.pop(0)
-                proc, console = launch(label, recipe, sets, args.common, out, args.print_every)
-                running.append((label, recipe, sets, proc, console))
+                proc, console, earlier = launch(label, recipe, sets, args.common, out, args.print_every)
+                running.append((label, recipe, sets, proc, console, earlier))
             time.sleep(2)
             for item in [i for i in running if i[3].poll() is not None]:
                 finish(item)

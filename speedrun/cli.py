@@ -68,7 +68,7 @@ def _finite(accept, wanted: str):
 
 _temperature = _finite(lambda v: v >= 0, "a finite number >= 0 (0: greedy)")
 # a val loss target is a cross-entropy: finite and above 0 (inf would pass every run, nan none)
-_target = _finite(lambda v: v > 0, "a val loss: a finite number above 0")
+val_loss_target = _finite(lambda v: v > 0, "a val loss: a finite number above 0")
 
 
 def _device(text: str) -> str:
@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="final val loss, time and a one-sided t-test across run logs")
     p.add_argument("logs", nargs="*", default=["logs"], help="run log files or folders (default: logs, where "
                                                              "`speedrun train` writes them)")
-    p.add_argument("--target", type=_target, default=3.28, help="val loss target")
+    p.add_argument("--target", type=val_loss_target, default=3.28, help="val loss target")
     p.set_defaults(func=cmd_stats)
     p = sub.add_parser("compare", help="a change against a baseline: final val loss paired by seed and unpaired, "
                                        "two-sided t-tests, and the training-time ratio")
@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="val_loss.png",
                    help="image to write, its type from the suffix: .png, .svg, .pdf, .jpg, ... (any type matplotlib "
                         "writes)")
-    p.add_argument("--target", type=_target, default=3.28, help="val loss target (a dashed line)")
+    p.add_argument("--target", type=val_loss_target, default=3.28, help="val loss target (a dashed line)")
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("records", help="rebuild the table in records/README.md from the record folders; "
                                        "--new NAME LOG... first makes a record")
@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NAME LOG...: make records/<today>_NAME/ from these run logs")
     p.add_argument("--command", help="(--new) the command that produced the runs")
     p.add_argument("--device", help="(--new) the machine, e.g. '8x H100 80GB' (default: the one the logs name)")
-    p.add_argument("--target", type=_target, default=3.28, help="(--new) val loss target")
+    p.add_argument("--target", type=val_loss_target, default=3.28, help="(--new) val loss target")
     p.add_argument("--notes", help="(--new) free text for the record's README")
     p.set_defaults(func=cmd_records)
 

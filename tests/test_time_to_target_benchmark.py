@@ -61,6 +61,26 @@ def test_summary_and_table_from_logs(tmp_path):
     assert "(concurrent)" in text and "not reached" in text and "no log" in text
 
 
+def test_a_variant_that_fails_in_a_used_out_folder_is_failed_not_its_earlier_log(tmp_path, capsys):
+    """An --out used before holds the variant's earlier log: a launch that fails (here a misspelt key) showed that
+    log's numbers as its own, "complete". Its row is now the launch's own: no log, with the error."""
+    runlog(tmp_path / "a", 3.0)  # the earlier run's
+    assert ttt.main(["--out", str(tmp_path), "--target", "3.2", "--set", "stepz=3", "a:tiny"]) == 1
+    (row,) = __import__("json").loads((tmp_path / "results.json").read_text())
+    assert row["status"] == "no log" and "stepz" in row["error"] and row.get("final_val") is None
+    out = capsys.readouterr().out
+    assert "| a | tiny |" in out and "complete" not in out.split("| variant |")[1]
+
+
+@pytest.mark.parametrize("target", ["inf", "nan", "0", "-1"])
+def test_a_target_no_val_loss_can_be_is_refused_as_stats_refuses_it(tmp_path, capsys, target):
+    with pytest.raises(SystemExit) as e:
+        ttt.main(["--out", str(tmp_path), "--target", target, "a:tiny"])
+    assert e.value.code == 2 and f"argument --target: {target!r} must be a val loss: a finite number above 0" in (
+        capsys.readouterr().err)
+    assert not any(tmp_path.iterdir())
+
+
 def test_sigterm_stops_running_variants_and_still_writes_the_table(tmp_path, monkeypatch, capsys):
     """A `timeout` around the script must not lose the runs that finished, nor leave trainers running on the GPU."""
     import os
@@ -81,7 +101,7 @@ def test_sigterm_stops_running_variants_and_still_writes_the_table(tmp_path, mon
         else:
             proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
         started.append(proc)
-        return proc, open(folder / "console.txt", "w")
+        return proc, open(folder / "console.txt", "w"), set()
 
     monkeypatch.setattr(ttt, "launch", fake_launch)
     # `timeout` signals the process, then its process group: the second copy came while the script reported the first
@@ -120,7 +140,7 @@ def test_each_variant_writes_logs_and_checkpoints_in_its_own_folder(tmp_path, mo
 
     monkeypatch.setattr(ttt.subprocess, "Popen", FakeProc)
     for label in ("a", "b"):
-        _, console = ttt.launch(label, "fast_1gpu", ["steps=3"], ["val_every=0"], tmp_path, 250)
+        _, console, _ = ttt.launch(label, "fast_1gpu", ["steps=3"], ["val_every=0"], tmp_path, 250)
         console.close()
     folders = [(cmd[cmd.index("--log-dir") + 1], cmd[cmd.index("--checkpoint-dir") + 1]) for cmd in started]
     assert folders == [(str(tmp_path / v), str(tmp_path / v / "checkpoints")) for v in ("a", "b")]
