@@ -223,12 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
                                     f"a GPU machine, tiny otherwise")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe field (repeatable), e.g. --set steps=200")
-    p.add_argument("--data", metavar="DIR", help="train on a folder's *_train_*.bin and validate on its *_val_*.bin "
-                   "(what `speedrun data tokenize` and `fineweb` write); the same as --set train_files / val_files")
+    p.add_argument("--data", metavar="DIR", help="train on a folder's NAME_train_NNNNNN.bin and validate on its "
+                   "NAME_val_NNNNNN.bin (what `speedrun data tokenize` and `fineweb` write; one NAME a folder); the "
+                   "same as --set train_files / val_files")
     p.add_argument("--device", choices=["cpu", "cuda"], help="force a device (cpu also runs GPU-only recipes)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved recipe, parameter counts, device plan and whether the data is ready; "
-                        "do not train (exit code 1 where the data is not ready)")
+                        "do not train (exit code 1 where anything it checks is NOT READY: data, output folders, metrics)")
     p.add_argument("--log-dir", help="folder for run logs (default: logs; with --resume, the first part's log folder)")
     p.add_argument("--print-every", type=_at_least(1),
                    help="console progress every N steps (default: 1 up to 200 steps, else 10; the log has every step)")
@@ -319,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", nargs="?", default="latest",
                    help="a checkpoint file, a folder (its newest), or latest (the newest in checkpoints/; the default)")
     prompt = p.add_mutually_exclusive_group()
-    prompt.add_argument("--prompt", default="", help="text to continue (one document)")
+    prompt.add_argument("--prompt", default="", help="text to continue (one document; default: empty, a new "
+                        "document from the start)")
     prompt.add_argument("--prompt-file", dest="prompt", type=_prompt_file, metavar="FILE",
                         help="read the prompt from this UTF-8 text file (one trailing newline dropped)")
     # --max-new-tokens: the name nanoGPT's sample.py and Hugging Face's generate() use
