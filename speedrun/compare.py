@@ -187,7 +187,7 @@ def _left_out(runs: list[Run]) -> str:
     names = {"malformed": "not a run log", "complete": "complete without a final val"}  # the rest: failed, incomplete
     # a run log damaged or edited mid-way (runlog: 'line N: ...') is named with its line, being no stray file
     damaged = [r for r in runs if r.damaged]
-    kinds = Counter(names.get(r.status, r.status) for r in runs if not r.copy_of and id(r) not in map(id, damaged))
+    kinds = Counter(names.get(r.status, r.status) for r in runs if not r.copy_of and not r.damaged)
     repeats = [f"{r.path.name} ({'a copy of' if r.reason.startswith('a copy') else 'repeats'} {r.copy_of.name})"
                for r in runs if r.copy_of]
     return ", ".join([f"{n} {kind}" for kind, n in kinds.items()] + repeats
