@@ -150,7 +150,7 @@ def write_atomic(path, write: Callable[[BinaryIO], object], durable: bool = Fals
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        tmp.unlink(missing_ok=True)
+        _remove_on_the_way_out(tmp)
         failed = _os_error_in(e)
         if failed is not None and failed.filename in (None, str(tmp)):  # said of `path`, not the temporary name
             raise OSError(failed.errno, failed.strerror or str(failed), str(path)) from e
@@ -165,6 +165,20 @@ def write_atomic(path, write: Callable[[BinaryIO], object], durable: bool = Fals
             finally:
                 os.close(fd)
     return path
+
+
+def _remove_on_the_way_out(tmp: Path) -> None:
+    """Remove a failed write's temporary file, even where another signal's exception lands inside the removal (Ctrl-C
+    pressed again, a timer): it would go up in place of the first and leave the half-written file. The first exception
+    is the one that goes on up; later ones are dropped here, a few tries at most."""
+    for _ in range(10):
+        try:
+            tmp.unlink(missing_ok=True)
+            return
+        except OSError:
+            return
+        except BaseException:  # a signal handler's raise mid-way: try again
+            continue
 
 
 def _os_error_in(e: BaseException) -> OSError | None:
