@@ -41,13 +41,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"speedrun: error: {message} (see '{self.prog} --help')\n")
 
 
-def _at_least(low: int):
+def _at_least(low: int | None):
+    """An argparse type: an integer >= low (None: any), else one of the two wordings every integer option uses."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
+        if low is not None and value < low:
             raise argparse.ArgumentTypeError(f"{value} must be >= {low}")
         return value
     return parse
@@ -259,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="{fineweb,tokenize,inspect}")
     p = dsub.add_parser("fineweb", help="download cached GPT-2 FineWeb shards from the Hugging Face hub")
     p.add_argument("--variant", choices=["10B", "100B", "edu10B"], default="10B", help="which FineWeb tokens")
-    p.add_argument("--train-shards", type=int, default=8, help="number of train shards (100M tokens each)")
+    p.add_argument("--train-shards", type=_at_least(None), default=8, help="number of train shards (100M tokens each)")
     p.add_argument("--dir", help="target folder (default: data/fineweb<variant>)")
     p = dsub.add_parser("tokenize", help="plain text / JSON lines / Parquet files -> train and val shards")
     p.add_argument("inputs", nargs="+", help="files or folders of them: .txt (one document per file, or see "
@@ -277,8 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-tokens", type=_at_least(0),
                    help="tokens of whole documents for the val shard (default: 10%% of the tokens or 10,485,760, "
                         "whichever is less; 0: no val shard)")
-    p.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per train shard")
-    p.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
+    p.add_argument("--shard-tokens", type=_at_least(1), default=100_000_000, help="tokens per train shard")
+    p.add_argument("--workers", type=_at_least(0), default=0, help="processes (0: all cores)")
     p.add_argument("--name", default="data", help="shard file prefix: NAME_train_000000.bin, NAME_val_000000.bin")
     p = dsub.add_parser("inspect", help="check shards and show token / document statistics and a preview")
     p.add_argument("paths", nargs="+", help="shard files, folders or globs")
@@ -330,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=_temperature, default=0.8, help="softmax temperature (0: greedy)")
     p.add_argument("--top-k", type=_at_least(0), default=50, help="sample among the K likeliest tokens (0: all)")
     p.add_argument("--num-samples", type=_at_least(1), default=1, help="samples to print")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the first sample (sample i: seed + i)")
+    p.add_argument("--seed", type=_at_least(None), default=0, help="random seed of the first sample (sample i: seed + i)")
     p.add_argument("--device", type=_device, help=device_help)
     p.set_defaults(func=cmd_sample)
     p = sub.add_parser("eval", help="val loss of a checkpoint on any shards, or `eval hellaswag CHECKPOINT`")

@@ -149,8 +149,8 @@ class Recipe:
 
         for f in ("vocab_size", "num_layers", "model_dim", "num_heads", "head_dim", "mlp_hidden", "seq_len",
                   "val_seq_len", "batch_tokens", "val_tokens", "attn_block_size", "vocab_multiple"):
-            need(getattr(self, f) > 0, f"{f} must be positive")
-        need(self.steps >= 1, "steps must be >= 1")
+            need(getattr(self, f) > 0, f"{f}={getattr(self, f)} must be positive")
+        need(self.steps >= 1, f"steps={self.steps} must be >= 1")
         need(self.name and not self.name.startswith(".") and not set(self.name) & set("/\\\0"),
              f"name={self.name!r} names the run's log and checkpoint files: give a non-empty name "
              "without '/', '\\' or a leading '.'")
@@ -177,7 +177,7 @@ class Recipe:
             need(getattr(self, f) % self.attn_block_size == 0,
                  f"{f}={getattr(self, f)} must be a multiple of attn_block_size={self.attn_block_size}")
         final_window = math.ceil(self.window_ramp_tokens / self.attn_block_size) * self.attn_block_size
-        need(self.window_ramp_tokens > 0, "window_ramp_tokens must be positive")
+        need(self.window_ramp_tokens > 0, f"window_ramp_tokens={self.window_ramp_tokens} must be positive")
         need(final_window <= self.seq_len,
              f"window_ramp_tokens={self.window_ramp_tokens} gives a final window of {final_window} tokens, "
              f"longer than seq_len={self.seq_len}")
@@ -185,7 +185,8 @@ class Recipe:
              f"val_tokens={self.val_tokens} must be a multiple of val_seq_len={self.val_seq_len}")
         need(self.batch_tokens % self.seq_len == 0,
              f"batch_tokens={self.batch_tokens} must be a multiple of seq_len={self.seq_len}")
-        need(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas), "adam_betas must be two values in [0, 1)")
+        need(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
+             f"adam_betas={self.adam_betas} must be two values in [0, 1)")
         need(len(self.ns_coefficients) == 3, "ns_coefficients must be three numbers (a, b, c)")
         need(self.orthogonalizer in ("newton_schulz", "polar_express"),
              f"orthogonalizer={self.orthogonalizer!r} must be newton_schulz or polar_express")
@@ -194,7 +195,7 @@ class Recipe:
 
             need(1 <= self.ns_steps <= len(POLAR_EXPRESS_COEFFICIENTS),
                  f"ns_steps={self.ns_steps}: polar_express has coefficients for 1..{len(POLAR_EXPRESS_COEFFICIENTS)} steps")
-        need(0 <= self.normuon_beta2 < 1, "normuon_beta2 must lie in [0, 1) (0: off)")
+        need(0 <= self.normuon_beta2 < 1, f"normuon_beta2={self.normuon_beta2} must lie in [0, 1) (0: off)")
         need(all(0 <= i < self.num_layers for i in self.no_mlp_layers),
              f"no_mlp_layers={self.no_mlp_layers} must name existing layers, 0..{self.num_layers - 1}")
         need(self.fp8_head or not self.fused_head_loss, "fused_head_loss needs fp8_head = true (it fuses the FP8 head)")
@@ -206,8 +207,8 @@ class Recipe:
                                              and self.sampled_head_rows % 128 == 0),
              f"sampled_head_rows={self.sampled_head_rows} must be 0 (off) or a multiple of 128 below the head's "
              f"{self.padded_vocab} rows")
-        need(0 < self.sampled_head_end_frac <= 1, "sampled_head_end_frac must lie in (0, 1]")
-        need(0 <= self.cooldown_frac <= 1, "cooldown_frac must lie in [0, 1]")
+        need(0 < self.sampled_head_end_frac <= 1, f"sampled_head_end_frac={self.sampled_head_end_frac} must lie in (0, 1]")
+        need(0 <= self.cooldown_frac <= 1, f"cooldown_frac={self.cooldown_frac} must lie in [0, 1]")
         need(self.fp8_mlp_scaling in ("dynamic", "delayed"),
              f"fp8_mlp_scaling={self.fp8_mlp_scaling!r} must be dynamic or delayed")
         need(self.device in ("auto", "cuda", "cpu"), f"device={self.device!r} must be auto, cuda or cpu")
@@ -216,7 +217,8 @@ class Recipe:
         need(self.compile != "graphs", "compile='graphs' was removed (experiments part 25; `git show 01dfd43` has its code): "
              "CUDA graph trees refused the model (allocations in the graph pool not tracked as outputs)")
         need(self.compile in ("auto", "on", "off"), f"compile={self.compile!r} must be auto, on or off")
-        need(self.val_every >= 0 and self.warmup_steps >= 0, "val_every and warmup_steps must be >= 0")
+        for f in ("val_every", "warmup_steps"):  # each named with its value (one message named both)
+            need(getattr(self, f) >= 0, f"{f}={getattr(self, f)} must be >= 0")
         need(self.sample_tokens >= 0, f"sample_tokens={self.sample_tokens} must be >= 0 (0: no sample)")
         # torch's seeds: a negative one is taken modulo 2**64 (seed -1 is 2**64 - 1), and past that range it overflows
         need(0 <= self.seed <= MAX_SEED, f"seed={self.seed} must lie in 0..{MAX_SEED} (torch's seeds)")

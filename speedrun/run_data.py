@@ -51,7 +51,12 @@ def check_run_data(r: Recipe, ckpt: Checkpoint | None = None, world_size: int = 
         relative = [p for p in (r.train_files, r.val_files) if p != "demo" and not os.path.isabs(os.path.expanduser(p))]
         resumed = (f" (the checkpoint's recipe names {relative[0]!r}, relative to the folder the run started in; "
                    f"this is {os.getcwd()}: resume from there)") if ckpt is not None and relative else ""
-        raise ShardError(f"{e}{resumed}{download_hint(r.train_files, r.steps, r.batch_tokens)}") from None
+        hint = resumed + download_hint(r.train_files, r.steps, r.batch_tokens)
+        # a recipe file's data paths are read from here, not from the file's folder (as its base is): say where
+        missing = [p for p in relative if str(e).startswith(f"{p}: ") and not Path(os.path.expanduser(p)).exists()]
+        if not hint and missing:
+            hint = f" (a relative path is read from the folder speedrun runs in, {os.getcwd()})"
+        raise ShardError(f"{e}{hint}") from None
     shared = sorted({f.resolve() for f in train_files} & {f.resolve() for f in val_files})
     if shared:
         raise RecipeError(f"train_files and val_files share {shared[0]}" + (f" and {len(shared) - 1} more" if

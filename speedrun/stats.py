@@ -223,8 +223,14 @@ def joined_note(part: Run) -> str:
                else f"{part.status} at step {part.steps_done}")
     resume, run = part.continued_in, listed_as(part)
     listed = "" if run is resume else f", listed as {run.path.name}"
+    # code edited between the stop and the resume: the run is labelled (and grouped) by its last part's code, so say
+    # that its first steps ran other code rather than let it pass as a run of one version
+    def code(r: Run) -> str:
+        return r.version if " code " in r.version else f"{r.version} code {r.log.code_hash[:8]}"
+    hybrid = (f"; its parts ran different code ({code(part)} to step {resume.log.resumed_at}, then {code(resume)})"
+              if part.log is not None and part.log.code_hash != resume.log.code_hash else "")
     return (f"{part.path.name} ({stopped}) is the first part of {resume.path.name}, which resumed it at step "
-            f"{resume.log.resumed_at}: joined, one run{listed}")
+            f"{resume.log.resumed_at}: joined, one run{listed}{hybrid}")
 
 
 def _replays(run: Run, counted: dict) -> None:

@@ -86,6 +86,12 @@ CKPT = "no_such_ckpt.pt"  # never opened: the options are refused first
     (["train", "--save-every", "-1"], ["--save-every", "-1 must be >= 0"]),
     (["data", "tokenize", "a.txt", "--out", "o", "--val-tokens", "-1"], ["--val-tokens", "-1 must be >= 0"]),
     (["data", "inspect", "data", "--preview", "-5"], ["--preview", "-5 must be >= 0"]),
+    # one wording for every integer option's range and type (tokenize's and fineweb's said it three other ways)
+    (["data", "tokenize", "a.txt", "--out", "o", "--workers", "-1"], ["argument --workers", "-1 must be >= 0"]),
+    (["data", "tokenize", "a.txt", "--out", "o", "--shard-tokens", "0"], ["argument --shard-tokens", "0 must be >= 1"]),
+    (["data", "tokenize", "a.txt", "--out", "o", "--shard-tokens", "1e6"], ["--shard-tokens", "'1e6' is not an integer"]),
+    (["data", "fineweb", "--train-shards", "x"], ["--train-shards", "'x' is not an integer"]),
+    (["sample", CKPT, "--seed", "x"], ["--seed", "'x' is not an integer"]),
     ([], ["required: COMMAND", "speedrun --help"]),
     (["data"], ["required: {fineweb,tokenize,inspect}", "speedrun data --help"]),
 ])

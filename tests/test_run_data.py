@@ -204,3 +204,16 @@ def test_a_shards_fingerprint_tells_tokenizations_apart_not_folders(tmp_path):
     assert fingerprints[0] == fingerprints[1] and len(set(fingerprints)) == 3 and len(fingerprints[0]) == 12
     assert shard_fingerprint(write_shard(tmp_path / "e.bin", np.arange(10))) != shard_fingerprint(
         write_shard(tmp_path / "f.bin", np.arange(11)))  # small shards: the whole file
+
+
+def test_a_relative_data_path_not_found_names_the_folder_it_is_read_from(files, tmp_path, monkeypatch):
+    """A recipe file's train_files / val_files are read from the working folder, not the file's (user test): where a
+    relative path finds nothing, the error says which folder it was read from, so `recipes/mine.toml` naming
+    `data/x.bin` beside it is not a puzzle when run from elsewhere."""
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(ShardError, match=r"^t_train\.bin: no such file or folder \(a relative path is read from the "
+                                         r"folder speedrun runs in, .*elsewhere\)$"):
+        check_run_data(load_recipe("tiny", {**SMALL, "train_files": "t_train.bin", "val_files": str(files[1])}))
+    with pytest.raises(ShardError, match=r"^/nowhere/x\.bin: no such file or folder$"):  # absolute: no hint
+        check_run_data(load_recipe("tiny", {**SMALL, "train_files": "/nowhere/x.bin", "val_files": str(files[1])}))

@@ -176,3 +176,18 @@ def test_a_symlinked_folder_of_logs_is_read_once_and_a_loop_ends(tmp_path):
     (elsewhere / "up").symlink_to(runs)  # a loop: runs/linked/up is runs
     text, ok = stats_report([str(runs)])
     assert ok and text.splitlines()[0].startswith("3 log(s), ") and "n = 3" in text
+
+
+def test_a_run_whose_parts_ran_different_code_says_so(tmp_path):
+    """Code edited between Ctrl-C and `--resume`: the joined run is a hybrid, not a run of the resume's code alone
+    (user test: stats and compare labelled it with the resume's code and said nothing)."""
+    folder = tmp_path / "logs"
+    first = hand_log(folder / "run_a.txt", 3.20, end="failed: interrupted at step 50; checkpoint c.pt",
+                     points=[p for p in curve(3.20) if p[0] <= 50], code={"speedrun/x.py": "old = 1"})
+    resumed_log(folder / "run_b.txt", 3.20, 50, first, code={"speedrun/x.py": "new = 2"})
+    text = stats_report([str(folder)])[0]
+    note = next(line for line in text.splitlines() if "is the first part of run_b.txt" in line)
+    assert "its parts ran different code" in note and "to step 50" in note, note
+    same = tmp_path / "same"
+    interrupted_and_resumed(same, 3.20, code={"speedrun/x.py": "old = 1"})
+    assert "different code" not in stats_report([str(same)])[0]
