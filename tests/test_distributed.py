@@ -78,3 +78,18 @@ def test_a_signal_during_a_periodic_checkpoint_stops_every_rank_on_it(shards):
     assert [torch.load(d / f"stopstop_in_save.pt.rank{rank}")["step"] for rank in (0, 1)] == [2, 2]
     assert [p.name.rsplit("_", 1)[-1] for p in (d / "stopstop_in_save.pt.ckpts").iterdir()] == ["step000002.pt"]
 
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists the process's threads through /proc (Linux)")
+def test_shutdown_distributed_ends_gloos_threads():
+    """After shutdown_distributed no gloo worker thread is left: one that outlived it ran into the interpreter's
+    teardown, and where it still had the last collective's tensor to free it aborted the rank ("terminate called
+    without an active exception", experiments part 62). They outlived it when torch._dynamo (imported by the first optimiser)
+    was first imported after init_process_group: torch.distributed.nn's `group=group.WORLD` defaults kept the group."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    worker = Path(__file__).with_name("dist_teardown_worker.py")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(worker)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [l for l in proc.stdout.splitlines() if "threads after shutdown" in l]
+    assert len(lines) == 2, proc.stdout
+    assert not any("gloo" in l for l in lines), lines
