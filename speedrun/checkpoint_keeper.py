@@ -93,4 +93,6 @@ class CheckpointKeeper:
                 ckpt_mod.write(path, snap)
             where = f"last good state (step {step}) in checkpoint {path}"
         barrier_if_distributed(self.trainer.plan.world_size)
-        raise TrainingError(f"{what}; stopping: {where} ({advice})")
+        error = TrainingError(f"{what}; stopping: {where} ({advice})")
+        error.every_rank = True  # the ranks stop on one all-reduced loss or count, at this barrier
+        raise error

@@ -361,7 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except SpeedrunError as e:
-        print(f"speedrun: error: {e}", file=sys.stderr)
+        rank = os.environ.get("RANK") if int(os.environ.get("WORLD_SIZE") or 1) > 1 else None
+        if rank is None:
+            print(f"speedrun: error: {e}", file=sys.stderr)
+        elif rank == "0" or not e.every_rank:
+            print(f"speedrun: error: {'' if e.every_rank else f'rank {rank}: '}{e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`speedrun stats | head`): stop quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the flush at exit fails no more

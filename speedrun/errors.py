@@ -13,7 +13,13 @@ import time
 
 
 class SpeedrunError(Exception):
-    """A user-facing problem. Its message is one line and names the file, field or setting at fault."""
+    """A user-facing problem. Its message is one line and names the file, field or setting at fault.
+
+    Under torchrun the CLI names the rank in the line (`speedrun: error: rank 3: ...`), as ranks can fail apart (a
+    GPU out of memory, a shard one rank reads); an error every rank raises at once, from a value they all share,
+    sets `every_rank`, and rank 0 alone reports it: one line, not one a rank."""
+
+    every_rank = False
 
 
 class TrainingError(SpeedrunError, RuntimeError):

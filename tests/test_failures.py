@@ -138,6 +138,49 @@ def test_a_dying_rank_brings_the_others_down(data, tmp_path):
     assert parse_log(log).status in ("incomplete", "failed")
 
 
+NAN_WORKER = '''
+import sys
+import speedrun.train as t
+from speedrun.cli import main
+real = t.train_step
+def diverging(model, batches, optimizers, step, *a):
+    loss = real(model, batches, optimizers, step, *a)  # all-reduced: every rank holds the same NaN
+    return loss * float("nan") if step >= 2 else loss
+t.train_step = diverging
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_a_loss_every_rank_shares_stops_them_with_one_line(data, tmp_path):
+    """A NaN all-reduced loss stops every rank at once: rank 0 alone says so (one line, as a 1-rank run prints),
+    not one line a rank."""
+    worker = tmp_path / "worker.py"
+    worker.write_text(NAN_WORKER)
+    args = ["train", "--recipe", "tiny", "--log-dir", str(tmp_path / "logs"), "--checkpoint-dir", str(tmp_path / "ck")]
+    for k, v in {**SMALL, "batch_tokens": 512, "steps": 6, "val_every": 0, "train_files": data[0],
+                 "val_files": data[1]}.items():
+        args += ["--set", f"{k}={v}"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(worker), *args], env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("speedrun: error:")]
+    assert errors == ["speedrun: error: step 3: train loss is nan; stopping: no good state was kept (none before the "
+                      "first validation) (lower the learning rates or check the data)"], proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_an_error_of_one_ranks_names_the_rank(monkeypatch, capsys, rank):
+    """Under torchrun by hand every rank checks its arguments; each names itself, as ranks may fail apart."""
+    from speedrun.cli import main
+
+    for k, v in {"WORLD_SIZE": "2", "RANK": rank, "LOCAL_RANK": rank}.items():
+        monkeypatch.setenv(k, v)
+    assert main(["train", "--recipe", "tiny", "--device", "cpu", "--set", "no_such_key=1"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"speedrun: error: rank {rank}: ") and "no_such_key" in line
+
+
 def test_launcher_reports_a_failed_rank(monkeypatch, capsys):
     from speedrun import launch
 
