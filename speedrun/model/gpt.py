@@ -82,7 +82,7 @@ class CausalSelfAttention(nn.Module):
         hdim = r.num_heads * r.head_dim
         # One merged weight; Muon orthogonalises its three (hdim, dim) slices separately.
         self.qkv_w = nn.Parameter(init_uniform_(torch.empty(3, hdim, r.model_dim), r.model_dim))
-        self.lambdas = nn.Parameter(torch.tensor([0.5, 0.5]))  # v = a*v + b*ve (a through the weight)
+        self.lambdas = nn.Parameter(torch.tensor([0.5, 0.5]))  # v = a*v + b*ve
         self.rotary = rotary  # one table for all layers: each its own would be 2 x 67 MB at record21's lengths
         self.c_proj = CastedLinear(hdim, r.model_dim, zero_init=True)
         # Sparse attention gate: each head's output scaled by sigmoid(w_h . x[:gate_dims]), so a head can switch
@@ -100,10 +100,7 @@ class CausalSelfAttention(nn.Module):
         `decoding.CachedWindow` against a KV cache). not_start (T,): False where a document starts (the key offset,
         which needs it, never reaches across one)."""
         B, T = x.size(0), x.size(1)
-        # v's lambda scales the weight's v slice (dim^2 numbers) rather than v (T x dim): the same product, and the
-        # backward reduces lambda's gradient over the weight, not over every token (upstream record 47)
-        w = torch.cat([self.qkv_w[:2], self.qkv_w[2:] * self.lambdas[0]])
-        qkv = F.linear(x, w.flatten(end_dim=1).type_as(x))
+        qkv = F.linear(x, self.qkv_w.flatten(end_dim=1).type_as(x))
         q, k, v = qkv.view(B, T, 3 * self.num_heads, self.head_dim).chunk(3, dim=-2)
         q, k = norm(q), norm(k)
         q, k = window.rotate(self.rotary, q), window.rotate(self.rotary, k)
@@ -111,7 +108,7 @@ class CausalSelfAttention(nn.Module):
             shifted = torch.cat([window.previous_key(self, k), k[:, :-1]], dim=1)
             shifted = shifted * not_start[None, :, None, None].to(k.dtype)
             k = torch.where(self.stationary, shifted, k)
-        v = v if ve is None else v + self.lambdas[1] * ve.view_as(v)
+        v = self.lambdas[0] * v if ve is None else self.lambdas[0] * v + self.lambdas[1] * ve.view_as(v)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         y = window.attend(self, q, k, v, self.scale).transpose(1, 2)
         if self.gate_w is not None:
