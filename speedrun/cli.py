@@ -383,12 +383,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"speedrun: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
-        if isinstance(e, Terminated):
-            print("speedrun: terminated (SIGTERM)" + (f": {e}" if str(e) else ""), file=sys.stderr)
-            return e.exit_code
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank gets Ctrl-C: one line, not one a rank
-            print("speedrun: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
-        return 130
+        # under torchrun every rank gets Ctrl-C, and torchrun passes a SIGTERM on to every rank: one line, not one a rank
+        if os.environ.get("RANK", "0") == "0":
+            what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+            print(f"speedrun: {what}" + (f": {e}" if str(e) else ""), file=sys.stderr)
+        return e.exit_code if isinstance(e, Terminated) else 130
     finally:  # a caller of main() in its own process (a test, a notebook) gets its SIGTERM handler back
         if sigterm_handler is not None:
             signal.signal(signal.SIGTERM, sigterm_handler)

@@ -353,3 +353,22 @@ def test_a_signal_during_a_periodic_checkpoint_stops_on_it(tmp_path, monkeypatch
     (ckpt,) = (tmp_path / "ckpts").iterdir()
     assert "SIGINT came during the checkpoint: stopping on it" in out
     assert f"SIGINT: interrupted at step 2; checkpoint ckpts/{ckpt.name}" in err and load(ckpt).step == 2
+
+
+@pytest.mark.parametrize("raised, code, line", [(KeyboardInterrupt, 130, "speedrun: interrupted"),
+                                                (Terminated, 143, "speedrun: terminated (SIGTERM)")])
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_a_signal_before_the_loop_under_torchrun_is_one_line_from_rank_0(monkeypatch, capsys, raised, code, line, rank):
+    """torchrun passes a SIGTERM on to every rank, as a terminal's Ctrl-C reaches every rank: rank 0 alone says so
+    (each rank printed "speedrun: terminated (SIGTERM)", N identical lines naming no rank)."""
+    from speedrun import cli
+
+    for k, v in {"WORLD_SIZE": "2", "RANK": rank, "LOCAL_RANK": rank}.items():
+        monkeypatch.setenv(k, v)
+
+    def stopped_in_setup(args):
+        raise raised
+
+    monkeypatch.setattr(cli, "train_command", stopped_in_setup)
+    assert cli.main(["train", "--recipe", "tiny", "--device", "cpu"]) == code
+    assert capsys.readouterr().err.splitlines() == ([line] if rank == "0" else [])
