@@ -199,13 +199,18 @@ def dry_run_report(recipe, plan) -> str:
 def torchrun_main() -> int:
     """torchrun (the launcher starts it as `python -m speedrun.launch ARGS`). A signal that reaches it (Ctrl-C, or the
     SIGTERM passed on) makes it raise SignalException, whose traceback would follow the ranks' one-line report: it
-    ends with 128 + the signal's number instead, as a process killed by it would."""
+    ends with 128 + the signal's number instead, as a process killed by it would. A failed rank has printed why (its
+    `speedrun: error:` line): torchrun's ChildFailedError, a traceback and a report, would follow it; it ends with 1
+    instead, torchrun's own code for it, and the launcher's one line says a rank failed."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main
     try:
         main()
     except SignalException as e:
         return 128 + int(e.sigval)
+    except ChildFailedError:
+        return 1
     return 0
 
 
