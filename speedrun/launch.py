@@ -20,8 +20,8 @@ from speedrun.words import plural
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
     """Start `nproc` ranks of `speedrun train` on this machine through torchrun (which ends every rank when one dies;
     the environment, NCCL_* included, is inherited); returns its exit code. Several machines: README, Multi-GPU.
-    While it runs, Ctrl-C (which the terminal sends to torchrun and the ranks too) is only noted, and a SIGTERM sent
-    to this process alone is passed on to torchrun: the ranks finish their step, checkpoint and exit, and this
+    While it runs, Ctrl-C (which the terminal sends to torchrun and the ranks too) is only noted, and a SIGTERM or a
+    SIGINT sent to this process alone is passed on to torchrun: the ranks finish their step, checkpoint and exit, and this
     process waits for them, instead of ending and leaving them training on; then it exits 130 or 143 as one process
     does."""
     torchrun = ["--standalone", f"--nproc_per_node={nproc}", "-m", "speedrun", *argv]
@@ -38,7 +38,9 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
 
     def forward(signum, frame):
         got.append(signum)
-        if signum == signal.SIGTERM:
+        # a terminal's Ctrl-C reaches torchrun and the ranks too; one sent to this process alone (`kill -INT PID`)
+        # was only noted, and the run went on to its end: it is passed on, as SIGTERM is (an ignored one stays so)
+        if signum == signal.SIGTERM or (previous[signal.SIGINT] is not signal.SIG_IGN and not _in_terminals_front()):
             proc.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -52,6 +54,20 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     if code != 0:
         print(f"speedrun: error: a rank failed (torchrun exit code {code}); see the messages above", file=sys.stderr)
     return code
+
+
+def _in_terminals_front() -> bool:
+    """Whether this process is in its terminal's foreground process group, the one a Ctrl-C is sent to whole."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY)
+    except OSError:  # no controlling terminal: a SIGINT came from a kill
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def strip_nproc(argv: list[str]) -> list[str]:

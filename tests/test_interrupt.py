@@ -372,3 +372,32 @@ def test_a_signal_before_the_loop_under_torchrun_is_one_line_from_rank_0(monkeyp
     monkeypatch.setattr(cli, "train_command", stopped_in_setup)
     assert cli.main(["train", "--recipe", "tiny", "--device", "cpu"]) == code
     assert capsys.readouterr().err.splitlines() == ([line] if rank == "0" else [])
+
+
+@pytest.mark.parametrize("in_front, passed_on", [(False, [signal.SIGINT]), (True, [])])
+def test_sigint_to_the_launcher_alone_is_passed_on_to_torchrun(monkeypatch, capsys, in_front, passed_on):
+    """`kill -INT PID` of `speedrun train --nproc 2` (no terminal's Ctrl-C, which reaches torchrun too) was only
+    noted: the ranks trained on to the end and the launcher exited 0. It is passed on, as SIGTERM is."""
+    from speedrun import launch
+
+    sent = []
+
+    class Torchrun:  # torchrun that the signal reaches only through the launcher, without starting one
+        def __init__(self, cmd, env):
+            pass
+
+        def send_signal(self, signum):
+            sent.append(signum)
+
+        def wait(self):
+            os.kill(os.getpid(), signal.SIGINT)  # the launcher's handler runs here
+            return 130 if sent else 0
+
+    monkeypatch.setattr(subprocess, "Popen", Torchrun)
+    monkeypatch.setattr(launch, "_in_terminals_front", lambda: in_front)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in `speedrun`, not ignored
+    try:
+        assert launch.launch_torchrun(2, ["train"]) == (130 if passed_on else 0)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert sent == passed_on
