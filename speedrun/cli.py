@@ -14,6 +14,7 @@ import sys
 
 import speedrun
 from speedrun.errors import SpeedrunError, Terminated, set_stop_handlers, terminate_on_sigterm
+from speedrun.launch import note_exit_code
 from speedrun.recipe import recipe_names
 from speedrun.train_command import train_command
 
@@ -400,6 +401,7 @@ def entry() -> None:
     the teardown after them, where Python runs no handler of its own, signals are ignored."""
     atexit.register(_ignore_stop_signals)  # registered first, so run last
     code = main()
+    note_exit_code(code)  # for the --nproc launcher
 
     def exit_now(signum, frame):
         for stream in (sys.stdout, sys.stderr):

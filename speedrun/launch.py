@@ -2,12 +2,14 @@
 (folders, data, --nproc against the GPUs and the recipe's batches, the compile-cache path), the torchrun launch of
 N ranks, and the --dry-run report."""
 
+import contextlib
 import json
 import math
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from speedrun.errors import SpeedrunError
@@ -15,6 +17,8 @@ from speedrun.host import usable_cores
 from speedrun.recipe import RecipeError
 from speedrun.runlog import logged_command
 from speedrun.words import plural
+
+EXIT_FILE_ENV = "SPEEDRUN_EXIT_FILE"
 
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
@@ -33,6 +37,11 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     # cores instead (1 each on a 2-core machine, as torchrun's default), and a value the user set is kept
     threads = env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
     print(f"speedrun: launching {nproc} ranks: OMP_NUM_THREADS={threads} torchrun {' '.join(torchrun)}", flush=True)
+    # rank 0 writes its exit code here: torchrun's is 128 + N whenever a signal reached it, even as a complete run
+    # was exiting, where one process keeps its 0 (cli.entry)
+    fd, exit_file = tempfile.mkstemp(prefix="speedrun-exit-")
+    os.close(fd)
+    env[EXIT_FILE_ENV] = exit_file
     got: list[int] = []
     proc = subprocess.Popen(cmd, env=env)
 
@@ -49,11 +58,21 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        rank0 = Path(exit_file).read_text().strip()
+        os.unlink(exit_file)
     if got and code != 0:
-        return 128 + got[-1]  # the ranks said where they stopped (and their checkpoint)
+        # the ranks said where they stopped (and their checkpoint), or that the run is complete (rank 0 exited 0)
+        return 0 if rank0 == "0" else 128 + got[-1]
     if code != 0:
         print(f"speedrun: error: a rank failed (torchrun exit code {code}); see the messages above", file=sys.stderr)
     return code
+
+
+def note_exit_code(code: int) -> None:
+    """Rank 0 under the --nproc launcher: its exit code, for the launcher (see launch_torchrun)."""
+    if (path := os.environ.get(EXIT_FILE_ENV)) and os.environ.get("RANK") == "0":
+        with contextlib.suppress(OSError):
+            Path(path).write_text(str(code))
 
 
 def _in_terminals_front() -> bool:

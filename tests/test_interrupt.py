@@ -401,3 +401,29 @@ def test_sigint_to_the_launcher_alone_is_passed_on_to_torchrun(monkeypatch, caps
     finally:
         signal.signal(signal.SIGINT, previous)
     assert sent == passed_on
+
+
+def test_a_signal_to_the_launcher_as_a_complete_run_exits_keeps_its_0(monkeypatch, capsys):
+    """Ctrl-C after the last line of a --nproc 2 run: the ranks kept their 0 (cli.entry), but torchrun, which the
+    signal reached too, ended with 130, and so did the launcher. Rank 0's own code now answers for a complete run."""
+    from speedrun import launch
+
+    files = []
+
+    class Torchrun:  # rank 0 finished the run; the signal reached torchrun as it exited
+        def __init__(self, cmd, env):
+            files.append(env[launch.EXIT_FILE_ENV])
+
+        def send_signal(self, signum):
+            pass
+
+        def wait(self):
+            monkeypatch.setenv(launch.EXIT_FILE_ENV, files[0])
+            monkeypatch.setenv("RANK", "0")
+            launch.note_exit_code(0)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return 143
+
+    monkeypatch.setattr(subprocess, "Popen", Torchrun)
+    assert launch.launch_torchrun(2, ["train"]) == 0
+    assert not os.path.exists(files[0])
