@@ -58,8 +58,10 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        rank0 = Path(exit_file).read_text().strip()
-        os.unlink(exit_file)
+        rank0 = ""
+        with contextlib.suppress(OSError):  # a /tmp cleaner may have taken it: then no word from rank 0
+            rank0 = Path(exit_file).read_text().strip()
+            os.unlink(exit_file)
     if got and code != 0:
         # the ranks said where they stopped (and their checkpoint), or that the run is complete (rank 0 exited 0)
         return 0 if rank0 == "0" else 128 + got[-1]
@@ -244,7 +246,12 @@ def torchrun_main() -> int:
         main()
     except SignalException as e:
         return 128 + int(e.sigval)
-    except ChildFailedError:
+    except ChildFailedError as e:
+        # a rank killed by a signal (the kernel's out-of-memory killer, a segfault) printed nothing: name it
+        for rank, failure in sorted(e.failures.items()):
+            if failure.exitcode < 0:
+                print(f"speedrun: error: rank {rank} (pid {failure.pid}) was killed by {failure.signal_name()}",
+                      file=sys.stderr)
         return 1
     return 0
 
