@@ -14,6 +14,7 @@ import sys
 
 import speedrun
 from speedrun.errors import SpeedrunError, Terminated, set_stop_handlers, terminate_on_sigterm
+from speedrun.launch import note_exit_code
 from speedrun.recipe import recipe_names
 from speedrun.train_command import train_command
 
@@ -383,12 +384,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"speedrun: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
-        if isinstance(e, Terminated):
-            print("speedrun: terminated (SIGTERM)" + (f": {e}" if str(e) else ""), file=sys.stderr)
-            return e.exit_code
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank gets Ctrl-C: one line, not one a rank
-            print("speedrun: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
-        return 130
+        # under torchrun every rank gets Ctrl-C, and torchrun passes a SIGTERM on to every rank: one line, not one a rank
+        if os.environ.get("RANK", "0") == "0":
+            what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+            print(f"speedrun: {what}" + (f": {e}" if str(e) else ""), file=sys.stderr)
+        return e.exit_code if isinstance(e, Terminated) else 130
     finally:  # a caller of main() in its own process (a test, a notebook) gets its SIGTERM handler back
         if sigterm_handler is not None:
             signal.signal(signal.SIGTERM, sigterm_handler)
@@ -401,6 +401,7 @@ def entry() -> None:
     the teardown after them, where Python runs no handler of its own, signals are ignored."""
     atexit.register(_ignore_stop_signals)  # registered first, so run last
     code = main()
+    note_exit_code(code)  # for the --nproc launcher
 
     def exit_now(signum, frame):
         for stream in (sys.stdout, sys.stderr):

@@ -2,12 +2,14 @@
 (folders, data, --nproc against the GPUs and the recipe's batches, the compile-cache path), the torchrun launch of
 N ranks, and the --dry-run report."""
 
+import contextlib
 import json
 import math
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from speedrun.errors import SpeedrunError
@@ -16,12 +18,14 @@ from speedrun.recipe import RecipeError
 from speedrun.runlog import logged_command
 from speedrun.words import plural
 
+EXIT_FILE_ENV = "SPEEDRUN_EXIT_FILE"
+
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
     """Start `nproc` ranks of `speedrun train` on this machine through torchrun (which ends every rank when one dies;
     the environment, NCCL_* included, is inherited); returns its exit code. Several machines: README, Multi-GPU.
-    While it runs, Ctrl-C (which the terminal sends to torchrun and the ranks too) is only noted, and a SIGTERM sent
-    to this process alone is passed on to torchrun: the ranks finish their step, checkpoint and exit, and this
+    While it runs, Ctrl-C (which the terminal sends to torchrun and the ranks too) is only noted, and a SIGTERM or a
+    SIGINT sent to this process alone is passed on to torchrun: the ranks finish their step, checkpoint and exit, and this
     process waits for them, instead of ending and leaving them training on; then it exits 130 or 143 as one process
     does."""
     torchrun = ["--standalone", f"--nproc_per_node={nproc}", "-m", "speedrun", *argv]
@@ -33,12 +37,19 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     # cores instead (1 each on a 2-core machine, as torchrun's default), and a value the user set is kept
     threads = env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
     print(f"speedrun: launching {nproc} ranks: OMP_NUM_THREADS={threads} torchrun {' '.join(torchrun)}", flush=True)
+    # rank 0 writes its exit code here: torchrun's is 128 + N whenever a signal reached it, even as a complete run
+    # was exiting, where one process keeps its 0 (cli.entry)
+    fd, exit_file = tempfile.mkstemp(prefix="speedrun-exit-")
+    os.close(fd)
+    env[EXIT_FILE_ENV] = exit_file
     got: list[int] = []
     proc = subprocess.Popen(cmd, env=env)
 
     def forward(signum, frame):
         got.append(signum)
-        if signum == signal.SIGTERM:
+        # a terminal's Ctrl-C reaches torchrun and the ranks too; one sent to this process alone (`kill -INT PID`)
+        # was only noted, and the run went on to its end: it is passed on, as SIGTERM is (an ignored one stays so)
+        if signum == signal.SIGTERM or (previous[signal.SIGINT] is not signal.SIG_IGN and not _in_terminals_front()):
             proc.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -47,11 +58,37 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        rank0 = ""
+        with contextlib.suppress(OSError):  # a /tmp cleaner may have taken it: then no word from rank 0
+            rank0 = Path(exit_file).read_text().strip()
+            os.unlink(exit_file)
     if got and code != 0:
-        return 128 + got[-1]  # the ranks said where they stopped (and their checkpoint)
+        # the ranks said where they stopped (and their checkpoint), or that the run is complete (rank 0 exited 0)
+        return 0 if rank0 == "0" else 128 + got[-1]
     if code != 0:
         print(f"speedrun: error: a rank failed (torchrun exit code {code}); see the messages above", file=sys.stderr)
     return code
+
+
+def note_exit_code(code: int) -> None:
+    """Rank 0 under the --nproc launcher: its exit code, for the launcher (see launch_torchrun)."""
+    if (path := os.environ.get(EXIT_FILE_ENV)) and os.environ.get("RANK") == "0":
+        with contextlib.suppress(OSError):
+            Path(path).write_text(str(code))
+
+
+def _in_terminals_front() -> bool:
+    """Whether this process is in its terminal's foreground process group, the one a Ctrl-C is sent to whole."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY)
+    except OSError:  # no controlling terminal: a SIGINT came from a kill
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def strip_nproc(argv: list[str]) -> list[str]:
@@ -199,13 +236,23 @@ def dry_run_report(recipe, plan) -> str:
 def torchrun_main() -> int:
     """torchrun (the launcher starts it as `python -m speedrun.launch ARGS`). A signal that reaches it (Ctrl-C, or the
     SIGTERM passed on) makes it raise SignalException, whose traceback would follow the ranks' one-line report: it
-    ends with 128 + the signal's number instead, as a process killed by it would."""
+    ends with 128 + the signal's number instead, as a process killed by it would. A failed rank has printed why (its
+    `speedrun: error:` line): torchrun's ChildFailedError, a traceback and a report, would follow it; it ends with 1
+    instead, torchrun's own code for it, and the launcher's one line says a rank failed."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main
     try:
         main()
     except SignalException as e:
         return 128 + int(e.sigval)
+    except ChildFailedError as e:
+        # a rank killed by a signal (the kernel's out-of-memory killer, a segfault) printed nothing: name it
+        for rank, failure in sorted(e.failures.items()):
+            if failure.exitcode < 0:
+                print(f"speedrun: error: rank {rank} (pid {failure.pid}) was killed by {failure.signal_name()}",
+                      file=sys.stderr)
+        return 1
     return 0
 
 

@@ -286,3 +286,37 @@ def test_a_wider_model_with_more_heads_trains(data, tmp_path):
     assert (r.head_dim, r.mlp_hidden) == (32, 384)
     result = run(r, make_plan(r, force_device="cpu"), log_dir=str(tmp_path), say=lambda *a: None)
     assert len(result.train_losses) == 2 and all(math.isfinite(v) for v in result.train_losses)
+
+
+def test_torchrun_under_the_launcher_ends_a_failed_rank_without_its_traceback(monkeypatch, capsys):
+    """A rank's error is one line; torchrun's ChildFailedError (a traceback and a report) followed it under
+    --nproc N, before the launcher's own line. Now torchrun exits 1, as it did, with no traceback."""
+    import torch.distributed.run
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from speedrun import launch
+
+    def failed():
+        raise ChildFailedError("speedrun", {0: ProcessFailure(local_rank=0, pid=1, exitcode=2, error_file="")})
+
+    monkeypatch.setattr(torch.distributed.run, "main", failed)
+    assert launch.torchrun_main() == 1
+    out, err = capsys.readouterr()
+    assert out == err == ""
+
+
+def test_torchrun_under_the_launcher_names_a_rank_a_signal_killed(monkeypatch, capsys):
+    """A rank killed by a signal (the out-of-memory killer's SIGKILL) prints nothing itself: torchrun's report was
+    the only word of it, so its one line stays."""
+    import torch.distributed.run
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from speedrun import launch
+
+    def failed():
+        raise ChildFailedError("speedrun", {0: ProcessFailure(local_rank=0, pid=7, exitcode=2, error_file=""),
+                                            1: ProcessFailure(local_rank=1, pid=8, exitcode=-9, error_file="")})
+
+    monkeypatch.setattr(torch.distributed.run, "main", failed)
+    assert launch.torchrun_main() == 1
+    assert capsys.readouterr().err.splitlines() == ["speedrun: error: rank 1 (pid 8) was killed by SIGKILL"]

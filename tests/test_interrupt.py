@@ -353,3 +353,77 @@ def test_a_signal_during_a_periodic_checkpoint_stops_on_it(tmp_path, monkeypatch
     (ckpt,) = (tmp_path / "ckpts").iterdir()
     assert "SIGINT came during the checkpoint: stopping on it" in out
     assert f"SIGINT: interrupted at step 2; checkpoint ckpts/{ckpt.name}" in err and load(ckpt).step == 2
+
+
+@pytest.mark.parametrize("raised, code, line", [(KeyboardInterrupt, 130, "speedrun: interrupted"),
+                                                (Terminated, 143, "speedrun: terminated (SIGTERM)")])
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_a_signal_before_the_loop_under_torchrun_is_one_line_from_rank_0(monkeypatch, capsys, raised, code, line, rank):
+    """torchrun passes a SIGTERM on to every rank, as a terminal's Ctrl-C reaches every rank: rank 0 alone says so
+    (each rank printed "speedrun: terminated (SIGTERM)", N identical lines naming no rank)."""
+    from speedrun import cli
+
+    for k, v in {"WORLD_SIZE": "2", "RANK": rank, "LOCAL_RANK": rank}.items():
+        monkeypatch.setenv(k, v)
+
+    def stopped_in_setup(args):
+        raise raised
+
+    monkeypatch.setattr(cli, "train_command", stopped_in_setup)
+    assert cli.main(["train", "--recipe", "tiny", "--device", "cpu"]) == code
+    assert capsys.readouterr().err.splitlines() == ([line] if rank == "0" else [])
+
+
+@pytest.mark.parametrize("in_front, passed_on", [(False, [signal.SIGINT]), (True, [])])
+def test_sigint_to_the_launcher_alone_is_passed_on_to_torchrun(monkeypatch, capsys, in_front, passed_on):
+    """`kill -INT PID` of `speedrun train --nproc 2` (no terminal's Ctrl-C, which reaches torchrun too) was only
+    noted: the ranks trained on to the end and the launcher exited 0. It is passed on, as SIGTERM is."""
+    from speedrun import launch
+
+    sent = []
+
+    class Torchrun:  # torchrun that the signal reaches only through the launcher, without starting one
+        def __init__(self, cmd, env):
+            pass
+
+        def send_signal(self, signum):
+            sent.append(signum)
+
+        def wait(self):
+            os.kill(os.getpid(), signal.SIGINT)  # the launcher's handler runs here
+            return 130 if sent else 0
+
+    monkeypatch.setattr(subprocess, "Popen", Torchrun)
+    monkeypatch.setattr(launch, "_in_terminals_front", lambda: in_front)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in `speedrun`, not ignored
+    try:
+        assert launch.launch_torchrun(2, ["train"]) == (130 if passed_on else 0)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert sent == passed_on
+
+
+def test_a_signal_to_the_launcher_as_a_complete_run_exits_keeps_its_0(monkeypatch, capsys):
+    """Ctrl-C after the last line of a --nproc 2 run: the ranks kept their 0 (cli.entry), but torchrun, which the
+    signal reached too, ended with 130, and so did the launcher. Rank 0's own code now answers for a complete run."""
+    from speedrun import launch
+
+    files = []
+
+    class Torchrun:  # rank 0 finished the run; the signal reached torchrun as it exited
+        def __init__(self, cmd, env):
+            files.append(env[launch.EXIT_FILE_ENV])
+
+        def send_signal(self, signum):
+            pass
+
+        def wait(self):
+            monkeypatch.setenv(launch.EXIT_FILE_ENV, files[0])
+            monkeypatch.setenv("RANK", "0")
+            launch.note_exit_code(0)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return 143
+
+    monkeypatch.setattr(subprocess, "Popen", Torchrun)
+    assert launch.launch_torchrun(2, ["train"]) == 0
+    assert not os.path.exists(files[0])
