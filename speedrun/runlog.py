@@ -47,7 +47,9 @@ def environment_report() -> str:
     import torch  # here, not at module level: stats and plots read logs without loading torch
 
     lines = [f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", f"host: {platform.node()}",
-             f"platform: {platform.platform()}", f"cpu: {cpu_description()}", f"python: {sys.version.split()[0]}",
+             f"platform: {platform.platform()}", f"cpu: {cpu_description()}",
+             # a CPU run's losses depend on the thread count (the order of its sums), so the log keeps it
+             f"cpu_threads: {torch.get_num_threads()} a rank", f"python: {sys.version.split()[0]}",
              f"torch: {torch.__version__}",
              f"cuda: {torch.version.cuda or 'none'}", f"cuda_available: {torch.cuda.is_available()}",
              f"command: {os.environ.get('SPEEDRUN_COMMAND') or logged_command(sys.argv)}", f"cwd: {os.getcwd()}", f"git_commit: {_git_commit()}"]

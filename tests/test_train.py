@@ -255,6 +255,13 @@ def test_a_rank_logs_the_command_its_launcher_was_given(monkeypatch):
     assert "\ncommand: speedrun train --nproc 2\n" in environment_report()
 
 
+def test_the_log_keeps_the_thread_count_a_cpu_runs_losses_depend_on(monkeypatch):
+    from speedrun.runlog import environment_report
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    assert "\ncpu_threads: 3 a rank\n" in environment_report()
+
+
 def test_short_run_log_holds_the_code(short_run):
     _, result, _, _ = short_run
     text = Path(result.log_path).read_text()
