@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,11 @@ import pytest
 import torch
 
 from speedrun.data.shards import write_shard
+
+# A shell starts a background job (`pytest &`, `nohup ... &`) with SIGINT ignored, and every child inherits that: the
+# tests of Ctrl-C would then see runs that rightly keep it ignored. They test a foreground process's Ctrl-C.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
