@@ -318,12 +318,23 @@ def test_a_signal_after_the_last_line_keeps_a_complete_runs_exit_code(tmp_path, 
 
 def test_a_ctrl_c_inside_the_write_is_the_interrupt_not_torchs_zip_error(tmp_path):
     # a second Ctrl-C while a checkpoint is written raises KeyboardInterrupt inside torch.save, whose zip writer then
-    # fails on the way out ("unexpected pos"): the run must stop as interrupted (exit 130), not with that traceback
+    # fails on the way out ("unexpected pos"): the run must stop as interrupted (exit 130), not with that traceback.
+    # One interrupt, raised by the first timer tick that finds torch.save running: a KeyboardInterrupt every tick
+    # (as before) sometimes landed in the few bytecodes between the write's failure and its cleanup, on a loaded
+    # machine, and left the temporary file (once in each of three runs of up to 30 writes beside a busy loop on each
+    # core), a case no user's keys make
+    raised = []
+
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        inside = frame
+        while inside is not None and not inside.f_code.co_filename.endswith(os.path.join("torch", "serialization.py")):
+            inside = inside.f_back
+        if inside is not None and not raised:
+            raised.append(frame.f_code.co_name)
+            raise KeyboardInterrupt
     snapshot = {f"t{i}": torch.zeros(5_000_000) for i in range(10)}
     previous = signal.signal(signal.SIGALRM, interrupt)
-    signal.setitimer(signal.ITIMER_REAL, 0.01, 0.01)  # again every 10 ms: no 200 MB write is done between two
+    signal.setitimer(signal.ITIMER_REAL, 0.01, 0.01)  # a tick every 10 ms: no 200 MB write is done between two
     try:
         with pytest.raises(KeyboardInterrupt):
             write_checkpoint(tmp_path / "ckpt.pt", snapshot)
